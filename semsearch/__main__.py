@@ -1,0 +1,5 @@
+"""``python -m semsearch`` runs the command line."""
+
+from .cli import run
+
+run()

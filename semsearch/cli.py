@@ -1,0 +1,224 @@
+"""The ``semsearch`` command: parsing and printing only; the work happens in :mod:`semsearch.api`.
+
+Every ``SemsearchError`` becomes one line on stderr and its exit code, here and only here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._version import __version__
+from .errors import SemsearchError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Local semantic search over your text files.",
+)
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    faiss = "faiss"
+    numpy = "numpy"
+
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--index",
+        "-i",
+        help="Index directory [default: $SEMSEARCH_INDEX or ~/.local/share/semsearch/index]",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"semsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Local semantic search over your text files."""
+
+
+@app.command()
+def index(
+    paths: Annotated[list[str], typer.Argument(help="Files, directories or glob patterns.")],
+    index: IndexOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model name or local directory.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Vector search backend.")] = Backend.auto,
+    chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
+    overlap: Annotated[int, typer.Option(min=0, help="Sentences repeated between chunks.")] = 0,
+    glob: Annotated[str | None, typer.Option(help="Only files matching this pattern.")] = None,
+) -> None:
+    """Build or update an index from text files."""
+    from . import api
+
+    with _Bar("Indexing") as bar:
+        stats = api.index_paths(
+            paths,
+            index,
+            model=model,
+            backend=backend.value,
+            chunk_tokens=chunk_tokens,
+            overlap=overlap,
+            glob=glob,
+            progress=bar.update,
+        )
+    where = index if index is not None else api.default_index_dir()
+    changes = (
+        f"{stats.added} added, {stats.updated} updated, {stats.removed} removed, "
+        f"{stats.unchanged} unchanged"
+    )
+    skipped = f", {stats.skipped} skipped" if stats.skipped else ""
+    typer.echo(
+        f"Indexed {stats.documents} documents, {stats.chunks} chunks in {stats.seconds:.1f}s "
+        f"({changes}{skipped}; backend {stats.backend}) -> {where}",
+        err=True,
+    )
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What to search for.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 5,
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print hits as a JSON array.")] = False,
+) -> None:
+    """Search an index (the bundled samples when no index exists yet)."""
+    if not text.strip():
+        raise UsageError("query is empty")
+    if k <= 0:
+        raise UsageError(f"-k must be a positive integer, got {k}")
+    from . import api
+
+    where = index if index is not None else api.default_index_dir()
+    if index is None and not (where / "CURRENT").exists():
+        typer.echo(f"No index at {where}; indexing the bundled sample documents first.", err=True)
+        with _Bar("Indexing samples") as bar:
+            api.ensure_seed_index(where, progress=bar.update)
+    hits = api.SemanticIndex.load(where).search(text, k=k)
+    if as_json:
+        typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        typer.echo("no results", err=True)
+        raise typer.Exit(1)
+    for rank, h in enumerate(hits, 1):
+        lines = f"{h.line_start}" if h.line_start == h.line_end else f"{h.line_start}-{h.line_end}"
+        typer.echo(f"{rank}. {h.score:.3f}  {_display_path(h.source)}:{lines}")
+        body = " ".join(h.text.split())
+        typer.echo(textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   "))
+        typer.echo("")
+
+
+@app.command()
+def info(
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Describe an index: documents, chunks, model, backend, size on disk."""
+    from . import api
+
+    where = index if index is not None else api.default_index_dir()
+    details = api.SemanticIndex.load(where).info()
+    if as_json:
+        typer.echo(json.dumps(asdict(details), indent=2))
+        return
+    for key, value in asdict(details).items():
+        if key == "size_bytes":
+            key, value = "size on disk", _human_size(value)
+        typer.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+class _Bar:
+    """A progress bar on stderr that appears once the total is known."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.done = 0
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _display_path(source: str) -> str:
+    try:
+        return str(Path(source).relative_to(Path.cwd()))
+    except ValueError:
+        return source
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"semsearch: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning every expected failure into one line + exit code."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("semsearch")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    try:
+        result = app(args=argv, prog_name="semsearch", standalone_mode=False)
+    except SemsearchError as exc:
+        typer.echo(f"semsearch: error: {exc}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("semsearch: interrupted", err=True)
+        return 130
+    except typer.TyperException as exc:  # command-line parsing errors: usage, exit 2
+        fmt = getattr(exc, "format_message", None)
+        message = fmt() if fmt is not None else str(exc)
+        if message:  # empty when help was shown for a bare command
+            typer.echo(f"semsearch: error: {message} (see semsearch --help)", err=True)
+        return int(getattr(exc, "exit_code", 2))
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

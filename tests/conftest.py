@@ -1,0 +1,59 @@
+"""Shared fixtures: a deterministic fake embedder for unit tests, the real model for behaviour."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch.embed import Embedder, Kind, normalize
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+
+
+class FakeEmbedder(Embedder):
+    """Bag of hashed words: texts sharing words get similar vectors. Fast and deterministic."""
+
+    name = "fake-bow"
+    dim = 64
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str], *, kind: Kind = "document") -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+                out[row, h % self.dim] += 1.0
+        return normalize(out)
+
+
+@pytest.fixture
+def fake() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> Embedder:
+    from semsearch.embed import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never touch the user's real index or cache."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("SEMSEARCH_INDEX", str(home / "index"))
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(home / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

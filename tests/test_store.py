@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch import IndexFormatError, SemanticIndex, UsageError, index_paths
+from semsearch.store import IndexDir
+
+from .conftest import REPO, SEEDS, FakeEmbedder
+
+QUERIES = ["trade decline", "foreign policy", "gas"]
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    index_paths([SEEDS], tmp_path / "idx", embedder=FakeEmbedder(), chunk_tokens=60)
+    return tmp_path / "idx"
+
+
+def _gen(path: Path) -> Path:
+    return IndexDir(path).current()
+
+
+def _load(path: Path) -> SemanticIndex:
+    return SemanticIndex.load(path, embedder=FakeEmbedder())
+
+
+def test_layout_has_no_pickle_and_a_declared_manifest(built: Path) -> None:
+    gen = _gen(built)
+    names = sorted(p.name for p in gen.iterdir())
+    assert names == ["chunks.sqlite", "index.faiss", "manifest.json", "vectors.npy"]
+    manifest = json.loads((gen / "manifest.json").read_text())
+    assert manifest["model"] == "fake-bow" and manifest["dim"] == 64
+    assert manifest["documents"] == 5 and manifest["format_version"] == 1
+    assert set(manifest["files"]) == {"chunks.sqlite", "index.faiss", "vectors.npy"}
+    np.load(gen / "vectors.npy", allow_pickle=False)  # plain array, no objects
+
+
+def test_unknown_format_version(built: Path) -> None:
+    path = _gen(built) / "manifest.json"
+    data = json.loads(path.read_text())
+    data["format_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(IndexFormatError, match="format version 99"):
+        _load(built)
+
+
+def test_model_and_dimension_mismatch(built: Path) -> None:
+    other = FakeEmbedder(dim=64)
+    other.name = "other-model"
+    with pytest.raises(IndexFormatError, match="built with model 'fake-bow'"):
+        SemanticIndex.load(built, embedder=other)
+    small = FakeEmbedder(dim=32)
+    with pytest.raises(IndexFormatError, match="dimension 64"):
+        SemanticIndex.load(built, embedder=small)
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "chunks.sqlite", "index.faiss", "manifest.json"])
+def test_missing_or_truncated_files_are_named(built: Path, name: str) -> None:
+    path = _gen(built) / name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexFormatError, match=name.split(".")[0]):
+        _load(built)
+    path.unlink()
+    with pytest.raises(IndexFormatError, match=name.split(".")[0]):
+        _load(built)
+
+
+def test_missing_index_and_foreign_directory(tmp_path: Path) -> None:
+    with pytest.raises(IndexFormatError, match="no index"):
+        _load(tmp_path / "nothing")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(IndexFormatError, match="not a semsearch index"):
+        _load(tmp_path)
+    with pytest.raises(UsageError, match="not empty"):
+        index_paths([SEEDS], tmp_path, embedder=FakeEmbedder())
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_build_of_only_empty_files_fails(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "blank.txt").write_text("   \n")
+    with pytest.raises(UsageError, match="no text to index"):
+        index_paths([empty], tmp_path / "idx", embedder=FakeEmbedder())
+    assert not IndexDir(tmp_path / "idx").exists()
+
+
+def test_failed_build_keeps_previous_index(built: Path, tmp_path: Path) -> None:
+    before = _load(built).search_batch(QUERIES, 5)
+
+    class Broken(FakeEmbedder):
+        def encode(self, texts, *, kind="document"):  # type: ignore[no-untyped-def]
+            raise RuntimeError("model crashed")
+
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "a.txt").write_text("Fresh text that must be embedded.")
+    with pytest.raises(RuntimeError, match="crashed"):
+        index_paths([new], built, embedder=Broken(), chunk_tokens=60)
+    assert _load(built).search_batch(QUERIES, 5) == before
+    assert not [p for p in built.iterdir() if p.name.startswith(".tmp-")]
+
+
+_SLOW_BUILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from tests.conftest import FakeEmbedder
+    from semsearch import index_paths
+
+    class Slow(FakeEmbedder):
+        def encode(self, texts, *, kind="document"):
+            print("encoding", flush=True)
+            time.sleep(0.2)
+            return super().encode(texts, kind=kind)
+
+    index_paths(sys.argv[1:-1], sys.argv[-1], embedder=Slow(), chunk_tokens=60)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
+def test_build_killed_midway_leaves_old_index_loadable(
+    built: Path, tmp_path: Path, delay: float
+) -> None:
+    before = _load(built).search_batch(QUERIES, 5)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(400):
+        (corpus / f"doc{i}.txt").write_text(f"Document {i} talks about topic {i % 7}. " * 40)
+    script = tmp_path / "slow.py"
+    script.write_text(_SLOW_BUILD.format(repo=str(REPO)))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(corpus), str(built)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # it has started embedding and writing its generation
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _load(built).search_batch(QUERIES, 5) == before
+    # The next build clears the debris and succeeds.
+    index_paths([SEEDS], built, embedder=FakeEmbedder(), chunk_tokens=60)
+    assert not [p for p in built.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_second_writer_waits_then_fails_clearly(built: Path) -> None:
+    from semsearch.errors import IndexLockedError
+
+    with (
+        IndexDir(built).lock(),
+        pytest.raises(IndexLockedError, match="another process"),
+        IndexDir(built).lock(timeout=0.2),
+    ):
+        pass
