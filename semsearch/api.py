@@ -1,12 +1,17 @@
 """The Python API: :class:`SemanticIndex` composes chunking, embedding, the vector index
-and the chunk store; it implements none of them."""
+and the chunk store; it implements none of them.
+
+Every change is written as a new on-disk generation by :mod:`semsearch.build`; an index
+made in Python without a path lives in a temporary directory until :meth:`save`.
+"""
 
 from __future__ import annotations
 
 import os
-import time
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +21,11 @@ from . import build as _build
 from .chunk import DEFAULT_CHUNK_TOKENS
 from .chunkstore import ChunkRecord, ChunkStore
 from .embed import Embedder, load_embedder
+from .engine import Engine, LocalEngine
 from .errors import IndexFormatError, UsageError
 from .index import VectorIndex, index_class, load_vectors, resolve_backend
 from .sources import bundled_seeds, discover
-from .store import CHUNKS, MANIFEST, VECTORS, IndexDir, Manifest, VectorWriter, check_files
+from .store import CHUNKS, MANIFEST, VECTORS, IndexDir, Manifest, check_files
 
 __all__ = ["Hit", "IndexInfo", "SemanticIndex", "default_index_dir", "index_paths"]
 
@@ -65,8 +71,17 @@ def default_index_dir() -> Path:
     return Path(data) / "semsearch" / "index"
 
 
+@dataclass
+class _View:
+    """The live generation opened for reading."""
+
+    manifest: Manifest
+    store: ChunkStore
+    index: VectorIndex
+
+
 class SemanticIndex:
-    """Chunks, their vectors and the search over them, in memory or loaded from disk."""
+    """A searchable collection of chunked documents, backed by an index directory."""
 
     def __init__(
         self,
@@ -76,6 +91,7 @@ class SemanticIndex:
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         overlap: int = 0,
         embedder: Embedder | None = None,
+        path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.embedder = embedder if embedder is not None else load_embedder(model)
         self.settings = _build.Settings(
@@ -86,21 +102,33 @@ class SemanticIndex:
             overlap=overlap,
             backend=resolve_backend(backend),
         )
-        self.path: Path | None = None
-        self._store = ChunkStore.create(":memory:")
-        self._vectors: list[np.ndarray] = []
-        self._index: VectorIndex = index_class(self.settings.backend)(self.settings.dim)
-        self._next_chunk_id = 0
-        self._rows = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="semsearch-")
+            path = Path(self._tmp.name) / "index"
+        self._dir = IndexDir(path)
+        self._view: _View | None = None
+        self.engine: Engine = LocalEngine(self.embedder)
+        if self._dir.exists():
+            self._reload()
 
-    # --- building --------------------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        """Where the index lives on disk; None while it is only temporary."""
+        return None if self._tmp is not None else self._dir.path
+
+    # --- building ----------------------------------------------------------------------------
 
     @classmethod
     def from_texts(
-        cls, texts: Iterable[str], ids: Iterable[str] | None = None, **kw: Any
+        cls,
+        texts: Iterable[str],
+        ids: Iterable[str] | None = None,
+        metadata: Iterable[Mapping[str, Any] | None] | None = None,
+        **kw: Any,
     ) -> SemanticIndex:
         index = cls(**kw)
-        index.add_texts(texts, ids=ids)
+        index.add_texts(texts, ids=ids, metadata=metadata)
         return index
 
     @classmethod
@@ -116,77 +144,85 @@ class SemanticIndex:
         texts: Iterable[str],
         ids: Iterable[str] | None = None,
         metadata: Iterable[Mapping[str, Any] | None] | None = None,
-    ) -> int:
-        """Add raw strings (ids default to ``text-<n>``); returns the number of chunks added."""
+    ) -> _build.BuildStats:
+        """Add new documents from strings; an id already present is an error (see upsert)."""
         texts = list(texts)
         if ids is None:
-            ids = [f"text-{self._store.count_documents() + n}" for n in range(len(texts))]
-        docs = _build.documents_from_texts(texts, ids)
-        metas = list(metadata) if metadata is not None else [None] * len(docs)
-        if len(metas) != len(docs):
-            raise UsageError(f"got {len(docs)} texts but {len(metas)} metadata entries")
-        return self._add_documents(docs, metas)
+            start = self._view.manifest.documents if self._view else 0
+            ids = [f"text-{start + n}" for n in range(len(texts))]
+        docs = _build.documents_from_texts(texts, ids, metadata)
+        present = self._existing_ids([d.doc_id for d in docs])
+        if present:
+            raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
+        return self._apply(_build.Changes(items=docs))
 
-    def add_paths(self, paths: Iterable[str | os.PathLike[str]], *, glob: str | None = None) -> int:
-        """Add files, directories and glob matches; binary files are skipped with a warning."""
-        from .sources import read_document
+    def upsert(
+        self,
+        texts: Iterable[str],
+        ids: Iterable[str],
+        metadata: Iterable[Mapping[str, Any] | None] | None = None,
+    ) -> _build.BuildStats:
+        """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
+        return self._apply(_build.Changes(items=_build.documents_from_texts(texts, ids, metadata)))
 
-        docs = [d for d in (read_document(p) for p in discover(paths, glob)) if d is not None]
-        if not docs:
-            raise UsageError("no text to index: every file was empty, binary or unreadable")
-        return self._add_documents(docs, [None] * len(docs))
+    def add_paths(
+        self, paths: Iterable[str | os.PathLike[str]], *, glob: str | None = None
+    ) -> _build.BuildStats:
+        """Index files, directories and globs; re-running it updates what changed and drops
+        files that disappeared from the given directories."""
+        given = list(paths)
+        files = discover(given, glob)
+        roots = [Path(p).expanduser().resolve() for p in given if Path(p).expanduser().exists()]
+        return self._apply(_build.Changes(items=files, roots=roots))
 
-    def _add_documents(self, docs: Sequence[Any], metas: Sequence[Mapping[str, Any] | None]) -> int:
-        self._make_writable()
-        existing = {d.doc_id for d in self._store.documents()}
-        added = 0
-        for start in range(0, len(docs), 64):
-            batch_rows, texts = [], []
-            for doc, meta in zip(docs[start : start + 64], metas[start : start + 64], strict=True):
-                if doc.doc_id in existing:
-                    raise UsageError(f"document {doc.doc_id!r} is already in the index")
-                existing.add(doc.doc_id)
-                rows = _build.chunk_rows(doc, self.embedder, self.settings, self._next_chunk_id)
-                self._next_chunk_id += len(rows)
-                rows = [(self._rows + i, *r[1:]) for i, r in enumerate(rows)]
-                self._rows += len(rows)
-                self._store.add_document(doc.doc_id, doc.source, doc.sha256, rows, meta)
-                batch_rows.extend(rows)
-                texts.extend(r[7] for r in rows)
-            if texts:
-                vectors = self.embedder.encode(texts)
-                self._vectors.append(vectors)
-                self._index.add(vectors)
-            added += len(texts)
-        self._store.commit()
-        return added
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by id or source (globs allowed); returns how many were removed."""
+        wanted = [str(i) for i in ids]
+        found: set[str] = set()
+        store = self._view.store if self._view else None
+        for pattern in wanted:
+            matches = store.document_ids(pattern) if store else []
+            if not matches and Path(pattern).exists():
+                matches = store.document_ids(str(Path(pattern).resolve())) if store else []
+            if not matches:
+                raise UsageError(f"no document in the index matches {pattern!r}")
+            found.update(matches)
+        self._apply(_build.Changes(remove=frozenset(found)))
+        return len(found)
 
-    def _make_writable(self) -> None:
-        """A loaded index is read-only on disk; copy it into memory before changing it."""
-        if self.path is None:
-            return
-        self._store = self._store.copy_to_memory()
-        vectors = np.array(self._all_vectors(), dtype=np.float32)
-        self._vectors = [vectors]
-        self._index = index_class(self.settings.backend)(self.settings.dim)
-        self._index.add(vectors)
-        self.path = None
+    def _existing_ids(self, ids: Sequence[str]) -> list[str]:
+        if self._view is None:
+            return []
+        hits: list[str] = []
+        for doc_id in ids:
+            if self._view.store.document_ids(_glob_literal(doc_id)):
+                hits.append(doc_id)
+        return hits
 
-    def _all_vectors(self) -> np.ndarray:
-        if len(self._vectors) == 1:
-            return self._vectors[0]
-        if not self._vectors:
-            return np.zeros((0, self.settings.dim), dtype=np.float32)
-        self._vectors = [np.concatenate(self._vectors)]
-        return self._vectors[0]
+    def _apply(
+        self, changes: _build.Changes, progress: _build.Progress | None = None
+    ) -> _build.BuildStats:
+        stats = _build.build(self._dir, changes, self.engine, self.settings, progress=progress)
+        if stats.changed or self._view is None:
+            self._reload()
+        return stats
 
-    # --- searching -------------------------------------------------------------------------
+    # --- searching ---------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        return self.search_batch([query], k)[0]
+    def search(
+        self, query: str, k: int = 5, *, where: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """Best ``k`` chunks for ``query``, best first.
 
-    def search_batch(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
-        """Best ``k`` chunks for each query, best first."""
+        ``where`` restricts the candidates before ranking, so ``k`` hits come back whenever
+        ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the path) and metadata equality.
+        """
+        return self.search_batch([query], k, where=where)[0]
+
+    def search_batch(
+        self, queries: Sequence[str], k: int = 5, *, where: Mapping[str, Any] | None = None
+    ) -> list[list[Hit]]:
+        """Best ``k`` chunks for each query; queries are embedded together."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
         for q in queries:
@@ -196,62 +232,44 @@ class SemanticIndex:
             raise UsageError(f"k must be a positive integer, got {k!r}")
         if not queries:
             return []
+        if self._view is None:
+            return [[] for _ in queries]
+        subset = self._view.store.rows_where(where) if where else None
+        if subset is not None and len(subset) == 0:
+            return [[] for _ in queries]
         vectors = self.embedder.encode(list(queries), kind="query")
-        result = self._index.search(vectors, k)
-        records = self._store.fetch(np.unique(result.ids))
+        result = self._view.index.search(vectors, k, subset)
+        records = self._view.store.fetch(np.unique(result.ids))
         return [
             [_hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True)]
             for srow, irow in zip(result.scores, result.ids, strict=True)
         ]
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._view.index) if self._view else 0
 
     # --- disk --------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically as a new generation of the index directory at ``path``."""
-        index_dir = IndexDir(path)
-        with index_dir.lock():
-            index_dir.cleanup()
-            tmp = index_dir.new_tmp()
+        """Copy the live generation to the index directory ``path``, atomically."""
+        target = IndexDir(path)
+        if self._view is None:
+            raise UsageError("nothing to save: the index is empty")
+        if target.path.resolve() == self._dir.path.resolve():
+            return self._dir.current()
+        source = self._dir.current()
+        with target.lock():
+            target.cleanup()
+            tmp = target.new_tmp()
             try:
-                self._store.copy_to(tmp / CHUNKS)
-                writer = VectorWriter(tmp / VECTORS, self.settings.dim)
-                writer.append(self._all_vectors())
-                writer.close()
-                if self._index.file_name != VECTORS:
-                    self._index.save(tmp / self._index.file_name)
-                gen = index_dir.publish(tmp, self._manifest())
+                for f in source.iterdir():
+                    if f.name != MANIFEST:
+                        shutil.copyfile(f, tmp / f.name)
+                gen = target.publish(tmp, self._view.manifest)
             except BaseException:
-                import shutil
-
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return gen
-
-    def _manifest(self) -> Manifest:
-        s = self.settings
-        from ._version import __version__
-        from .store import FORMAT_VERSION
-
-        return Manifest(
-            format_version=FORMAT_VERSION,
-            semsearch_version=__version__,
-            model=s.model,
-            precision=s.precision,
-            dim=s.dim,
-            chunk_tokens=s.chunk_tokens,
-            overlap=s.overlap,
-            backend=s.backend,
-            index_type=s.index_type,
-            index_params={},
-            recall_at_10=None,
-            documents=self._store.count_documents(),
-            chunks=self._store.count_chunks(),
-            next_chunk_id=self._next_chunk_id,
-            created=time.time(),
-        )
 
     @classmethod
     def load(
@@ -264,107 +282,103 @@ class SemanticIndex:
     ) -> SemanticIndex:
         """Open an index directory. Checks the format, the files, and that the model matches."""
         index_dir = IndexDir(path if path is not None else default_index_dir())
-        for attempt in range(3):
-            gen = index_dir.current()
-            try:
-                return cls._load_generation(index_dir.path, gen, model, embedder, backend)
-            except IndexFormatError:
-                # A writer may have replaced this generation just now; retry on the new one.
-                if attempt == 2 or index_dir.current() == gen:
-                    raise
-        raise AssertionError("unreachable")
-
-    @classmethod
-    def _load_generation(
-        cls,
-        root: Path,
-        gen: Path,
-        model: str | None,
-        embedder: Embedder | None,
-        backend: str | None,
-    ) -> SemanticIndex:
-        manifest = Manifest.from_file(gen / MANIFEST)
-        problems = check_files(gen, manifest)
-        if problems:
-            raise IndexFormatError(f"index at {root} is damaged: {problems[0]}")
+        _, manifest = index_dir.manifest()
         if embedder is None:
             embedder = load_embedder(model if model is not None else manifest.model)
-        if embedder.name != manifest.model:
-            raise IndexFormatError(
-                f"index at {root} was built with model {manifest.model!r}, not {embedder.name!r}"
-            )
-        if embedder.dim != manifest.dim:
-            raise IndexFormatError(
-                f"index at {root} has dimension {manifest.dim}, model gives {embedder.dim}"
-            )
-        chosen = manifest.backend if backend in (None, "auto") else resolve_backend(backend)
         self = cls.__new__(cls)
         self.embedder = embedder
+        self._tmp = None
+        self._dir = index_dir
+        self.engine = LocalEngine(embedder)
+        self._view = None
         self.settings = _build.Settings(
             model=manifest.model,
             precision=manifest.precision,
             dim=manifest.dim,
             chunk_tokens=manifest.chunk_tokens,
             overlap=manifest.overlap,
-            backend=chosen,
+            backend=manifest.backend if backend in (None, "auto") else resolve_backend(backend),
             index_type=manifest.index_type,
         )
-        self.path = root
-        self._store = ChunkStore.open_readonly(gen / CHUNKS)
-        vectors = load_vectors(gen / VECTORS, manifest.dim)
-        if len(vectors) != manifest.chunks:
-            raise IndexFormatError(
-                f"index at {root} is damaged: {len(vectors)} vectors for {manifest.chunks} chunks"
-            )
-        self._vectors = [vectors]
-        cls_ = index_class(chosen)
-        if cls_.file_name == VECTORS or not (gen / cls_.file_name).is_file():
-            self._index = index_class("numpy").load(gen / VECTORS, manifest.dim)
-            self.settings = _build.Settings(**{**self.settings.__dict__, "backend": "numpy"})
-        else:
-            self._index = cls_.load(gen / cls_.file_name, manifest.dim)
-        if len(self._index) != manifest.chunks:
-            raise IndexFormatError(
-                f"index at {root} is damaged: vector index holds {len(self._index)} of "
-                f"{manifest.chunks} chunks"
-            )
-        self._next_chunk_id = manifest.next_chunk_id
-        self._rows = manifest.chunks
-        self.manifest = manifest
+        self._reload()
         return self
 
+    def _reload(self) -> None:
+        """Open the live generation; retry once if a writer swapped it while we opened it."""
+        for attempt in range(3):
+            gen = self._dir.current()
+            try:
+                self._view = _open_generation(self._dir, gen, self.embedder, self.settings.backend)
+                return
+            except IndexFormatError:
+                if attempt == 2 or self._dir.current() == gen:
+                    raise
+
     def info(self) -> IndexInfo:
-        size = IndexDir(self.path).size_on_disk() if self.path is not None else 0
-        s = self.settings
+        if self._view is None:
+            raise UsageError("the index is empty")
+        m = self._view.manifest
         return IndexInfo(
             path=str(self.path) if self.path else None,
-            documents=self._store.count_documents(),
-            chunks=self._store.count_chunks(),
-            model=s.model,
-            precision=s.precision,
-            dim=s.dim,
-            backend=s.backend,
-            index_type=s.index_type,
-            chunk_tokens=s.chunk_tokens,
-            overlap=s.overlap,
-            size_bytes=size,
-            recall_at_10=getattr(getattr(self, "manifest", None), "recall_at_10", None),
+            documents=m.documents,
+            chunks=m.chunks,
+            model=m.model,
+            precision=m.precision,
+            dim=m.dim,
+            backend=self._view.index.backend,
+            index_type=m.index_type,
+            chunk_tokens=m.chunk_tokens,
+            overlap=m.overlap,
+            size_bytes=self._dir.size_on_disk(),
+            recall_at_10=m.recall_at_10,
         )
+
+    def verify(self) -> list[str]:
+        """Full check of every file against the manifest's checksums; returns the problems."""
+        gen, manifest = self._dir.manifest()
+        return check_files(gen, manifest, checksums=True)
+
+
+def _open_generation(index_dir: IndexDir, gen: Path, embedder: Embedder, backend: str) -> _View:
+    root = index_dir.path
+    gen, manifest = index_dir.manifest(gen)
+    problems = check_files(gen, manifest)
+    if problems:
+        raise IndexFormatError(f"index at {root} is damaged: {problems[0]}")
+    if embedder.name != manifest.model:
+        raise IndexFormatError(
+            f"index at {root} was built with model {manifest.model!r}, not {embedder.name!r}"
+        )
+    if embedder.dim != manifest.dim:
+        raise IndexFormatError(
+            f"index at {root} has dimension {manifest.dim}, the model gives {embedder.dim}"
+        )
+    store = ChunkStore.open_readonly(gen / CHUNKS)
+    cls = index_class(backend)
+    if cls.file_name == VECTORS or not (gen / cls.file_name).is_file():
+        index: VectorIndex = index_class("numpy").load(gen / VECTORS, manifest.dim)
+    else:
+        vectors = load_vectors(gen / VECTORS, manifest.dim)  # checks the source of truth too
+        if len(vectors) != manifest.chunks:
+            raise IndexFormatError(
+                f"index at {root} is damaged: vectors.npy has {len(vectors)} rows"
+            )
+        index = cls.load(gen / cls.file_name, manifest.dim)
+    if len(index) != manifest.chunks:
+        raise IndexFormatError(
+            f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
+        )
+    return _View(manifest, store, index)
 
 
 def _hit(r: ChunkRecord, score: float) -> Hit:
-    return Hit(
-        score=score,
-        text=r.text,
-        source=r.source,
-        doc_id=r.doc_id,
-        chunk_id=r.chunk_id,
-        start=r.start,
-        end=r.end,
-        line_start=r.line_start,
-        line_end=r.line_end,
-        metadata=r.metadata,
-    )
+    fields = {k: v for k, v in asdict(r).items() if k in Hit.__dataclass_fields__}
+    return Hit(score=score, **fields)
+
+
+def _glob_literal(text: str) -> str:
+    """Escape SQLite GLOB metacharacters so an id matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def index_paths(
@@ -392,7 +406,13 @@ def index_paths(
         backend=backend,
     )
     index_dir = IndexDir(index if index is not None else default_index_dir())
-    return _build.build(index_dir, files, roots, embedder, settings, progress=progress)
+    changes = _build.Changes(items=files, roots=roots)
+    return _build.build(index_dir, changes, LocalEngine(embedder), settings, progress=progress)
+
+
+def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | None = None) -> int:
+    """Remove documents by source path, id or glob from the on-disk index."""
+    return SemanticIndex.load(index).delete(sources)
 
 
 def ensure_seed_index(

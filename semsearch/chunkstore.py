@@ -73,8 +73,9 @@ class StoredDocument:
 class ChunkStore:
     """A SQLite file (or ``:memory:``) holding documents, chunks and their FTS mirror."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
         self.conn = conn
+        self.path = path
 
     @classmethod
     def create(cls, path: Path | str) -> ChunkStore:
@@ -84,7 +85,7 @@ class ChunkStore:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         conn.executescript(_SCHEMA)
-        return cls(conn)
+        return cls(conn, None if str(path) == ":memory:" else Path(path))
 
     @classmethod
     def open_readonly(cls, path: Path) -> ChunkStore:
@@ -97,7 +98,7 @@ class ChunkStore:
             conn.execute("SELECT count(*) FROM documents").fetchone()
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path}: not a valid chunk database ({exc})") from None
-        return cls(conn)
+        return cls(conn, path)
 
     def copy_to(self, path: Path) -> None:
         dest = sqlite3.connect(str(path))
@@ -106,11 +107,6 @@ class ChunkStore:
             self.conn.backup(dest)
         finally:
             dest.close()
-
-    def copy_to_memory(self) -> ChunkStore:
-        memory = sqlite3.connect(":memory:", check_same_thread=False)
-        self.conn.backup(memory)
-        return ChunkStore(memory)
 
     def close(self) -> None:
         self.conn.close()
@@ -138,6 +134,41 @@ class ChunkStore:
         self.conn.executemany(
             "INSERT INTO chunks_fts(rowid, text) VALUES (?, ?)", [(r[0], r[7]) for r in rows]
         )
+
+    def copy_documents_from(self, old: ChunkStore, drop: set[str]) -> np.ndarray:
+        """Copy every document of ``old`` except ``drop`` in one SQL pass, renumbering rows
+        0..n-1 in the old order. Returns the old rows copied, in order, to copy vectors by."""
+        if old.path is None:
+            raise ValueError("can only copy from a store on disk")
+        c = self.conn
+        c.execute("ATTACH DATABASE ? AS old", (str(old.path),))
+        try:
+            c.execute("CREATE TEMP TABLE drop_ids(doc_id TEXT PRIMARY KEY)")
+            c.executemany("INSERT INTO drop_ids VALUES (?)", [(d,) for d in drop])
+            keep = "doc_id NOT IN (SELECT doc_id FROM temp.drop_ids)"
+            c.execute(f"INSERT INTO documents SELECT * FROM old.documents WHERE {keep}")
+            c.execute(
+                "INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, chunk_id, doc_id,"
+                ' ordinal, start, "end", line_start, line_end, text'
+                f" FROM old.chunks WHERE {keep} ORDER BY row"
+            )
+            c.execute("INSERT INTO chunks_fts(rowid, text) SELECT row, text FROM chunks")
+            cur = c.execute(f"SELECT row FROM old.chunks WHERE {keep} ORDER BY row")
+            rows = np.fromiter((r[0] for r in cur), dtype=np.int64)
+            c.execute("DROP TABLE temp.drop_ids")
+            c.commit()
+        finally:
+            c.execute("DETACH DATABASE old")
+        return rows
+
+    def document_ids(self, pattern: str | None = None) -> list[str]:
+        """Ids of documents whose id or source matches a glob (all when ``pattern`` is None)."""
+        if pattern is None:
+            return [r[0] for r in self.conn.execute("SELECT doc_id FROM documents")]
+        cur = self.conn.execute(
+            "SELECT doc_id FROM documents WHERE doc_id GLOB ?1 OR source GLOB ?1", (pattern,)
+        )
+        return [r[0] for r in cur]
 
     def commit(self) -> None:
         self.conn.commit()
@@ -176,21 +207,26 @@ class ChunkStore:
         )
         return list(cur)
 
-    def document_meta(self, doc_id: str) -> Mapping[str, Any] | None:
-        r = self.conn.execute("SELECT meta FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return json.loads(r[0]) if r and r[0] else None
-
     def count_documents(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
 
     def count_chunks(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
-    def rows_where_source(self, source_glob: str) -> np.ndarray:
-        """Sorted vector rows of chunks whose source matches a glob (SQLite GLOB semantics)."""
-        cur = self.conn.execute(
-            "SELECT c.row FROM chunks c JOIN documents d USING (doc_id)"
-            " WHERE d.source GLOB ? ORDER BY c.row",
-            (source_glob,),
-        )
+    def rows_where(self, where: Mapping[str, Any]) -> np.ndarray:
+        """Sorted vector rows of chunks matching every condition: ``source`` is a glob
+        (matched against the whole path or any trailing part of it), other keys must equal
+        the document's metadata value."""
+        clauses, args = [], []
+        for key, value in where.items():
+            if key == "source":
+                clauses.append("(d.source GLOB ? OR d.source GLOB ?)")
+                args += [str(value), "*/" + str(value)]
+            else:
+                clauses.append("json_extract(d.meta, ?) = ?")
+                args += ["$." + json.dumps(str(key)), value]
+        sql = "SELECT c.row FROM chunks c JOIN documents d USING (doc_id)"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        cur = self.conn.execute(sql + " ORDER BY c.row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)

@@ -101,6 +101,9 @@ def query(
     k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 5,
     index: IndexOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as a JSON array.")] = False,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only hits from sources matching this glob.")
+    ] = None,
 ) -> None:
     """Search an index (the bundled samples when no index exists yet)."""
     if not text.strip():
@@ -114,7 +117,9 @@ def query(
         typer.echo(f"No index at {where}; indexing the bundled sample documents first.", err=True)
         with _Bar("Indexing samples") as bar:
             api.ensure_seed_index(where, progress=bar.update)
-    hits = api.SemanticIndex.load(where).search(text, k=k)
+    hits = api.SemanticIndex.load(where).search(
+        text, k=k, where={"source": source} if source else None
+    )
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return
@@ -130,14 +135,38 @@ def query(
 
 
 @app.command()
+def remove(
+    sources: Annotated[list[str], typer.Argument(help="Source paths, ids or globs to drop.")],
+    index: IndexOpt = None,
+) -> None:
+    """Remove documents from an index."""
+    from . import api
+
+    removed = api.remove_documents(sources, index)
+    typer.echo(f"Removed {removed} document{'s' if removed != 1 else ''}", err=True)
+
+
+@app.command()
 def info(
     index: IndexOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check every file against its checksum.")
+    ] = False,
 ) -> None:
     """Describe an index: documents, chunks, model, backend, size on disk."""
     from . import api
+    from .store import IndexDir, check_files
 
     where = index if index is not None else api.default_index_dir()
+    if verify:  # works even when the index is too damaged to open
+        gen, manifest = IndexDir(where).manifest()
+        problems = check_files(gen, manifest, checksums=True)
+        for problem in problems:
+            typer.echo(f"damaged: {problem}", err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(f"{gen.name}: all files match their checksums", err=True)
     details = api.SemanticIndex.load(where).info()
     if as_json:
         typer.echo(json.dumps(asdict(details), indent=2))

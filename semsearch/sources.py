@@ -7,9 +7,10 @@ import glob as globlib
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 
@@ -28,6 +29,7 @@ class Document:
     source: str
     text: str
     sha256: str
+    meta: Mapping[str, Any] | None = None
 
 
 def content_hash(text: str) -> str:

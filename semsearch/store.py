@@ -144,15 +144,30 @@ class IndexDir:
                 f"no index at {self.path} (build one with: semsearch index PATH)"
             )
         try:
-            name = pointer.read_text(encoding="utf-8").strip()
+            name = pointer.read_text(encoding="utf-8").split()[0]
         except FileNotFoundError:
             raise IndexFormatError(
                 f"{self.path} is not a semsearch index (no CURRENT file)"
             ) from None
+        except (IndexError, UnicodeDecodeError):
+            raise IndexFormatError(f"{self.path}: CURRENT file is damaged") from None
         gen = self.path / name
         if not name.startswith(_GEN_PREFIX) or "/" in name or not gen.is_dir():
             raise IndexFormatError(f"{self.path}: CURRENT names a missing generation {name!r}")
         return gen
+
+    def manifest(self, gen: Path | None = None) -> tuple[Path, Manifest]:
+        """The live generation and its manifest, checked against the digest kept in CURRENT."""
+        gen = gen or self.current()
+        try:
+            parts = (self.path / "CURRENT").read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError):
+            parts = []
+        path = gen / MANIFEST
+        checkable = len(parts) == 2 and parts[0] == gen.name and path.is_file()
+        if checkable and hashlib.sha256(path.read_bytes()).hexdigest() != parts[1]:
+            raise IndexFormatError(f"{path}: manifest checksum does not match CURRENT (altered)")
+        return gen, Manifest.from_file(path)
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 10.0) -> Iterator[None]:
@@ -204,7 +219,8 @@ class IndexDir:
             if p.is_file() and p.name != MANIFEST
         }
         manifest = Manifest(**{**asdict(manifest), "files": files})
-        _write_synced(tmp / MANIFEST, manifest.to_json().encode())
+        manifest_bytes = manifest.to_json().encode()
+        _write_synced(tmp / MANIFEST, manifest_bytes)
         for p in tmp.iterdir():
             _fsync_path(p)
         _fsync_path(tmp)
@@ -212,7 +228,8 @@ class IndexDir:
         gen = self.path / f"{_GEN_PREFIX}{number:06d}"
         os.rename(tmp, gen)
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
-        _write_synced(pointer_tmp, f"{gen.name}\n".encode())
+        digest = hashlib.sha256(manifest_bytes).hexdigest()
+        _write_synced(pointer_tmp, f"{gen.name} {digest}\n".encode())
         os.replace(pointer_tmp, self.path / "CURRENT")
         _fsync_path(self.path)
         self.cleanup(keep=gen)
@@ -242,8 +259,14 @@ class IndexDir:
         return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
 
 
+#: On every load, files up to this size are checksummed too; bigger ones only by
+#: ``semsearch info --verify``, so opening a million-vector index stays fast.
+VERIFY_ON_LOAD_BYTES = 32 << 20
+
+
 def check_files(gen: Path, manifest: Manifest, *, checksums: bool = False) -> list[str]:
-    """Problems with a generation's files: missing, wrong size, or (if asked) wrong checksum."""
+    """Problems with a generation's files: missing, wrong size, or wrong checksum (always
+    for small files, for every file when ``checksums``)."""
     problems = []
     for name, info in sorted(manifest.files.items()):
         path = gen / name
@@ -253,7 +276,9 @@ def check_files(gen: Path, manifest: Manifest, *, checksums: bool = False) -> li
         size = path.stat().st_size
         if size != info.get("size"):
             problems.append(f"{name}: size {size} bytes, manifest says {info.get('size')}")
-        elif checksums and file_digest(path) != info.get("sha256"):
+        elif (checksums or size <= VERIFY_ON_LOAD_BYTES) and file_digest(path) != info.get(
+            "sha256"
+        ):
             problems.append(f"{name}: checksum does not match the manifest (file altered)")
     return problems
 

@@ -36,7 +36,7 @@ def test_search_matches_brute_force_over_all_chunks() -> None:
     index = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=40, backend="faiss")
     queries = ["trade decline", "foreign policy", "gas debt", "union state"]
     got = index.search_batch(queries, k=7)
-    texts = [r.text for r in index._store.fetch(range(len(index))).values()]
+    texts = [r.text for r in index._view.store.fetch(range(len(index))).values()]
     vectors = emb.encode(texts)
     scores = emb.encode(queries, kind="query") @ vectors.T
     _, ids = top_k(scores, np.broadcast_to(np.arange(len(texts)), scores.shape), 7)
@@ -94,17 +94,18 @@ def test_save_load_gives_identical_results(tmp_path: Path, backend: str) -> None
     loaded = SemanticIndex.load(tmp_path / "idx", embedder=emb)
     assert loaded.search_batch(queries, k=5) == before
     assert loaded.info().chunks == len(index)
-    # A loaded index can still grow; the copy on disk is untouched until saved.
+    # A loaded index writes changes through to its directory, as a new generation.
     loaded.add_texts(["a brand new text about trade"], ids=["new"])
     assert len(loaded) == len(index) + 1
-    assert len(SemanticIndex.load(tmp_path / "idx", embedder=emb)) == len(index)
+    assert len(SemanticIndex.load(tmp_path / "idx", embedder=emb)) == len(index) + 1
+    assert index.search_batch(queries, k=5) == before
 
 
 def test_numpy_and_faiss_agree_on_seeds() -> None:
     emb = FakeEmbedder()
     a = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="numpy")
     b = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="faiss")
-    assert isinstance(a._index, NumpyIndex)
+    assert isinstance(a._view.index, NumpyIndex)
     qs = ["trade decline", "president", "energy"]
     for ha, hb in zip(a.search_batch(qs, 10), b.search_batch(qs, 10), strict=True):
         assert [h.chunk_id for h in ha] == [h.chunk_id for h in hb]

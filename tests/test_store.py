@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -45,12 +46,36 @@ def test_layout_has_no_pickle_and_a_declared_manifest(built: Path) -> None:
     np.load(gen / "vectors.npy", allow_pickle=False)  # plain array, no objects
 
 
-def test_unknown_format_version(built: Path) -> None:
-    path = _gen(built) / "manifest.json"
+def _rewrite_manifest(index: Path, **changes: object) -> None:
+    """Edit the manifest the way a (future) writer would: CURRENT's digest updated too."""
+    path = _gen(index) / "manifest.json"
     data = json.loads(path.read_text())
-    data["format_version"] = 99
-    path.write_text(json.dumps(data))
+    data.update(changes)
+    raw = json.dumps(data).encode()
+    path.write_bytes(raw)
+    (index / "CURRENT").write_text(f"{path.parent.name} {hashlib.sha256(raw).hexdigest()}\n")
+
+
+def test_unknown_format_version(built: Path) -> None:
+    _rewrite_manifest(built, format_version=99)
     with pytest.raises(IndexFormatError, match="format version 99"):
+        _load(built)
+
+
+def test_altered_manifest_is_detected(built: Path) -> None:
+    path = _gen(built) / "manifest.json"
+    path.write_text(path.read_text().replace('"chunks": ', '"chunks": 1'))
+    with pytest.raises(IndexFormatError, match=r"manifest.*altered"):
+        _load(built)
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "chunks.sqlite", "index.faiss"])
+def test_same_size_alteration_is_detected_by_checksum(built: Path, name: str) -> None:
+    path = _gen(built) / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match=f"{name}: checksum"):
         _load(built)
 
 
