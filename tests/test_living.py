@@ -227,6 +227,6 @@ def test_loading_never_unpickles(tmp_path: Path) -> None:
     # Even past the size and checksum checks, the vector reader refuses object arrays.
     evil = tmp_path / "evil.npy"
     np.save(evil, np.array([_Exploit()], dtype=object), allow_pickle=True)
-    with pytest.raises(IndexFormatError, match="evil.npy"):
+    with pytest.raises(IndexFormatError, match=r"evil\.npy"):
         load_vectors(evil, 64)
     assert not Path(_MARK).exists()
