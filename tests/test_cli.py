@@ -140,3 +140,42 @@ def test_console_script_runs_without_traceback(seeds_index: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_reindex_remove_filter_and_verify(capsys, tmp_path: Path) -> None:
+    docs, idx = tmp_path / "docs", str(tmp_path / "idx")
+    docs.mkdir()
+    (docs / "trade.txt").write_text("Mutual trade between the countries fell by twenty percent.")
+    (docs / "sport.txt").write_text("The football team won the national championship.")
+    (docs / "notes.md").write_text("Meeting notes: exports and imports declined this quarter.")
+    assert run(capsys, "index", str(docs), "--index", idx)[0] == 0
+    code, _, err = run(capsys, "index", str(docs), "--index", idx)
+    assert code == 0 and "0 added, 0 updated, 0 removed, 3 unchanged" in err
+
+    code, out, _ = run(
+        capsys, "query", "trade decline", "--index", idx, "--source", "*.md", "--json"
+    )
+    assert code == 0 and [Path(h["source"]).name for h in json.loads(out)] == ["notes.md"]
+
+    code, _, err = run(capsys, "remove", str(docs / "sport.txt"), "--index", idx)
+    assert code == 0 and "Removed 1 document" in err
+    code, _, err = run(capsys, "remove", "nothing-like-this", "--index", idx)
+    assert code == 2 and "no document" in err
+
+    code, _, err = run(capsys, "query", "zzz", "--index", idx, "--source", "*.pdf")
+    assert code == 1 and "no results" in err
+
+    code, _, err = run(capsys, "info", "--verify", "--index", idx)
+    assert code == 0 and "all files match" in err
+    gen = next(
+        p
+        for p in Path(idx).iterdir()
+        if p.name.startswith("gen-")
+        and (p / "vectors.npy").exists()
+        and p.name in (Path(idx) / "CURRENT").read_text()
+    )
+    data = bytearray((gen / "chunks.sqlite").read_bytes())
+    data[-100] ^= 0xFF
+    (gen / "chunks.sqlite").write_bytes(bytes(data))
+    code, _, err = run(capsys, "info", "--verify", "--index", idx)
+    assert code == 1 and "damaged: chunks.sqlite" in err
