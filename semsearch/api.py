@@ -7,6 +7,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -18,14 +19,17 @@ from typing import Any
 import numpy as np
 
 from . import build as _build
-from .chunk import DEFAULT_CHUNK_TOKENS
+from .chunk import DEFAULT_CHUNK_TOKENS, sentence_spans
 from .chunkstore import ChunkRecord, ChunkStore
 from .embed import Embedder, load_embedder
 from .engine import Engine, LocalEngine
 from .errors import IndexFormatError, UsageError
-from .index import VectorIndex, index_class, load_vectors, resolve_backend
+from .index import NumpyIndex, VectorIndex, index_class, load_vectors, resolve_backend
+from .retrieve import DEFAULT_MODE, Mode, Options, retrieve
 from .sources import bundled_seeds, discover
 from .store import CHUNKS, MANIFEST, VECTORS, IndexDir, Manifest, check_files
+
+log = logging.getLogger("semsearch")
 
 __all__ = ["Hit", "IndexInfo", "SemanticIndex", "default_index_dir", "index_paths"]
 
@@ -78,6 +82,7 @@ class _View:
     manifest: Manifest
     store: ChunkStore
     index: VectorIndex
+    vectors: np.ndarray  # memory-mapped
 
 
 class SemanticIndex:
@@ -108,6 +113,7 @@ class SemanticIndex:
             path = Path(self._tmp.name) / "index"
         self._dir = IndexDir(path)
         self._view: _View | None = None
+        self._warned_long = False
         self.engine: Engine = LocalEngine(self.embedder)
         if self._dir.exists():
             self._reload()
@@ -210,17 +216,45 @@ class SemanticIndex:
     # --- searching ---------------------------------------------------------------------------
 
     def search(
-        self, query: str, k: int = 5, *, where: Mapping[str, Any] | None = None
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        mode: Mode = DEFAULT_MODE,
+        where: Mapping[str, Any] | None = None,
+        per_source: int | None = None,
+        diverse: bool = False,
+        min_score: float | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
 
-        ``where`` restricts the candidates before ranking, so ``k`` hits come back whenever
-        ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the path) and metadata equality.
+        ``mode``: "dense" (cosine similarity), "keyword" (BM25) or "hybrid" (their
+        reciprocal-rank fusion; the default, measured best). ``where`` restricts candidates
+        before ranking, so ``k`` hits come back whenever ``k`` chunks match:
+        ``{"source": "*.md"}`` (a glob on the path) and metadata equality. ``per_source``
+        caps hits per document source; ``diverse`` re-ranks with MMR; ``min_score`` drops
+        weak hits (the score is the mode's own).
         """
-        return self.search_batch([query], k, where=where)[0]
+        return self.search_batch(
+            [query],
+            k,
+            mode=mode,
+            where=where,
+            per_source=per_source,
+            diverse=diverse,
+            min_score=min_score,
+        )[0]
 
     def search_batch(
-        self, queries: Sequence[str], k: int = 5, *, where: Mapping[str, Any] | None = None
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        *,
+        mode: Mode = DEFAULT_MODE,
+        where: Mapping[str, Any] | None = None,
+        per_source: int | None = None,
+        diverse: bool = False,
+        min_score: float | None = None,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together."""
         if isinstance(queries, str):
@@ -228,22 +262,47 @@ class SemanticIndex:
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
-        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
-            raise UsageError(f"k must be a positive integer, got {k!r}")
+        opts = Options(k, mode, where, per_source, diverse, min_score)
+        opts.check()
         if not queries:
             return []
         if self._view is None:
             return [[] for _ in queries]
-        subset = self._view.store.rows_where(where) if where else None
-        if subset is not None and len(subset) == 0:
-            return [[] for _ in queries]
-        vectors = self.embedder.encode(list(queries), kind="query")
-        result = self._view.index.search(vectors, k, subset)
-        records = self._view.store.fetch(np.unique(result.ids))
+        self._warn_if_truncated(queries)
+        v = self._view
+        ranked = retrieve(
+            queries, opts, embedder=self.embedder, index=v.index, store=v.store, vectors=v.vectors
+        )
+        records = v.store.fetch(np.unique(np.concatenate([r.rows for r in ranked])))
         return [
-            [_hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True)]
-            for srow, irow in zip(result.scores, result.ids, strict=True)
+            [_hit(records[int(i)], float(s)) for i, s in zip(r.rows, r.scores, strict=True)]
+            for r in ranked
         ]
+
+    def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
+        """For each hit, the span (within ``hit.text``) of the sentence closest to ``query``:
+        what a person should read first. One batch of embeddings for all hits."""
+        spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
+        texts = [h.text[a:b] for h, sp in zip(hits, spans, strict=True) for a, b in sp]
+        if not texts:
+            return []
+        qvec = self.embedder.encode([query], kind="query")[0]
+        scores = self.embedder.encode(texts) @ qvec
+        out, pos = [], 0
+        for sp in spans:
+            out.append(sp[int(np.argmax(scores[pos : pos + len(sp)]))])
+            pos += len(sp)
+        return out
+
+    def _warn_if_truncated(self, queries: Sequence[str]) -> None:
+        """The model reads at most ``max_tokens`` tokens: say so instead of cutting silently."""
+        counts = self.embedder.count_tokens(queries)
+        if not self._warned_long and max(counts) > self.embedder.max_tokens:
+            self._warned_long = True
+            log.warning(
+                "a query is longer than the model's %d-token input; only its start is used",
+                self.embedder.max_tokens,
+            )
 
     def __len__(self) -> int:
         return len(self._view.index) if self._view else 0
@@ -291,6 +350,7 @@ class SemanticIndex:
         self._dir = index_dir
         self.engine = LocalEngine(embedder)
         self._view = None
+        self._warned_long = False
         self.settings = _build.Settings(
             model=manifest.model,
             precision=manifest.precision,
@@ -354,21 +414,19 @@ def _open_generation(index_dir: IndexDir, gen: Path, embedder: Embedder, backend
             f"index at {root} has dimension {manifest.dim}, the model gives {embedder.dim}"
         )
     store = ChunkStore.open_readonly(gen / CHUNKS)
+    vectors = load_vectors(gen / VECTORS, manifest.dim)
+    if len(vectors) != manifest.chunks:
+        raise IndexFormatError(f"index at {root} is damaged: vectors.npy has {len(vectors)} rows")
     cls = index_class(backend)
     if cls.file_name == VECTORS or not (gen / cls.file_name).is_file():
-        index: VectorIndex = index_class("numpy").load(gen / VECTORS, manifest.dim)
+        index: VectorIndex = NumpyIndex(manifest.dim, vectors)
     else:
-        vectors = load_vectors(gen / VECTORS, manifest.dim)  # checks the source of truth too
-        if len(vectors) != manifest.chunks:
-            raise IndexFormatError(
-                f"index at {root} is damaged: vectors.npy has {len(vectors)} rows"
-            )
         index = cls.load(gen / cls.file_name, manifest.dim)
     if len(index) != manifest.chunks:
         raise IndexFormatError(
             f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
         )
-    return _View(manifest, store, index)
+    return _View(manifest, store, index, vectors)
 
 
 def _hit(r: ChunkRecord, score: float) -> Hit:

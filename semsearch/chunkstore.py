@@ -214,19 +214,43 @@ class ChunkStore:
         return int(self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def rows_where(self, where: Mapping[str, Any]) -> np.ndarray:
-        """Sorted vector rows of chunks matching every condition: ``source`` is a glob
-        (matched against the whole path or any trailing part of it), other keys must equal
-        the document's metadata value."""
-        clauses, args = [], []
-        for key, value in where.items():
-            if key == "source":
-                clauses.append("(d.source GLOB ? OR d.source GLOB ?)")
-                args += [str(value), "*/" + str(value)]
-            else:
-                clauses.append("json_extract(d.meta, ?) = ?")
-                args += ["$." + json.dumps(str(key)), value]
+        """Sorted vector rows of chunks matching every condition of ``where``."""
+        clauses, args = _where_sql(where)
         sql = "SELECT c.row FROM chunks c JOIN documents d USING (doc_id)"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         cur = self.conn.execute(sql + " ORDER BY c.row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def keyword_search(
+        self, fts_query: str, k: int, where: Mapping[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` rows by FTS5's BM25 for an FTS query; scores are positive, higher better."""
+        clauses, args = _where_sql(where or {})
+        sql = (
+            "SELECT f.rowid, -bm25(chunks_fts) AS s FROM chunks_fts f"
+            " JOIN chunks c ON c.row = f.rowid JOIN documents d USING (doc_id)"
+            " WHERE chunks_fts MATCH ?"
+        )
+        if clauses:
+            sql += " AND " + " AND ".join(clauses)
+        sql += " ORDER BY s DESC, f.rowid LIMIT ?"
+        rows = self.conn.execute(sql, [fts_query, *args, k]).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        scores = np.array([r[1] for r in rows], dtype=np.float32)
+        return ids, scores
+
+
+def _where_sql(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a filter: ``source`` is a glob (on the whole path or any trailing
+    part of it); other keys must equal the document's metadata value."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for key, value in where.items():
+        if key == "source":
+            clauses.append("(d.source GLOB ? OR d.source GLOB ?)")
+            args += [str(value), "*/" + str(value)]
+        else:
+            clauses.append("json_extract(d.meta, ?) = ?")
+            args += ["$." + json.dumps(str(key)), value]
+    return clauses, args

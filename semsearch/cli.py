@@ -27,6 +27,12 @@ app = typer.Typer(
 )
 
 
+class Mode(str, Enum):
+    dense = "dense"
+    keyword = "keyword"
+    hybrid = "hybrid"
+
+
 class Backend(str, Enum):
     auto = "auto"
     faiss = "faiss"
@@ -104,8 +110,23 @@ def query(
     source: Annotated[
         str | None, typer.Option("--source", help="Only hits from sources matching this glob.")
     ] = None,
+    mode: Annotated[
+        Mode, typer.Option(help="dense (meaning), keyword (BM25) or hybrid (both, fused).")
+    ] = Mode.hybrid,
+    per_source: Annotated[
+        int | None, typer.Option("--per-source", min=1, help="At most N hits per source.")
+    ] = None,
+    diverse: Annotated[
+        bool, typer.Option("--diverse", help="Prefer hits unlike each other (MMR).")
+    ] = False,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Drop hits scoring below this.")
+    ] = None,
 ) -> None:
-    """Search an index (the bundled samples when no index exists yet)."""
+    """Search an index (the bundled samples when no index exists yet).
+
+    Exits with status 1 and "no results" when nothing passes, like grep.
+    """
     if not text.strip():
         raise UsageError("query is empty")
     if k <= 0:
@@ -117,20 +138,39 @@ def query(
         typer.echo(f"No index at {where}; indexing the bundled sample documents first.", err=True)
         with _Bar("Indexing samples") as bar:
             api.ensure_seed_index(where, progress=bar.update)
-    hits = api.SemanticIndex.load(where).search(
-        text, k=k, where={"source": source} if source else None
+    searcher = api.SemanticIndex.load(where)
+    hits = searcher.search(
+        text,
+        k=k,
+        mode=mode.value,
+        where={"source": source} if source else None,
+        per_source=per_source,
+        diverse=diverse,
+        min_score=min_score,
     )
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
-        return
+    elif hits:
+        _print_hits(hits, searcher.best_sentences(text, hits))
     if not hits:
         typer.echo("no results", err=True)
         raise typer.Exit(1)
-    for rank, h in enumerate(hits, 1):
+
+
+def _print_hits(hits: list[Any], best: list[tuple[int, int]]) -> None:
+    """Rank, score, source:lines, then the chunk with its best-matching sentence marked."""
+    color = sys.stdout.isatty()
+    for rank, (h, (a, b)) in enumerate(zip(hits, best, strict=True), 1):
         lines = f"{h.line_start}" if h.line_start == h.line_end else f"{h.line_start}-{h.line_end}"
         typer.echo(f"{rank}. {h.score:.3f}  {_display_path(h.source)}:{lines}")
-        body = " ".join(h.text.split())
-        typer.echo(textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   "))
+        before, match, after = (" ".join(p.split()) for p in (h.text[:a], h.text[a:b], h.text[b:]))
+        body = " ".join(p for p in (before, "\x00" + match + "\x01", after) if p)
+        wrapped = textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   ")
+        if color:
+            wrapped = wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m")
+        else:
+            wrapped = wrapped.replace("\x00", "").replace("\x01", "")
+        typer.echo(wrapped)
         typer.echo("")
 
 

@@ -35,7 +35,7 @@ def test_search_matches_brute_force_over_all_chunks() -> None:
     emb = FakeEmbedder()
     index = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=40, backend="faiss")
     queries = ["trade decline", "foreign policy", "gas debt", "union state"]
-    got = index.search_batch(queries, k=7)
+    got = index.search_batch(queries, k=7, mode="dense")
     texts = [r.text for r in index._view.store.fetch(range(len(index))).values()]
     vectors = emb.encode(texts)
     scores = emb.encode(queries, kind="query") @ vectors.T
@@ -107,6 +107,8 @@ def test_numpy_and_faiss_agree_on_seeds() -> None:
     b = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="faiss")
     assert isinstance(a._view.index, NumpyIndex)
     qs = ["trade decline", "president", "energy"]
-    for ha, hb in zip(a.search_batch(qs, 10), b.search_batch(qs, 10), strict=True):
+    for ha, hb in zip(
+        a.search_batch(qs, 10, mode="dense"), b.search_batch(qs, 10, mode="dense"), strict=True
+    ):
         assert [h.chunk_id for h in ha] == [h.chunk_id for h in hb]
         assert np.allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)

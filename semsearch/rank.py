@@ -1,0 +1,95 @@
+"""Turning candidate lists into the page a person reads: fusion, per-source caps, MMR.
+
+All functions are pure and work on arrays of row ids and scores, so each can be tested
+against a brute-force version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Reciprocal-rank-fusion constant. Measured on SciFact (see README); results are flat
+#: for values between about 20 and 100.
+RRF_K = 60
+_WORD = re.compile(r"\w+", re.UNICODE)
+#: Common English words dropped from keyword queries: they match nearly every chunk.
+STOPWORDS = frozenset(
+    (
+        "a an and are as at be but by for from has have if in into is it its no not of on or "
+        "such that the their then there these they this to was were will with what which who "
+        "whom why how when where do does did can could should would may might"
+    ).split()
+)
+
+
+def keyword_query(text: str) -> str | None:
+    """An FTS5 query matching any of the words of ``text`` (each quoted, so user text can
+    never be read as FTS syntax). None when nothing searchable is left."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    if not words:
+        words = _WORD.findall(text.lower())
+    if not words:
+        return None
+    unique = list(dict.fromkeys(words))
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+
+
+def rrf(
+    lists: Sequence[np.ndarray], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal rank fusion of ranked id lists: score = sum of w / (k + rank), rank from 1.
+
+    Returns ids and fused scores, best first, ties broken by the smaller id.
+    """
+    weights = weights or [1.0] * len(lists)
+    fused: dict[int, float] = {}
+    for ids, w in zip(lists, weights, strict=True):
+        for rank, i in enumerate(ids, 1):
+            fused[int(i)] = fused.get(int(i), 0.0) + w / (k + rank)
+    if not fused:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    ids = np.fromiter(fused, dtype=np.int64, count=len(fused))
+    scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    order = np.lexsort((ids, -scores))
+    return ids[order], scores[order].astype(np.float32)
+
+
+def cap_per_source(ids: np.ndarray, sources: Sequence[str], cap: int) -> np.ndarray:
+    """Positions of ``ids`` to keep so no source has more than ``cap`` (order preserved)."""
+    seen: dict[str, int] = {}
+    keep = []
+    for pos, source in enumerate(sources):
+        if seen.get(source, 0) < cap:
+            seen[source] = seen.get(source, 0) + 1
+            keep.append(pos)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float = 0.7) -> np.ndarray:
+    """Maximal marginal relevance: greedily pick the candidate with the best
+    ``lambda * relevance - (1 - lambda) * max similarity to those already picked``.
+
+    ``relevance`` is rescaled to [0, 1] first so it is comparable with cosine similarity.
+    Returns positions into the candidate list, in pick order.
+    """
+    n = len(relevance)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    rel = np.asarray(relevance, dtype=np.float64)
+    span = rel.max() - rel.min()
+    rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+    sims = np.asarray(vectors, dtype=np.float64) @ np.asarray(vectors, dtype=np.float64).T
+    picked: list[int] = []
+    closest = np.full(n, -np.inf)
+    available = np.ones(n, dtype=bool)
+    for _ in range(min(k, n)):
+        penalty = np.where(np.isfinite(closest), closest, 0.0)
+        gain = np.where(available, lambda_ * rel - (1 - lambda_) * penalty, -np.inf)
+        best = int(np.argmax(gain))
+        picked.append(best)
+        available[best] = False
+        closest = np.maximum(closest, sims[best])
+    return np.asarray(picked, dtype=np.int64)
