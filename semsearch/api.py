@@ -167,9 +167,12 @@ class SemanticIndex:
         texts: Iterable[str],
         ids: Iterable[str],
         metadata: Iterable[Mapping[str, Any] | None] | None = None,
+        *,
+        progress: _build.Progress | None = None,
     ) -> _build.BuildStats:
         """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
-        return self._apply(_build.Changes(items=_build.documents_from_texts(texts, ids, metadata)))
+        docs = _build.documents_from_texts(texts, ids, metadata)
+        return self._apply(_build.Changes(items=docs), progress)
 
     def add_paths(
         self, paths: Iterable[str | os.PathLike[str]], *, glob: str | None = None

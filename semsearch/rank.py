@@ -68,12 +68,17 @@ def cap_per_source(ids: np.ndarray, sources: Sequence[str], cap: int) -> np.ndar
     return np.asarray(keep, dtype=np.int64)
 
 
-def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float = 0.7) -> np.ndarray:
+#: Cosine above which two chunks count as the same text for ``mmr``.
+NEAR_DUPLICATE = 0.98
+
+
+def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float = 0.5) -> np.ndarray:
     """Maximal marginal relevance: greedily pick the candidate with the best
     ``lambda * relevance - (1 - lambda) * max similarity to those already picked``.
 
     ``relevance`` is rescaled to [0, 1] first so it is comparable with cosine similarity.
-    Returns positions into the candidate list, in pick order.
+    Near-duplicates of a picked chunk come last whatever their relevance: repeating a
+    text is never diversity. Returns positions into the candidate list, in pick order.
     """
     n = len(relevance)
     if n == 0:
@@ -87,7 +92,9 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float = 0.7
     available = np.ones(n, dtype=bool)
     for _ in range(min(k, n)):
         penalty = np.where(np.isfinite(closest), closest, 0.0)
-        gain = np.where(available, lambda_ * rel - (1 - lambda_) * penalty, -np.inf)
+        gain = lambda_ * rel - (1 - lambda_) * penalty
+        gain = np.where(closest >= NEAR_DUPLICATE, gain - 10.0, gain)
+        gain = np.where(available, gain, -np.inf)
         best = int(np.argmax(gain))
         picked.append(best)
         available[best] = False

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from semsearch import SemanticIndex, UsageError
+from semsearch.rank import cap_per_source, keyword_query, mmr, rrf
+
+from .conftest import FakeEmbedder
+
+
+def test_rrf_matches_hand_computation() -> None:
+    # a: ranks 1 and 2 -> 1/61 + 1/62; b: rank 2 in list one -> 1/62; c: rank 1 in list two
+    ids, scores = rrf([np.array([10, 20]), np.array([30, 10])], k=60)
+    expected = {10: 1 / 61 + 1 / 62, 20: 1 / 62, 30: 1 / 61}
+    assert ids.tolist() == [10, 30, 20]
+    assert np.allclose(scores, [expected[i] for i in ids.tolist()])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rrf_against_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lists = [rng.permutation(40)[: rng.integers(0, 40)] for _ in range(3)]
+    ids, scores = rrf(lists, k=7)
+    brute = {}
+    for lst in lists:
+        for rank, i in enumerate(lst.tolist(), 1):
+            brute[i] = brute.get(i, 0) + 1 / (7 + rank)
+    order = sorted(brute, key=lambda i: (-brute[i], i))  # ties: smaller id first
+    assert ids.tolist() == order
+    assert np.allclose(scores, [brute[i] for i in order])
+
+
+def test_cap_per_source_keeps_order() -> None:
+    keep = cap_per_source(np.arange(6), ["a", "a", "b", "a", "b", "c"], 1)
+    assert keep.tolist() == [0, 2, 5]
+
+
+def test_mmr_trades_relevance_for_novelty() -> None:
+    v = np.array([[1, 0], [0.9, 0.436], [0, 1]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    rel = np.array([0.9, 0.89, 0.5])
+    assert mmr(rel, v, 2, lambda_=0.3).tolist() == [0, 2]  # novelty wins
+    assert mmr(rel, v, 2, lambda_=1.0).tolist() == [0, 1]  # pure relevance
+
+
+def test_mmr_puts_near_duplicates_last() -> None:
+    v = np.array([[1, 0], [0.999, 0.045], [0, 1]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    assert mmr(np.array([0.9, 0.89, 0.5]), v, 3, lambda_=1.0).tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trade decline", '"trade" OR "decline"'),
+        ('the "AND" OR NEAR(x) "quote"', '"near" OR "x" OR "quote"'),
+        ("the of", '"the" OR "of"'),  # only stopwords: keep them rather than nothing
+        ("!!! ...", None),
+    ],
+)
+def test_keyword_query_is_always_safe_fts(text: str, expected: str | None) -> None:
+    assert keyword_query(text) == expected
+
+
+TEXTS = [
+    "Quarterly trade volumes fell sharply in the spring.",
+    "Trade trade trade: the word repeated in one short note.",
+    "Fuel and energy exports declined this year.",
+    "A recipe for apple pie with cinnamon.",
+]
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_every_mode_ranks_and_filters(mode: str) -> None:
+    index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder())
+    hits = index.search("trade volumes", k=3, mode=mode)  # type: ignore[arg-type]
+    assert hits and hits[0].doc_id in {"text-0", "text-1"}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    only = index.search("trade", k=3, mode=mode, where={"source": "text-2"})  # type: ignore[arg-type]
+    assert {h.doc_id for h in only} <= {"text-2"}
+
+
+def test_keyword_mode_finds_exact_words_dense_misses() -> None:
+    index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder())
+    assert index.search("cinnamon", k=1, mode="keyword")[0].doc_id == "text-3"
+    assert index.search("zzzz unknown", k=3, mode="keyword") == []
+
+
+def test_min_score_per_source_and_bad_mode() -> None:
+    index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder())
+    assert index.search("trade", k=4, mode="dense", min_score=1.01) == []
+    hits = index.search("trade", k=4, mode="hybrid", per_source=1)
+    assert len({h.source for h in hits}) == len(hits)
+    with pytest.raises(UsageError, match="mode"):
+        index.search("trade", mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="per-source"):
+        index.search("trade", per_source=0)
+
+
+def test_diverse_returns_k_distinct_hits() -> None:
+    texts = ["trade fell"] * 3 + ["trade in energy fell", "apple pie"]
+    index = SemanticIndex.from_texts(texts, embedder=FakeEmbedder())
+    plain = index.search("trade fell", k=2, mode="dense")
+    diverse = index.search("trade fell", k=2, mode="dense", diverse=True)
+    assert [h.text for h in plain] == ["trade fell", "trade fell"]
+    assert diverse[0].text == "trade fell" and diverse[1].text != "trade fell"
+
+
+def test_long_query_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    emb = FakeEmbedder()
+    emb.max_tokens = 10
+    index = SemanticIndex.from_texts(TEXTS, embedder=emb)
+    with caplog.at_level(logging.WARNING, logger="semsearch"):
+        index.search("word " * 50)
+        index.search("word " * 50)
+    warnings = [r for r in caplog.records if "longer than the model" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_best_sentence_is_the_matching_one() -> None:
+    index = SemanticIndex.from_texts(
+        ["Apples are red. Trade volumes fell sharply. Pears are green."], embedder=FakeEmbedder()
+    )
+    hit = index.search("trade volumes fell", k=1)[0]
+    ((a, b),) = index.best_sentences("trade volumes fell", [hit])
+    assert hit.text[a:b] == "Trade volumes fell sharply."
