@@ -453,8 +453,16 @@ def index_paths(
     glob: str | None = None,
     progress: _build.Progress | None = None,
     embedder: Embedder | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
 ) -> _build.BuildStats:
-    """Build or update the on-disk index at ``index`` from files, streaming in batches."""
+    """Build or update the on-disk index at ``index`` from files, streaming in batches.
+
+    ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster (``ray_address``:
+    None starts Ray in this process, "auto" or "ray://host:10001" joins one); the result on
+    disk is the same as a local build's.
+    """
     files = discover(paths, glob)
     roots = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().exists()]
     embedder = embedder if embedder is not None else load_embedder(model)
@@ -468,7 +476,30 @@ def index_paths(
     )
     index_dir = IndexDir(index if index is not None else default_index_dir())
     changes = _build.Changes(items=files, roots=roots)
-    return _build.build(index_dir, changes, LocalEngine(embedder), settings, progress=progress)
+    worker = _make_engine(engine, embedder, ray_address, ray_workers)
+    try:
+        return _build.build(index_dir, changes, worker, settings, progress=progress)
+    finally:
+        close = getattr(worker, "close", None)
+        if close is not None:
+            close()
+
+
+def _make_engine(
+    engine: str, embedder: Embedder, address: str | None, workers: int | None
+) -> Engine:
+    if engine == "local":
+        return LocalEngine(embedder)
+    if engine == "ray":
+        from .engine_ray import RayEngine
+
+        return RayEngine(
+            None if embedder.name == "all-MiniLM-L6-v2" else embedder.name,
+            address=address,
+            num_workers=workers,
+            expect=(embedder.name, embedder.precision, embedder.dim),
+        )
+    raise UsageError(f"unknown engine {engine!r}: choose local or ray")
 
 
 def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | None = None) -> int:

@@ -33,6 +33,11 @@ class Mode(str, Enum):
     hybrid = "hybrid"
 
 
+class EngineName(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Backend(str, Enum):
     auto = "auto"
     faiss = "faiss"
@@ -73,6 +78,17 @@ def index(
     chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
     overlap: Annotated[int, typer.Option(min=0, help="Sentences repeated between chunks.")] = 0,
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern.")] = None,
+    engine: Annotated[
+        EngineName,
+        typer.Option(help="Where chunking and embedding run (ray: pip install semsearch[ray])."),
+    ] = EngineName.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="auto, or ray://HOST:10001; default: start Ray in this process."),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray embedding actors [default: one per node].")
+    ] = None,
 ) -> None:
     """Build or update an index from text files."""
     from . import api
@@ -87,6 +103,9 @@ def index(
             overlap=overlap,
             glob=glob,
             progress=bar.update,
+            engine=engine.value,
+            ray_address=ray_address,
+            ray_workers=ray_workers,
         )
     where = index if index is not None else api.default_index_dir()
     changes = (
