@@ -24,7 +24,14 @@ from .chunkstore import ChunkRecord, ChunkStore
 from .embed import Embedder, load_embedder
 from .engine import Engine, LocalEngine
 from .errors import IndexFormatError, UsageError
-from .index import NumpyIndex, VectorIndex, index_class, load_vectors, resolve_backend
+from .index import (
+    FaissIndex,
+    NumpyIndex,
+    VectorIndex,
+    index_class,
+    load_vectors,
+    resolve_backend,
+)
 from .retrieve import DEFAULT_MODE, Mode, Options, retrieve
 from .sources import bundled_seeds, discover
 from .store import CHUNKS, MANIFEST, VECTORS, IndexDir, Manifest, check_files
@@ -97,6 +104,7 @@ class SemanticIndex:
         overlap: int = 0,
         embedder: Embedder | None = None,
         path: str | os.PathLike[str] | None = None,
+        index_type: str = "auto",
     ) -> None:
         self.embedder = embedder if embedder is not None else load_embedder(model)
         self.settings = _build.Settings(
@@ -106,6 +114,7 @@ class SemanticIndex:
             chunk_tokens=chunk_tokens,
             overlap=overlap,
             backend=resolve_backend(backend),
+            index_type=index_type,
         )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if path is None:
@@ -361,7 +370,7 @@ class SemanticIndex:
             chunk_tokens=manifest.chunk_tokens,
             overlap=manifest.overlap,
             backend=manifest.backend if backend in (None, "auto") else resolve_backend(backend),
-            index_type=manifest.index_type,
+            index_type=str(manifest.index_params.get("requested", manifest.index_type)),
         )
         self._reload()
         return self
@@ -421,10 +430,10 @@ def _open_generation(index_dir: IndexDir, gen: Path, embedder: Embedder, backend
     if len(vectors) != manifest.chunks:
         raise IndexFormatError(f"index at {root} is damaged: vectors.npy has {len(vectors)} rows")
     cls = index_class(backend)
-    if cls.file_name == VECTORS or not (gen / cls.file_name).is_file():
-        index: VectorIndex = NumpyIndex(manifest.dim, vectors)
+    if cls is FaissIndex and (gen / cls.file_name).is_file():
+        index: VectorIndex = FaissIndex.load(gen / cls.file_name, manifest.dim, vectors=vectors)
     else:
-        index = cls.load(gen / cls.file_name, manifest.dim)
+        index = NumpyIndex(manifest.dim, vectors)
     if len(index) != manifest.chunks:
         raise IndexFormatError(
             f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
@@ -453,6 +462,7 @@ def index_paths(
     glob: str | None = None,
     progress: _build.Progress | None = None,
     embedder: Embedder | None = None,
+    index_type: str = "auto",
     engine: str = "local",
     ray_address: str | None = None,
     ray_workers: int | None = None,
@@ -473,6 +483,7 @@ def index_paths(
         chunk_tokens=chunk_tokens,
         overlap=overlap,
         backend=backend,
+        index_type=index_type,
     )
     index_dir = IndexDir(index if index is not None else default_index_dir())
     changes = _build.Changes(items=files, roots=roots)

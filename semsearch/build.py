@@ -22,7 +22,13 @@ from ._version import __version__
 from .chunkstore import ChunkStore
 from .engine import ChunkParams, Engine, Item, Processed
 from .errors import IndexFormatError, UsageError
-from .index import index_class, load_vectors, resolve_backend
+from .index import (
+    VectorIndex,
+    build_vector_index,
+    load_vectors,
+    resolve_backend,
+    resolve_index_type,
+)
 from .sources import Document, content_hash, read_document
 from .store import (
     CHUNKS,
@@ -52,7 +58,7 @@ class Settings:
     chunk_tokens: int
     overlap: int
     backend: str
-    index_type: str = "flat"
+    index_type: str = "auto"
 
     @property
     def chunking(self) -> ChunkParams:
@@ -106,6 +112,7 @@ def build(
     """Apply ``changes`` to the index at ``index_dir`` as one atomic new generation."""
     started = time.perf_counter()
     settings = replace(settings, backend=resolve_backend(settings.backend))
+    resolve_index_type(settings.backend, settings.index_type)  # fail before any work
     with index_dir.lock(lock_timeout):
         index_dir.cleanup()
         gen = _Generation(index_dir, engine, settings, changes)
@@ -274,19 +281,18 @@ class _Generation:
         return out
 
     def _write_vector_index(self) -> None:
-        assert self.tmp is not None
-        cls = index_class(self.settings.backend)
-        if cls.file_name == VECTORS:
-            return  # the NumPy backend searches vectors.npy itself
-        vectors = load_vectors(self.tmp / VECTORS, self.settings.dim)
-        index = cls(self.settings.dim)
-        for start in range(0, len(vectors), COPY_BLOCK):
-            index.add(np.asarray(vectors[start : start + COPY_BLOCK]))
-        index.save(self.tmp / cls.file_name)
+        """Exact or approximate (tuned to recall@10 >= 0.95) index over the finished vectors."""
+        if self.tmp is None:
+            raise RuntimeError("internal error: no generation to write into")
+        s = self.settings
+        vectors = load_vectors(self.tmp / VECTORS, s.dim)
+        index = build_vector_index(s.backend, s.dim, vectors, s.index_type)
+        if index.file_name != VECTORS:  # the NumPy backend searches vectors.npy itself
+            index.save(self.tmp / index.file_name)
+        self.built = index
 
     def _manifest(self, documents: int, chunks: int) -> Manifest:
-        s = self.settings
-        return new_manifest(s, documents, chunks, self.next_chunk_id)
+        return new_manifest(self.settings, documents, chunks, self.next_chunk_id, self.built)
 
     def _stats(
         self, plan: _Plan, *, changed: bool, documents: int = -1, chunks: int = -1
@@ -310,9 +316,9 @@ class _Generation:
 
 
 def new_manifest(
-    s: Settings, documents: int, chunks: int, next_chunk_id: int, **extra: Any
+    s: Settings, documents: int, chunks: int, next_chunk_id: int, index: VectorIndex
 ) -> Manifest:
-    """A manifest for a generation built with settings ``s``."""
+    """A manifest for a generation built with settings ``s`` into ``index``."""
     fields: dict[str, Any] = dict(
         format_version=FORMAT_VERSION,
         semsearch_version=__version__,
@@ -322,15 +328,14 @@ def new_manifest(
         chunk_tokens=s.chunk_tokens,
         overlap=s.overlap,
         backend=s.backend,
-        index_type=s.index_type,
-        index_params={},
-        recall_at_10=None,
+        index_type=index.index_type,
+        index_params={**index.params, "requested": s.index_type},
+        recall_at_10=index.recall,
         documents=documents,
         chunks=chunks,
         next_chunk_id=next_chunk_id,
         created=time.time(),
     )
-    fields.update(extra)
     return Manifest(**fields)
 
 

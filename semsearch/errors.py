@@ -30,5 +30,6 @@ class IndexLockedError(SemsearchError):
 class MissingDependencyError(SemsearchError):
     """An optional backend was asked for but is not installed."""
 
-    def __init__(self, what: str, extra: str) -> None:
-        super().__init__(f"{what} is not installed: pip install 'semsearch[{extra}]'")
+    def __init__(self, what: str, extra: str | None = None, *, package: str | None = None) -> None:
+        target = package or f"'semsearch[{extra}]'"
+        super().__init__(f"{what} is not installed: pip install {target}")

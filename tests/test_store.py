@@ -192,3 +192,29 @@ def test_second_writer_waits_then_fails_clearly(built: Path) -> None:
         IndexDir(built).lock(timeout=0.2),
     ):
         pass
+
+
+def test_approximate_index_type_is_tuned_and_recorded(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(400):
+        (corpus / f"d{i}.txt").write_text(
+            f"w{i} x{i * 7 % 101} y{i % 13} z{i % 29} topic {i % 17}."
+        )
+    emb = FakeEmbedder()
+    idx = tmp_path / "idx"
+    index_paths([corpus], idx, embedder=emb, index_type="ivf")
+    manifest = json.loads((_gen(idx) / "manifest.json").read_text())
+    assert manifest["index_type"] == "ivf"
+    assert manifest["recall_at_10"] >= 0.95 and manifest["index_params"]["requested"] == "ivf"
+    loaded = SemanticIndex.load(idx, embedder=emb)
+    assert loaded.info().recall_at_10 == manifest["recall_at_10"]
+    hits = loaded.search("topic 3 theme 3", k=5, mode="dense")
+    assert len(hits) == 5
+    # auto stays exact at this size
+    index_paths([corpus], tmp_path / "auto", embedder=emb)
+    assert (
+        json.loads((_gen(tmp_path / "auto") / "manifest.json").read_text())["index_type"] == "flat"
+    )
+    with pytest.raises(UsageError, match="faiss"):
+        index_paths([corpus], tmp_path / "np", embedder=emb, backend="numpy", index_type="hnsw")
