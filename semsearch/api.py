@@ -241,11 +241,11 @@ class SemanticIndex:
         """Best ``k`` chunks for ``query``, best first.
 
         ``mode``: "dense" (cosine similarity), "keyword" (BM25) or "hybrid" (their
-        reciprocal-rank fusion; the default, measured best). ``where`` restricts candidates
-        before ranking, so ``k`` hits come back whenever ``k`` chunks match:
-        ``{"source": "*.md"}`` (a glob on the path) and metadata equality. ``per_source``
-        caps hits per document source; ``diverse`` re-ranks with MMR; ``min_score`` drops
-        weak hits (the score is the mode's own).
+        min-max-normalised blend, scores in [0, 1]; the default, measured best).
+        ``where`` restricts candidates before ranking, so ``k`` hits come back whenever
+        ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the path) and metadata
+        equality. ``per_source`` caps hits per source; ``diverse`` re-ranks with MMR;
+        ``min_score`` drops weak hits (the score is the mode's own).
         """
         return self.search_batch(
             [query],

@@ -144,7 +144,7 @@ def _at_k(relevant: Mapping[str, int], ids: Sequence[str], k: int) -> MetricsAtK
     return MetricsAtK(k, dcg / idcg, hits / len(relevant), rr)
 
 
-def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+def _check_ks(ks: int | Iterable[int]) -> tuple[int, ...]:
     if isinstance(ks, int):
         ks = (ks,)
     checked = tuple(sorted({_check_k(k) for k in ks}))
@@ -153,7 +153,9 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return checked
 
 
-def per_query(qrels: Qrels, run: Run, ks: Iterable[int] = DEFAULT_KS) -> dict[str, Evaluation]:
+def per_query(
+    qrels: Qrels, run: Run, ks: int | Iterable[int] = DEFAULT_KS
+) -> dict[str, Evaluation]:
     """Metrics for each judged query (for paired comparisons, splits, bootstraps)."""
     cutoffs = _check_ks(ks)
     out: dict[str, Evaluation] = {}
@@ -188,6 +190,6 @@ def mean(evaluations: Iterable[Evaluation]) -> Evaluation:
     return Evaluation(total, tuple(cutoffs))
 
 
-def evaluate(qrels: Qrels, run: Run, ks: Iterable[int] = DEFAULT_KS) -> Evaluation:
+def evaluate(qrels: Qrels, run: Run, ks: int | Iterable[int] = DEFAULT_KS) -> Evaluation:
     """Mean nDCG@k, Recall@k and MRR@k over the judged queries of ``qrels``."""
     return mean(per_query(qrels, run, ks).values())

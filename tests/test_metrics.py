@@ -13,6 +13,7 @@ from semsearch.errors import UsageError
 from semsearch.metrics import (
     Evaluation,
     MetricsAtK,
+    Ranking,
     evaluate,
     mean,
     mrr_at_k,
@@ -127,7 +128,12 @@ def test_evaluate_means_over_judged_queries() -> None:
         "q2": {"b": 1},  # "b" at rank 2: nDCG 1/log2(3) = 0.6309298, R@10 1, MRR 0.5
         "q3": {"c": 0},  # no relevant doc: skipped, like BEIR
     }
-    run = {"q1": ["a", "z"], "q2": [("z", 2.0), ("b", 1.0)], "q3": ["c"], "extra": ["a"]}
+    run: dict[str, Ranking] = {
+        "q1": ["a", "z"],
+        "q2": [("z", 2.0), ("b", 1.0)],
+        "q3": ["c"],
+        "extra": ["a"],
+    }
     ev = evaluate(qrels, run, ks=[10, 1])
     assert ev.num_queries == 2
     assert [m.k for m in ev.cutoffs] == [1, 10]  # sorted

@@ -6,31 +6,43 @@ import numpy as np
 import pytest
 
 from semsearch import SemanticIndex, UsageError
-from semsearch.rank import cap_per_source, keyword_query, mmr, rrf
+from semsearch.rank import blend, cap_per_source, keyword_query, mmr
 
 from .conftest import FakeEmbedder
 
 
-def test_rrf_matches_hand_computation() -> None:
-    # a: ranks 1 and 2 -> 1/61 + 1/62; b: rank 2 in list one -> 1/62; c: rank 1 in list two
-    ids, scores = rrf([np.array([10, 20]), np.array([30, 10])], k=60)
-    expected = {10: 1 / 61 + 1 / 62, 20: 1 / 62, 30: 1 / 61}
-    assert ids.tolist() == [10, 30, 20]
+def test_blend_matches_hand_computation() -> None:
+    # dense 0.9, 0.5, 0.1 -> minmax 1, .5, 0; keyword 10, 0 -> 1, 0; alpha .5
+    ids, scores = blend(
+        (np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1])),
+        (np.array([3, 4]), np.array([10.0, 0.0])),
+        alpha=0.5,
+    )
+    expected = {1: 0.5, 2: 0.25, 3: 0.5, 4: 0.0}
+    assert ids.tolist() == [1, 3, 2, 4]  # 1 and 3 tie at 0.5: smaller id first
     assert np.allclose(scores, [expected[i] for i in ids.tolist()])
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_rrf_against_brute_force(seed: int) -> None:
+def test_blend_against_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    lists = [rng.permutation(40)[: rng.integers(0, 40)] for _ in range(3)]
-    ids, scores = rrf(lists, k=7)
-    brute = {}
-    for lst in lists:
-        for rank, i in enumerate(lst.tolist(), 1):
-            brute[i] = brute.get(i, 0) + 1 / (7 + rank)
-    order = sorted(brute, key=lambda i: (-brute[i], i))  # ties: smaller id first
+    lists = []
+    for _ in range(2):
+        ids = rng.permutation(30)[: rng.integers(0, 30)]
+        lists.append((ids, rng.random(len(ids)).astype(np.float32)))
+    ids, scores = blend(lists[0], lists[1], alpha=0.3)
+    brute: dict[int, float] = {}
+    for (lid, ls), w in zip(lists, (0.3, 0.7), strict=True):
+        if len(lid) == 0:
+            continue
+        lo, hi = float(ls.min()), float(ls.max())
+        for i, v in zip(lid.tolist(), ls.tolist(), strict=True):
+            norm = (v - lo) / (hi - lo) if hi > lo else 1.0
+            brute[i] = brute.get(i, 0.0) + w * norm
+    order = sorted(brute, key=lambda i: (-round(brute[i], 6), i))
     assert ids.tolist() == order
-    assert np.allclose(scores, [brute[i] for i in order])
+    assert np.allclose(scores, [brute[i] for i in order], atol=1e-6)
+    assert scores.size == 0 or (scores.min() >= 0 and scores.max() <= 1 + 1e-6)
 
 
 def test_cap_per_source_keeps_order() -> None:
