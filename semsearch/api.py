@@ -7,6 +7,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import build as _build
+from .cache import EmbeddingCache, encode_cached
 from .chunk import DEFAULT_CHUNK_TOKENS, sentence_spans
 from .chunkstore import ChunkRecord, ChunkStore
-from .embed import Embedder, load_embedder
+from .embed import DEFAULT_MODEL, DEFAULT_PRECISION, Embedder, load_embedder
 from .engine import Engine, LocalEngine
 from .errors import IndexFormatError, UsageError
 from .index import (
@@ -105,8 +107,9 @@ class SemanticIndex:
         embedder: Embedder | None = None,
         path: str | os.PathLike[str] | None = None,
         index_type: str = "auto",
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
-        self.embedder = embedder if embedder is not None else load_embedder(model)
+        self.embedder = embedder if embedder is not None else load_embedder(model, precision)
         self.settings = _build.Settings(
             model=self.embedder.name,
             precision=self.embedder.precision,
@@ -123,7 +126,7 @@ class SemanticIndex:
         self._dir = IndexDir(path)
         self._view: _View | None = None
         self._warned_long = False
-        self.engine: Engine = LocalEngine(self.embedder)
+        self.engine: Engine = local_engine(self.embedder)
         if self._dir.exists():
             self._reload()
 
@@ -355,12 +358,14 @@ class SemanticIndex:
         index_dir = IndexDir(path if path is not None else default_index_dir())
         _, manifest = index_dir.manifest()
         if embedder is None:
-            embedder = load_embedder(model if model is not None else manifest.model)
+            embedder = load_embedder(
+                model if model is not None else manifest.model, manifest.precision
+            )
         self = cls.__new__(cls)
         self.embedder = embedder
         self._tmp = None
         self._dir = index_dir
-        self.engine = LocalEngine(embedder)
+        self.engine = local_engine(embedder)
         self._view = None
         self._warned_long = False
         self.settings = _build.Settings(
@@ -463,6 +468,7 @@ def index_paths(
     progress: _build.Progress | None = None,
     embedder: Embedder | None = None,
     index_type: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     engine: str = "local",
     ray_address: str | None = None,
     ray_workers: int | None = None,
@@ -475,7 +481,7 @@ def index_paths(
     """
     files = discover(paths, glob)
     roots = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().exists()]
-    embedder = embedder if embedder is not None else load_embedder(model)
+    embedder = embedder if embedder is not None else load_embedder(model, precision)
     settings = _build.Settings(
         model=embedder.name,
         precision=embedder.precision,
@@ -496,18 +502,26 @@ def index_paths(
             close()
 
 
+def local_engine(embedder: Embedder) -> LocalEngine:
+    """In-process engine whose embeddings go through the shared cache: re-indexing text
+    already seen (in any index, same model and precision) costs only a hash lookup."""
+    return LocalEngine(embedder, functools.partial(encode_cached, embedder, cache=EmbeddingCache()))
+
+
 def _make_engine(
     engine: str, embedder: Embedder, address: str | None, workers: int | None
 ) -> Engine:
     if engine == "local":
-        return LocalEngine(embedder)
+        return local_engine(embedder)
     if engine == "ray":
         from .engine_ray import RayEngine
 
+        model = None if embedder.name == DEFAULT_MODEL else embedder.name
         return RayEngine(
-            None if embedder.name == "all-MiniLM-L6-v2" else embedder.name,
+            model,
             address=address,
             num_workers=workers,
+            make_embedder=functools.partial(load_embedder, model, embedder.precision),
             expect=(embedder.name, embedder.precision, embedder.dim),
         )
     raise UsageError(f"unknown engine {engine!r}: choose local or ray")

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from ._version import __version__
+from .embed import DEFAULT_PRECISION
 from .errors import SemsearchError, UsageError
 
 app = typer.Typer(
@@ -36,6 +37,14 @@ class Mode(str, Enum):
 class EngineName(str, Enum):
     local = "local"
     ray = "ray"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+_DEFAULT_PRECISION = Precision(DEFAULT_PRECISION)
 
 
 class IndexType(str, Enum):
@@ -90,6 +99,9 @@ def index(
     chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
     overlap: Annotated[int, typer.Option(min=0, help="Sentences repeated between chunks.")] = 0,
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern.")] = None,
+    precision: Annotated[
+        Precision, typer.Option(help="fp32, or int8 (faster, slightly different vectors).")
+    ] = _DEFAULT_PRECISION,
     engine: Annotated[
         EngineName,
         typer.Option(help="Where chunking and embedding run (ray: pip install semsearch[ray])."),
@@ -117,6 +129,7 @@ def index(
             progress=bar.update,
             engine=engine.value,
             index_type=index_type.value,
+            precision=precision.value,
             ray_address=ray_address,
             ray_workers=ray_workers,
         )
@@ -126,9 +139,11 @@ def index(
         f"{stats.unchanged} unchanged"
     )
     skipped = f", {stats.skipped} skipped" if stats.skipped else ""
+    looked_up = stats.embedded_chunks + stats.cache_hits
+    cache = f"; cache hits {stats.cache_hits}/{looked_up}" if looked_up else ""
     typer.echo(
         f"Indexed {stats.documents} documents, {stats.chunks} chunks in {stats.seconds:.1f}s "
-        f"({changes}{skipped}; backend {stats.backend}) -> {where}",
+        f"({changes}{skipped}{cache}; backend {stats.backend}) -> {where}",
         err=True,
     )
 

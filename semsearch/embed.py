@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import MissingDependencyError, ModelError
 
 Kind = Literal["query", "document"]
 
@@ -204,7 +204,40 @@ def _dim_from_config(location: Path) -> int | None:
     return None
 
 
-@lru_cache(maxsize=4)
-def load_embedder(model: str | None = None) -> Embedder:
-    """The embedder for a model name or path, shared per process so a model loads once."""
-    return SentenceTransformerEmbedder(model)
+#: Numeric precisions an index can be built with; vectors of different precisions never mix.
+PRECISIONS = ("fp32", "int8")
+#: Default precision, chosen by measurement (README, "Speed").
+DEFAULT_PRECISION = "fp32"
+RUNTIMES = ("auto", "onnx", "torch")
+
+
+@lru_cache(maxsize=8)
+def load_embedder(
+    model: str | None = None, precision: str = DEFAULT_PRECISION, runtime: str | None = None
+) -> Embedder:
+    """The embedder for a model, shared per process so a model loads once.
+
+    ``runtime="auto"`` (or ``$SEMSEARCH_RUNTIME``) uses ONNX Runtime, the fast path that
+    needs no torch once the model has been exported (exported on first use and cached),
+    and falls back to sentence-transformers (the reference) for fp32 when ONNX cannot be
+    used. ``int8`` is ONNX-only.
+    """
+    import os
+
+    runtime = runtime or os.environ.get("SEMSEARCH_RUNTIME", "auto")
+    if runtime not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}: choose fp32 or int8")
+    if runtime == "torch":
+        if precision != "fp32":
+            raise ModelError("int8 precision needs the ONNX runtime (pip install onnxruntime)")
+        return SentenceTransformerEmbedder(model)
+    from .embed_onnx import OnnxEmbedder
+
+    try:
+        return OnnxEmbedder(model, precision=precision)
+    except MissingDependencyError:
+        if runtime == "onnx" or precision != "fp32":
+            raise
+        return SentenceTransformerEmbedder(model)

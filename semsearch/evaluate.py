@@ -16,7 +16,7 @@ from .api import SemanticIndex
 from .beir import load_beir
 from .build import Progress
 from .chunk import DEFAULT_CHUNK_TOKENS
-from .embed import Embedder, load_embedder
+from .embed import DEFAULT_PRECISION, Embedder, load_embedder
 from .metrics import evaluate
 from .retrieve import MODES, Mode
 
@@ -61,11 +61,12 @@ def run_eval(
     embedder: Embedder | None = None,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     split: str = "test",
+    precision: str = DEFAULT_PRECISION,
     progress: Progress | None = None,
 ) -> EvalReport:
     """Evaluate every mode on a BEIR collection and return the mean metrics."""
     collection = load_beir(dataset, split)
-    embedder = embedder if embedder is not None else load_embedder(model)
+    embedder = embedder if embedder is not None else load_embedder(model, precision)
     index_dir = _index_dir(collection.corpus_path, embedder, chunk_tokens)
     index = SemanticIndex(embedder=embedder, chunk_tokens=chunk_tokens, path=index_dir)
     docs = list(collection.corpus())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +48,22 @@ def real_embedder() -> Embedder:
     return load_embedder()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ONNX exports are shared by the whole session (exporting takes seconds), and set up
+    before any session fixture loads a model, so the user's cache is never touched."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEMSEARCH_MODEL_CACHE", str(tmp_path_factory.mktemp("models")))
+        mp.setenv("SEMSEARCH_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Never touch the user's real index or cache."""
+    """Never touch the user's real index or caches; each test gets a fresh embedding cache."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SEMSEARCH_INDEX", str(home / "index"))
     monkeypatch.setenv("SEMSEARCH_CACHE", str(home / "cache"))
