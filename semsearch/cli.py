@@ -275,6 +275,9 @@ def eval_(
     model: Annotated[str | None, typer.Option(help="Model name or local directory.")] = None,
     chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
     split: Annotated[str, typer.Option(help="Which qrels file to use.")] = "test",
+    precision: Annotated[
+        Precision, typer.Option(help="fp32 or int8 vectors.")
+    ] = _DEFAULT_PRECISION,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Score retrieval on a labelled BEIR collection: nDCG@10, Recall@10/100, MRR@10."""
@@ -284,7 +287,7 @@ def eval_(
     with _Bar("Indexing corpus") as bar:
         report = run_eval(
             dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,
-            progress=bar.update,
+            precision=precision.value, progress=bar.update,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))

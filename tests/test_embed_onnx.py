@@ -45,13 +45,13 @@ def _seed_paragraphs() -> list[str]:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """fp32 and int8 exports of the default model, made once through the user cache path."""
-    root = tmp_path_factory.mktemp("onnx-cache")
+    """fp32 and int8 exports of the default model, made once through the model cache path."""
+    root = os.environ.get("SEMSEARCH_MODEL_CACHE") or str(tmp_path_factory.mktemp("models"))
     identity, location = resolve_model(None)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEMSEARCH_CACHE", str(root))
+        mp.setenv("SEMSEARCH_MODEL_CACHE", root)
         dirs = {p: ensure_onnx(identity, location, p) for p in ("fp32", "int8")}
-    yield {**dirs, "root": root}
+    yield {**dirs, "root": Path(root)}
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +124,7 @@ def test_batching_keeps_order_and_values(exported: dict[str, Path]) -> None:
 def test_ensure_onnx_reuses_the_export(
     exported: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SEMSEARCH_CACHE", str(exported["root"]))
+    monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(exported["root"]))
     identity, location = resolve_model(None)
     assert onnx_model_dir(identity, "int8") == exported["int8"]
     before = (exported["int8"] / MODEL_FILE).stat().st_mtime_ns
@@ -229,12 +229,15 @@ def test_missing_onnxruntime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 def test_cache_dir_layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SEMSEARCH_MODEL_CACHE", raising=False)
     monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path))
     a = onnx_model_dir("all-MiniLM-L6-v2", "fp32")
     assert a.parent.parent == tmp_path / "onnx" and a.name == "fp32"
     assert a.parent.name.startswith("all-MiniLM-L6-v2-")
     assert onnx_model_dir("/x/all-MiniLM-L6-v2", "fp32") != a  # same tail, other identity
     assert onnx_model_dir("all-MiniLM-L6-v2", "int8").parent == a.parent
+    monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(tmp_path / "models"))
+    assert onnx_model_dir("all-MiniLM-L6-v2", "fp32").parent.parent == tmp_path / "models"
 
 
 def test_unknown_hub_name_is_a_model_error(tmp_path: Path) -> None:
