@@ -206,8 +206,10 @@ def _dim_from_config(location: Path) -> int | None:
 
 #: Numeric precisions an index can be built with; vectors of different precisions never mix.
 PRECISIONS = ("fp32", "int8")
-#: Default precision, chosen by measurement (README, "Speed").
-DEFAULT_PRECISION = "fp32"
+#: Default precision, chosen by measurement (README, "Speed"): int8 ONNX embeds 2.1x the
+#: tokens per CPU-second of sentence-transformers fp32, and dense nDCG@10 on SciFact moved
+#: +0.003 (0.660 -> 0.663).
+DEFAULT_PRECISION = "int8"
 RUNTIMES = ("auto", "onnx", "torch")
 
 
