@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import textwrap
 from dataclasses import asdict
@@ -198,26 +199,25 @@ def query(
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
     elif hits:
-        _print_hits(hits, searcher.best_sentences(text, hits))
+        # The highlight costs an embedding of every sentence shown (~0.2 s for k=5), so
+        # it is computed only where it can be seen: on a terminal.
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _print_hits(hits, searcher.best_sentences(text, hits) if color else None)
     if not hits:
         typer.echo("no results", err=True)
         raise typer.Exit(1)
 
 
-def _print_hits(hits: list[Any], best: list[tuple[int, int]]) -> None:
-    """Rank, score, source:lines, then the chunk with its best-matching sentence marked."""
-    color = sys.stdout.isatty()
-    for rank, (h, (a, b)) in enumerate(zip(hits, best, strict=True), 1):
+def _print_hits(hits: list[Any], best: list[tuple[int, int]] | None) -> None:
+    """Rank, score, source:lines, then the chunk, its best-matching sentence in bold yellow."""
+    for rank, h in enumerate(hits, 1):
         lines = f"{h.line_start}" if h.line_start == h.line_end else f"{h.line_start}-{h.line_end}"
         typer.echo(f"{rank}. {h.score:.3f}  {_display_path(h.source)}:{lines}")
+        a, b = best[rank - 1] if best else (0, 0)
         before, match, after = (" ".join(p.split()) for p in (h.text[:a], h.text[a:b], h.text[b:]))
-        body = " ".join(p for p in (before, "\x00" + match + "\x01", after) if p)
+        body = " ".join(p for p in (before, "\x00" + match + "\x01" if match else "", after) if p)
         wrapped = textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   ")
-        if color:
-            wrapped = wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m")
-        else:
-            wrapped = wrapped.replace("\x00", "").replace("\x01", "")
-        typer.echo(wrapped)
+        typer.echo(wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m"))
         typer.echo("")
 
 
