@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -320,6 +321,9 @@ def _quantize_dir(fp32_dir: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{MODEL_FILE}.{os.getpid()}.tmp"
     try:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs advice through the root logger
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(
@@ -336,6 +340,7 @@ def _quantize_dir(fp32_dir: Path, out: Path) -> None:
     except Exception as exc:
         raise ModelError(f"cannot quantise {meta.get('identity')!r}: {_first_line(exc)}") from None
     finally:
+        root.setLevel(level)
         tmp.unlink(missing_ok=True)
     meta["precision"] = "int8"
     _write_atomic(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
