@@ -93,9 +93,9 @@ class EmbeddingCache:
         vectors = np.zeros((len(texts), dim), dtype=np.float32)
         hits = np.zeros(len(texts), dtype=bool)
         for i, key in enumerate(keys):
-            vec = found.get(key)
-            if vec is not None and vec.shape[0] == dim:
-                vectors[i] = vec
+            got = found.get(key)
+            if got is not None and got.shape[0] == dim:
+                vectors[i] = got
                 hits[i] = True
         return vectors, hits
 

@@ -190,7 +190,10 @@ class ChunkStore:
             )
             for r in cur:
                 meta = json.loads(r[10]) if r[10] else None
-                out[r[0]] = ChunkRecord(*r[:10], metadata=meta)
+                out[r[0]] = ChunkRecord(
+                    row=r[0], chunk_id=r[1], doc_id=r[2], source=r[3], ordinal=r[4], start=r[5],
+                    end=r[6], line_start=r[7], line_end=r[8], text=r[9], metadata=meta,
+                )  # fmt: skip
         return out
 
     def documents(self) -> Iterator[StoredDocument]:

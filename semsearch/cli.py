@@ -283,7 +283,7 @@ def eval_(
     """Score retrieval on a labelled BEIR collection: nDCG@10, Recall@10/100, MRR@10."""
     from .evaluate import run_eval
 
-    modes = [m.value for m in mode] if mode else [m.value for m in Mode]
+    modes: list[Any] = [m.value for m in mode] if mode else [m.value for m in Mode]
     with _Bar("Indexing corpus") as bar:
         report = run_eval(
             dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,

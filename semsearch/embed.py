@@ -140,7 +140,7 @@ class SentenceTransformerEmbedder(Embedder):
         except Exception as exc:  # any loader failure becomes one line naming the model
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {self.name!r}: {reason}") from None
-        self.max_tokens = int(model.max_seq_length) - 2
+        self.max_tokens = int(model.max_seq_length or self.max_tokens + 2) - 2
         return model
 
     @cached_property

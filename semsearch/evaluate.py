@@ -65,7 +65,7 @@ def run_eval(
     progress: Progress | None = None,
 ) -> EvalReport:
     """Evaluate every mode on a BEIR collection and return the mean metrics."""
-    collection = load_beir(dataset, split)
+    collection = load_beir(Path(dataset), split)
     embedder = embedder if embedder is not None else load_embedder(model, precision)
     index_dir = _index_dir(collection.corpus_path, embedder, chunk_tokens)
     index = SemanticIndex(embedder=embedder, chunk_tokens=chunk_tokens, path=index_dir)
