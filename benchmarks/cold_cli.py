@@ -1,0 +1,131 @@
+"""Cold CLI latency: a fresh ``semsearch query`` process on the seeds index, as a user runs it.
+
+The wall time is what a user waits; the split (import, model load, index load, first encode,
+search) comes from the same steps timed inside a fresh interpreter, so it shows where a
+cold start goes. One untimed run first warms the OS page cache: "cold" here means a new
+process, not a cold disk, which a benchmark cannot reproduce without root.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import REPO, child_env, log, median, prepare_semsearch_model, scratch_dir
+
+QUERY = "trade decline"
+PHASES = ("import", "model_load", "load_index", "first_encode", "search")
+
+_SPLIT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import semsearch
+t1 = time.perf_counter()
+emb = semsearch.load_embedder()  # the default model, as the seeds index was built with
+getattr(emb, "_model", None)  # a lazily loaded (torch) model loads here too
+t2 = time.perf_counter()
+index = semsearch.SemanticIndex.load(sys.argv[1], embedder=emb)
+t3 = time.perf_counter()
+emb.encode([sys.argv[2]], kind="query")
+t4 = time.perf_counter()
+hits = index.search(sys.argv[2], k=5)
+t5 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "model_load": t2 - t1, "load_index": t3 - t2,
+                  "first_encode": t4 - t3, "search": t5 - t4, "hits": len(hits),
+                  "embedder": type(emb).__name__}))
+"""
+
+_BUILD = r"""
+import sys
+from semsearch import SemanticIndex
+index = SemanticIndex()
+index.add_paths([sys.argv[2]])
+index.save(sys.argv[1])
+print(len(index))
+"""
+
+
+def seeds_dir() -> Path:
+    """The repository's seed documents, else the copy bundled in the installed package."""
+    if (REPO / "seeds").is_dir():
+        return REPO / "seeds"
+    from semsearch.sources import bundled_seeds
+
+    return Path(bundled_seeds())
+
+
+def cli_command() -> list[str]:
+    """The installed console script when there is one, else the module it points at."""
+    script = Path(sys.executable).with_name("semsearch")
+    if script.is_file():
+        return [str(script)]
+    if (REPO / "semsearch" / "__main__.py").is_file():
+        return [sys.executable, "-m", "semsearch"]
+    return [sys.executable, "-m", "semsearch.cli"]
+
+
+def run(runs: int = 10, *, warmup: bool = True) -> dict[str, Any]:
+    """Median wall time of ``runs`` fresh CLI processes, and the median split of ``runs``
+    instrumented ones. Without ``warmup`` the seed build is the only run before them (it
+    reads the same libraries and model, so the page cache is mostly warm already)."""
+    tmp = scratch_dir("cold")
+    env = child_env(tmp)
+    index = tmp / "index"
+    env["SEMSEARCH_INDEX"] = str(index)
+    try:
+        prepared = prepare_semsearch_model(None, tmp)  # one-time export, not a query cost
+        log(f"cold CLI: building the seeds index ({seeds_dir()})")
+        t = time.perf_counter()
+        built = _check(
+            [sys.executable, "-c", _BUILD, str(index), str(seeds_dir())], env, "seed index build"
+        )
+        out: dict[str, Any] = {
+            "query": QUERY,
+            "runs": runs,
+            "seed_chunks": int(built.strip().splitlines()[-1]),
+            "seed_build_s": time.perf_counter() - t,
+            "model_prepare": prepared,
+        }
+        cmd = [*cli_command(), "query", QUERY, "--index", str(index)]
+        shown = [Path(cmd[0]).name, *cmd[1:-4], "query", f'"{QUERY}"', "--index", "SEEDS"]
+        out["command"] = " ".join(shown)
+        log(f"cold CLI: {runs} timed runs of {out['command']!r}" + (" (+1 warm-up)" * warmup))
+        if warmup:
+            _check(cmd, env, "cli warm-up")
+        walls = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            _check(cmd, env, "cli query")
+            walls.append(time.perf_counter() - t)
+        out["wall_s"] = {
+            "median": median(walls),
+            "min": min(walls),
+            "max": max(walls),
+            "all": walls,
+        }
+        log(f"cold CLI: {runs} instrumented runs for the split")
+        splits = [
+            json.loads(_check([sys.executable, "-c", _SPLIT, str(index), QUERY], env, "split"))
+            for _ in range(runs)
+        ]
+        split = {p: median(s[p] for s in splits) for p in PHASES}
+        # What the split does not see: interpreter start/exit, CLI parsing and printing.
+        split["other"] = max(out["wall_s"]["median"] - sum(split.values()), 0.0)
+        out["split_s"] = split
+        out["embedder"] = splits[0]["embedder"]
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check(cmd: list[str], env: dict[str, str], what: str) -> str:
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {tail[-400:]}")
+    return proc.stdout
