@@ -61,7 +61,7 @@ def run(quick: bool, out: dict[str, Any]) -> None:
         "edited_counts": {"updated": edited.updated, "unchanged": edited.unchanged},
         "unchanged_embedded_chunks": same.embedded_chunks,
     }
-    out["incremental"] = result
+    out.update(result)
     print(
         f"incremental: {n} files first {t_first:.2f}s, unchanged re-index {t_same:.3f}s "
         f"({100 * t_same / t_first:.1f}%), 10 edited {t_edit:.2f}s ({100 * t_edit / t_first:.1f}%)"

@@ -240,6 +240,8 @@ _SECTIONS = (
     ("index", "Index build, latency and recall", None),
     ("cold_cli", "Cold CLI latency", render_cold),
     ("peers", "End-to-end build vs peers", render_peers),
+    ("incremental", "Incremental re-indexing (1,000 files)", None),
+    ("ray", "Distributed build on Ray", None),
 )
 
 
