@@ -10,7 +10,6 @@ derived from it goes to a temporary directory, never into the repository.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -21,6 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from semsearch import beir
+from semsearch.beir import BeirDoc
+
 REPO = Path(__file__).resolve().parent.parent
 #: Where CI and the dev machines keep shared data: ``../shared`` beside the clone.
 DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval" / "scifact"
@@ -28,16 +30,8 @@ DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval" / "scifact"
 CHUNK_TOKENS = 200
 
 
-@dataclass(frozen=True, slots=True)
-class Doc:
-    id: str
-    title: str
-    text: str
-
-    @property
-    def full_text(self) -> str:
-        """Title and body as one string, as BEIR feeds documents to dense models."""
-        return f"{self.title} {self.text}".strip() if self.title else self.text
+#: A corpus document, as semsearch's own BEIR reader gives it (id, title, text, full_text).
+Doc = BeirDoc
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +74,11 @@ def semsearch_model_arg(model_dir: str) -> str | None:
 
 
 def read_corpus(eval_dir: Path) -> list[Doc]:
-    docs = []
-    with open(eval_dir / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                d = json.loads(line)
-                docs.append(Doc(str(d["_id"]), d.get("title") or "", d.get("text") or ""))
-    return docs
+    return list(beir.read_corpus(eval_dir / "corpus.jsonl"))
 
 
 def read_queries(eval_dir: Path) -> dict[str, str]:
-    out = {}
-    with open(eval_dir / "queries.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                q = json.loads(line)
-                out[str(q["_id"])] = q["text"]
-    return out
+    return beir.read_queries(eval_dir / "queries.jsonl")
 
 
 def read_qrels(eval_dir: Path, split: str = "test") -> dict[str, set[str]]:
