@@ -129,6 +129,7 @@ class _Plan:
     added: int = 0
     updated: int = 0
     skipped: int = 0
+    removed: int = 0
     process: list[Item] = field(default_factory=list)
     drop: set[str] = field(default_factory=set)  # old doc ids not copied over
 
@@ -243,7 +244,7 @@ class _Generation:
             )
             if gone or doc_id in self.changes.remove:
                 plan.drop.add(doc_id)
-        self.removed = len(plan.drop) - plan.updated
+        plan.removed = len(plan.drop) - plan.updated
         return plan
 
     # --- writing ----------------------------------------------------------------------------
@@ -304,7 +305,7 @@ class _Generation:
             chunks=chunks,
             added=plan.added,
             updated=plan.updated,
-            removed=getattr(self, "removed", 0),
+            removed=plan.removed,
             unchanged=plan.unchanged,
             skipped=plan.skipped,
             embedded_chunks=self.engine.counts.embedded,
