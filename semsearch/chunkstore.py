@@ -100,14 +100,6 @@ class ChunkStore:
             raise IndexFormatError(f"{path}: not a valid chunk database ({exc})") from None
         return cls(conn, path)
 
-    def copy_to(self, path: Path) -> None:
-        dest = sqlite3.connect(str(path))
-        try:
-            self.conn.commit()
-            self.conn.backup(dest)
-        finally:
-            dest.close()
-
     def close(self) -> None:
         self.conn.close()
 
