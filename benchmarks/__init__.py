@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from semsearch import beir
-from semsearch.beir import BeirDoc
+from semsearch.evaluation import beir
+from semsearch.evaluation.beir import BeirDoc
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where CI and the dev machines keep shared data: ``../shared`` beside the clone.
@@ -123,7 +123,7 @@ def prechunk(docs: Sequence[Doc], model_dir: str, max_tokens: int = CHUNK_TOKENS
     try:
         from tokenizers import Tokenizer
 
-        from semsearch.chunk import chunk_text
+        from semsearch.ingest.chunk import chunk_text
 
         tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         tok.no_truncation()

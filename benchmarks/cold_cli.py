@@ -54,7 +54,7 @@ def seeds_dir() -> Path:
     """The repository's seed documents, else the copy bundled in the installed package."""
     if (REPO / "seeds").is_dir():
         return REPO / "seeds"
-    from semsearch.sources import bundled_seeds
+    from semsearch.config import bundled_seeds
 
     return Path(bundled_seeds())
 

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch import ann
-from semsearch.index import FaissIndex, VectorIndex, build_vector_index
+from semsearch.index import FaissIndex, VectorIndex, ann, build_vector_index
 
 DIM = 384
 SIZES = (10_000, 100_000, 1_000_000)

@@ -45,9 +45,9 @@ def run(
     except ImportError:
         out["skipped"] = "ray is not installed: pip install 'semsearch[ray]'"
         return
+    from semsearch.build.engine import LocalEngine
+    from semsearch.build.ray import RayEngine
     from semsearch.embed import load_embedder
-    from semsearch.engine import LocalEngine
-    from semsearch.engine_ray import RayEngine
 
     tmp = scratch_dir("ray")
     try:
@@ -114,8 +114,8 @@ def _build(
     """One full build through the real builder (wall time includes the engine's start-up);
     its figures, and the vectors it wrote."""
     from semsearch.build import Changes, Settings, build
-    from semsearch.chunk import DEFAULT_CHUNK_TOKENS
-    from semsearch.sources import discover
+    from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
+    from semsearch.ingest.discover import discover
     from semsearch.store import IndexDir
 
     settings = Settings(

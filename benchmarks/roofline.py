@@ -110,7 +110,7 @@ def _st_fp32(model_dir: str) -> _Encoder:
 
 def _onnx(precision: str) -> Callable[[str], _Encoder]:
     def make(model_dir: str) -> _Encoder:
-        from semsearch.embed_onnx import OnnxEmbedder  # type: ignore[import-not-found]
+        from semsearch.embed.onnx_runtime import OnnxEmbedder  # type: ignore[import-not-found]
 
         return OnnxEmbedder(semsearch_model_arg(model_dir), precision=precision)
 

@@ -4,9 +4,17 @@ Only re-exports live here; importing semsearch does not import torch.
 """
 
 from ._version import __version__
-from .api import Hit, IndexInfo, SemanticIndex, default_index_dir, index_paths
+from .api import (
+    ChunkContext,
+    DocumentView,
+    Hit,
+    IndexInfo,
+    Passage,
+    SemanticIndex,
+    default_index_dir,
+    index_paths,
+)
 from .build import BuildStats
-from .chunk import Chunk, chunk_text
 from .embed import Embedder, SentenceTransformerEmbedder, load_embedder
 from .errors import (
     IndexFormatError,
@@ -17,10 +25,13 @@ from .errors import (
     UsageError,
 )
 from .index import FaissIndex, NumpyIndex, SearchResult, VectorIndex
+from .ingest import Chunk, chunk_text
 
 __all__ = [
     "BuildStats",
     "Chunk",
+    "ChunkContext",
+    "DocumentView",
     "Embedder",
     "FaissIndex",
     "Hit",
@@ -30,6 +41,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelError",
     "NumpyIndex",
+    "Passage",
     "SearchResult",
     "SemanticIndex",
     "SemsearchError",

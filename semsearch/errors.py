@@ -23,6 +23,10 @@ class IndexFormatError(SemsearchError):
     """An index on disk is missing, damaged, or does not match what was asked for."""
 
 
+class IndexWriteError(SemsearchError):
+    """A new generation could not be written (disk full, permissions); the index is as before."""
+
+
 class IndexLockedError(SemsearchError):
     """Another process is writing the same index."""
 

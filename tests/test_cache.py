@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch.cache import EmbeddingCache, cache_dir, encode_cached
+from semsearch import config
 from semsearch.embed import Embedder, Kind, normalize
+from semsearch.errors import UsageError
+from semsearch.store.embedding_cache import EmbeddingCache, encode_cached
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,10 +47,22 @@ def cache(tmp_path: Path) -> EmbeddingCache:
 
 def test_default_path_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "c"))
-    assert cache_dir() == tmp_path / "c"
-    with EmbeddingCache() as c:
+    assert config.load().cache_dir == tmp_path / "c"
+    with EmbeddingCache(config.load().embedding_cache) as c:
         assert c.path == tmp_path / "c" / "embeddings.sqlite"
+        c.store("m", "fp32", ["a"], np.eye(1, 4, dtype=np.float32))
     assert (tmp_path / "c" / "embeddings.sqlite").is_file()
+
+
+def test_xdg_cache_home_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEMSEARCH_CACHE", raising=False)
+    monkeypatch.delenv("SEMSEARCH_MODEL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cfg = config.load()
+    assert cfg.cache_dir == tmp_path / "xdg" / "semsearch"
+    assert cfg.model_cache == tmp_path / "xdg" / "semsearch" / "onnx"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")  # invalid per the spec: ignored
+    assert config.load().cache_dir == Path.home() / ".cache" / "semsearch"
 
 
 def test_lookup_on_empty_cache(cache: EmbeddingCache) -> None:
@@ -82,7 +96,7 @@ def test_vectors_are_raw_float32(cache: EmbeddingCache) -> None:
 
 
 def test_store_rejects_mismatched_rows(cache: EmbeddingCache) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         cache.store("m", "fp32", ["a", "b"], np.zeros((3, 8), dtype=np.float32))
 
 
@@ -139,12 +153,14 @@ def test_persists_across_instances(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 import numpy as np
-from semsearch.cache import EmbeddingCache
+from semsearch.store.embedding_cache import EmbeddingCache
 tag = sys.argv[2]
 with EmbeddingCache(sys.argv[1]) as c:
     for start in range(0, 600, 50):
         texts = [f"{tag}-{i}" for i in range(start, start + 50)]
-        c.store("m", "fp32", texts, np.full((50, 4), float(start), dtype=np.float32))
+        angle = start / 1000
+        row = [np.cos(angle), np.sin(angle), 0.0, 0.0]
+        c.store("m", "fp32", texts, np.tile(np.array(row, dtype=np.float32), (50, 1)))
         c.lookup("m", "fp32", texts)
 """
 
@@ -160,4 +176,4 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         texts = [f"{tag}-{i}" for tag in ("p", "q", "r") for i in range(600)]
         vecs, hits = c.lookup("m", "fp32", texts)
     assert hits.all() and vecs.shape == (1800, 4)
-    assert vecs[599, 0] == 550.0
+    assert np.allclose(vecs[599], [np.cos(0.55), np.sin(0.55), 0, 0], atol=1e-6)

@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 
-from semsearch.chunk import chunk_text, sentence_spans
 from semsearch.embed import Embedder
 from semsearch.errors import UsageError
+from semsearch.ingest.chunk import chunk_text, sentence_spans
 
 from .conftest import SEEDS, FakeEmbedder
 

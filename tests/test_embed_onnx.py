@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch import embed_onnx
+from semsearch import config
 from semsearch.embed import SentenceTransformerEmbedder, resolve_model
-from semsearch.embed_onnx import (
+from semsearch.embed import onnx_export as embed_onnx
+from semsearch.embed.onnx_export import (
     META_FILE,
     MODEL_FILE,
-    OnnxEmbedder,
     ensure_onnx,
     export_onnx,
     onnx_model_dir,
 )
+from semsearch.embed.onnx_runtime import OnnxEmbedder
 from semsearch.errors import MissingDependencyError, ModelError, UsageError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,9 +49,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
     """fp32 and int8 exports of the default model, made once through the model cache path."""
     root = os.environ.get("SEMSEARCH_MODEL_CACHE") or str(tmp_path_factory.mktemp("models"))
     identity, location = resolve_model(None)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEMSEARCH_MODEL_CACHE", root)
-        dirs = {p: ensure_onnx(identity, location, p) for p in ("fp32", "int8")}
+    dirs = {p: ensure_onnx(identity, location, p, Path(root)) for p in ("fp32", "int8")}
     yield {**dirs, "root": Path(root)}
 
 
@@ -126,11 +125,11 @@ def test_ensure_onnx_reuses_the_export(
 ) -> None:
     monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(exported["root"]))
     identity, location = resolve_model(None)
-    assert onnx_model_dir(identity, "int8") == exported["int8"]
+    assert onnx_model_dir(identity, "int8", exported["root"]) == exported["int8"]
     before = (exported["int8"] / MODEL_FILE).stat().st_mtime_ns
     monkeypatch.setattr(embed_onnx, "export_onnx", _fail)
     monkeypatch.setattr(embed_onnx, "_quantize_dir", _fail)
-    assert ensure_onnx(identity, location, "int8") == exported["int8"]
+    assert ensure_onnx(identity, location, "int8", exported["root"]) == exported["int8"]
     assert (exported["int8"] / MODEL_FILE).stat().st_mtime_ns == before
     meta = json.loads((exported["int8"] / META_FILE).read_text())
     assert meta["identity"] == identity and meta["precision"] == "int8"
@@ -143,7 +142,7 @@ def _fail(*args: object, **kwargs: object) -> None:
 
 _NO_TORCH = """
 import sys
-from semsearch.embed_onnx import OnnxEmbedder
+from semsearch.embed.onnx_runtime import OnnxEmbedder
 vec = OnnxEmbedder(model_dir=sys.argv[1]).encode(["a cold query"], kind="query")
 heavy = [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]
 print(vec.shape, heavy)
@@ -217,27 +216,28 @@ def test_not_an_export(tmp_path: Path) -> None:
 
 def test_bad_precision() -> None:
     with pytest.raises(UsageError):
-        onnx_model_dir("m", "fp16")
+        onnx_model_dir("m", "fp16", Path("/nonexistent"))
     with pytest.raises(UsageError):
         OnnxEmbedder(precision="int4")
 
 
 def test_missing_onnxruntime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(MissingDependencyError, match="semsearch\\[fast\\]"):
+    with pytest.raises(MissingDependencyError, match="pip install onnxruntime"):
         OnnxEmbedder(model_dir=tmp_path)
 
 
 def test_cache_dir_layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SEMSEARCH_MODEL_CACHE", raising=False)
     monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path))
-    a = onnx_model_dir("all-MiniLM-L6-v2", "fp32")
+    root = config.load().model_cache
+    a = onnx_model_dir("all-MiniLM-L6-v2", "fp32", root)
     assert a.parent.parent == tmp_path / "onnx" and a.name == "fp32"
     assert a.parent.name.startswith("all-MiniLM-L6-v2-")
-    assert onnx_model_dir("/x/all-MiniLM-L6-v2", "fp32") != a  # same tail, other identity
-    assert onnx_model_dir("all-MiniLM-L6-v2", "int8").parent == a.parent
+    assert onnx_model_dir("/x/all-MiniLM-L6-v2", "fp32", root) != a  # same tail, other identity
+    assert onnx_model_dir("all-MiniLM-L6-v2", "int8", root).parent == a.parent
     monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(tmp_path / "models"))
-    assert onnx_model_dir("all-MiniLM-L6-v2", "fp32").parent.parent == tmp_path / "models"
+    assert config.load().model_cache == tmp_path / "models"
 
 
 def test_unknown_hub_name_is_a_model_error(tmp_path: Path) -> None:

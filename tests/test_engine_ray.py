@@ -23,14 +23,15 @@ import numpy as np
 import pytest
 
 from semsearch.api import SemanticIndex
-from semsearch.build import BuildStats, Changes, Settings, build, documents_from_texts
-from semsearch.chunk import DEFAULT_CHUNK_TOKENS
-from semsearch.chunkstore import ChunkRecord, ChunkStore
+from semsearch.build import BuildStats, Changes, Settings, build
+from semsearch.build.engine import ChunkParams, Engine, Item, LocalEngine
+from semsearch.build.ray import RayBuildError, RayEngine, ShardWorker, _describe
 from semsearch.embed import Embedder, load_embedder
-from semsearch.engine import ChunkParams, Engine, Item, LocalEngine
-from semsearch.engine_ray import RayBuildError, RayEngine, ShardWorker, _describe
 from semsearch.errors import MissingDependencyError, ModelError
+from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
+from semsearch.ingest.document import documents_from_texts
 from semsearch.store import CHUNKS, VECTORS, IndexDir
+from semsearch.store.chunkstore import ChunkRecord, ChunkStore
 
 from .conftest import SEEDS, FakeEmbedder
 

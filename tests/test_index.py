@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch import ann
 from semsearch.errors import IndexFormatError, UsageError
 from semsearch.index import (
     FaissIndex,
     NumpyIndex,
     SearchResult,
     VectorIndex,
+    ann,
     build_vector_index,
     index_class,
     resolve_index_type,

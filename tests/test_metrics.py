@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from semsearch.beir import BeirDoc, BeirQuery, load_beir, read_corpus, read_qrels
 from semsearch.errors import UsageError
-from semsearch.metrics import (
+from semsearch.evaluation.beir import BeirDoc, BeirQuery, load_beir, read_corpus, read_qrels
+from semsearch.evaluation.metrics import (
     Evaluation,
     MetricsAtK,
     Ranking,

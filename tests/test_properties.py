@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semsearch import SemanticIndex, UsageError
-from semsearch.chunk import chunk_text
 from semsearch.cli import main
+from semsearch.ingest.chunk import chunk_text
 
 from .conftest import SEEDS, FakeEmbedder
 

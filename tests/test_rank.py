@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from semsearch import SemanticIndex, UsageError
-from semsearch.rank import blend, cap_per_source, keyword_query, mmr
+from semsearch.search.fuse import blend
+from semsearch.search.keyword import keyword_query
+from semsearch.search.shape import cap_per_source, mmr
 
 from .conftest import FakeEmbedder
 

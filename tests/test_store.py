@@ -41,7 +41,7 @@ def test_layout_has_no_pickle_and_a_declared_manifest(built: Path) -> None:
     assert names == ["chunks.sqlite", "index.faiss", "manifest.json", "vectors.npy"]
     manifest = json.loads((gen / "manifest.json").read_text())
     assert manifest["model"] == "fake-bow" and manifest["dim"] == 64
-    assert manifest["documents"] == 5 and manifest["format_version"] == 1
+    assert manifest["documents"] == 5 and manifest["format_version"] == 2
     assert set(manifest["files"]) == {"chunks.sqlite", "index.faiss", "vectors.npy"}
     np.load(gen / "vectors.npy", allow_pickle=False)  # plain array, no objects
 
@@ -69,7 +69,7 @@ def test_altered_manifest_is_detected(built: Path) -> None:
         _load(built)
 
 
-@pytest.mark.parametrize("name", ["vectors.npy", "chunks.sqlite", "index.faiss"])
+@pytest.mark.parametrize("name", ["vectors.npy", "chunks.sqlite"])
 def test_same_size_alteration_is_detected_by_checksum(built: Path, name: str) -> None:
     path = _gen(built) / name
     data = bytearray(path.read_bytes())
@@ -77,6 +77,24 @@ def test_same_size_alteration_is_detected_by_checksum(built: Path, name: str) ->
     path.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match=f"{name}: checksum"):
         _load(built)
+
+
+def test_damaged_faiss_file_falls_back_to_exact_search(
+    built: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """index.faiss is derived from vectors.npy: when it is damaged, queries search the
+    intact vectors exactly (same answers as flat faiss) and say so."""
+    before = _load(built).search_batch(QUERIES, 5)
+    path = _gen(built) / "index.faiss"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="semsearch"):
+        index = _load(built)
+    assert "index.faiss: checksum" in caplog.text
+    assert index._view.index.backend == "numpy"
+    after = index.search_batch(QUERIES, 5)
+    assert [[h.chunk_id for h in q] for q in after] == [[h.chunk_id for h in q] for q in before]
 
 
 def test_model_and_dimension_mismatch(built: Path) -> None:
@@ -89,7 +107,7 @@ def test_model_and_dimension_mismatch(built: Path) -> None:
         SemanticIndex.load(built, embedder=small)
 
 
-@pytest.mark.parametrize("name", ["vectors.npy", "chunks.sqlite", "index.faiss", "manifest.json"])
+@pytest.mark.parametrize("name", ["vectors.npy", "chunks.sqlite", "manifest.json"])
 def test_missing_or_truncated_files_are_named(built: Path, name: str) -> None:
     path = _gen(built) / name
     data = path.read_bytes()

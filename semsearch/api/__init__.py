@@ -1,0 +1,27 @@
+"""The Python API: :class:`SemanticIndex` and whole-index operations."""
+
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage
+from .index import SemanticIndex
+from .operations import (
+    default_index_dir,
+    ensure_sample_index,
+    index_paths,
+    refresh_index,
+    remove_documents,
+    sample_index_dir,
+)
+
+__all__ = [
+    "ChunkContext",
+    "DocumentView",
+    "Hit",
+    "IndexInfo",
+    "Passage",
+    "SemanticIndex",
+    "default_index_dir",
+    "ensure_sample_index",
+    "index_paths",
+    "refresh_index",
+    "remove_documents",
+    "sample_index_dir",
+]

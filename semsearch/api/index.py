@@ -1,0 +1,453 @@
+"""The Python API: :class:`SemanticIndex` composes chunking, embedding, the vector index
+and the chunk store; it implements none of them.
+
+Every change is written as a new on-disk generation by :mod:`semsearch.build`; an index
+made in Python without a path lives in a temporary directory until :meth:`save`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import build as _build
+from .. import config as _config
+from ..build.settings import Requested
+from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
+from ..errors import IndexFormatError, UsageError
+from ..ingest.chunk import sentence_spans
+from ..ingest.discover import discover
+from ..ingest.document import documents_from_texts
+from ..search import DEFAULT_MODE, Mode, Options, retrieve
+from ..store.embedding_cache import EmbeddingCache, encode_cached
+from ..store.layout import IndexDir
+from ..store.manifest import MANIFEST, Manifest
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit, to_passage
+from .view import View, open_view
+
+log = logging.getLogger("semsearch")
+
+
+class SemanticIndex:
+    """A searchable collection of chunked documents, backed by an index directory.
+
+    Settings left as None are the existing index's own (or the defaults for a new one);
+    naming a setting that differs from an existing index's is an error unless the build
+    asks to rebuild. Safe to share between threads: searches run concurrently, writes one
+    at a time.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        backend: str = "auto",
+        chunk_tokens: int | None = None,
+        overlap: int | None = None,
+        embedder: Embedder | None = None,
+        path: str | os.PathLike[str] | None = None,
+        index_type: str | None = None,
+        precision: str | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="semsearch-")
+            path = Path(self._tmp.name) / "index"
+        self._dir = IndexDir(path)
+        manifest = _manifest_or_none(self._dir)
+        self._requested = Requested(
+            model=model if embedder is None else embedder.name,
+            precision=precision if embedder is None else embedder.precision,
+            chunk_tokens=chunk_tokens,
+            overlap=overlap,
+            backend=backend,
+            index_type=index_type,
+        )
+        if embedder is None:
+            embedder = load_embedder(
+                self._requested.model_for(manifest),
+                self._requested.precision_for(manifest, DEFAULT_PRECISION),
+            )
+        self.embedder = embedder
+        self.settings = self._requested.resolve(
+            manifest, embedder.name, embedder.precision, embedder.dim, rebuild=True
+        )
+        self._cache = cache
+        self._engine: _build.Engine | None = None
+        self._write_lock = threading.RLock()
+        self._view: View | None = None
+        self._warned_long = False
+        if self._dir.exists():
+            self._reload()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        backend: str = "auto",
+    ) -> SemanticIndex:
+        """Open an existing index directory (default: the configured one). Checks the
+        format, the files, and that the model matches."""
+        index_dir = IndexDir(path if path is not None else _config.load().index_dir)
+        index_dir.manifest()  # a clear error when there is no readable index here
+        return cls(model, embedder=embedder, path=index_dir.path, backend=backend)
+
+    @property
+    def path(self) -> Path | None:
+        """Where the index lives on disk; None while it is only temporary."""
+        return None if self._tmp is not None else self._dir.path
+
+    @property
+    def engine(self) -> _build.Engine:
+        """The local engine, made on first write: reading never opens the embedding cache."""
+        if self._engine is None:
+            cache = self._cache or EmbeddingCache(_config.load().embedding_cache)
+            embedder = self.embedder
+
+            def embed(texts: Sequence[str]) -> tuple[np.ndarray, int]:
+                return encode_cached(embedder, texts, cache)
+
+            self._engine = _build.LocalEngine(embedder, embed)
+        return self._engine
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "(temporary)"
+        v = self._view
+        docs, chunks = (v.manifest.documents, v.manifest.chunks) if v else (0, 0)
+        return (
+            f"<SemanticIndex {where}: {docs} documents, {chunks} chunks, "
+            f"model {self.embedder.name} ({self.embedder.precision})>"
+        )
+
+    # --- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        ids: Iterable[str] | None = None,
+        metadata: Iterable[Mapping[str, Any] | None] | None = None,
+        **kw: Any,
+    ) -> SemanticIndex:
+        """A new index of ``texts``; ``kw`` are the constructor's (model, path, ...)."""
+        index = cls(**kw)
+        index.add_texts(texts, ids=ids, metadata=metadata)
+        return index
+
+    @classmethod
+    def from_paths(
+        cls, paths: Iterable[str | os.PathLike[str]], *, glob: str | None = None, **kw: Any
+    ) -> SemanticIndex:
+        """A new index of files, directories and glob patterns (``glob`` filters the files
+        found in directories); ``kw`` are the constructor's: ``model``, ``path`` (where the
+        index lives, temporary by default), ``chunk_tokens``, ``overlap``, ``precision``,
+        ``backend``, ``index_type``, ``embedder``."""
+        index = cls(**kw)
+        index.add_paths(paths, glob=glob)
+        return index
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        ids: Iterable[str] | None = None,
+        metadata: Iterable[Mapping[str, Any] | None] | None = None,
+    ) -> _build.BuildStats:
+        """Add new documents from strings; an id already present is an error (see upsert).
+        Default ids are ``text-<n>``, numbered after the highest one in the index."""
+        texts = list(texts)
+        with self._write_lock:
+            if ids is None:
+                start = self._next_text_number()
+                ids = [f"text-{start + n}" for n in range(len(texts))]
+            docs = documents_from_texts(texts, ids, metadata)
+            present = self._existing_ids([d.doc_id for d in docs])
+            if present:
+                raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
+            return self._apply(_build.Changes(items=docs))
+
+    def upsert(
+        self,
+        texts: Iterable[str],
+        ids: Iterable[str],
+        metadata: Iterable[Mapping[str, Any] | None] | None = None,
+        *,
+        progress: _build.Progress | None = None,
+    ) -> _build.BuildStats:
+        """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
+        docs = documents_from_texts(texts, ids, metadata)
+        return self._apply(_build.Changes(items=docs), progress)
+
+    def add_paths(
+        self, paths: Iterable[str | os.PathLike[str]], *, glob: str | None = None
+    ) -> _build.BuildStats:
+        """Index files, directories and globs; re-running it updates what changed and drops
+        files that disappeared from the given directories."""
+        given = list(paths)
+        files = discover(given, glob)
+        roots = [Path(os.path.abspath(Path(p).expanduser())) for p in given]
+        globs = (glob,) if glob else ()
+        return self._apply(_build.Changes(items=files, roots=roots, globs=globs))
+
+    def rebuild(self, progress: _build.Progress | None = None) -> _build.BuildStats:
+        """Chunk and embed every document again under this object's settings (after changing
+        model, precision or chunking); nothing indexed is dropped."""
+        return self._apply(_build.Changes(rebuild=True), progress)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by id or source (globs allowed); returns how many were removed."""
+        wanted = [str(i) for i in ids]
+        with self._write_lock:
+            found: set[str] = set()
+            store = self._view.store if self._view else None
+            for pattern in wanted:
+                matches = store.document_ids(pattern) if store else []
+                if not matches and store and Path(pattern).exists():
+                    matches = store.document_ids(_glob_literal(os.path.abspath(pattern)))
+                if not matches:
+                    raise UsageError(f"no document in the index matches {pattern!r}")
+                found.update(matches)
+            self._apply(_build.Changes(remove=frozenset(found)))
+            return len(found)
+
+    def _next_text_number(self) -> int:
+        if self._view is None:
+            return 0
+        numbers = [int(i[5:]) for i in self._view.store.document_ids("text-*") if i[5:].isdigit()]
+        return max(numbers, default=-1) + 1
+
+    def _existing_ids(self, ids: Sequence[str]) -> list[str]:
+        if self._view is None:
+            return []
+        return [i for i in ids if self._view.store.document_ids(_glob_literal(i))]
+
+    def _apply(
+        self, changes: _build.Changes, progress: _build.Progress | None = None
+    ) -> _build.BuildStats:
+        with self._write_lock:
+            stats = _build.build(self._dir, changes, self.engine, self.settings, progress=progress)
+            if stats.changed or self._view is None:
+                self._reload()
+            return stats
+
+    # --- searching ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        mode: Mode = DEFAULT_MODE,
+        where: Mapping[str, Any] | None = None,
+        per_source: int | None = None,
+        diverse: bool = False,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Best ``k`` chunks for ``query``, best first.
+
+        ``mode``: "dense" (cosine similarity), "keyword" (BM25) or "hybrid" (both, fused;
+        the default, measured best). ``where`` restricts candidates before ranking, so ``k``
+        hits come back whenever ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the
+        path) and metadata equality (``None`` matches null). ``per_source`` caps hits per
+        source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
+        below it.
+        """
+        return self.search_batch(
+            [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
+            min_score=min_score,
+        )[0]  # fmt: skip
+
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        *,
+        mode: Mode = DEFAULT_MODE,
+        where: Mapping[str, Any] | None = None,
+        per_source: int | None = None,
+        diverse: bool = False,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
+        """Best ``k`` chunks for each query; queries are embedded together."""
+        if isinstance(queries, str):
+            raise UsageError("search_batch takes a list of queries; use search() for one")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise UsageError("query is empty")
+        opts = Options(k, mode, where, per_source, diverse, min_score)
+        opts.check()
+        v = self._view
+        if not queries:
+            return []
+        if v is None or v.manifest.chunks == 0:
+            return [[] for _ in queries]
+        self._warn_if_truncated(queries)
+        ranked = retrieve(
+            queries, opts, embedder=self.embedder, index=v.index, store=v.store, vectors=v.vectors
+        )
+        records = v.store.fetch(np.unique(np.concatenate([r.rows for r in ranked])))
+        out = []
+        for r in ranked:
+            dense = r.dense if r.dense is not None else [None] * len(r.rows)
+            kw = r.keyword if r.keyword is not None else [None] * len(r.rows)
+            out.append(
+                [
+                    to_hit(records[int(i)], float(s), d, w)
+                    for i, s, d, w in zip(r.rows, r.scores, dense, kw, strict=True)
+                ]
+            )
+        return out
+
+    def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
+        """For each hit, the span (within ``hit.text``) of the sentence closest to ``query``:
+        what a person should read first. One batch of embeddings for all hits."""
+        spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
+        texts = [h.text[a:b] for h, sp in zip(hits, spans, strict=True) for a, b in sp]
+        if not texts:
+            return []
+        qvec = self.embedder.encode([query], kind="query")[0]
+        scores = self.embedder.encode(texts) @ qvec
+        out, pos = [], 0
+        for sp in spans:
+            out.append(sp[int(np.argmax(scores[pos : pos + len(sp)]))])
+            pos += len(sp)
+        return out
+
+    def _warn_if_truncated(self, queries: Sequence[str]) -> None:
+        """The model reads at most ``max_tokens`` tokens: say so instead of cutting silently."""
+        counts = self.embedder.count_tokens(queries)
+        if not self._warned_long and max(counts) > self.embedder.max_tokens:
+            self._warned_long = True
+            log.warning(
+                "a query is longer than the model's %d-token input; only its start is used",
+                self.embedder.max_tokens,
+            )
+
+    def __len__(self) -> int:
+        return len(self._view.index) if self._view else 0
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def document(self, doc_id: str) -> DocumentView:
+        """A whole document as indexed (its text rebuilt from the index, not read from disk)."""
+        v = self._require_view()
+        found = v.store.document(str(doc_id))
+        if found is None:
+            raise UsageError(f"no document {str(doc_id)[:200]!r} in the index")
+        d, meta = found
+        text = v.store.document_text(d.doc_id)
+        return DocumentView(d.doc_id, d.source, d.title, d.kind, text, d.n_chunks, meta)
+
+    def chunk(self, chunk_id: int, context: int = 1) -> ChunkContext:
+        """A chunk by id with up to ``context`` chunks of its document on each side."""
+        if isinstance(chunk_id, bool) or not isinstance(chunk_id, int):
+            raise UsageError(f"chunk id must be an integer, got {chunk_id!r:.40}")
+        if isinstance(context, bool) or not isinstance(context, int) or not 0 <= context <= 50:
+            raise UsageError(f"context must be an integer from 0 to 50, got {context!r:.40}")
+        v = self._require_view()
+        rec = v.store.chunk_by_id(chunk_id)
+        if rec is None:
+            raise UsageError(f"no chunk {chunk_id} in the index")
+        around = v.store.document_records(
+            rec.doc_id, max(rec.ordinal - context, 0), rec.ordinal + context
+        )
+        before = tuple(to_passage(r) for r in around if r.ordinal < rec.ordinal)
+        after = tuple(to_passage(r) for r in around if r.ordinal > rec.ordinal)
+        return ChunkContext(to_passage(rec), before, after)
+
+    def _require_view(self) -> View:
+        if self._view is None:
+            raise UsageError("the index is empty")
+        return self._view
+
+    # --- disk --------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Copy the live generation to the index directory ``path``, atomically."""
+        target = IndexDir(path)
+        v = self._view
+        if v is None:
+            raise UsageError("nothing to save: the index is empty")
+        if target.path.resolve() == self._dir.path.resolve():
+            return v.gen
+        with target.lock():
+            target.cleanup()
+            tmp = target.new_tmp()
+            try:
+                for f in v.gen.iterdir():
+                    if f.name != MANIFEST:
+                        shutil.copyfile(f, tmp / f.name)
+                gen = target.publish(tmp, v.manifest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return gen
+
+    def reload_if_changed(self) -> bool:
+        """Pick up a generation published by another process or thread; True if it did.
+        Costs one read of the small CURRENT file when nothing changed."""
+        v = self._view
+        try:
+            pointer = self._dir.pointer()
+        except IndexFormatError:
+            return False
+        if v is not None and pointer == v.pointer:
+            return False
+        self._reload()
+        return True
+
+    def _reload(self) -> None:
+        """Open the live generation. A writer may publish (and later delete) generations
+        while we open one; then we retry on the newer one, so a reader always gets a whole
+        generation and never an error caused by the race."""
+        with self._write_lock:
+            self._view = open_view(self._dir, self.embedder, self.settings.backend)
+
+    def info(self) -> IndexInfo:
+        v = self._require_view()
+        m = v.manifest
+        return IndexInfo(
+            path=str(self.path.resolve()) if self.path else None,
+            generation=v.gen.name,
+            documents=m.documents,
+            chunks=m.chunks,
+            model=m.model,
+            precision=m.precision,
+            dim=m.dim,
+            backend=v.index.backend,
+            index_type=m.index_type,
+            chunk_tokens=m.chunk_tokens,
+            overlap=m.overlap,
+            size_bytes=sum(p.stat().st_size for p in v.gen.iterdir() if p.is_file()),
+            recall_at_10=m.recall_at_10,
+            roots=tuple(m.roots),
+        )
+
+    def verify(self) -> list[str]:
+        """Full check of every file against the manifest's checksums; returns the problems."""
+        from ..store.manifest import check_files
+
+        gen, manifest = self._dir.manifest()
+        return check_files(gen, manifest, checksums=True)
+
+
+def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:
+    if not index_dir.exists():
+        return None
+    return index_dir.manifest()[1]
+
+
+def _glob_literal(text: str) -> str:
+    """Escape SQLite GLOB metacharacters so an id matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)

@@ -1,0 +1,184 @@
+"""Whole operations on an index directory, as the CLI and scripts use them."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import build as _build
+from .. import config as _config
+from ..build.settings import Requested
+from ..embed import DEFAULT_MODEL, DEFAULT_PRECISION, Embedder, load_embedder
+from ..errors import IndexFormatError, UsageError
+from ..ingest.discover import discover
+from ..store.embedding_cache import EmbeddingCache, encode_cached
+from ..store.layout import IndexDir
+from ..store.manifest import Manifest
+from .index import SemanticIndex
+
+log = logging.getLogger("semsearch")
+
+
+def default_index_dir() -> Path:
+    """``$SEMSEARCH_INDEX``, else ``$XDG_DATA_HOME/semsearch/index`` (~/.local/share/...)."""
+    return _config.load().index_dir
+
+
+def sample_index_dir() -> Path:
+    """Where the bundled sample articles are indexed: apart from the user's own index, so
+    they never show up among the user's results."""
+    return _config.load().cache_dir / "samples-index"
+
+
+def index_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    index: str | os.PathLike[str] | None = None,
+    *,
+    model: str | None = None,
+    backend: str = "auto",
+    chunk_tokens: int | None = None,
+    overlap: int | None = None,
+    glob: str | Sequence[str] | None = None,
+    progress: _build.Progress | None = None,
+    embedder: Embedder | None = None,
+    index_type: str | None = None,
+    precision: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
+    rebuild: bool = False,
+) -> _build.BuildStats:
+    """Build or update the on-disk index at ``index`` from files, streaming in batches.
+
+    Settings left as None keep the existing index's own; naming a different one is an error
+    unless ``rebuild``, which re-embeds every document already indexed under the new
+    settings. ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster.
+    """
+    cfg = _config.load()
+    globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
+    files = discover(paths, globs[0] if len(globs) == 1 else None) if paths else []
+    if len(globs) > 1:
+        files = sorted({f for g in globs for f in discover(paths, g)})
+    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    index_dir = IndexDir(index if index is not None else cfg.index_dir)
+    manifest = _readable_manifest(index_dir)
+    requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
+    if embedder is None:
+        embedder = load_embedder(
+            requested.model_for(manifest),
+            requested.precision_for(manifest, DEFAULT_PRECISION),
+            runtime=cfg.runtime,
+            model_cache=cfg.model_cache,
+        )
+    settings = requested.resolve(
+        manifest, embedder.name, embedder.precision, embedder.dim, rebuild=rebuild
+    )
+    changes = _build.Changes(items=files, roots=roots, rebuild=rebuild, globs=globs)
+    worker = _make_engine(engine, embedder, cfg, ray_address, ray_workers)
+    try:
+        return _build.build(index_dir, changes, worker, settings, progress=progress)
+    finally:
+        close = getattr(worker, "close", None)
+        if close is not None:
+            close()
+
+
+def _readable_manifest(index_dir: IndexDir) -> Manifest | None:
+    """The index's manifest; None when there is none yet, or when it is damaged (the build
+    then stops with the full reason before changing anything)."""
+    if not index_dir.exists():
+        return None
+    try:
+        return index_dir.manifest()[1]
+    except IndexFormatError:
+        return None
+
+
+def _make_engine(
+    engine: str,
+    embedder: Embedder,
+    cfg: _config.Config,
+    address: str | None,
+    workers: int | None,
+) -> _build.Engine:
+    if engine == "local":
+        cache = EmbeddingCache(cfg.embedding_cache)
+        return _build.LocalEngine(embedder, functools.partial(_embed, embedder, cache))
+    if engine == "ray":
+        from ..build.ray import RayEngine
+
+        model = None if embedder.name == DEFAULT_MODEL else embedder.name
+        return RayEngine(
+            model,
+            address=address,
+            num_workers=workers,
+            make_embedder=functools.partial(
+                load_embedder,
+                model,
+                embedder.precision,
+                runtime=cfg.runtime,
+                model_cache=cfg.model_cache,
+            ),
+            expect=(embedder.name, embedder.precision, embedder.dim),
+        )
+    raise UsageError(f"unknown engine {engine!r}: choose local or ray")
+
+
+def _embed(embedder: Embedder, cache: EmbeddingCache, texts: Sequence[str]):  # type: ignore[no-untyped-def]
+    return encode_cached(embedder, texts, cache)
+
+
+def refresh_index(
+    index: str | os.PathLike[str] | None = None,
+    *,
+    progress: _build.Progress | None = None,
+    rebuild: bool = False,
+) -> _build.BuildStats:
+    """Bring an index up to date with the folders and files it was built from: new and
+    changed files are embedded, deleted ones dropped. A root that is missing right now
+    (an unmounted disk) is skipped with a warning and its documents kept."""
+    cfg = _config.load()
+    index_dir = IndexDir(index if index is not None else cfg.index_dir)
+    _, manifest = index_dir.manifest()
+    if not manifest.roots:
+        raise UsageError(
+            f"the index at {index_dir.path} remembers no folders to refresh; "
+            "name the paths to index"
+        )
+    present = [r for r in manifest.roots if os.path.exists(r)]
+    for root in manifest.roots:
+        if root not in present:
+            log.warning("%s is missing; its documents are kept until it is back", root)
+    globs = manifest.globs or (None,)
+    found: set[Path] = set()
+    for g in globs:
+        found.update(discover(present, g, allow_empty=True))
+    embedder = load_embedder(
+        manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
+    )
+    settings = Requested(backend="auto").resolve(
+        manifest, embedder.name, embedder.precision, embedder.dim, rebuild=False
+    )
+    changes = _build.Changes(
+        items=sorted(found), roots=[Path(r) for r in present], rebuild=rebuild,
+        globs=manifest.globs, excludes=manifest.excludes,
+    )  # fmt: skip
+    worker = _make_engine("local", embedder, cfg, None, None)
+    return _build.build(index_dir, changes, worker, settings, progress=progress)
+
+
+def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | None = None) -> int:
+    """Remove documents by source path, id or glob from the on-disk index."""
+    return SemanticIndex.load(index).delete(sources)
+
+
+def ensure_sample_index(progress: _build.Progress | None = None) -> tuple[Path, bool]:
+    """The bundled samples' own index, built on first use; returns (path, built now)."""
+    where = sample_index_dir()
+    if IndexDir(where).exists():
+        return where, False
+    index_paths([_config.bundled_seeds()], where, progress=progress)
+    return where, True

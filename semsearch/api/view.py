@@ -1,0 +1,103 @@
+"""The live generation opened for reading, safely against concurrent writers."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..embed import Embedder
+from ..errors import IndexFormatError
+from ..index import FaissIndex, NumpyIndex, VectorIndex, index_class
+from ..store.chunkstore import ChunkStore
+from ..store.layout import IndexDir
+from ..store.manifest import CHUNKS, FAISS, VECTORS, Manifest, check_files
+from ..store.npy import load_vectors
+
+log = logging.getLogger("semsearch")
+
+#: How many times a reader re-resolves CURRENT when a writer swaps generations under it.
+_ATTEMPTS = 50
+
+
+@dataclass
+class View:
+    """One generation, open: its manifest, chunk store, vector index and vectors. The store
+    is closed when the last search holding the view lets go of it."""
+
+    gen: Path
+    pointer: tuple[str, ...]
+    manifest: Manifest
+    store: ChunkStore
+    index: VectorIndex
+    vectors: np.ndarray  # memory-mapped
+
+    def __post_init__(self) -> None:
+        weakref.finalize(self, self.store.close)
+
+
+def open_view(index_dir: IndexDir, embedder: Embedder, backend: str) -> View:
+    """Open the live generation; retry on the newer one when a writer swapped (or removed)
+    it while we were opening it, so readers never see a missing or mixed generation."""
+    last: Exception | None = None
+    for _ in range(_ATTEMPTS):
+        pointer = index_dir.pointer()
+        try:
+            return _open(index_dir, pointer, embedder, backend)
+        except (IndexFormatError, OSError) as exc:
+            last = exc
+            try:
+                moved = index_dir.pointer() != pointer
+            except IndexFormatError:
+                moved = False
+            if not moved:
+                break
+    if isinstance(last, OSError):
+        raise IndexFormatError(f"index at {index_dir.path} cannot be read: {last}") from None
+    raise last if last is not None else IndexFormatError(f"cannot open {index_dir.path}")
+
+
+def _open(index_dir: IndexDir, pointer: tuple[str, ...], embedder: Embedder, backend: str) -> View:
+    root = index_dir.path
+    current = index_dir.current()
+    if current.name != pointer[0]:
+        raise IndexFormatError(f"index at {root} changed while opening")
+    gen, manifest = index_dir.manifest(current)
+    problems = {p.split(":", 1)[0]: p for p in check_files(gen, manifest)}
+    faiss_damaged = problems.pop(FAISS, None)
+    if problems:
+        raise IndexFormatError(f"index at {root} is damaged: {next(iter(problems.values()))}")
+    if embedder.name != manifest.model:
+        raise IndexFormatError(
+            f"index at {root} was built with model {manifest.model!r}, not {embedder.name!r}"
+        )
+    if embedder.dim != manifest.dim:
+        raise IndexFormatError(
+            f"index at {root} has dimension {manifest.dim}, the model gives {embedder.dim}"
+        )
+    store = ChunkStore.open_readonly(gen / CHUNKS)
+    vectors = load_vectors(gen / VECTORS, manifest.dim)
+    if len(vectors) != manifest.chunks:
+        raise IndexFormatError(f"index at {root} is damaged: vectors.npy has {len(vectors)} rows")
+    cls = index_class(backend)
+    index: VectorIndex
+    if faiss_damaged:
+        # Derived from vectors.npy, which is intact: search that exactly instead.
+        log.warning("%s; searching the vectors exactly until the next update", faiss_damaged)
+        index = NumpyIndex(manifest.dim, vectors)
+    elif cls is FaissIndex and (gen / FAISS).is_file():
+        try:
+            index = FaissIndex.load(gen / FAISS, manifest.dim, vectors=vectors)
+        except IndexFormatError as exc:
+            log.warning("%s; searching the vectors exactly until the next update", exc)
+            index = NumpyIndex(manifest.dim, vectors)
+    else:
+        index = NumpyIndex(manifest.dim, vectors)
+    if len(index) != manifest.chunks:
+        raise IndexFormatError(
+            f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
+        )
+    return View(gen, pointer, manifest, store, index, vectors)

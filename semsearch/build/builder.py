@@ -1,0 +1,390 @@
+"""Streaming, incremental builds: every change to an index is a new generation.
+
+The builder keeps what has not changed (rows, chunk ids and vectors copied in bulk, never
+re-embedded), drops what is gone, and asks an engine to chunk and embed only new and
+changed documents, writing them in fixed-size pieces. Memory is bounded by the piece,
+not the corpus or one document.
+
+What is derived is never trusted more than what it derives from: the faiss index and the
+keyword index are rebuilt for every generation, vectors carried forward are checked against
+their checksum first (and re-embedded from the chunk texts if damaged), and a damaged chunk
+database stops the build with one line instead of silently starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import IndexFormatError, IndexWriteError, UsageError
+from ..index import VectorIndex, build_vector_index, resolve_backend, resolve_index_type
+from ..ingest.document import Document
+from ..store.chunkstore import ChunkRow, ChunkStore, StoredDocument
+from ..store.layout import IndexDir
+from ..store.manifest import (
+    CHUNKS,
+    FAISS,
+    FORMAT_VERSION,
+    VECTORS,
+    VERIFY_ON_LOAD_BYTES,
+    Manifest,
+    check_files,
+    file_ok,
+)
+from ..store.npy import VectorWriter, load_vectors
+from ..util import first_line
+from .engine import Engine, Processed
+from .plan import Plan, file_sha256, make_plan
+from .settings import BuildStats, Changes, Item, Progress, Settings
+
+log = logging.getLogger("semsearch")
+
+#: Rows copied, or re-embedded, at a time.
+COPY_BLOCK = 65_536
+EMBED_BLOCK = 256
+
+
+def build(
+    index_dir: IndexDir,
+    changes: Changes,
+    engine: Engine,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    lock_timeout: float = 10.0,
+) -> BuildStats:
+    """Apply ``changes`` to the index at ``index_dir`` as one atomic new generation."""
+    started = time.perf_counter()
+    settings = replace(settings, backend=resolve_backend(settings.backend))
+    resolve_index_type(settings.backend, settings.index_type)  # fail before any work
+    with index_dir.lock(lock_timeout):
+        index_dir.cleanup()
+        old = _Old.open(index_dir, settings, changes.rebuild)
+        gen = _Generation(index_dir, engine, settings, changes, old)
+        try:
+            stats = gen.run(progress)
+        except (OSError, sqlite3.OperationalError, RuntimeError) as exc:
+            # Disk full or unwritable, from SQLite, NumPy or faiss: the live generation is
+            # untouched, so say so in one line rather than a traceback.
+            if isinstance(exc, RuntimeError) and not _is_write_failure(exc):
+                raise
+            raise IndexWriteError(
+                f"cannot write the new index generation in {index_dir.path}: "
+                f"{_reason(exc)}; the index is unchanged"
+            ) from None
+        finally:
+            gen.close()
+            old.close()
+    return replace(stats, seconds=time.perf_counter() - started)
+
+
+def _is_write_failure(exc: RuntimeError) -> bool:
+    """faiss reports a failed write (disk full) as a RuntimeError naming the write."""
+    text = str(exc).lower()
+    return any(w in text for w in ("no space", "fwrite", "write error", "error writing"))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return first_line(exc)
+
+
+class _Old:
+    """The live generation a build starts from (empty when there is none)."""
+
+    def __init__(self) -> None:
+        self.gen: Path | None = None
+        self.manifest: Manifest | None = None
+        self.store: ChunkStore | None = None
+        self.docs: dict[str, StoredDocument] = {}
+        self.vectors_ok = True
+
+    @classmethod
+    def open(cls, index_dir: IndexDir, settings: Settings, rebuild: bool) -> _Old:
+        old = cls()
+        if not index_dir.exists():
+            return old
+        root = index_dir.path
+        try:
+            gen, m = index_dir.manifest()
+        except IndexFormatError as exc:
+            raise IndexFormatError(
+                f"cannot update the index: {exc}. Nothing was changed; move {root} aside "
+                "to start a new index"
+            ) from None
+        diff = settings.differences(m)
+        if diff and not rebuild:
+            raise UsageError(
+                f"the index was built with {'; '.join(diff)}; drop the option to keep the "
+                "index's settings, or add --rebuild to re-embed every document"
+            )
+        problems = {p.split(":", 1)[0]: p for p in check_files(gen, m)}
+        if CHUNKS in problems:
+            raise IndexFormatError(
+                f"cannot update the index at {root}: {problems[CHUNKS]}. Nothing was changed; "
+                "its documents cannot be recovered from a damaged chunk database, so move "
+                f"{root} aside and index your files into a new one"
+            )
+        if FAISS in problems:
+            log.warning("%s; it is rebuilt from the vectors", problems[FAISS])
+        old.gen, old.manifest = gen, m
+        old.store = ChunkStore.open_readonly(gen / CHUNKS)
+        old.docs = {d.doc_id: d for d in old.store.documents()}
+        if len(old.docs) != m.documents or old.store.count_chunks() != m.chunks:
+            old.close()
+            raise IndexFormatError(
+                f"cannot update the index at {root}: chunks.sqlite does not hold what the "
+                "manifest says. Nothing was changed"
+            )
+        if VECTORS in problems:
+            log.warning("%s; the vectors are re-embedded from the chunk texts", problems[VECTORS])
+            old.vectors_ok = False
+        return old
+
+    def vectors(self) -> np.ndarray | None:
+        """The old vectors, fully verified first when too large to have been checked on load
+        (so damage is never carried into a generation with a fresh, valid checksum)."""
+        if self.gen is None or self.manifest is None or not self.vectors_ok:
+            return None
+        info = self.manifest.files.get(VECTORS, {})
+        if info.get("size", 0) > VERIFY_ON_LOAD_BYTES and not file_ok(
+            self.gen, self.manifest, VECTORS
+        ):
+            log.warning("vectors.npy does not match its checksum; re-embedding from the chunks")
+            self.vectors_ok = False
+            return None
+        try:
+            return load_vectors(self.gen / VECTORS, self.manifest.dim)
+        except IndexFormatError as exc:
+            log.warning("%s; re-embedding from the chunks", exc)
+            self.vectors_ok = False
+            return None
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+class _Generation:
+    """One build: owns the temporary generation until it is published or removed."""
+
+    def __init__(
+        self, index_dir: IndexDir, engine: Engine, settings: Settings, changes: Changes, old: _Old
+    ) -> None:
+        self.index_dir, self.engine, self.settings = index_dir, engine, settings
+        self.changes, self.old = changes, old
+        self.tmp: Path | None = None
+        self.next_chunk_id = old.manifest.next_chunk_id if old.manifest else 0
+        self.built: VectorIndex | None = None
+
+    def run(self, progress: Progress | None) -> BuildStats:
+        plan = make_plan(self.changes, self.old.docs)
+        if self.changes.rebuild:
+            self._rebuild_kept(plan)
+        if self.old.manifest is not None and not plan.changed:
+            return self._stats(plan, changed=False)
+        self.tmp = self.index_dir.new_tmp()
+        self.store = ChunkStore.create(self.tmp / CHUNKS)
+        self.writer = VectorWriter(self.tmp / VECTORS, self.settings.dim)
+        self.row = 0
+        self._copy_kept(plan)
+        total, done, current = len(plan.process), 0, None
+        for piece in self.engine.process(plan.process, self.settings.chunking):
+            if piece is None:
+                plan.skipped += 1
+                done += 1
+            else:
+                self._write(piece, first=piece.doc.doc_id != current)
+                current = piece.doc.doc_id
+                done += 0 if piece.more else 1
+            if progress and (piece is None or not piece.more):
+                progress(done, total)
+        plan.skipped_sources.extend(self.engine.counts.skipped)
+        self.store.commit()
+        documents, chunks = self.store.count_documents(), self.store.count_chunks()
+        if chunks == 0 and self.old.manifest is None:
+            raise UsageError("no text to index: every file was empty, binary or unreadable")
+        self.store.close()
+        self.writer.close()
+        self._write_vector_index()
+        self.index_dir.publish(self.tmp, self._manifest(documents, chunks))
+        self.tmp = None
+        return self._stats(plan, changed=True, documents=documents, chunks=chunks)
+
+    def close(self) -> None:
+        if self.tmp is not None:  # failed or interrupted: the live generation is untouched
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    def _rebuild_kept(self, plan: Plan) -> None:
+        """Under new settings every kept document is chunked and embedded again: from its
+        file when that still holds the indexed content, else from the stored chunks."""
+        store = self.old.store
+        if store is None:
+            return
+        queued = {str(i) if not isinstance(i, Document) else i.doc_id for i in plan.process}
+        for doc_id, d in self.old.docs.items():
+            if doc_id in plan.drop or doc_id in queued:
+                continue
+            plan.drop.add(doc_id)
+            plan.updated += 1
+            path = Path(d.source)
+            if doc_id == d.source and path.is_file() and file_sha256(path) == d.sha256:
+                plan.process.append(path)
+                continue
+            found = store.document(doc_id)
+            meta = found[1] if found else None
+            text = store.document_text(doc_id)
+            plan.process.append(
+                Document(doc_id, d.source, text, d.sha256, meta, title=d.title, kind=d.kind)
+            )
+        plan.unchanged = 0  # everything kept was embedded again, so counted as updated
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _copy_kept(self, plan: Plan) -> None:
+        """Bulk-copy every old document not dropped: rows renumbered, ids and vectors kept;
+        vectors that fail their checksum are embedded again from the chunk texts."""
+        if self.old.store is None:
+            return
+        kept_rows = self.store.copy_documents_from(self.old.store, plan.drop)
+        for doc_id, (size, mtime_ns, inode) in plan.restat.items():
+            self.store.conn.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ?, inode = ? WHERE doc_id = ?",
+                (size, mtime_ns, inode, doc_id),
+            )
+        vectors = self.old.vectors() if len(kept_rows) else None
+        if vectors is not None:
+            for start in range(0, len(kept_rows), COPY_BLOCK):
+                block = kept_rows[start : start + COPY_BLOCK]
+                self.writer.append(np.asarray(vectors[block], dtype=np.float32))
+        else:
+            for start in range(0, len(kept_rows), EMBED_BLOCK):
+                texts = self.store.chunk_texts(start, start + EMBED_BLOCK)
+                self.writer.append(self.engine.encode(texts))
+        self.row = len(kept_rows)
+
+    def _write(self, piece: Processed, *, first: bool) -> None:
+        d = piece.doc
+        if first:
+            self._reuse = self._old_ids_by_text(d.doc_id)
+            self._doc_chunks = 0
+        rows = []
+        for i, r in enumerate(piece.rows):
+            chunk_id = self._reuse.pop(r.text, None)
+            if chunk_id is None:
+                chunk_id, self.next_chunk_id = self.next_chunk_id, self.next_chunk_id + 1
+            rows.append(r._replace(row=self.row + i, chunk_id=chunk_id))
+        self.row += len(rows)
+        self._doc_chunks += len(rows)
+        if first:
+            size, mtime_ns, inode = d.stat if d.stat is not None else (None, None, None)
+            doc = StoredDocument(
+                d.doc_id, d.source, d.sha256, len(rows), d.title, d.kind, size, mtime_ns, inode
+            )
+            self.store.add_document(doc, rows, d.meta)
+        else:
+            self.store.add_chunks(d.doc_id, rows)
+            self.store.set_chunk_count(d.doc_id, self._doc_chunks)
+        self.writer.append(piece.vectors)
+
+    def _old_ids_by_text(self, doc_id: str) -> dict[str, int]:
+        """An updated document keeps the ids of chunks whose text did not change."""
+        if self.old.store is None or doc_id not in self.old.docs:
+            return {}
+        out: dict[str, int] = {}
+        for r in self.old.store.document_rows(doc_id):
+            out.setdefault(r.text, r.chunk_id)
+        return out
+
+    def _write_vector_index(self) -> None:
+        """Exact or approximate (tuned to recall@10 >= 0.95) index over the finished vectors."""
+        if self.tmp is None:
+            raise IndexFormatError("internal error: no generation to write into")
+        s = self.settings
+        vectors = load_vectors(self.tmp / VECTORS, s.dim)
+        index = build_vector_index(s.backend, s.dim, vectors, s.index_type)
+        if index.file_name != VECTORS:  # the NumPy backend searches vectors.npy itself
+            index.save(self.tmp / index.file_name)
+        self.built = index
+
+    def _manifest(self, documents: int, chunks: int) -> Manifest:
+        if self.built is None:
+            raise IndexFormatError("internal error: no vector index built")
+        roots, globs, excludes = _remembered(self.old.manifest, self.changes)
+        return new_manifest(
+            self.settings, documents, chunks, self.next_chunk_id, self.built,
+            roots=roots, globs=globs, excludes=excludes,
+        )  # fmt: skip
+
+    def _stats(
+        self, plan: Plan, *, changed: bool, documents: int = -1, chunks: int = -1
+    ) -> BuildStats:
+        if documents < 0 and self.old.manifest is not None:
+            documents, chunks = self.old.manifest.documents, self.old.manifest.chunks
+        return BuildStats(
+            documents=documents,
+            chunks=chunks,
+            added=plan.added,
+            updated=plan.updated,
+            removed=plan.removed,
+            unchanged=plan.unchanged,
+            skipped=plan.skipped,
+            embedded_chunks=self.engine.counts.embedded,
+            cache_hits=self.engine.counts.cache_hits,
+            seconds=0.0,
+            backend=self.settings.backend,
+            changed=changed,
+            skipped_sources=tuple(plan.skipped_sources),
+        )
+
+
+def _remembered(
+    old: Manifest | None, changes: Changes
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Roots the index was built from (old ones kept), and the latest globs and excludes."""
+    roots = dict.fromkeys(old.roots if old else ())
+    roots.update(dict.fromkeys(str(r) for r in changes.roots))
+    if changes.roots:
+        return tuple(roots), tuple(changes.globs), tuple(changes.excludes)
+    return tuple(roots), old.globs if old else (), old.excludes if old else ()
+
+
+def new_manifest(
+    s: Settings,
+    documents: int,
+    chunks: int,
+    next_chunk_id: int,
+    index: VectorIndex,
+    **sources: Any,
+) -> Manifest:
+    """A manifest for a generation built with settings ``s`` into ``index``."""
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        semsearch_version=__version__,
+        model=s.model,
+        precision=s.precision,
+        dim=s.dim,
+        chunk_tokens=s.chunk_tokens,
+        overlap=s.overlap,
+        backend=s.backend,
+        index_type=index.index_type,
+        index_params={**index.params, "requested": s.index_type},
+        recall_at_10=index.recall,
+        documents=documents,
+        chunks=chunks,
+        next_chunk_id=next_chunk_id,
+        created=time.time(),
+        **sources,
+    )

@@ -1,0 +1,60 @@
+"""The ``semsearch`` command: parsing and printing only; the work happens in :mod:`semsearch.api`.
+
+Every ``SemsearchError`` becomes one line on stderr and its exit code, here and only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from ..errors import SemsearchError
+from . import eval as _eval  # noqa: F401  (each module registers its commands on app)
+from . import index as _index  # noqa: F401
+from . import info as _info  # noqa: F401
+from . import query as _query  # noqa: F401
+from .app import app
+from .output import OneLine, safe
+
+__all__ = ["app", "main", "run"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning every expected failure into one line + exit code."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLine())
+    logger = logging.getLogger("semsearch")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        result = app(args=argv, prog_name="semsearch", standalone_mode=False)
+    except SemsearchError as exc:
+        typer.echo(f"semsearch: error: {safe(str(exc))}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("semsearch: interrupted", err=True)
+        return 130
+    except typer.TyperException as exc:  # command-line parsing errors: usage, exit 2
+        fmt = getattr(exc, "format_message", None)
+        message = fmt() if fmt is not None else str(exc)
+        if message:  # empty when help was shown for a bare command
+            typer.echo(f"semsearch: error: {safe(message)} (see semsearch --help)", err=True)
+        return int(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # disk full, permissions: the index on disk is left as it was
+        typer.echo(
+            f"semsearch: error: {safe(exc.strerror or str(exc))}"
+            + (f": {safe(str(exc.filename))}" if exc.filename else ""),
+            err=True,
+        )
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

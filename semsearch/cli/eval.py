@@ -1,0 +1,57 @@
+"""``semsearch eval``: ranking quality on a labelled BEIR collection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..embed.base import DEFAULT_PRECISION
+from .app import JsonOpt, Mode, Precision, app
+from .output import Bar
+
+_DEFAULT_PRECISION = Precision(DEFAULT_PRECISION)
+
+
+@app.command(name="eval")
+def eval_(
+    dataset: Annotated[
+        Path, typer.Argument(help="A BEIR directory (corpus.jsonl, queries.jsonl, qrels/).")
+    ],
+    mode: Annotated[
+        list[Mode] | None, typer.Option("--mode", help="Modes to score [default: all three].")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or local directory.")] = None,
+    chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
+    split: Annotated[str, typer.Option(help="Which qrels file to use.")] = "test",
+    precision: Annotated[
+        Precision, typer.Option(help="fp32 or int8 vectors.")
+    ] = _DEFAULT_PRECISION,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score retrieval on a labelled BEIR collection: nDCG@10, Recall@10/100, MRR@10."""
+    from ..evaluation import run_eval
+
+    modes: list[Any] = [m.value for m in mode] if mode else [m.value for m in Mode]
+    with Bar("Indexing corpus") as bar:
+        report = run_eval(
+            dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,
+            precision=precision.value, progress=bar.update,
+        )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2))
+        return
+    typer.echo(
+        f"{report.dataset}: {report.documents} documents, {report.chunks} chunks, "
+        f"{report.queries} queries; model {report.model} ({report.precision}); "
+        f"{report.scoring}"
+    )
+    typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'Recall@10':>10} {'Recall@100':>11} {'MRR@10':>7}")
+    for r in report.results:
+        typer.echo(
+            f"{r.mode:<8} {r.ndcg_at_10:>8.3f} {r.recall_at_10:>10.3f} "
+            f"{r.recall_at_100:>11.3f} {r.mrr_at_10:>7.3f}"
+        )

@@ -1,0 +1,45 @@
+"""``semsearch info``: what an index holds, and whether its files are intact."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from .app import IndexOpt, JsonOpt, app
+from .output import human_size, safe
+
+
+@app.command()
+def info(
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check every file against its checksum.")
+    ] = False,
+) -> None:
+    """Describe an index: documents, chunks, model, backend, size on disk."""
+    from .. import api
+    from ..store import IndexDir, check_files
+
+    where = index if index is not None else api.default_index_dir()
+    if verify:  # works even when the index is too damaged to open
+        gen, manifest = IndexDir(where).manifest()
+        problems = check_files(gen, manifest, checksums=True)
+        for problem in problems:
+            typer.echo(f"damaged: {safe(problem)}", err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(f"{gen.name}: all files match their checksums", err=True)
+    details = api.SemanticIndex.load(where).info()
+    if as_json:
+        typer.echo(json.dumps(asdict(details), indent=2))
+        return
+    for key, value in asdict(details).items():
+        if key == "size_bytes":
+            key, value = "size on disk", human_size(value)
+        elif key == "roots":
+            value = ", ".join(value) or "-"
+        typer.echo(f"{key.replace('_', ' ')}: {safe(str(value))}")

@@ -1,0 +1,84 @@
+"""``semsearch query``: search an index and print hits people (or scripts) can use."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .app import IndexOpt, JsonOpt, Mode, app
+from .output import Bar, color_enabled, print_hits
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What to search for.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results (1-10000).")] = 5,
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only hits from sources matching this glob.")
+    ] = None,
+    mode: Annotated[
+        Mode, typer.Option(help="dense (meaning), keyword (BM25) or hybrid (both, fused).")
+    ] = Mode.hybrid,
+    per_source: Annotated[
+        int | None, typer.Option("--per-source", min=1, help="At most N hits per source.")
+    ] = None,
+    diverse: Annotated[
+        bool, typer.Option("--diverse", help="Prefer hits unlike each other (MMR).")
+    ] = False,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            help="Drop hits whose score (the number printed before each hit) is below this.",
+        ),
+    ] = None,
+) -> None:
+    """Search an index (the bundled sample articles when you have none yet).
+
+    Exits with status 1 and "no results" when nothing passes, like grep.
+    """
+    if not text.strip():
+        raise UsageError("query is empty")
+    if min_score is not None and not math.isfinite(min_score):
+        raise UsageError(f"--min-score must be a finite number, got {min_score}")
+    from .. import api
+    from ..config import bundled_seeds
+
+    where = index if index is not None else api.default_index_dir()
+    samples = None
+    if index is None and not (where / "CURRENT").exists():
+        typer.echo(
+            f"No index at {where} yet: searching the bundled sample articles "
+            "(semsearch index PATH builds your own).",
+            err=True,
+        )
+        with Bar("Indexing samples") as bar:
+            where, _ = api.ensure_sample_index(progress=bar.update)
+        samples = bundled_seeds()
+    searcher = api.SemanticIndex.load(where)
+    hits = searcher.search(
+        text,
+        k=k,
+        mode=mode.value,
+        where={"source": source} if source else None,
+        per_source=per_source,
+        diverse=diverse,
+        min_score=min_score,
+    )
+    if as_json:
+        typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+    elif hits:
+        # The highlight costs an embedding of every sentence shown (~0.2 s for k=5), so
+        # it is computed only where it can be seen: on a terminal.
+        best = searcher.best_sentences(text, hits) if color_enabled() else None
+        print_hits(hits, best, samples)
+    if not hits:
+        typer.echo("no results", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,181 @@
+"""The fast path: the model run by ONNX Runtime with the fast tokenizer, no torch at all.
+
+Pooling and normalisation are done in NumPy, mirroring sentence-transformers, so fp32 vectors
+match the reference to ~1e-6. The model is exported once by :mod:`.onnx_export`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ModelError, UsageError
+from ..util import first_line, read_json_object
+from .base import Embedder, Kind, check_precision, normalize
+from .models import resolve_model
+from .onnx_export import (
+    FORMAT_VERSION,
+    META_FILE,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    ensure_onnx,
+    import_onnxruntime,
+)
+
+
+class OnnxEmbedder(Embedder):
+    """The reference model's vectors from ONNX Runtime: no torch at query time.
+
+    ``name`` is the reference embedder's identity, so indexes built by either are
+    interchangeable at fp32; ``precision`` tells caches fp32 and int8 vectors apart.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        precision: str = "fp32",
+        model_dir: str | Path | None = None,
+        model_cache: Path | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        check_precision(precision)
+        ort = import_onnxruntime()
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise MissingDependencyError(
+                exc.name or "onnxruntime", package=exc.name or "onnxruntime"
+            ) from None
+        if model_dir is None:
+            if model_cache is None:
+                raise UsageError("OnnxEmbedder needs model_dir or model_cache")
+            identity, location = resolve_model(model)
+            model_dir = ensure_onnx(identity, location, precision, model_cache)
+        path = Path(model_dir)
+        meta = read_json_object(path / META_FILE)
+        if meta is None or meta.get("format") != FORMAT_VERSION:
+            raise ModelError(f"{path}: not an ONNX export of this semsearch version")
+        self.model_dir = path
+        self.meta = meta
+        self.name = str(meta["identity"])
+        self.precision = str(meta["precision"])
+        self.dim = int(meta["dim"])
+        self.max_seq_length = int(meta["max_seq_length"])
+        self.max_tokens = self.max_seq_length - 2
+        self.batch_size = batch_size
+        self._pad_id = int(meta.get("pad_id", 0))
+        self._prompts: dict[str, str] = dict(meta.get("prompts") or {})
+        self._lower = bool(meta.get("do_lower_case", False))
+
+        self._tok = Tokenizer.from_file(str(path / TOKENIZER_FILE))
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length=self.max_seq_length)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or _cpu_count()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        # Spinning workers burn the CPU they wait on; on a busy 2-core box that made a batch
+        # ~20% slower, and idle it costs little because each op is large.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(
+                str(path / MODEL_FILE), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ModelError(f"cannot load ONNX model {self.name!r}: {first_line(exc)}") from None
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+    # -- encoding
+
+    def encode(self, texts: Sequence[str], *, kind: Kind = "document") -> np.ndarray:
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prompt = self._prompts.get(kind) or ""
+        inputs = [prompt + t for t in texts] if prompt else list(texts)
+        if self._lower:
+            inputs = [t.lower() for t in inputs]
+        encs = self._tok.encode_batch(inputs)
+        lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=n)
+        skip = self._prompt_length(prompt) if prompt else 0
+        # Longest first, so batches hold similar lengths and little padding.
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((n, self.dim), dtype=np.float32)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = int(lengths[idx[0]])
+            ids = np.full((len(idx), width), self._pad_id, dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                enc = encs[i]
+                k = len(enc.ids)
+                ids[row, :k] = enc.ids
+                types[row, :k] = enc.type_ids
+                mask[row, :k] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            hidden = self._session.run(None, {k: feed[k] for k in self._inputs})[0]
+            out[idx] = self._pool(hidden, mask, skip)
+        return normalize(out)
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray, skip: int) -> np.ndarray:
+        """sentence-transformers' Pooling for right-padded batches, in numpy."""
+        weights = mask.astype(np.float32)
+        if skip:  # include_prompt=False: prompt tokens are not averaged
+            weights[:, :skip] = 0.0
+        parts = []
+        for mode in self.meta["pooling"]:
+            if mode == "cls":  # the first pooled token: [CLS], or the first after the prompt
+                first = np.argmax(weights > 0, axis=1)
+                parts.append(hidden[np.arange(len(hidden)), first])
+            elif mode == "max":
+                masked = np.where(weights[:, :, None] > 0, hidden, -np.inf)
+                parts.append(masked.max(axis=1))
+            else:
+                total = np.einsum("bsd,bs->bd", hidden, weights)
+                count = np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+                parts.append(total / (count if mode == "mean" else np.sqrt(count)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def _prompt_length(self, prompt: str) -> int:
+        """Tokens the prompt occupies at the start (with [CLS]), when pooling must skip them."""
+        if self.meta.get("include_prompt", True):
+            return 0
+        ids = self._tok.encode(prompt).ids
+        special = self._special_ids
+        return len(ids) - 1 if ids and ids[-1] in special else len(ids)
+
+    @cached_property
+    def _special_ids(self) -> set[int]:
+        return {i for i, tok in self._tok.get_added_tokens_decoder().items() if tok.special}
+
+    # -- chunking support
+
+    @cached_property
+    def _span_tokenizer(self) -> Any:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
+        tok.no_truncation()
+        tok.no_padding()
+        return tok
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        encs = self._span_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

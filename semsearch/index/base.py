@@ -1,0 +1,136 @@
+"""Vector index backends behind one interface.
+
+Every index returns hits sorted by score descending, ties broken by the smaller id, and never
+more than ``len(index)`` hits. ``NumpyIndex`` is exact and needs nothing but NumPy (it doubles
+as the test oracle). ``FaissIndex`` wraps a faiss index of one of :data:`ann.INDEX_TYPES`:
+``flat`` is exact and returns what ``NumpyIndex`` returns; ``hnsw``/``ivf``/``ivfpq`` are
+approximate, with a search breadth tuned at build time to a measured recall
+(:func:`build_vector_index`). The tuned breadth (efSearch / nprobe) is stored in the faiss file
+itself, so ``load`` needs nothing else; ``ivfpq`` re-scores its candidates from the float
+vectors and reads them from the ``vectors.npy`` next to its file.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import UsageError
+
+BACKENDS = ("auto", "faiss", "numpy")
+#: Rows of the database scored at once by the NumPy backend; bounds temporary memory.
+DB_BLOCK = 65_536
+#: Queries scored at once.
+QUERY_BLOCK = 256
+#: Approximate types fetch this many extra candidates (at most k more) so that equal scores
+#: straddling the cut resolve to the smaller id, as in exact search.
+TIE_MARGIN = 16
+
+
+class SearchResult(NamedTuple):
+    """Top-k for a batch of queries: ``scores`` float32 and ``ids`` int64, both ``(n_queries, k')``
+    where ``k' = min(k, candidates)``."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+class VectorIndex(ABC):
+    """Row ``i`` of the added vectors has id ``i``; mapping ids to chunks is the caller's job.
+
+    ``index_type``, ``params`` and ``recall`` describe the index for the manifest: ``recall`` is
+    the recall@10 measured when it was built (1.0 for exact types, None when unknown)."""
+
+    backend: str
+    file_name: str
+    index_type: str = "flat"
+    recall: float | None = 1.0
+
+    def __init__(self, dim: int) -> None:
+        if dim <= 0:
+            raise UsageError(f"vector dimension must be positive, got {dim}")
+        self.dim = dim
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"index_type": self.index_type}
+
+    @abstractmethod
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows; they get the next ids."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> SearchResult:
+        """Best ``k`` rows per query; ``subset`` (int64 ids) restricts the candidates."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (a file); the caller makes it atomic."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path, dim: int) -> VectorIndex:
+        """Read from ``path``, memory-mapped where the format allows."""
+
+    def _check(self, vectors: np.ndarray, what: str) -> np.ndarray:
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        if v.ndim != 2 or v.shape[1] != self.dim:
+            raise UsageError(f"{what} must have shape (n, {self.dim}), got {v.shape}")
+        return v
+
+
+def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` of each row by score, ties to the smaller id, sorted. The brute-force rule
+    every backend must match."""
+    n = scores.shape[1]
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, 1).min(axis=1)
+        tied_rows = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k)
+        sel_s = np.take_along_axis(scores, part, 1)
+        sel_i = np.take_along_axis(ids, part, 1)
+        for r in tied_rows:  # rare: equal scores straddle the cut; take the smallest ids
+            cand = np.flatnonzero(scores[r] >= kth[r])
+            order = np.lexsort((ids[r, cand], -scores[r, cand]))[:k]
+            sel_s[r], sel_i[r] = scores[r, cand[order]], ids[r, cand[order]]
+        scores, ids = sel_s, sel_i
+    order = np.lexsort((ids, -scores), axis=1)
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+
+def best_of(
+    scores: np.ndarray, ids: np.ndarray, kk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort faiss hits by (score desc, id asc), drop ``-1`` pads, keep ``kk``; also return the
+    rows that had fewer than ``kk`` real hits."""
+    valid = ids >= 0
+    scores = np.where(valid, scores, -np.inf).astype(np.float32)
+    ids = np.where(valid, ids, np.iinfo(np.int64).max).astype(np.int64)
+    order = np.lexsort((ids, -scores), axis=1)[:, :kk]
+    short = valid.sum(axis=1) < kk
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1), short
+
+
+def check_subset(subset: np.ndarray, n: int) -> np.ndarray:
+    """Sorted unique int64 ids within ``[0, n)``."""
+    ids = np.asarray(subset)
+    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+        raise UsageError(f"subset must be a 1-D array of integer ids, got {ids.dtype} {ids.shape}")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        raise UsageError(f"subset ids must lie in [0, {n}), got {ids.min()}..{ids.max()}")
+    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
+        ids = np.unique(ids)
+    return ids
+
+
+def check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise UsageError(f"k must be a positive integer, got {k!r}")
+    return int(k)

@@ -1,0 +1,383 @@
+"""Chunk records and documents in SQLite: fetching k hits reads k rows, not the whole corpus.
+
+Row ``r`` of the vector file belongs to the chunk with ``row = r``. ``chunk_id`` is the
+stable identifier users see; it survives re-indexing of unchanged documents while rows
+are renumbered. The keyword index (:mod:`.fts`) mirrors the chunk texts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import IndexFormatError, UsageError
+from . import fts
+
+_SCHEMA = (
+    """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL,
+    meta TEXT,
+    title TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'text',
+    size INTEGER,
+    mtime_ns INTEGER,
+    inode INTEGER
+);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY,
+    chunk_id INTEGER NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    line_start INTEGER NOT NULL,
+    line_end INTEGER NOT NULL,
+    page INTEGER,
+    section TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL
+);
+CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
+"""
+    + fts.SCHEMA
+)
+
+_DOC_COLUMNS = ("doc_id", "source", "sha256", "n_chunks", "meta", "title", "kind", "size",
+                "mtime_ns", "inode")  # fmt: skip
+_CHUNK_COLUMNS = ("row", "chunk_id", "doc_id", "ordinal", "start", "end", "line_start",
+                  "line_end", "page", "section", "text")  # fmt: skip
+#: What a version-1 store lacks, and the value it reads as.
+_DEFAULTS = {"title": "''", "kind": "'text'", "size": "NULL", "mtime_ns": "NULL",
+             "inode": "NULL", "page": "NULL", "section": "''"}  # fmt: skip
+#: SQLite's integers are 64-bit; a filter value beyond that is refused, not wrapped.
+_INT64 = 1 << 63
+
+
+class ChunkRow(NamedTuple):
+    """A chunk as the builder writes it. Engines leave ``row`` and ``chunk_id`` at -1."""
+
+    row: int
+    chunk_id: int
+    ordinal: int
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    page: int | None
+    section: str
+    text: str
+
+
+class ChunkRecord(NamedTuple):
+    """A stored chunk with everything a hit shows."""
+
+    row: int
+    chunk_id: int
+    doc_id: str
+    source: str
+    title: str
+    ordinal: int
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    page: int | None
+    section: str
+    text: str
+    metadata: Mapping[str, Any] | None
+    #: ``(size, mtime_ns, inode)`` of the source file when indexed (None for texts).
+    doc_stat: tuple[int, int, int] | None = None
+
+
+class StoredDocument(NamedTuple):
+    doc_id: str
+    source: str
+    sha256: str
+    n_chunks: int
+    title: str
+    kind: str
+    size: int | None
+    mtime_ns: int | None
+    inode: int | None
+
+
+class ChunkStore:
+    """A SQLite file (or ``:memory:``) holding documents, chunks and their keyword index."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
+        self.conn = conn
+        self.path = path
+        self._columns = _present_columns(conn)
+
+    @classmethod
+    def create(cls, path: Path | str) -> ChunkStore:
+        """A new, empty store. On disk it is written once inside a temporary generation,
+        so durability comes from the final fsync + rename, not from SQLite's journal."""
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.executescript(_SCHEMA)
+        return cls(conn, None if str(path) == ":memory:" else Path(path))
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> ChunkStore:
+        """Open a published store; ``immutable`` skips locking: published files never change."""
+        if not path.is_file():
+            raise IndexFormatError(f"{path}: file is missing")
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM documents").fetchone()
+            return cls(conn, path)
+        except sqlite3.Error as exc:
+            raise IndexFormatError(f"{path}: not a valid chunk database ({exc})") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _select(self, table: str, names: Sequence[str], alias: str) -> str:
+        """Column list for a SELECT, with defaults for columns an older store lacks."""
+        have = self._columns.get(table, set())
+        return ", ".join(f'{alias}."{n}"' if n in have else f"{_DEFAULTS[n]} AS {n}" for n in names)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add_document(
+        self, doc: StoredDocument, rows: Sequence[ChunkRow], meta: Mapping[str, Any] | None
+    ) -> None:
+        """Insert a document and its chunks (rows already numbered by the builder)."""
+        self.conn.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.source, doc.sha256, doc.n_chunks, json.dumps(meta) if meta else None,
+             doc.title, doc.kind, doc.size, doc.mtime_ns, doc.inode),
+        )  # fmt: skip
+        self.add_chunks(doc.doc_id, rows)
+
+    def add_chunks(self, doc_id: str, rows: Sequence[ChunkRow]) -> None:
+        """Append chunks of a document already added (a long document arrives in pieces)."""
+        self.conn.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.row, r.chunk_id, doc_id, *r[2:]) for r in rows],
+        )
+        fts.add(self.conn, ((r.row, r.text) for r in rows))
+
+    def set_chunk_count(self, doc_id: str, n_chunks: int) -> None:
+        self.conn.execute("UPDATE documents SET n_chunks = ? WHERE doc_id = ?", (n_chunks, doc_id))
+
+    def copy_documents_from(self, old: ChunkStore, drop: set[str]) -> np.ndarray:
+        """Copy every document of ``old`` except ``drop`` in one SQL pass, renumbering rows
+        0..n-1 in the old order. Returns the old rows copied, in order, to copy vectors by."""
+        if old.path is None:
+            raise UsageError("can only copy from a store on disk")
+        c = self.conn
+        c.execute("ATTACH DATABASE ? AS old", (f"{old.path.resolve().as_uri()}?mode=ro",))
+        try:
+            c.execute("CREATE TEMP TABLE drop_ids(doc_id TEXT PRIMARY KEY)")
+            c.executemany("INSERT INTO drop_ids VALUES (?)", [(d,) for d in drop])
+            keep = "doc_id NOT IN (SELECT doc_id FROM temp.drop_ids)"
+            doc_cols = old._select("documents", _DOC_COLUMNS, "d")
+            c.execute(f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}")
+            chunk_cols = old._select("chunks", _CHUNK_COLUMNS[1:], "c")
+            c.execute(
+                f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, {chunk_cols}"
+                f" FROM old.chunks c WHERE {keep} ORDER BY row"
+            )
+            fts.rebuild(c)
+            cur = c.execute(f"SELECT row FROM old.chunks WHERE {keep} ORDER BY row")
+            rows = np.fromiter((r[0] for r in cur), dtype=np.int64)
+            c.execute("DROP TABLE temp.drop_ids")
+            c.commit()
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{old.path}: cannot be read ({exc})") from None
+        finally:
+            c.execute("DETACH DATABASE old")
+        return rows
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def document_ids(self, pattern: str | None = None) -> list[str]:
+        """Ids of documents whose id or source matches a glob (all when ``pattern`` is None)."""
+        if pattern is None:
+            return [r[0] for r in self.conn.execute("SELECT doc_id FROM documents")]
+        cur = self.conn.execute(
+            "SELECT doc_id FROM documents WHERE doc_id GLOB ?1 OR source GLOB ?1", (pattern,)
+        )
+        return [r[0] for r in cur]
+
+    def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
+        """Records for the given vector rows (in batches, so a long list stays cheap)."""
+        wanted = [int(r) for r in rows]
+        out: dict[int, ChunkRecord] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            for rec in self._records(f"c.row IN ({','.join('?' * len(part))})", part):
+                out[rec.row] = rec
+        return out
+
+    def chunk_by_id(self, chunk_id: int) -> ChunkRecord | None:
+        found = self._records("c.chunk_id = ?", [int(chunk_id)])
+        return found[0] if found else None
+
+    def document_records(
+        self, doc_id: str, first: int = 0, last: int | None = None
+    ) -> list[ChunkRecord]:
+        """A document's chunks in order, optionally only ordinals ``first..last``."""
+        cond, args = "c.doc_id = ? AND c.ordinal >= ?", [doc_id, first]
+        if last is not None:
+            cond, args = cond + " AND c.ordinal <= ?", [*args, last]
+        return self._records(cond + " ORDER BY c.ordinal", args)
+
+    def _records(self, condition: str, args: Sequence[Any]) -> list[ChunkRecord]:
+        doc_cols = self._select("documents", ("source", "title"), "d")
+        chunk_cols = self._select(
+            "chunks", ("ordinal", "start", "end", "line_start", "line_end", "page", "section"), "c"
+        )
+        stat_cols = self._select("documents", ("size", "mtime_ns", "inode"), "d")
+        cur = self.conn.execute(
+            f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
+            f" {stat_cols} FROM chunks c JOIN documents d USING (doc_id) WHERE {condition}",
+            args,
+        )
+        out = []
+        for r in cur:
+            stat = None if r[-3] is None else (r[-3], r[-2], r[-1])
+            fields = (*r[:-4], _load_meta(r[-4]), stat)
+            out.append(ChunkRecord(*fields))
+        return out
+
+    def document_text(self, doc_id: str) -> str:
+        """A document's text rebuilt from its chunks: chunk texts at their offsets, the
+        whitespace between them (which chunking drops) restored as newlines and spaces."""
+        parts: list[str] = []
+        pos, line = 0, 1
+        for r in self.document_records(doc_id):
+            if r.end <= pos:
+                continue
+            start = max(r.start, pos)
+            if start > pos:
+                breaks = min(max(r.line_start - line, 0), start - pos)
+                parts.append("\n" * breaks + " " * (start - pos - breaks))
+            parts.append(r.text[start - r.start :])
+            pos, line = r.end, r.line_end
+        return "".join(parts)
+
+    def documents(self) -> Iterator[StoredDocument]:
+        cols = self._select("documents", StoredDocument._fields, "d")
+        for r in self.conn.execute(f"SELECT {cols} FROM documents d ORDER BY doc_id"):
+            yield StoredDocument(*r)
+
+    def document(self, doc_id: str) -> tuple[StoredDocument, Mapping[str, Any] | None] | None:
+        cols = self._select("documents", StoredDocument._fields, "d")
+        r = self.conn.execute(
+            f"SELECT {cols}, d.meta FROM documents d WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        return None if r is None else (StoredDocument(*r[:-1]), _load_meta(r[-1]))
+
+    def document_rows(self, doc_id: str) -> list[ChunkRow]:
+        """A document's chunks, in order, for reusing chunk ids in a new generation."""
+        cols = self._select("chunks", ChunkRow._fields, "c")
+        cur = self.conn.execute(
+            f"SELECT {cols} FROM chunks c WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
+        )
+        return [ChunkRow(*r) for r in cur]
+
+    def count_documents(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def count_chunks(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def chunk_texts(self, start: int, stop: int) -> list[str]:
+        """Texts of rows ``start..stop-1`` in row order (to re-embed damaged vectors)."""
+        cur = self.conn.execute(
+            "SELECT text FROM chunks WHERE row >= ? AND row < ? ORDER BY row", (start, stop)
+        )
+        return [r[0] for r in cur]
+
+    def rows_where(self, where: Mapping[str, Any]) -> np.ndarray:
+        """Sorted vector rows of chunks matching every condition of ``where``."""
+        clauses, args = where_sql(where)
+        sql = "SELECT c.row FROM chunks c JOIN documents d USING (doc_id)"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        cur = self.conn.execute(sql + " ORDER BY c.row", args)
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def keyword_search(
+        self, fts_query: str, k: int, where: Mapping[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` rows by BM25 for an FTS query; scores are positive, higher better."""
+        clauses, args = where_sql(where or {})
+        return fts.search(self.conn, fts_query, k, clauses, args)
+
+
+def where_sql(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a filter: ``source`` is a glob (on the whole path or any trailing
+    part of it); other keys must equal the document's metadata value (``None`` matches JSON
+    null). Keys may hold any character; values must be JSON scalars."""
+    if not isinstance(where, Mapping):
+        raise UsageError(f"where must be a mapping of key to value, got {type(where).__name__}")
+    clauses: list[str] = []
+    args: list[Any] = []
+    for key, value in where.items():
+        if not isinstance(key, str):
+            raise UsageError(f"where keys must be strings, got {key!r:.40}")
+        if key == "source":
+            if not isinstance(value, str):
+                raise UsageError("where['source'] must be a glob string")
+            clauses.append("(d.source GLOB ? OR d.source GLOB ?)")
+            args += [value, "*/" + value]
+            continue
+        test, extra = _value_test(key, value)
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(d.meta) m WHERE m.key = ? AND {test})")
+        args += [key, *extra]
+    return clauses, args
+
+
+def _value_test(key: str, value: Any) -> tuple[str, list[Any]]:
+    if value is None:
+        return "m.type = 'null'", []
+    if isinstance(value, bool):
+        return "m.type = ?", ["true" if value else "false"]
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise UsageError(f"where[{key!r:.40}] is too large an integer")
+        return "m.type IN ('integer', 'real') AND m.value = ?", [value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UsageError(f"where[{key!r:.40}] must be a finite number")
+        return "m.type IN ('integer', 'real') AND m.value = ?", [value]
+    if isinstance(value, str):
+        return "m.type = 'text' AND m.value = ?", [value]
+    raise UsageError(
+        f"where[{key!r:.40}] must be a string, number, boolean or None, not {type(value).__name__}"
+    )
+
+
+def _present_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    out = {}
+    for table in ("documents", "chunks"):
+        out[table] = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    return out
+
+
+def _load_meta(raw: str | None) -> Mapping[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

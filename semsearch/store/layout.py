@@ -1,0 +1,220 @@
+"""The on-disk index: a directory of immutable generations and a pointer to the live one.
+
+    INDEX_DIR/
+      CURRENT              name of the live generation, replaced atomically
+      LOCK                 flock held by the one writer
+      gen-000007/          manifest.json, chunks.sqlite, vectors.npy [, index.faiss]
+
+A writer builds a new generation in a temporary directory beside the others, fsyncs
+it, renames it into place and only then swaps ``CURRENT``. A crash at any point leaves
+the previous generation live and loadable; readers see one whole generation or the
+other. Nothing is pickled: JSON, SQLite, ``.npy`` (``allow_pickle=False``) and faiss's
+own format only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from ..errors import IndexFormatError, IndexLockedError, UsageError
+from ..util import file_digest, fsync_path, write_synced
+from .manifest import MANIFEST, Manifest
+
+_GEN_PREFIX = "gen-"
+_TMP_PREFIX = ".tmp-"
+#: Generations kept besides the live one, so a reader that just resolved CURRENT can finish.
+_KEEP_OLD = 1
+#: A superseded generation is also kept this long, so readers that resolved CURRENT just
+#: before a burst of writes still find it (they retry on a newer one otherwise).
+_GRACE_SECONDS = 2.0
+
+
+class IndexDir:
+    """One index directory: finds the live generation, locks writers, publishes new ones."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+
+    def exists(self) -> bool:
+        """True when the directory holds an index (a CURRENT pointer that is a plain file)."""
+        pointer = self.path / "CURRENT"
+        return pointer.is_file() and not pointer.is_symlink()
+
+    def current(self) -> Path:
+        """The live generation's directory, or IndexFormatError naming what is wrong.
+
+        CURRENT and the generation must be plain entries inside this directory: a symlink
+        could make a reader trust files from anywhere on the machine.
+        """
+        if not self.path.exists():
+            raise IndexFormatError(
+                f"no index at {self.path} (build one with: semsearch index PATH)"
+            )
+        if not self.path.is_dir():
+            raise UsageError(f"{self.path} is not a directory")
+        name = self._pointer()[0]
+        gen = self.path / name
+        if not name.startswith(_GEN_PREFIX) or not name[len(_GEN_PREFIX) :].isdigit():
+            raise IndexFormatError(f"{self.path}: CURRENT names no generation ({name[:40]!r})")
+        if gen.is_symlink():
+            raise IndexFormatError(f"{self.path}: {name} is a symbolic link; refusing to read it")
+        if not gen.is_dir():
+            raise IndexFormatError(f"{self.path}: CURRENT names a missing generation {name!r}")
+        return gen
+
+    def pointer(self) -> tuple[str, ...]:
+        """CURRENT's content (generation name and manifest digest): cheap to compare."""
+        return tuple(self._pointer())
+
+    def _pointer(self) -> list[str]:
+        """CURRENT's words: the generation's name and its manifest's SHA-256."""
+        pointer = self.path / "CURRENT"
+        if pointer.is_symlink():
+            raise IndexFormatError(f"{self.path}: CURRENT is a symbolic link; refusing to follow")
+        try:
+            with open(pointer, "rb") as f:
+                raw = f.read(4096)
+            parts = raw.decode("utf-8").split()
+        except FileNotFoundError:
+            raise IndexFormatError(
+                f"{self.path} is not a semsearch index (no CURRENT file)"
+            ) from None
+        except IsADirectoryError:
+            raise IndexFormatError(f"{self.path}: CURRENT is a directory, not a file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexFormatError(f"{self.path}: CURRENT cannot be read ({exc})") from None
+        if not parts:
+            raise IndexFormatError(f"{self.path}: CURRENT file is empty or damaged")
+        return parts
+
+    def manifest(self, gen: Path | None = None) -> tuple[Path, Manifest]:
+        """The live generation and its manifest, checked against the digest kept in CURRENT."""
+        gen = gen or self.current()
+        parts = self._pointer()
+        path = gen / MANIFEST
+        if path.is_symlink():
+            raise IndexFormatError(f"{path}: manifest is a symbolic link; refusing to read it")
+        checkable = len(parts) == 2 and parts[0] == gen.name and path.is_file()
+        if checkable and file_digest(path) != parts[1]:
+            raise IndexFormatError(f"{path}: manifest checksum does not match CURRENT (altered)")
+        return gen, Manifest.from_file(path)
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 10.0) -> Iterator[None]:
+        """Exclusive writer lock; waits up to ``timeout`` seconds, then fails clearly."""
+        self._check_ours()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot use {self.path} as an index directory: {exc.strerror or exc}"
+            ) from None
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexLockedError(
+                            f"{self.path} is being written by another process; try again later"
+                        ) from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _check_ours(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"{self.path} exists and is not a directory")
+        if self.path.is_dir() and not self.exists():
+            foreign = [
+                p.name
+                for p in self.path.iterdir()
+                if p.name != "LOCK" and not p.name.startswith((_TMP_PREFIX, _GEN_PREFIX))
+            ]
+            if foreign:
+                raise UsageError(
+                    f"{self.path} is not empty and not a semsearch index; choose another --index"
+                )
+
+    def new_tmp(self) -> Path:
+        """A fresh temporary generation directory (call under :meth:`lock`)."""
+        tmp = self.path / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def publish(self, tmp: Path, manifest: Manifest) -> Path:
+        """Seal ``tmp`` (checksums, manifest, fsync), rename it live, swap CURRENT, tidy up."""
+        files = {
+            p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
+            for p in sorted(tmp.iterdir())
+            if p.is_file() and p.name != MANIFEST
+        }
+        manifest = Manifest(**{**asdict(manifest), "files": files})
+        manifest_bytes = manifest.to_json().encode()
+        write_synced(tmp / MANIFEST, manifest_bytes)
+        for p in tmp.iterdir():
+            fsync_path(p)
+        fsync_path(tmp)
+        number = max((_gen_number(p.name) for p in self.path.iterdir()), default=0) + 1
+        gen = self.path / f"{_GEN_PREFIX}{number:06d}"
+        os.rename(tmp, gen)
+        pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
+        digest = hashlib.sha256(manifest_bytes).hexdigest()
+        write_synced(pointer_tmp, f"{gen.name} {digest}\n".encode())
+        os.replace(pointer_tmp, self.path / "CURRENT")
+        fsync_path(self.path)
+        self.cleanup(keep=gen)
+        return gen
+
+    def cleanup(self, keep: Path | None = None) -> None:
+        """Remove interrupted builds and generations older than the last ``_KEEP_OLD``."""
+        gens = sorted(
+            (p for p in self.path.iterdir() if p.name.startswith(_GEN_PREFIX)),
+            key=lambda p: _gen_number(p.name),
+        )
+        live = keep.name if keep else None
+        now = time.time()
+        superseded = list(itertools.pairwise(gens))[: max(len(gens) - 1 - _KEEP_OLD, 0)]
+        for g, successor in superseded:
+            if g.name != live and now - _published_at(successor) > _GRACE_SECONDS:
+                shutil.rmtree(g, ignore_errors=True)
+        for p in self.path.iterdir():
+            if p.name.startswith(_TMP_PREFIX) and not p.name.startswith(
+                f"{_TMP_PREFIX}{os.getpid()}-"
+            ):
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+
+    def size_on_disk(self) -> int:
+        gen = self.current()
+        return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+
+
+def _published_at(gen: Path) -> float:
+    """When ``gen`` went live (its manifest is the last file written before the swap)."""
+    try:
+        return (gen / MANIFEST).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _gen_number(name: str) -> int:
+    if name.startswith(_GEN_PREFIX) and name[len(_GEN_PREFIX) :].isdigit():
+        return int(name[len(_GEN_PREFIX) :])
+    return 0

@@ -1,0 +1,187 @@
+"""The manifest of a generation: what was built, with what, and a checksum of every file.
+
+A manifest is untrusted input (a damaged disk, a hand edit, an attacker): every field is
+checked for its type before use, file names must be one of the few files a generation holds,
+and a problem becomes one :class:`IndexFormatError` line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexFormatError
+from ..util import file_digest
+
+#: 2 added pages, sections, titles, file stats and remembered roots. Version 1 indexes are
+#: still read, so they can be updated or rebuilt without losing what they hold.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.sqlite"
+VECTORS = "vectors.npy"
+FAISS = "index.faiss"
+#: The only files a generation may list; anything else in a manifest is refused.
+KNOWN_FILES = (CHUNKS, VECTORS, FAISS)
+#: On every load, files up to this size are checksummed too; bigger ones only by
+#: ``semsearch info --verify`` and before a build carries their rows forward.
+VERIFY_ON_LOAD_BYTES = 32 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything needed to check an index before trusting it. Keys are declared once, here."""
+
+    format_version: int
+    semsearch_version: str
+    model: str
+    precision: str
+    dim: int
+    chunk_tokens: int
+    overlap: int
+    backend: str
+    index_type: str
+    index_params: Mapping[str, Any]
+    recall_at_10: float | None
+    documents: int
+    chunks: int
+    next_chunk_id: int
+    created: float
+    files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: What the index was built from, so it can be refreshed without being told again.
+    roots: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexFormatError(f"{path}: manifest is missing") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = "too deeply nested" if isinstance(exc, RecursionError) else exc
+            raise IndexFormatError(f"{path}: manifest is not valid JSON ({reason})") from None
+        return cls.from_data(data, path)
+
+    @classmethod
+    def from_data(cls, data: Any, path: Path) -> Manifest:
+        if not isinstance(data, dict):
+            raise IndexFormatError(f"{path}: manifest is not a JSON object")
+        version = data.get("format_version")
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise IndexFormatError(
+                f"{path}: index format version {version!r} is not supported "
+                f"(this semsearch reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+                "build a new index"
+            )
+        required = [n for n, f in cls.__dataclass_fields__.items() if _required(f)]
+        missing = sorted(set(required) - data.keys())
+        if missing:
+            raise IndexFormatError(f"{path}: manifest lacks {', '.join(missing)}")
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name in data:
+                values[name] = _check_field(name, data[name], path)
+        _check_files(values.get("files", {}), path)
+        return cls(**values)
+
+
+def _required(f: Any) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+_INTS = {"format_version", "dim", "chunk_tokens", "overlap", "documents", "chunks", "next_chunk_id"}
+_STRS = {"semsearch_version", "model", "precision", "backend", "index_type"}
+_LISTS = {"roots", "globs", "excludes"}
+
+
+def _check_field(name: str, value: Any, path: Path) -> Any:
+    def bad(expected: str) -> IndexFormatError:
+        return IndexFormatError(f"{path}: manifest field {name!r} is not {expected}")
+
+    if name in _INTS:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise bad("a non-negative integer")
+        return value
+    if name in _STRS:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if name in _LISTS:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return tuple(value)
+    if name in ("created", "recall_at_10"):
+        if value is None and name == "recall_at_10":
+            return None
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise bad("a number")
+        return float(value)
+    if name in ("index_params", "files"):
+        if not isinstance(value, dict):
+            raise bad("an object")
+        return value
+    raise bad("known")  # pragma: no cover - every declared field is handled above
+
+
+def _check_files(files: Mapping[str, Any], path: Path) -> None:
+    """File entries name only a generation's own files, with a size and a SHA-256."""
+    for name, entry in files.items():
+        if name not in KNOWN_FILES:
+            raise IndexFormatError(f"{path}: manifest lists an unknown file {name!r}")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("size"), int)
+            or isinstance(entry.get("size"), bool)
+            or entry["size"] < 0
+            or not isinstance(entry.get("sha256"), str)
+            or not _SHA256.fullmatch(entry["sha256"])
+        ):
+            raise IndexFormatError(f"{path}: manifest entry for {name} is malformed")
+    for name in (CHUNKS, VECTORS):
+        if files and name not in files:
+            raise IndexFormatError(f"{path}: manifest does not list {name}")
+    if not files:
+        raise IndexFormatError(f"{path}: manifest lists no files")
+
+
+def check_files(gen: Path, manifest: Manifest, *, checksums: bool = False) -> list[str]:
+    """Problems with a generation's files: missing, not a plain file, wrong size, or wrong
+    checksum (always for small files, for every file when ``checksums``)."""
+    problems = []
+    for name, info in sorted(manifest.files.items()):
+        path = gen / name
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"{name}: missing or not a regular file")
+            continue
+        size = path.stat().st_size
+        if size != info["size"]:
+            problems.append(f"{name}: size {size} bytes, manifest says {info['size']}")
+        elif (checksums or size <= VERIFY_ON_LOAD_BYTES) and file_digest(path) != info["sha256"]:
+            problems.append(f"{name}: checksum does not match the manifest (file altered)")
+    return problems
+
+
+def file_ok(gen: Path, manifest: Manifest, name: str) -> bool:
+    """Full check of one file against its checksum, whatever its size."""
+    info = manifest.files.get(name)
+    path = gen / name
+    if info is None or path.is_symlink() or not path.is_file():
+        return False
+    return path.stat().st_size == info["size"] and file_digest(path) == info["sha256"]

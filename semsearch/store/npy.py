@@ -1,0 +1,108 @@
+"""Vector files: ``.npy`` written in blocks and memory-mapped back without ``ast`` or pickle.
+
+NumPy parses headers with ``ast.literal_eval``, which on CPython 3.11 can fail with
+"AST constructor recursion depth mismatch" when threads parse at once (a reader thread
+opening an index while a writer works). Our headers are simple enough to read exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IndexFormatError, UsageError
+from ..util import first_line
+
+_MAGIC = b"\x93NUMPY"
+_HEADER = re.compile(
+    r"""\{\s*'descr':\s*'(?P<descr>[<>|=]?[a-zA-Z]\d*)',\s*"""
+    r"""'fortran_order':\s*(?P<fortran>True|False),\s*"""
+    r"""'shape':\s*\((?P<shape>[\d\s,]*)\),?\s*\}\s*$"""
+)
+
+
+def memmap_npy(path: Path) -> np.ndarray:
+    """A read-only memory map of a 2-D, C-order, plain-dtype ``.npy`` (never unpickles).
+
+    Raises ValueError naming what is wrong with the file.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 10 or head[:6] != _MAGIC:
+            raise ValueError("not a .npy file")
+        major = head[6]
+        if major == 1:
+            length, start = int.from_bytes(head[8:10], "little"), 10
+        elif major in (2, 3):
+            length, start = int.from_bytes(head[8:12], "little"), 12
+        else:
+            raise ValueError(f"unknown .npy version {major}")
+        f.seek(start)
+        header = f.read(length).decode("latin1")
+    m = _HEADER.match(header.strip())
+    if m is None:
+        raise ValueError("unsupported .npy header (object arrays are refused)")
+    if m["fortran"] == "True":
+        raise ValueError("Fortran-ordered arrays are not supported")
+    shape = tuple(int(x) for x in m["shape"].replace(" ", "").split(",") if x)
+    dtype = np.dtype(m["descr"])
+    if dtype.hasobject:
+        raise ValueError("object arrays are refused")
+    offset = start + length
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size != expected:
+        raise ValueError(f"file is {size} bytes, its header implies {expected}")
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def load_vectors(path: Path, dim: int) -> np.ndarray:
+    """Memory-map a ``.npy`` of float32 rows, checking its shape (never unpickles)."""
+    try:
+        vectors = memmap_npy(path)
+    except FileNotFoundError:
+        raise IndexFormatError(f"{path}: file is missing") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise IndexFormatError(f"{path}: not a valid vector file ({first_line(exc)})") from None
+    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise IndexFormatError(
+            f"{path}: expected float32 vectors of dimension {dim}, "
+            f"found {vectors.dtype} {vectors.shape}"
+        )
+    return vectors
+
+
+class VectorWriter:
+    """Appends float32 rows to a ``.npy`` file without holding them in memory.
+
+    A fixed-size header is reserved up front and rewritten with the final shape on close.
+    """
+
+    _HEADER = 128
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path, self.dim, self.rows = path, dim, 0
+        self._f = open(path, "wb")  # noqa: SIM115 - stays open across append() calls
+        self._f.write(b"\0" * self._HEADER)
+
+    def append(self, vectors: np.ndarray) -> None:
+        v = np.ascontiguousarray(vectors, dtype="<f4")
+        if v.ndim != 2 or v.shape[1] != self.dim:
+            raise UsageError(f"vectors must have shape (n, {self.dim}), got {v.shape}")
+        self._f.write(v.tobytes())
+        self.rows += len(v)
+
+    def close(self) -> None:
+        header = repr({"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)})
+        body_len = self._HEADER - 10
+        body = header.encode("latin1").ljust(body_len - 1) + b"\n"
+        self._f.seek(0)
+        self._f.write(b"\x93NUMPY\x01\x00" + body_len.to_bytes(2, "little") + body)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
