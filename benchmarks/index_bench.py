@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -138,7 +139,10 @@ def run(
     if plot_path is None and out_dir is not None:
         plot_path = Path(out_dir) / "index_scaling.png"
     if plot_path is not None:
-        out["plots"] = [str(_plot(rows, Path(plot_path)))]
+        made = _plot(rows, Path(plot_path))
+        out["plots"] = [str(made)] if made else []
+        if made is None:
+            out["plots_note"] = "plots need: pip install 'semsearch[bench]'"
 
 
 def _measure(
@@ -237,8 +241,17 @@ def _line(row: dict[str, Any]) -> str:
     return f"{text} {row['built']}{'*' if row['auto'] else ''} {params or ''}"
 
 
-def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
+def _plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """The log-log plot, or None (numbers are still written) without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(
+            "[index] matplotlib is not installed: numbers written, no plot "
+            "(plots need: pip install 'semsearch[bench]')",
+            file=sys.stderr,
+        )
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -275,7 +288,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2k and 10k rows only")
-    p.add_argument("--out", default="benchmarks/results", help="directory for JSON and plot")
+    p.add_argument("--out", default="benchmarks/_work/results", help="directory for JSON and plot")
     p.add_argument("--hnsw-1m", action="store_true", help="also build HNSW at 1M (~10 min)")
     args = p.parse_args(argv)
     out_dir = Path(args.out)

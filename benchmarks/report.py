@@ -276,7 +276,11 @@ def plot_all(results: dict[str, Any], out_dir: Path) -> list[Path]:
     try:
         import matplotlib
     except ImportError:
-        print("[report] matplotlib not installed: no plots", file=sys.stderr)
+        print(
+            "[report] matplotlib is not installed: numbers written, no plots "
+            "(plots need: pip install 'semsearch[bench]')",
+            file=sys.stderr,
+        )
         return []
     matplotlib.use("Agg")
     made = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from .. import config
 from ..errors import MissingDependencyError, UsageError
 from .base import DEFAULT_PRECISION, Embedder, check_precision
 from .sbert import SentenceTransformerEmbedder
+
+log = logging.getLogger("semsearch")
 
 
 def load_embedder(
@@ -43,9 +46,23 @@ def _load(model: str | None, precision: str, runtime: str, model_cache: Path) ->
         return SentenceTransformerEmbedder(model)
     from .onnx_runtime import OnnxEmbedder
 
+    _announce_first_export(model, precision, model_cache)
     try:
         return OnnxEmbedder(model, precision=precision, model_cache=model_cache)
     except MissingDependencyError:
         if runtime == "onnx" or precision != "fp32":
             raise
         return SentenceTransformerEmbedder(model)
+
+
+def _announce_first_export(model: str | None, precision: str, model_cache: Path) -> None:
+    """The one-time export and quantisation take seconds with nothing to show: say so."""
+    from .models import resolve_model
+    from .onnx_export import MODEL_FILE, onnx_model_dir
+
+    try:
+        identity, _ = resolve_model(model)
+    except Exception:  # the loader reports a bad model itself, in one line
+        return
+    if not (onnx_model_dir(identity, precision, model_cache) / MODEL_FILE).is_file():
+        log.info("preparing the model for fast inference (once, about 10 s) …")
