@@ -63,10 +63,20 @@ def test_default_index_is_built_from_seeds_on_first_query(capsys, tmp_path: Path
     os.environ["SEMSEARCH_INDEX"] = str(tmp_path / "default")
     code, out, err = run(capsys, "query", "trade decline", "-k", "1", "--json")
     assert code == 0
-    assert "bundled sample documents" in err
+    assert "bundled sample articles" in err and "Indexing samples" in err
     assert Path(json.loads(out)[0]["source"]).name == "000_70defebb133c6857.txt"
+    # The samples live in their own index: the user's default index is not created by them.
+    assert not (tmp_path / "default").exists()
     code, _, err = run(capsys, "query", "trade decline", "-k", "1")
-    assert code == 0 and "bundled" not in err  # built once
+    assert code == 0 and "Indexing samples" not in err  # built once
+    # Once the user indexes their own files, the samples leave their results.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "budget.txt").write_text("The household budget for groceries rose this spring.")
+    assert run(capsys, "index", str(mine))[0] == 0
+    code, out, err = run(capsys, "query", "trade decline", "-k", "5", "--json")
+    assert code == 0 and "sample" not in err
+    assert {Path(h["source"]).name for h in json.loads(out)} == {"budget.txt"}
 
 
 @pytest.mark.parametrize(
@@ -74,8 +84,9 @@ def test_default_index_is_built_from_seeds_on_first_query(capsys, tmp_path: Path
     [
         (["query", ""], 2, "query is empty"),
         (["query", "   "], 2, "query is empty"),
-        (["query", "x", "-k", "0"], 2, "positive"),
-        (["query", "x", "-k", "-3"], 2, "positive"),
+        (["query", "x", "-k", "0"], 2, "from 1 to"),
+        (["query", "x", "-k", "-3"], 2, "from 1 to"),
+        (["query", "x", "-k", "99999999999999999999"], 2, "from 1 to"),
         (["query", "x", "-k", "many"], 2, "Invalid value"),
         (["index", "/no/such/path"], 2, "no such file or directory"),
         (["query", "x", "--index", "/no/such/index"], 1, "no index at"),
@@ -150,7 +161,8 @@ def test_reindex_remove_filter_and_verify(capsys, tmp_path: Path) -> None:
     (docs / "notes.md").write_text("Meeting notes: exports and imports declined this quarter.")
     assert run(capsys, "index", str(docs), "--index", idx)[0] == 0
     code, _, err = run(capsys, "index", str(docs), "--index", idx)
-    assert code == 0 and "0 added, 0 updated, 0 removed, 3 unchanged" in err
+    assert code == 0 and "3 documents" in err
+    assert "(0 added, 0 updated, 3 unchanged, 0 removed)" in err
 
     code, out, _ = run(
         capsys, "query", "trade decline", "--index", idx, "--source", "*.md", "--json"

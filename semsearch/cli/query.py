@@ -44,8 +44,12 @@ def query(
 
     Exits with status 1 and "no results" when nothing passes, like grep.
     """
+    from ..search import MAX_K
+
     if not text.strip():
         raise UsageError("query is empty")
+    if not 0 < k <= MAX_K:
+        raise UsageError(f"-k must be an integer from 1 to {MAX_K}, got {k}")
     if min_score is not None and not math.isfinite(min_score):
         raise UsageError(f"--min-score must be a finite number, got {min_score}")
     from .. import api
