@@ -126,9 +126,19 @@ class _Old:
     @classmethod
     def open(cls, index_dir: IndexDir, settings: Settings, rebuild: bool) -> _Old:
         old = cls()
-        if not index_dir.exists():
-            return old
         root = index_dir.path
+        if not index_dir.exists():
+            if index_dir.has_generations():  # damaged, not new: never start over silently
+                try:
+                    index_dir.current()
+                    reason = "its CURRENT pointer is not a plain file"
+                except IndexFormatError as exc:
+                    reason = str(exc)
+                raise IndexFormatError(
+                    f"cannot update the index: {reason}. Nothing was changed; it holds "
+                    f"generations, so move {root} aside to start a new index"
+                )
+            return old
         try:
             gen, m = index_dir.manifest()
         except IndexFormatError as exc:
