@@ -23,7 +23,7 @@ TEXTS = [
 def test_search_returns_typed_hits_best_first(backend: str) -> None:
     index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder(), backend=backend)
     hits = index.search("trade volumes fell", k=2)
-    assert all(isinstance(h, Hit) for h in hits)
+    assert len(hits) == 2 and all(type(h) is Hit for h in hits)
     assert hits[0].doc_id == "text-2" and hits[0].text == TEXTS[2]
     assert hits[0].score >= hits[1].score
     assert (hits[0].start, hits[0].end, hits[0].line_start) == (0, len(TEXTS[2]), 1)
@@ -112,3 +112,15 @@ def test_numpy_and_faiss_agree_on_seeds() -> None:
     ):
         assert [h.chunk_id for h in ha] == [h.chunk_id for h in hb]
         assert np.allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_seed_query_in_dense_mode_finds_the_trade_decline(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    """Meaning alone (no keyword help) must find the paragraph about the ~20% fall in mutual
+    trade, which says "decrease", not "decline"."""
+    index = SemanticIndex.from_paths([SEEDS], embedder=real_embedder)
+    hits = index.search("trade decline", k=3, mode="dense")
+    assert Path(hits[0].source).name.startswith("000_")
+    top = " ".join(h.text for h in hits if Path(h.source).name.startswith("000_"))
+    assert "20%" in top and "fuel and energy" in top
+    assert hits[0].dense_score is not None and hits[0].dense_score > 0.3

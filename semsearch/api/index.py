@@ -296,7 +296,13 @@ class SemanticIndex:
         ranked = retrieve(
             queries, opts, embedder=self.embedder, index=v.index, store=v.store, vectors=v.vectors
         )
-        records = v.store.fetch(np.unique(np.concatenate([r.rows for r in ranked])))
+        wanted = np.unique(np.concatenate([r.rows for r in ranked]))
+        records = v.store.fetch(wanted)
+        if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
+            raise IndexFormatError(
+                f"index at {self._dir.path} is damaged: {len(wanted) - len(records)} chunk "
+                "rows are missing from chunks.sqlite; check it with semsearch info --verify"
+            )
         out = []
         for r in ranked:
             dense = r.dense if r.dense is not None else [None] * len(r.rows)

@@ -68,6 +68,7 @@ def build(
     with index_dir.lock(lock_timeout):
         index_dir.cleanup()
         old = _Old.open(index_dir, settings, changes.rebuild)
+        _check_chunk_tokens(settings, engine, old.manifest)
         gen = _Generation(index_dir, engine, settings, changes, old)
         try:
             stats = gen.run(progress)
@@ -84,6 +85,20 @@ def build(
             gen.close()
             old.close()
     return replace(stats, seconds=time.perf_counter() - started)
+
+
+def _check_chunk_tokens(settings: Settings, engine: Engine, old: Manifest | None) -> None:
+    """A chunk longer than the model's input would be cut off unread: refuse new settings
+    that ask for it (an index already built that way can still be updated)."""
+    limit = engine.max_tokens
+    if limit is None or settings.chunk_tokens <= limit:
+        return
+    if old is not None and old.chunk_tokens == settings.chunk_tokens:
+        return
+    raise UsageError(
+        f"--chunk-tokens {settings.chunk_tokens} is more than the model reads "
+        f"({limit} tokens); the rest of each chunk would be ignored. Use at most {limit}"
+    )
 
 
 def _is_write_failure(exc: RuntimeError) -> bool:
@@ -111,9 +126,19 @@ class _Old:
     @classmethod
     def open(cls, index_dir: IndexDir, settings: Settings, rebuild: bool) -> _Old:
         old = cls()
-        if not index_dir.exists():
-            return old
         root = index_dir.path
+        if not index_dir.exists():
+            if index_dir.has_generations():  # damaged, not new: never start over silently
+                try:
+                    index_dir.current()
+                    reason = "its CURRENT pointer is not a plain file"
+                except IndexFormatError as exc:
+                    reason = str(exc)
+                raise IndexFormatError(
+                    f"cannot update the index: {reason}. Nothing was changed; it holds "
+                    f"generations, so move {root} aside to start a new index"
+                )
+            return old
         try:
             gen, m = index_dir.manifest()
         except IndexFormatError as exc:

@@ -52,6 +52,8 @@ class Engine(ABC):
     """Chunks and embeds documents; yields results in input order (None = skipped file)."""
 
     counts: EngineCounts
+    #: The most tokens the model reads per text (None: unknown); longer chunks are refused.
+    max_tokens: int | None = None
 
     @abstractmethod
     def process(self, items: Sequence[Item], params: ChunkParams) -> Iterator[Processed | None]:
@@ -68,6 +70,7 @@ class LocalEngine(Engine):
 
     def __init__(self, embedder: Embedder, embed: Embed | None = None) -> None:
         self.embedder = embedder
+        self.max_tokens = embedder.max_tokens
         self.embed: Embed = embed or (lambda texts: (embedder.encode(texts), 0))
         self.counts = EngineCounts()
 

@@ -42,6 +42,7 @@ from ..errors import MissingDependencyError, ModelError, SemsearchError, UsageEr
 from ..ingest.document import Document, Section
 from ..ingest.read import read_document
 from ..store.chunkstore import ChunkRow
+from ..util import first_line
 from .engine import Engine, EngineCounts, Processed, chunk_rows
 from .settings import ChunkParams, Item
 
@@ -200,7 +201,17 @@ class RayEngine(Engine):
             self._started_ray = True
         elif self.address.startswith("ray://"):
             kwargs = {}  # a client passes other arguments on to the server, with a warning
-        ray.init(address=self.address, **kwargs)
+            _require_ray_client()
+        try:
+            ray.init(address=self.address, **kwargs)
+        except ValueError as exc:  # Ray's own "requires pip package `ray[client]`"
+            if "ray[client]" in str(exc):
+                raise _missing_client() from None
+            raise UsageError(f"cannot use Ray at {self.address!r}: {first_line(exc)}") from None
+        except ConnectionError as exc:
+            raise SemsearchError(
+                f"cannot connect to Ray at {self.address}: {first_line(exc)}"
+            ) from None
 
     def close(self) -> None:
         """Stop Ray if this engine started it (a cluster it joined is left running)."""
@@ -438,3 +449,19 @@ def _reason(exc: BaseException) -> str:
     if errors:
         return f"{errors[-1][1].rsplit('.', 1)[-1]}: {errors[-1][2]}"[:300]
     return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _missing_client() -> MissingDependencyError:
+    return MissingDependencyError(
+        "the Ray client (needed for ray:// addresses)", package="'ray[client]'"
+    )
+
+
+def _require_ray_client() -> None:
+    """A ``ray://`` address needs Ray's client extra (gRPC); say so before Ray does it in a
+    traceback."""
+    try:
+        import grpc  # noqa: F401
+        import ray.util.client  # noqa: F401
+    except ImportError:
+        raise _missing_client() from None

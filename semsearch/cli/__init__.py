@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
+    if result == 130:  # Typer turns Ctrl-C into a silent exit status 130
+        typer.echo("semsearch: interrupted", err=True)
     return result if isinstance(result, int) else 0
 
 

@@ -7,12 +7,13 @@ are renumbered. The keyword index (:mod:`.fts`) mirrors the chunk texts.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -108,6 +109,32 @@ class StoredDocument(NamedTuple):
     size: int | None
     mtime_ns: int | None
     inode: int | None
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reading(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A damaged database file (too large to be checksummed on every load) is found only
+    when a page is read: say so in one line instead of a raw ``sqlite3`` traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(args[0], exc) from None
+
+    return wrapper
+
+
+def _damaged(store: object, exc: BaseException) -> IndexFormatError:
+    where = getattr(store, "path", None) or "chunk database"
+    return IndexFormatError(
+        f"{where}: the chunk database is damaged ({exc}); check it with "
+        "semsearch info --verify"
+    )
 
 
 class ChunkStore:
@@ -207,6 +234,7 @@ class ChunkStore:
 
     # --- reading -------------------------------------------------------------------------
 
+    @_reading
     def document_ids(self, pattern: str | None = None) -> list[str]:
         """Ids of documents whose id or source matches a glob (all when ``pattern`` is None)."""
         if pattern is None:
@@ -216,6 +244,7 @@ class ChunkStore:
         )
         return [r[0] for r in cur]
 
+    @_reading
     def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
         """Records for the given vector rows (in batches, so a long list stays cheap)."""
         wanted = [int(r) for r in rows]
@@ -226,10 +255,12 @@ class ChunkStore:
                 out[rec.row] = rec
         return out
 
+    @_reading
     def chunk_by_id(self, chunk_id: int) -> ChunkRecord | None:
         found = self._records("c.chunk_id = ?", [int(chunk_id)])
         return found[0] if found else None
 
+    @_reading
     def document_records(
         self, doc_id: str, first: int = 0, last: int | None = None
     ) -> list[ChunkRecord]:
@@ -275,9 +306,13 @@ class ChunkStore:
 
     def documents(self) -> Iterator[StoredDocument]:
         cols = self._select("documents", StoredDocument._fields, "d")
-        for r in self.conn.execute(f"SELECT {cols} FROM documents d ORDER BY doc_id"):
-            yield StoredDocument(*r)
+        try:
+            for r in self.conn.execute(f"SELECT {cols} FROM documents d ORDER BY doc_id"):
+                yield StoredDocument(*r)
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self, exc) from None
 
+    @_reading
     def document(self, doc_id: str) -> tuple[StoredDocument, Mapping[str, Any] | None] | None:
         cols = self._select("documents", StoredDocument._fields, "d")
         r = self.conn.execute(
@@ -285,6 +320,7 @@ class ChunkStore:
         ).fetchone()
         return None if r is None else (StoredDocument(*r[:-1]), _load_meta(r[-1]))
 
+    @_reading
     def document_rows(self, doc_id: str) -> list[ChunkRow]:
         """A document's chunks, in order, for reusing chunk ids in a new generation."""
         cols = self._select("chunks", ChunkRow._fields, "c")
@@ -293,12 +329,15 @@ class ChunkStore:
         )
         return [ChunkRow(*r) for r in cur]
 
+    @_reading
     def count_documents(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
 
+    @_reading
     def count_chunks(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
+    @_reading
     def chunk_texts(self, start: int, stop: int) -> list[str]:
         """Texts of rows ``start..stop-1`` in row order (to re-embed damaged vectors)."""
         cur = self.conn.execute(
@@ -306,6 +345,7 @@ class ChunkStore:
         )
         return [r[0] for r in cur]
 
+    @_reading
     def rows_where(self, where: Mapping[str, Any]) -> np.ndarray:
         """Sorted vector rows of chunks matching every condition of ``where``."""
         clauses, args = where_sql(where)
@@ -315,6 +355,7 @@ class ChunkStore:
         cur = self.conn.execute(sql + " ORDER BY c.row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
+    @_reading
     def keyword_search(
         self, fts_query: str, k: int, where: Mapping[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

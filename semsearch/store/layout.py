@@ -50,6 +50,15 @@ class IndexDir:
         pointer = self.path / "CURRENT"
         return pointer.is_file() and not pointer.is_symlink()
 
+    def has_generations(self) -> bool:
+        """True when the directory holds generations or a CURRENT entry of any kind, i.e. it
+        is (or was) an index, even if its pointer is now damaged or missing."""
+        if not self.path.is_dir():
+            return False
+        return any(
+            p.name == "CURRENT" or p.name.startswith(_GEN_PREFIX) for p in self.path.iterdir()
+        )
+
     def current(self) -> Path:
         """The live generation's directory, or IndexFormatError naming what is wrong.
 

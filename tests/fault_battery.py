@@ -1,0 +1,458 @@
+"""The fault battery: kill, starve, corrupt and race an index, and check it never lies.
+
+    python -m tests.fault_battery [--rounds N] [--seconds S] [--seed N] [--only PART]
+
+Parts (all by default):
+
+* ``kill``     SIGKILL at random points of ``index``, ``update`` and ``remove`` run in a
+               subprocess; afterwards the index must answer exactly as before the operation
+               or exactly as after it (an uninterrupted run on a copy gives "after").
+* ``diskfull`` builds into a small tmpfs (root only; else injected ENOSPC): one
+               ``SemsearchError`` line, and the old index answers as before.
+* ``corrupt``  truncate, flip, zero, delete, replace with a directory or a symlink: CURRENT,
+               manifest.json, chunks.sqlite, vectors.npy, index.faiss, also as if each file
+               were too large to be checksummed on load. Loading and searching give one
+               ``SemsearchError`` or the correct answer; the next update fails in one line
+               or keeps every document. Never another exception.
+* ``race``     one writer process upserting ~10x/s, two reader processes loading and
+               searching in a loop: zero failures allowed.
+
+Exit status 1 if anything failed. ``tests/test_fault_battery.py`` runs a quick version in
+the test suite; the fake embedder is used, the model is not what is being tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from semsearch import SemanticIndex, SemsearchError, index_paths  # noqa: E402
+from semsearch.store import IndexDir  # noqa: E402
+from tests.conftest import FakeEmbedder  # noqa: E402
+
+QUERIES = ["topic 3 old", "second sentence", "document 12", "new words here"]
+Answer = tuple[object, ...]
+
+
+@dataclass
+class Tally:
+    checks: int = 0
+    kills: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, what: str) -> None:
+        self.failures.append(what)
+        print(f"  FAIL {what}", flush=True)
+
+
+def corpus(root: Path, n: int, salt: str, start: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        (root / f"doc{i:04d}.txt").write_text(
+            f"Document {i} {salt} is about topic {i % 13}. It has a second sentence. " * 3
+        )
+    return root
+
+
+def answer(idx: Path) -> Answer:
+    """What the index answers: its documents and ranked hits, comparable exactly."""
+    index = SemanticIndex.load(idx, embedder=FakeEmbedder())
+    docs = tuple(sorted(index._view.store.document_ids())) if index._view else ()
+    hits = tuple(
+        tuple((h.doc_id, h.chunk_id, round(h.score, 4)) for h in q)
+        for q in index.search_batch(QUERIES, 5)
+    )
+    return (docs, hits)
+
+
+# --- kill -----------------------------------------------------------------------------------
+
+_OP = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    from tests.conftest import FakeEmbedder
+    from semsearch import SemanticIndex, index_paths
+    op, idx, arg = sys.argv[1:4]
+    if op == "remove":
+        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg])
+    else:
+        index_paths([arg], idx, embedder=FakeEmbedder(), chunk_tokens=20)
+    """
+)
+
+
+def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: int = 4) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    script = work / "op.py"
+    script.write_text(_OP.format(repo=str(REPO)))
+    idx, docs, extra = work / "idx", work / "docs", work / "extra"
+    corpus(docs, 60, "old")
+    index_paths([docs], idx, embedder=FakeEmbedder(), chunk_tokens=20)
+    n_extra = 0
+    for r in range(rounds):
+        op = ["index", "update", "remove"][r % 3]
+        if op == "index":  # a new folder of documents
+            corpus(extra, 300, f"new{r}", start=n_extra)
+            n_extra += 300
+            arg = str(extra)
+        elif op == "update":  # edit a third of the files, add some
+            for p in sorted(docs.iterdir())[r % 3 :: 3]:
+                p.write_text(p.read_text() + f" Edited in round {r}.")
+            corpus(docs, 20, f"round{r}", start=1000 + 20 * r)
+            arg = str(docs)
+        else:
+            arg = str(docs / f"doc00{r % 6}*")
+        before = answer(idx)
+        ref = work / "ref"
+        shutil.rmtree(ref, ignore_errors=True)
+        shutil.copytree(idx, ref)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(script), op, str(ref), arg], check=True)
+        span = time.perf_counter() - t0
+        after = answer(ref)
+        for delay in sorted(rng.uniform(0.0, span) for _ in range(kills)):
+            proc = subprocess.Popen([sys.executable, str(script), op, str(idx), arg])
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            tally.kills += 1
+            tally.checks += 1
+            try:
+                now = answer(idx)
+                problems = SemanticIndex.load(idx, embedder=FakeEmbedder()).verify()
+            except Exception as exc:  # noqa: BLE001
+                tally.fail(f"kill {op} at {delay:.2f}s: index unreadable: {exc!r}")
+                return
+            if problems:
+                tally.fail(f"kill {op} at {delay:.2f}s: verify: {problems}")
+            if now != before and now != after:
+                tally.fail(f"kill {op} at {delay:.2f}s: answers neither as before nor after")
+            if now == after:
+                break  # the operation was published; the next kills would be no-ops
+        # Finish the operation (unless a killed run already published it), so the next
+        # round starts from "after".
+        if answer(idx) != after:
+            subprocess.run([sys.executable, str(script), op, str(idx), arg], check=True)
+        tally.checks += 1
+        if answer(idx) != after:
+            tally.fail(f"{op}: finishing after the kills did not give the uninterrupted result")
+        print(f"  kill round {r + 1}/{rounds} ({op}): {tally.kills} kills so far", flush=True)
+    if [p for p in idx.iterdir() if p.name.startswith(".tmp-")]:
+        tally.fail("temporary generations left behind after a successful build")
+
+
+# --- disk full ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size_kb: int) -> Iterator[bool]:
+    """A tmpfs of ``size_kb`` at ``where`` (True), or nothing when not root (False)."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = False
+    if os.geteuid() == 0:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
+            capture_output=True,
+        )
+        mounted = done.returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def one_line_error(exc: BaseException) -> bool:
+    return isinstance(exc, SemsearchError) and "\n" not in str(exc) and bool(str(exc))
+
+
+def run_diskfull(work: Path, tally: Tally, sizes: range = range(300, 960, 60)) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    small, big = corpus(work / "small", 5, "old"), corpus(work / "big", 600, "big")
+    for size_kb in sizes:
+        disk = work / f"disk{size_kb}"
+        with small_disk(disk, size_kb) as mounted:
+            if not mounted:
+                print("  diskfull: not root or no tmpfs; using injected ENOSPC", flush=True)
+                return run_enospc(work, tally)
+            idx = disk / "idx"
+            try:
+                index_paths([small], idx, embedder=FakeEmbedder(), backend="faiss")
+            except SemsearchError:
+                continue  # too small for even the first index
+            before = answer(idx)
+            tally.checks += 1
+            try:
+                index_paths([big], idx, embedder=FakeEmbedder(), backend="faiss")
+                print(f"  diskfull {size_kb} KiB: the build fit", flush=True)
+            except Exception as exc:  # noqa: BLE001
+                if not one_line_error(exc):
+                    tally.fail(f"diskfull {size_kb} KiB: {type(exc).__name__}: {exc}")
+                if answer(idx) != before:
+                    tally.fail(f"diskfull {size_kb} KiB: the old index changed")
+                elif SemanticIndex.load(idx, embedder=FakeEmbedder()).verify():
+                    tally.fail(f"diskfull {size_kb} KiB: the old index fails verify")
+                print(f"  diskfull {size_kb} KiB: {str(exc)[:110]}", flush=True)
+
+
+def run_enospc(work: Path, tally: Tally) -> None:
+    import errno
+
+    from semsearch.store import npy
+
+    idx = work / "enospc-idx"
+    index_paths([corpus(work / "e-small", 5, "old")], idx, embedder=FakeEmbedder())
+    before = answer(idx)
+    real = npy.VectorWriter.append
+
+    def full(self: object, vectors: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    npy.VectorWriter.append = full  # type: ignore[method-assign]
+    try:
+        tally.checks += 1
+        index_paths([corpus(work / "e-big", 50, "big")], idx, embedder=FakeEmbedder())
+        tally.fail("injected ENOSPC: the build did not fail")
+    except Exception as exc:  # noqa: BLE001
+        if not one_line_error(exc):
+            tally.fail(f"injected ENOSPC: {type(exc).__name__}: {exc}")
+    finally:
+        npy.VectorWriter.append = real  # type: ignore[method-assign]
+    if answer(idx) != before:
+        tally.fail("injected ENOSPC: the old index changed")
+
+
+# --- corruption -----------------------------------------------------------------------------
+
+TARGETS = ("CURRENT", "manifest.json", "chunks.sqlite", "vectors.npy", "index.faiss")
+
+
+def _damage(path: Path, kind: str, rng: random.Random, outside: Path) -> None:
+    if kind == "delete":
+        path.unlink()
+    elif kind == "dir":
+        path.unlink()
+        path.mkdir()
+    elif kind == "symlink":
+        copy = outside / f"{path.name}-{rng.randrange(1 << 30)}"
+        shutil.copyfile(path, copy)
+        path.unlink()
+        path.symlink_to(copy)
+    else:
+        data = bytearray(path.read_bytes())
+        if kind == "truncate":
+            data = data[: len(data) // 2]
+        elif kind == "empty":
+            data = bytearray()
+        elif kind == "flip":
+            at = rng.randrange(len(data))
+            data[at] ^= 1 << rng.randrange(8)
+        elif kind == "zero":
+            at = rng.randrange(len(data))
+            n = max(len(data) // 8, 16)
+            data[at : at + n] = bytes(len(data[at : at + n]))
+        path.write_bytes(bytes(data))
+
+
+KINDS = ("truncate", "empty", "flip", "zero", "delete", "dir", "symlink")
+
+
+def run_corrupt(work: Path, rng: random.Random, tally: Tally, *, large: bool) -> None:
+    import semsearch.build.builder as builder
+    import semsearch.store.manifest as manifest
+
+    saved = manifest.VERIFY_ON_LOAD_BYTES, builder.VERIFY_ON_LOAD_BYTES
+    if large:  # as if every file were over the 32 MiB checksum-on-load limit
+        manifest.VERIFY_ON_LOAD_BYTES = builder.VERIFY_ON_LOAD_BYTES = 0
+    try:
+        _corrupt_all(work, rng, tally, large)
+    finally:
+        manifest.VERIFY_ON_LOAD_BYTES, builder.VERIFY_ON_LOAD_BYTES = saved
+
+
+def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> None:
+    docs = corpus(work / "c-docs", 40, "old")
+    base = work / "c-base"
+    shutil.rmtree(base, ignore_errors=True)
+    index_paths([docs], base, embedder=FakeEmbedder(), backend="faiss")
+    expect = answer(base)
+    n_docs = len(expect[0])
+    newcomer = work / "c-new.txt"
+    newcomer.write_text("A newcomer document about something else.")
+    outside = work / "c-outside"
+    outside.mkdir(exist_ok=True)
+    label = "large " if large else ""
+    for target in TARGETS:
+        for kind in KINDS:
+            idx = work / "c-idx"
+            shutil.rmtree(idx, ignore_errors=True)
+            shutil.copytree(base, idx, symlinks=True)
+            gen = IndexDir(idx).current()
+            path = idx / "CURRENT" if target == "CURRENT" else gen / target
+            _damage(path, kind, rng, outside)
+            what = f"corrupt {label}{target} ({kind})"
+            tally.checks += 2
+            try:
+                got = answer(idx)
+                if got != expect and not (large and target in ("vectors.npy", "index.faiss")):
+                    tally.fail(f"{what}: searched without error but answered differently")
+            except Exception as exc:  # noqa: BLE001
+                if not one_line_error(exc):
+                    tally.fail(f"{what}: load: {type(exc).__name__}: {exc}")
+            try:
+                stats = index_paths([newcomer], idx, embedder=FakeEmbedder(), backend="faiss")
+                if stats.documents < n_docs + 1:
+                    tally.fail(f"{what}: update kept {stats.documents} of {n_docs + 1} documents")
+                fresh = answer(idx)
+                if len(fresh[0]) != n_docs + 1:
+                    tally.fail(f"{what}: update left {len(fresh[0])} documents")
+                if SemanticIndex.load(idx, embedder=FakeEmbedder()).verify():
+                    tally.fail(f"{what}: the updated index fails verify")
+            except Exception as exc:  # noqa: BLE001
+                if not one_line_error(exc):
+                    tally.fail(f"{what}: update: {type(exc).__name__}: {exc}")
+    print(f"  corrupt {label}: {len(TARGETS) * len(KINDS)} cases", flush=True)
+
+
+# --- race -------------------------------------------------------------------------------------
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from tests.conftest import FakeEmbedder
+    from semsearch import SemanticIndex
+    idx, seconds = sys.argv[1], float(sys.argv[2])
+    index = SemanticIndex(embedder=FakeEmbedder(), path=idx)
+    start = time.monotonic()
+    end, n = start + seconds, 0
+    while time.monotonic() < end:
+        index.upsert([f"version {{n}} of a text about topic {{n % 7}}"], ids=[f"doc-{{n % 5}}"])
+        n += 1
+        time.sleep(max(0.0, start + n / 10 - time.monotonic()))  # aim at 10 writes a second
+    print(n)
+    """
+)
+
+_READER = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, {repo!r})
+    from tests.conftest import FakeEmbedder
+    from semsearch import SemanticIndex
+    idx, seconds = sys.argv[1], float(sys.argv[2])
+    emb = FakeEmbedder()
+    end, loads, failures = time.monotonic() + seconds, 0, []
+    while time.monotonic() < end:
+        try:
+            index = SemanticIndex.load(idx, embedder=emb)
+            hits = index.search("topic text", k=3)
+            if not hits:
+                failures.append("no hits")
+            loads += 1
+        except Exception as exc:
+            failures.append(f"{{type(exc).__name__}}: {{exc}}")
+    print(json.dumps({{"loads": loads, "failures": failures[:20], "n_failures": len(failures)}}))
+    """
+)
+
+
+def run_race(work: Path, seconds: float, tally: Tally) -> None:
+    idx = work / "race-idx"
+    SemanticIndex(embedder=FakeEmbedder(), path=idx).upsert(["seed text"], ids=["seed"])
+    (work / "writer.py").write_text(_WRITER.format(repo=str(REPO)))
+    (work / "reader.py").write_text(_READER.format(repo=str(REPO)))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(work / name), str(idx), str(seconds)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for name in ("writer.py", "reader.py", "reader.py")
+    ]
+    outs = [p.communicate(timeout=seconds + 300)[0] for p in procs]
+    writes = int(outs[0].strip() or 0)
+    loads = 0
+    for out in outs[1:]:
+        got = json.loads(out)
+        loads += got["loads"]
+        tally.checks += got["loads"] + got["n_failures"]
+        for f in got["failures"]:
+            tally.fail(f"race: {f}")
+        if got["n_failures"] > len(got["failures"]):
+            tally.fail(f"race: ... {got['n_failures']} failures in all")
+    print(f"  race: {writes} writes, {loads} loads by 2 readers", flush=True)
+    tally.race = (writes, loads)  # type: ignore[attr-defined]
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+def run(
+    rounds: int = 3,
+    seconds: float = 30.0,
+    seed: int = 11,
+    only: str | None = None,
+    *,
+    kills: int = 4,
+    sizes: range = range(300, 960, 60),
+) -> Tally:
+    rng = random.Random(seed)
+    tally = Tally()
+    with tempfile.TemporaryDirectory(prefix="semsearch-faults-") as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("SEMSEARCH_CACHE", str(work / "cache"))
+        if only in (None, "kill"):
+            print(f"kill: {rounds} rounds", flush=True)
+            run_kill(work / "kill", rounds, rng, tally, kills)
+        if only in (None, "diskfull"):
+            print("diskfull", flush=True)
+            run_diskfull(work / "diskfull", tally, sizes)
+        if only in (None, "corrupt"):
+            print("corrupt", flush=True)
+            run_corrupt(work / "corrupt", rng, tally, large=False)
+            run_corrupt(work / "corrupt", rng, tally, large=True)
+        if only in (None, "race"):
+            print(f"race: {seconds:.0f} s", flush=True)
+            run_race(work, seconds, tally)
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fault_battery", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=6, help="kill rounds (index/update/remove)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the race")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--only", choices=["kill", "diskfull", "corrupt", "race"])
+    args = parser.parse_args(argv)
+    for noisy in ("semsearch",):
+        import logging
+
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    started = time.perf_counter()
+    tally = run(args.rounds, args.seconds, args.seed, args.only)
+    print(
+        f"fault battery: {tally.checks} checks, {tally.kills} kills, "
+        f"{len(tally.failures)} failures in {time.perf_counter() - started:.0f}s"
+    )
+    return 1 if tally.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
