@@ -79,7 +79,12 @@ class SemanticIndex:
             )
         self.embedder = embedder
         self.settings = self._requested.resolve(
-            manifest, embedder.name, embedder.precision, embedder.dim, rebuild=True
+            manifest,
+            embedder.name,
+            embedder.precision,
+            embedder.dim,
+            rebuild=True,
+            max_tokens=embedder.max_tokens,
         )
         self._cache = cache
         self._engine: _build.Engine | None = None

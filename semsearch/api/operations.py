@@ -74,7 +74,12 @@ def index_paths(
             model_cache=cfg.model_cache,
         )
     settings = requested.resolve(
-        manifest, embedder.name, embedder.precision, embedder.dim, rebuild=rebuild
+        manifest,
+        embedder.name,
+        embedder.precision,
+        embedder.dim,
+        rebuild=rebuild,
+        max_tokens=embedder.max_tokens,
     )
     changes = _build.Changes(items=files, roots=roots, rebuild=rebuild, globs=globs)
     worker = _make_engine(engine, embedder, cfg, ray_address, ray_workers)
@@ -160,7 +165,12 @@ def refresh_index(
         manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
     )
     settings = Requested(backend="auto").resolve(
-        manifest, embedder.name, embedder.precision, embedder.dim, rebuild=False
+        manifest,
+        embedder.name,
+        embedder.precision,
+        embedder.dim,
+        rebuild=False,
+        max_tokens=embedder.max_tokens,
     )
     changes = _build.Changes(
         items=sorted(found), roots=[Path(r) for r in present], rebuild=rebuild,

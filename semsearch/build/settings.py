@@ -73,7 +73,14 @@ class Requested:
         return m.precision if m is not None else default
 
     def resolve(
-        self, m: Manifest | None, model: str, precision: str, dim: int, *, rebuild: bool
+        self,
+        m: Manifest | None,
+        model: str,
+        precision: str,
+        dim: int,
+        *,
+        rebuild: bool,
+        max_tokens: int | None = None,
     ) -> Settings:
         """Final settings: the index's own for anything not asked; a conflict is an error
         naming the setting and how to rebuild, unless ``rebuild``."""
@@ -89,7 +96,9 @@ class Requested:
             model=model,
             precision=precision,
             dim=dim,
-            chunk_tokens=DEFAULT_CHUNK_TOKENS if chunk_tokens is None else chunk_tokens,
+            chunk_tokens=_default_chunk_tokens(max_tokens)
+            if chunk_tokens is None
+            else chunk_tokens,
             overlap=0 if overlap is None else overlap,
             backend=self.backend,
             index_type=index_type or "auto",
@@ -103,6 +112,13 @@ class Requested:
                     "new ones"
                 )
         return settings
+
+
+def _default_chunk_tokens(max_tokens: int | None) -> int:
+    """The default budget, or less for a model that reads fewer tokens."""
+    if max_tokens is None or max_tokens <= 0:
+        return DEFAULT_CHUNK_TOKENS
+    return max(8, min(DEFAULT_CHUNK_TOKENS, max_tokens))
 
 
 @dataclass(frozen=True)
