@@ -167,7 +167,21 @@ class OnnxEmbedder(Embedder):
         return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
 
 
+#: Threads a new session uses when none are given; set by :func:`limit_threads`.
+_thread_limit: int | None = None
+
+
+def limit_threads(threads: int) -> None:
+    """Cap the intra-op threads of ONNX sessions made from now on in this process, as
+    ``torch.set_num_threads`` does for torch: a Ray actor given fewer CPUs than the machine has
+    calls it, so actors sharing a node do not oversubscribe it. Vectors do not change."""
+    global _thread_limit
+    _thread_limit = max(1, int(threads))
+
+
 def _cpu_count() -> int:
+    if _thread_limit is not None:
+        return _thread_limit
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
