@@ -128,6 +128,7 @@ def _make_engine(
                 model_cache=cfg.model_cache,
             ),
             expect=(embedder.name, embedder.precision, embedder.dim),
+            embedding_cache=cfg.embedding_cache,
         )
     raise UsageError(f"unknown engine {engine!r}: choose local or ray")
 

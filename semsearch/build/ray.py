@@ -13,6 +13,12 @@ Why it is built this way:
   mount) the shard is written as files there, atomically, and only its number travels; on
   any other cluster the same bytes come back through Ray's object store, which always works.
   The driver puts shards back in input order, so results arrive as ``LocalEngine``'s do.
+* Actors embed through the driver's embedding cache file (on the same machine, or a shared
+  mount; elsewhere the cache quietly switches itself off), so re-indexing on Ray skips texts
+  already embedded, as a local build does. Their ONNX Runtime and torch thread pools are
+  capped to the CPUs Ray gave them, so actors on one node do not oversubscribe it.
+* Ray's own log lines (token authentication, actor restart advice) stay out of the user's
+  terminal unless ``verbose``; failures still arrive as one exception.
 * Paths are read on the workers, so on a multi-machine cluster the corpus must be at the same
   path on every node. A file the driver sees but a worker does not is an error, never a silent
   skip. ``Document`` items (raw texts) travel inside their shard.
@@ -29,7 +35,9 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +50,7 @@ from ..errors import MissingDependencyError, ModelError, SemsearchError, UsageEr
 from ..ingest.document import Document, Section
 from ..ingest.read import read_document
 from ..store.chunkstore import ChunkRow
+from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..util import first_line
 from .engine import Engine, EngineCounts, Processed, chunk_rows
 from .settings import ChunkParams, Item
@@ -82,12 +91,15 @@ class ShardWorker:
         overlap: int,
         out_dir: str | None,
         threads: int | None,
+        cache: str | None = None,
     ) -> None:
         _limit_threads(threads)
         self.embedder = make_embedder()
+        _limit_threads(threads)
         self.embedder.encode(["warm up"])  # load now: a broken model fails the actor, not a shard
         self.params = ChunkParams(chunk_tokens, overlap)
         self.out_dir = Path(out_dir) if out_dir else None
+        self.cache = EmbeddingCache(cache) if cache else None
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, list[Any]] = {"shard": [], "vectors": [], "rows": []}
@@ -110,8 +122,8 @@ class ShardWorker:
         """One shard: ``.npy`` bytes of every chunk's vector, and JSON lines: the model that
         made them, then one line per item."""
         e = self.embedder
-        lines = [json.dumps({"model": [e.name, e.precision, e.dim]})]
         texts: list[str] = []
+        lines: list[str] = []
         for d in described:
             doc = self.read(d)
             if not isinstance(doc, Document):
@@ -122,10 +134,11 @@ class ShardWorker:
             about = {"sha256": doc.sha256, "title": doc.title, "kind": doc.kind,
                      "stat": doc.stat, "meta": doc.meta}  # fmt: skip
             lines.append(json.dumps({"rows": [list(r[2:]) for r in rows], **about}))
-        vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.embedder.dim))
+        vectors, hits = encode_cached(e, texts, self.cache)
+        head = json.dumps({"model": [e.name, e.precision, e.dim], "cache_hits": hits})
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        return buf.getvalue(), "\n".join(lines)
+        return buf.getvalue(), "\n".join([head, *lines])
 
     def read(self, described: Mapping[str, str]) -> Document | str:
         """The item's document, or why it is skipped: ``"missing"`` or ``"unreadable"``."""
@@ -153,6 +166,9 @@ class RayEngine(Engine):
     through the object store. ``make_embedder``: how a worker gets its embedder (picklable;
     default ``load_embedder(model)``). ``expect``: the ``(name, precision, dim)`` the index
     is built with; a worker whose embedder differs fails the build instead of mixing vectors.
+    ``embedding_cache``: the cache file actors look vectors up in and add them to (None: no
+    cache). ``verbose``: let Ray's own warnings and error logs through [default: when the
+    ``semsearch`` logger shows DEBUG, as ``--verbose`` sets it].
     """
 
     #: The actor class; a subclass can be set here (tests use one that crashes on cue).
@@ -169,6 +185,8 @@ class RayEngine(Engine):
         retries: int = DEFAULT_RETRIES,
         make_embedder: Callable[[], Embedder] | None = None,
         expect: tuple[str, str, int] | None = None,
+        embedding_cache: Path | None = None,
+        verbose: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}")
@@ -185,6 +203,8 @@ class RayEngine(Engine):
         self.retries = retries
         self.make_embedder = make_embedder or functools.partial(load_embedder, model)
         self.expect = expect
+        self.embedding_cache = embedding_cache
+        self.verbose = log.isEnabledFor(logging.DEBUG) if verbose is None else verbose
         self.counts = EngineCounts()
         self._started_ray = False
 
@@ -195,7 +215,8 @@ class RayEngine(Engine):
         ray = self.ray
         if ray.is_initialized():
             return
-        kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        level = logging.WARNING if self.verbose else logging.CRITICAL
+        kwargs: dict[str, Any] = {"log_to_driver": self.verbose, "logging_level": level}
         if self.address is None:
             kwargs["include_dashboard"] = False
             self._started_ray = True
@@ -268,7 +289,7 @@ class RayEngine(Engine):
                 self.shard_dir.mkdir(parents=True, exist_ok=True)
             out_dir = Path(tempfile.mkdtemp(prefix="semsearch-shards-", dir=self.shard_dir))
         try:
-            with _settings(self.ray, self.retries):
+            with _settings(self.ray, self.retries), _ray_log_lines_hidden(not self.verbose):
                 rows = self._dataset(shards, params, out_dir).iter_rows()
                 yield from self._in_order(rows, shards, out_dir)
         except Exception as exc:
@@ -299,6 +320,7 @@ class RayEngine(Engine):
                     "overlap": params.overlap,
                     "out_dir": str(out_dir) if out_dir else None,
                     "threads": cpus,
+                    "cache": str(self.embedding_cache) if self.embedding_cache else None,
                 },
                 batch_size=1,
                 batch_format="numpy",
@@ -329,7 +351,8 @@ class RayEngine(Engine):
     ) -> Iterator[Processed | None]:
         if len(lines) != len(items) + 1:
             raise RayBuildError(f"a shard came back with {len(lines) - 1} of {len(items)} items")
-        model = tuple(json.loads(lines[0])["model"])
+        head = json.loads(lines[0])
+        model = tuple(head["model"])
         if self.expect is not None and model != tuple(self.expect):
             raise ModelError(f"a Ray worker embeds with {model}, the index needs {self.expect}")
         pos = 0
@@ -359,7 +382,9 @@ class RayEngine(Engine):
             pos += len(rows)
         if pos != len(vectors):
             raise RayBuildError(f"a shard came back with {len(vectors)} vectors for {pos} chunks")
-        self.counts.embedded += pos
+        hits = int(head.get("cache_hits", 0))
+        self.counts.embedded += pos - hits
+        self.counts.cache_hits += hits
 
 
 def _describe(item: Item) -> dict[str, str]:
@@ -402,14 +427,112 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _limit_threads(threads: int | None) -> None:
-    """Keep torch to the CPUs Ray gave this actor, so actors on one node do not oversubscribe."""
+    """Keep ONNX Runtime and torch to the CPUs Ray gave this actor, so actors on one node do
+    not oversubscribe it (each would otherwise use one thread per core of the machine). Called
+    before the model loads (ONNX sessions take their thread count when made) and after it
+    (torch, imported only by a torch embedder, can be capped at any time)."""
     if threads is None:
         return
-    try:
-        import torch
-    except ImportError:
+    from ..embed import onnx_runtime
+
+    onnx_runtime.limit_threads(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, threads))
+
+
+#: A log line of Ray's C++ core ("[2026-01-01 10:00:00,123 E 123 123] file.cc:1: ...") or of
+#: its Python loggers ("2026-01-01 10:00:00,123<TAB>WARNING file.py:1 -- ...").
+_RAY_LOG_LINE = re.compile(
+    rb"(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z] \d+ \d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t[A-Z]+ )"
+)
+
+
+@contextlib.contextmanager
+def _ray_log_lines_hidden(hide: bool) -> Iterator[None]:
+    """Drop Ray's own log lines from this process's stderr for the build, keep everything else.
+
+    Ray's C++ core writes some lines straight to file descriptor 2 (e.g. advice logged at error
+    level whenever an actor that may be restarted is created), out of reach of Python logging.
+    So fd 2 becomes a pipe for the build; a thread passes our own output (messages, progress)
+    through as it comes and drops whole lines that look like Ray's log lines. Ray keeps them in
+    its session log files, and a failure still reaches the caller as an exception.
+    """
+    if not hide:
+        yield
         return
-    torch.set_num_threads(max(1, threads))
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no usable fd 2: nothing to filter
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    thread = threading.Thread(target=_forward, args=(read_end, terminal), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(terminal, 2)  # the pipe's last write end closes: the thread sees end of file
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            os.close(read_end)
+            os.close(terminal)
+
+
+def _forward(read_end: int, terminal: int) -> None:
+    """Copy the pipe to the terminal, minus Ray's log lines. Output without a newline (a
+    progress bar redrawn with ``\\r``) is passed on at once, except a tail that may be the
+    start of a Ray line, which waits for the rest of its line."""
+    pending = b""
+    while True:
+        try:
+            data = os.read(read_end, 65536)
+        except OSError:
+            return
+        if not data:
+            if pending:
+                _write_all(terminal, pending)
+            return
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        out = b"".join(_without_ray(line) for line in lines)
+        hold = next((i for i in range(len(pending)) if _may_start_ray(pending[i:])), len(pending))
+        out, pending = out + pending[:hold], pending[hold:]
+        if out:
+            _write_all(terminal, out)
+
+
+#: How Ray's log lines begin, with 0 for any digit.
+_RAY_STARTS = (b"[0000-00-00 00:00:00,", b"0000-00-00 00:00:00,")
+
+
+def _may_start_ray(text: bytes) -> bool:
+    return any(
+        all(
+            c in b"0123456789" if t == ord("0") else c == t
+            for c, t in zip(text, start, strict=False)  # a prefix of either is enough
+        )
+        for start in _RAY_STARTS
+    )
+
+
+def _without_ray(line: bytes) -> bytes:
+    """A complete line, its newline put back, minus a Ray log line in it: Ray's part runs to
+    the end of the line (with the newline), and may follow a progress bar's last redraw."""
+    found = _RAY_LOG_LINE.search(line)
+    return line + b"\n" if found is None else line[: found.start()]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 @contextlib.contextmanager

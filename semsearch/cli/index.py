@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,6 +61,9 @@ def index(
         int | None, typer.Option(min=1, help="Ray embedding actors [default: one per node].")
     ] = None,
     as_json: JsonOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also show Ray's own warnings and log lines.")
+    ] = False,
 ) -> None:
     """Build or update an index. With no paths, refresh the folders it was built from.
 
@@ -68,6 +72,8 @@ def index(
     """
     from .. import api
 
+    if verbose:  # read by the Ray engine (and anything else that logs at DEBUG)
+        logging.getLogger("semsearch").setLevel(logging.DEBUG)
     where = index if index is not None else api.default_index_dir()
     with Bar("Indexing") as bar:
         if paths:
