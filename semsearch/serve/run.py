@@ -1,0 +1,95 @@
+"""Starting the servers: the binding rules (loopback unless a token is set) and the imports
+of the optional ``serve`` extra, which happen here and only when a server starts."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+from typing import Any
+
+from ..errors import MissingDependencyError, UsageError
+
+log = logging.getLogger("semsearch.serve")
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` names is a loopback one (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        raise UsageError(f"cannot resolve host {host!r}") from None
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def check_binding(host: str, token: str | None) -> None:
+    if not is_loopback(host) and not token:
+        raise UsageError(
+            f"binding to {host} makes the index reachable from other machines: set a token"
+            " with --token or SEMSEARCH_TOKEN (every request must then carry it)"
+        )
+
+
+def require(module: str, what: str) -> Any:
+    """Import a module of the ``serve`` extra, or say which pip command installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(what, "serve") from None
+
+
+def serve_http(
+    index: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    allow_writes: bool = False,
+    workers: int | None = None,
+) -> None:
+    """Load the index once and serve it until interrupted."""
+    check_binding(host, token)
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port must be between 0 and 65535, got {port}")
+    require("uvicorn", "the HTTP server (uvicorn)")
+    require("starlette", "the HTTP server (starlette)")
+    from .service import SearchService
+
+    service = SearchService(index, workers=workers or default_workers(), allow_writes=allow_writes)
+    make_server(service, host=host, port=port, token=token).run()
+
+
+def make_server(service: Any, *, host: str, port: int, token: str | None) -> Any:
+    """A uvicorn server for ``service`` (``.run()`` it, or ``.run(sockets=[...])``)."""
+    check_binding(host, token)
+    uvicorn = require("uvicorn", "the HTTP server (uvicorn)")
+    from .http import create_app
+
+    app = create_app(service, token=token, loopback_only_hosts=is_loopback(host))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=64 * 1024,
+        limit_concurrency=256,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def default_workers() -> int:
+    """Readers (and worker threads): one per core, at least two so a slow query never holds
+    up a health check."""
+    return max(2, os.cpu_count() or 1)

@@ -1,0 +1,245 @@
+"""The warm index behind every front end (HTTP, MCP, the page): one embedder, a small pool of
+open readers, and a cheap check for new generations before each request.
+
+Why a pool: each ``SemanticIndex`` holds one SQLite connection, and SQLite serialises the
+statements of one connection. With one reader per worker thread, the keyword query of one
+request and the ONNX Runtime / faiss work of another (both release the GIL) run on different
+cores at the same time. The readers share the embedder (an ONNX Runtime session is safe to
+run from several threads) and the memory-mapped vectors, so a second reader costs little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexFormatError, SemsearchError, UsageError
+from . import params as P
+from .reading import read_chunk, read_document
+
+
+class IndexGone(SemsearchError):
+    """The index directory (or its CURRENT pointer) disappeared while serving."""
+
+
+class WritesDisabled(SemsearchError):
+    """A write was asked of a server started without ``--allow-writes``."""
+
+
+class _Pool:
+    """Open readers of one generation, lent out one per request."""
+
+    def __init__(self, stamp: tuple[int, int, int], generation: str, readers: list[Any]) -> None:
+        self.stamp = stamp
+        self.generation = generation
+        self.readers = readers
+        self.free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for r in readers:
+            self.free.put(r)
+
+
+class SearchService:
+    """Thread-safe search, read, info and (optionally) writes over one index directory."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        workers: int = 2,
+        allow_writes: bool = False,
+        embedder: Any = None,
+    ) -> None:
+        from .. import SemanticIndex
+
+        self.path = Path(path)
+        self.workers = max(1, workers)
+        self.allow_writes = allow_writes
+        self._cls = SemanticIndex
+        self._embedder = embedder
+        self._reload_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._pool: _Pool | None = None
+        self._gone: str | None = None
+        self.generations_loaded = 0
+        self._refresh()
+        if self._pool is None:
+            raise IndexFormatError(self._gone or f"no index at {self.path}")
+
+    # --- generations ---------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[int, int, int]:
+        st = os.stat(self.path / "CURRENT")
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _refresh(self) -> _Pool:
+        """The pool for the live generation, reopening it when CURRENT changed. A stat per
+        request; the reopen happens in one request while the others keep the old pool."""
+        try:
+            stamp = self._stamp()
+        except OSError:
+            self._gone = f"the index at {self.path} is gone (directory or CURRENT deleted)"
+            raise IndexGone(self._gone) from None
+        pool = self._pool
+        if pool is not None and pool.stamp == stamp:
+            return pool
+        if pool is not None and not self._reload_lock.acquire(blocking=False):
+            return pool  # another request is reopening; this one answers from the old pool
+        if pool is None:
+            self._reload_lock.acquire()
+        try:
+            if self._pool is not None and self._pool.stamp == stamp:
+                return self._pool
+            self._pool = self._open(stamp)
+            self._gone = None
+            self.generations_loaded += 1
+            return self._pool
+        except IndexFormatError as exc:
+            if self._pool is None or not self.path.exists():
+                self._gone = str(exc)
+                raise IndexGone(str(exc)) from None
+            return self._pool  # a half-written swap: keep answering from what we have
+        finally:
+            self._reload_lock.release()
+
+    def _open(self, stamp: tuple[int, int, int]) -> _Pool:
+        try:
+            generation = (self.path / "CURRENT").read_text(encoding="utf-8").split()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            raise IndexFormatError(f"{self.path}: CURRENT is missing or damaged") from None
+        first = self._cls.load(self.path, embedder=self._embedder)
+        self._embedder = first.embedder
+        readers = [first]
+        for _ in range(self.workers - 1):
+            readers.append(self._cls.load(self.path, embedder=self._embedder))
+        return _Pool(stamp, generation, readers)
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Any]:
+        pool = self._refresh()
+        r = pool.free.get()
+        try:
+            yield r
+        finally:
+            pool.free.put(r)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Any]:
+        """A handle opened in the calling thread: the embedding cache's SQLite connection
+        (used by writes) may only be used by the thread that opened it."""
+        self._refresh()
+        yield self._cls.load(self.path, embedder=self._embedder)
+
+    # --- requests ------------------------------------------------------------------------
+
+    def search(self, req: P.SearchRequest) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        with self.reader() as index:
+            batches = index.search_batch(
+                list(req.queries),
+                req.k,
+                mode=req.mode,
+                where=req.where,
+                per_source=req.per_source,
+                diverse=req.diverse,
+                min_score=req.min_score,
+            )
+            spans = (
+                [
+                    index.best_sentences(q, hits)
+                    for q, hits in zip(req.queries, batches, strict=True)
+                ]
+                if req.highlight
+                else [None] * len(batches)
+            )
+        results = [
+            {"query": q, "hits": [_hit(h, sp[i] if sp else None) for i, h in enumerate(hits)]}
+            for q, hits, sp in zip(req.queries, batches, spans, strict=True)
+        ]
+        took = round((time.perf_counter() - t0) * 1000, 3)
+        if req.batch:
+            return {"mode": req.mode, "k": req.k, "results": results, "took_ms": took}
+        return {"mode": req.mode, "k": req.k, **results[0], "took_ms": took}
+
+    def read(self, req: P.ReadRequest) -> dict[str, Any]:
+        with self.reader() as index:
+            if req.doc_id is not None:
+                return read_document(index, req.doc_id)
+            return read_chunk(index, int(req.chunk_id or 0), req.context)
+
+    def info(self) -> dict[str, Any]:
+        with self.reader() as index:
+            info = asdict(index.info())
+        info["generation"] = self._pool.generation if self._pool else None
+        info["writes"] = self.allow_writes
+        return info
+
+    def health(self) -> dict[str, Any]:
+        with self.reader() as index:
+            chunks = len(index)
+        return {"status": "ok", "chunks": chunks}
+
+    # --- writes --------------------------------------------------------------------------
+
+    def upsert(self, items: list[P.UpsertItem]) -> dict[str, Any]:
+        self._check_writes()
+        with self._write_lock, self.writer() as index:
+            stats = index.upsert(
+                [i.text for i in items],
+                ids=[i.id for i in items],
+                metadata=[i.metadata for i in items],
+            )
+        self._refresh()
+        return {"upserted": len(items), "stats": _plain(stats)}
+
+    def delete(self, ids: list[str]) -> dict[str, Any]:
+        self._check_writes()
+        with self._write_lock, self.writer() as index:
+            removed = index.delete(ids)
+        self._refresh()
+        return {"deleted": removed}
+
+    def refresh(self) -> dict[str, Any]:
+        """Re-check the indexed files (``SemanticIndex.refresh``) where the API has it; in any
+        case reopen the newest generation now."""
+        self._check_writes()
+        stats = None
+        with self._write_lock, self.writer() as index:
+            if hasattr(index, "refresh"):
+                stats = _plain(index.refresh())
+        self._refresh()
+        return {
+            "refreshed": stats is not None,
+            "stats": stats,
+            "generations_loaded": self.generations_loaded,
+        }
+
+    def _check_writes(self) -> None:
+        if not self.allow_writes:
+            raise WritesDisabled("writes are disabled: start the server with --allow-writes")
+
+
+def _hit(hit: Any, span: tuple[int, int] | None) -> dict[str, Any]:
+    out = asdict(hit)
+    out["location"] = f"{hit.source}:{hit.line_start}" + (
+        f"-{hit.line_end}" if hit.line_end != hit.line_start else ""
+    )
+    if span is not None:
+        out["highlight"] = [int(span[0]), int(span[1])]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return asdict(value)
+    except TypeError:
+        return value if isinstance(value, dict | list | int | float | str | None) else str(value)
+
+
+__all__ = ["IndexGone", "SearchService", "UsageError", "WritesDisabled"]
