@@ -95,8 +95,8 @@ def test_search_read_and_status_match_the_api(
         ("search", {"query": "  "}, "non-empty string"),
         ("search", {"query": "trade", "mode": "magic"}, ""),
         ("read", {}, "exactly one of"),
-        ("read", {"chunk_id": 10**9}, "no chunk with id"),
-        ("read", {"doc_id": "/etc/passwd"}, "no document with id"),
+        ("read", {"chunk_id": 10**9}, "no chunk"),
+        ("read", {"doc_id": "/etc/passwd"}, "no document"),
     ],
 )
 def test_bad_arguments_are_tool_errors_with_one_message(

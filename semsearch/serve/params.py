@@ -8,11 +8,12 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 from ..errors import UsageError
 
-MODES = ("dense", "keyword", "hybrid")
+Mode = Literal["dense", "keyword", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
 #: Largest ``k`` one query may ask for: enough for an agent, small enough to stay fast.
 MAX_K = 1000
 #: Most queries in one batch request.
@@ -30,7 +31,7 @@ class SearchRequest:
     queries: tuple[str, ...]
     batch: bool
     k: int = 5
-    mode: str = "hybrid"
+    mode: Mode = "hybrid"
     where: Mapping[str, Any] | None = None
     per_source: int | None = None
     diverse: bool = False
@@ -88,7 +89,7 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
         queries=queries,
         batch=batch,
         k=_int(raw.get("k", 5), "k", 1, MAX_K),
-        mode=mode,
+        mode=cast(Mode, mode),
         where=where,
         per_source=_opt_int(raw.get("per_source"), "per_source", 1, MAX_K),
         diverse=_bool(raw.get("diverse", False), "diverse"),

@@ -65,7 +65,10 @@ def serve_http(
     from .service import SearchService
 
     service = SearchService(index, workers=workers or default_workers(), allow_writes=allow_writes)
-    make_server(service, host=host, port=port, token=token).run()
+    server = make_server(service, host=host, port=port, token=token)
+    shown = f"[{host}]" if ":" in host else host
+    log.info("serving %s on http://%s:%d/ (Ctrl-C stops)", service.path, shown, port)
+    server.run()
 
 
 def make_server(service: Any, *, host: str, port: int, token: str | None) -> Any:

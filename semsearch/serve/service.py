@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..api import SemanticIndex
 from ..errors import IndexFormatError, SemsearchError, UsageError
 from . import params as P
 from .reading import read_chunk, read_document
@@ -36,11 +37,13 @@ class WritesDisabled(SemsearchError):
 class _Pool:
     """Open readers of one generation, lent out one per request."""
 
-    def __init__(self, stamp: tuple[int, int, int], generation: str, readers: list[Any]) -> None:
+    def __init__(
+        self, stamp: tuple[int, int, int], generation: str, readers: list[SemanticIndex]
+    ) -> None:
         self.stamp = stamp
         self.generation = generation
         self.readers = readers
-        self.free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.free: queue.SimpleQueue[SemanticIndex] = queue.SimpleQueue()
         for r in readers:
             self.free.put(r)
 
@@ -56,12 +59,9 @@ class SearchService:
         allow_writes: bool = False,
         embedder: Any = None,
     ) -> None:
-        from .. import SemanticIndex
-
         self.path = Path(path)
         self.workers = max(1, workers)
         self.allow_writes = allow_writes
-        self._cls = SemanticIndex
         self._embedder = embedder
         self._reload_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -113,15 +113,15 @@ class SearchService:
             generation = (self.path / "CURRENT").read_text(encoding="utf-8").split()[0]
         except (OSError, IndexError, UnicodeDecodeError):
             raise IndexFormatError(f"{self.path}: CURRENT is missing or damaged") from None
-        first = self._cls.load(self.path, embedder=self._embedder)
+        first = SemanticIndex.load(self.path, embedder=self._embedder)
         self._embedder = first.embedder
         readers = [first]
         for _ in range(self.workers - 1):
-            readers.append(self._cls.load(self.path, embedder=self._embedder))
+            readers.append(SemanticIndex.load(self.path, embedder=self._embedder))
         return _Pool(stamp, generation, readers)
 
     @contextlib.contextmanager
-    def reader(self) -> Iterator[Any]:
+    def reader(self) -> Iterator[SemanticIndex]:
         pool = self._refresh()
         r = pool.free.get()
         try:
@@ -130,11 +130,11 @@ class SearchService:
             pool.free.put(r)
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[Any]:
+    def writer(self) -> Iterator[SemanticIndex]:
         """A handle opened in the calling thread: the embedding cache's SQLite connection
         (used by writes) may only be used by the thread that opened it."""
         self._refresh()
-        yield self._cls.load(self.path, embedder=self._embedder)
+        yield SemanticIndex.load(self.path, embedder=self._embedder)
 
     # --- requests ------------------------------------------------------------------------
 
