@@ -370,3 +370,11 @@ def test_writes_new_generations_and_a_deleted_index(
         assert status == 200 and got["hits"]
     finally:
         s.stop()
+
+
+def test_missing_extra_names_the_pip_command() -> None:
+    from semsearch import MissingDependencyError
+    from semsearch.serve.run import require
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'semsearch\[serve\]'"):
+        require("semsearch_no_such_module", "the HTTP server (uvicorn)")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..api import SemanticIndex
 from ..errors import IndexFormatError, SemsearchError, UsageError
+from ..store.layout import IndexDir
 from . import params as P
 from .reading import read_chunk, read_document
 
@@ -84,6 +85,8 @@ class SearchService:
         try:
             stamp = self._stamp()
         except OSError:
+            if self._pool is None:
+                IndexDir(self.path).current()  # raises the layout's own "no index at ..." line
             self._gone = f"the index at {self.path} is gone (directory or CURRENT deleted)"
             raise IndexGone(self._gone) from None
         pool = self._pool
