@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..errors import SemsearchError
 from . import params as P
-from .run import require
+from .run import one_thread_per_search, require
 from .service import SearchService
 
 INSTRUCTIONS = """\
@@ -108,5 +108,6 @@ def create_mcp(service: SearchService) -> Any:
 def serve_mcp(index: str | os.PathLike[str]) -> None:
     """Load the index once and answer MCP requests on stdin/stdout until the client leaves."""
     require("mcp", "the MCP server (mcp)")
+    one_thread_per_search()
     service = SearchService(index, workers=2)
     create_mcp(service).run("stdio")
