@@ -353,6 +353,11 @@ def test_writes_new_generations_and_a_deleted_index(
         assert status == 200 and data["deleted"] == 1
         status, data = s.post("/delete", {"ids": ["note-1"]})
         assert status == 400 and "no document" in data["error"]
+        # refresh re-checks the folders the index was built from (the seeds: unchanged).
+        status, data = s.post("/refresh", {})
+        assert status == 200 and data["stats"]["unchanged"] == 5, data
+        status, data = s.post("/refresh", {"paths": ["/etc"]})
+        assert status == 400 and "unknown field 'paths'" in data["error"]
         # Another writer publishes a new generation: picked up without a restart.
         before = s.get("/info")[1]["generation"]
         other = SemanticIndex.load(path, embedder=real_embedder)

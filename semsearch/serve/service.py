@@ -209,19 +209,15 @@ class SearchService:
         return {"deleted": removed}
 
     def refresh(self) -> dict[str, Any]:
-        """Re-check the indexed files (``SemanticIndex.refresh``) where the API has it; in any
-        case reopen the newest generation now."""
+        """Re-check the folders the index was built from (new, changed and deleted files, as
+        ``semsearch index`` with no path does), then answer from the new generation."""
+        from ..api import refresh_index
+
         self._check_writes()
-        stats = None
-        with self._write_lock, self.writer() as index:
-            if hasattr(index, "refresh"):
-                stats = _plain(index.refresh())
-        self._refresh()
-        return {
-            "refreshed": stats is not None,
-            "stats": stats,
-            "generations_loaded": self.generations_loaded,
-        }
+        with self._write_lock:
+            stats = refresh_index(self.path)
+        pool = self._refresh()
+        return {"stats": _plain(stats), "generation": pool.generation}
 
     def _check_writes(self) -> None:
         if not self.allow_writes:
