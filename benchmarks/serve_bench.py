@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import functools
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -81,10 +82,10 @@ def sentences(
     ``skip`` left out: queries use content words, not the most common ones)."""
     rng = random.Random(seed)
     pool = vocab[skip:]
-    weights = [1.0 / (rank + skip + 2) for rank in range(len(pool))]
+    cum = list(itertools.accumulate(1.0 / (rank + skip + 2) for rank in range(len(pool))))
     out = []
     for _ in range(n):
-        words = rng.choices(pool, weights, k=rng.randint(lo, hi))
+        words = rng.choices(pool, cum_weights=cum, k=rng.randint(lo, hi))
         out.append(" ".join(words).capitalize() + ".")
     return out
 
