@@ -138,7 +138,7 @@ def _no_model_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unchanged_refresh_loads_no_model_and_opens_no_cache(built, monkeypatch) -> None:
-    docs, idx, emb = built
+    docs, idx, _ = built
     _no_model_no_cache(monkeypatch)
     pointer = IndexDir(idx).pointer()
     stats = operations.refresh_index(idx)
@@ -176,7 +176,7 @@ def test_cli_update_is_index_with_no_paths(built, monkeypatch, capsys) -> None:
 
 
 def test_a_missing_root_keeps_its_documents(built, tmp_path, caplog) -> None:
-    docs, idx, emb = built
+    docs, idx, _ = built
     os.rename(docs, tmp_path / "elsewhere")
     stats = operations.refresh_index(idx)
     assert not stats.changed and stats.documents == 31

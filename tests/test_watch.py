@@ -260,10 +260,12 @@ def test_a_full_disk_is_one_error_and_retried(tree, monkeypatch, caplog) -> None
 
 
 def test_a_second_watcher_is_refused(tree) -> None:
-    docs, idx, emb, reports = tree
-    with _watcher(idx, emb, reports):
-        with pytest.raises(IndexLockedError, match="another watcher .*pid"):
-            _watcher(idx, emb, []).start()
+    _, idx, emb, reports = tree
+    with (
+        _watcher(idx, emb, reports),
+        pytest.raises(IndexLockedError, match=r"another watcher .*pid"),
+    ):
+        _watcher(idx, emb, []).start()
     second = _watcher(idx, emb, []).start()  # free again once the first has stopped
     second.stop()
 
