@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import semsearch.api.index as api_index
 import semsearch.api.operations as operations
+import semsearch.watch.delta as delta_module
 from semsearch import SemanticIndex, index_paths
 from semsearch.build import Changes
 from semsearch.build.plan import make_plan
@@ -30,10 +31,9 @@ from .conftest import FakeEmbedder
 
 NAMES = ["a.txt", "b.md", "sub/c.txt", "sub/deep/d.txt", "e.txt"]
 TEXT = st.text(alphabet="abc xyz.\n", min_size=1, max_size=40).filter(lambda t: t.strip())
-OPS = st.sampled_from(
-    ["same_size", "resize", "touch", "rewrite_same", "replace_new", "replace_same", "delete",
-     "add"]
-)  # fmt: skip
+OP_NAMES = ["same_size", "resize", "touch", "rewrite_same", "replace_new", "replace_same",
+            "delete", "add", "hidden", "empty_dir"]  # fmt: skip
+OPS = st.sampled_from(OP_NAMES)
 
 
 def _sha_file(p: Path) -> str:
@@ -52,6 +52,12 @@ def _stored(idx: Path) -> dict[str, str]:
 def _apply(root: Path, op: str, name: str, text: str, tick: int) -> None:
     p = root / name
     p.parent.mkdir(parents=True, exist_ok=True)
+    if op == "hidden":  # not indexed, but seen by the fingerprint: a full check, no change
+        p.with_name(f".{p.name}.swp").write_text(text)
+        return
+    if op == "empty_dir":
+        (p.parent / f"empty{tick}").mkdir(exist_ok=True)
+        return
     exists = p.is_file()
     if op == "add" or not exists:
         if op != "delete":
@@ -76,45 +82,67 @@ def _apply(root: Path, op: str, name: str, text: str, tick: int) -> None:
         p.unlink()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def _agrees_with_brute_force(root: Path, idx: Path, ops, remember_first: bool) -> None:
+    """Apply ``ops`` to an indexed tree, then compare the plan (and the refresh's check,
+    which may answer from its remembered fingerprint) with hashing every file."""
+    index_paths([root], idx, embedder=FakeEmbedder())
+    if remember_first:  # an in-sync check first: later checks may take the fingerprint path
+        assert not check(IndexDir(idx)).changed
+    for tick, (op, name, text) in enumerate(ops):
+        _apply(root, op, name, text, tick)
+
+    # Brute force: hash every file now on disk and compare with what was indexed.
+    stored = _stored(idx)
+    now = {
+        str(p): _sha_file(p)
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    }
+    added = {s for s in now if s not in stored}
+    updated = {s for s in now if s in stored and stored[s] != now[s]}
+    removed = {s for s in stored if s not in now}
+
+    gen, _ = IndexDir(idx).manifest()
+    store = ChunkStore.open_readonly(gen / CHUNKS)
+    docs = {d.doc_id: d for d in store.documents()}
+    store.close()
+    plan = make_plan(Changes(items=discover([root]), roots=[root]), docs)
+    assert {str(p) for p in plan.process} == added | updated
+    assert plan.drop == updated | removed
+    assert (plan.added, plan.updated, plan.removed) == (len(added), len(updated), len(removed))
+    assert plan.unchanged == len(now) - len(added) - len(updated)
+
+    for _ in range(2):  # the refresh's own check says the same, also when it remembers
+        delta = check(IndexDir(idx))
+        assert {str(p) for p in delta.plan.process} == added | updated
+        assert delta.plan.drop == updated | removed
+        assert delta.changed == bool(added or updated or removed)
+        assert delta.plan.unchanged == len(now) - len(added) - len(updated)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     initial=st.dictionaries(st.sampled_from(NAMES), TEXT, min_size=1),
     ops=st.lists(st.tuples(OPS, st.sampled_from(NAMES), TEXT), max_size=8),
+    remember_first=st.booleans(),
 )
-def test_stat_first_plan_agrees_with_hashing_everything(initial, ops) -> None:
+def test_stat_first_plan_agrees_with_hashing_everything(initial, ops, remember_first) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, idx = Path(tmp) / "root", Path(tmp) / "idx"
         for name, text in initial.items():
             _apply(root, "add", name, text, 0)
-        index_paths([root], idx, embedder=FakeEmbedder())
-        for tick, (op, name, text) in enumerate(ops):
-            _apply(root, op, name, text, tick)
+        _agrees_with_brute_force(root, idx, ops, remember_first)
 
-        # Brute force: hash every file now on disk and compare with what was indexed.
-        stored = _stored(idx)
-        now = {
-            str(p): _sha_file(p)
-            for p in root.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        }
-        added = {s for s in now if s not in stored}
-        updated = {s for s in now if s in stored and stored[s] != now[s]}
-        removed = {s for s in stored if s not in now}
 
-        gen, _ = IndexDir(idx).manifest()
-        store = ChunkStore.open_readonly(gen / CHUNKS)
-        docs = {d.doc_id: d for d in store.documents()}
-        store.close()
-        plan = make_plan(Changes(items=discover([root]), roots=[root]), docs)
-        assert {str(p) for p in plan.process} == added | updated
-        assert plan.drop == updated | removed
-        assert (plan.added, plan.updated, plan.removed) == (len(added), len(updated), len(removed))
-        assert plan.unchanged == len(now) - len(added) - len(updated)
-
-        delta = check(IndexDir(idx))  # the refresh's own check says the same
-        assert {str(p) for p in delta.plan.process} == added | updated
-        assert delta.plan.drop == updated | removed
-        assert delta.changed == bool(added or updated or removed)
+@pytest.mark.parametrize("op", OP_NAMES)
+@pytest.mark.parametrize("remember_first", [False, True])
+def test_each_single_change_is_seen(tmp_path: Path, op: str, remember_first: bool) -> None:
+    """Every kind of change on its own, right after an in-sync check: the cases a random
+    search may not hit in a bounded number of examples."""
+    root = tmp_path / "root"
+    for name in NAMES[:4]:
+        _apply(root, "add", name, f"ab text of {name}", 0)
+    _agrees_with_brute_force(root, tmp_path / "idx", [(op, "sub/c.txt", "xyz")], remember_first)
 
 
 @pytest.fixture
@@ -146,6 +174,26 @@ def test_unchanged_refresh_loads_no_model_and_opens_no_cache(built, monkeypatch)
     assert not stats.changed and IndexDir(idx).pointer() == pointer
     os.utime(docs / "n03.txt", ns=(1, 2))  # touched only: hashed, still unchanged, no model
     assert not operations.refresh_index(idx).changed
+
+
+def test_an_unchanged_tree_is_recognised_without_discovery(built, monkeypatch) -> None:
+    docs, idx, _ = built
+    first = check(IndexDir(idx))  # full check: in sync, so its fingerprint is remembered
+    assert not first.changed and len(first.files) == 31
+    assert (idx / "FRESH").is_file()
+
+    def no_walk(*a: object, **k: object) -> None:
+        raise AssertionError("discovery must not run when the fingerprint matches")
+
+    monkeypatch.setattr(delta_module, "discover", no_walk)
+    again = check(IndexDir(idx))
+    assert not again.changed and again.plan.unchanged == 31 and again.files == ()
+    monkeypatch.undo()
+    (docs / "sub" / "lava.txt").write_text("Volcanoes erupt lava, and ash too.")
+    changed = check(IndexDir(idx))
+    assert changed.changed and [p.name for p in changed.plan.process] == ["lava.txt"]
+    (idx / "FRESH").write_text('{"key": 1, "fingerprint": []}')  # damaged: ignored
+    assert check(IndexDir(idx)).changed
 
 
 def test_changed_refresh_loads_the_model_and_applies_everything(built, monkeypatch) -> None:

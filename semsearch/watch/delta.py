@@ -24,6 +24,7 @@ from ..ingest.discover import discover
 from ..store.chunkstore import ChunkStore, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import CHUNKS, Manifest
+from . import fingerprint
 
 log = logging.getLogger("semsearch")
 
@@ -132,9 +133,17 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None) -> Delta:
         )
     present = tuple(r for r in wanted if root_present(r))
     missing = tuple(r for r in wanted if r not in present)
+    key = fingerprint.key(pointer, wanted)
+    digest = fingerprint.fingerprint([watch_base(r) for r in wanted])  # before the full check
+    known = fingerprint.remembered(index_dir.path, key)
+    if known is not None and known["fingerprint"] == digest:
+        plan = Plan(unchanged=known["unchanged"], skipped=known["skipped"])
+        return Delta(manifest, pointer, present, missing, (), plan)
     files = discover_roots(present, manifest.globs, manifest.excludes)
     docs = _documents(gen / CHUNKS)
     plan = make_plan(Changes(items=files, roots=[Path(r) for r in present]), docs)
+    if not plan.changed:
+        fingerprint.remember(index_dir.path, key, digest, plan.unchanged, plan.skipped)
     return Delta(manifest, pointer, present, missing, tuple(files), plan)
 
 
