@@ -21,6 +21,7 @@ from semsearch.store import IndexDir
 from semsearch.store.chunkstore import ChunkStore
 from semsearch.store.manifest import CHUNKS
 from semsearch.watch import BatchReport, Watcher
+from semsearch.watch.watcher import MAX_PATHS
 
 from .conftest import REPO, FakeEmbedder
 
@@ -299,3 +300,36 @@ def test_cli_watch_applies_a_change_and_stops_on_ctrl_c(tmp_path: Path, real_emb
     assert not any("Traceback" in s for s in lines)
     hits = SemanticIndex.load(idx).search("railways", k=1)
     assert hits[0].source == str(docs / "two.txt")
+
+
+def test_an_edit_of_an_indexed_file_does_not_walk_the_tree(tree, monkeypatch) -> None:
+    docs, idx, emb, reports = tree
+    import semsearch.watch.delta as delta
+
+    def no_walk(*a: object, **k: object) -> None:
+        raise AssertionError("an edit of an indexed file must not run discovery")
+
+    keep = docs / "keep.txt"
+    with _watcher(idx, emb, reports):
+        _wait_for(lambda: bool(reports), "the catch-up batch")  # walks once, at start
+        monkeypatch.setattr(delta, "discover", no_walk)
+        keep.write_text("Rivers now carry boats.")
+        _wait_for(lambda: _indexed(idx).get(str(keep)) == _sha("Rivers now carry boats."), "edit")
+        tmp = docs / ".keep.txt.tmp"
+        tmp.write_text("Saved via a temp file.")
+        os.replace(tmp, keep)
+        _wait_for(lambda: _indexed(idx).get(str(keep)) == _sha("Saved via a temp file."), "save")
+        keep.unlink()
+        _wait_for(lambda: str(keep) not in _indexed(idx), "delete")
+    assert all(r.error is None for r in reports)
+
+
+def test_events_are_coalesced_into_a_bounded_set(tree) -> None:
+    docs, idx, emb, reports = tree
+    w = _watcher(idx, emb, reports)
+    events = {(1, str(docs / f"f{i}.txt")) for i in range(10_000)}
+    w._note(set(list(events)[: MAX_PATHS - 1]))
+    assert len(w._paths[str(docs)]) == MAX_PATHS - 1 and not w._full
+    w._note(events)
+    assert str(docs) in w._full and str(docs) not in w._paths  # overflow: walk it whole
+    assert w._events == MAX_PATHS - 1 + 10_000

@@ -13,11 +13,24 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build import BuildStats, Changes, Engine, Requested, Settings, build
+import numpy as np
+
+from ..build import (
+    BuildStats,
+    Changes,
+    ChunkParams,
+    Engine,
+    Item,
+    Processed,
+    Requested,
+    Settings,
+    build,
+)
+from ..build.engine import EngineCounts
 from ..build.plan import Plan, make_plan
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..ingest.discover import discover
@@ -66,6 +79,33 @@ class Refresh:
     pending: int
     missing: tuple[str, ...]
     reason: str = ""
+
+
+class LazyEngine(Engine):
+    """An engine made on first use: a build that only removes documents, or finds on its
+    own plan that nothing is left to embed, never loads the model."""
+
+    def __init__(self, make: MakeEngine, manifest: Manifest) -> None:
+        self._make, self._manifest = make, manifest
+        self._engine: Engine | None = None
+        self.counts = EngineCounts()
+
+    def _get(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._make(self._manifest)
+            self._engine.counts = self.counts
+        return self._engine
+
+    def process(self, items: Sequence[Item], params: ChunkParams) -> Iterator[Processed | None]:
+        return self._get().process(items, params) if items else iter(())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._get().encode(texts)
+
+    def close(self) -> None:
+        close = getattr(self._engine, "close", None)
+        if close is not None:
+            close()
 
 
 class _OutOfTime(Exception):
@@ -203,7 +243,7 @@ def refresh(
         items=delta.files, roots=[Path(r) for r in delta.roots],
         globs=manifest.globs, excludes=manifest.excludes,
     )  # fmt: skip
-    engine = make_engine(manifest)
+    engine = LazyEngine(make_engine, manifest)
     wait = lock_timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
 
     def tick(done: int, total: int) -> None:
@@ -224,9 +264,7 @@ def refresh(
             raise
         return _unapplied(delta, started, "another process is writing the index")
     finally:
-        close = getattr(engine, "close", None)
-        if close is not None:
-            close()
+        engine.close()
     return Refresh(stats, True, 0, delta.missing)
 
 

@@ -2,14 +2,19 @@
 
 File events come from watchfiles (inotify on Linux, FSEvents on macOS, polling where neither
 works), debounced: a burst of events becomes one batch once the folder has been quiet for
-``step`` seconds (or after ``debounce`` seconds of continuous activity). Events are only a
-hint of *where* to look; what to index is decided by a refresh of the touched roots, i.e. the
-same discovery and ignore rules as ``semsearch index`` and the builder's stat-first plan, so
-an editor's temp-file-and-rename save, a rename, a delete or a whole folder moved away all
-come out right, and an ignored file never enters. Each batch is one build: one generation.
+``step`` seconds (or after ``debounce`` seconds of continuous activity), and each batch is
+one build, so one generation.
 
-Memory does not grow with the number of events: a batch keeps the set of roots it touched
-and a count, nothing per path (watchfiles holds one entry per distinct path changed).
+A batch that only touches files the index already holds (edits, an editor's temp file
+renamed over the original, deletes) updates those files directly (:mod:`.paths`). Anything
+discovery must judge (a new file, a folder created, moved or deleted, an ignore file edited,
+the root itself) refreshes the root instead: the same walk, ignore rules and stat-first plan
+as ``semsearch index``, so an ignored file never enters. Editors' swap and backup files and
+anything under a hidden folder never start a batch.
+
+Memory does not grow with the number of events: at most ``MAX_PATHS`` changed paths are
+kept per root; past that the root is walked whole (watchfiles itself holds one entry per
+distinct path changed since the last batch).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import first_line
 from .delta import refresh, root_present, watch_base
+from .paths import apply, classify
 
 log = logging.getLogger("semsearch")
 
@@ -42,6 +48,9 @@ _SCRATCH_SUFFIXES = (".swp", ".swo", ".swx", ".swpx", ".kate-swp", "~", "___jb_t
 _RULE_FILES = frozenset({".gitignore", ".semsearchignore"})
 #: A lock file beside the index's own writer lock: one watcher per index.
 WATCH_LOCK = "WATCH"
+#: Changed paths kept per root for a batch; past this the root is walked whole instead, so
+#: memory stays bounded however many events arrive.
+MAX_PATHS = 2048
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,8 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
-        self._dirty: set[str] = set()  # roots to refresh at the next batch
+        self._full: set[str] = set()  # roots whose next batch walks them whole
+        self._paths: dict[str, set[str]] = {}  # root -> changed paths (at most MAX_PATHS)
         self._events = 0
         self._retry_at = 0.0
         self._failures = 0
@@ -190,7 +200,7 @@ class Watcher:
             if not present:
                 self._stop.wait(self.tick)
                 continue
-            self._dirty.update(present)  # catch up on whatever happened while not watching
+            self._full.update(present)  # catch up on whatever happened while not watching
             try:
                 self._watch(present, interruptible)
             except (OSError, RuntimeError) as exc:  # inotify limits, a root vanishing mid-setup
@@ -216,8 +226,8 @@ class Watcher:
         ):
             self._note(changes)
             if self.rescan is not None and time.monotonic() - self._last_scan > self.rescan:
-                self._dirty.update(present)  # the safety net for events the OS dropped
-            if self._dirty and time.monotonic() >= self._retry_at:
+                self._full.update(present)  # the safety net for events the OS dropped
+            if (self._full or self._paths) and time.monotonic() >= self._retry_at:
                 self._batch()
             if self._present() != present or any(
                 _identity(b) != ident for b, ident in self._identity.items()
@@ -261,28 +271,45 @@ class Watcher:
         return best
 
     def _note(self, changes: set[tuple[Any, str]]) -> None:
+        """Coalesce events into paths per root; past MAX_PATHS a root is walked whole."""
         for _, path in changes:
             root = self._root_of(path)
-            if root is not None:
-                self._dirty.add(root)
-                self._events += 1
+            if root is None:
+                continue
+            self._events += 1
+            if root in self._full:
+                continue
+            paths = self._paths.setdefault(root, set())
+            if path == watch_base(root) or len(paths) >= MAX_PATHS:
+                self._full.add(root)
+                del self._paths[root]
+            else:
+                paths.add(path)
 
     # --- one batch -----------------------------------------------------------------------------
 
     def _batch(self) -> None:
-        roots = sorted(self._dirty)
+        full, paths = set(self._full), self._paths
+        roots = sorted(full | set(paths))
+        changed = {p for r, ps in paths.items() for p in ps}
         events, self._events = self._events, 0
-        self._dirty.clear()
+        self._full, self._paths = set(), {}
         self._last_scan = time.monotonic()
         started = time.perf_counter()
         try:
-            result = refresh(
-                self.index_dir, self._make_engine, roots=roots, lock_timeout=self.lock_timeout
-            )
+            targeted = None if full else classify(self.index_dir, changed)
+            if targeted is None:  # discovery decides: walk the touched roots
+                result = refresh(
+                    self.index_dir, self._make_engine, roots=roots, lock_timeout=self.lock_timeout
+                )
+            else:
+                result = apply(
+                    self.index_dir, self._make_engine, targeted, lock_timeout=self.lock_timeout
+                )
         except (SemsearchError, OSError) as exc:
             # Disk full, the index busy, a file that could not be read: the live index is
-            # as it was; say so once and try these roots again after a pause.
-            self._dirty.update(roots)
+            # as it was; say so once and walk these roots again after a pause.
+            self._full.update(roots)
             self._failures += 1
             self._retry_at = time.monotonic() + min(2.0 * 2 ** (self._failures - 1), 60.0)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
