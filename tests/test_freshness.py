@@ -209,6 +209,15 @@ def test_changed_refresh_loads_the_model_and_applies_everything(built, monkeypat
     assert set(_stored(idx)) == {str(p) for p in docs.rglob("*.txt")}
 
 
+def test_rebuild_from_remembered_roots_never_trusts_the_fingerprint(built, monkeypatch) -> None:
+    docs, idx, emb = built
+    monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: emb)
+    assert not check(IndexDir(idx)).changed  # in sync: the fingerprint is remembered
+    stats = operations.refresh_index(idx, rebuild=True)
+    assert (stats.documents, stats.updated, stats.removed) == (31, 31, 0)
+    assert set(_stored(idx)) == {str(p) for p in docs.rglob("*.txt")}
+
+
 def test_cli_update_is_index_with_no_paths(built, monkeypatch, capsys) -> None:
     docs, idx, emb = built
     monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: emb)

@@ -187,7 +187,7 @@ def _rebuild_remembered(
     roots (no cheap check: every document is embedded again anyway)."""
     from ..watch import delta as _delta
 
-    delta = _delta.check(index_dir)
+    delta = _delta.check(index_dir, full=True)  # every file listed, never the fingerprint
     _delta.warn_missing(delta.missing)
     manifest = delta.manifest
     changes = _build.Changes(

@@ -144,15 +144,18 @@ def discover_roots(
     return sorted(found)
 
 
-def check(index_dir: IndexDir, roots: Collection[str] | None = None) -> Delta:
+def check(
+    index_dir: IndexDir, roots: Collection[str] | None = None, *, full: bool = False
+) -> Delta:
     """The cheap delta check of the index's remembered roots (or of ``roots`` among them).
 
     A root that is missing right now (an unmounted disk, a folder being replaced) is left
-    out, so its documents are kept until it is back.
+    out, so its documents are kept until it is back. When the tree's fingerprint shows it
+    unchanged since a check found it in sync, ``files`` is empty; ``full`` always walks.
     """
     for attempt in range(3):
         try:
-            return _check(index_dir, roots)
+            return _check(index_dir, roots, full)
         except IndexFormatError:
             # A writer published (and tidied away the generation we had just resolved):
             # look again at the new one; a real problem repeats and is raised.
@@ -162,7 +165,7 @@ def check(index_dir: IndexDir, roots: Collection[str] | None = None) -> Delta:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check(index_dir: IndexDir, roots: Collection[str] | None) -> Delta:
+def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> Delta:
     pointer = index_dir.pointer()
     gen, manifest = index_dir.manifest()
     wanted = list(manifest.roots) if roots is None else [str(r) for r in roots]
@@ -176,7 +179,7 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None) -> Delta:
     key = fingerprint.key(pointer, wanted)
     digest = fingerprint.fingerprint([watch_base(r) for r in wanted])  # before the full check
     known = fingerprint.remembered(index_dir.path, key)
-    if known is not None and known["fingerprint"] == digest:
+    if known is not None and known["fingerprint"] == digest and not full:
         plan = Plan(unchanged=known["unchanged"], skipped=known["skipped"])
         return Delta(manifest, pointer, present, missing, (), plan)
     files = discover_roots(present, manifest.globs, manifest.excludes)
