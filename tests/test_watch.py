@@ -3,6 +3,7 @@ deletes, ignore rules, a folder that goes away, bursts, and faults. Each wait is
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -333,3 +334,35 @@ def test_events_are_coalesced_into_a_bounded_set(tree) -> None:
     w._note(events)
     assert str(docs) in w._full and str(docs) not in w._paths  # overflow: walk it whole
     assert w._events == MAX_PATHS - 1 + 10_000
+
+
+def test_a_real_full_disk_during_a_batch(tmp_path: Path, caplog) -> None:
+    """The index on a small tmpfs that fills up: the batch fails with one line, the live
+    generation stays, and once space is freed the next attempt publishes the change."""
+    from .fault_battery import small_disk
+
+    docs, disk = tmp_path / "docs", tmp_path / "disk"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Some text about harbours.")
+    with small_disk(disk, 4096) as mounted:
+        if not mounted:
+            pytest.skip("needs root to mount a tmpfs (the injected-ENOSPC test covers the rest)")
+        idx, emb, reports = disk / "idx", FakeEmbedder(), []
+        index_paths([docs], idx, embedder=emb)
+        before = _indexed(idx)
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):  # fill the disk to the last block
+            while os.write(fd, b"\0" * 65536):
+                pass
+        os.close(fd)
+        with _watcher(idx, emb, reports) as w:
+            _wait_for(lambda: bool(reports), "the catch-up batch")
+            (docs / "b.txt").write_text("A new file while the disk is full. " * 200)
+            _wait_for(lambda: any(r.error for r in reports), "the failed batch")
+            assert _indexed(idx) == before and w.running
+            filler.unlink()
+            _wait_for(lambda: str(docs / "b.txt") in _indexed(idx), "retried batch", timeout=30)
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert errors and all("the index is unchanged" in e for e in errors)
+        assert not [p for p in idx.iterdir() if p.name.startswith(".tmp-")]

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..build import Engine, LocalEngine
 from ..embed import Embedder
-from ..errors import IndexLockedError, SemsearchError, UsageError
+from ..errors import IndexLockedError, IndexWriteError, SemsearchError, UsageError
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import first_line
@@ -172,7 +172,12 @@ class Watcher:
 
     def _acquire(self) -> None:
         path = self.index_dir.path / WATCH_LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise IndexWriteError(
+                f"cannot watch {self.index_dir.path}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -183,8 +188,9 @@ class Watcher:
                 f"another watcher{who} is keeping {self.index_dir.path} up to date; "
                 "stop it first (one watcher per index)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        with contextlib.suppress(OSError):  # the pid is a courtesy (a full disk refuses it)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
     def _release(self) -> None:
