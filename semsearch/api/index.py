@@ -14,7 +14,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from ..store.layout import IndexDir
 from ..store.manifest import MANIFEST, Manifest
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit, to_passage
 from .view import View, open_view
+
+if TYPE_CHECKING:
+    from ..watch.delta import Refresh
 
 log = logging.getLogger("semsearch")
 
@@ -404,6 +407,25 @@ class SemanticIndex:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return gen
+
+    def refresh(self, *, budget: float | None = None) -> Refresh:
+        """Apply what changed in the folders this index was built from, as one generation.
+
+        Nothing changed costs a walk and a ``stat`` per file. ``budget`` (seconds) bounds the
+        whole refresh: past it nothing is published and ``complete`` is False, so a search
+        that follows answers from the index as it was (see :func:`semsearch.watch.refresh`).
+        """
+        from ..watch.delta import refresh
+
+        with self._write_lock:
+            result = refresh(
+                self._dir, lambda _: self.engine, budget=budget, settings=self.settings
+            )
+            if result.stats.changed:
+                self._reload()
+            else:
+                self.reload_if_changed()  # another writer may have got there first
+            return result
 
     def reload_if_changed(self) -> bool:
         """Pick up a generation published by another process or thread; True if it did.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .. import build as _build
@@ -20,6 +20,8 @@ from ..store.manifest import Manifest
 from .index import SemanticIndex
 
 log = logging.getLogger("semsearch")
+
+_refresh_engine = Callable[[Manifest], _build.Engine]
 
 
 def default_index_dir() -> Path:
@@ -145,40 +147,55 @@ def refresh_index(
 ) -> _build.BuildStats:
     """Bring an index up to date with the folders and files it was built from: new and
     changed files are embedded, deleted ones dropped. A root that is missing right now
-    (an unmounted disk) is skipped with a warning and its documents kept."""
+    (an unmounted disk) is skipped with a warning and its documents kept.
+
+    The check comes first and costs a walk and a ``stat`` per file; the model is loaded and
+    the embedding cache opened only when something changed (see :mod:`semsearch.watch`).
+    """
+    from ..watch import delta as _delta
+
     cfg = _config.load()
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
-    _, manifest = index_dir.manifest()
-    if not manifest.roots:
-        raise UsageError(
-            f"the index at {index_dir.path} remembers no folders to refresh; "
-            "name the paths to index"
+    if rebuild:
+        return _rebuild_remembered(index_dir, cfg, progress)
+    result = _delta.refresh(index_dir, _engine_factory(cfg), progress=progress)
+    _delta.warn_missing(result.missing)
+    return result.stats
+
+
+def _engine_factory(cfg: _config.Config) -> _refresh_engine:
+    """Makes the local engine for an index's own model, when a refresh needs one."""
+
+    def make(manifest: Manifest) -> _build.Engine:
+        embedder = load_embedder(
+            manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
         )
-    present = [r for r in manifest.roots if os.path.exists(r)]
-    for root in manifest.roots:
-        if root not in present:
-            log.warning("%s is missing; its documents are kept until it is back", root)
-    globs = manifest.globs or (None,)
-    found: set[Path] = set()
-    for g in globs:
-        found.update(discover(present, g, allow_empty=True))
-    embedder = load_embedder(
-        manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
-    )
-    settings = Requested(backend="auto").resolve(
-        manifest,
-        embedder.name,
-        embedder.precision,
-        embedder.dim,
-        rebuild=False,
-        max_tokens=embedder.max_tokens,
-    )
+        if embedder.dim != manifest.dim:
+            raise IndexFormatError(
+                f"model {manifest.model} now gives {embedder.dim}-dimensional vectors but the "
+                f"index holds {manifest.dim}; rebuild it with semsearch index --rebuild"
+            )
+        return _make_engine("local", embedder, cfg, None, None)
+
+    return make
+
+
+def _rebuild_remembered(
+    index_dir: IndexDir, cfg: _config.Config, progress: _build.Progress | None
+) -> _build.BuildStats:
+    """``semsearch index --rebuild`` with no paths: re-embed everything from the remembered
+    roots (no cheap check: every document is embedded again anyway)."""
+    from ..watch import delta as _delta
+
+    delta = _delta.check(index_dir, full=True)  # every file listed, never the fingerprint
+    _delta.warn_missing(delta.missing)
+    manifest = delta.manifest
     changes = _build.Changes(
-        items=sorted(found), roots=[Path(r) for r in present], rebuild=rebuild,
+        items=delta.files, roots=[Path(r) for r in delta.roots], rebuild=True,
         globs=manifest.globs, excludes=manifest.excludes,
     )  # fmt: skip
-    worker = _make_engine("local", embedder, cfg, None, None)
-    return _build.build(index_dir, changes, worker, settings, progress=progress)
+    worker = _engine_factory(cfg)(manifest)
+    return _build.build(index_dir, changes, worker, _delta.settings_of(manifest), progress=progress)
 
 
 def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from . import index as _index  # noqa: F401
 from . import info as _info  # noqa: F401
 from . import query as _query  # noqa: F401
 from . import serve as _serve  # noqa: F401  (serve, mcp)
+from . import watch as _watch  # noqa: F401
 from .app import app
 from .output import OneLine, safe
 

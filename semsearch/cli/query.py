@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import UsageError
 from .app import IndexOpt, JsonOpt, Mode, app
-from .output import Bar, color_enabled, print_hits
+from .output import Bar, color_enabled, plural, print_hits
+
+if TYPE_CHECKING:
+    from ..api import SemanticIndex
 
 
 @app.command()
@@ -39,6 +42,18 @@ def query(
             help="Drop hits whose score (the number printed before each hit) is below this.",
         ),
     ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option("--refresh", help="Apply changes in the indexed folders first."),
+    ] = False,
+    refresh_budget: Annotated[
+        float,
+        typer.Option(
+            "--refresh-budget",
+            min=0.0,
+            help="Seconds --refresh may take; past them, answer from the index as it is.",
+        ),
+    ] = 2.0,
 ) -> None:
     """Search an index (the bundled sample articles when you have none yet).
 
@@ -67,6 +82,8 @@ def query(
             where, _ = api.ensure_sample_index(progress=bar.update)
         samples = bundled_seeds()
     searcher = api.SemanticIndex.load(where)
+    if refresh and samples is None:
+        _refresh(searcher, refresh_budget)
     hits = searcher.search(
         text,
         k=k,
@@ -86,3 +103,21 @@ def query(
     if not hits:
         typer.echo("no results", err=True)
         raise typer.Exit(1)
+
+
+def _refresh(searcher: SemanticIndex, budget: float) -> None:
+    """Bring the index up to date within ``budget`` seconds, saying what happened."""
+    result = searcher.refresh(budget=budget)
+    s = result.stats
+    if not result.complete:
+        typer.echo(
+            f"semsearch: note: {plural(result.pending, 'changed file')} not applied "
+            f"({result.reason}, budget {budget:g}s); answering from the index as it is",
+            err=True,
+        )
+    elif s.changed:
+        typer.echo(
+            f"semsearch: refreshed: {s.added:,} added, {s.updated:,} updated, "
+            f"{s.removed:,} removed in {s.seconds:.1f}s",
+            err=True,
+        )

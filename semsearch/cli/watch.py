@@ -1,0 +1,110 @@
+"""``semsearch update`` and ``semsearch watch``: keep an index as fresh as its folders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .app import IndexOpt, JsonOpt, app
+from .index import summary
+from .output import Bar, display_path, plural
+
+#: Exit status after Ctrl-C: 128 + SIGINT, the shell's convention for "stopped by the user",
+#: so a script can tell a watch that was stopped from one that failed (1) or was misused (2).
+INTERRUPTED = 130
+
+
+@app.command()
+def update(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Refresh an index from the folders it was built from (= semsearch index, no paths).
+
+    Unchanged files cost one stat each; the model is loaded only when something changed.
+    """
+    from .. import api
+
+    where = index if index is not None else api.default_index_dir()
+    with Bar("Indexing") as bar:
+        stats = api.refresh_index(where, progress=bar.update)
+    if as_json:
+        typer.echo(json.dumps({**asdict(stats), "index": str(Path(where).resolve())}, indent=2))
+        return
+    typer.echo(summary(stats, where), err=True)
+
+
+@app.command()
+def watch(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Folders or files to watch [default: the index's own]."),
+    ] = None,
+    index: IndexOpt = None,
+    debounce: Annotated[
+        float,
+        typer.Option(
+            min=0.05, max=3600, help="Longest wait, in seconds, while changes keep coming."
+        ),
+    ] = 2.0,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="Poll for changes (network drives, containers).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per batch on stdout.")
+    ] = False,
+) -> None:
+    """Keep an index in sync with its folders while this runs; Ctrl-C stops it.
+
+    Each batch of changes (debounced) is published as one generation; one line per batch
+    says what was added, updated and removed. Folders given that the index does not hold
+    yet are indexed first. Stopping exits with status 130 and leaves the index intact.
+    """
+    from .. import api
+    from ..store.layout import IndexDir
+    from ..watch import BatchReport, Watcher
+
+    where = Path(index if index is not None else api.default_index_dir())
+    index_dir = IndexDir(where)
+    if paths:
+        _index_new_roots(paths, where)
+    elif not index_dir.exists():
+        raise UsageError(f"no index at {where} yet: name the folders to watch")
+
+    def report(batch: BatchReport) -> None:
+        if as_json:
+            typer.echo(json.dumps(asdict(batch)))
+
+    watcher = Watcher(where, paths or None, force_polling=poll or None, debounce=debounce,
+                      on_batch=report)  # fmt: skip
+    roots = ", ".join(display_path(r) for r in watcher.roots[:3])
+    more = f" and {len(watcher.roots) - 3:,} more" if len(watcher.roots) > 3 else ""
+    typer.echo(
+        f"Watching {plural(len(watcher.roots), 'path')} ({roots}{more}) -> "
+        f"{display_path(str(where.resolve()))}; Ctrl-C stops",
+        err=True,
+    )
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        typer.echo("semsearch: stopped watching; the index is intact", err=True)
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _index_new_roots(paths: list[str], where: Path) -> None:
+    """Index the paths the index does not remember yet, so the watch starts from them."""
+    import os
+
+    from .. import api
+    from ..store.layout import IndexDir
+
+    index_dir = IndexDir(where)
+    known = set(index_dir.manifest()[1].roots) if index_dir.exists() else set()
+    new = [p for p in paths if os.path.abspath(Path(p).expanduser()) not in known]
+    if not new:
+        return
+    with Bar("Indexing") as bar:
+        stats = api.index_paths(new, where, progress=bar.update)
+    typer.echo(summary(stats, where), err=True)

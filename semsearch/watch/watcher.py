@@ -1,0 +1,383 @@
+"""``Watcher``: keep an index in sync with its folders while it runs.
+
+File events come from watchfiles (inotify on Linux, FSEvents on macOS, polling where neither
+works), debounced: a burst of events becomes one batch once the folder has been quiet for
+``step`` seconds (or after ``debounce`` seconds of continuous activity), and each batch is
+one build, so one generation.
+
+A batch that only touches files the index already holds (edits, an editor's temp file
+renamed over the original, deletes) updates those files directly (:mod:`.paths`). Anything
+discovery must judge (a new file, a folder created, moved or deleted, an ignore file edited,
+the root itself) refreshes the root instead: the same walk, ignore rules and stat-first plan
+as ``semsearch index``, so an ignored file never enters. Editors' swap and backup files and
+anything under a hidden folder never start a batch.
+
+Memory does not grow with the number of events: at most ``MAX_PATHS`` changed paths are
+kept per root; past that the root is walked whole (watchfiles itself holds one entry per
+distinct path changed since the last batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..build import Engine, LocalEngine
+from ..embed import Embedder
+from ..errors import IndexLockedError, IndexWriteError, SemsearchError, UsageError
+from ..store.layout import IndexDir
+from ..store.manifest import Manifest
+from ..util import first_line
+from .delta import refresh, root_present, watch_base
+from .paths import apply, classify
+
+log = logging.getLogger("semsearch")
+
+#: Editor swap, backup and temporary files: never worth a batch of their own.
+_SCRATCH_SUFFIXES = (".swp", ".swo", ".swx", ".swpx", ".kate-swp", "~", "___jb_tmp___",
+                     "___jb_old___")  # fmt: skip
+#: Ignore files are hidden but change what is indexed.
+_RULE_FILES = frozenset({".gitignore", ".semsearchignore"})
+#: A lock file beside the index's own writer lock: one watcher per index.
+WATCH_LOCK = "WATCH"
+#: Changed paths kept per root for a batch; past this the root is walked whole instead, so
+#: memory stays bounded however many events arrive.
+MAX_PATHS = 2048
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One batch: what changed in the index, how long it took, and the error if it failed
+    (the batch's roots are then retried)."""
+
+    added: int
+    updated: int
+    removed: int
+    seconds: float
+    events: int
+    changed: bool
+    error: str | None = None
+    pending: int = 0
+
+
+class Watcher:
+    """Watches an index's remembered roots (or ``paths``) and applies changes as they come.
+
+    Use ``start()``/``stop()`` (a background thread), ``with Watcher(...):`` or ``run()``
+    (blocking, in the calling thread: what ``semsearch watch`` does, so Ctrl-C stops it).
+    ``on_batch`` is called with a :class:`BatchReport` after each batch. The model is loaded
+    on the first batch that has something to embed (or ``embedder`` is used).
+    """
+
+    def __init__(
+        self,
+        index: str | os.PathLike[str],
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        embedder: Embedder | None = None,
+        make_engine: Callable[[Manifest], Engine] | None = None,
+        debounce: float = 2.0,
+        step: float = 0.1,
+        tick: float = 1.0,
+        rescan: float | None = 300.0,
+        force_polling: bool | None = None,
+        lock_timeout: float = 10.0,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> None:
+        self.index_dir = IndexDir(index)
+        _, manifest = self.index_dir.manifest()  # a clear error when there is no index
+        if paths:
+            self.roots = tuple(dict.fromkeys(os.path.abspath(Path(p).expanduser()) for p in paths))
+        else:
+            self.roots = tuple(manifest.roots)
+        if not self.roots:
+            raise UsageError(
+                f"the index at {self.index_dir.path} remembers no folders to watch; "
+                "name the paths to watch"
+            )
+        self._make_engine = make_engine or _engine_maker(embedder)
+        self.debounce, self.step, self.tick, self.rescan = debounce, step, tick, rescan
+        self.force_polling = force_polling
+        self.lock_timeout = lock_timeout
+        self.on_batch = on_batch
+        self.batches = 0
+        self.last: BatchReport | None = None
+        self._index_prefix = str(self.index_dir.path.resolve()) + os.sep
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self._full: set[str] = set()  # roots whose next batch walks them whole
+        self._paths: dict[str, set[str]] = {}  # root -> changed paths (at most MAX_PATHS)
+        self._events = 0
+        self._retry_at = 0.0
+        self._failures = 0
+        self._last_scan = time.monotonic()
+        self._identity: dict[str, tuple[int, int] | None] = {}
+        self._gone: set[str] = set()
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start(self) -> Watcher:
+        """Watch in a background thread; returns once the watcher owns the index."""
+        if self._thread is not None:
+            raise UsageError("this watcher is already running")
+        self._acquire()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._guarded, name="semsearch-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop after the batch in progress (if any) is published or abandoned whole."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._release()
+
+    def __enter__(self) -> Watcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self) -> None:
+        """Watch in this thread until :meth:`stop` (from another thread) or Ctrl-C, which
+        propagates as KeyboardInterrupt after the batch in progress is abandoned whole."""
+        self._acquire()
+        try:
+            self._loop(interruptible=threading.current_thread() is threading.main_thread())
+        finally:
+            self._release()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _guarded(self) -> None:
+        try:
+            self._loop(interruptible=False)
+        except Exception as exc:  # the thread must say why it died, in one line
+            log.error("watch stopped: %s", first_line(exc))
+
+    # --- the one-watcher-per-index lock --------------------------------------------------------
+
+    def _acquire(self) -> None:
+        path = self.index_dir.path / WATCH_LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise IndexWriteError(
+                f"cannot watch {self.index_dir.path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = _read_pid(fd)
+            os.close(fd)
+            who = f" (pid {other})" if other else ""
+            raise IndexLockedError(
+                f"another watcher{who} is keeping {self.index_dir.path} up to date; "
+                "stop it first (one watcher per index)"
+            ) from None
+        with contextlib.suppress(OSError):  # the pid is a courtesy (a full disk refuses it)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _loop(self, *, interruptible: bool) -> None:
+        while not self._stop.is_set():
+            present = self._present()
+            if not present:
+                self._stop.wait(self.tick)
+                continue
+            self._full.update(present)  # catch up on whatever happened while not watching
+            try:
+                self._watch(present, interruptible)
+            except (OSError, RuntimeError) as exc:  # inotify limits, a root vanishing mid-setup
+                log.warning("file watching failed (%s); starting it again", first_line(exc))
+                self._stop.wait(self.tick)
+
+    def _watch(self, present: list[str], interruptible: bool) -> None:
+        import watchfiles
+
+        bases = sorted({watch_base(r) for r in present})
+        self._identity = {b: _identity(b) for b in bases}
+        for changes in watchfiles.watch(
+            *bases,
+            watch_filter=self._interesting,
+            debounce=int(self.debounce * 1000),
+            step=int(self.step * 1000),
+            stop_event=self._stop,
+            rust_timeout=int(self.tick * 1000),
+            yield_on_timeout=True,
+            raise_interrupt=interruptible,
+            force_polling=self.force_polling,
+            ignore_permission_denied=True,
+        ):
+            self._note(changes)
+            if self.rescan is not None and time.monotonic() - self._last_scan > self.rescan:
+                self._full.update(present)  # the safety net for events the OS dropped
+            if (self._full or self._paths) and time.monotonic() >= self._retry_at:
+                self._batch()
+            if self._present() != present or any(
+                _identity(b) != ident for b, ident in self._identity.items()
+            ):
+                return  # a root came, went or was replaced: watch the new set
+
+    def _present(self) -> list[str]:
+        present = [r for r in self.roots if root_present(r)]
+        for r in self.roots:
+            if r in present and r in self._gone:
+                self._gone.discard(r)
+                log.info("%s is back; catching up", r)
+            elif r not in present and r not in self._gone:
+                self._gone.add(r)
+                log.warning("%s is missing; its documents are kept until it is back", r)
+        return present
+
+    def _interesting(self, change: Any, path: str) -> bool:
+        """Events worth a batch: not inside the index itself, not an editor's scratch file,
+        not under a hidden folder (discovery skips those anyway)."""
+        if path.startswith(self._index_prefix):
+            return False
+        name = os.path.basename(path)
+        if name in _RULE_FILES:
+            return True
+        if name.endswith(_SCRATCH_SUFFIXES) or name == "4913" or name.startswith("#"):
+            return False
+        root = self._root_of(path)
+        if root is None:
+            return False
+        rel = path[len(watch_base(root)) :]
+        return not any(part.startswith(".") for part in rel.split(os.sep) if part)
+
+    def _root_of(self, path: str) -> str | None:
+        best = None
+        for r in self.roots:
+            base = watch_base(r)
+            inside = path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+            if inside and (best is None or len(watch_base(best)) < len(base)):
+                best = r
+        return best
+
+    def _note(self, changes: set[tuple[Any, str]]) -> None:
+        """Coalesce events into paths per root; past MAX_PATHS a root is walked whole."""
+        for _, path in changes:
+            root = self._root_of(path)
+            if root is None:
+                continue
+            self._events += 1
+            if root in self._full:
+                continue
+            paths = self._paths.setdefault(root, set())
+            if path == watch_base(root) or len(paths) >= MAX_PATHS:
+                self._full.add(root)
+                del self._paths[root]
+            else:
+                paths.add(path)
+
+    # --- one batch -----------------------------------------------------------------------------
+
+    def _batch(self) -> None:
+        full, paths = set(self._full), self._paths
+        roots = sorted(full | set(paths))
+        changed = {p for r, ps in paths.items() for p in ps}
+        events, self._events = self._events, 0
+        self._full, self._paths = set(), {}
+        self._last_scan = time.monotonic()
+        started = time.perf_counter()
+        try:
+            targeted = None if full else classify(self.index_dir, changed)
+            if targeted is None:  # discovery decides: walk the touched roots
+                result = refresh(
+                    self.index_dir, self._make_engine, roots=roots, lock_timeout=self.lock_timeout
+                )
+            else:
+                result = apply(
+                    self.index_dir, self._make_engine, targeted, lock_timeout=self.lock_timeout
+                )
+        except (SemsearchError, OSError) as exc:
+            # Disk full, the index busy, a file that could not be read: the live index is
+            # as it was; say so once and walk these roots again after a pause.
+            self._full.update(roots)
+            self._failures += 1
+            self._retry_at = time.monotonic() + min(2.0 * 2 ** (self._failures - 1), 60.0)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+            report = BatchReport(0, 0, 0, time.perf_counter() - started, events, False, reason)
+            log.error("batch failed, retrying: %s", report.error)
+            self._publish(report)
+            return
+        self._failures = 0
+        s = result.stats
+        report = BatchReport(s.added, s.updated, s.removed, time.perf_counter() - started,
+                             events, s.changed, None, result.pending)  # fmt: skip
+        if events or s.changed:
+            log.info(
+                "%s %d added, %d updated, %d removed in %.2fs",
+                time.strftime("%H:%M:%S"), s.added, s.updated, s.removed, report.seconds,
+            )  # fmt: skip
+        self._publish(report)
+
+    def _publish(self, report: BatchReport) -> None:
+        self.batches += 1
+        self.last = report
+        if self.on_batch is not None:
+            self.on_batch(report)
+
+
+def _engine_maker(embedder: Embedder | None) -> Callable[[Manifest], Engine]:
+    """A local engine for each batch that needs one; the model is loaded once, on first use."""
+    from .. import config
+    from ..embed import load_embedder
+    from ..store.embedding_cache import EmbeddingCache, encode_cached
+
+    loaded: list[Embedder] = [embedder] if embedder is not None else []
+    caches: list[EmbeddingCache] = []
+
+    def make(manifest: Manifest) -> Engine:
+        cfg = config.load()
+        if not loaded:
+            loaded.append(
+                load_embedder(
+                    manifest.model,
+                    manifest.precision,
+                    runtime=cfg.runtime,
+                    model_cache=cfg.model_cache,
+                )
+            )
+        if not caches:
+            caches.append(EmbeddingCache(cfg.embedding_cache))
+        emb, cache = loaded[0], caches[0]
+        return LocalEngine(emb, lambda texts: encode_cached(emb, texts, cache))
+
+    return make
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _read_pid(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return ""
