@@ -36,16 +36,38 @@ local.txt
 /anchored.txt
 """
 FILES = [
-    "a.txt", "x.log", "keep.log", "sub/y.log", "sub/keep.log", "build/out.txt",
-    "sub/build/out.txt", "docs/a.tmp", "docs/deep/b.tmp", "x/cache/c.txt", "secret.txt",
-    "secret-ok.txt", "dir_only/f.txt", "sub/dir_only", "a.bak", "sub/important.bak",
-    "sub/local.txt", "sub/anchored.txt", "sub/deeper/anchored.txt", "sub/deeper/local.txt",
-    "outdir/re.txt", "#hash.txt", "name with space.txt", "sub/note.draft",
-]  # fmt: skip
+    "a.txt",
+    "x.log",
+    "keep.log",
+    "sub/y.log",
+    "sub/keep.log",
+    "build/out.txt",
+    "sub/build/out.txt",
+    "docs/a.tmp",
+    "docs/deep/b.tmp",
+    "x/cache/c.txt",
+    "secret.txt",
+    "secret-ok.txt",
+    "dir_only/f.txt",
+    "sub/dir_only",
+    "a.bak",
+    "sub/important.bak",
+    "sub/local.txt",
+    "sub/anchored.txt",
+    "sub/deeper/anchored.txt",
+    "sub/deeper/local.txt",
+    "outdir/re.txt",
+    "#hash.txt",
+    "name with space.txt",
+    "sub/note.draft",
+]
 DEFAULT_EXCLUDED = [
-    "node_modules/pkg/index.js", "myenv/lib/site.py", "pkg/__pycache__/m.cpython-311.pyc",
-    ".hidden/h.txt", ".dotfile",
-]  # fmt: skip
+    "node_modules/pkg/index.js",
+    "myenv/lib/site.py",
+    "pkg/__pycache__/m.cpython-311.pyc",
+    ".hidden/h.txt",
+    ".dotfile",
+]
 
 
 def _git(cwd: Path, *args: str, stdin: str | None = None) -> str:
@@ -81,12 +103,13 @@ def git_kept(root: Path, start: Path) -> set[str]:
     # what semsearch skips on top of git: hidden entries, ignore files, default excludes,
     # and .semsearchignore patterns
     return {
-        f for f in kept
+        f
+        for f in kept
         if not any(part.startswith(".") for part in f.split("/"))
         and f.split("/")[0] not in ("node_modules", "myenv")
         and "__pycache__" not in f
         and not f.endswith(".draft")
-    }  # fmt: skip
+    }
 
 
 def rel(root: Path, files: list[Path]) -> set[str]:
@@ -98,12 +121,29 @@ def test_walk_agrees_with_git_check_ignore(tree: Path) -> None:
     got = rel(tree, discover([tree]))
     assert got == expected
     # the tricky cases are really exercised, both ways
-    for kept in ("keep.log", "sub/build/out.txt", "docs/deep/b.tmp", "secret-ok.txt",
-                 "sub/dir_only", "sub/important.bak", "sub/deeper/anchored.txt"):  # fmt: skip
+    for kept in (
+        "keep.log",
+        "sub/build/out.txt",
+        "docs/deep/b.tmp",
+        "secret-ok.txt",
+        "sub/dir_only",
+        "sub/important.bak",
+        "sub/deeper/anchored.txt",
+    ):
         assert kept in got
-    for ignored in ("x.log", "build/out.txt", "docs/a.tmp", "x/cache/c.txt", "outdir/re.txt",
-                    "sub/local.txt", "sub/deeper/local.txt", "#hash.txt", "sub/note.draft",
-                    "node_modules/pkg/index.js", "myenv/lib/site.py"):  # fmt: skip
+    for ignored in (
+        "x.log",
+        "build/out.txt",
+        "docs/a.tmp",
+        "x/cache/c.txt",
+        "outdir/re.txt",
+        "sub/local.txt",
+        "sub/deeper/local.txt",
+        "#hash.txt",
+        "sub/note.draft",
+        "node_modules/pkg/index.js",
+        "myenv/lib/site.py",
+    ):
         assert ignored not in got
 
 

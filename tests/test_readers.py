@@ -111,8 +111,10 @@ def test_html_with_megabytes_of_script_is_fast_and_clean(tmp_path: Path) -> None
 
 
 def test_pdf_pages_title_and_text(tmp_path: Path) -> None:
-    pdf = make_pdf([["Alpha page one."], ["Beta page two (with parens)."], ["Gamma three."]],
-                   title="Fixture Manual")  # fmt: skip
+    pdf = make_pdf(
+        [["Alpha page one."], ["Beta page two (with parens)."], ["Gamma three."]],
+        title="Fixture Manual",
+    )
     doc = read_document(write(tmp_path, "report.pdf", pdf))
     assert doc is not None and doc.kind == "pdf" and doc.title == "Fixture Manual"
     assert [s.page for s in doc.sections] == [1, 2, 3]
@@ -148,10 +150,16 @@ def test_bad_files_warn_once_naming_the_file(
 def test_docx_paragraphs_headings_and_tables(tmp_path: Path) -> None:
     pytest.importorskip("docx")
     data = make_docx(
-        [("Title", "The Guide"), ("Normal", "Welcome text."), ("Heading1", "Install"),
-         ("Normal", "Run pip."), ("Heading2", "Linux"), ("Normal", "Use apt.")],
+        [
+            ("Title", "The Guide"),
+            ("Normal", "Welcome text."),
+            ("Heading1", "Install"),
+            ("Normal", "Run pip."),
+            ("Heading2", "Linux"),
+            ("Normal", "Use apt."),
+        ],
         table=[["os", "command"], ["debian", "apt"]],
-    )  # fmt: skip
+    )
     doc = read_document(write(tmp_path, "guide.docx", data))
     assert doc is not None and doc.kind == "docx" and doc.title == "The Guide"
     assert "Welcome text." in doc.text and "debian | apt" in doc.text
@@ -227,10 +235,13 @@ def test_fifo_and_vanished_files_do_not_block(
 
 
 def test_jsonl_and_csv_rows_become_documents_with_metadata(tmp_path: Path) -> None:
-    jsonl = write(tmp_path, "d.jsonl",
-                  '{"body": "first row text", "lang": "en", "n": 1}\n\n'
-                  '{"body": "second row", "lang": "fr", "nested": {"x": 1}}\n'
-                  '{"lang": "de"}\n')  # fmt: skip
+    jsonl = write(
+        tmp_path,
+        "d.jsonl",
+        '{"body": "first row text", "lang": "en", "n": 1}\n\n'
+        '{"body": "second row", "lang": "fr", "nested": {"x": 1}}\n'
+        '{"lang": "de"}\n',
+    )
     docs = list(read_records(jsonl, "body"))
     assert [d.text for d in docs] == ["first row text", "second row"]
     assert [d.doc_id for d in docs] == [f"{jsonl}#1", f"{jsonl}#3"]

@@ -42,10 +42,17 @@ def test_chunks_never_cross_a_section_and_lose_nothing(seed: int, overlap: int) 
         Section(a, b, i + 1, "")
         for i, (a, b) in enumerate(itertools.pairwise(bounds))
         if rng.random() < 0.7
-    ]  # fmt: skip  (gaps between sections are regions too)
+    ]  # gaps between sections are regions too
     max_tokens = rng.choice([8, 16, 40])
-    chunks = chunk_text(text, doc_id="d", source="d", token_spans=word_spans,
-                        max_tokens=max_tokens, overlap=overlap, sections=sections)  # fmt: skip
+    chunks = chunk_text(
+        text,
+        doc_id="d",
+        source="d",
+        token_spans=word_spans,
+        max_tokens=max_tokens,
+        overlap=overlap,
+        sections=sections,
+    )
     spans = regions(len(text), sections)
     covered = [False] * len(text)
     for c in chunks:
@@ -84,8 +91,9 @@ def third():
 
 
 def test_code_chunks_start_at_definitions_and_end_at_line_ends() -> None:
-    chunks = chunk_text(CODE, doc_id="m", source="m.py", token_spans=word_spans,
-                        max_tokens=24, kind="code")  # fmt: skip
+    chunks = chunk_text(
+        CODE, doc_id="m", source="m.py", token_spans=word_spans, max_tokens=24, kind="code"
+    )
     for c in chunks:
         assert c.start == 0 or CODE[c.start - 1] == "\n", repr(c.text)  # never mid-line
         assert c.end == len(CODE) or CODE[c.end] == "\n", repr(c.text)
@@ -97,8 +105,9 @@ def test_a_top_level_definition_starts_a_new_chunk_once_half_full() -> None:
     mid = "    # an indented comment block here"  # 6 words, not a definition
     f2 = "def f2(b):\n    return b * 2"  # 5 words
     code = f"{f1}\n\n{mid}\n\n{f2}\n"
-    as_code = chunk_text(code, doc_id="m", source="m.py", token_spans=word_spans,
-                         max_tokens=40, kind="code")  # fmt: skip
+    as_code = chunk_text(
+        code, doc_id="m", source="m.py", token_spans=word_spans, max_tokens=40, kind="code"
+    )
     assert [c.text.split("\n", 1)[0] for c in as_code] == ["def f1(a):", "def f2(b):"]
     as_text = chunk_text(code, doc_id="m", source="m.txt", token_spans=word_spans, max_tokens=40)
     assert len(as_text) == 1  # the same budget holds all of it: the split is the rule's doing
@@ -107,8 +116,9 @@ def test_a_top_level_definition_starts_a_new_chunk_once_half_full() -> None:
 def test_a_long_code_block_is_split_between_lines() -> None:
     body = "\n".join(f"    x{i} = compute(x{i - 1}, {i})" for i in range(1, 60))
     code = f"def long():\n{body}\n    return x59\n"
-    chunks = chunk_text(code, doc_id="m", source="m.py", token_spans=word_spans,
-                        max_tokens=20, kind="code")  # fmt: skip
+    chunks = chunk_text(
+        code, doc_id="m", source="m.py", token_spans=word_spans, max_tokens=20, kind="code"
+    )
     assert len(chunks) > 5
     for c in chunks:
         assert c.start == 0 or code[c.start - 1] == "\n"

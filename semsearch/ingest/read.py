@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import stat as statmod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .document import Document, Section, content_hash
@@ -136,3 +136,15 @@ def read_records(path: Path, text_field: str | None = None) -> Iterator[Document
             )
     except Unreadable as exc:
         log.warning("skipping %s: %s", path, exc)
+
+
+def expand_items(files: Iterable[Path], text_field: str | None = None) -> list[Path | Document]:
+    """Build items from discovered files: a path per file, except JSONL/CSV/TSV files,
+    which become one document per row (read here, so the engine sees plain documents)."""
+    items: list[Path | Document] = []
+    for f in files:
+        if is_data_file(f):
+            items.extend(read_records(f, text_field))
+        else:
+            items.append(f)
+    return items

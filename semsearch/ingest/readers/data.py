@@ -65,6 +65,22 @@ def _csv(text: str, suffix: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
     try:
         for record in reader:
-            yield reader.line_num, {k: v for k, v in record.items() if k is not None}
+            yield reader.line_num, {k: _typed(v) for k, v in record.items() if k is not None}
     except csv.Error as exc:
         raise Unreadable(f"bad CSV at line {reader.line_num} ({exc})") from None
+
+
+def _typed(value: str | None) -> Any:
+    """CSV has no types: numbers become numbers so ``--where year=2020`` matches as it
+    does for JSONL; everything else stays text."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if number == number and abs(number) != float("inf") else value

