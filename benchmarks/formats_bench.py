@@ -107,7 +107,7 @@ def phase_build(args: argparse.Namespace) -> dict[str, Any]:
     corpus = work / "corpus"
     for kind, root in roots.items():
         files = _files(kind, root)
-        n = args.sample if kind != "pdf" else len(files)
+        n = args.sample if kind != "pdf" else max(1, args.sample // 10)  # PDFs are long
         files = files[:: max(1, len(files) // n)][:n]
         for i, f in enumerate(files):
             dst = corpus / kind / f"{i:04d}-{f.name}"

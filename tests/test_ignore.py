@@ -196,3 +196,14 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_rejects_nonsense() -> None:
     with pytest.raises(UsageError):
         parse_size("lots")
+
+
+def test_a_folder_named_explicitly_is_walked_even_if_git_ignores_it(tree: Path) -> None:
+    (tree / "build" / "deep").mkdir(parents=True)
+    (tree / "build" / "deep" / "x.txt").write_text("x")
+    (tree / "build" / "deep" / "y.log").write_text("y")
+    (tree / "build" / ".gitignore").write_text("*.tmp\n")
+    (tree / "build" / "z.tmp").write_text("z")
+    got = rel(tree, discover([tree / "build"]))
+    # the rules above it are what ignore it, so they are set aside; its own still apply
+    assert got == {"build/out.txt", "build/deep/x.txt", "build/deep/y.log"}

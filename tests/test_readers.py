@@ -12,7 +12,7 @@ import pytest
 from semsearch.ingest.read import read_document, read_records
 from semsearch.ingest.readers import HEADING_SEP, Unreadable, choose, decode
 from tests.fixtures import HERE as FIXTURES
-from tests.fixtures import make_docx, make_pdf, make_zip_bomb
+from tests.fixtures import make_docx, make_epub, make_odt, make_pdf, make_zip_bomb
 
 MD = """---
 title: The Guide
@@ -266,3 +266,37 @@ def test_records_without_the_text_field_warn(
 def test_unreadable_is_the_reader_error() -> None:
     with pytest.raises(Unreadable):
         decode(b"\x00\x01\x02\x03" * 100)
+
+
+def test_epub_chapters_in_spine_order_with_sections(tmp_path: Path) -> None:
+    data = make_epub(
+        [
+            ("b.xhtml", "<h1>Chapter Two</h1><p>Second chapter text.</p>"),
+            ("a.xhtml", "<p>Preface words.</p><h1>Chapter One</h1><h2>Part</h2><p>Deep text.</p>"),
+        ],
+        title="The Book",
+    )
+    doc = read_document(write(tmp_path, "book.epub", data))
+    assert doc is not None and doc.kind == "epub" and doc.title == "The Book"
+    assert doc.text.index("Second chapter") < doc.text.index("Preface words")  # spine order
+    assert section_of(doc, "Second chapter").heading == "Chapter Two"
+    assert section_of(doc, "Deep text").heading == f"Chapter One{HEADING_SEP}Part"
+    assert not [s for s in doc.sections if s.start <= doc.text.index("Preface") < s.end]
+
+
+def test_odt_headings_and_paragraphs(tmp_path: Path) -> None:
+    data = make_odt([(1, "Install"), (0, "Run pip."), (2, "Linux"), (0, "Use apt.")], "Guide")
+    doc = read_document(write(tmp_path, "guide.odt", data))
+    assert doc is not None and doc.kind == "odt" and doc.title == "Guide"
+    assert section_of(doc, "Run pip").heading == "Install"
+    assert section_of(doc, "Use apt").heading == f"Install{HEADING_SEP}Linux"
+
+
+@pytest.mark.parametrize("name", ["bomb.epub", "bomb.odt"])
+def test_zip_bombs_in_other_containers_are_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    path = write(tmp_path, name, make_zip_bomb("content.xml"))
+    with caplog.at_level(logging.WARNING, logger="semsearch"):
+        assert read_document(path) is None
+    assert "zip bomb" in caplog.records[0].getMessage()

@@ -210,6 +210,10 @@ def _ancestor_rules(root: Path) -> _Rules:
     rules = _Rules([])
     for directory in reversed(chain[1:]):
         rules = rules.below(directory)
+        if directory != chain[-1] and rules.ignored(directory, True):
+            return _Rules([])
+    if rules.ignored(root, True):
+        return _Rules([])  # a folder named explicitly is indexed even if git ignores it
     return rules
 
 

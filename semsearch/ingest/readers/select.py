@@ -6,8 +6,10 @@ from pathlib import Path
 
 from .base import Reader
 from .docx import DocxReader
+from .epub import EpubReader
 from .html import HtmlReader
 from .markdown import MarkdownReader
+from .odt import OdtReader
 from .pdf import PdfReader
 from .text import CodeReader, TextReader
 
@@ -16,6 +18,8 @@ READERS: tuple[Reader, ...] = (
     HtmlReader(),
     MarkdownReader(),
     DocxReader(),
+    EpubReader(),
+    OdtReader(),
     CodeReader(),
     TextReader(),
 )
