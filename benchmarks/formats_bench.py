@@ -186,6 +186,8 @@ def phase_context(args: argparse.Namespace) -> dict[str, Any]:
     """Dense nDCG@10 on a BEIR set with the title embedded (a) nowhere, (b) only in the
     first chunk (title + body chunked together: the current default), (c) before every
     chunk. Paired per-query differences with a bootstrap 95% interval."""
+    import random
+
     import numpy as np
 
     from semsearch.embed import load_embedder
@@ -197,7 +199,15 @@ def phase_context(args: argparse.Namespace) -> dict[str, Any]:
     emb = load_embedder()
     texts: dict[str, list[str]] = {"none": [], "first": [], "every": []}
     owners: dict[str, list[str]] = {"none": [], "first": [], "every": []}
-    for d in col.corpus():
+    docs = list(col.corpus())
+    if args.distractors:  # judged documents + a seeded sample of the rest (a busy machine)
+        judged = {d for rels in col.qrels.values() for d in rels}
+        rest = [d for d in docs if d.id not in judged]
+        keep = judged | {
+            d.id for d in random.Random(0).sample(rest, min(args.distractors, len(rest)))
+        }
+        docs = [d for d in docs if d.id in keep]
+    for d in docs:
         for c in chunk_text(d.text, doc_id=d.id, source=d.id, token_spans=emb.token_spans):
             texts["none"].append(c.text)
             texts["every"].append(f"{d.title}\n{c.text}" if d.title else c.text)
@@ -222,7 +232,14 @@ def phase_context(args: argparse.Namespace) -> dict[str, Any]:
                 best.setdefault(own[j], float(scores[qi, j]))
             ranking = sorted(best.items(), key=lambda x: -x[1])[:100]
             per[name].append(ndcg_at_k(col.qrels[q.id], ranking, 10))
-    return {"phase": "context", "queries": len(col.queries), **paired(per)}
+        print(f"{name}: nDCG@10 {np.mean(per[name]):.4f}", file=sys.stderr, flush=True)
+    return {
+        "phase": "context",
+        "queries": len(col.queries),
+        "documents": len(docs),
+        "chunks": {k: len(v) for k, v in texts.items()},
+        **paired(per),
+    }
 
 
 def paired(per: dict[str, list[float]]) -> dict[str, Any]:
@@ -258,6 +275,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", default=None)
     p.add_argument("--sample", type=int, default=0, help="files per format (0 = all)")
     p.add_argument("--mb", type=int, default=200)
+    p.add_argument(
+        "--distractors",
+        type=int,
+        default=0,
+        help="context: judged docs + this many others (0 = whole corpus)",
+    )
     args = p.parse_args(argv)
     if args.pdf is None:
         args.pdf = str(collect_pdfs(Path(tempfile.gettempdir()) / "formats-bench-pdf"))
