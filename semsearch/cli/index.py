@@ -66,7 +66,7 @@ def index(
     ] = None,
     max_file_size: Annotated[
         str,
-        typer.Option(help="Skip larger files (PDFs: 10x this); 0 = no limit. E.g. 8MB, 512k."),
+        typer.Option(help="Skip larger files (PDF, DOCX, EPUB: 10x); 0: no limit. E.g. 8MB."),
     ] = "8MB",
     text_field: Annotated[
         str | None,

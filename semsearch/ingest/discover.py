@@ -26,7 +26,7 @@ from .readers import size_factor
 log = logging.getLogger("semsearch")
 
 _GLOB_CHARS = set("*?[")
-#: Text, Markdown, HTML and code files larger than this are skipped (PDFs: 10x).
+#: Text, Markdown, HTML and code files larger than this are skipped (PDF, DOCX, EPUB: 10x).
 DEFAULT_MAX_FILE_SIZE = 8 * 1024 * 1024
 #: Folders never indexed, wherever they are.
 DEFAULT_EXCLUDED_DIRS = frozenset(
