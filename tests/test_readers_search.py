@@ -10,6 +10,7 @@ import pytest
 
 from semsearch import SemanticIndex
 from semsearch.cli import main
+from tests.fixtures import HERE as FIXTURES
 from tests.fixtures import make_docx, make_pdf
 
 HTML = """<!DOCTYPE html><html><head><title>Kitchen Notes</title>
@@ -141,3 +142,37 @@ def test_cli_index_ls_and_where(
     assert [h["metadata"]["lang"] for h in hits] == ["fr"]
     assert {"page", "section", "title"} <= set(hits[0])
     assert main(["query", "market", "--index", idx, "--where", "lang"]) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "encrypted", "unreadable"])
+def test_a_changed_file_that_breaks_keeps_its_indexed_version(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import os
+
+    from semsearch.api import index_paths
+    from tests.conftest import FakeEmbedder
+
+    src = tmp_path / "src"
+    src.mkdir()
+    pdf = src / "manual.pdf"
+    pdf.write_bytes(make_pdf([["Original flux capacitor manual."]]))
+    (src / "other.txt").write_text("another document")
+    idx = tmp_path / "idx"
+    index_paths([src], idx, embedder=FakeEmbedder())
+    if damage == "truncate":
+        pdf.write_bytes(make_pdf([["Changed text."]])[:200])
+    elif damage == "encrypted":
+        pdf.write_bytes((FIXTURES / "encrypted.pdf").read_bytes())
+    else:
+        pdf.write_bytes(make_pdf([["Changed text, now unreadable."]]))
+        pdf.chmod(0)
+        if os.access(pdf, os.R_OK):  # root reads anything: make it unreadable another way
+            pdf.chmod(0o644)
+            pdf.write_bytes(b"%PDF-1.4 broken")
+    with caplog.at_level(logging.WARNING, logger="semsearch"):
+        stats = index_paths([src], idx, embedder=FakeEmbedder())
+    assert stats.documents == 2 and stats.skipped == 1
+    hits = SemanticIndex.load(idx, embedder=FakeEmbedder()).search("flux capacitor manual", k=1)
+    assert Path(hits[0].source).name == "manual.pdf" and "Original" in hits[0].text
