@@ -383,7 +383,8 @@ def run_race(work: Path, seconds: float, tally: Tally) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, str(work / name), str(idx), str(seconds)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for name in ("writer.py", "reader.py", "reader.py")
     ]
@@ -403,6 +404,7 @@ def run_race(work: Path, seconds: float, tally: Tally) -> None:
 
 
 # --- driver -----------------------------------------------------------------------------------
+
 
 def run(
     rounds: int = 3,

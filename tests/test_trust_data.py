@@ -304,9 +304,7 @@ def test_case9_removing_the_last_documents_leaves_a_valid_empty_index(tmp_path: 
 
     orig = ops.SemanticIndex.load
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            ops.SemanticIndex, "load", classmethod(lambda cls, p: orig(p, embedder=emb))
-        )
+        mp.setattr(ops.SemanticIndex, "load", classmethod(lambda cls, p: orig(p, embedder=emb)))
         assert remove_documents([str(docs / "*")], idx) == 2
     index = SemanticIndex.load(idx, embedder=emb)
     assert len(index) == 0 and index.info().documents == 0
@@ -363,7 +361,9 @@ def test_case11_fifo_in_a_folder_does_not_block_the_build(tmp_path: Path) -> Non
     # Named directly, the FIFO is refused or skipped, never read.
     t2 = threading.Thread(
         target=lambda: result.append(
-            _try(lambda: index_paths([docs / "pipe.txt"], tmp_path / "ix2", embedder=FakeEmbedder()))
+            _try(
+                lambda: index_paths([docs / "pipe.txt"], tmp_path / "ix2", embedder=FakeEmbedder())
+            )
         ),
         daemon=True,
     )

@@ -3,9 +3,11 @@
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage
 from .index import SemanticIndex
 from .operations import (
+    SourceStatus,
     default_index_dir,
     ensure_sample_index,
     index_paths,
+    list_sources,
     refresh_index,
     remove_documents,
     sample_index_dir,
@@ -18,9 +20,11 @@ __all__ = [
     "IndexInfo",
     "Passage",
     "SemanticIndex",
+    "SourceStatus",
     "default_index_dir",
     "ensure_sample_index",
     "index_paths",
+    "list_sources",
     "refresh_index",
     "remove_documents",
     "sample_index_dir",

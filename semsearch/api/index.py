@@ -26,6 +26,7 @@ from ..errors import IndexFormatError, UsageError
 from ..ingest.chunk import sentence_spans
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
+from ..ingest.read import expand_items
 from ..search import DEFAULT_MODE, Mode, Options, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
@@ -198,14 +199,19 @@ class SemanticIndex:
         return self._apply(_build.Changes(items=docs), progress)
 
     def add_paths(
-        self, paths: Iterable[str | os.PathLike[str]], *, glob: str | None = None
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        glob: str | Sequence[str] | None = None,
+        text_field: str | None = None,
     ) -> _build.BuildStats:
         """Index files, directories and globs; re-running it updates what changed and drops
-        files that disappeared from the given directories."""
+        files that disappeared from the given directories. Rows of JSONL/CSV files become
+        documents whose text is ``text_field`` (default: text, content, body, ...)."""
         given = list(paths)
-        files = discover(given, glob)
+        globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
+        files = expand_items(discover(given, globs), text_field)
         roots = [Path(os.path.abspath(Path(p).expanduser())) for p in given]
-        globs = (glob,) if glob else ()
         return self._apply(_build.Changes(items=files, roots=roots, globs=globs))
 
     def rebuild(self, progress: _build.Progress | None = None) -> _build.BuildStats:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import build as _build
@@ -13,7 +15,8 @@ from .. import config as _config
 from ..build.settings import Requested
 from ..embed import DEFAULT_MODEL, DEFAULT_PRECISION, Embedder, load_embedder
 from ..errors import IndexFormatError, UsageError
-from ..ingest.discover import discover
+from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
+from ..ingest.read import expand_items
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
@@ -52,6 +55,9 @@ def index_paths(
     ray_address: str | None = None,
     ray_workers: int | None = None,
     rebuild: bool = False,
+    excludes: Sequence[str] = (),
+    max_file_size: int | None = DEFAULT_MAX_FILE_SIZE,
+    text_field: str | None = None,
 ) -> _build.BuildStats:
     """Build or update the on-disk index at ``index`` from files, streaming in batches.
 
@@ -61,9 +67,8 @@ def index_paths(
     """
     cfg = _config.load()
     globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
-    files = discover(paths, globs[0] if len(globs) == 1 else None) if paths else []
-    if len(globs) > 1:
-        files = sorted({f for g in globs for f in discover(paths, g)})
+    found = discover_files(paths, globs, excludes=excludes, max_file_size=max_file_size)
+    files = expand_items(found.files, text_field)
     roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     manifest = _readable_manifest(index_dir)
@@ -83,10 +88,13 @@ def index_paths(
         rebuild=rebuild,
         max_tokens=embedder.max_tokens,
     )
-    changes = _build.Changes(items=files, roots=roots, rebuild=rebuild, globs=globs)
+    changes = _build.Changes(
+        items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes)
+    )
     worker = _make_engine(engine, embedder, cfg, ray_address, ray_workers)
     try:
-        return _build.build(index_dir, changes, worker, settings, progress=progress)
+        stats = _build.build(index_dir, changes, worker, settings, progress=progress)
+        return dataclasses.replace(stats, skipped=stats.skipped + len(found.skipped))
     finally:
         close = getattr(worker, "close", None)
         if close is not None:
@@ -191,7 +199,7 @@ def _rebuild_remembered(
     _delta.warn_missing(delta.missing)
     manifest = delta.manifest
     changes = _build.Changes(
-        items=delta.files, roots=[Path(r) for r in delta.roots], rebuild=True,
+        items=expand_items(delta.files), roots=[Path(r) for r in delta.roots], rebuild=True,
         globs=manifest.globs, excludes=manifest.excludes,
     )  # fmt: skip
     worker = _engine_factory(cfg)(manifest)
@@ -210,3 +218,47 @@ def ensure_sample_index(progress: _build.Progress | None = None) -> tuple[Path, 
         return where, False
     index_paths([_config.bundled_seeds()], where, progress=progress)
     return where, True
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One indexed document as ``semsearch ls`` shows it. ``status`` compares the file on
+    disk with what was indexed: ok, changed, missing, or "text" (not from a file)."""
+
+    doc_id: str
+    source: str
+    kind: str
+    title: str
+    chunks: int
+    size: int | None
+    status: str
+
+
+def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStatus]:
+    """Every document of the index at ``index`` with its type, chunks, size and status."""
+    from ..ingest.read import file_stat
+    from ..store.chunkstore import ChunkStore
+    from ..store.manifest import CHUNKS
+
+    cfg = _config.load()
+    gen, _ = IndexDir(index if index is not None else cfg.index_dir).manifest()
+    store = ChunkStore.open_readonly(gen / CHUNKS)
+    out = []
+    try:
+        for d in store.documents():
+            if d.size is None:
+                status = "text"
+            else:
+                st = file_stat(Path(d.source))
+                if st is None:
+                    status = "missing"
+                elif (st[0], st[1]) != (d.size, d.mtime_ns):
+                    status = "changed"
+                else:
+                    status = "ok"
+            out.append(
+                SourceStatus(d.doc_id, d.source, d.kind, d.title, d.n_chunks, d.size, status)
+            )
+    finally:
+        store.close()
+    return out

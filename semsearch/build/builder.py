@@ -27,7 +27,7 @@ from .._version import __version__
 from ..errors import IndexFormatError, IndexWriteError, UsageError
 from ..index import VectorIndex, build_vector_index, resolve_backend, resolve_index_type
 from ..ingest.document import Document
-from ..store.chunkstore import ChunkRow, ChunkStore, StoredDocument
+from ..store.chunkstore import ChunkStore, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import (
     CHUNKS,
@@ -227,6 +227,8 @@ class _Generation:
         for piece in self.engine.process(plan.process, self.settings.chunking):
             if piece is None:
                 plan.skipped += 1
+                if self._keep_old(plan.process[done]):
+                    plan.updated, plan.unchanged = plan.updated - 1, plan.unchanged + 1
                 done += 1
             else:
                 self._write(piece, first=piece.doc.doc_id != current)
@@ -299,6 +301,25 @@ class _Generation:
                 texts = self.store.chunk_texts(start, start + EMBED_BLOCK)
                 self.writer.append(self.engine.encode(texts))
         self.row = len(kept_rows)
+
+    def _keep_old(self, item: Item) -> bool:
+        """A changed file that cannot be read now (vanished, truncated, corrupt) keeps the
+        version indexed before, with its chunk ids and vectors: nothing indexed is lost."""
+        doc_id = item.doc_id if isinstance(item, Document) else str(item)
+        old = self.old.docs.get(doc_id)
+        if self.old.store is None or old is None or self.changes.rebuild:
+            return False
+        vectors = self.old.vectors()
+        if vectors is None:
+            return False
+        found = self.old.store.document(doc_id)
+        rows = self.old.store.document_rows(doc_id)
+        self.store.add_document(
+            old, [r._replace(row=self.row + i) for i, r in enumerate(rows)], found and found[1]
+        )
+        self.writer.append(np.asarray(vectors[[r.row for r in rows]], dtype=np.float32))
+        self.row += len(rows)
+        return True
 
     def _write(self, piece: Processed, *, first: bool) -> None:
         d = piece.doc

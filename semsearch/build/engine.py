@@ -12,7 +12,6 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -131,6 +130,8 @@ def iter_chunk_rows(doc: Document, embedder: Embedder, params: ChunkParams) -> I
         token_spans=embedder.token_spans,
         max_tokens=params.chunk_tokens,
         overlap=params.overlap,
+        sections=doc.sections,
+        kind=doc.kind,
     )
     lines = _LineCounter(doc.text)
     starts = [s.start for s in doc.sections]

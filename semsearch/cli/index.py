@@ -60,6 +60,18 @@ def index(
     ray_workers: Annotated[
         int | None, typer.Option(min=1, help="Ray embedding actors [default: one per node].")
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Skip files and folders matching this gitignore pattern (repeatable)."),
+    ] = None,
+    max_file_size: Annotated[
+        str,
+        typer.Option(help="Skip larger files (PDF, DOCX, EPUB: 10x); 0: no limit. E.g. 8MB."),
+    ] = "8MB",
+    text_field: Annotated[
+        str | None,
+        typer.Option(help="JSONL/CSV: the field holding the text [default: text, content...]."),
+    ] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Also show Ray's own warnings and log lines.")
@@ -71,9 +83,11 @@ def index(
     is refused unless --rebuild is given, so nothing indexed is ever thrown away.
     """
     from .. import api
+    from ..ingest.discover import parse_size
 
     if verbose:  # read by the Ray engine (and anything else that logs at DEBUG)
         logging.getLogger("semsearch").setLevel(logging.DEBUG)
+    limit = parse_size(max_file_size)
     where = index if index is not None else api.default_index_dir()
     with Bar("Indexing") as bar:
         if paths:
@@ -92,6 +106,9 @@ def index(
                 ray_address=ray_address,
                 ray_workers=ray_workers,
                 rebuild=rebuild,
+                excludes=exclude or (),
+                max_file_size=limit,
+                text_field=text_field,
             )
         else:
             stats = api.refresh_index(where, progress=bar.update, rebuild=rebuild)

@@ -35,6 +35,13 @@ def query(
     diverse: Annotated[
         bool, typer.Option("--diverse", help="Prefer hits unlike each other (MMR).")
     ] = False,
+    where_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            help="Only documents whose metadata KEY equals VALUE: KEY=VALUE (repeatable).",
+        ),
+    ] = None,
     min_score: Annotated[
         float | None,
         typer.Option(
@@ -88,7 +95,7 @@ def query(
         text,
         k=k,
         mode=mode.value,
-        where={"source": source} if source else None,
+        where=parse_where(where_ or [], source),
         per_source=per_source,
         diverse=diverse,
         min_score=min_score,
@@ -121,3 +128,19 @@ def _refresh(searcher: SemanticIndex, budget: float) -> None:
             f"{s.removed:,} removed in {s.seconds:.1f}s",
             err=True,
         )
+
+
+def parse_where(pairs: list[str], source: str | None) -> dict[str, object] | None:
+    """``KEY=VALUE`` filters; VALUE is a number, true/false/null when it reads as one
+    (JSONL fields keep their types; CSV numbers are stored as numbers), else text."""
+    where: dict[str, object] = {"source": source} if source else {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--where wants KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        where[key] = value if value is None or isinstance(value, (bool, int, float, str)) else raw
+    return where or None

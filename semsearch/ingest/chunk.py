@@ -5,6 +5,11 @@ by space), then packed greedily up to a token budget measured by the model's own
 tokenizer. A sentence longer than the budget is cut at token boundaries, never
 dropped or silently truncated by the model. Spans always satisfy
 ``source_text[chunk.start:chunk.end] == chunk.text``.
+
+Structure is respected: a chunk never crosses a section boundary (a page of a PDF, a
+heading's section of Markdown or HTML), so every chunk has one page and one heading path.
+Source code is packed from blank-line blocks (a block longer than the budget from whole
+lines), and a new chunk starts at a top-level definition once the current one is half full.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import UsageError
+from .document import Section
 
 #: Default token budget: below all-MiniLM-L6-v2's 256 (minus [CLS]/[SEP]) with room to spare.
 DEFAULT_CHUNK_TOKENS = 200
@@ -23,6 +30,8 @@ _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n")
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace.
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
 _NONSPACE = re.compile(r"\S")
+_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")
+_LINE = re.compile(r"[^\n]*\n?")
 
 _ABBREVIATIONS = frozenset(
     (
@@ -32,6 +41,15 @@ _ABBREVIATIONS = frozenset(
 )  # fmt: skip
 
 TokenSpans = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
+
+
+class _Unit(NamedTuple):
+    """A piece chunks are packed from: a sentence, or a block or line of code."""
+
+    start: int
+    end: int
+    tokens: int
+    definition: bool = False  # code: starts at a top-level definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +69,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return list(iter_sentence_spans(text))
 
 
-def iter_sentence_spans(text: str) -> Iterator[tuple[int, int]]:
-    """:func:`sentence_spans`, lazily: memory does not grow with the length of the text."""
-    pos = 0
-    for para_end, next_start in _paragraph_bounds(text):
+def iter_sentence_spans(
+    text: str, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """:func:`sentence_spans` of ``text[start:end]``, lazily: memory does not grow with the
+    length of the text."""
+    pos = start
+    for para_end, next_start in _paragraph_bounds(text, start, len(text) if end is None else end):
         cut = pos
         for m in _SENTENCE_END.finditer(text, pos, para_end):
             if _is_abbreviation(text, m.start()):
@@ -82,10 +103,10 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return word in _ABBREVIATIONS
 
 
-def _paragraph_bounds(text: str) -> Iterator[tuple[int, int]]:
-    for m in _PARAGRAPH.finditer(text):
+def _paragraph_bounds(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    for m in _PARAGRAPH.finditer(text, start, end):
         yield m.start(), m.end()
-    yield len(text), len(text)
+    yield end, end
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -106,6 +127,8 @@ def chunk_text(
     token_spans: TokenSpans,
     max_tokens: int = DEFAULT_CHUNK_TOKENS,
     overlap: int = 0,
+    sections: Sequence[Section] = (),
+    kind: str = "text",
 ) -> list[Chunk]:
     """Chunk one document; ``overlap`` repeats that many sentences at the next chunk's start."""
     return list(
@@ -116,6 +139,8 @@ def chunk_text(
             token_spans=token_spans,
             max_tokens=max_tokens,
             overlap=overlap,
+            sections=sections,
+            kind=kind,
         )
     )
 
@@ -128,15 +153,47 @@ def iter_chunks(
     token_spans: TokenSpans,
     max_tokens: int = DEFAULT_CHUNK_TOKENS,
     overlap: int = 0,
+    sections: Sequence[Section] = (),
+    kind: str = "text",
 ) -> Iterator[Chunk]:
-    """:func:`chunk_text`, lazily: sentences are tokenised a window at a time, so a
-    document of any length is chunked in bounded memory (beyond the text itself)."""
+    """:func:`chunk_text`, lazily: units are tokenised a window at a time, so a document
+    of any length is chunked in bounded memory (beyond the text itself). Chunks stay
+    inside ``sections`` (and inside the gaps between them); ``kind="code"`` packs lines."""
     if max_tokens < 8:
         raise UsageError(f"chunk size must be at least 8 tokens, got {max_tokens}")
     if overlap < 0:
         raise UsageError(f"overlap must be >= 0 sentences, got {overlap}")
-    source_units = _units(text, token_spans, max_tokens)
-    units: list[tuple[int, int, int]] = []
+    ordinal = 0
+    for a, b in _regions(len(text), sections):
+        if kind == "code":
+            units = _code_units(text, a, b, token_spans, max_tokens)
+        else:
+            units = _units(text, a, b, token_spans, max_tokens)
+        for start, end in _pack(units, max_tokens, overlap):
+            yield Chunk(doc_id, source, ordinal, start, end, text[start:end])
+            ordinal += 1
+
+
+def _regions(length: int, sections: Sequence[Section]) -> Iterator[tuple[int, int]]:
+    """The sections' ranges in order, plus the uncovered gaps between them."""
+    pos = 0
+    for s in sorted(sections, key=lambda s: s.start):
+        start, end = max(s.start, pos), min(s.end, length)
+        if start > pos:
+            yield pos, start
+        if end > start:
+            yield start, end
+            pos = end
+    if pos < length:
+        yield pos, length
+
+
+def _pack(
+    source_units: Iterator[_Unit], max_tokens: int, overlap: int
+) -> Iterator[tuple[int, int]]:
+    """Greedy packing of units up to ``max_tokens``; a definition unit starts a new chunk
+    once the current one is half full."""
+    units: list[_Unit] = []
     exhausted = False
 
     def have(n: int) -> bool:
@@ -150,15 +207,15 @@ def iter_chunks(
                 units.append(nxt)
         return len(units) > n
 
-    ordinal, i = 0, 0
+    i = 0
     while have(i):
         j, used = i, 0
-        while have(j) and (j == i or used + units[j][2] <= max_tokens):
-            used += units[j][2]
+        while have(j) and (j == i or used + units[j].tokens <= max_tokens):
+            if j > i and units[j].definition and used * 2 >= max_tokens:
+                break
+            used += units[j].tokens
             j += 1
-        start, end = units[i][0], units[j - 1][1]
-        yield Chunk(doc_id, source, ordinal, start, end, text[start:end])
-        ordinal += 1
+        yield units[i].start, units[j - 1].end
         if not have(j):
             break
         i = _next_start(units, i, j, overlap, max_tokens)
@@ -166,39 +223,83 @@ def iter_chunks(
         i = 0
 
 
-def _next_start(
-    units: list[tuple[int, int, int]], i: int, j: int, overlap: int, max_tokens: int
-) -> int:
+def _next_start(units: list[_Unit], i: int, j: int, overlap: int, max_tokens: int) -> int:
     """Start the next chunk ``overlap`` sentences back, but only as far back as still leaves
     room for the next new sentence, so no chunk is a subset of the one before."""
     for start in range(max(j - overlap, i + 1), j):
-        if sum(u[2] for u in units[start : j + 1]) <= max_tokens:
+        if sum(u.tokens for u in units[start : j + 1]) <= max_tokens:
             return start
     return j
 
 
-#: Sentences tokenised per call: large enough to amortise the tokenizer call.
+#: Sentences (or code blocks) tokenised per call: large enough to amortise the call.
 _WINDOW = 512
 
 
-def _units(text: str, token_spans: TokenSpans, max_tokens: int) -> Iterator[tuple[int, int, int]]:
-    """Sentences as (start, end, tokens); over-long ones are cut into budget-sized pieces."""
-    sentences = iter_sentence_spans(text)
+def _units(text: str, a: int, b: int, token_spans: TokenSpans, max_tokens: int) -> Iterator[_Unit]:
+    """Sentences of ``text[a:b]``; over-long ones are cut into budget-sized pieces."""
+    sentences = iter_sentence_spans(text, a, b)
     while True:
         window = list(itertools.islice(sentences, _WINDOW))
         if not window:
             return
-        all_spans = token_spans([text[a:b] for a, b in window])
-        for (a, b), spans in zip(window, all_spans, strict=True):
-            yield from _pieces(text, a, b, spans, max_tokens)
+        all_spans = token_spans([text[s:e] for s, e in window])
+        for (s, e), spans in zip(window, all_spans, strict=True):
+            yield from _pieces(text, s, e, spans, max_tokens)
+
+
+def _code_units(
+    text: str, a: int, b: int, token_spans: TokenSpans, max_tokens: int
+) -> Iterator[_Unit]:
+    """Blank-line blocks of ``text[a:b]``; a block over the budget becomes its lines (a
+    single line over the budget is the only thing ever cut inside a line)."""
+    blocks = _blocks(text, a, b)
+    while True:
+        window = list(itertools.islice(blocks, _WINDOW))
+        if not window:
+            return
+        all_spans = token_spans([text[s:e] for s, e in window])
+        for (s, e), spans in zip(window, all_spans, strict=True):
+            definition = not text[s].isspace() and text[s] not in ")]}"
+            if len(spans) <= max_tokens:
+                yield _Unit(s, e, max(len(spans), 1), definition)
+                continue
+            lines = [_rstripped(text, m.start(), m.end()) for m in _LINE.finditer(text, s, e)]
+            lines = [(ls, le) for ls, le in lines if le > ls]
+            line_spans = token_spans([text[ls:le] for ls, le in lines])
+            for k, ((ls, le), sp) in enumerate(zip(lines, line_spans, strict=True)):
+                for n, unit in enumerate(_pieces(text, ls, le, sp, max_tokens)):
+                    yield unit._replace(definition=definition and k == 0 and n == 0)
+
+
+def _rstripped(text: str, start: int, end: int) -> tuple[int, int]:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _blocks(text: str, a: int, b: int) -> Iterator[tuple[int, int]]:
+    """Runs of non-blank lines, each from the start of its first line (indentation kept)."""
+    pos = a
+    for m in itertools.chain(_BLANK_LINES.finditer(text, a, b), [None]):
+        end = b if m is None else m.start()
+        first = _NONSPACE.search(text, pos, end)
+        if first is not None:
+            line_start = text.rfind("\n", pos, first.start()) + 1
+            start = max(line_start, pos)
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            yield start, end
+        if m is not None:
+            pos = m.end()
 
 
 def _pieces(
     text: str, a: int, b: int, spans: list[tuple[int, int]], max_tokens: int
-) -> Iterator[tuple[int, int, int]]:
+) -> Iterator[_Unit]:
     n = len(spans)
     if n <= max_tokens:
-        yield a, b, max(n, 1)
+        yield _Unit(a, b, max(n, 1))
         return
     for k in range(0, n, max_tokens):
         piece = spans[k : k + max_tokens]
@@ -207,4 +308,4 @@ def _pieces(
         # Trim so pieces start and end on non-space characters.
         while e > s and text[e - 1].isspace():
             e -= 1
-        yield s, e, len(piece)
+        yield _Unit(s, e, len(piece))

@@ -1,4 +1,10 @@
-"""Read one file into a :class:`Document`: regular files only, decoded carefully."""
+"""Read one file into a :class:`Document`: regular files only, through its format reader.
+
+Every way a file can fail (vanished, unreadable, binary, corrupt, encrypted, image-only,
+a zip bomb, a parser that is not installed) ends in one warning naming the file and a
+``None``, so a build goes on and nothing already indexed is lost. A missing reader is
+reported once per type, naming the extra that installs it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,27 @@ import hashlib
 import logging
 import os
 import stat as statmod
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .document import Document
+from .document import Document, Section, content_hash
+from .readers import (
+    DATA_SUFFIXES,
+    Extracted,
+    Reader,
+    ReaderMissing,
+    Unreadable,
+    choose,
+    read_rows,
+)
 
 log = logging.getLogger("semsearch")
 
-#: Bytes read to decide whether a file is binary (a NUL byte means binary, as git does).
+#: Bytes read to sniff a file's format.
 _SNIFF = 8192
+
+#: Types whose reader is missing and already reported in this process.
+_MISSING_REPORTED: set[str] = set()
 
 
 def file_stat(path: Path) -> tuple[int, int, int] | None:
@@ -27,38 +46,105 @@ def file_stat(path: Path) -> tuple[int, int, int] | None:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def read_document(path: Path) -> Document | None:
-    """Read a text file; binary, special and unreadable files are skipped (None) with a
-    warning naming them. Bytes that are not UTF-8 are replaced (U+FFFD) rather than failing.
-    """
-    st = file_stat(path)
-    if st is None:
-        log.warning("skipping %s: not a regular file", path)
-        return None
+def read_bytes(path: Path) -> tuple[bytes, tuple[int, int, int]] | None:
+    """A regular file's bytes and stat; None (with a warning) for anything else."""
     try:
-        # O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang us.
+        # O_NONBLOCK: a file swapped for a FIFO between discovery and open must not hang us.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:
-            if not statmod.S_ISREG(os.fstat(f.fileno()).st_mode):
+            st = os.fstat(f.fileno())
+            if not statmod.S_ISREG(st.st_mode):
                 log.warning("skipping %s: not a regular file", path)
                 return None
             data = f.read()
     except OSError as exc:
         log.warning("skipping %s: %s", path, exc.strerror or exc)
         return None
-    if b"\x00" in data[:_SNIFF]:
-        log.warning("skipping binary file %s", path)
+    return data, (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def read_document(path: Path) -> Document | None:
+    """Read a file with the reader its suffix or content calls for; None when it cannot be
+    read (one warning says why)."""
+    got = read_bytes(path)
+    if got is None:
         return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        log.warning("%s is not valid UTF-8; undecodable bytes replaced", path)
-        text = data.decode("utf-8", errors="replace")
-    text = text.removeprefix("\ufeff")
+    data, st = got
+    reader = choose(path, data[:_SNIFF])
+    extracted = _extract(reader, path, data)
+    if extracted is None:
+        return None
     source = str(path)
     # A file's identity is the hash of its bytes, so change detection never has to decode.
-    return Document(doc_id=source, source=source, text=text, sha256=_sha256(data), stat=st)
+    return Document(
+        doc_id=source,
+        source=source,
+        text=extracted.text,
+        sha256=hashlib.sha256(data).hexdigest(),
+        meta=extracted.meta,
+        title=extracted.title,
+        kind=extracted.kind,
+        sections=extracted.sections,
+        stat=st,
+    )
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _extract(reader: Reader, path: Path, data: bytes) -> Extracted | None:
+    try:
+        return reader.read(data, path.name)
+    except ReaderMissing as exc:
+        if exc.kind not in _MISSING_REPORTED:
+            _MISSING_REPORTED.add(exc.kind)
+            log.warning("skipping %s files (first: %s): %s", exc.kind, path, exc)
+        return None
+    except Unreadable as exc:
+        log.warning("skipping %s: %s", path, exc)
+        return None
+    except MemoryError:
+        log.warning("skipping %s: too large to parse in memory", path)
+        return None
+    except Exception as exc:  # third-party parsers raise anything on corrupt input
+        log.warning("skipping %s: cannot read it as %s (%s)", path, reader.kind, exc)
+        return None
+
+
+def is_data_file(path: Path) -> bool:
+    """JSONL, CSV and TSV files: one document per row (see :func:`read_records`)."""
+    return path.suffix.lower() in DATA_SUFFIXES
+
+
+def read_records(path: Path, text_field: str | None = None) -> Iterator[Document]:
+    """One document per row of a JSONL/CSV/TSV file, ids ``<path>#<line>``; the other
+    fields become metadata (filterable with ``where=``). A bad file: one warning, no rows."""
+    got = read_bytes(path)
+    if got is None:
+        return
+    data, st = got
+    source = str(path)
+    try:
+        for row in read_rows(data, path.suffix.lower(), text_field, path.name):
+            yield Document(
+                doc_id=f"{source}#{row.line}",
+                source=source,
+                text=row.text,
+                sha256=content_hash(row.text + repr(sorted(row.meta.items()))),
+                meta=dict(row.meta) or None,
+                title=path.name,
+                kind="record",
+                sections=(Section(0, len(row.text), None, f"line {row.line}"),),
+                stat=st,
+            )
+    except Unreadable as exc:
+        log.warning("skipping %s: %s", path, exc)
+
+
+def expand_items(files: Iterable[Path], text_field: str | None = None) -> list[Path | Document]:
+    """Build items from discovered files: a path per file, except JSONL/CSV/TSV files,
+    which become one document per row (read here, so the engine sees plain documents)."""
+    items: list[Path | Document] = []
+    for f in files:
+        if is_data_file(f):
+            items.extend(read_records(f, text_field))
+        else:
+            items.append(f)
+    return items

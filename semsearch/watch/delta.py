@@ -34,6 +34,7 @@ from ..build.engine import EngineCounts
 from ..build.plan import Plan, make_plan
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..ingest.discover import discover
+from ..ingest.read import expand_items
 from ..store.chunkstore import ChunkStore, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import CHUNKS, Manifest
@@ -137,11 +138,7 @@ def discover_roots(
 ) -> list[Path]:
     """The files ``semsearch index ROOTS`` would index now (the same discovery and ignore
     rules); roots that vanished are simply not walked."""
-    del excludes  # passed on once discovery takes them (the formats issue)
-    found: set[Path] = set()
-    for g in globs or (None,):
-        found.update(discover(roots, g, allow_empty=True))
-    return sorted(found)
+    return discover(roots, list(globs), allow_empty=True, excludes=excludes)
 
 
 def check(
@@ -243,7 +240,7 @@ def refresh(
         return _unapplied(delta, started, "time budget used up by the check")
     manifest = delta.manifest
     changes = Changes(
-        items=delta.files, roots=[Path(r) for r in delta.roots],
+        items=expand_items(delta.files), roots=[Path(r) for r in delta.roots],
         globs=manifest.globs, excludes=manifest.excludes,
     )  # fmt: skip
     engine = LazyEngine(make_engine, manifest)

@@ -1,0 +1,100 @@
+"""The reader interface: a file's bytes in, text plus structure out.
+
+Every format reader turns bytes into one :class:`Extracted`: the text to chunk, its title,
+sections (character ranges carrying a page or a heading path, which chunks never cross)
+and metadata. Readers raise :class:`Unreadable` for a file they cannot read (corrupt,
+encrypted, image-only) and :class:`ReaderMissing` when their parser is not installed;
+``read_document`` turns both into one warning naming the file, and the build goes on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..document import Section
+
+#: Joins the headings of a section path, as hits print it: ``Guide › Install › Linux``.
+HEADING_SEP = " › "
+
+
+class Unreadable(Exception):
+    """This file cannot be read by its reader (the message says why)."""
+
+
+class ReaderMissing(Exception):
+    """The reader's parser is not installed; ``extra`` is what to ``pip install``."""
+
+    def __init__(self, kind: str, extra: str) -> None:
+        super().__init__(f"the {kind} reader needs: pip install 'semsearch[{extra}]'")
+        self.kind, self.extra = kind, extra
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """What a reader found in one file."""
+
+    text: str
+    kind: str
+    title: str = ""
+    sections: tuple[Section, ...] = ()
+    meta: Mapping[str, Any] | None = None
+
+
+class Reader(ABC):
+    """One format. ``suffixes`` choose it first; ``sniff`` recognises content otherwise."""
+
+    kind: str = ""
+    suffixes: frozenset[str] = frozenset()
+    #: Size limit multiplier over the text limit (PDFs carry fonts and images).
+    size_factor: int = 1
+
+    def sniff(self, head: bytes) -> bool:
+        """True when the first bytes of a file look like this format."""
+        return False
+
+    @abstractmethod
+    def read(self, data: bytes, name: str) -> Extracted:
+        """Extract text and structure; ``name`` is the file name (a fallback title)."""
+
+
+class SectionBuilder:
+    """Accumulates text pieces and heading changes into text + non-overlapping sections."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.sections: list[Section] = []
+        self._start = 0
+        self._page: int | None = None
+        self._heading = ""
+
+    def add(self, piece: str) -> None:
+        if piece:
+            self.parts.append(piece)
+            self.length += len(piece)
+
+    def begin(self, *, page: int | None = None, heading: str = "") -> None:
+        """Close the current section and start a new one here."""
+        self._close()
+        self._start, self._page, self._heading = self.length, page, heading
+
+    def _close(self) -> None:
+        if self.length > self._start and (self._page is not None or self._heading):
+            self.sections.append(Section(self._start, self.length, self._page, self._heading))
+
+    def finish(self) -> tuple[str, tuple[Section, ...]]:
+        self._close()
+        self._start = self.length
+        return "".join(self.parts), tuple(self.sections)
+
+
+def heading_path(stack: list[tuple[int, str]], level: int, title: str) -> str:
+    """Push heading ``title`` at ``level`` onto ``stack`` (popping deeper or equal levels)
+    and return the joined path."""
+    while stack and stack[-1][0] >= level:
+        stack.pop()
+    stack.append((level, title))
+    return HEADING_SEP.join(t for _, t in stack if t)

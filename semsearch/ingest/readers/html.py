@@ -1,0 +1,116 @@
+"""HTML and XHTML: the main text, without scripts, styles or navigation.
+
+Parsed by selectolax's Lexbor engine (an HTML5 parser in C: ~22 MB/s on the Python docs
+here, 10x the standard library's parser; see README "Formats"). The page title becomes
+the title; headings become sections with their path; block elements become paragraph
+breaks so sentences and chunks do not run across them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .base import Extracted, Reader, ReaderMissing, SectionBuilder, heading_path
+from .text import decode
+
+#: Removed with everything inside them before any text is taken.
+_DROP = (
+    "script, style, noscript, template, svg, canvas, iframe, object, head, nav, header, "
+    "footer, aside, form, button, [role=navigation], [role=banner], [role=contentinfo], "
+    "[role=search], [aria-hidden=true], .headerlink, .sphinxsidebar, .related"
+)
+#: Where the main text lives, most specific first; the whole body otherwise.
+_MAIN = ("main", "[role=main]", "article")
+_BLOCK = frozenset(
+    "p div section article main li ul ol dl dt dd table tr td th thead tbody tfoot pre "
+    "blockquote figure figcaption h1 h2 h3 h4 h5 h6 br hr caption details summary address "
+    "body html".split()
+)
+_SPACE = re.compile(r"\s+")
+_BLOCK_CSS = ", ".join(sorted(_BLOCK - {"pre", "body", "html"}))
+# Private-use characters (never whitespace to the regex engine, unlike \x1c-\x1f).
+_BLOCK_MARK, _PRE_OPEN, _PRE_CLOSE = "\ue000", "\ue001", "\ue002"
+_HEAD_OPEN, _HEAD_CLOSE = "\ue003", "\ue004"
+_BREAK = re.compile("[ \t]*\ue000[\ue000 \t]*")
+
+
+class HtmlReader(Reader):
+    kind = "html"
+    suffixes = frozenset({".html", ".htm", ".xhtml", ".shtml"})
+
+    def sniff(self, head: bytes) -> bool:
+        start = head.lstrip()[:200].lower()
+        return start.startswith((b"<!doctype html", b"<html")) or (
+            start.startswith(b"<?xml") and b"<html" in head[:1000].lower()
+        )
+
+    def read(self, data: bytes, name: str) -> Extracted:
+        try:
+            from selectolax.lexbor import LexborHTMLParser
+        except ImportError:
+            raise ReaderMissing("HTML", "formats") from None
+        tree = LexborHTMLParser(decode(data))
+        title_node = tree.css_first("title")
+        title = _SPACE.sub(" ", title_node.text()).strip() if title_node is not None else ""
+        for node in tree.css(_DROP):
+            node.decompose()
+        root: Any = None
+        for selector in _MAIN:
+            root = tree.css_first(selector)
+            if root is not None:
+                break
+        if root is None:
+            root = tree.body or tree.root
+        out = SectionBuilder()
+        headings: list[tuple[int, str]] = []
+        for level, heading, body in _segments(root) if root is not None else ():
+            path = heading_path(headings, level, heading) if level else ""
+            out.begin(heading=path)
+            out.add(f"{heading}\n\n{body}\n\n" if heading else f"{body}\n\n")
+        text, sections = out.finish()
+        if not title:
+            h1 = tree.css_first("h1")
+            title = _SPACE.sub(" ", h1.text()).strip() if h1 is not None else name
+        return Extracted(text.rstrip() + "\n", self.kind, title, sections, None)
+
+
+def _segments(root: Any) -> list[tuple[int, str, str]]:
+    """(heading level, heading, text below it) in document order; level 0 for the text
+    before the first heading.
+
+    Markers are inserted around blocks, ``<pre>`` and headings, then the whole text is
+    taken in one call: the DOM is walked in C, not node by node in Python (30x faster).
+    """
+    for node in root.css(_BLOCK_CSS):
+        node.insert_before(_BLOCK_MARK)
+        node.insert_after(_BLOCK_MARK)
+    for node in root.css("pre"):
+        node.insert_before(_PRE_OPEN)
+        node.insert_after(_PRE_CLOSE)
+    for node in root.css("h1, h2, h3, h4, h5, h6"):
+        node.insert_before(f"{_HEAD_OPEN}{node.tag[1]}")
+        node.insert_after(_HEAD_CLOSE)
+    raw = root.text(deep=True, separator="", strip=False)
+    out: list[tuple[int, str, str]] = []
+    for i, part in enumerate(raw.split(_HEAD_OPEN)):
+        level, heading, body = 0, "", part
+        if i > 0 and _HEAD_CLOSE in part:
+            head, _, body = part.partition(_HEAD_CLOSE)
+            level, heading = int(head[0]), _clean(head[1:]).replace("\n", " ").strip()
+        text = _clean(body)
+        if heading or text:
+            out.append((level, heading, text))
+    return out
+
+
+def _clean(text: str) -> str:
+    """Collapse whitespace outside ``<pre>`` (kept as is inside), block marks to breaks."""
+    pieces = []
+    for i, chunk in enumerate(text.split(_PRE_OPEN)):
+        pre, _, rest = chunk.partition(_PRE_CLOSE) if i > 0 else ("", "", chunk)
+        if pre:
+            pieces.append(_BLOCK_MARK + pre.replace(_BLOCK_MARK, "").strip("\n") + _BLOCK_MARK)
+        pieces.append(_SPACE.sub(" ", rest))
+    joined = _BREAK.sub("\n\n", "".join(pieces))
+    return joined.replace(_HEAD_CLOSE, "").strip()

@@ -1,0 +1,73 @@
+"""Plain text and source code: decoded with BOM sniffing, UTF-8, then charset detection."""
+
+from __future__ import annotations
+
+import codecs
+
+from .base import Extracted, Reader, Unreadable
+
+#: Bytes the charset detector looks at (it is slow on whole files; a sample decides).
+_DETECT_SAMPLE = 64 * 1024
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+CODE_SUFFIXES = frozenset(
+    ".py .pyi .js .mjs .cjs .ts .tsx .jsx .go .rs .java .kt .kts .scala .c .h .cc .cpp .cxx "
+    ".hpp .hh .cs .rb .php .pl .pm .sh .bash .zsh .fish .lua .r .jl .swift .m .mm .sql .hs "
+    ".ml .ex .exs .erl .clj .dart .vue .svelte .el .vim .ps1 .bat .cmake .toml .yaml .yml "
+    ".ini .cfg".split()
+)
+TEXT_SUFFIXES = frozenset(".txt .text .rst .adoc .org .log .tex .me .1 .nfo".split())
+
+
+def decode(data: bytes) -> str:
+    """Text from bytes: a BOM decides, else strict UTF-8, else the detected charset.
+
+    Raises Unreadable for binary data (NUL bytes without a UTF-16/32 BOM, and no detected
+    text encoding). Latin-1/cp1252 text decodes to its letters, not U+FFFD.
+    """
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data.decode(enc, errors="replace").removeprefix("\ufeff")
+    sample = data[:_DETECT_SAMPLE]
+    if b"\x00" not in sample:  # a NUL byte means binary (as git decides) or UTF-16/32
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    import charset_normalizer  # a core dependency; imported here to keep CLI start fast
+
+    best = charset_normalizer.from_bytes(sample).best()
+    if b"\x00" in sample:
+        if best is None or not best.encoding.startswith(("utf_16", "utf_32")):
+            raise Unreadable("binary file")
+        return data.decode(best.encoding, errors="replace").removeprefix("\ufeff")
+    encoding = best.encoding if best is not None else "cp1252"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:  # the sample decided, a later byte disagrees
+        return data.decode("cp1252", errors="replace")
+
+
+class TextReader(Reader):
+    kind = "text"
+    suffixes = TEXT_SUFFIXES
+
+    def read(self, data: bytes, name: str) -> Extracted:
+        return Extracted(decode(data), self.kind, title=name)
+
+
+class CodeReader(Reader):
+    """Source code: chunked at top-level definitions and blank-line blocks (see chunk.py)."""
+
+    kind = "code"
+    suffixes = CODE_SUFFIXES
+
+    def read(self, data: bytes, name: str) -> Extracted:
+        return Extracted(decode(data), self.kind, title=name)
