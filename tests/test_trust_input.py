@@ -118,8 +118,9 @@ MANIFESTS = {
     "dim-string": _field("dim", "384"),
     "documents-negative": _field("documents", -1),
     "model-null": _field("model", None),
-    "deep-nesting": lambda data: json.dumps({**data, "index_params": 0})
-    .replace('"index_params": 0', '"index_params": ' + "[" * 100_000 + "]" * 100_000),
+    "deep-nesting": lambda data: json.dumps({**data, "index_params": 0}).replace(
+        '"index_params": 0', '"index_params": ' + "[" * 100_000 + "]" * 100_000
+    ),
     "not-an-object": lambda data: "[1, 2, 3]",
     "not-json": lambda data: "{ this is not json",
     "version-99": _field("format_version", 99),
@@ -142,7 +143,9 @@ def test_malformed_manifest_is_one_line(
 
 
 @pytest.mark.parametrize("case", ["dir", "empty", "garbage", "missing-gen", "binary"])
-def test_broken_current_is_one_line(capsys: pytest.CaptureFixture[str], ix: Path, case: str) -> None:
+def test_broken_current_is_one_line(
+    capsys: pytest.CaptureFixture[str], ix: Path, case: str
+) -> None:
     pointer = ix / "CURRENT"
     pointer.unlink()
     if case == "dir":

@@ -27,7 +27,7 @@ from .._version import __version__
 from ..errors import IndexFormatError, IndexWriteError, UsageError
 from ..index import VectorIndex, build_vector_index, resolve_backend, resolve_index_type
 from ..ingest.document import Document
-from ..store.chunkstore import ChunkRow, ChunkStore, StoredDocument
+from ..store.chunkstore import ChunkStore, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import (
     CHUNKS,
@@ -43,7 +43,7 @@ from ..store.npy import VectorWriter, load_vectors
 from ..util import first_line
 from .engine import Engine, Processed
 from .plan import Plan, file_sha256, make_plan
-from .settings import BuildStats, Changes, Item, Progress, Settings
+from .settings import BuildStats, Changes, Progress, Settings
 
 log = logging.getLogger("semsearch")
 

@@ -132,8 +132,7 @@ def _reading(method: Callable[_P, _R]) -> Callable[_P, _R]:
 def _damaged(store: object, exc: BaseException) -> IndexFormatError:
     where = getattr(store, "path", None) or "chunk database"
     return IndexFormatError(
-        f"{where}: the chunk database is damaged ({exc}); check it with "
-        "semsearch info --verify"
+        f"{where}: the chunk database is damaged ({exc}); check it with semsearch info --verify"
     )
 
 
