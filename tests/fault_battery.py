@@ -74,7 +74,7 @@ def corpus(root: Path, n: int, salt: str, start: int = 0) -> Path:
 def answer(idx: Path) -> Answer:
     """What the index answers: its documents and ranked hits, comparable exactly."""
     index = SemanticIndex.load(idx, embedder=FakeEmbedder())
-    docs = tuple(sorted(index._view.store.document_ids())) if index._view else ()
+    docs = tuple(sorted(map(str, index._view.store.document_ids()))) if index._view else ()
     hits = tuple(
         tuple((h.doc_id, h.chunk_id, round(h.score, 4)) for h in q)
         for q in index.search_batch(QUERIES, 5)
@@ -138,7 +138,7 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
             try:
                 now = answer(idx)
                 problems = SemanticIndex.load(idx, embedder=FakeEmbedder()).verify()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 tally.fail(f"kill {op} at {delay:.2f}s: index unreadable: {exc!r}")
                 return
             if problems:
@@ -203,7 +203,7 @@ def run_diskfull(work: Path, tally: Tally, sizes: range = range(300, 960, 60)) -
             try:
                 index_paths([big], idx, embedder=FakeEmbedder(), backend="faiss")
                 print(f"  diskfull {size_kb} KiB: the build fit", flush=True)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not one_line_error(exc):
                     tally.fail(f"diskfull {size_kb} KiB: {type(exc).__name__}: {exc}")
                 if answer(idx) != before:
@@ -231,7 +231,7 @@ def run_enospc(work: Path, tally: Tally) -> None:
         tally.checks += 1
         index_paths([corpus(work / "e-big", 50, "big")], idx, embedder=FakeEmbedder())
         tally.fail("injected ENOSPC: the build did not fail")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if not one_line_error(exc):
             tally.fail(f"injected ENOSPC: {type(exc).__name__}: {exc}")
     finally:
@@ -314,7 +314,7 @@ def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> N
                 got = answer(idx)
                 if got != expect and not (large and target in ("vectors.npy", "index.faiss")):
                     tally.fail(f"{what}: searched without error but answered differently")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not one_line_error(exc):
                     tally.fail(f"{what}: load: {type(exc).__name__}: {exc}")
             try:
@@ -326,7 +326,7 @@ def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> N
                     tally.fail(f"{what}: update left {len(fresh[0])} documents")
                 if SemanticIndex.load(idx, embedder=FakeEmbedder()).verify():
                     tally.fail(f"{what}: the updated index fails verify")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not one_line_error(exc):
                     tally.fail(f"{what}: update: {type(exc).__name__}: {exc}")
     print(f"  corrupt {label}: {len(TARGETS) * len(KINDS)} cases", flush=True)
@@ -385,7 +385,7 @@ def run_race(work: Path, seconds: float, tally: Tally) -> None:
             [sys.executable, str(work / name), str(idx), str(seconds)],
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for name in ("writer.py", "reader.py", "reader.py")
     ]
     outs = [p.communicate(timeout=seconds + 300)[0] for p in procs]

@@ -6,7 +6,6 @@ The fast ``FakeEmbedder`` stands in for the model wherever the model is not the 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -238,7 +237,7 @@ def test_case5_readers_never_fail_while_a_writer_publishes(tmp_path: Path) -> No
                 r = SemanticIndex.load(idx, embedder=emb)
                 r.search("text", k=1)
                 loads[slot] += 1
-            except Exception as exc:  # noqa: BLE001 - every failure is what we count
+            except Exception as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=reader, args=(s,)) for s in (0, 1)]
@@ -325,7 +324,7 @@ def test_case10_upsert_from_another_thread_with_the_default_cache(
     def work(n: int) -> None:
         try:
             index.upsert([f"made on thread {n}"], ids=[f"t{n}"])
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(5)]
@@ -349,7 +348,7 @@ def test_case11_fifo_in_a_folder_does_not_block_the_build(tmp_path: Path) -> Non
     def build() -> None:
         try:
             result.append(index_paths([docs], tmp_path / "ix", embedder=FakeEmbedder()))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             result.append(exc)
 
     t = threading.Thread(target=build, daemon=True)
@@ -375,7 +374,7 @@ def test_case11_fifo_in_a_folder_does_not_block_the_build(tmp_path: Path) -> Non
 def _try(fn):  # type: ignore[no-untyped-def]
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
 
 
@@ -434,3 +433,14 @@ def test_case13_k_is_bounded_and_mmr_needs_no_square_matrix() -> None:
     tracemalloc.stop()
     assert len(set(picked.tolist())) == 20
     assert peak < 50 << 20, f"mmr allocated {peak >> 20} MB"
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_source_filter_returns_exactly_the_matching_document(mode: str) -> None:
+    """The strong form of test_rank's ``<= {"text-2"}``: non-empty, and only that source."""
+    index = SemanticIndex.from_texts(
+        ["trade fell", "trade rose", "trade grew and trade fell"], embedder=FakeEmbedder()
+    )
+    only = index.search("trade", k=3, mode=mode, where={"source": "text-2"})  # type: ignore[arg-type]
+    assert [h.doc_id for h in only] == ["text-2"]
+    assert [h.text for h in only] == ["trade grew and trade fell"]
