@@ -383,3 +383,41 @@ def test_missing_extra_names_the_pip_command() -> None:
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'semsearch\[serve\]'"):
         require("semsearch_no_such_module", "the HTTP server (uvicorn)")
+
+
+def test_index_rebuilt_while_requests_flow(
+    seed_index: Path, real_embedder: Any, tmp_path: Path
+) -> None:
+    """Searches keep answering 200 while another writer publishes generation after
+    generation (and the server cleans nothing it still reads)."""
+    path = tmp_path / "index"
+    shutil.copytree(seed_index, path)
+    s = Server(SearchService(path, workers=2, embedder=real_embedder))
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            statuses.append(s.get("/search?q=trade+minister&k=3")[0])
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        writer = SemanticIndex.load(path, embedder=real_embedder)
+        for n in range(4):
+            writer.upsert([f"Generation {n} brings news about trade."], ids=[f"gen-{n}"])
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    try:
+        assert statuses and set(statuses) == {200}, statuses
+        assert s.service.generations_loaded >= 2  # it followed the writer
+        status, got = s.get("/search?q=generation+news&k=4&mode=keyword")
+        assert status == 200 and {h["doc_id"] for h in got["hits"]} == {
+            f"gen-{n}" for n in range(4)
+        }
+    finally:
+        s.stop()
