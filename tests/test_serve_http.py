@@ -421,3 +421,16 @@ def test_index_rebuilt_while_requests_flow(
         }
     finally:
         s.stop()
+
+
+def test_a_bug_is_a_json_500_without_traceback(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(server.service, "info", boom)
+    status, data, _ = server.request("GET", "/info")
+    assert status == 500 and list(data) == ["error"]
+    assert "RuntimeError" in data["error"] and "secret" not in data["error"]
+    assert server.alive()
