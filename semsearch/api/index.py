@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,15 +22,15 @@ from .. import config as _config
 from ..build.settings import Requested
 from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
 from ..errors import IndexFormatError, UsageError
-from ..ingest.chunk import sentence_spans
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
 from ..search import DEFAULT_MODE, Mode, Options, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
-from ..store.manifest import MANIFEST, Manifest
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit, to_passage
+from ..store.manifest import Manifest
+from . import reading
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -332,17 +331,7 @@ class SemanticIndex:
     def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
         """For each hit, the span (within ``hit.text``) of the sentence closest to ``query``:
         what a person should read first. One batch of embeddings for all hits."""
-        spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
-        texts = [h.text[a:b] for h, sp in zip(hits, spans, strict=True) for a, b in sp]
-        if not texts:
-            return []
-        qvec = self.embedder.encode([query], kind="query")[0]
-        scores = self.embedder.encode(texts) @ qvec
-        out, pos = [], 0
-        for sp in spans:
-            out.append(sp[int(np.argmax(scores[pos : pos + len(sp)]))])
-            pos += len(sp)
-        return out
+        return reading.best_sentences(self.embedder, query, hits)
 
     def _warn_if_truncated(self, queries: Sequence[str]) -> None:
         """The model reads at most ``max_tokens`` tokens: say so instead of cutting silently."""
@@ -361,30 +350,11 @@ class SemanticIndex:
 
     def document(self, doc_id: str) -> DocumentView:
         """A whole document as indexed (its text rebuilt from the index, not read from disk)."""
-        v = self._require_view()
-        found = v.store.document(str(doc_id))
-        if found is None:
-            raise UsageError(f"no document {str(doc_id)[:200]!r} in the index")
-        d, meta = found
-        text = v.store.document_text(d.doc_id)
-        return DocumentView(d.doc_id, d.source, d.title, d.kind, text, d.n_chunks, meta)
+        return reading.document(self._require_view().store, doc_id)
 
     def chunk(self, chunk_id: int, context: int = 1) -> ChunkContext:
         """A chunk by id with up to ``context`` chunks of its document on each side."""
-        if isinstance(chunk_id, bool) or not isinstance(chunk_id, int):
-            raise UsageError(f"chunk id must be an integer, got {chunk_id!r:.40}")
-        if isinstance(context, bool) or not isinstance(context, int) or not 0 <= context <= 50:
-            raise UsageError(f"context must be an integer from 0 to 50, got {context!r:.40}")
-        v = self._require_view()
-        rec = v.store.chunk_by_id(chunk_id)
-        if rec is None:
-            raise UsageError(f"no chunk {chunk_id} in the index")
-        around = v.store.document_records(
-            rec.doc_id, max(rec.ordinal - context, 0), rec.ordinal + context
-        )
-        before = tuple(to_passage(r) for r in around if r.ordinal < rec.ordinal)
-        after = tuple(to_passage(r) for r in around if r.ordinal > rec.ordinal)
-        return ChunkContext(to_passage(rec), before, after)
+        return reading.chunk(self._require_view().store, chunk_id, context)
 
     def _require_view(self) -> View:
         if self._view is None:
@@ -395,24 +365,12 @@ class SemanticIndex:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Copy the live generation to the index directory ``path``, atomically."""
-        target = IndexDir(path)
         v = self._view
         if v is None:
             raise UsageError("nothing to save: the index is empty")
-        if target.path.resolve() == self._dir.path.resolve():
+        if IndexDir(path).path.resolve() == self._dir.path.resolve():
             return v.gen
-        with target.lock():
-            target.cleanup()
-            tmp = target.new_tmp()
-            try:
-                for f in v.gen.iterdir():
-                    if f.name != MANIFEST:
-                        shutil.copyfile(f, tmp / f.name)
-                gen = target.publish(tmp, v.manifest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        return gen
+        return reading.copy_generation(v, IndexDir(path))
 
     def refresh(self, *, budget: float | None = None) -> Refresh:
         """Apply what changed in the folders this index was built from, as one generation.

@@ -1,0 +1,81 @@
+"""Reading an index back: documents, chunks with their context, best sentences, copies."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..embed import Embedder
+from ..errors import UsageError
+from ..ingest.chunk import sentence_spans
+from ..store.chunkstore import ChunkStore
+from ..store.layout import IndexDir
+from ..store.manifest import MANIFEST
+from .hits import ChunkContext, DocumentView, Hit, to_passage
+from .view import View
+
+#: Neighbouring chunks a caller may ask for on each side of one chunk.
+MAX_CONTEXT = 50
+
+
+def document(store: ChunkStore, doc_id: str) -> DocumentView:
+    """A whole document, its text rebuilt from the chunks (never read from disk, so no
+    parameter can make this read a file outside the index)."""
+    found = store.document(str(doc_id))
+    if found is None:
+        raise UsageError(f"no document {str(doc_id)[:200]!r} in the index")
+    d, meta = found
+    text = store.document_text(d.doc_id)
+    return DocumentView(d.doc_id, d.source, d.title, d.kind, text, d.n_chunks, meta)
+
+
+def chunk(store: ChunkStore, chunk_id: int, context: int) -> ChunkContext:
+    """A chunk by id with up to ``context`` chunks of its document on each side."""
+    if isinstance(chunk_id, bool) or not isinstance(chunk_id, int):
+        raise UsageError(f"chunk id must be an integer, got {chunk_id!r:.40}")
+    if isinstance(context, bool) or not isinstance(context, int):
+        raise UsageError(f"context must be an integer, got {context!r:.40}")
+    if not 0 <= context <= MAX_CONTEXT:
+        raise UsageError(f"context must be from 0 to {MAX_CONTEXT}, got {context}")
+    rec = store.chunk_by_id(chunk_id)
+    if rec is None:
+        raise UsageError(f"no chunk {chunk_id} in the index")
+    around = store.document_records(
+        rec.doc_id, max(rec.ordinal - context, 0), rec.ordinal + context
+    )
+    before = tuple(to_passage(r) for r in around if r.ordinal < rec.ordinal)
+    after = tuple(to_passage(r) for r in around if r.ordinal > rec.ordinal)
+    return ChunkContext(to_passage(rec), before, after)
+
+
+def best_sentences(embedder: Embedder, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
+    """For each hit, the span of its sentence closest to ``query``; one embedding batch."""
+    spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
+    texts = [h.text[a:b] for h, sp in zip(hits, spans, strict=True) for a, b in sp]
+    if not texts:
+        return []
+    qvec = embedder.encode([query], kind="query")[0]
+    scores = embedder.encode(texts) @ qvec
+    out, pos = [], 0
+    for sp in spans:
+        out.append(sp[int(np.argmax(scores[pos : pos + len(sp)]))])
+        pos += len(sp)
+    return out
+
+
+def copy_generation(view: View, target: IndexDir) -> Path:
+    """Publish a copy of an open generation into another index directory, atomically."""
+    with target.lock():
+        target.cleanup()
+        tmp = target.new_tmp()
+        try:
+            for f in view.gen.iterdir():
+                if f.name != MANIFEST:
+                    shutil.copyfile(f, tmp / f.name)
+            return target.publish(tmp, view.manifest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
