@@ -43,7 +43,7 @@ from ..store.npy import VectorWriter, load_vectors
 from ..util import first_line
 from .engine import Engine, Processed
 from .plan import Plan, file_sha256, make_plan
-from .settings import BuildStats, Changes, Progress, Settings
+from .settings import BuildStats, Changes, Item, Progress, Settings
 
 log = logging.getLogger("semsearch")
 
