@@ -64,12 +64,23 @@ def test_paths_relative_under_cwd_else_absolute_with_home(
 
 
 def test_locations_jump_to_line_page_or_section() -> None:
-    hit = SimpleNamespace(source="/x/a.py", page=None, line_start=3, line_end=3, section="")
+    hit = SimpleNamespace(
+        source="/x/a.py", page=None, line_start=3, line_end=3, section="", kind="code", doc_id=""
+    )
     assert location(hit) == "/x/a.py:3"
     hit.line_end = 9
     assert location(hit) == "/x/a.py:3-9"
-    hit.page, hit.section = 12, "Guide › Install"
+    hit.section, hit.kind = "Install", "markdown"  # Markdown lines are the file's own
+    assert location(hit) == "/x/a.py:3-9 › Install"
+    hit.kind = "html"  # extracted lines are not the file's: the section locates it
+    assert location(hit) == "/x/a.py › Install"
+    hit.page, hit.section, hit.kind = 12, "Guide › Install", "pdf"
     assert location(hit) == "/x/a.py p. 12 › Guide › Install"
+    row = SimpleNamespace(
+        source="/x/d.jsonl", page=None, line_start=1, line_end=1, section="line 7",
+        kind="record", doc_id="/x/d.jsonl#7",
+    )  # fmt: skip
+    assert location(row) == "/x/d.jsonl:7"
 
 
 def test_control_characters_are_escaped_for_people() -> None:

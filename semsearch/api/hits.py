@@ -38,6 +38,8 @@ class Hit:
     dense_score: float | None = None
     keyword_score: float | None = None
     stale: str | None = None
+    #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
+    kind: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,7 @@ def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | N
         dense_score=_finite(dense),
         keyword_score=_finite(keyword),
         stale=staleness(r),
+        kind=r.kind,
     )
 
 

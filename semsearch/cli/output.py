@@ -51,18 +51,31 @@ def display_path(source: str, samples: Path | None = None) -> str:
         return safe(source)
 
 
+#: Readers whose line numbers count in extracted text, not in the file: located by section.
+_NO_FILE_LINES = frozenset({"html", "docx", "epub", "odt"})
+
+
 def location(hit: Any, samples: Path | None = None) -> str:
-    """Where a hit is, in a form editors and terminals jump to: ``path:line``,
-    ``path p. N`` for a page, then ``› Section`` when the file has headings."""
+    """Where a hit is, in a form editors and terminals jump to: ``path:line`` for text,
+    code and Markdown, ``path p. N`` for a PDF page, ``path:N`` for the row of a data file,
+    and ``› Section`` after it when the file has headings (alone for HTML and documents,
+    whose extracted lines are not the file's)."""
     where = display_path(hit.source, samples)
-    if hit.page is not None:
+    kind = getattr(hit, "kind", "text")
+    section = hit.section
+    if kind == "record":
+        row = str(hit.doc_id).rsplit("#", 1)[-1]
+        where += f":{row}" if row.isdigit() else ""
+        section = ""
+    elif hit.page is not None:
         where += f" p. {hit.page}"
-    elif hit.line_start == hit.line_end:
-        where += f":{hit.line_start}"
-    else:
-        where += f":{hit.line_start}-{hit.line_end}"
-    if hit.section:
-        where += f" › {safe(hit.section)}"
+    elif kind not in _NO_FILE_LINES:
+        lines = (
+            hit.line_start if hit.line_start == hit.line_end else f"{hit.line_start}-{hit.line_end}"
+        )
+        where += f":{lines}"
+    if section:
+        where += f" › {safe(section)}"
     return where
 
 

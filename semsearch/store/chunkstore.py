@@ -97,6 +97,8 @@ class ChunkRecord(NamedTuple):
     metadata: Mapping[str, Any] | None
     #: ``(size, mtime_ns, inode)`` of the source file when indexed (None for texts).
     doc_stat: tuple[int, int, int] | None = None
+    #: The reader that made the document: text, code, markdown, html, pdf, record, ...
+    kind: str = "text"
 
 
 class StoredDocument(NamedTuple):
@@ -274,7 +276,7 @@ class ChunkStore:
         chunk_cols = self._select(
             "chunks", ("ordinal", "start", "end", "line_start", "line_end", "page", "section"), "c"
         )
-        stat_cols = self._select("documents", ("size", "mtime_ns", "inode"), "d")
+        stat_cols = self._select("documents", ("size", "mtime_ns", "inode", "kind"), "d")
         cur = self.conn.execute(
             f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
             f" {stat_cols} FROM chunks c JOIN documents d USING (doc_id) WHERE {condition}",
@@ -282,8 +284,9 @@ class ChunkStore:
         )
         out = []
         for r in cur:
-            stat = None if r[-3] is None else (r[-3], r[-2], r[-1])
-            fields = (*r[:-4], _load_meta(r[-4]), stat)
+            *head, meta, size, mtime_ns, inode, kind = r
+            stat = None if size is None else (size, mtime_ns, inode)
+            fields = (*head, _load_meta(meta), stat, kind)
             out.append(ChunkRecord(*fields))
         return out
 
