@@ -385,7 +385,9 @@ _MEMORY = textwrap.dedent(
     from tests.conftest import FakeEmbedder
     from semsearch import index_paths
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    stats = index_paths([sys.argv[1]], sys.argv[2], embedder=FakeEmbedder(), chunk_tokens=200)
+    stats = index_paths(
+        [sys.argv[1]], sys.argv[2], embedder=FakeEmbedder(), chunk_tokens=200, max_file_size=None
+    )
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(before, after, stats.chunks)
     """
