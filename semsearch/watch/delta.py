@@ -137,10 +137,10 @@ def discover_roots(
 ) -> list[Path]:
     """The files ``semsearch index ROOTS`` would index now (the same discovery and ignore
     rules); roots that vanished are simply not walked."""
-    del excludes  # passed on once discovery takes them (the formats issue)
+    extra = {"excludes": tuple(excludes)} if excludes else {}  # only indexes that have some
     found: set[Path] = set()
-    for g in globs or (None,):
-        found.update(discover(roots, g, allow_empty=True))
+    for g in globs or (None,):  # a file matching any of the globs is indexed
+        found.update(discover(roots, g, allow_empty=True, **extra))
     return sorted(found)
 
 
