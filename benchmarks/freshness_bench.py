@@ -1,7 +1,8 @@
 """Staying fresh: what re-checking an unchanged tree costs, how soon a saved file is
 searchable under ``semsearch watch``, and what an idle watcher costs.
 
-    python -m benchmarks.freshness_bench [--quick] [--sizes 1000,10000] [--edits 12] [--idle 30]
+    python -m benchmarks.freshness_bench [--quick] [--sizes 1000,10000] [--watch-files 1000]
+                                         [--edits 12] [--idle 30]
 
 - Re-check: ``semsearch update`` on an unchanged tree of N files, as fresh processes, against
   bare process starts (``python -c pass`` and ``python -c "import semsearch.cli"``), runs
@@ -267,12 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=7, help="fresh processes per command")
     p.add_argument("--edits", type=int, default=12, help="saves timed under watch")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU measured")
-    p.add_argument("--watch-files", type=int, default=1000, help="tree size under watch")
+    p.add_argument("--watch-files", default="1000", help="tree sizes under watch")
     args = p.parse_args(argv)
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
     runs, edits, idle = (3, 4, 5.0) if args.quick else (args.runs, args.edits, args.idle)
-    watch_files = 200 if args.quick else args.watch_files
-    results: dict[str, Any] = {"recheck": [], "watch": None}
+    watch_files = [200] if args.quick else [int(s) for s in args.watch_files.split(",")]
+    results: dict[str, Any] = {"recheck": [], "watch": []}
     with tempfile.TemporaryDirectory(prefix="semsearch-fresh-") as t:
         tmp = Path(t)
         env = child_env(tmp)
@@ -280,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             res = recheck(n, runs, tmp, env)
             results["recheck"].append(res)
             print(json.dumps(res), flush=True)
-        results["watch"] = watch_run(watch_files, edits, idle, tmp, env)
-        print(json.dumps(results["watch"]), flush=True)
+        for n in watch_files:
+            res = watch_run(n, edits, idle, tmp, env)
+            results["watch"].append(res)
+            print(json.dumps(res), flush=True)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -89,7 +89,8 @@ def watch(
     try:
         watcher.run()
     except KeyboardInterrupt:
-        typer.echo("semsearch: stopped watching; the index is intact", err=True)
+        # A batch in progress was abandoned whole (its temporary generation removed), so the
+        # live index is the last one published; the CLI boundary prints the one line.
         raise typer.Exit(INTERRUPTED) from None
 
 

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..build import Engine, LocalEngine
+from ..build import Engine
 from ..embed import Embedder
 from ..errors import IndexLockedError, IndexWriteError, SemsearchError, UsageError
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import first_line
-from .delta import refresh, root_present, watch_base
+from .delta import local_engine_maker, refresh, root_present, watch_base
 from .paths import apply, classify
 
 log = logging.getLogger("semsearch")
@@ -103,14 +103,17 @@ class Watcher:
                 f"the index at {self.index_dir.path} remembers no folders to watch; "
                 "name the paths to watch"
             )
-        self._make_engine = make_engine or _engine_maker(embedder)
+        self._make_engine = make_engine or local_engine_maker(embedder)
         self.debounce, self.step, self.tick, self.rescan = debounce, step, tick, rescan
         self.force_polling = force_polling
         self.lock_timeout = lock_timeout
         self.on_batch = on_batch
         self.batches = 0
         self.last: BatchReport | None = None
-        self._index_prefix = str(self.index_dir.path.resolve()) + os.sep
+        where = self.index_dir.path
+        self._index_prefixes = tuple(  # events name paths as given or resolved: skip both
+            {os.path.abspath(where) + os.sep, str(where.resolve()) + os.sep}
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
@@ -122,6 +125,7 @@ class Watcher:
         self._last_scan = time.monotonic()
         self._identity: dict[str, tuple[int, int] | None] = {}
         self._gone: set[str] = set()
+        self._last_failure = ""
 
     # --- running -----------------------------------------------------------------------------
 
@@ -210,7 +214,12 @@ class Watcher:
             try:
                 self._watch(present, interruptible)
             except (OSError, RuntimeError) as exc:  # inotify limits, a root vanishing mid-setup
-                log.warning("file watching failed (%s); starting it again", first_line(exc))
+                if not self.force_polling:
+                    log.warning("file watching failed (%s); polling instead", first_line(exc))
+                    self.force_polling = True
+                elif str(exc) != self._last_failure:
+                    log.warning("file watching failed (%s); trying again", first_line(exc))
+                self._last_failure = str(exc)
                 self._stop.wait(self.tick)
 
     def _watch(self, present: list[str], interruptible: bool) -> None:
@@ -254,7 +263,7 @@ class Watcher:
     def _interesting(self, change: Any, path: str) -> bool:
         """Events worth a batch: not inside the index itself, not an editor's scratch file,
         not under a hidden folder (discovery skips those anyway)."""
-        if path.startswith(self._index_prefix):
+        if path.startswith(self._index_prefixes):
             return False
         name = os.path.basename(path)
         if name in _RULE_FILES:
@@ -312,13 +321,13 @@ class Watcher:
                 result = apply(
                     self.index_dir, self._make_engine, targeted, lock_timeout=self.lock_timeout
                 )
-        except (SemsearchError, OSError) as exc:
+        except Exception as exc:  # a watcher must outlive any one batch
             # Disk full, the index busy, a file that could not be read: the live index is
             # as it was; say so once and walk these roots again after a pause.
             self._full.update(roots)
             self._failures += 1
             self._retry_at = time.monotonic() + min(2.0 * 2 ** (self._failures - 1), 60.0)
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+            reason = _reason(exc)
             report = BatchReport(0, 0, 0, time.perf_counter() - started, events, False, reason)
             log.error("batch failed, retrying: %s", report.error)
             self._publish(report)
@@ -341,32 +350,12 @@ class Watcher:
             self.on_batch(report)
 
 
-def _engine_maker(embedder: Embedder | None) -> Callable[[Manifest], Engine]:
-    """A local engine for each batch that needs one; the model is loaded once, on first use."""
-    from .. import config
-    from ..embed import load_embedder
-    from ..store.embedding_cache import EmbeddingCache, encode_cached
-
-    loaded: list[Embedder] = [embedder] if embedder is not None else []
-    caches: list[EmbeddingCache] = []
-
-    def make(manifest: Manifest) -> Engine:
-        cfg = config.load()
-        if not loaded:
-            loaded.append(
-                load_embedder(
-                    manifest.model,
-                    manifest.precision,
-                    runtime=cfg.runtime,
-                    model_cache=cfg.model_cache,
-                )
-            )
-        if not caches:
-            caches.append(EmbeddingCache(cfg.embedding_cache))
-        emb, cache = loaded[0], caches[0]
-        return LocalEngine(emb, lambda texts: encode_cached(emb, texts, cache))
-
-    return make
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, SemsearchError):
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)}"  # unexpected: name it
 
 
 def _identity(path: str) -> tuple[int, int] | None:
