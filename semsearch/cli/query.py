@@ -46,7 +46,13 @@ def query(
         float | None,
         typer.Option(
             "--min-score",
-            help="Drop hits whose score (the number printed before each hit) is below this.",
+            help=(
+                "Drop hits whose score (the number printed before each hit) is below this. "
+                "dense: cosine similarity. keyword: the document's BM25 as a fraction of a "
+                "full match (1 = every query word once, at average length). hybrid (0-1): "
+                "0.5 x the cosine's rise above the query's background + 0.5 x the keyword "
+                "fraction capped at 1."
+            ),
         ),
     ] = None,
     refresh: Annotated[
