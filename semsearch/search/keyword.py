@@ -18,6 +18,8 @@ from ..store.tokenize import is_cjk
 
 #: Matching chunks taken per document among the best documents (a long document's best).
 DOC_CHUNK_FACTOR = 4
+#: Weight of a chunk's own BM25 beside its document's in the keyword evidence.
+CHUNK_WEIGHT = 0.25
 #: Replacements kept for one unknown term.
 FUZZY_CHOICES = 2
 #: Shortest term corrected (shorter ones have too many neighbours to guess from).
@@ -77,20 +79,23 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 @dataclass(frozen=True)
 class KeywordHits:
-    """One query's keyword candidates: chunk rows, each chunk's BM25 and its document's
-    BM25 (document level; the chunk's own on a legacy store), and the full-match BM25
-    that turns them into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
+    """One query's keyword candidates (chunk rows, best first by nothing in particular),
+    the BM25 known so far per chunk and per document, and the full-match BM25 that turns
+    them into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
 
     rows: np.ndarray
-    chunk_bm25: np.ndarray
-    doc_ids: tuple[str, ...]
+    chunk_bm25: dict[int, float]
     doc_bm25: dict[str, float]
     full_match: float
     terms: tuple[str, ...]
 
-    def doc_scores(self, doc_ids: Sequence[str]) -> np.ndarray:
-        """Document-level BM25 for each of ``doc_ids`` (0 where no query term matched)."""
-        return np.array([self.doc_bm25.get(d, 0.0) for d in doc_ids], dtype=np.float64)
+    def evidence(self, rows: np.ndarray, doc_ids: Sequence[str]) -> np.ndarray:
+        """Keyword evidence of each chunk: its document's BM25 and its own, weighted
+        ``1 - CHUNK_WEIGHT : CHUNK_WEIGHT`` (the document ranks, the chunk picks the
+        passage). 0 where no query term matched."""
+        doc = np.array([self.doc_bm25.get(d, 0.0) for d in doc_ids], dtype=np.float64)
+        own = np.array([self.chunk_bm25.get(int(r), 0.0) for r in rows], dtype=np.float64)
+        return (1.0 - CHUNK_WEIGHT) * doc + CHUNK_WEIGHT * own
 
 
 def keyword_hits(
@@ -101,10 +106,10 @@ def keyword_hits(
     args: Sequence[Any] = (),
     *,
     fuzzy: bool = True,
-) -> KeywordHits:
+) -> tuple[KeywordHits, list[str]]:
     """The best ``depth`` chunks by BM25, plus the matching chunks of the best ``depth``
     documents by document-level BM25 (a document can match as a whole where no single
-    chunk holds all the query's words)."""
+    chunk holds all the query's words). Returns the hits and each row's document."""
     qt = query_terms(kw, text, fuzzy=fuzzy)
     rows, bm25, docs = kw.chunks(qt, depth, clauses, args)
     top = kw.top_documents(qt, depth, clauses, args)
@@ -117,18 +122,28 @@ def keyword_hits(
         rows, first = np.unique(rows, return_index=True)
         bm25 = bm25[first]
         docs = [docs[i] for i in first.tolist()]
+    chunk = dict(zip(rows.tolist(), bm25.tolist(), strict=True))
     doc_bm25 = dict(top)
-    if kw.legacy:
+    if kw.legacy:  # no document table: a document is as good as its best chunk
         for d, s in zip(docs, bm25.tolist(), strict=True):
             doc_bm25[d] = max(doc_bm25.get(d, 0.0), s)
-    return KeywordHits(rows, bm25, tuple(docs), doc_bm25, kw.full_match(qt), tuple(qt))
+    return KeywordHits(rows, chunk, doc_bm25, kw.full_match(qt), tuple(qt)), docs
 
 
-def complete(hits: KeywordHits, kw: KeywordIndex, doc_ids: Sequence[str]) -> KeywordHits:
-    """``hits`` with the document-level BM25 of ``doc_ids`` filled in (for dense
-    candidates whose documents were not among the best keyword documents)."""
-    missing = [d for d in set(doc_ids) if d not in hits.doc_bm25]
-    if not missing or kw.legacy:
+def complete(
+    hits: KeywordHits, kw: KeywordIndex, rows: np.ndarray, doc_ids: Sequence[str]
+) -> KeywordHits:
+    """``hits`` with the BM25 of ``rows`` and of their documents filled in (for dense
+    candidates the keyword lists did not reach)."""
+    missing_rows = [r for r in rows.tolist() if r not in hits.chunk_bm25]
+    missing_docs = [d for d in set(doc_ids) if d not in hits.doc_bm25]
+    if not missing_rows and not missing_docs:
         return hits
-    found = {**hits.doc_bm25, **kw.documents(hits.terms, missing)}
-    return KeywordHits(hits.rows, hits.chunk_bm25, hits.doc_ids, found, hits.full_match, hits.terms)
+    chunk = {**hits.chunk_bm25, **kw.chunk_scores(hits.terms, missing_rows)}
+    docs = dict(hits.doc_bm25)
+    if kw.legacy:
+        for r, d in zip(rows.tolist(), doc_ids, strict=True):
+            docs[d] = max(docs.get(d, 0.0), chunk.get(r, 0.0))
+    else:
+        docs.update(kw.documents(hits.terms, missing_docs))
+    return KeywordHits(hits.rows, chunk, docs, hits.full_match, hits.terms)

@@ -116,9 +116,10 @@ def retrieve(
     else:
         kw = store.keyword_index()
         clauses, args = where_sql(opts.where or {})
-        hits = [keyword_hits(kw, q, depth, clauses, args) for q in queries]
+        found = [keyword_hits(kw, q, depth, clauses, args) for q in queries]
+        hits = [h for h, _ in found]
         if opts.mode == "keyword":
-            ranked = [_keyword_ranked(h) for h in hits]
+            ranked = [_keyword_ranked(h, docs) for h, docs in found]
         else:
             ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
     return [
@@ -135,15 +136,17 @@ def _dense(
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
-def _keyword_ranked(h: KeywordHits) -> Ranked:
-    """Documents by document-level BM25, then their chunks by their own BM25. The score is
-    the fraction of a full match (1.0: every query term once, at average length)."""
-    doc = h.doc_scores(h.doc_ids)
-    # the chunk's own BM25 breaks ties between chunks of one document
-    order = np.lexsort((h.rows, -h.chunk_bm25, -doc))
+def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
+    """Chunks by keyword evidence (their document's BM25 and their own). The score is its
+    fraction of a full match (1.0: every query term once, at average length)."""
+    evidence = h.evidence(h.rows, docs)
+    pos = order(h.rows, evidence)
     full = h.full_match if h.full_match > 0 else 1.0
-    scores = (doc[order] / full).astype(np.float32)
-    return Ranked(h.rows[order], scores, keyword=doc[order].astype(np.float32))
+    return Ranked(
+        h.rows[pos],
+        (evidence[pos] / full).astype(np.float32),
+        keyword=evidence[pos].astype(np.float32),
+    )
 
 
 def _hybrid(
@@ -160,28 +163,28 @@ def _hybrid(
     """Blend the two parts (:mod:`.fuse`), then once more after moving each query vector
     towards its first pass's best documents (pseudo-relevance feedback)."""
     first = []
+    moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
         rows = np.union1d(dense[n][0], h.rows)
         docs = fts.doc_ids_of(store.conn, rows)
-        hits[n] = h = complete(h, kw, docs)
-        key = keyword_part(h.doc_scores(docs), h.full_match)
-        first.append((rows, docs, key))
-    moved = np.empty_like(qvecs)
-    for n, (rows, docs, key) in enumerate(first):
+        hits[n] = h = complete(h, kw, rows, docs)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
-        s = blend(dense_part(cos, _floor(dense[n][1])), key)
+        s = blend(
+            dense_part(cos, _floor(dense[n][1])), keyword_part(h.evidence(rows, docs), h.full_match)
+        )
         best = _best_documents(rows[order(rows, s)], docs, rows, FEEDBACK_DOCS)
         moved[n] = feedback_query(qvecs[n], np.asarray(vectors[best], np.float32), FEEDBACK_WEIGHT)
+        first.append(rows)
     second = _dense(index, moved, depth, subset)
     out = []
     for n, h in enumerate(hits):
-        rows = np.union1d(second[n][0], first[n][0])
+        rows = np.union1d(second[n][0], first[n])
         docs = fts.doc_ids_of(store.conn, rows)
-        h = complete(h, kw, docs)
+        h = complete(h, kw, rows, docs)
         vecs = np.asarray(vectors[rows], np.float32)
+        evidence = h.evidence(rows, docs)
         s = blend(
-            dense_part(vecs @ moved[n], _floor(second[n][1])),
-            keyword_part(h.doc_scores(docs), h.full_match),
+            dense_part(vecs @ moved[n], _floor(second[n][1])), keyword_part(evidence, h.full_match)
         )
         pos = order(rows, s)
         out.append(
@@ -189,7 +192,7 @@ def _hybrid(
                 rows[pos],
                 s[pos].astype(np.float32),
                 dense=(vecs @ qvecs[n])[pos].astype(np.float32),
-                keyword=h.doc_scores(docs)[pos].astype(np.float32),
+                keyword=evidence[pos].astype(np.float32),
             )
         )
     return out

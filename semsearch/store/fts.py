@@ -152,6 +152,23 @@ class KeywordIndex:
         )
 
     @_reading
+    def chunk_scores(self, query_terms: Sequence[str], rows: Sequence[int]) -> dict[int, float]:
+        """Chunk-level BM25 of the given rows (absent: no query term in them)."""
+        out: dict[int, float] = {}
+        wanted = sorted({int(r) for r in rows})
+        if not query_terms:
+            return out
+        for i in range(0, len(wanted), 500):
+            part = ",".join(str(r) for r in wanted[i : i + 500])
+            cur = self.conn.execute(
+                "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
+                f" AND rowid IN ({part})",
+                [match_expr(query_terms)],
+            )
+            out.update((int(r), float(s)) for r, s in cur)
+        return out
+
+    @_reading
     def documents(self, query_terms: Sequence[str], doc_ids: Sequence[str]) -> dict[str, float]:
         """Document-level BM25 of the given documents (absent: no query term in them).
         A legacy store has no document table: the result is empty."""
