@@ -15,8 +15,8 @@ from .conftest import FakeEmbedder
 def test_parts_and_blend_match_hand_computation() -> None:
     # background 0.2: cosine 0.6 is half way from 0.2 to 1
     assert np.allclose(dense_part(np.array([0.6, 0.2, 0.1, 1.0]), 0.2), [0.5, 0.0, 0.0, 1.0])
-    # BM25 3 of a full match 4 -> 0.75; above a full match is capped; no known term -> 0
-    assert np.allclose(keyword_part(np.array([3.0, 0.0, 9.0, np.nan]), 4.0), [0.75, 0, 1, 0])
+    # BM25 3 over its ceiling 2.2 x 4 (idf sum 4); at most 1; no known term -> 0
+    assert np.allclose(keyword_part(np.array([3.0, 0.0, 99.0, np.nan]), 4.0), [3 / 8.8, 0, 1, 0])
     assert np.allclose(keyword_part(np.array([3.0]), 0.0), [0.0])
     assert np.allclose(blend(np.array([0.5, 1.0]), np.array([0.75, 0.0]), alpha=0.4),
                        [0.4 * 0.5 + 0.6 * 0.75, 0.4])  # fmt: skip

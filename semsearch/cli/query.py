@@ -48,10 +48,10 @@ def query(
             "--min-score",
             help=(
                 "Drop hits whose score (the number printed before each hit) is below this. "
-                "dense: cosine similarity. keyword: the document's BM25 as a fraction of a "
-                "full match (1 = every query word once, at average length). hybrid (0-1): "
-                "0.5 x the cosine's rise above the query's background + 0.5 x the keyword "
-                "fraction capped at 1."
+                "dense: cosine similarity. keyword (0-1): BM25 as a fraction of the most BM25 "
+                "can give the query's words (each once, in a document of average length: "
+                "0.45). hybrid (0-1): 0.35 x the cosine's rise above the query's background "
+                "(as a fraction of the way to 1) + 0.65 x the keyword fraction."
             ),
         ),
     ] = None,

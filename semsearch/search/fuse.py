@@ -3,9 +3,10 @@
 * dense part: how far the chunk's cosine stands above the query's background (the cosine
   of the ``CANDIDATES``-th best chunk), as a fraction of the way to a perfect 1.0. A query
   that matches nothing in particular ("the and of") stays near 0 however its list is cut.
-* keyword part: the document's BM25 over the BM25 a document would get by holding every
-  query term once at average length, capped at 1. Half the query's term weight matched
-  reads 0.5 whatever the query's length or rarity.
+* keyword part: the BM25 evidence as a fraction of the most BM25 can give the query's
+  words (each word's idf x (k1 + 1), reached as a word repeats without end). It reads the
+  same whatever the query's length or the words' rarity; one mention of every query word
+  in a document of average length gives 1 / (k1 + 1) = 0.45.
 * hybrid: ``ALPHA * dense + (1 - ALPHA) * keyword``, in [0, 1].
 
 Pure functions on arrays, so each can be checked against a hand computation.
@@ -17,7 +18,9 @@ import numpy as np
 
 #: Weight of the dense part in the hybrid score, chosen by leaving one collection out at a
 #: time over four BEIR collections (README, "Ranking quality").
-ALPHA = 0.5
+ALPHA = 0.35
+#: FTS5's BM25 k1 + 1: a word's score approaches idf x this as it repeats.
+K1_PLUS_1 = 2.2
 #: Pseudo-relevance feedback: the query vector moves towards the mean vector of the first
 #: pass's best FEEDBACK_DOCS hits (distinct documents) with this weight (README).
 FEEDBACK_WEIGHT = 1.0
@@ -31,12 +34,12 @@ def dense_part(cosine: np.ndarray, floor: float) -> np.ndarray:
 
 
 def keyword_part(bm25: np.ndarray, full_match: float) -> np.ndarray:
-    """BM25 over a full match's BM25 (``full_match``: sum of the query terms' idf), in
-    [0, 1]; 0 everywhere when no query term is in the index."""
+    """BM25 as a fraction of its ceiling ``K1_PLUS_1 * full_match`` (``full_match``: the sum
+    of the query terms' idf), in [0, 1]; 0 everywhere when no query term is in the index."""
     b = np.nan_to_num(np.asarray(bm25, np.float64), nan=0.0)
     if full_match <= 0:
         return np.zeros_like(b)
-    return np.clip(b / full_match, 0.0, 1.0)
+    return np.clip(b / (K1_PLUS_1 * full_match), 0.0, 1.0)
 
 
 def blend(dense: np.ndarray, keyword: np.ndarray, alpha: float = ALPHA) -> np.ndarray:

@@ -137,16 +137,12 @@ def _dense(
 
 
 def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
-    """Chunks by keyword evidence (their document's BM25 and their own). The score is its
-    fraction of a full match (1.0: every query term once, at average length)."""
+    """Chunks by keyword evidence (their document's BM25 and their own); the score is the
+    keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
     evidence = h.evidence(h.rows, docs)
     pos = order(h.rows, evidence)
-    full = h.full_match if h.full_match > 0 else 1.0
-    return Ranked(
-        h.rows[pos],
-        (evidence[pos] / full).astype(np.float32),
-        keyword=evidence[pos].astype(np.float32),
-    )
+    scores = keyword_part(evidence[pos], h.full_match).astype(np.float32)
+    return Ranked(h.rows[pos], scores, keyword=evidence[pos].astype(np.float32))
 
 
 def _hybrid(
