@@ -88,7 +88,8 @@ def test_stopwords_only_score_low_and_real_queries_high(
     index.add_paths([SEEDS])
     noise = index.search("the and of", k=1)[0].score
     real = index.search("trade decline between Belarus and Russia", k=1)[0].score
-    assert noise < 0.35 < real  # min-max scaling gave "the and of" 0.972
+    unknown = index.search("xylophone quantum giraffe", k=1)[0].score
+    assert max(noise, unknown) < 0.25 and real > 0.6  # min-max gave "the and of" 0.972
 
 
 @pytest.mark.slow
