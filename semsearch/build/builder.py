@@ -216,7 +216,8 @@ class _Generation:
         plan = make_plan(self.changes, self.old.docs)
         if self.changes.rebuild:
             self._rebuild_kept(plan)
-        if self.old.manifest is not None and not plan.changed:
+        stale_terms = self.old.store is not None and not self.old.store.keyword_index().current
+        if self.old.manifest is not None and not plan.changed and not stale_terms:
             return self._stats(plan, changed=False)
         self.tmp = self.index_dir.new_tmp()
         self.store = ChunkStore.create(self.tmp / CHUNKS)

@@ -55,3 +55,12 @@ def eval_(
             f"{r.mode:<8} {r.ndcg_at_10:>8.3f} {r.recall_at_10:>10.3f} "
             f"{r.recall_at_100:>11.3f} {r.mrr_at_10:>7.3f}"
         )
+    if report.baseline_ndcg_at_10 is not None:
+        typer.echo(f"BM25 baseline (bm25_baseline.json): nDCG@10 {report.baseline_ndcg_at_10:.3f}")
+        for r in report.results:
+            if (p := r.vs_baseline) is not None:
+                typer.echo(
+                    f"  {r.mode:<8} minus baseline {p.mean:+.3f} (95% bootstrap "
+                    f"{p.low:+.3f}..{p.high:+.3f}; better on {p.wins}, worse on {p.losses} "
+                    f"of {p.queries} queries)"
+                )

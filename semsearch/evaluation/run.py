@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config
@@ -20,7 +20,8 @@ from ..ingest.chunk import DEFAULT_CHUNK_TOKENS
 from ..search import MODES, Mode
 from ..util import file_digest
 from .beir import load_beir
-from .metrics import evaluate
+from .compare import Paired, paired, read_baseline
+from .metrics import evaluate, per_query
 
 #: Chunk hits fetched per query before collapsing to documents (enough for Recall@100).
 CHUNK_DEPTH = 300
@@ -34,6 +35,10 @@ class ModeScores:
     recall_at_10: float
     recall_at_100: float
     mrr_at_10: float
+    #: nDCG@10 of each judged query, for paired comparisons (:mod:`.compare`).
+    per_query: Mapping[str, float] = field(default_factory=dict)
+    #: This mode minus the collection's BM25 baseline, per query, when it ships one.
+    vs_baseline: Paired | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class EvalReport:
     index_dir: str
     scoring: str
     results: tuple[ModeScores, ...]
+    #: nDCG@10 of the collection's own BM25 baseline (``bm25_baseline.json``), if any.
+    baseline_ndcg_at_10: float | None = None
 
 
 def run_eval(
@@ -64,6 +71,7 @@ def run_eval(
 ) -> EvalReport:
     """Evaluate every mode on a BEIR collection and return the mean metrics."""
     collection = load_beir(Path(dataset), split)
+    baseline = read_baseline(collection.root) if split == "test" else None
     embedder = embedder if embedder is not None else load_embedder(model, precision)
     root = cache if cache is not None else config.load().eval_cache
     index_dir = root / _index_key(collection.corpus_path, embedder, chunk_tokens)
@@ -83,9 +91,13 @@ def run_eval(
                     best.setdefault(h.doc_id, h.score)
                 run[q.id] = list(best.items())[:100]
         ev = evaluate(collection.qrels, run, ks=(10, 100))
+        each = {q: e.at(10).ndcg for q, e in per_query(collection.qrels, run, ks=(10,)).items()}
         results.append(
-            ModeScores(mode, ev.at(10).ndcg, ev.at(10).recall, ev.at(100).recall, ev.at(10).mrr)
-        )
+            ModeScores(
+                mode, ev.at(10).ndcg, ev.at(10).recall, ev.at(100).recall, ev.at(10).mrr, each,
+                paired(each, baseline.per_query) if baseline else None,
+            )
+        )  # fmt: skip
     info = index.info()
     return EvalReport(
         dataset=str(collection.root),
@@ -98,6 +110,7 @@ def run_eval(
         index_dir=str(index_dir),
         scoring="a document's score is its best chunk's score",
         results=tuple(results),
+        baseline_ndcg_at_10=baseline.ndcg_at_10 if baseline else None,
     )
 
 

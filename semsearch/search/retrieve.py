@@ -16,16 +16,26 @@ import numpy as np
 from ..embed import Embedder
 from ..errors import UsageError
 from ..index import VectorIndex
-from ..store.chunkstore import ChunkStore
-from .fuse import blend
-from .keyword import keyword_query
+from ..store import fts
+from ..store.chunkstore import ChunkStore, where_sql
+from ..store.fts import KeywordIndex
+from .fuse import (
+    FEEDBACK_DOCS,
+    FEEDBACK_WEIGHT,
+    blend,
+    dense_part,
+    feedback_query,
+    keyword_part,
+    order,
+)
+from .keyword import KeywordHits, complete, keyword_hits
 from .shape import cap_per_source, mmr
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
-#: Default retrieval mode, chosen by measurement on SciFact (README, "Ranking quality").
+#: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
 DEFAULT_MODE: Mode = "hybrid"
-#: Candidates taken from each list before fusion or re-ranking (200 measured best on SciFact).
+#: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
 CANDIDATES = 200
 #: The most hits one query may ask for: bounds memory and time whatever the caller sends.
 MAX_K = 10_000
@@ -97,43 +107,112 @@ def retrieve(
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
         return [empty for _ in queries]
     shaping = opts.per_source is not None or opts.diverse
-    depth = max(opts.k, CANDIDATES) if (opts.mode == "hybrid" or shaping) else opts.k
-    dense: list[Ranked] = []
-    qvecs = None
-    if opts.mode != "keyword":
-        qvecs = embedder.encode(list(queries), kind="query")
-        result = index.search(qvecs, depth, subset)
-        # A row id of -1 is faiss's "no hit" (a NaN score, or fewer rows than asked for).
-        dense = [
-            Ranked(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)
-        ]
-    out = []
-    for n, q in enumerate(queries):
-        if opts.mode == "dense":
-            ranked = Ranked(dense[n].rows, dense[n].scores, dense=dense[n].scores)
+    depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
+    embedded = opts.mode != "keyword"
+    qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
+    dense = _dense(index, qvecs, depth, subset) if embedded else []
+    if opts.mode == "dense":
+        ranked = [Ranked(rows, cos, dense=cos) for rows, cos in dense]
+    else:
+        kw = store.keyword_index()
+        clauses, args = where_sql(opts.where or {})
+        found = [keyword_hits(kw, q, depth, clauses, args) for q in queries]
+        hits = [h for h, _ in found]
+        if opts.mode == "keyword":
+            ranked = [_keyword_ranked(h, docs) for h, docs in found]
         else:
-            kw = _keyword(store, q, depth, opts.where)
-            ranked = Ranked(kw.rows, kw.scores, keyword=kw.scores)
-            if opts.mode == "hybrid":
-                d = dense[n]
-                ids, scores = blend((d.rows, d.scores), (kw.rows, kw.scores))
-                ranked = Ranked(ids, scores, _parts(ids, d), _parts(ids, kw))
-        out.append(_shape(ranked, opts, store, vectors, None if qvecs is None else qvecs[n]))
+            ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
+    return [
+        _shape(r, opts, store, vectors, qvecs[n] if embedded else None)
+        for n, r in enumerate(ranked)
+    ]
+
+
+def _dense(
+    index: VectorIndex, qvecs: np.ndarray, depth: int, subset: np.ndarray | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    result = index.search(qvecs, depth, subset)
+    # A row id of -1 is faiss's "no hit" (a NaN score, or fewer rows than asked for).
+    return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
+
+
+def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
+    """Chunks by keyword evidence (their document's BM25 and their own); the score is the
+    keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
+    evidence = h.evidence(h.rows, docs)
+    pos = order(h.rows, evidence)
+    scores = keyword_part(evidence[pos], h.full_match).astype(np.float32)
+    return Ranked(h.rows[pos], scores, keyword=evidence[pos].astype(np.float32))
+
+
+def _hybrid(
+    qvecs: np.ndarray,
+    dense: list[tuple[np.ndarray, np.ndarray]],
+    hits: list[KeywordHits],
+    kw: KeywordIndex,
+    index: VectorIndex,
+    store: ChunkStore,
+    vectors: np.ndarray,
+    depth: int,
+    subset: np.ndarray | None,
+) -> list[Ranked]:
+    """Blend the two parts (:mod:`.fuse`), then once more after moving each query vector
+    towards its first pass's best documents (pseudo-relevance feedback)."""
+    first = []
+    moved = np.empty_like(qvecs)
+    for n, h in enumerate(hits):
+        rows = np.union1d(dense[n][0], h.rows)
+        docs = fts.doc_ids_of(store.conn, rows)
+        hits[n] = h = complete(h, kw, rows, docs)
+        cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
+        s = blend(
+            dense_part(cos, _floor(dense[n][1])), keyword_part(h.evidence(rows, docs), h.full_match)
+        )
+        best = _best_documents(rows[order(rows, s)], docs, rows, FEEDBACK_DOCS)
+        moved[n] = feedback_query(qvecs[n], np.asarray(vectors[best], np.float32), FEEDBACK_WEIGHT)
+        first.append(rows)
+    second = _dense(index, moved, depth, subset)
+    out = []
+    for n, h in enumerate(hits):
+        rows = np.union1d(second[n][0], first[n])
+        docs = fts.doc_ids_of(store.conn, rows)
+        h = complete(h, kw, rows, docs)
+        vecs = np.asarray(vectors[rows], np.float32)
+        evidence = h.evidence(rows, docs)
+        s = blend(
+            dense_part(vecs @ moved[n], _floor(second[n][1])), keyword_part(evidence, h.full_match)
+        )
+        pos = order(rows, s)
+        out.append(
+            Ranked(
+                rows[pos],
+                s[pos].astype(np.float32),
+                dense=(vecs @ qvecs[n])[pos].astype(np.float32),
+                keyword=evidence[pos].astype(np.float32),
+            )
+        )
     return out
 
 
-def _keyword(store: ChunkStore, query: str, depth: int, where: Mapping[str, Any] | None) -> Ranked:
-    fts = keyword_query(query)
-    if fts is None:
-        return Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
-    ids, scores = store.keyword_search(fts, depth, where)
-    return Ranked(ids, scores)
+def _floor(cosines: np.ndarray) -> float:
+    """The query's background similarity: the weakest cosine of its dense candidates."""
+    return float(cosines.min()) if len(cosines) else 0.0
 
 
-def _parts(ids: np.ndarray, source: Ranked) -> np.ndarray:
-    """Each id's score in ``source`` (NaN where absent)."""
-    lookup = dict(zip(source.rows.tolist(), source.scores.tolist(), strict=True))
-    return np.array([lookup.get(i, np.nan) for i in ids.tolist()], dtype=np.float32)
+def _best_documents(
+    ranked_rows: np.ndarray, docs: Sequence[str], rows: np.ndarray, m: int
+) -> np.ndarray:
+    """The first ``m`` rows of ``ranked_rows`` from distinct documents."""
+    doc_of = dict(zip(rows.tolist(), docs, strict=True))
+    seen: set[str] = set()
+    picked = []
+    for r in ranked_rows.tolist():
+        if doc_of[r] not in seen:
+            seen.add(doc_of[r])
+            picked.append(r)
+            if len(picked) == m:
+                break
+    return np.asarray(picked, dtype=np.int64)
 
 
 def _shape(

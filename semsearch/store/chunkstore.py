@@ -2,7 +2,7 @@
 
 Row ``r`` of the vector file belongs to the chunk with ``row = r``. ``chunk_id`` is the
 stable identifier users see; it survives re-indexing of unchanged documents while rows
-are renumbered. The keyword index (:mod:`.fts`) mirrors the chunk texts.
+are renumbered. The keyword index (:mod:`.fts`) mirrors the chunk texts as terms.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ class ChunkStore:
         self.conn = conn
         self.path = path
         self._columns = _present_columns(conn)
+        self._keyword: fts.KeywordIndex | None = None
 
     @classmethod
     def create(cls, path: Path | str) -> ChunkStore:
@@ -219,7 +220,7 @@ class ChunkStore:
                 f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, {chunk_cols}"
                 f" FROM old.chunks c WHERE {keep} ORDER BY row"
             )
-            fts.rebuild(c)
+            fts.copy_from(c, "old")
             cur = c.execute(f"SELECT row FROM old.chunks WHERE {keep} ORDER BY row")
             rows = np.fromiter((r[0] for r in cur), dtype=np.int64)
             c.execute("DROP TABLE temp.drop_ids")
@@ -231,6 +232,8 @@ class ChunkStore:
         return rows
 
     def commit(self) -> None:
+        """Finish the keyword index (document-level rows) and commit: call once, last."""
+        fts.finish(self.conn)
         self.conn.commit()
 
     # --- reading -------------------------------------------------------------------------
@@ -357,13 +360,11 @@ class ChunkStore:
         cur = self.conn.execute(sql + " ORDER BY c.row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
-    @_reading
-    def keyword_search(
-        self, fts_query: str, k: int, where: Mapping[str, Any] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``k`` rows by BM25 for an FTS query; scores are positive, higher better."""
-        clauses, args = where_sql(where or {})
-        return fts.search(self.conn, fts_query, k, clauses, args)
+    def keyword_index(self) -> fts.KeywordIndex:
+        """The BM25 side of this store (see :mod:`.fts`)."""
+        if self._keyword is None:
+            self._keyword = fts.KeywordIndex(self.conn)
+        return self._keyword
 
 
 def where_sql(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:

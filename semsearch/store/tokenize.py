@@ -1,0 +1,104 @@
+"""Keyword terms for any script: fold case and accents, stem per script, bigram CJK.
+
+Documents and queries go through the same function, so whatever it does to a word it does
+on both sides. The output is plain space-separated terms that SQLite's FTS5 ``ascii``
+tokenizer splits back without changing them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Callable
+
+#: Stored with every keyword index: terms made by another version are made again.
+TERMS_VERSION = "1"
+
+#: Lucene's English stopword list (the one bm25s and the baselines use): dropped on both sides.
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
+
+_WORD = re.compile(r"[^\W_]+")
+# Han, Hiragana, Katakana, Hangul and their extensions: written without spaces between
+# words (Hangul mostly with, but its words inflect), so they are indexed as overlapping
+# character pairs, the way Lucene's CJK analyzer does.
+_CJK = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+"
+)
+
+
+def _script(ch: str) -> str:
+    o = ord(ch)
+    if 0x0370 <= o <= 0x03FF or 0x1F00 <= o <= 0x1FFF:
+        return "greek"
+    if 0x0400 <= o <= 0x052F:
+        return "russian"
+    if 0x0600 <= o <= 0x06FF or 0x0750 <= o <= 0x077F:
+        return "arabic"
+    if o < 0x0250 or 0x1E00 <= o <= 0x1EFF:
+        return "english"
+    return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _stemmer(language: str) -> Callable[[str], str]:
+    import Stemmer
+
+    return Stemmer.Stemmer(language).stemWord  # type: ignore[no-any-return]
+
+
+def _fold(text: str) -> str:
+    """Casefold and drop accents of Latin, Greek, Cyrillic and Arabic letters (é→e, ά→α,
+    Arabic short vowels), leaving marks that change the letter in other scripts (Japanese
+    dakuten, Indic vowel signs)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(ch) and out and ord(out[-1]) < 0x0800:
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def is_cjk(term: str) -> bool:
+    """Whether a term is a CJK character pair (or single character)."""
+    return bool(_CJK.match(term))
+
+
+def terms(text: str, *, stem: bool = True) -> list[str]:
+    """The keyword terms of ``text`` in order (stopwords and one-letter words dropped)."""
+    out: list[str] = []
+    for word in _WORD.findall(_fold(text)):
+        if not word.isascii() and _CJK.search(word):
+            pos = 0
+            for m in _CJK.finditer(word):
+                if m.start() > pos:
+                    out.extend(_word_terms(word[pos : m.start()], stem))
+                run = m.group()
+                out.extend(
+                    [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+                )
+                pos = m.end()
+            if pos < len(word):
+                out.extend(_word_terms(word[pos:], stem))
+        else:
+            out.extend(_word_terms(word, stem))
+    return out
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    language = _script(word[0])
+    return _stemmer(language)(word) if language else word
+
+
+def _word_terms(word: str, stem: bool) -> list[str]:
+    if len(word) < 2 or word in STOPWORDS:
+        return []
+    return [_stem(word) if stem else word]

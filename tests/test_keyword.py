@@ -1,0 +1,143 @@
+"""Keyword search in any script, typo fallback, and the keyword index kept in sync."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from semsearch import SemanticIndex
+from semsearch.search.keyword import edit_distance
+from semsearch.store.fts import KeywordIndex
+from semsearch.store.tokenize import terms
+
+from .conftest import FakeEmbedder
+
+# One real sentence per script; the query differs from the text in case, accents or
+# inflection, as a person would type it.
+SENTENCES = {
+    "fr": ("Les élèves étudient à l'université de Genève depuis septembre.", "ELEVES geneve"),
+    "de": ("Die Straße in München ist im Sommer völlig überfüllt.", "strasse MUNCHEN"),
+    "es": ("La niña comió paella en Valencia durante las vacaciones.", "nina valència"),
+    "ru": ("Москва — столица России и крупнейший город страны.", "столицы москвы"),
+    "uk": ("Київ розташований на берегах річки Дніпро.", "ДНІПРО"),
+    "el": ("Η Αθήνα είναι η πρωτεύουσα και η μεγαλύτερη πόλη της Ελλάδας.", "ΑΘΗΝΑ πρωτευουσα"),
+    "ar": ("القاهرة هي عاصمة جمهورية مصر العربية وأكبر مدنها.", "عاصمة مصر"),
+    "he": ("ירושלים היא עיר עתיקה עם היסטוריה ארוכה.", "ירושלים"),
+    "zh": ("北京是中华人民共和国的首都，也是全国的政治中心。", "政治中心"),
+    "ja": ("東京は日本の首都であり、最大の都市です。", "最大の都市"),
+    "ko": ("서울은 대한민국의 수도이며 가장 큰 도시이다.", "대한민국"),
+    "hi": ("दिल्ली भारत की राजधानी है और एक बड़ा शहर है।", "राजधानी"),
+}
+
+
+@pytest.fixture(scope="module")
+def world() -> SemanticIndex:
+    texts = [s for s, _ in SENTENCES.values()]
+    return SemanticIndex.from_texts(texts, ids=list(SENTENCES), embedder=FakeEmbedder())
+
+
+@pytest.mark.parametrize("lang", list(SENTENCES))
+def test_keyword_search_finds_each_script(world: SemanticIndex, lang: str) -> None:
+    hits = world.search(SENTENCES[lang][1], k=5, mode="keyword")
+    assert [h.doc_id for h in hits] == [lang]  # found, and nothing in another script matches
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja", "ko", "ru", "ar"])
+def test_hybrid_ranks_the_script_match_first(world: SemanticIndex, lang: str) -> None:
+    assert world.search(SENTENCES[lang][1], k=3, mode="hybrid")[0].doc_id == lang
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The CAFÉ was naïve", ["cafe", "naiv"]),  # stopword, case, accents, English stem
+        ("Straße", ["strass"]),  # ß casefolds to ss
+        ("Ёлки и ЕЛКИ", ["елк", "елк"]),  # ё folds to е; the one-letter "и" is dropped
+        ("ΚΑΛΗΜΕΡΑ καλημέρα", ["καλημερ", "καλημερ"]),  # Greek case and tonos
+        ("كَتَبَ كتب", ["كتب", "كتب"]),  # Arabic short vowels dropped
+        ("中文检索", ["中文", "文检", "检索"]),  # CJK as overlapping pairs
+        ("が", ["が"]),  # a lone kana stays, its dakuten kept (が is not か)
+        ("foo_bar x", ["foo", "bar"]),  # underscores split, one-letter words dropped
+    ],
+)
+def test_terms(text: str, expected: list[str]) -> None:
+    assert terms(text) == expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_edit_distance_against_full_table(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = "".join(rng.choice(list("abcd"), rng.integers(0, 7)))
+    b = "".join(rng.choice(list("abcd"), rng.integers(0, 7)))
+    full = _osa(a, b)
+    assert edit_distance(a, b, 10) == full
+    assert edit_distance(a, b, 1) == min(full, 2)
+
+
+def _osa(a: str, b: str) -> int:
+    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        for j in range(len(b) + 1):
+            if min(i, j) == 0:
+                d[i][j] = max(i, j)
+                continue
+            d[i][j] = min(
+                d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+            )
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+TEXTS = [
+    "A recipe for apple pie with cinnamon and nutmeg.",
+    "Quarterly trade volumes fell sharply in the spring.",
+    "The committee discussed agricultural subsidies.",
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [("cinamon", 0), ("cinnamonn", 0), ("agricultral", 2), ("quartelry trade", 1)],
+)
+def test_misspelled_words_still_find_their_document(query: str, target: int) -> None:
+    index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder())
+    assert index.search(query, k=1, mode="keyword")[0].doc_id == f"text-{target}"
+
+
+def test_keyword_index_follows_updates_and_deletes(tmp_path) -> None:
+    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix")
+    index.upsert(TEXTS, ids=["pie", "trade", "farm"])
+    assert index.search("nutmeg", mode="keyword")[0].doc_id == "pie"
+    index.upsert(["A recipe for pear tart with vanilla."], ids=["pie"])  # update
+    assert index.search("nutmeg", mode="keyword") == []
+    assert index.search("vanilla", mode="keyword")[0].doc_id == "pie"
+    index.delete(["farm"])
+    assert index.search("subsidies", mode="keyword") == []
+    # the unchanged document was carried into each new generation with its terms
+    reopened = SemanticIndex.load(tmp_path / "ix", embedder=FakeEmbedder())
+    assert reopened.search("quarterly volumes", mode="keyword")[0].doc_id == "trade"
+    kw = reopened._view.store.keyword_index()  # type: ignore[union-attr]
+    assert kw.current and kw.n_docs == 2
+    assert kw.document_frequencies(["vanilla", "nutmeg", "subsidi"]) == {"vanilla": 1}
+
+
+def test_a_store_from_before_terms_is_still_searched() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(
+        "CREATE TABLE documents (doc_id TEXT PRIMARY KEY);"
+        "CREATE TABLE chunks (row INTEGER PRIMARY KEY, doc_id TEXT, text TEXT);"
+        "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='row',"
+        " tokenize='porter unicode61');"
+        "INSERT INTO documents VALUES ('a'), ('b');"
+        "INSERT INTO chunks VALUES (0, 'a', 'Running shoes for trail runners'),"
+        " (1, 'b', 'Apple pie');"
+        "INSERT INTO chunks_fts(rowid, text) SELECT row, text FROM chunks;"
+    )
+    kw = KeywordIndex(conn)
+    assert kw.legacy and not kw.current
+    rows, scores, docs = kw.chunks(kw.query_terms("run shoe"), 5)
+    assert rows.tolist() == [0] and docs == ["a"] and scores[0] > 0
+    assert kw.full_match(kw.query_terms("run shoe")) > 0
