@@ -254,7 +254,7 @@ def match_expr(query_terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in query_terms)
 
 
-def doc_ids_of(conn: sqlite3.Connection, rows: Sequence[int]) -> list[str]:
+def doc_ids_of(conn: sqlite3.Connection, rows: Iterable[int]) -> list[str]:
     """The document of each chunk row, in the order given."""
     found: dict[int, str] = {}
     wanted = [int(r) for r in rows]
