@@ -196,6 +196,23 @@ def test_an_unchanged_tree_is_recognised_without_discovery(built, monkeypatch) -
     assert check(IndexDir(idx)).changed
 
 
+def test_data_files_are_checked_by_their_rows(tmp_path, monkeypatch) -> None:
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    rows = docs / "rows.jsonl"
+    rows.write_text('{"text": "first row about owls"}\n{"text": "second row about bats"}\n')
+    (docs / "plain.txt").write_text("A plain file.")
+    emb = FakeEmbedder()
+    index_paths([docs], idx, embedder=emb)
+    first = check(IndexDir(idx), full=True)
+    assert not first.changed, first.plan  # rows are documents: the data file is not "new"
+    monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: emb)
+    rows.write_text('{"text": "first row about owls"}\n{"text": "a new second row"}\n')
+    stats = operations.refresh_index(idx)
+    assert (stats.added, stats.updated, stats.removed) == (0, 1, 0)  # rows are numbered
+    assert not operations.refresh_index(idx).changed
+
+
 def test_changed_refresh_loads_the_model_and_applies_everything(built, monkeypatch) -> None:
     docs, idx, emb = built
     loads = []

@@ -199,7 +199,7 @@ def _rebuild_remembered(
     _delta.warn_missing(delta.missing)
     manifest = delta.manifest
     changes = _build.Changes(
-        items=expand_items(delta.files), roots=[Path(r) for r in delta.roots], rebuild=True,
+        items=delta.items, roots=[Path(r) for r in delta.roots], rebuild=True,
         globs=manifest.globs, excludes=manifest.excludes,
     )  # fmt: skip
     worker = _engine_factory(cfg)(manifest)

@@ -61,6 +61,8 @@ class Delta:
     missing: tuple[str, ...]
     files: tuple[Path, ...]
     plan: Plan
+    #: What a build is given: the files, with data files (JSONL/CSV) read into their rows.
+    items: tuple[Item, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -182,11 +184,12 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> De
         plan = Plan(unchanged=known["unchanged"], skipped=known["skipped"])
         return Delta(manifest, pointer, present, missing, (), plan)
     files = discover_roots(present, manifest.globs, manifest.excludes)
+    items = expand_items(files)  # a data file's rows are its documents, as when indexed
     docs = _documents(gen / CHUNKS)
-    plan = make_plan(Changes(items=files, roots=[Path(r) for r in present]), docs)
+    plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs)
     if not plan.changed:
         fingerprint.remember(index_dir.path, key, digest, plan.unchanged, plan.skipped)
-    return Delta(manifest, pointer, present, missing, tuple(files), plan)
+    return Delta(manifest, pointer, present, missing, tuple(files), plan, tuple(items))
 
 
 def _documents(path: Path) -> dict[str, StoredDocument]:
@@ -242,7 +245,7 @@ def refresh(
         return _unapplied(delta, started, "time budget used up by the check")
     manifest = delta.manifest
     changes = Changes(
-        items=expand_items(delta.files), roots=[Path(r) for r in delta.roots],
+        items=delta.items, roots=[Path(r) for r in delta.roots],
         globs=manifest.globs, excludes=manifest.excludes,
     )  # fmt: skip
     engine = LazyEngine(make_engine, manifest)
