@@ -67,50 +67,74 @@ def render_meta(meta: dict[str, Any]) -> str:
 
 
 def render_throughput(s: dict[str, Any]) -> str:
-    m, roof, gemm = s["model"], s["roofline"], s["gemm"]
-    rows = [
-        [
-            name,
-            r["chunks_per_s"],
-            r["tokens_per_s"],
-            r["gflops"],
-            f"{100 * r['roofline_fraction']:.1f}%",
-            r.get("load_s"),
+    m, gemm = s["model"], s["gemm"]
+    samples = s.get("samples") or {"chunks": s}
+    parts = ["## Embedding throughput"]
+    for label, sample in samples.items():
+        roof = sample["roofline"]
+        rows = [
+            [
+                name,
+                r["chunks_per_s"],
+                r["tokens_per_s"],
+                f"{r['vs_st_fp32']:.2f}x" if r.get("vs_st_fp32") else None,
+                r["gflops"],
+                f"{100 * r['roofline_fraction']:.1f}%",
+                r.get("load_s"),
+            ]
+            for name, r in sample["embedders"].items()
         ]
-        for name, r in s["embedders"].items()
-    ]
-    rows.append(
-        [
-            "roofline (GEMM peak)",
-            roof["chunks_per_s"],
-            roof["tokens_per_s"],
-            roof["gflops"],
-            "100%",
-            None,
-        ]
-    )
+        rows.append(
+            ["fp32 GEMM roofline", roof["chunks_per_s"], roof["tokens_per_s"], None,
+             roof["gflops"], "100%", None]
+        )  # fmt: skip
+        info = sample["sample"]
+        parts.append(
+            f"**{label}**: {fmt(info['chunks'])} texts, {fmt(info['tokens'])} tokens "
+            f"(mean {fmt(info['mean_tokens'])} incl. [CLS]/[SEP]); medians of "
+            f"{next(iter(sample['embedders'].values()), {}).get('parts', '?')} side-by-side parts."
+        )
+        parts.append(
+            table(
+                [
+                    "embedder",
+                    "texts/s",
+                    "tokens/s",
+                    "vs st-fp32",
+                    "model GFLOP/s",
+                    "of fp32 roofline",
+                    "load s",
+                ],
+                rows,
+            )
+        )
     torch = gemm["before"].get("torch_gflops")
     notes = [
-        f"Sample: {fmt(s['sample']['chunks'])} chunks, {fmt(s['sample']['tokens'])} tokens "
-        f"(mean {fmt(s['sample']['mean_tokens'])} incl. [CLS]/[SEP]).",
         f"Model: {m['layers']} layers, hidden {m['hidden']}, FFN {m['intermediate']}: "
         f"{m['matmul_params'] / 1e6:.2f} M matmul weights = "
-        f"{m['flops_per_token_matmul'] / 1e6:.1f} MFLOP/token; "
-        f"{m['flops_per_token'] / 1e6:.1f} MFLOP/token with attention at this length.",
-        f"GEMM peak: {fmt(gemm['peak_gflops'])} GFLOP/s (numpy fp32 {gemm['before']['n']}², median "
-        f"of {gemm['before']['repeat']}, best of before/after"
+        f"{m['flops_per_token_matmul'] / 1e6:.1f} MFLOP/token plus attention.",
+        f"fp32 GEMM peak: {fmt(gemm['peak_gflops'])} GFLOP/s (numpy {gemm['before']['n']}², "
+        f"median of {gemm['before']['repeat']}, best of before/after"
         + (f"; torch: {fmt(torch)} GFLOP/s" if torch else "")
-        + "). int8 embedders are compared with the fp32 peak too, which is not their limit.",
+        + ").",
         "load s = construct + first encode; for ONNX embedders it includes the one-time export "
         "when the model cache is cold.",
     ]
-    body = table(
-        ["embedder", "chunks/s", "tokens/s", "model GFLOP/s", "of roofline", "load s"], rows
-    )
-    return "\n\n".join(
-        ["## Embedding throughput", body, "\n".join(f"- {n}" for n in notes)]
-        + (["\n".join(_skipped(s))] if s.get("skipped") else [])
-    )
+    ort_gemm = s.get("ort_gemm") or {}
+    if "shapes" in ort_gemm:
+        shapes = "; ".join(
+            f"{shape}: fp32 {fmt(r['fp32'])}, int8 {fmt(r['int8'])} ({r['int8_over_fp32']:.2f}x)"
+            for shape, r in ort_gemm["shapes"].items()
+        )
+        notes.append(f"ONNX Runtime GEMM GOP/s, M x K x N: {shapes}.")
+    prof = s.get("profile")
+    if prof:
+        top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["ops"][:8])
+        notes.append(f"onnx-int8 time by operator ({prof['texts']} texts, one per run): {top}.")
+    parts.append("\n".join(f"- {n}" for n in notes))
+    if s.get("skipped"):
+        parts.append("\n".join(_skipped(s)))
+    return "\n\n".join(parts)
 
 
 def _prepare_note(prep: dict[str, Any] | None) -> list[str]:

@@ -3,14 +3,19 @@
 The limit is this machine's fp32 GEMM rate, measured in the same run (numpy matmul), because a
 BERT-like encoder is almost all matmuls: the achieved model FLOP/s divided by it says how much
 faster any embedder could possibly get here. Several embedders can be measured side by side
-on the same sample; ONNX ones are registered only when ``semsearch.embed_onnx`` exists.
+on the same samples (whole documents and 200-token chunks), interleaved round by round so a
+burst of load from another process hits every embedder alike. Beside the fp32 peak it measures
+the int8 GEMM peak (ONNX Runtime's u8 x s8 MatMulInteger, the kernel int8 embedders use) and
+profiles the int8 model by operator, which together say where the remaining time goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,14 +47,17 @@ def gemm_gflops(n: int = 2048, repeat: int = 7) -> dict[str, Any]:
     return out
 
 
-def _time_gemm(fn: Callable[[], object], n: int, repeat: int) -> float:
+def _time_gemm(
+    fn: Callable[[], object], m: int, repeat: int, k: int | None = None, n: int | None = None
+) -> float:
+    """Median G(FL)OP/s of an ``m x k`` by ``k x n`` product (square when k, n are unset)."""
     fn()  # warm-up: thread pool start, page faults
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return 2 * n**3 / median(times) / 1e9
+    return 2 * m * (k or m) * (n or m) / median(times) / 1e9
 
 
 def read_config(model_dir: str) -> dict[str, Any]:
@@ -110,9 +118,9 @@ def _st_fp32(model_dir: str) -> _Encoder:
 
 def _onnx(precision: str) -> Callable[[str], _Encoder]:
     def make(model_dir: str) -> _Encoder:
-        from semsearch.embed.onnx_runtime import OnnxEmbedder  # type: ignore[import-not-found]
+        from semsearch.embed import load_embedder
 
-        return OnnxEmbedder(semsearch_model_arg(model_dir), precision=precision)
+        return load_embedder(semsearch_model_arg(model_dir), precision, runtime="onnx")
 
     return make
 
@@ -120,8 +128,8 @@ def _onnx(precision: str) -> Callable[[str], _Encoder]:
 #: name -> (factory, module that must be importable). Add new backends here.
 EMBEDDERS: dict[str, tuple[Callable[[str], _Encoder], str]] = {
     "st-fp32": (_st_fp32, "sentence_transformers"),
-    "onnx-fp32": (_onnx("fp32"), "semsearch.embed_onnx"),
-    "onnx-int8": (_onnx("int8"), "semsearch.embed_onnx"),
+    "onnx-fp32": (_onnx("fp32"), "semsearch.embed.onnx_runtime"),
+    "onnx-int8": (_onnx("int8"), "semsearch.embed.onnx_runtime"),
 }
 
 
@@ -132,54 +140,147 @@ def _importable(module: str) -> bool:
         return False
 
 
-def measure_embedder(
-    encoder: _Encoder,
+def ort_gemm_peaks(m: int = 2048, repeat: int = 7, threads: int | None = None) -> dict[str, Any]:
+    """GOP/s of ONNX Runtime's fp32 MatMul and int8 (u8 activations x s8 weights) MatMulInteger
+    at the model's two GEMM shapes and a square one: the limits an fp32 and an int8 embedder
+    run into on this CPU (an AVX2 CPU without VNNI has no 4x int8 instruction, a VNNI one has)."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as exc:
+        return {"skipped": f"{exc.name} is not importable"}
+    rng = np.random.default_rng(0)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or 0
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    out: dict[str, Any] = {"m": m, "repeat": repeat, "shapes": {}}
+    for k, n in ((384, 1536), (1536, 384), (1024, 1024)):
+        row = {}
+        for name, op, x_type, w_type, x, w in (
+            ("fp32", "MatMul", TensorProto.FLOAT, None,
+             rng.standard_normal((m, k), dtype=np.float32),
+             rng.standard_normal((k, n), dtype=np.float32)),
+            ("int8", "MatMulInteger", TensorProto.UINT8, TensorProto.INT32,
+             rng.integers(0, 255, (m, k), dtype=np.uint8),
+             rng.integers(-63, 63, (k, n), dtype=np.int8)),
+        ):  # fmt: skip
+            graph = helper.make_graph(
+                [helper.make_node(op, ["x", "w"], ["y"])],
+                "gemm",
+                [helper.make_tensor_value_info("x", x_type, [None, k])],
+                [helper.make_tensor_value_info("y", w_type or TensorProto.FLOAT, None)],
+                [numpy_helper.from_array(w, "w")],
+            )
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            sess = ort.InferenceSession(
+                model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            )
+            row[name] = _time_gemm(lambda s=sess, x=x: s.run(None, {"x": x}), m, repeat, k, n)
+        row["int8_over_fp32"] = row["int8"] / row["fp32"]
+        out["shapes"][f"{m}x{k}x{n}"] = row
+    out["fp32_peak"] = max(r["fp32"] for r in out["shapes"].values())
+    out["int8_peak"] = max(r["int8"] for r in out["shapes"].values())
+    return out
+
+
+def profile_operators(model_dir: Path, texts: Sequence[str], top: int = 12) -> dict[str, Any]:
+    """Where an ONNX embedder's time goes: ONNX Runtime's own per-node profile, summed by
+    operator type, for the same one-text-per-run calls ``OnnxEmbedder.encode`` makes."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    meta = json.loads((model_dir / "semsearch-onnx.json").read_text(encoding="utf-8"))
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=int(meta["max_seq_length"]))
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    with tempfile.TemporaryDirectory(prefix="semsearch-profile-") as tmp:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "ort")
+        sess = ort.InferenceSession(
+            str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
+        names = [i.name for i in sess.get_inputs()]
+        for enc in tok.encode_batch(list(texts)):
+            ids = np.asarray(enc.ids, dtype=np.int64)[None, :]
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                    "token_type_ids": np.zeros_like(ids)}  # fmt: skip
+            sess.run(None, {k: feed[k] for k in names})
+        events = json.loads(Path(sess.end_profiling()).read_text(encoding="utf-8"))
+    by_op: dict[str, float] = {}
+    run_us = 0.0
+    for e in events:
+        if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + float(e["dur"])
+        elif e.get("cat") == "Session" and e.get("name") == "model_run":
+            run_us += float(e["dur"])
+    kernels = sum(by_op.values()) or 1.0
+    ranked = sorted(by_op.items(), key=lambda kv: -kv[1])
+    return {
+        "texts": len(texts),
+        "run_s": run_us / 1e6,
+        "kernel_s": kernels / 1e6,
+        "ops": [{"op": op, "share": us / kernels, "s": us / 1e6} for op, us in ranked[:top]],
+    }
+
+
+def _rates(dt: float, n: int, tokens: int, flops: float) -> dict[str, float]:
+    return {"chunks_per_s": n / dt, "tokens_per_s": tokens / dt, "gflops": flops / dt / 1e9}
+
+
+def measure_side_by_side(
+    encoders: dict[str, _Encoder],
     texts: Sequence[str],
     lengths: Sequence[int],
     cfg: dict[str, Any],
     slices: int,
-) -> dict[str, Any]:
-    """Time ``slices`` interleaved parts of the sample and report the median rate of the parts,
-    so a burst of load from another process spoils one part, not the result."""
-    order = list(range(len(texts)))
-    parts = [order[s::slices] for s in range(slices)]
-    rates: list[dict[str, float]] = []
-    for idx in parts:
-        part = [texts[i] for i in idx]
-        tokens = sum(lengths[i] for i in idx)
-        flops = encoder_flops(cfg, [lengths[i] for i in idx])
-        t = time.perf_counter()
-        encoder.encode(part, kind="document")
-        dt = time.perf_counter() - t
-        rates.append(
-            {
-                "chunks_per_s": len(part) / dt,
-                "tokens_per_s": tokens / dt,
-                "gflops": flops / dt / 1e9,
-            }
-        )
+    rounds: int,
+) -> dict[str, dict[str, Any]]:
+    """Every embedder encodes the same ``slices`` interleaved parts of the sample, one after the
+    other, ``rounds`` times; each reports the median rate over its parts. A burst of load from
+    another process then spoils one part for one embedder, not the comparison."""
+    parts = [list(range(s, len(texts), slices)) for s in range(slices)]
+    rates: dict[str, list[dict[str, float]]] = {name: [] for name in encoders}
+    for r in range(rounds):
+        for idx in parts:
+            part = [texts[i] for i in idx]
+            tokens = sum(lengths[i] for i in idx)
+            flops = encoder_flops(cfg, [lengths[i] for i in idx])
+            names = list(encoders) if r % 2 == 0 else list(encoders)[::-1]
+            for name in names:
+                t = time.perf_counter()
+                encoders[name].encode(part, kind="document")
+                rates[name].append(_rates(time.perf_counter() - t, len(part), tokens, flops))
     return {
-        key: median(r[key] for r in rates) for key in ("chunks_per_s", "tokens_per_s", "gflops")
-    } | {"slices": rates}
+        name: {
+            key: median(x[key] for x in rs) for key in ("chunks_per_s", "tokens_per_s", "gflops")
+        }
+        | {"parts": len(rs)}
+        for name, rs in rates.items()
+    }
 
 
 def run(
-    texts: Sequence[str],
+    samples: dict[str, Sequence[str]],
     model_dir: str,
     names: Sequence[str] = ("st-fp32", "onnx-fp32", "onnx-int8"),
     *,
     sample: int = 512,
     slices: int = 3,
+    rounds: int = 3,
     gemm_repeat: int = 7,
+    profile: int = 32,
 ) -> dict[str, Any]:
-    """GEMM peak, model FLOPs per token, and each embedder's rate on the same sample."""
+    """GEMM peaks, model FLOPs per token, and every embedder's rate on each named sample of
+    texts (e.g. whole documents and chunks), measured side by side. The first sample is also
+    reported at the top level, as earlier runs were."""
     cfg = read_config(model_dir)
-    texts = spread(texts, sample)
-    lengths = token_lengths(model_dir, texts, cfg.get("max_seq_length"))
-    mean_len = float(np.mean(lengths)) if lengths else 0.0
-    per_token = encoder_flops(cfg, lengths) / max(sum(lengths), 1)
-    log(f"throughput: GEMM peak ({gemm_repeat} repeats)")
+    log(f"throughput: GEMM peaks ({gemm_repeat} repeats)")
     gemm_before = gemm_gflops(repeat=gemm_repeat)
+    int8 = ort_gemm_peaks(m=2048 if rounds > 1 else 256, repeat=gemm_repeat)
     out: dict[str, Any] = {
         "model_dir": model_dir,
         "model": {
@@ -189,12 +290,13 @@ def run(
             "max_seq_length": cfg.get("max_seq_length"),
             "matmul_params": matmul_params(cfg),
             "flops_per_token_matmul": 2 * matmul_params(cfg),
-            "flops_per_token": per_token,
         },
-        "sample": {"chunks": len(texts), "tokens": sum(lengths), "mean_tokens": mean_len},
-        "embedders": {},
+        "ort_gemm": int8,
+        "samples": {},
         "skipped": {},
     }
+    encoders: dict[str, _Encoder] = {}
+    loads: dict[str, float] = {}
     for name in names:
         if name not in EMBEDDERS:
             out["skipped"][name] = f"unknown embedder (known: {', '.join(EMBEDDERS)})"
@@ -203,30 +305,59 @@ def run(
         if not _importable(module):
             out["skipped"][name] = f"{module} is not importable"
             continue
-        log(f"throughput: {name} on {len(texts)} chunks")
         try:
             t = time.perf_counter()
             enc = factory(model_dir)
             enc.encode(["warm-up"], kind="document")  # loads the model
-            load_s = time.perf_counter() - t
-            enc.encode(texts[: min(32, len(texts))], kind="document")  # full-batch warm-up
-            res = measure_embedder(enc, texts, lengths, cfg, slices)
+            loads[name] = time.perf_counter() - t
         except Exception as exc:  # a broken optional backend is reported, not fatal
             out["skipped"][name] = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
             continue
-        res["load_s"] = load_s
-        out["embedders"][name] = res
-        del enc
-        gc.collect()
+        encoders[name] = enc
+    for label, all_texts in samples.items():
+        texts = spread(all_texts, sample)
+        lengths = token_lengths(model_dir, texts, cfg.get("max_seq_length"))
+        log(f"throughput: {', '.join(encoders)} on {len(texts)} {label}, side by side")
+        for enc in encoders.values():  # full-batch warm-up
+            enc.encode(texts[: min(32, len(texts))], kind="document")
+        res = measure_side_by_side(encoders, texts, lengths, cfg, slices, rounds)
+        for name in res:
+            res[name]["load_s"] = loads[name]
+        per_token = encoder_flops(cfg, lengths) / max(sum(lengths), 1)
+        mean_len = float(np.mean(lengths)) if lengths else 0.0
+        out["samples"][label] = {
+            "sample": {"chunks": len(texts), "tokens": sum(lengths), "mean_tokens": mean_len},
+            "flops_per_token": per_token,
+            "embedders": res,
+        }
+    if profile and "onnx-int8" in encoders and samples:
+        log(f"throughput: operator profile of onnx-int8 on {profile} texts")
+        model_path = Path(getattr(encoders["onnx-int8"], "model_dir", ""))
+        first = spread(next(iter(samples.values())), profile)
+        with contextlib.suppress(Exception):  # the profile is information, not a result
+            out["profile"] = profile_operators(model_path, first)
+    del encoders
+    gc.collect()
     gemm_after = gemm_gflops(repeat=gemm_repeat)
     # The peak is the better of the two medians: load from other processes only lowers it.
     peak = max(gemm_before["numpy_gflops"], gemm_after["numpy_gflops"])
     out["gemm"] = {"before": gemm_before, "after": gemm_after, "peak_gflops": peak}
-    out["roofline"] = {
-        "gflops": peak,
-        "tokens_per_s": peak * 1e9 / per_token if per_token else None,
-        "chunks_per_s": peak * 1e9 / per_token / mean_len if per_token and mean_len else None,
-    }
-    for res in out["embedders"].values():
-        res["roofline_fraction"] = res["gflops"] / peak
+    for s in out["samples"].values():
+        per_token = s["flops_per_token"]
+        s["roofline"] = {
+            "gflops": peak,
+            "tokens_per_s": peak * 1e9 / per_token if per_token else None,
+            "chunks_per_s": peak * 1e9 / per_token / s["sample"]["mean_tokens"]
+            if per_token and s["sample"]["mean_tokens"]
+            else None,
+        }
+        base = s["embedders"].get("st-fp32", {}).get("tokens_per_s")
+        for res in s["embedders"].values():
+            res["roofline_fraction"] = res["gflops"] / peak
+            if base:
+                res["vs_st_fp32"] = res["tokens_per_s"] / base
+    if out["samples"]:  # the layout earlier results had: the first sample at the top level
+        first_sample = next(iter(out["samples"].values()))
+        out.update({k: first_sample[k] for k in ("sample", "embedders", "roofline")})
+        out["model"]["flops_per_token"] = first_sample["flops_per_token"]
     return out

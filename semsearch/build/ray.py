@@ -233,6 +233,9 @@ class RayEngine(Engine):
             raise SemsearchError(
                 f"cannot connect to Ray at {self.address}: {first_line(exc)}"
             ) from None
+        except Exception as exc:  # e.g. a local node that did not start in time under load
+            self._started_ray = False
+            raise RayBuildError(f"cannot start or reach Ray: {first_line(exc)}") from None
 
     def close(self) -> None:
         """Stop Ray if this engine started it (a cluster it joined is left running)."""
