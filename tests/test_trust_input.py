@@ -380,7 +380,8 @@ def test_sigint_during_a_real_build_is_one_line_and_130(tmp_path: Path) -> None:
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    # One embedding batch finishes before Python sees the signal: minutes on a loaded machine.
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "semsearch: interrupted"
