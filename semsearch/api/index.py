@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -306,9 +307,16 @@ class SemanticIndex:
         if v is None or v.manifest.chunks == 0:
             return [[] for _ in queries]
         self._warn_if_truncated(queries)
-        ranked = retrieve(
-            queries, opts, embedder=self.embedder, index=v.index, store=v.store, vectors=v.vectors
-        )
+        try:
+            ranked = retrieve(
+                queries, opts, embedder=self.embedder, index=v.index, store=v.store,
+                vectors=v.vectors,
+            )  # fmt: skip
+        except sqlite3.DatabaseError as exc:  # a damaged page of a large, unchecked database
+            raise IndexFormatError(
+                f"index at {self._dir.path} is damaged ({exc}); check it with "
+                "semsearch info --verify"
+            ) from None
         wanted = np.unique(np.concatenate([r.rows for r in ranked]))
         records = v.store.fetch(wanted)
         if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database

@@ -31,6 +31,12 @@ class Embedder(ABC):
     #: The numeric behaviour (fp32, int8...); same name + precision means the same vectors.
     precision: str = "fp32"
 
+    @property
+    def cache_tag(self) -> str:
+        """What, besides the model's name, decides the exact vectors: the key of the embedding
+        cache. Backends whose vectors changed between versions add the version here."""
+        return self.precision
+
     @abstractmethod
     def encode(self, texts: Sequence[str], *, kind: Kind = "document") -> np.ndarray:
         """Return an ``(len(texts), dim)`` float32 array of L2-normalised rows."""

@@ -65,6 +65,9 @@ class OnnxEmbedder(Embedder):
         self.meta = meta
         self.name = str(meta["identity"])
         self.precision = str(meta["precision"])
+        # Vectors of an older export format differ (int8 used to depend on the batch): they
+        # must never be served from the cache for this one.
+        self._cache_tag = f"{self.precision}-onnx{meta.get('format')}"
         self.dim = int(meta["dim"])
         self.max_seq_length = int(meta["max_seq_length"])
         self.max_tokens = self.max_seq_length - 2
@@ -90,6 +93,10 @@ class OnnxEmbedder(Embedder):
         except Exception as exc:
             raise ModelError(f"cannot load ONNX model {self.name!r}: {first_line(exc)}") from None
         self._inputs = [i.name for i in self._session.get_inputs()]
+
+    @property
+    def cache_tag(self) -> str:
+        return self._cache_tag
 
     # -- encoding
 

@@ -116,5 +116,5 @@ def run_eval(
 
 def _index_key(corpus: Path, embedder: Embedder, chunk_tokens: int) -> str:
     """One cached index per corpus content and settings."""
-    key = f"{file_digest(corpus)}|{embedder.name}|{embedder.precision}|{chunk_tokens}"
+    key = f"{file_digest(corpus)}|{embedder.name}|{embedder.cache_tag}|{chunk_tokens}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -360,6 +360,7 @@ class ChunkStore:
         cur = self.conn.execute(sql + " ORDER BY c.row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
+    @_reading
     def keyword_index(self) -> fts.KeywordIndex:
         """The BM25 side of this store (see :mod:`.fts`)."""
         if self._keyword is None:

@@ -201,7 +201,7 @@ def encode_cached(
         return out, 0
     if cache is None:
         return np.asarray(embedder.encode(texts, kind="document"), dtype=np.float32), 0
-    cached, hits = cache.lookup(embedder.name, embedder.precision, texts, dim=embedder.dim)
+    cached, hits = cache.lookup(embedder.name, embedder.cache_tag, texts, dim=embedder.dim)
     out[hits] = cached[hits]
     miss_idx = np.flatnonzero(~hits)
     if miss_idx.size:
@@ -212,5 +212,5 @@ def encode_cached(
         new_texts = list(unique)
         fresh = np.asarray(embedder.encode(new_texts, kind="document"), dtype=np.float32)
         out[miss_idx] = fresh[[unique[texts[i]] for i in miss_idx]]
-        cache.store(embedder.name, embedder.precision, new_texts, fresh)
+        cache.store(embedder.name, embedder.cache_tag, new_texts, fresh)
     return out, int(hits.sum())
