@@ -68,3 +68,13 @@ def _isolated_home(
     monkeypatch.setenv("SEMSEARCH_INDEX", str(home / "index"))
     monkeypatch.setenv("SEMSEARCH_CACHE", str(home / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def sigint_default() -> None:
+    """For ``subprocess.Popen(preexec_fn=...)`` in tests that press Ctrl-C: a shell without
+    job control starts background commands with SIGINT ignored, and a child inherits that, so
+    the test restores the default before the child starts (as an interactive terminal has it).
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

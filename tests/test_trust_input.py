@@ -23,7 +23,7 @@ from semsearch import SemanticIndex, UsageError
 from semsearch.cli import main
 from semsearch.store import IndexDir
 
-from .conftest import REPO, SEEDS, FakeEmbedder
+from .conftest import REPO, SEEDS, FakeEmbedder, sigint_default
 
 pytestmark = pytest.mark.slow
 
@@ -372,6 +372,7 @@ def test_sigint_during_a_real_build_is_one_line_and_130(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "semsearch", "index", str(docs), "--index", str(tmp_path / "ix")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO, text=True,
+        preexec_fn=sigint_default,
     )  # fmt: skip
     import time
 

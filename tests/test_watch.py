@@ -24,7 +24,7 @@ from semsearch.store.manifest import CHUNKS
 from semsearch.watch import BatchReport, Watcher
 from semsearch.watch.watcher import MAX_PATHS
 
-from .conftest import REPO, FakeEmbedder
+from .conftest import REPO, FakeEmbedder, sigint_default
 
 WAIT = 20.0  # seconds: the longest any one change may take to show
 
@@ -282,6 +282,7 @@ def test_cli_watch_applies_a_change_and_stops_on_ctrl_c(tmp_path: Path, real_emb
     proc = subprocess.Popen(
         [sys.executable, "-m", "semsearch", "watch", str(docs), "--debounce", "0.5"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=tmp_path,
+        preexec_fn=sigint_default,
     )  # fmt: skip
     assert proc.stderr is not None
     lines: list[str] = []
