@@ -51,7 +51,7 @@ from ..ingest.document import Document, Section
 from ..ingest.read import read_document
 from ..store.chunkstore import ChunkRow
 from ..store.embedding_cache import EmbeddingCache, encode_cached
-from ..util import first_line
+from ..util import first_line, write_atomic
 from .engine import Engine, EngineCounts, Processed, chunk_rows
 from .settings import ChunkParams, Item
 
@@ -106,8 +106,8 @@ class ShardWorker:
         for shard, described in zip(batch["shard"], batch["items"], strict=True):
             vectors, rows = self.run_shard(json.loads(str(described)))
             if self.out_dir is not None:
-                _write_atomic(self.out_dir / f"{int(shard):08d}.npy", vectors)
-                _write_atomic(self.out_dir / f"{int(shard):08d}.jsonl", rows.encode())
+                write_atomic(self.out_dir / f"{int(shard):08d}.npy", vectors)
+                write_atomic(self.out_dir / f"{int(shard):08d}.jsonl", rows.encode())
                 vectors, rows = b"", ""
             out["shard"].append(int(shard))
             out["vectors"].append(vectors)
@@ -420,13 +420,6 @@ def _load(row: Mapping[str, Any], shard: int, out_dir: Path | None) -> tuple[np.
         npy.unlink()
         jsonl.unlink()
     return vectors, text.split("\n") if text else []
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write then rename: a worker that dies mid-write leaves no file that looks complete."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _limit_threads(threads: int | None) -> None:
