@@ -420,24 +420,8 @@ class SemanticIndex:
             self._view = open_view(self._dir, self.embedder, self.settings.backend)
 
     def info(self) -> IndexInfo:
-        v = self._require_view()
-        m = v.manifest
-        return IndexInfo(
-            path=str(self.path.resolve()) if self.path else None,
-            generation=v.gen.name,
-            documents=m.documents,
-            chunks=m.chunks,
-            model=m.model,
-            precision=m.precision,
-            dim=m.dim,
-            backend=v.index.backend,
-            index_type=m.index_type,
-            chunk_tokens=m.chunk_tokens,
-            overlap=m.overlap,
-            size_bytes=sum(p.stat().st_size for p in v.gen.iterdir() if p.is_file()),
-            recall_at_10=m.recall_at_10,
-            roots=tuple(m.roots),
-        )
+        """What the live generation holds and how it was built."""
+        return reading.describe(self._require_view(), self.path)
 
     def verify(self) -> list[str]:
         """Full check of every file against the manifest's checksums; returns the problems."""

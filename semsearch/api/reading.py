@@ -14,7 +14,7 @@ from ..ingest.chunk import sentence_spans
 from ..store.chunkstore import ChunkStore
 from ..store.layout import IndexDir
 from ..store.manifest import MANIFEST
-from .hits import ChunkContext, DocumentView, Hit, to_passage
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_passage
 from .view import View
 
 #: Neighbouring chunks a caller may ask for on each side of one chunk.
@@ -79,3 +79,24 @@ def copy_generation(view: View, target: IndexDir) -> Path:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def describe(view: View, path: Path | None) -> IndexInfo:
+    """An open generation's manifest and files, as :class:`IndexInfo`."""
+    m = view.manifest
+    return IndexInfo(
+        path=str(path.resolve()) if path else None,
+        generation=view.gen.name,
+        documents=m.documents,
+        chunks=m.chunks,
+        model=m.model,
+        precision=m.precision,
+        dim=m.dim,
+        backend=view.index.backend,
+        index_type=m.index_type,
+        chunk_tokens=m.chunk_tokens,
+        overlap=m.overlap,
+        size_bytes=sum(p.stat().st_size for p in view.gen.iterdir() if p.is_file()),
+        recall_at_10=m.recall_at_10,
+        roots=tuple(m.roots),
+    )

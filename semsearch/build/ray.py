@@ -35,9 +35,7 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -47,12 +45,12 @@ import numpy as np
 
 from ..embed import Embedder, load_embedder
 from ..errors import MissingDependencyError, ModelError, SemsearchError, UsageError
-from ..ingest.document import Document, Section
-from ..ingest.read import read_document
+from ..ingest.document import Document
 from ..store.chunkstore import ChunkRow
-from ..store.embedding_cache import EmbeddingCache, encode_cached
-from ..util import first_line, write_atomic
-from .engine import Engine, EngineCounts, Processed, chunk_rows
+from ..util import first_line
+from .engine import Engine, EngineCounts, Processed
+from .ray_logs import ray_log_lines_hidden as _ray_log_lines_hidden
+from .ray_worker import ShardWorker
 from .settings import ChunkParams, Item
 
 __all__ = ["RayEngine", "ShardWorker"]
@@ -79,79 +77,6 @@ def import_ray() -> Any:
 
 class RayBuildError(SemsearchError):
     """The Ray job failed (a shard failed after its retries, or the cluster went away)."""
-
-
-class ShardWorker:
-    """A Ray Data actor: loads the model once, then reads, chunks and embeds a shard per row."""
-
-    def __init__(
-        self,
-        make_embedder: Callable[[], Embedder],
-        chunk_tokens: int,
-        overlap: int,
-        out_dir: str | None,
-        threads: int | None,
-        cache: str | None = None,
-    ) -> None:
-        _limit_threads(threads)
-        self.embedder = make_embedder()
-        _limit_threads(threads)
-        self.embedder.encode(["warm up"])  # load now: a broken model fails the actor, not a shard
-        self.params = ChunkParams(chunk_tokens, overlap)
-        self.out_dir = Path(out_dir) if out_dir else None
-        self.cache = EmbeddingCache(cache) if cache else None
-
-    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, list[Any]] = {"shard": [], "vectors": [], "rows": []}
-        for shard, described in zip(batch["shard"], batch["items"], strict=True):
-            vectors, rows = self.run_shard(json.loads(str(described)))
-            if self.out_dir is not None:
-                write_atomic(self.out_dir / f"{int(shard):08d}.npy", vectors)
-                write_atomic(self.out_dir / f"{int(shard):08d}.jsonl", rows.encode())
-                vectors, rows = b"", ""
-            out["shard"].append(int(shard))
-            out["vectors"].append(vectors)
-            out["rows"].append(rows)
-        return {
-            "shard": np.asarray(out["shard"], dtype=np.int64),
-            "vectors": np.asarray(out["vectors"], dtype=object),
-            "rows": np.asarray(out["rows"], dtype=object),
-        }
-
-    def run_shard(self, described: list[dict[str, str]]) -> tuple[bytes, str]:
-        """One shard: ``.npy`` bytes of every chunk's vector, and JSON lines: the model that
-        made them, then one line per item."""
-        e = self.embedder
-        texts: list[str] = []
-        lines: list[str] = []
-        for d in described:
-            doc = self.read(d)
-            if not isinstance(doc, Document):
-                lines.append(json.dumps({"skip": doc}))
-                continue
-            rows = chunk_rows(doc, self.embedder, self.params)
-            texts.extend(r.text for r in rows)
-            about = {"sha256": doc.sha256, "title": doc.title, "kind": doc.kind,
-                     "stat": doc.stat, "meta": doc.meta}  # fmt: skip
-            lines.append(json.dumps({"rows": [list(r[2:]) for r in rows], **about}))
-        vectors, hits = encode_cached(e, texts, self.cache)
-        head = json.dumps({"model": [e.name, e.precision, e.dim], "cache_hits": hits})
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        return buf.getvalue(), "\n".join([head, *lines])
-
-    def read(self, described: Mapping[str, str]) -> Document | str:
-        """The item's document, or why it is skipped: ``"missing"`` or ``"unreadable"``."""
-        if "path" not in described:
-            sections = tuple(Section(*s) for s in json.loads(described["sections"]))
-            return Document(
-                described["doc_id"], described["source"], described["text"], described["sha256"],
-                sections=sections,
-            )  # fmt: skip
-        path = Path(described["path"])
-        if not path.exists():
-            return "missing"
-        return read_document(path) or "unreadable"
 
 
 class RayEngine(Engine):
@@ -420,115 +345,6 @@ def _load(row: Mapping[str, Any], shard: int, out_dir: Path | None) -> tuple[np.
         npy.unlink()
         jsonl.unlink()
     return vectors, text.split("\n") if text else []
-
-
-def _limit_threads(threads: int | None) -> None:
-    """Keep ONNX Runtime and torch to the CPUs Ray gave this actor, so actors on one node do
-    not oversubscribe it (each would otherwise use one thread per core of the machine). Called
-    before the model loads (ONNX sessions take their thread count when made) and after it
-    (torch, imported only by a torch embedder, can be capped at any time)."""
-    if threads is None:
-        return
-    from ..embed import onnx_runtime
-
-    onnx_runtime.limit_threads(threads)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(max(1, threads))
-
-
-#: A log line of Ray's C++ core ("[2026-01-01 10:00:00,123 E 123 123] file.cc:1: ...") or of
-#: its Python loggers ("2026-01-01 10:00:00,123<TAB>WARNING file.py:1 -- ...").
-_RAY_LOG_LINE = re.compile(
-    rb"(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z] \d+ \d+\] "
-    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t[A-Z]+ )"
-)
-
-
-@contextlib.contextmanager
-def _ray_log_lines_hidden(hide: bool) -> Iterator[None]:
-    """Drop Ray's own log lines from this process's stderr for the build, keep everything else.
-
-    Ray's C++ core writes some lines straight to file descriptor 2 (e.g. advice logged at error
-    level whenever an actor that may be restarted is created), out of reach of Python logging.
-    So fd 2 becomes a pipe for the build; a thread passes our own output (messages, progress)
-    through as it comes and drops whole lines that look like Ray's log lines. Ray keeps them in
-    its session log files, and a failure still reaches the caller as an exception.
-    """
-    if not hide:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        terminal = os.dup(2)
-    except (AttributeError, OSError, ValueError):  # no usable fd 2: nothing to filter
-        yield
-        return
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    thread = threading.Thread(target=_forward, args=(read_end, terminal), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        os.dup2(terminal, 2)  # the pipe's last write end closes: the thread sees end of file
-        thread.join(timeout=5)
-        if not thread.is_alive():
-            os.close(read_end)
-            os.close(terminal)
-
-
-def _forward(read_end: int, terminal: int) -> None:
-    """Copy the pipe to the terminal, minus Ray's log lines. Output without a newline (a
-    progress bar redrawn with ``\\r``) is passed on at once, except a tail that may be the
-    start of a Ray line, which waits for the rest of its line."""
-    pending = b""
-    while True:
-        try:
-            data = os.read(read_end, 65536)
-        except OSError:
-            return
-        if not data:
-            if pending:
-                _write_all(terminal, pending)
-            return
-        pending += data
-        *lines, pending = pending.split(b"\n")
-        out = b"".join(_without_ray(line) for line in lines)
-        hold = next((i for i in range(len(pending)) if _may_start_ray(pending[i:])), len(pending))
-        out, pending = out + pending[:hold], pending[hold:]
-        if out:
-            _write_all(terminal, out)
-
-
-#: How Ray's log lines begin, with 0 for any digit.
-_RAY_STARTS = (b"[0000-00-00 00:00:00,", b"0000-00-00 00:00:00,")
-
-
-def _may_start_ray(text: bytes) -> bool:
-    return any(
-        all(
-            c in b"0123456789" if t == ord("0") else c == t
-            for c, t in zip(text, start, strict=False)  # a prefix of either is enough
-        )
-        for start in _RAY_STARTS
-    )
-
-
-def _without_ray(line: bytes) -> bytes:
-    """A complete line, its newline put back, minus a Ray log line in it: Ray's part runs to
-    the end of the line (with the newline), and may follow a progress bar's last redraw."""
-    found = _RAY_LOG_LINE.search(line)
-    return line + b"\n" if found is None else line[: found.start()]
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    with contextlib.suppress(OSError):
-        while data:
-            data = data[os.write(fd, data) :]
 
 
 @contextlib.contextmanager
