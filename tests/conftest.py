@@ -36,6 +36,12 @@ class FakeEmbedder(Embedder):
         return normalize(out)
 
 
+def semsearch_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Messages logged by semsearch itself: other libraries' background threads (Ray's
+    metrics poller, left over from an earlier test) may log into the same capture."""
+    return [r.getMessage() for r in caplog.records if r.name.split(".")[0] == "semsearch"]
+
+
 @pytest.fixture
 def fake() -> FakeEmbedder:
     return FakeEmbedder()

@@ -13,6 +13,8 @@ import pytest
 from semsearch.errors import UsageError
 from semsearch.ingest.discover import discover, discover_files, parse_size
 
+from .conftest import semsearch_messages
+
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 ROOT_IGNORE = """\
@@ -174,7 +176,8 @@ def test_size_limit_skips_with_a_warning_and_pdfs_get_more(
         found = discover_files([tmp_path], max_file_size=1000)
     assert rel(tmp_path, found.files) == {"small.txt", "manual.pdf"}
     assert rel(tmp_path, found.skipped) == {"big.txt"}
-    assert len(caplog.records) == 1 and "big.txt" in caplog.records[0].getMessage()
+    messages = semsearch_messages(caplog)
+    assert len(messages) == 1 and "big.txt" in messages[0]
     assert len(discover([tmp_path], max_file_size=0)) == 3
 
 
