@@ -214,7 +214,9 @@ def _watch(sandbox: Sandbox, line: str) -> None:
     try:
         _wait_for(lambda: any(s.startswith("Watching") for s in lines), "watch to start")
         _write(sandbox.home / "notes" / "new.md", "# New\n\nA new note about the harbour.\n")
-        _wait_for(lambda: any("1 added" in s for s in lines), f"the batch line in {lines}")
+        batch = re.compile(r"^semsearch: \S+ [1-9][\d,]* added")
+        _wait_for(lambda: any(batch.match(s) for s in lines), "the batch line")
+        _wait_for(lambda: "notes/new.md" in sandbox.run("semsearch ls").stdout, "new.md indexed")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 130
     finally:
