@@ -74,6 +74,15 @@ def test_every_readme_command_is_one_this_test_knows_how_to_run() -> None:
         assert _kind(line) != "unknown", line
 
 
+def test_links_in_the_readme_and_docs_resolve() -> None:
+    """The README links to docs/ and docs/ back; a moved or renamed file breaks a link."""
+    pages = [README, *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)\)", page.read_text(encoding="utf-8")):
+            if not re.match(r"[a-z]+://", target):
+                assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
 def _kind(line: str) -> str:
     words = line.split()
     cmd = next(w for w in words if "=" not in w)  # skip VAR=value prefixes
