@@ -110,7 +110,7 @@ class Sandbox:
 
     def start(self, line: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            ["bash", "-c", f"exec {line}"], cwd=self.home, env=self.env, text=True,
+            ["bash", "-c", f"exec env {line}"], cwd=self.home, env=self.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_default,
         )  # fmt: skip
 
