@@ -12,16 +12,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from .conftest import REPO, sigint_default
+from .test_watch import _wait_for
 
 README = REPO / "README.md"
 QUICK_START = (
@@ -35,6 +35,7 @@ TEST_COMMAND = (
 README_HOME = "/home/me"  # the home directory the README's sample paths are written under
 README_PORT = "8765"
 TIMEOUT = 900  # seconds per command: the real model on a shared, loaded machine
+STARTUP = 300  # seconds for a server or a watcher to answer, on the same machine
 
 
 @dataclass(frozen=True)
@@ -171,15 +172,6 @@ def _status(url: str, token: str | None = None) -> int:
         return e.code
 
 
-def _wait_for(check: Callable[[], bool], what: str, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _up(port: int, token: str | None) -> bool:
     try:
         return _status(f"http://127.0.0.1:{port}/health", token) == 200
@@ -206,7 +198,7 @@ def _serve(sandbox: Sandbox, line: str, servers: list[subprocess.Popen[str]]) ->
     proc = sandbox.start(f"{line} --port {port}")
     servers.append(proc)
     token = m.group(1) if (m := re.search(r"SEMSEARCH_TOKEN=(\S+)", line)) else None
-    _wait_for(lambda: proc.poll() is not None or _up(port, token), f"`{line}` to answer")
+    _wait_for(lambda: proc.poll() is not None or _up(port, token), f"`{line}` to answer", STARTUP)
     assert proc.poll() is None, proc.communicate()[1]
     if token:
         assert _status(f"http://127.0.0.1:{port}/health") == 401  # the token is required
@@ -221,11 +213,13 @@ def _watch(sandbox: Sandbox, line: str) -> None:
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
     reader.start()
     try:
-        _wait_for(lambda: any(s.startswith("Watching") for s in lines), "watch to start")
+        _wait_for(lambda: any(s.startswith("Watching") for s in lines), "watch to start", STARTUP)
         _write(sandbox.home / "notes" / "new.md", "# New\n\nA new note about the harbour.\n")
         batch = re.compile(r"^semsearch: \S+ [1-9][\d,]* added")
-        _wait_for(lambda: any(batch.match(s) for s in lines), "the batch line")
-        _wait_for(lambda: "notes/new.md" in sandbox.run("semsearch ls").stdout, "new.md indexed")
+        _wait_for(lambda: any(batch.match(s) for s in lines), "the batch line", STARTUP)
+        _wait_for(
+            lambda: "notes/new.md" in sandbox.run("semsearch ls").stdout, "new.md indexed", STARTUP
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 130
     finally:
