@@ -205,7 +205,7 @@ BAD = [
     ("GET", "/search?q=x&k=-1", None, "between 1 and 1000"),
     ("GET", "/search?q=x&limit=3", None, "unknown field 'limit'"),
     ("GET", "/search?q=x&k=1&k=2", None, "given more than once"),
-    ("GET", "/search?q=x&where=%7Bbad", None, "'where' must be a JSON object"),
+    ("GET", "/search?q=x&where=%7Bbad", None, "malformed JSON in 'where'"),
     ("GET", "/read?chunk_id=999999", None, "no chunk"),
     ("GET", "/read?doc_id=../../etc/passwd", None, "no document"),
     ("GET", "/read?doc_id=/etc/passwd", None, "no document"),

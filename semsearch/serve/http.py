@@ -219,10 +219,7 @@ async def _json_body(request: Request, *, optional: bool = False) -> dict[str, A
         return {}
     if ctype != "application/json":
         raise JSONError(415, "send the body as Content-Type: application/json")
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise JSONError(400, f"malformed JSON: {exc}") from None
+    value = P.parse_json(bytes(data), "the body")
     if not isinstance(value, dict):
         raise JSONError(400, "the body must be a JSON object")
     return value

@@ -24,6 +24,10 @@ MAX_QUERY_CHARS = 4000
 MAX_CONTEXT = 20
 #: Most documents one upsert request may carry.
 MAX_UPSERT = 1000
+#: Deepest nesting a ``where`` filter may have (operators such as ``{"$in": [...]}`` need 3).
+MAX_WHERE_DEPTH = 8
+#: Most values (keys, list items, scalars) in one ``where`` filter.
+MAX_WHERE_ITEMS = 1000
 
 
 @dataclass(frozen=True)
@@ -165,12 +169,19 @@ def from_query(pairs: Sequence[tuple[str, str]], fields: Sequence[str]) -> dict[
     return raw
 
 
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON text from a client (a body, a ``where`` parameter): any failure, deep nesting
+    included, is one ``UsageError``."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise UsageError(f"malformed JSON in {what}: {reason}") from None
+
+
 def _scalar(key: str, value: str) -> Any:
     if key == "where":
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise UsageError("'where' must be a JSON object") from None
+        return parse_json(value, "'where'")
     if key in ("k", "per_source", "chunk_id", "context"):
         try:
             return int(value)
@@ -231,11 +242,23 @@ def _bool(value: Any, name: str) -> bool:
 
 
 def _where(value: Any) -> dict[str, Any] | None:
+    """The filter as given: its operators are the API's to check; here only its shape (an
+    object) and its size and depth are bounded."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise UsageError("'where' must be an object of field: value")
-    for key, v in value.items():
-        if isinstance(v, dict | list) or v is None:
-            raise UsageError(f"'where' value for {key!r} must be a string, number or boolean")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    items = 0
+    while stack:
+        node, depth = stack.pop()
+        items += 1
+        if items > MAX_WHERE_ITEMS:
+            raise UsageError(f"'where' holds more than {MAX_WHERE_ITEMS} values")
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        if children and depth >= MAX_WHERE_DEPTH:
+            raise UsageError(f"'where' is nested more than {MAX_WHERE_DEPTH} levels deep")
+        stack.extend((c, depth + 1) for c in children)
     return dict(value)
