@@ -33,11 +33,20 @@ pytestmark = pytest.mark.slow
 class Server:
     """A uvicorn server in a thread on 127.0.0.1 and an ephemeral port."""
 
-    def __init__(self, service: SearchService, token: str | None = None) -> None:
+    def __init__(
+        self,
+        service: SearchService,
+        token: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        addr: str = "127.0.0.1",
+        **limits: Any,
+    ) -> None:
         self.service = service
-        self.server = make_server(service, host="127.0.0.1", port=0, token=token)
+        self.addr = addr
+        self.server = make_server(service, host=host, port=0, token=token, **limits)
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((addr, 0))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
@@ -58,7 +67,7 @@ class Server:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection(self.addr, self.port, timeout=30)
         hdrs = dict(headers or {})
         data = raw
         if body is not None:

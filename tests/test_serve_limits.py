@@ -4,10 +4,15 @@ bounds and deadlines, slow-header clients, and loopback Host spellings."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -16,6 +21,7 @@ pytest.importorskip("starlette", reason="pip install 'semsearch[serve]'")
 pytest.importorskip("uvicorn", reason="pip install 'semsearch[serve]'")
 
 from semsearch import SemanticIndex
+from semsearch.serve.run import check_binding
 from semsearch.serve.service import SearchService
 
 from .conftest import FakeEmbedder
@@ -83,3 +89,178 @@ def test_where_objects_reach_the_api_unchanged(server: Server) -> None:
         assert status == 400 and "'where' value" not in data["error"], data
     status, data = server.get("/search?q=trade&where=" + quote('{"n": 7}'))
     assert status == 200 and [h["metadata"]["n"] for h in data["hits"]] == [7]
+
+
+# --- D15: work per request, /health off the workers, deadline -----------------------------
+
+
+class SlowEmbedder(FakeEmbedder):
+    """The fake model, taking ``delay`` seconds per query batch: a busy worker."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def encode(self, texts: Sequence[str], *, kind: Any = "document") -> Any:
+        if kind == "query":
+            time.sleep(self.delay)
+        return super().encode(texts, kind=kind)
+
+
+def test_total_results_per_request_are_bounded(server: Server) -> None:
+    status, data = server.post("/search", {"queries": ["trade"] * 64, "k": 1000})
+    assert status == 400 and "64 queries × k=1000" in data["error"], data
+    status, data = server.post("/search", {"queries": ["trade"] * 10, "k": 1000})
+    assert status == 200 and len(data["results"]) == 10
+
+
+def test_highlight_covers_only_the_first_hits(server: Server) -> None:
+    status, data = server.post("/search", {"q": "trade river", "k": 30, "highlight": True})
+    assert status == 200 and len(data["hits"]) == 30
+    marked = ["highlight" in h for h in data["hits"]]
+    assert marked == [True] * 10 + [False] * 20
+
+
+def _timed_get(srv: Server, path: str, **kw: Any) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    status, _ = srv.get(path, **kw)
+    return status, time.perf_counter() - t0
+
+
+def test_health_answers_while_every_worker_is_busy(fake_index: Path) -> None:
+    srv = Server(SearchService(fake_index, workers=2, embedder=SlowEmbedder(1.5)))
+    try:
+        busy = [
+            threading.Thread(target=srv.get, args=("/search?q=trade",), daemon=True)
+            for _ in range(4)
+        ]
+        for t in busy:
+            t.start()
+        time.sleep(0.3)  # both workers are inside a 1.5 s query embedding, two more queue
+        status, took = _timed_get(srv, "/health")
+        assert status == 200 and took < 0.5, took
+        for t in busy:
+            t.join(timeout=30)
+    finally:
+        srv.stop()
+
+
+def test_a_batch_stops_at_the_deadline_with_one_503(fake_index: Path) -> None:
+    srv = Server(SearchService(fake_index, workers=1, embedder=SlowEmbedder(0.3)), deadline=1.0)
+    try:
+        t0 = time.perf_counter()
+        status, data = srv.post("/search", {"queries": [f"trade {i}" for i in range(64)]})
+        took = time.perf_counter() - t0
+        assert status == 503 and "ran out of time" in data["error"], data
+        assert took < 2.5, took  # 8 steps of 0.3 s would be 2.4 s; it stops after ~1 s
+        status, data = srv.post("/search", {"queries": ["trade", "river"]})
+        assert status == 200 and len(data["results"]) == 2  # small batches still answer
+    finally:
+        srv.stop()
+
+
+def test_a_request_waiting_for_a_worker_gets_503_at_the_deadline(fake_index: Path) -> None:
+    srv = Server(SearchService(fake_index, workers=1, embedder=SlowEmbedder(2.0)), deadline=0.8)
+    try:
+        first = threading.Thread(target=srv.get, args=("/search?q=trade",), daemon=True)
+        first.start()
+        time.sleep(0.2)
+        status, data = srv.get("/search?q=river")
+        assert status == 503 and "busy" in data["error"], data
+        first.join(timeout=30)
+    finally:
+        srv.stop()
+
+
+# --- D14: slow clients ----------------------------------------------------------------------
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_slow_header_clients_cannot_lock_out_a_token_holder(fake_index: Path) -> None:
+    """300 connections that each sent one byte of a request head: /health and a search with
+    the token still answer at once, and the oldest waiting connections were closed."""
+    srv = Server(SearchService(fake_index, workers=2, embedder=FakeEmbedder()), token="s3cret")
+    auth = {"Authorization": "Bearer s3cret"}
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            s.sendall(b"G")
+            slow.append(s)
+        time.sleep(0.5)
+        for s in slow[:100]:  # the attacker keeps trickling
+            with contextlib.suppress(OSError):
+                s.sendall(b"E")
+        status, took = _timed_get(srv, "/health", headers=auth)
+        assert status == 200 and took < 2, (status, took)
+        status, data = srv.post("/search", {"q": "trade", "k": 3}, headers=auth)
+        assert status == 200 and len(data["hits"]) == 3, data
+        status, _ = srv.get("/health")
+        assert status == 401  # the guard still asks everyone else for the token
+        closed = sum(_closed_by_server(s) for s in slow)
+        assert closed >= 300 - 128, closed
+    finally:
+        for s in slow:
+            s.close()
+        srv.stop()
+
+
+def test_a_client_trickling_its_head_is_closed_at_the_header_timeout(fake_index: Path) -> None:
+    srv = Server(SearchService(fake_index, workers=2, embedder=FakeEmbedder()), header_timeout=1.0)
+    try:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        t0 = time.monotonic()
+        closed_after = None
+        for ch in b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+            try:
+                s.sendall(bytes([ch]))
+            except OSError:
+                closed_after = time.monotonic() - t0
+                break
+            if _closed_by_server(s):
+                closed_after = time.monotonic() - t0
+                break
+            s.setblocking(True)
+            time.sleep(0.1)
+        s.close()
+        assert closed_after is not None and 0.8 < closed_after < 3, closed_after
+        assert srv.alive()
+    finally:
+        srv.stop()
+
+
+# --- D24: loopback spellings ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "addr", "host_headers"),
+    [
+        ("127.0.0.2", "127.0.0.2", ["127.0.0.2", "localhost", "127.0.0.1"]),
+        ("127.1", "127.0.0.1", ["127.1", "127.0.0.1", "LOCALHOST"]),
+        ("LOCALHOST", "127.0.0.1", ["localhost", "LocalHost", "127.0.0.1"]),
+    ],
+)
+def test_every_loopback_spelling_answers_without_a_token(
+    fake_index: Path, host: str, addr: str, host_headers: list[str]
+) -> None:
+    check_binding(host, None)  # loopback: no token needed...
+    srv = Server(
+        SearchService(fake_index, workers=2, embedder=FakeEmbedder()), host=host, addr=addr
+    )
+    try:
+        for name in host_headers:  # ...and then it answers, rather than 421 to everyone
+            status, data, _ = srv.request("GET", "/health", headers={"Host": f"{name}:{srv.port}"})
+            assert status == 200, (name, data)
+        status, data, _ = srv.request("GET", "/health", headers={"Host": "evil.example"})
+        assert status == 421 and list(data) == ["error"] and "loopback" in data["error"]
+    finally:
+        srv.stop()

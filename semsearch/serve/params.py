@@ -18,6 +18,12 @@ MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
 MAX_K = 1000
 #: Most queries in one batch request.
 MAX_QUERIES = 64
+#: Most hits one request may ask for in all (queries × k): 64 queries × k=1000 held every
+#: worker for minutes on a 104-chunk index.
+MAX_RESULTS = 10_000
+#: Hits of each query that get a ``highlight`` span (the page shows 10): each costs an
+#: embedding of every sentence of the hit.
+HIGHLIGHT_HITS = 10
 #: Longest query text, in characters (the model reads ~256 tokens anyway).
 MAX_QUERY_CHARS = 4000
 #: Most neighbouring chunks ``read`` returns on each side of a chunk.
@@ -89,10 +95,16 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
     mode = raw.get("mode", "hybrid")
     if mode not in MODES:
         raise UsageError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}")
+    k = _int(raw.get("k", 5), "k", 1, MAX_K)
+    if len(queries) * k > MAX_RESULTS:
+        raise UsageError(
+            f"{len(queries)} queries × k={k} asks for {len(queries) * k} hits; at most "
+            f"{MAX_RESULTS} per request (send fewer queries or a smaller k)"
+        )
     return SearchRequest(
         queries=queries,
         batch=batch,
-        k=_int(raw.get("k", 5), "k", 1, MAX_K),
+        k=k,
         mode=cast(Mode, mode),
         where=where,
         per_source=_opt_int(raw.get("per_source"), "per_source", 1, MAX_K),
