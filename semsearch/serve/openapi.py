@@ -46,25 +46,6 @@ _HIT = {
     },
 }
 
-_SEARCH_PROPS: dict[str, Any] = {
-    "q": {"type": "string", "description": "one query (GET: repeat q for a batch)"},
-    "queries": {"type": "array", "items": {"type": "string"}, "maxItems": P.MAX_QUERIES},
-    "k": {"type": "integer", "minimum": 1, "maximum": P.MAX_K, "default": 5},
-    "mode": {"type": "string", "enum": list(P.MODES), "default": "hybrid"},
-    "source": {"type": "string", "description": "glob on the source path, e.g. *.md"},
-    "where": {"type": "object", "description": "metadata equality filters (GET: JSON text)"},
-    "per_source": {"type": "integer", "minimum": 1, "description": "cap hits per source"},
-    "diverse": {"type": "boolean", "default": False, "description": "MMR re-ranking"},
-    "min_score": {"type": "number", "description": "drop hits scoring below this"},
-    "highlight": {"type": "boolean", "default": False, "description": "best sentence span"},
-}
-
-_READ_PROPS: dict[str, Any] = {
-    "doc_id": {"type": "string", "description": "a whole document"},
-    "chunk_id": {"type": "integer", "description": "a chunk (with context chunks around it)"},
-    "context": {"type": "integer", "minimum": 0, "maximum": P.MAX_CONTEXT, "default": 1},
-}
-
 
 def _op(summary: str, props: dict[str, Any] | None, method: str, result: Any) -> dict[str, Any]:
     op: dict[str, Any] = {
@@ -108,10 +89,10 @@ def openapi_spec(writes: bool) -> dict[str, Any]:
     }
     docs = {"type": "array", "items": doc}
     table: list[tuple[str, str, str, dict[str, Any] | None, Any]] = [
-        ("/search", "get", "Search: best k chunks for q", _SEARCH_PROPS, search_result),
-        ("/search", "post", "Search: one query (q) or a batch", _SEARCH_PROPS, search_result),
-        ("/read", "get", "Read a document, or a chunk and its neighbours", _READ_PROPS, obj),
-        ("/read", "post", "Read (JSON body)", _READ_PROPS, obj),
+        ("/search", "get", "Search: best k chunks for q", P.SEARCH_SCHEMA, search_result),
+        ("/search", "post", "Search: one query (q) or a batch", P.SEARCH_SCHEMA, search_result),
+        ("/read", "get", "Read a document, or a chunk and its neighbours", P.READ_SCHEMA, obj),
+        ("/read", "post", "Read (JSON body)", P.READ_SCHEMA, obj),
         ("/info", "get", "What the index holds", None, obj),
         ("/health", "get", "Liveness and the number of chunks", None, obj),
     ]

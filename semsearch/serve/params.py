@@ -28,6 +28,11 @@ HIGHLIGHT_HITS = 10
 MAX_QUERY_CHARS = 4000
 #: Most neighbouring chunks ``read`` returns on each side of a chunk.
 MAX_CONTEXT = 20
+#: Characters one ``read`` returns unless asked otherwise: about 8k tokens, a page an agent's
+#: context can take; the rest comes with the ``next`` cursor.
+READ_CHARS = 32_000
+#: Most characters one ``read`` may ask for.
+MAX_READ_CHARS = 200_000
 #: Most documents one upsert request may carry.
 MAX_UPSERT = 1000
 #: Deepest nesting a ``where`` filter may have (operators such as ``{"$in": [...]}`` need 3).
@@ -51,9 +56,14 @@ class SearchRequest:
 
 @dataclass(frozen=True)
 class ReadRequest:
+    """A document from ``offset`` (a character range), or a chunk with ``context`` chunks
+    on each side; at most ``max_chars`` characters of text either way."""
+
     doc_id: str | None = None
     chunk_id: int | None = None
     context: int = 1
+    offset: int = 0
+    max_chars: int = READ_CHARS
 
 
 @dataclass(frozen=True)
@@ -63,11 +73,94 @@ class UpsertItem:
     metadata: Mapping[str, Any] | None
 
 
-SEARCH_FIELDS = (
-    "q", "queries", "k", "mode", "source", "where", "per_source", "diverse", "min_score",
-    "highlight",
-)  # fmt: skip
-READ_FIELDS = ("doc_id", "chunk_id", "context")
+#: JSON Schema of each search field: the OpenAPI parameters and the MCP tool arguments.
+SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
+    "q": {
+        "type": "string",
+        "maxLength": MAX_QUERY_CHARS,
+        "description": "one query (GET: repeat q for a batch)",
+    },
+    "queries": {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": MAX_QUERIES,
+        "description": f"a batch of queries; queries × k is at most {MAX_RESULTS}",
+    },
+    "k": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_K,
+        "default": 5,
+        "description": "hits per query",
+    },
+    "mode": {
+        "type": "string",
+        "enum": list(MODES),
+        "default": "hybrid",
+        "description": "hybrid (meaning and words), dense (meaning) or keyword (BM25)",
+    },
+    "source": {"type": "string", "description": "glob on the source path, e.g. *.md or */2024/*"},
+    "where": {
+        "type": "object",
+        "description": 'metadata filters, e.g. {"lang": "en"} or {"tags": {"$in": ["a"]}}'
+        " (GET: JSON text)",
+    },
+    "per_source": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_K,
+        "description": "at most this many hits per source file",
+    },
+    "diverse": {
+        "type": "boolean",
+        "default": False,
+        "description": "re-rank so near-duplicate passages do not crowd the list",
+    },
+    "min_score": {"type": "number", "description": "drop hits scoring below this"},
+    "highlight": {
+        "type": "boolean",
+        "default": False,
+        "description": f"[start, end) of the best sentence in each of the first {HIGHLIGHT_HITS}"
+        " hits",
+    },
+}
+
+#: JSON Schema of each read field.
+READ_SCHEMA: dict[str, dict[str, Any]] = {
+    "doc_id": {
+        "type": "string",
+        "description": "a document (a character range of it, from offset)",
+    },
+    "chunk_id": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "a chunk, with context chunks around it",
+    },
+    "context": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_CONTEXT,
+        "default": 1,
+        "description": "chunks on each side of chunk_id",
+    },
+    "offset": {
+        "type": "integer",
+        "minimum": 0,
+        "default": 0,
+        "description": "first character of the document to return (with doc_id)",
+    },
+    "max_chars": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_READ_CHARS,
+        "default": READ_CHARS,
+        "description": "most characters of text returned; 'next' holds the arguments of the"
+        " following read",
+    },
+}
+
+SEARCH_FIELDS = tuple(SEARCH_SCHEMA)
+READ_FIELDS = tuple(READ_SCHEMA)
 
 
 def search_request(raw: Mapping[str, Any]) -> SearchRequest:
@@ -121,10 +214,14 @@ def read_request(raw: Mapping[str, Any]) -> ReadRequest:
         raise UsageError("give exactly one of 'doc_id' (a whole document) or 'chunk_id'")
     if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
         raise UsageError("'doc_id' must be a non-empty string")
+    if chunk_id is not None and "offset" in raw:
+        raise UsageError("'offset' goes with 'doc_id' (a character range of a document)")
     return ReadRequest(
         doc_id=doc_id,
         chunk_id=None if chunk_id is None else _int(chunk_id, "chunk_id", 0, 2**62),
         context=_int(raw.get("context", 1), "context", 0, MAX_CONTEXT),
+        offset=_int(raw.get("offset", 0), "offset", 0, 2**62),
+        max_chars=_int(raw.get("max_chars", READ_CHARS), "max_chars", 1, MAX_READ_CHARS),
     )
 
 
@@ -194,7 +291,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
 def _scalar(key: str, value: str) -> Any:
     if key == "where":
         return parse_json(value, "'where'")
-    if key in ("k", "per_source", "chunk_id", "context"):
+    if key in ("k", "per_source", "chunk_id", "context", "offset", "max_chars"):
         try:
             return int(value)
         except ValueError:

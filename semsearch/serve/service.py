@@ -193,8 +193,8 @@ class SearchService:
     def read(self, req: P.ReadRequest) -> dict[str, Any]:
         with self.reader() as index:
             if req.doc_id is not None:
-                return read_document(index, req.doc_id)
-            return read_chunk(index, int(req.chunk_id or 0), req.context)
+                return read_document(index, req.doc_id, req.offset, req.max_chars)
+            return read_chunk(index, int(req.chunk_id or 0), req.context, req.max_chars)
 
     def info(self) -> dict[str, Any]:
         with self.reader() as index:
