@@ -102,8 +102,10 @@ SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
     "source": {"type": "string", "description": "glob on the source path, e.g. *.md or */2024/*"},
     "where": {
         "type": "object",
-        "description": 'metadata filters, e.g. {"lang": "en"} or {"tags": {"$in": ["a"]}}'
-        " (GET: JSON text)",
+        "description": (
+            "metadata filters: field: value, or field: {op: value} with op one of"
+            " $in $nin $ne $gt $gte $lt $lte (GET: JSON text)"
+        ),
     },
     "per_source": {
         "type": "integer",
@@ -356,7 +358,7 @@ def _where(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise UsageError("'where' must be an object of field: value")
+        raise UsageError("'where' must be an object of field: value or field: {operator: value}")
     stack: list[tuple[Any, int]] = [(value, 1)]
     items = 0
     while stack:
