@@ -128,7 +128,7 @@ def _timed_get(srv: Server, path: str, **kw: Any) -> tuple[int, float]:
 
 
 def test_health_answers_while_every_worker_is_busy(fake_index: Path) -> None:
-    srv = Server(SearchService(fake_index, workers=2, embedder=SlowEmbedder(1.5)))
+    srv = Server(SearchService(fake_index, workers=2, embedder=SlowEmbedder(3.0)))
     try:
         busy = [
             threading.Thread(target=srv.get, args=("/search?q=trade",), daemon=True)
@@ -136,9 +136,9 @@ def test_health_answers_while_every_worker_is_busy(fake_index: Path) -> None:
         ]
         for t in busy:
             t.start()
-        time.sleep(0.3)  # both workers are inside a 1.5 s query embedding, two more queue
+        time.sleep(0.3)  # both workers are inside a 3 s query embedding, two more queue
         status, took = _timed_get(srv, "/health")
-        assert status == 200 and took < 0.5, took
+        assert status == 200 and took < 1.0, took  # not after the 2.7 s left of a search
         for t in busy:
             t.join(timeout=30)
     finally:
@@ -146,13 +146,13 @@ def test_health_answers_while_every_worker_is_busy(fake_index: Path) -> None:
 
 
 def test_a_batch_stops_at_the_deadline_with_one_503(fake_index: Path) -> None:
-    srv = Server(SearchService(fake_index, workers=1, embedder=SlowEmbedder(0.3)), deadline=1.0)
+    srv = Server(SearchService(fake_index, workers=1, embedder=SlowEmbedder(0.5)), deadline=1.0)
     try:
         t0 = time.perf_counter()
         status, data = srv.post("/search", {"queries": [f"trade {i}" for i in range(64)]})
         took = time.perf_counter() - t0
         assert status == 503 and "ran out of time" in data["error"], data
-        assert took < 2.5, took  # 8 steps of 0.3 s would be 2.4 s; it stops after ~1 s
+        assert took < 3.0, took  # 8 steps of 0.5 s would be 4 s; it stops after ~1.5 s
         status, data = srv.post("/search", {"queries": ["trade", "river"]})
         assert status == 200 and len(data["results"]) == 2  # small batches still answer
     finally:
@@ -201,7 +201,7 @@ def test_slow_header_clients_cannot_lock_out_a_token_holder(fake_index: Path) ->
             with contextlib.suppress(OSError):
                 s.sendall(b"E")
         status, took = _timed_get(srv, "/health", headers=auth)
-        assert status == 200 and took < 2, (status, took)
+        assert status == 200 and took < 5, (status, took)
         status, data = srv.post("/search", {"q": "trade", "k": 3}, headers=auth)
         assert status == 200 and len(data["hits"]) == 3, data
         status, _ = srv.get("/health")

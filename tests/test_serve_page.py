@@ -308,4 +308,8 @@ def test_docs_page_is_readable_and_offline(
     urls = browser.js("performance.getEntriesByType('resource').map(r => r.name)")
     assert all(u.startswith(base) for u in urls), urls
     shot = browser.page("Page.captureScreenshot", format="png")
-    (tmp_path / "docs.png").write_bytes(base64.b64decode(shot["data"]))
+    path = tmp_path / "docs.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.stat().st_size > 10_000
+    if os.environ.get("SEMSEARCH_SCREENSHOT_DIR"):
+        shutil.copy(path, Path(os.environ["SEMSEARCH_SCREENSHOT_DIR"]) / path.name)
