@@ -212,6 +212,15 @@ def test_mode_switch_source_filter_and_escaping(page_server: Server, browser: Br
     assert page_server.service.queries[-1] == "pelicans harbour"  # type: ignore[attr-defined]
 
 
+def _screenshot(browser: Browser, path: Path) -> None:
+    """Save what the browser shows (also into $SEMSEARCH_SCREENSHOT_DIR, to look at)."""
+    shot = browser.page("Page.captureScreenshot", format="png")
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.stat().st_size > 10_000  # a rendered page, not a blank one
+    if os.environ.get("SEMSEARCH_SCREENSHOT_DIR"):
+        shutil.copy(path, Path(os.environ["SEMSEARCH_SCREENSHOT_DIR"]) / path.name)
+
+
 def _load(browser: Browser, url: str) -> None:
     browser.page("Page.navigate", url=url)
     browser.wait_for("document.readyState === 'complete'")
@@ -282,12 +291,7 @@ def test_narrow_layout_at_360_px(page_server: Server, browser: Browser, tmp_path
         browser.js("document.querySelector('a.loc').click()")
         browser.wait_for("!!document.querySelector('.context .hitchunk')")
         assert browser.js("document.documentElement.scrollWidth") <= 360
-        shot = browser.page("Page.captureScreenshot", format="png")
-        path = tmp_path / "page-360px.png"
-        path.write_bytes(base64.b64decode(shot["data"]))
-        assert path.stat().st_size > 10_000
-        if os.environ.get("SEMSEARCH_SCREENSHOT_DIR"):
-            shutil.copy(path, Path(os.environ["SEMSEARCH_SCREENSHOT_DIR"]) / path.name)
+        _screenshot(browser, tmp_path / "page-360px.png")
     finally:
         browser.page("Emulation.clearDeviceMetricsOverride")
 
@@ -307,9 +311,4 @@ def test_docs_page_is_readable_and_offline(
     # Nothing loaded from anywhere but this server: no external script, style, font or image.
     urls = browser.js("performance.getEntriesByType('resource').map(r => r.name)")
     assert all(u.startswith(base) for u in urls), urls
-    shot = browser.page("Page.captureScreenshot", format="png")
-    path = tmp_path / "docs.png"
-    path.write_bytes(base64.b64decode(shot["data"]))
-    assert path.stat().st_size > 10_000
-    if os.environ.get("SEMSEARCH_SCREENSHOT_DIR"):
-        shutil.copy(path, Path(os.environ["SEMSEARCH_SCREENSHOT_DIR"]) / path.name)
+    _screenshot(browser, tmp_path / "docs.png")
