@@ -74,6 +74,8 @@ def read_document(path: Path) -> Document | None:
     extracted = _extract(reader, path, data)
     if extracted is None:
         return None
+    for warning in extracted.warnings:
+        log.warning("%s: %s", path, warning)
     source = str(path)
     # A file's identity is the hash of its bytes, so change detection never has to decode.
     return Document(

@@ -9,6 +9,7 @@ encrypted, image-only) and :class:`ReaderMissing` when their parser is not insta
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,13 +35,15 @@ class ReaderMissing(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
-    """What a reader found in one file."""
+    """What a reader found in one file. ``warnings`` say what was cut or left out (a bound
+    reached, bad front matter); the caller logs each once, naming the file."""
 
     text: str
     kind: str
     title: str = ""
     sections: tuple[Section, ...] = ()
     meta: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
 
 class Reader(ABC):
@@ -89,6 +92,31 @@ class SectionBuilder:
         self._close()
         self._start = self.length
         return "".join(self.parts), tuple(self.sections)
+
+
+#: What :func:`meta_value` returns for a value metadata cannot hold.
+DROP = object()
+_INT64 = 1 << 63
+
+
+def meta_value(value: Any) -> Any:
+    """``value`` as filterable metadata, JSON-typed: text, a finite number within int64,
+    a bool, None, or a list of those (lists stay lists, so membership can match them).
+    NaN/Infinity become None (JSON has no such numbers); a huge integer or an element of a
+    list that is none of these is DROP. Other objects (a date) become their text."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        return value if -_INT64 <= value < _INT64 else DROP
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        items = [meta_value(v) for v in value]
+        ok = all(v is not DROP and not isinstance(v, list) for v in items)
+        return items if ok else DROP
+    if isinstance(value, Mapping):
+        return DROP
+    return str(value)
 
 
 def heading_path(stack: list[tuple[int, str]], level: int, title: str) -> str:

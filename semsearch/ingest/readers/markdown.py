@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Extracted, Reader, SectionBuilder, heading_path
+from ..limits import MAX_YAML_CHARS, MAX_YAML_NODES
+from .base import DROP, Extracted, Reader, SectionBuilder, heading_path, meta_value
 from .text import decode
 
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
@@ -27,9 +28,10 @@ class MarkdownReader(Reader):
 
         text = decode(data)
         meta: dict[str, Any] = {}
+        warning = ""
         m = _FRONT.match(text)
         if m:
-            meta = _front_matter(m.group(1))
+            meta, warning = _front_matter(m.group(1))
             text = "\n" * text.count("\n", 0, m.end()) + text[m.end() :]
         tokens = MarkdownIt("commonmark").parse(text)
         line_starts = _line_offsets(text)
@@ -50,7 +52,8 @@ class MarkdownReader(Reader):
                 title = heading
         out.add(text[pos:])
         body, sections = out.finish()
-        return Extracted(body, self.kind, title or name, sections, meta or None)
+        warnings = (warning,) if warning else ()
+        return Extracted(body, self.kind, title or name, sections, meta or None, warnings)
 
 
 def _line_offsets(text: str) -> list[int]:
@@ -59,24 +62,64 @@ def _line_offsets(text: str) -> list[int]:
     return offsets
 
 
-def _front_matter(block: str) -> dict[str, Any]:
-    """Scalar (and list-of-scalar) YAML fields; anything else, or bad YAML, is ignored."""
+def _front_matter(block: str) -> tuple[dict[str, Any], str]:
+    """JSON-typed fields of YAML front matter (see :func:`meta_value`), and a warning when
+    it cannot be used: bad YAML, not a mapping, or aliases expanding past the bounds."""
     import yaml  # PyYAML ships with the model stack (transformers)
 
+    loader = yaml.SafeLoader(block)
     try:
-        loaded = yaml.safe_load(block)
-    except yaml.YAMLError:
-        return {}
+        node = loader.get_single_node()
+        if node is None:
+            return {}, ""
+        nodes, chars = _expanded_size(node, {}, set())
+        if nodes > MAX_YAML_NODES or chars > MAX_YAML_CHARS:
+            return {}, (
+                f"front matter expands to {nodes} YAML nodes and {chars} characters "
+                f"(limit {MAX_YAML_NODES} and {MAX_YAML_CHARS}): indexed without it"
+            )
+        loaded = loader.construct_document(node)
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        return {}, f"front matter is not valid YAML ({_reason(exc)}): indexed without it"
+    finally:
+        loader.dispose()
     if not isinstance(loaded, Mapping):
-        return {}
+        return {}, "front matter is not a YAML mapping of fields: indexed without it"
     meta: dict[str, Any] = {}
     for key, value in loaded.items():
-        if isinstance(value, (str, int, float, bool)) or _scalar_list(value):
-            meta[str(key)] = value
-        elif value is not None:
-            meta[str(key)] = str(value)
-    return meta
+        kept = meta_value(value)
+        if kept is not DROP and kept is not None:
+            meta[str(key)] = kept
+    return meta, ""
 
 
-def _scalar_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value)
+def _reason(exc: BaseException) -> str:
+    """One short line: the parser's problem and the front matter line it is on."""
+    problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 2}" if mark is not None else ""  # +1 for the '---'
+    return " ".join(str(problem).split())[:120] + where
+
+
+def _expanded_size(node: Any, memo: dict[int, tuple[int, int]], open_: set[int]) -> tuple[int, int]:
+    """(nodes, scalar characters) of ``node`` with every alias expanded, computed without
+    expanding: an alias is the same node object, sized once. A node inside itself (a
+    recursive alias) counts as unbounded."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        return MAX_YAML_NODES + 1, 0
+    if not isinstance(node.value, list):  # a scalar
+        size = (1, len(node.value))
+    else:
+        open_.add(key)
+        nodes, chars = 1, 0
+        for child in node.value:
+            for part in child if isinstance(child, tuple) else (child,):  # mapping pairs
+                n, c = _expanded_size(part, memo, open_)
+                nodes, chars = nodes + n, chars + c
+        open_.discard(key)
+        size = (nodes, chars)
+    memo[key] = size
+    return size
