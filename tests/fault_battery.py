@@ -423,8 +423,9 @@ def yaml_bomb(path: Path, levels: int = 9) -> Path:
     return path
 
 
-def epub_spine_bomb(path: Path, repeats: int = 2000, chapter_chars: int = 1 << 20) -> Path:
-    """An EPUB whose spine names one large chapter ``repeats`` times."""
+def epub_spine_bomb(path: Path, repeats: int = 2000, chapter_chars: int = 1_000_000) -> Path:
+    """An EPUB whose spine names one chapter ``repeats`` times (just under the 1 MiB above
+    which a high compression ratio is refused as a zip bomb)."""
     import zipfile
 
     body = "<p>" + "word " * (chapter_chars // 5) + "</p>"
@@ -467,13 +468,8 @@ def _pdf(objects: list[bytes]) -> bytes:
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 
 
-def _stream(data: bytes, flate: bool = False) -> bytes:
-    import zlib
-
-    if flate:
-        data = zlib.compress(data, 9)
-    head = b"<< /Length %d%s >>" % (len(data), b" /Filter /FlateDecode" if flate else b"")
-    return head + b"\nstream\n" + data + b"\nendstream"
+def _stream(data: bytes) -> bytes:
+    return b"<< /Length %d >>\nstream\n%s\nendstream" % (len(data), data)
 
 
 def pdf_shared_tree(path: Path, fanout: int = 10, levels: int = 6) -> Path:
@@ -499,13 +495,21 @@ def pdf_shared_tree(path: Path, fanout: int = 10, levels: int = 6) -> Path:
 
 def pdf_flate_bomb(path: Path, inflated: int = 256 << 20) -> Path:
     """One page whose FlateDecode content stream is ``inflated`` bytes of spaces."""
-    content = b"BT /F1 12 Tf 72 712 Td (Bomb page) Tj ET" + b" " * inflated
+    import zlib
+
+    packer = zlib.compressobj(9)
+    parts = [packer.compress(b"BT /F1 12 Tf 72 712 Td (Bomb page) Tj ET")]
+    block = b" " * (1 << 20)
+    for at in range(0, inflated, len(block)):
+        parts.append(packer.compress(block[: inflated - at]))
+    packed = b"".join(parts) + packer.flush()
+    content = b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(content, flate=True),
+        content,
         _FONT,
     ]
     path.write_bytes(_pdf(objects))
@@ -543,6 +547,12 @@ _MEASURE = textwrap.dedent(
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from pathlib import Path
     from semsearch.ingest.read import is_data_file, read_document, read_records
+    def peak_mb():
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     warnings = []
     class Keep(logging.Handler):
         def emit(self, record):
@@ -562,7 +572,7 @@ _MEASURE = textwrap.dedent(
         "texts": [d.text[:200] for d in docs[:3]],
         "warnings": warnings,
         "seconds": time.perf_counter() - started,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "maxrss_mb": peak_mb(),
     }}))
     """
 )

@@ -81,3 +81,61 @@ def test_front_matter_values_stay_json_typed(
         "draft": False,
     }
     assert warnings_of(caplog) == []
+
+
+# --- containers and PDFs (D9, D10, D11) ----------------------------------------------------
+
+
+def test_epub_spine_naming_one_chapter_2000_times_reads_it_once(tmp_path: Path) -> None:
+    path = fb.epub_spine_bomb(tmp_path / "spine.epub")
+    got = fb.measure_read(path, limit_mb=CEILING_MB, timeout=60)
+    assert "error" not in got, got
+    assert got["docs"] == 1
+    assert 1_000_000 <= got["chars"] < 1_100_000  # type: ignore[operator]
+    assert got["maxrss_mb"] < 400  # type: ignore[operator]
+
+
+def test_epub_text_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct chapters still stop at the text bound, with one warning naming the file."""
+    from semsearch.ingest.readers import base
+
+    monkeypatch.setattr(base, "MAX_TEXT_CHARS", 1000)
+    monkeypatch.setattr(base.SectionBuilder.__init__, "__defaults__", (1000,))
+    path = fb.epub_spine_bomb(tmp_path / "book.epub", repeats=3, chapter_chars=5000)
+    with pytest.MonkeyPatch.context():
+        import logging as _logging
+
+        records: list[str] = []
+        handler = _logging.Handler()
+        handler.emit = lambda r: records.append(r.getMessage())  # type: ignore[method-assign]
+        _logging.getLogger("semsearch").addHandler(handler)
+        try:
+            doc = read_document(path)
+        finally:
+            _logging.getLogger("semsearch").removeHandler(handler)
+    assert doc is not None and len(doc.text) == 1000
+    assert len(records) == 1 and "book.epub" in records[0] and "cut at 1000" in records[0]
+
+
+def test_pdf_page_tree_of_shared_nodes_is_bounded(tmp_path: Path) -> None:
+    got = fb.measure_read(fb.pdf_shared_tree(tmp_path / "tree.pdf"), limit_mb=CEILING_MB)
+    assert "error" not in got, got
+    assert got["docs"] == 1 and "Shared page text" in got["texts"][0]  # type: ignore[index]
+    assert any("tree.pdf" in w and "1000000 pages" in w for w in got["warnings"])  # type: ignore[attr-defined]
+    assert got["maxrss_mb"] < 600  # type: ignore[operator]
+
+
+def test_pdf_flate_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    got = fb.measure_read(fb.pdf_flate_bomb(tmp_path / "flate.pdf"), limit_mb=CEILING_MB)
+    assert "error" not in got, got
+    assert got["docs"] == 0
+    assert len(got["warnings"]) == 1 and "decompression bomb" in got["warnings"][0]  # type: ignore[arg-type, index]
+    assert "flate.pdf" in got["warnings"][0]  # type: ignore[index]
+    assert got["maxrss_mb"] < 200  # type: ignore[operator]
+
+
+def test_a_pdf_with_ordinary_flate_streams_is_read(tmp_path: Path) -> None:
+    """The bomb check passes real compressed content (a ratio well under the bound)."""
+    path = fb.pdf_flate_bomb(tmp_path / "fine.pdf", inflated=200_000)
+    doc = read_document(path)
+    assert doc is not None and "Bomb page" in doc.text

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..document import Section
+from ..limits import MAX_TEXT_CHARS
 
 #: Joins the headings of a section path, as hits print it: ``Guide › Install › Linux``.
 HEADING_SEP = " › "
@@ -64,20 +65,31 @@ class Reader(ABC):
 
 
 class SectionBuilder:
-    """Accumulates text pieces and heading changes into text + non-overlapping sections."""
+    """Accumulates text pieces and heading changes into text + non-overlapping sections.
 
-    def __init__(self) -> None:
+    Text past ``limit`` characters is dropped: ``full`` tells a reader to stop reading, and
+    ``warnings()`` says what was cut."""
+
+    def __init__(self, limit: int = MAX_TEXT_CHARS) -> None:
         self.parts: list[str] = []
         self.length = 0
+        self.limit = limit
+        self.full = False
         self.sections: list[Section] = []
         self._start = 0
         self._page: int | None = None
         self._heading = ""
 
     def add(self, piece: str) -> None:
+        if len(piece) > self.limit - self.length:
+            piece, self.full = piece[: self.limit - self.length], True
         if piece:
             self.parts.append(piece)
             self.length += len(piece)
+
+    def warnings(self, *more: str) -> tuple[str, ...]:
+        cut = (f"text cut at {self.limit} characters (the rest is not indexed)",)
+        return (cut if self.full else ()) + tuple(m for m in more if m)
 
     def begin(self, *, page: int | None = None, heading: str = "") -> None:
         """Close the current section and start a new one here."""

@@ -52,7 +52,7 @@ class MarkdownReader(Reader):
                 title = heading
         out.add(text[pos:])
         body, sections = out.finish()
-        warnings = (warning,) if warning else ()
+        warnings = out.warnings(warning)
         return Extracted(body, self.kind, title or name, sections, meta or None, warnings)
 
 
