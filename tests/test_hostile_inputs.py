@@ -139,3 +139,97 @@ def test_a_pdf_with_ordinary_flate_streams_is_read(tmp_path: Path) -> None:
     path = fb.pdf_flate_bomb(tmp_path / "fine.pdf", inflated=200_000)
     doc = read_document(path)
     assert doc is not None and "Bomb page" in doc.text
+
+
+# --- big and bad data files (D4, D12, D13) -------------------------------------------------
+
+
+def test_jsonl_huge_number_and_deep_nesting_skip_only_their_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = fb.jsonl_hostile(tmp_path / "bad.jsonl")
+    with caplog.at_level(logging.WARNING, logger="semsearch"):
+        docs = list(read_records(path))
+    assert [d.text for d in docs] == ["first good row", "last good row"]
+    assert [d.doc_id for d in docs] == [f"{path}#1", f"{path}#4"]
+    assert warnings_of(caplog) == [
+        f"{path}:2: a number with too many digits; line skipped",
+        f"{path}:3: JSON nested too deep; line skipped",
+    ]
+
+
+def test_a_bad_jsonl_line_no_longer_drops_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "one"}\nnot json\n{"text": "two"}\n' + "{\n" * 5)
+    with caplog.at_level(logging.WARNING, logger="semsearch"):
+        docs = list(read_records(path))
+    assert [d.text for d in docs] == ["one", "two"]
+    messages = warnings_of(caplog)
+    assert messages[0].startswith(f"{path}:2: not JSON")
+    assert len(messages) == 4 and messages[-1] == f"{path}: 3 more lines skipped"
+
+
+def test_jsonl_metadata_is_json_typed(tmp_path: Path) -> None:
+    """NaN/Infinity become null (D5 at ingest); lists of scalars stay lists (item 3)."""
+    path = tmp_path / "meta.jsonl"
+    path.write_text(
+        '{"text": "t", "tags": ["a", "b"], "x": NaN, "y": -Infinity, "n": 3, '
+        '"nested": {"a": 1}, "mixed": [1, {"a": 2}]}\n'
+    )
+    (doc,) = read_records(path)
+    assert doc.meta == {"tags": ["a", "b"], "x": None, "y": None, "n": 3}
+
+
+def test_csv_of_four_million_rows_is_bounded(tmp_path: Path) -> None:
+    got = fb.measure_read(fb.csv_rows(tmp_path / "rows.csv"), limit_mb=CEILING_MB, timeout=300)
+    assert "error" not in got, got
+    assert got["docs"] == fb_rows_bound()
+    assert len(got["warnings"]) == 1 and "rows.csv" in got["warnings"][0]  # type: ignore[arg-type, index]
+    assert got["maxrss_mb"] < 500  # type: ignore[operator]
+
+
+def fb_rows_bound() -> int:
+    from semsearch.ingest.limits import MAX_ROWS
+
+    return MAX_ROWS
+
+
+def test_markdown_list_of_two_million_items_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    got = fb.measure_read(fb.markdown_list(tmp_path / "list.md"), limit_mb=CEILING_MB)
+    assert "error" not in got, got
+    assert got["docs"] == 1 and got["chars"] == 8_000_015
+    assert got["maxrss_mb"] < 300  # type: ignore[operator]
+
+
+def test_big_markdown_line_scan_finds_the_headings_markdown_it_finds() -> None:
+    from semsearch.ingest.readers import markdown
+
+    text = (
+        "# Guide\n\nIntro para\n\nSetext\n======\n\n```\n# not a heading\n```\n\n## Two ##\n"
+        "- item\n\nText\n\n    # indented code\n\nPara\n---\n\n~~~~\n## fenced\n~~~~\n### Three\n"
+    )
+    assert list(markdown._scanned(text)) == list(markdown._parsed(text))
+    assert [h.text for h in markdown._scanned(text)] == ["Guide", "Setext", "Two", "Para", "Three"]
+
+
+def test_chunking_an_eight_megabyte_sentence_tokenises_in_windows() -> None:
+    """One 8 MB "sentence" (a list with no full stop) reaches the tokenizer in pieces of
+    at most ``_WINDOW_CHARS``, and the chunks still tile the text."""
+    from semsearch.ingest import chunk
+
+    text = "- a\n" * 2_000_000
+    longest = 0
+
+    def spans(texts: list[str]) -> list[list[tuple[int, int]]]:
+        nonlocal longest
+        longest = max(longest, sum(map(len, texts)))
+        return [[(i, i + 1) for i in range(0, len(t), 4)] for t in texts]
+
+    chunks = list(
+        chunk.iter_chunks(text[:400_000], doc_id="d", source="d", token_spans=spans)  # type: ignore[arg-type]
+    )
+    assert longest <= 2 * chunk._WINDOW_CHARS
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    assert sum(len(c.text) for c in chunks) >= 0.7 * 400_000
