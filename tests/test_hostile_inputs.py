@@ -233,3 +233,58 @@ def test_chunking_an_eight_megabyte_sentence_tokenises_in_windows() -> None:
     assert longest <= 2 * chunk._WINDOW_CHARS
     assert all(text[c.start : c.end] == c.text for c in chunks)
     assert sum(len(c.text) for c in chunks) >= 0.7 * 400_000
+
+
+# --- HTML text holding the reader's own marks (D23) ----------------------------------------
+
+
+@pytest.mark.parametrize("entity", [False, True])
+def test_html_private_use_characters_are_kept(tmp_path: Path, entity: bool) -> None:
+    pua = "".join(chr(c) for c in range(0xE000, 0xE005))
+    shown = "".join(f"&#x{c:x};" for c in range(0xE000, 0xE005)) if entity else pua
+    page = (
+        f"<html><head><title>Icons</title></head><body><h1>Font icons {shown}</h1>"
+        f"<p>Glyphs {shown} in a sentence.</p><pre>code {shown}\n  kept</pre>"
+        "<h2>Next</h2><p>More text.</p></body></html>"
+    )
+    doc = read_document(fb_write(tmp_path / "icons.html", page))
+    assert doc is not None
+    assert f"Glyphs {pua} in a sentence." in doc.text
+    assert f"code {pua}\n  kept" in doc.text
+    headings = {s.heading for s in doc.sections}
+    assert f"Font icons {pua}" in headings
+    assert any(h.endswith("Next") for h in headings)
+
+
+def fb_write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- a heading with no body (item 4) -------------------------------------------------------
+
+_BARE_MD = "# Soup\n\n## Winter soups\n\nLentil soup warms you in winter.\n\n## Summer\n\nGazpacho.\n"
+_BARE_HTML = (
+    "<html><body><h1>Soup</h1><h2>Winter soups</h2><p>Lentil soup warms you in winter.</p>"
+    "<h2>Summer</h2><p>Gazpacho.</p></body></html>"
+)
+
+
+@pytest.mark.parametrize(("name", "page"), [("soup.md", _BARE_MD), ("soup.html", _BARE_HTML)])
+def test_a_heading_with_no_body_joins_the_section_after_it(
+    tmp_path: Path, name: str, page: str
+) -> None:
+    from semsearch.build.engine import chunk_rows
+    from semsearch.build.settings import ChunkParams
+    from semsearch.ingest.readers import HEADING_SEP
+
+    from .conftest import FakeEmbedder
+
+    doc = read_document(fb_write(tmp_path / name, page))
+    assert doc is not None
+    first = doc.sections[0]
+    assert doc.text[first.start : first.end].lstrip().startswith(("# Soup", "Soup"))
+    assert first.heading == f"Soup{HEADING_SEP}Winter soups"
+    assert "Lentil soup" in doc.text[first.start : first.end]
+    rows = chunk_rows(doc, FakeEmbedder(), ChunkParams(200, 0))
+    assert all("Lentil" in r.text or "Gazpacho" in r.text for r in rows), [r.text for r in rows]

@@ -131,6 +131,33 @@ def meta_value(value: Any) -> Any:
     return str(value)
 
 
+def merge_bare_headings(text: str, sections: tuple[Section, ...]) -> tuple[Section, ...]:
+    """Fold a section that is only its heading line (a title straight above a subtitle)
+    into the section after it, which keeps its own heading path: alone, the bare heading
+    became a chunk of its own that matched every query about the topic and ranked first."""
+    out: list[Section] = []
+    start: int | None = None  # where a run of bare headings began
+    for i, sec in enumerate(sections):
+        if start is not None:
+            sec = sec._replace(start=start)
+            start = None
+        after = sections[i + 1] if i + 1 < len(sections) else None
+        if after is not None and after.start == sec.end and _bare(text, sec):
+            start = sec.start
+            continue
+        out.append(sec)
+    return tuple(out)
+
+
+def _bare(text: str, sec: Section) -> bool:
+    """True when the section holds its heading line (and a setext underline) and no text."""
+    if not sec.heading:
+        return False
+    body = text[sec.start : sec.end].strip()
+    _, _, rest = body.partition("\n")
+    return not rest.strip().strip("=-").strip()
+
+
 def heading_path(stack: list[tuple[int, str]], level: int, title: str) -> str:
     """Push heading ``title`` at ``level`` onto ``stack`` (popping deeper or equal levels)
     and return the joined path."""

@@ -15,7 +15,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from ..limits import MAX_MARKDOWN_PARSE, MAX_YAML_CHARS, MAX_YAML_NODES
-from .base import DROP, Extracted, Reader, SectionBuilder, heading_path, meta_value
+from .base import (
+    DROP,
+    Extracted,
+    Reader,
+    SectionBuilder,
+    heading_path,
+    merge_bare_headings,
+    meta_value,
+)
 from .text import decode
 
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
@@ -58,6 +66,7 @@ class MarkdownReader(Reader):
                 title = heading
         out.add(text[pos:])
         body, sections = out.finish()
+        sections = merge_bare_headings(body, sections)
         warnings = out.warnings(warning)
         return Extracted(body, self.kind, title or name, sections, meta or None, warnings)
 
