@@ -503,7 +503,10 @@ def pdf_flate_bomb(path: Path, inflated: int = 256 << 20) -> Path:
     for at in range(0, inflated, len(block)):
         parts.append(packer.compress(block[: inflated - at]))
     packed = b"".join(parts) + packer.flush()
-    content = b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed)
+    content = b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (
+        len(packed),
+        packed,
+    )
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",

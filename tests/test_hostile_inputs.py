@@ -263,7 +263,9 @@ def fb_write(path: Path, text: str) -> Path:
 
 # --- a heading with no body (item 4) -------------------------------------------------------
 
-_BARE_MD = "# Soup\n\n## Winter soups\n\nLentil soup warms you in winter.\n\n## Summer\n\nGazpacho.\n"
+_BARE_MD = (
+    "# Soup\n\n## Winter soups\n\nLentil soup warms you in winter.\n\n## Summer\n\nGazpacho.\n"
+)
 _BARE_HTML = (
     "<html><body><h1>Soup</h1><h2>Winter soups</h2><p>Lentil soup warms you in winter.</p>"
     "<h2>Summer</h2><p>Gazpacho.</p></body></html>"
@@ -288,3 +290,55 @@ def test_a_heading_with_no_body_joins_the_section_after_it(
     assert "Lentil soup" in doc.text[first.start : first.end]
     rows = chunk_rows(doc, FakeEmbedder(), ChunkParams(200, 0))
     assert all("Lentil" in r.text or "Gazpacho" in r.text for r in rows), [r.text for r in rows]
+
+
+# --- legacy encodings (item 7) -------------------------------------------------------------
+
+_CZECH = (
+    "Včera jsem byl v obchodě a koupil jsem chléb, mléko a sýr. Počasí bylo krásné, ale "
+    "večer začalo pršet. Zítra pojedeme na výlet do hor, kde budeme chodit po lesích. "
+) * 3
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Le café était très chaud", "cp1252"),  # read as cp1250 before: "Le cafť ťtait"
+        ("Le café était très chaud", "latin-1"),
+        ("Ça coûte 5 € — “quoted”", "cp1252"),
+        ("Señor Muñoz, ¿dónde está el niño?", "cp1252"),
+        ("Smørrebrød og æblekage på Østerbro", "latin-1"),
+        ("Привет, как дела? Всё хорошо.", "cp1251"),
+        ("Zażółć gęślą jaźń", "cp1250"),
+        ("Καλημέρα κόσμε", "cp1253"),
+        ("日本語のテキストです。", "shift_jis"),
+        ("中文文本测试，你好世界。", "gbk"),
+        ("naïve café ☕", "utf-16"),
+        (_CZECH, "cp1250"),  # long enough for the detector's guess to stand
+    ],
+)
+def test_short_legacy_texts_decode_to_their_letters(
+    tmp_path: Path, text: str, encoding: str
+) -> None:
+    doc = read_document(fb_write_bytes(tmp_path / "note.txt", text.encode(encoding)))
+    assert doc is not None and doc.text == text
+
+
+def test_keyword_search_finds_cafe_in_a_latin1_note(tmp_path: Path) -> None:
+    from semsearch import SemanticIndex
+
+    from .conftest import FakeEmbedder
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "cafe.txt").write_bytes("Le café était très chaud".encode("latin-1"))
+    (folder / "other.txt").write_text("Nothing to see here.")
+    index = SemanticIndex(embedder=FakeEmbedder())
+    index.add_paths([folder])
+    hits = index.search("café", k=1, mode="keyword")
+    assert hits and hits[0].source.endswith("cafe.txt")
+
+
+def fb_write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
