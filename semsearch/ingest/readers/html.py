@@ -54,7 +54,8 @@ class _Marks(NamedTuple):
     @classmethod
     def of(cls, chars: str) -> _Marks:
         b = re.escape(chars[0])
-        return cls(*chars, re.compile(f"[ \t]*{b}[{b} \t]*"))  # type: ignore[arg-type]
+        brk = re.compile(f"[ \t]*{b}[{b} \t]*")
+        return cls(chars[0], chars[1], chars[2], chars[3], chars[4], brk)
 
 
 _MARKS = _Marks.of("\ue000\ue001\ue002\ue003\ue004")
