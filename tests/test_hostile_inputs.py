@@ -342,3 +342,12 @@ def test_keyword_search_finds_cafe_in_a_latin1_note(tmp_path: Path) -> None:
 def fb_write_bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_markdown_just_over_the_parse_bound_keeps_its_headings(tmp_path: Path) -> None:
+    from semsearch.ingest.limits import MAX_MARKDOWN_PARSE
+
+    body = "- item\n" * (MAX_MARKDOWN_PARSE // 7 + 1)
+    doc = read_document(fb_write(tmp_path / "big.md", f"# Top\n\nIntro.\n\n## Items\n\n{body}"))
+    assert doc is not None and len(doc.text) > MAX_MARKDOWN_PARSE
+    assert [s.heading for s in doc.sections] == ["Top", "Top › Items"]

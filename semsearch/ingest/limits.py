@@ -22,5 +22,6 @@ MAX_ROW_WARNINGS = 3
 MAX_YAML_NODES = 10_000
 MAX_YAML_CHARS = 256 * 1024
 #: Markdown longer than this is split at headings by a line scan instead of markdown-it,
-#: whose token stream takes ~400 bytes per list item (3 GB for 2M items).
-MAX_MARKDOWN_PARSE = 2 * 1024 * 1024
+#: whose token stream takes ~500 bytes and ~15 us per list item (3 GB for 2M items): at
+#: this size, at most ~130 MB.
+MAX_MARKDOWN_PARSE = 256 * 1024
