@@ -494,28 +494,37 @@ def pdf_shared_tree(path: Path, fanout: int = 10, levels: int = 6) -> Path:
     return path
 
 
-def pdf_flate_bomb(path: Path, inflated: int = 256 << 20) -> Path:
-    """One page whose FlateDecode content stream is ``inflated`` bytes of spaces."""
+def pdf_flate_bomb(path: Path, inflated: int = 256 << 20, *, image: bool = False) -> Path:
+    """One page whose FlateDecode content stream is ``inflated`` bytes of spaces (or, with
+    ``image``, a page of text beside an image XObject of that many white bytes)."""
     import zlib
 
+    text = b"BT /F1 12 Tf 72 712 Td (%s page) Tj ET" % (b"Image" if image else b"Bomb")
     packer = zlib.compressobj(9)
-    parts = [packer.compress(b"BT /F1 12 Tf 72 712 Td (Bomb page) Tj ET")]
-    block = b" " * (1 << 20)
+    parts = [] if image else [packer.compress(text)]
+    block = (b"\xff" if image else b" ") * (1 << 20)
     for at in range(0, inflated, len(block)):
         parts.append(packer.compress(block[: inflated - at]))
     packed = b"".join(parts) + packer.flush()
-    content = b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (
-        len(packed),
-        packed,
+    kind = b"/Type /XObject /Subtype /Image /Width 1024 /Height %d /ColorSpace /DeviceGray " % (
+        inflated // 1024
     )
+    head = b"<< %s/BitsPerComponent 8 /Length %d /Filter /FlateDecode >>" % (
+        kind if image else b"",
+        len(packed),
+    )
+    flated = head + b"\nstream\n" + packed + b"\nendstream"
+    resources = b"/Font << /F1 5 0 R >>" + (b" /XObject << /Im1 4 0 R >>" if image else b"")
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        content,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+        b"/Resources << %s >> >>" % (6 if image else 4, resources),
+        flated,
         _FONT,
     ]
+    if image:
+        objects.append(_stream(text + b" q 612 0 0 792 0 0 cm /Im1 Do Q"))
     path.write_bytes(_pdf(objects))
     return path
 

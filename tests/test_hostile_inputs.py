@@ -351,3 +351,13 @@ def test_markdown_just_over_the_parse_bound_keeps_its_headings(tmp_path: Path) -
     doc = read_document(fb_write(tmp_path / "big.md", f"# Top\n\nIntro.\n\n## Items\n\n{body}"))
     assert doc is not None and len(doc.text) > MAX_MARKDOWN_PARSE
     assert [s.heading for s in doc.sections] == ["Top", "Top › Items"]
+
+
+def test_a_pdf_with_a_large_blank_flate_image_keeps_its_text(tmp_path: Path) -> None:
+    """Images are not decoded to extract text, so a highly compressible one is no bomb."""
+    path = fb.pdf_flate_bomb(tmp_path / "scan.pdf", inflated=128 << 20, image=True)
+    got = fb.measure_read(path, limit_mb=CEILING_MB)
+    assert "error" not in got, got
+    assert got["docs"] == 1 and "Image page" in got["texts"][0]  # type: ignore[index]
+    assert got["warnings"] == []
+    assert got["maxrss_mb"] < 200  # type: ignore[operator]

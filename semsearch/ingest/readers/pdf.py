@@ -21,6 +21,8 @@ from .base import Extracted, Reader, ReaderMissing, SectionBuilder, Unreadable
 #: Where a stream's data starts (``endstream`` excluded).
 _STREAM = re.compile(rb"(?<!end)stream\r?\n")
 _STEP = 1 << 20
+#: How far before a stream its dictionary is looked for (to tell images apart).
+_HEAD = 2048
 
 
 class PdfReader(Reader):
@@ -77,9 +79,13 @@ def check_inflation(data: bytes) -> None:
     """Refuse a decompression bomb before PDFium inflates it: every Flate stream is
     inflated here a megabyte at a time, nothing kept, and the file is refused once its
     streams pass ``MAX_PDF_INFLATED`` bytes at more than ``MAX_INFLATE_RATIO`` times
-    their compressed size. Streams that are not zlib data are passed over at once."""
+    their compressed size. Streams that are not zlib data are passed over at once, and
+    images are not counted: PDFium does not decode them to extract text."""
     inflated = compressed = 0
     for m in _STREAM.finditer(data):
+        head = data[max(0, m.start() - _HEAD) : m.start()]
+        if b"/Image" in head[head.rfind(b"obj") :]:
+            continue  # images are not decoded to extract text
         inflater = zlib.decompressobj()
         pos = m.end()
         try:
