@@ -7,6 +7,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -27,6 +28,7 @@ from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
 from ..search import DEFAULT_MODE, Mode, Options, retrieve
+from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
@@ -267,6 +269,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
 
@@ -275,11 +278,13 @@ class SemanticIndex:
         hits come back whenever ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the
         path) and metadata equality (``None`` matches null). ``per_source`` caps hits per
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
-        below it.
+        below it. ``rerank`` (a local sentence-transformers CrossEncoder directory, or a
+        loaded :class:`Reranker`) re-scores the best ``max(k, RERANK_DEPTH)`` chunks; each
+        hit's ``score`` is then the cross-encoder's (``min_score`` applies before it).
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score,
+            min_score=min_score, rerank=rerank,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -292,8 +297,10 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[list[Hit]]:
-        """Best ``k`` chunks for each query; queries are embedded together."""
+        """Best ``k`` chunks for each query; queries are embedded together (``rerank``: as
+        in :meth:`search`)."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
         for q in queries:
@@ -301,6 +308,13 @@ class SemanticIndex:
                 raise UsageError("query is empty")
         opts = Options(k, mode, where, per_source, diverse, min_score)
         opts.check()
+        if rerank is not None:
+            reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
+            first = self.search_batch(
+                queries, max(k, RERANK_DEPTH), mode=mode, where=where, per_source=per_source,
+                diverse=diverse, min_score=min_score,
+            )  # fmt: skip
+            return [_reranked(reranker, q, hits, k) for q, hits in zip(queries, first, strict=True)]
         v = self._view
         if not queries:
             return []
@@ -429,6 +443,15 @@ class SemanticIndex:
 
         gen, manifest = self._dir.manifest()
         return check_files(gen, manifest, checksums=True)
+
+
+def _reranked(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[Hit]:
+    """``hits`` re-ordered by the cross-encoder, its score as each hit's, the best ``k``."""
+    pos, scores = rerank_order(reranker, query, [h.text for h in hits])
+    return [
+        dataclasses.replace(hits[p], score=float(s))
+        for p, s in zip(pos[:k], scores[:k], strict=True)
+    ]
 
 
 def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:

@@ -50,6 +50,14 @@ def eval_(
     precision: Annotated[
         Precision, typer.Option(help="fp32 or int8 vectors.")
     ] = _DEFAULT_PRECISION,
+    rerank: Annotated[
+        Path | None,
+        typer.Option(
+            "--rerank",
+            help="A local sentence-transformers CrossEncoder directory: re-score each "
+            "mode's best 100 chunks with it.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score retrieval on a labelled BEIR collection: nDCG@10, Recall@10/100, MRR@10."""
@@ -60,6 +68,7 @@ def eval_(
         report = run_eval(
             dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,
             precision=precision.value, progress=bar.update, self_hits=self_hits.value,
+            rerank=rerank,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))

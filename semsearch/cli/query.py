@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -53,6 +54,14 @@ def query(
                 "0.45). hybrid (0-1): 0.35 x the cosine's rise above the query's background "
                 "(as a fraction of the way to 1) + 0.65 x the keyword fraction."
             ),
+        ),
+    ] = None,
+    rerank: Annotated[
+        Path | None,
+        typer.Option(
+            "--rerank",
+            help="A local sentence-transformers CrossEncoder directory: re-score the best "
+            "100 hits with it (slower; the score printed is then the cross-encoder's).",
         ),
     ] = None,
     refresh: Annotated[
@@ -105,6 +114,7 @@ def query(
         per_source=per_source,
         diverse=diverse,
         min_score=min_score,
+        rerank=rerank,
     )
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
