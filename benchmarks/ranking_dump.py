@@ -13,6 +13,7 @@ and the query's term count. Output: ``benchmarks/_work/dump_<name>.npz`` (no pic
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,15 @@ from semsearch.embed import load_embedder
 from semsearch.evaluation.beir import load_beir
 from semsearch.evaluation.run import CHUNK_DEPTH, _index_key, self_hit_queries
 from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
-import importlib
-from semsearch.search.fuse import FEEDBACK_DOCS, FEEDBACK_WEIGHT, feedback_query
+from semsearch.search.fuse import (
+    FEEDBACK_DOCS,
+    FEEDBACK_WEIGHT,
+    blend,
+    dense_part,
+    feedback_query,
+    keyword_part,
+    order,
+)
 from semsearch.search.keyword import complete, keyword_hits
 from semsearch.store import fts
 
@@ -48,12 +56,12 @@ def main() -> int:
     idx.upsert([d.full_text for d in docs], ids=[d.id for d in docs])
     print(f"index ready in {time.time() - t0:.0f}s", file=sys.stderr)
     own = self_hit_queries(list(col.queries), docs, "auto")
-    v = idx._view  # noqa: SLF001 - benchmark reads the live generation directly
+    v = idx._view
     assert v is not None
     kw = v.store.keyword_index()
     queries = list(col.queries)
     qv = emb.encode([q.text for q in queries], kind="query")
-    first = R._dense(v.index, qv, CHUNK_DEPTH, None)  # noqa: SLF001
+    first = R._dense(v.index, qv, CHUNK_DEPTH, None)
     rec: dict[str, list[np.ndarray]] = {k: [] for k in ("doc", "cos", "cos2", "kw", "off")}
     per_q: dict[str, list[float]] = {k: [] for k in ("floor", "floor2", "full", "nterms")}
     moved = np.empty_like(qv)
@@ -64,17 +72,15 @@ def main() -> int:
         dids = fts.doc_ids_of(v.store.conn, rows)
         h = complete(h, kw, rows, dids)
         cos = np.asarray(v.vectors[rows], np.float32) @ qv[n]
-        from semsearch.search.fuse import blend, dense_part, keyword_part, order
-
         s = blend(
-            dense_part(cos, R._floor(first[n][1])),  # noqa: SLF001
+            dense_part(cos, R._floor(first[n][1])),
             keyword_part(h.evidence(rows, dids), h.full_match),
         )
-        best = R._best_documents(rows[order(rows, s)], dids, rows, FEEDBACK_DOCS)  # noqa: SLF001
+        best = R._best_documents(rows[order(rows, s)], dids, rows, FEEDBACK_DOCS)
         moved[n] = feedback_query(qv[n], np.asarray(v.vectors[best], np.float32), FEEDBACK_WEIGHT)
         stage.append((h, rows))
-    second = R._dense(v.index, moved, CHUNK_DEPTH, None)  # noqa: SLF001
-    for n, q in enumerate(queries):
+    second = R._dense(v.index, moved, CHUNK_DEPTH, None)
+    for n in range(len(queries)):
         h, rows0 = stage[n]
         rows = np.union1d(second[n][0], rows0)
         dids = fts.doc_ids_of(v.store.conn, rows)
@@ -85,8 +91,8 @@ def main() -> int:
         rec["cos2"].append((vecs @ moved[n]).astype(np.float32))
         rec["kw"].append(h.evidence(rows, dids).astype(np.float32))
         rec["off"].append(np.asarray([len(rows)]))
-        per_q["floor"].append(R._floor(first[n][1]))  # noqa: SLF001
-        per_q["floor2"].append(R._floor(second[n][1]))  # noqa: SLF001
+        per_q["floor"].append(R._floor(first[n][1]))
+        per_q["floor2"].append(R._floor(second[n][1]))
         per_q["full"].append(h.full_match)
         per_q["nterms"].append(len(h.terms))
     name = a.dataset.name + ("" if a.split == "test" else f"-{a.split}")
