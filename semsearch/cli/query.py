@@ -51,8 +51,10 @@ def query(
                 "Drop hits whose score (the number printed before each hit) is below this. "
                 "dense: cosine similarity. keyword (0-1): BM25 as a fraction of the most BM25 "
                 "can give the query's words (each once, in a document of average length: "
-                "0.45). hybrid (0-1): 0.35 x the cosine's rise above the query's background "
-                "(as a fraction of the way to 1) + 0.65 x the keyword fraction."
+                "0.45). hybrid (0-1): w x the cosine's rise above the query's background "
+                "(as a fraction of the way to 1) + (1 - w) x the keyword fraction, where the "
+                "dense weight w (0.26-0.51, 0.35 when neither list stands out) leans towards "
+                "the list whose best hits stand clear of the rest."
             ),
         ),
     ] = None,
