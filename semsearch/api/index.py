@@ -30,6 +30,7 @@ from ..search import DEFAULT_MODE, Mode, Options, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from ..util import check_text
 from . import reading
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit
 from .view import View, open_view
@@ -219,18 +220,25 @@ class SemanticIndex:
         model, precision or chunking); nothing indexed is dropped."""
         return self._apply(_build.Changes(rebuild=True), progress)
 
-    def delete(self, ids: Iterable[str]) -> int:
-        """Remove documents by id or source (globs allowed); returns how many were removed."""
+    def delete(self, ids: Iterable[str], *, glob: bool = False) -> int:
+        """Remove documents by id or source path; returns how many were removed. Each name
+        matches exactly (``a[1]`` is the id ``a[1]``) unless ``glob`` is True, when it is a
+        glob on ids and sources. A name that matches nothing is an error: nothing is removed.
+        """
         wanted = [str(i) for i in ids]
         with self._write_lock:
             found: set[str] = set()
-            store = self._view.store if self._view else None
-            for pattern in wanted:
-                matches = store.document_ids(pattern) if store else []
-                if not matches and store and Path(pattern).exists():
-                    matches = store.document_ids(_glob_literal(os.path.abspath(pattern)))
+            for name in wanted:
+                check_text(name, "a document id or path")
+                # A relative path names the file it resolves to (sources are absolute).
+                tries = (name, os.path.abspath(name))
+                matches: list[str] = []
+                if self._view is not None:
+                    store = self._view.store
+                    find = store.document_ids if glob else store.documents_named
+                    matches = next((m for m in map(find, tries) if m), [])
                 if not matches:
-                    raise UsageError(f"no document in the index matches {pattern!r}")
+                    raise UsageError(f"no document in the index matches {name!r}")
                 found.update(matches)
             self._apply(_build.Changes(remove=frozenset(found)))
             return len(found)
@@ -244,7 +252,7 @@ class SemanticIndex:
     def _existing_ids(self, ids: Sequence[str]) -> list[str]:
         if self._view is None:
             return []
-        return [i for i in ids if self._view.store.document_ids(_glob_literal(i))]
+        return [i for i in ids if self._view.store.documents_named(i)]
 
     def _apply(
         self, changes: _build.Changes, progress: _build.Progress | None = None
@@ -299,6 +307,7 @@ class SemanticIndex:
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
+            check_text(q, "the query")
         opts = Options(k, mode, where, per_source, diverse, min_score)
         opts.check()
         v = self._view
@@ -435,8 +444,3 @@ def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:
     if not index_dir.exists():
         return None
     return index_dir.manifest()[1]
-
-
-def _glob_literal(text: str) -> str:
-    """Escape SQLite GLOB metacharacters so an id matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)

@@ -206,9 +206,12 @@ def _rebuild_remembered(
     return _build.build(index_dir, changes, worker, _delta.settings_of(manifest), progress=progress)
 
 
-def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | None = None) -> int:
-    """Remove documents by source path, id or glob from the on-disk index."""
-    return SemanticIndex.load(index).delete(sources)
+def remove_documents(
+    sources: Sequence[str], index: str | os.PathLike[str] | None = None, *, glob: bool = False
+) -> int:
+    """Remove documents by exact source path or id (or by glob when ``glob``) from the
+    on-disk index."""
+    return SemanticIndex.load(index).delete(sources, glob=glob)
 
 
 def ensure_sample_index(progress: _build.Progress | None = None) -> tuple[Path, bool]:

@@ -118,7 +118,7 @@ def openapi_spec(writes: bool) -> dict[str, Any]:
     if writes:
         table += [
             ("/upsert", "post", "Add or replace documents", {"documents": docs}, obj),
-            ("/delete", "post", "Remove documents by id or source glob", {"ids": strings}, obj),
+            ("/delete", "post", "Remove documents by exact id or path", {"ids": strings}, obj),
             ("/refresh", "post", "Re-check indexed files; reopen the newest generation", None, obj),
         ]  # fmt: skip
     paths: dict[str, Any] = {}

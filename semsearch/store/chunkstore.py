@@ -249,6 +249,14 @@ class ChunkStore:
         return [r[0] for r in cur]
 
     @_reading
+    def documents_named(self, name: str) -> list[str]:
+        """Ids of documents whose id or source is exactly ``name`` (no glob characters)."""
+        cur = self.conn.execute(
+            "SELECT doc_id FROM documents WHERE doc_id = ?1 OR source = ?1", (name,)
+        )
+        return [r[0] for r in cur]
+
+    @_reading
     def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
         """Records for the given vector rows (in batches, so a long list stays cheap)."""
         wanted = [int(r) for r in rows]
