@@ -71,3 +71,94 @@ def test_cli_remove_is_exact_unless_glob(tmp_path: Path, fake: FakeEmbedder, cli
     assert _ids(SemanticIndex.load(idx, embedder=fake)) == {"a[1]", "a1", "report-2024"}
     assert cli(["remove", "--glob", "a*", "-i", idx]) == 0
     assert _ids(SemanticIndex.load(idx, embedder=fake)) == {"report-2024"}
+
+
+# --- D5: NaN / Infinity in metadata ---------------------------------------------------------
+
+
+def test_api_refuses_non_finite_metadata(tmp_path: Path, fake: FakeEmbedder) -> None:
+    index = _four(tmp_path, fake)
+    for bad in (float("nan"), float("inf"), [1, float("-inf")]):
+        with pytest.raises(UsageError, match="NaN and Infinity"):
+            index.upsert(["x"], ids=["x"], metadata=[{"v": bad}])
+    with pytest.raises(UsageError, match="JSON values"):
+        index.upsert(["x"], ids=["x"], metadata=[{"v": {1, 2}}])
+    assert "x" not in _ids(index)
+
+
+def test_jsonl_nan_is_stored_as_null_and_output_stays_json(
+    tmp_path: Path, fake: FakeEmbedder, cli: Any, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    import json
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text(
+        '{"text": "alpha beta", "score": NaN, "lang": "en"}\n'
+        '{"text": "alpha gamma", "score": Infinity, "lang": "de"}\n'
+    )
+    idx = tmp_path / "j"
+    SemanticIndex(embedder=fake, path=idx).add_paths([data])
+    warned = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
+    assert len(warned) == 1 and "rows.jsonl" in warned[0]
+    capsys.readouterr()
+    assert cli(["query", "alpha", "-i", str(idx), "--json", "--where", "lang=en"]) == 0
+    out = capsys.readouterr()
+    hits = json.loads(out.out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+    assert [h["metadata"] for h in hits] == [{"score": None, "lang": "en"}]
+
+
+def test_an_old_index_holding_nan_still_filters() -> None:
+    """Indexes written before the fix hold ``NaN`` in metadata: filters skip it, no error."""
+    from semsearch.store.chunkstore import ChunkStore, StoredDocument
+
+    store = ChunkStore.create(":memory:")
+    for n, meta in enumerate(['{"v": NaN}', '{"v": 2}']):
+        doc = StoredDocument(f"d{n}", f"d{n}", "0", 1, "", "text", None, None, None)
+        store.add_document(doc, [], None)
+        store.conn.execute("UPDATE documents SET meta = ? WHERE doc_id = ?", (meta, f"d{n}"))
+        store.conn.execute(
+            "INSERT INTO chunks VALUES (?, ?, ?, 0, 0, 1, 1, 1, NULL, '', 'x')", (n, n, f"d{n}")
+        )
+    assert store.rows_where({"v": {"$gte": 0}}).tolist() == [1]
+    assert store.rows_where({"v": {"$ne": 2}}).tolist() == [0]
+    assert store.fetch([0])[0].metadata == {"v": None}
+
+
+# --- D20 / D21: bad filter and query text are usage errors -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "*" * 60_000], "too long"),
+        (["--source", "caf\udce9*"], "not valid UTF-8"),
+        (["--where", "lang=caf\udce9"], "not valid UTF-8"),
+        (["--where", "caf\udce9=1"], "not valid UTF-8"),
+        (["--where", "year>=true"], "compares order"),
+        (["--where", '{"y": {"$near": 1}}'], "unknown where operator"),
+    ],
+)
+def test_bad_filters_exit_2_with_one_line(
+    tmp_path: Path, fake: FakeEmbedder, cli: Any, capsys: pytest.CaptureFixture[str],
+    args: list[str], message: str,
+) -> None:  # fmt: skip
+    _four(tmp_path, fake)
+    capsys.readouterr()
+    assert cli(["query", "first", "-i", str(tmp_path / "i"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert "damaged" not in err and "Traceback" not in err
+
+
+def test_query_and_remove_with_invalid_utf8_exit_2(
+    tmp_path: Path, fake: FakeEmbedder, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _four(tmp_path, fake)
+    idx = str(tmp_path / "i")
+    capsys.readouterr()
+    assert cli(["query", "caf\udce9", "-i", idx]) == 2
+    assert cli(["remove", "caf\udce9", "-i", idx]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("not valid UTF-8" in line for line in err)
+    assert _ids(SemanticIndex.load(idx, embedder=fake)) == set(IDS)

@@ -7,6 +7,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -30,7 +31,7 @@ from ..search import DEFAULT_MODE, Mode, Options, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
-from ..util import check_text
+from ..util import check_text, first_line
 from . import reading
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit
 from .view import View, open_view
@@ -181,7 +182,7 @@ class SemanticIndex:
             if ids is None:
                 start = self._next_text_number()
                 ids = [f"text-{start + n}" for n in range(len(texts))]
-            docs = documents_from_texts(texts, ids, metadata)
+            docs = documents_from_texts(texts, ids, _json_metadata(metadata))
             present = self._existing_ids([d.doc_id for d in docs])
             if present:
                 raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
@@ -196,7 +197,7 @@ class SemanticIndex:
         progress: _build.Progress | None = None,
     ) -> _build.BuildStats:
         """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
-        docs = documents_from_texts(texts, ids, metadata)
+        docs = documents_from_texts(texts, ids, _json_metadata(metadata))
         return self._apply(_build.Changes(items=docs), progress)
 
     def add_paths(
@@ -444,3 +445,21 @@ def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:
     if not index_dir.exists():
         return None
     return index_dir.manifest()[1]
+
+
+def _json_metadata(
+    metadata: Iterable[Mapping[str, Any] | None] | None,
+) -> list[Mapping[str, Any] | None] | None:
+    """The caller's metadata, refused unless it is strict JSON (no NaN or Infinity, which
+    no JSON reader accepts, and nothing ``json`` cannot write)."""
+    if metadata is None:
+        return None
+    metas = list(metadata)
+    for m in metas:
+        try:
+            json.dumps(m, allow_nan=False)
+        except ValueError:
+            raise UsageError("metadata must be JSON: NaN and Infinity are not allowed") from None
+        except (TypeError, RecursionError) as exc:
+            raise UsageError(f"metadata must be JSON values ({first_line(exc)})") from None
+    return metas

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,7 +40,12 @@ def query(
         list[str] | None,
         typer.Option(
             "--where",
-            help="Only documents whose metadata KEY equals VALUE: KEY=VALUE (repeatable).",
+            help=(
+                "Only documents whose metadata matches: KEY=VALUE (a list holding VALUE "
+                "matches too), KEY!=VALUE, KEY>=VALUE, KEY<VALUE, ..., 'KEY in A,B', "
+                "'KEY not in A,B', or JSON such as '{\"year\": {\"$gte\": 2020}}' "
+                "(repeatable; all must hold)."
+            ),
         ),
     ] = None,
     min_score: Annotated[
@@ -136,17 +142,53 @@ def _refresh(searcher: SemanticIndex, budget: float) -> None:
         )
 
 
+#: ``--where`` comparisons written as symbols or words, and the filter operators they stand for.
+_SYMBOLS = {"!=": "$ne", ">=": "$gte", "<=": "$lte", "=": "$eq", ">": "$gt", "<": "$lt"}
+_WORDS = {" not in ": "$nin", " in ": "$in"}
+_COMPARISON = re.compile("|".join(re.escape(w) for w in (*_WORDS, *_SYMBOLS)), flags=re.IGNORECASE)
+
+
 def parse_where(pairs: list[str], source: str | None) -> dict[str, object] | None:
-    """``KEY=VALUE`` filters; VALUE is a number, true/false/null when it reads as one
-    (JSONL fields keep their types; CSV numbers are stored as numbers), else text."""
+    """``--where`` filters: ``KEY=VALUE``, ``KEY!=VALUE``, ``KEY>=VALUE`` (also ``>``,
+    ``<``, ``<=``), ``KEY in A,B`` and ``KEY not in A,B``, split at the first comparison;
+    or a JSON object in the API's form (``{"year": {"$gte": 2020}}``). VALUE is a number,
+    true/false/null when it reads as one (JSONL fields keep their types), else text."""
     where: dict[str, object] = {"source": source} if source else {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--where wants KEY=VALUE, got {pair!r}")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        where[key] = value if value is None or isinstance(value, (bool, int, float, str)) else raw
+        if pair.lstrip().startswith("{"):
+            where.update(_json_where(pair))
+            continue
+        found = _COMPARISON.search(pair)
+        key = pair[: found.start()].strip() if found else ""
+        if found is None or not key:
+            raise UsageError(
+                f"--where wants KEY=VALUE, KEY>=VALUE, 'KEY in A,B' or a JSON object, got {pair!r}"
+            )
+        op = _WORDS.get(found.group().lower()) or _SYMBOLS[found.group()]
+        raw = pair[found.end() :].strip()
+        value = (
+            [_scalar(v.strip()) for v in raw.split(",")] if op in ("$in", "$nin") else _scalar(raw)
+        )
+        conditions = where.setdefault(key, {})
+        if not isinstance(conditions, dict):  # a JSON filter gave this key a plain value
+            where[key] = conditions = {"$eq": conditions}
+        conditions[op] = value
     return where or None
+
+
+def _scalar(raw: str) -> object:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if value is None or isinstance(value, (bool, int, float, str)) else raw
+
+
+def _json_where(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise UsageError(f"--where JSON is not valid: {text[:60]!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--where JSON must be an object")
+    return value

@@ -17,8 +17,9 @@ from ..embed import Embedder
 from ..errors import UsageError
 from ..index import VectorIndex
 from ..store import fts
-from ..store.chunkstore import ChunkStore, where_sql
+from ..store.chunkstore import ChunkStore
 from ..store.fts import KeywordIndex
+from ..store.where import where_sql
 from .fuse import (
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
