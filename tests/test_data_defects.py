@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from semsearch import SemanticIndex, UsageError
+from semsearch import IndexFormatError, SemanticIndex, UsageError
+from semsearch.embed import models
 
 from .conftest import FakeEmbedder
 
@@ -61,6 +62,8 @@ def cli(monkeypatch: pytest.MonkeyPatch, fake: FakeEmbedder) -> Any:
     from semsearch.cli import main
 
     monkeypatch.setattr("semsearch.api.index.load_embedder", lambda *a, **k: fake)
+    known = frozenset({*models.KNOWN_MODELS, fake.name})
+    monkeypatch.setattr("semsearch.embed.models.KNOWN_MODELS", known)
     return main
 
 
@@ -162,3 +165,69 @@ def test_query_and_remove_with_invalid_utf8_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("not valid UTF-8" in line for line in err)
     assert _ids(SemanticIndex.load(idx, embedder=fake)) == set(IDS)
+
+
+# --- D22: info and verify never load the model ------------------------------------------------
+
+
+def _no_model(*_: Any, **__: Any) -> Any:
+    raise AssertionError("the model was loaded")
+
+
+def test_info_and_verify_do_not_load_the_model(
+    tmp_path: Path, fake: FakeEmbedder, cli: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    _four(tmp_path, fake)
+    cache = tmp_path / "ro-cache"
+    cache.mkdir()
+    cache.chmod(0o555)
+    monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(cache))
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(cache))
+    monkeypatch.setattr("semsearch.api.index.load_embedder", _no_model)
+    capsys.readouterr()
+    assert cli(["info", "--verify", "-i", str(tmp_path / "i")]) == 0
+    out = capsys.readouterr()
+    assert "all files match" in out.err and "documents: 4" in out.out
+    assert cli(["info", "--json", "-i", str(tmp_path / "i")]) == 0
+    assert '"model": "fake-bow"' in capsys.readouterr().out
+    assert list(cache.iterdir()) == []
+
+
+# --- D25: a manifest's model is not loaded on its word -----------------------------------------
+
+
+def test_a_manifest_naming_an_unknown_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evil = tmp_path / "evil-model"
+    evil.mkdir()
+    planted = FakeEmbedder()
+    planted.name = str(evil)
+    SemanticIndex.from_texts(["some text"], embedder=planted, path=tmp_path / "i")
+    loaded: list[Any] = []
+    monkeypatch.setattr(
+        "semsearch.api.index.load_embedder", lambda *a, **k: loaded.append(a) or planted
+    )
+    with pytest.raises(IndexFormatError, match=r"evil-model.*pass that model explicitly"):
+        SemanticIndex.load(tmp_path / "i")
+    assert loaded == []
+    # Named by the user, the same model is loaded.
+    index = SemanticIndex.load(tmp_path / "i", model=str(evil))
+    assert loaded and loaded[0][0] == str(evil)
+    assert [h.text for h in index.search("some text", k=1)] == ["some text"]
+
+
+def test_cli_query_refuses_then_takes_model(
+    tmp_path: Path, fake: FakeEmbedder, cli: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    planted = FakeEmbedder()
+    planted.name = "someone/hub-model"
+    SemanticIndex.from_texts(["some text"], embedder=planted, path=tmp_path / "i")
+    monkeypatch.setattr("semsearch.api.index.load_embedder", lambda *a, **k: planted)
+    capsys.readouterr()
+    assert cli(["query", "some", "-i", str(tmp_path / "i")]) == 1
+    err = capsys.readouterr().err
+    assert "someone/hub-model" in err and len(err.strip().splitlines()) == 1
+    assert cli(["query", "some", "-i", str(tmp_path / "i"), "--model", planted.name]) == 0

@@ -22,7 +22,7 @@ import numpy as np
 from .. import build as _build
 from .. import config as _config
 from ..build.settings import Requested
-from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
+from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
 from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
@@ -79,6 +79,8 @@ class SemanticIndex:
             index_type=index_type,
         )
         if embedder is None:
+            if model is None and manifest is not None:
+                check_recorded_model(manifest.model, self._dir.path)
             embedder = load_embedder(
                 self._requested.model_for(manifest),
                 self._requested.precision_for(manifest, DEFAULT_PRECISION),

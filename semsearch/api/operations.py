@@ -20,6 +20,8 @@ from ..ingest.read import expand_items
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from . import reading
+from .hits import IndexInfo
 from .index import SemanticIndex
 
 log = logging.getLogger("semsearch")
@@ -212,6 +214,21 @@ def remove_documents(
     """Remove documents by exact source path or id (or by glob when ``glob``) from the
     on-disk index."""
     return SemanticIndex.load(index).delete(sources, glob=glob)
+
+
+def index_info(index: str | os.PathLike[str] | None = None) -> IndexInfo:
+    """What the index at ``index`` holds, read from its manifest and file list: neither the
+    model nor the embedding cache is touched (``semsearch info`` on a read-only cache)."""
+    from ..index import resolve_backend
+    from ..store.manifest import FAISS, check_files
+
+    index_dir = IndexDir(index if index is not None else _config.load().index_dir)
+    gen, manifest = index_dir.manifest()
+    problems = [p for p in check_files(gen, manifest) if not p.startswith(FAISS)]
+    if problems:
+        raise IndexFormatError(f"index at {index_dir.path} is damaged: {problems[0]}")
+    backend = resolve_backend("auto") if (gen / FAISS).is_file() else "numpy"
+    return reading.describe_generation(gen, manifest, backend, index_dir.path)
 
 
 def ensure_sample_index(progress: _build.Progress | None = None) -> tuple[Path, bool]:

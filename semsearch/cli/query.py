@@ -61,6 +61,14 @@ def query(
             ),
         ),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Load this model (a directory or hub name) for an index built with a model "
+            "semsearch does not know; never loaded on the index's word alone.",
+        ),
+    ] = None,
     refresh: Annotated[
         bool,
         typer.Option("--refresh", help="Apply changes in the indexed folders first."),
@@ -100,7 +108,7 @@ def query(
         with Bar("Indexing samples") as bar:
             where, _ = api.ensure_sample_index(progress=bar.update)
         samples = bundled_seeds()
-    searcher = api.SemanticIndex.load(where)
+    searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:
         _refresh(searcher, refresh_budget)
     hits = searcher.search(
