@@ -231,3 +231,68 @@ def test_cli_query_refuses_then_takes_model(
     err = capsys.readouterr().err
     assert "someone/hub-model" in err and len(err.strip().splitlines()) == 1
     assert cli(["query", "some", "-i", str(tmp_path / "i"), "--model", planted.name]) == 0
+
+
+# --- D1: damaged chunk rows are not carried forward --------------------------------------------
+
+
+def test_same_size_damage_to_a_large_chunk_db_is_not_carried(
+    tmp_path: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.store.layout import IndexDir
+
+    # Stand-in for "over 32 MiB": files above 1 KiB are no longer checksummed on load.
+    monkeypatch.setattr("semsearch.store.manifest.VERIFY_ON_LOAD_BYTES", 1024)
+    monkeypatch.setattr("semsearch.build.builder.VERIFY_ON_LOAD_BYTES", 1024)
+    path = tmp_path / "i"
+    SemanticIndex.from_texts(
+        [f"passage {n} about zebrafish" for n in range(40)], embedder=fake, path=path
+    )
+    gen = IndexDir(path).current()
+    db = gen / "chunks.sqlite"
+    data = db.read_bytes()
+    assert len(data) > 1024 and data.count(b"zebrafish") >= 1
+    db.write_bytes(data.replace(b"zebrafish", b"zebrafisH"))  # same size
+    pointer = IndexDir(path).pointer()
+    with pytest.raises(IndexFormatError, match=r"chunks\.sqlite does not match its checksum"):
+        SemanticIndex.load(path, embedder=fake).add_texts(["a new text"])
+    assert IndexDir(path).pointer() == pointer  # nothing published
+
+
+# --- D27: a file deleted before --rebuild is listed as missing ---------------------------------
+
+
+def test_rebuild_keeps_a_deleted_files_stat(tmp_path: Path, fake: FakeEmbedder) -> None:
+    from semsearch.api import list_sources
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "keep.txt").write_text("kept file about rivers")
+    (docs / "gone.txt").write_text("file that will be deleted about lakes")
+    index = SemanticIndex(embedder=fake, path=tmp_path / "i")
+    index.add_paths([docs])
+    (docs / "gone.txt").unlink()
+    index.rebuild()
+    status = {Path(s.source).name: s.status for s in list_sources(tmp_path / "i")}
+    assert status == {"keep.txt": "ok", "gone.txt": "missing"}
+
+
+# --- D26: bidi and format characters in file names are escaped --------------------------------
+
+
+def test_bidi_and_format_characters_in_names_are_escaped(
+    tmp_path: Path, fake: FakeEmbedder, cli: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "rtl\u202egnp.txt").write_text("a text about owls")
+    (docs / "zero\u200bwidth.txt").write_text("a text about owls too")
+    SemanticIndex(embedder=fake, path=tmp_path / "i").add_paths([docs])
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli(["ls", "-i", str(tmp_path / "i")]) == 0
+    assert cli(["query", "owls", "-i", str(tmp_path / "i"), "--mode", "keyword"]) == 0
+    out = capsys.readouterr().out
+    assert "\u202e" not in out and "\u200b" not in out
+    assert out.count("rtl\\u202egnp.txt") == 2 and out.count("zero\\u200bwidth.txt") == 2
