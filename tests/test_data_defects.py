@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +298,43 @@ def test_bidi_and_format_characters_in_names_are_escaped(
     out = capsys.readouterr().out
     assert "\u202e" not in out and "\u200b" not in out
     assert out.count("rtl\\u202egnp.txt") == 2 and out.count("zero\\u200bwidth.txt") == 2
+
+
+# --- item 8: a touched or copied file with the same content is not "changed" -------------------
+
+
+@pytest.mark.parametrize("name", ["note.txt", "page.html", "notes.md"])
+def test_staleness_judges_content_when_the_stat_moved(
+    tmp_path: Path, fake: FakeEmbedder, name: str
+) -> None:
+    from semsearch import api
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    f = docs / name
+    f.write_text("<p>penguins live in the south</p>" if name.endswith("html") else "penguins here")
+    index = SemanticIndex(embedder=fake, path=tmp_path / "i")
+    index.add_paths([docs])
+    assert index.search("penguins", k=1)[0].stale is None
+    os.utime(f, ns=(1_000_000_000, 1_000_000_000))  # touched: same bytes, another time
+    assert index.search("penguins", k=1)[0].stale is None
+    shutil.copy(f, tmp_path / "x")  # replaced by a copy: another inode
+    f.unlink()
+    shutil.copy(tmp_path / "x", f)
+    assert index.search("penguins", k=1)[0].stale is None
+    assert [s.status for s in api.list_sources(tmp_path / "i")] == ["ok"]
+    data = f.read_bytes()
+    f.write_bytes(data.replace(b"penguins", b"Penguins"))  # same size, new content
+    assert index.search("penguins", k=1)[0].stale == "changed"
+    assert [s.status for s in api.list_sources(tmp_path / "i")] == ["changed"]
+
+
+def test_sample_index_follows_the_seeds_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch import api
+
+    monkeypatch.setattr("semsearch.config.bundled_seeds", lambda: tmp_path / "seeds")
+    first = api.sample_index_dir()
+    monkeypatch.setattr("semsearch.config.bundled_seeds", lambda: tmp_path / "pkg" / "_seeds")
+    assert api.sample_index_dir() != first

@@ -6,9 +6,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..store.chunkstore import ChunkRecord
+from ..util import file_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +132,27 @@ def to_passage(r: ChunkRecord) -> Passage:
 
 
 def staleness(r: ChunkRecord) -> str | None:
-    """Whether the file a chunk came from still is what was indexed (one ``stat``)."""
-    if r.doc_stat is None:
-        return None
+    """Whether the file a chunk came from still is what was indexed (see file_state)."""
+    return None if r.doc_stat is None else file_state(r.source, r.doc_stat, r.sha256)
+
+
+def file_state(source: str, indexed: tuple[int, int, int], sha256: str | None) -> str | None:
+    """None when the file still is what was indexed, else "changed" or "deleted": one
+    ``stat``, and when only its time or inode moved (a touch, a copy, a reinstall), its
+    digest."""
     try:
-        st = os.stat(r.source)
+        st = os.stat(source)
     except OSError:
         return "deleted"
-    if (st.st_size, st.st_mtime_ns, st.st_ino) != tuple(r.doc_stat):
+    if (st.st_size, st.st_mtime_ns, st.st_ino) == tuple(indexed):
+        return None
+    if st.st_size != indexed[0] or sha256 is None:
         return "changed"
-    return None
+    try:
+        same = file_digest(Path(source)) == sha256
+    except OSError:
+        return "deleted"
+    return None if same else "changed"
 
 
 def _finite(value: float | None) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from . import reading
-from .hits import IndexInfo
+from .hits import IndexInfo, file_state
 from .index import SemanticIndex
 
 log = logging.getLogger("semsearch")
@@ -36,8 +37,10 @@ def default_index_dir() -> Path:
 
 def sample_index_dir() -> Path:
     """Where the bundled sample articles are indexed: apart from the user's own index, so
-    they never show up among the user's results."""
-    return _config.load().cache_dir / "samples-index"
+    they never show up among the user's results; one per seeds folder, so a reinstall that
+    moves them (``seeds/`` or ``semsearch/_seeds``) gets an index of the files it has."""
+    seeds = str(_config.bundled_seeds()).encode("utf-8", "surrogateescape")
+    return _config.load().cache_dir / f"samples-index-{hashlib.sha256(seeds).hexdigest()[:12]}"
 
 
 def index_paths(
@@ -256,7 +259,6 @@ class SourceStatus:
 
 def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStatus]:
     """Every document of the index at ``index`` with its type, chunks, size and status."""
-    from ..ingest.read import file_stat
     from ..store.chunkstore import ChunkStore
     from ..store.manifest import CHUNKS
 
@@ -269,13 +271,9 @@ def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStat
             if d.size is None:
                 status = "text"
             else:
-                st = file_stat(Path(d.source))
-                if st is None:
-                    status = "missing"
-                elif (st[0], st[1]) != (d.size, d.mtime_ns):
-                    status = "changed"
-                else:
-                    status = "ok"
+                indexed = (d.size, d.mtime_ns or 0, d.inode or 0)
+                state = file_state(d.source, indexed, d.sha256)
+                status = {None: "ok", "deleted": "missing"}.get(state, "changed")
             out.append(
                 SourceStatus(d.doc_id, d.source, d.kind, d.title, d.n_chunks, d.size, status)
             )

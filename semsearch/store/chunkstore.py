@@ -101,6 +101,8 @@ class ChunkRecord(NamedTuple):
     doc_stat: tuple[int, int, int] | None = None
     #: The reader that made the document: text, code, markdown, html, pdf, record, ...
     kind: str = "text"
+    #: SHA-256 of the document as indexed (of the file's bytes, for a whole file).
+    sha256: str | None = None
 
 
 class StoredDocument(NamedTuple):
@@ -306,14 +308,15 @@ class ChunkStore:
         stat_cols = self._select("documents", ("size", "mtime_ns", "inode", "kind"), "d")
         cur = self.conn.execute(
             f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
-            f" {stat_cols} FROM chunks c JOIN documents d USING (doc_id) WHERE {condition}",
+            f" {stat_cols}, d.sha256 FROM chunks c JOIN documents d USING (doc_id)"
+            f" WHERE {condition}",
             args,
         )
         out = []
         for r in cur:
-            *head, meta, size, mtime_ns, inode, kind = r
+            *head, meta, size, mtime_ns, inode, kind, sha256 = r
             stat = None if size is None else (size, mtime_ns, inode)
-            fields = (*head, _load_meta(meta), stat, kind)
+            fields = (*head, _load_meta(meta), stat, kind, sha256)
             out.append(ChunkRecord(*fields))
         return out
 
