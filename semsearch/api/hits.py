@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..store.chunkstore import ChunkRecord
 from ..util import file_digest
@@ -17,8 +17,12 @@ from ..util import file_digest
 class Hit:
     """One search result: a chunk, its score and where it sits in its source.
 
-    ``score`` is the ranking score of the query's mode; ``dense_score`` (cosine similarity)
-    and ``keyword_score`` (BM25) are its parts where they were computed (None otherwise).
+    ``score`` is the ranking score of the query's mode, rebuilt from its parts thus:
+    dense: ``score = dense_score`` (the cosine similarity); keyword: ``score =
+    keyword_score`` (BM25 as a 0-1 fraction of a full match); hybrid: ``score = 0.35 *
+    dense_score + 0.65 * keyword_score``, where ``dense_score`` is the 0-1 rise of the
+    cosine above the query's background. ``cosine`` (with the query as typed) and ``bm25``
+    (the raw keyword evidence) are the raw measures. A part not computed is None.
     ``page`` (PDF), ``section`` (heading path) and ``title`` locate it in structured files.
     ``stale`` is ``"changed"`` or ``"deleted"`` when the source file differs from what was
     indexed, so a caller never mistakes an old passage for the file's current text.
@@ -39,6 +43,8 @@ class Hit:
     metadata: Mapping[str, Any] | None = None
     dense_score: float | None = None
     keyword_score: float | None = None
+    cosine: float | None = None
+    bm25: float | None = None
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
@@ -102,7 +108,16 @@ class IndexInfo:
     roots: tuple[str, ...]
 
 
-def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | None) -> Hit:
+class Parts(NamedTuple):
+    """What a hit's score is made of (see :class:`Hit`)."""
+
+    cosine: float | None
+    bm25: float | None
+    dense: float | None
+    keyword: float | None
+
+
+def to_hit(r: ChunkRecord, score: float, parts: Parts) -> Hit:
     return Hit(
         score=score,
         text=r.text,
@@ -117,8 +132,10 @@ def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | N
         section=r.section,
         title=r.title,
         metadata=r.metadata,
-        dense_score=_finite(dense),
-        keyword_score=_finite(keyword),
+        dense_score=_finite(parts.dense),
+        keyword_score=_finite(parts.keyword),
+        cosine=_finite(parts.cosine),
+        bm25=_finite(parts.bm25),
         stale=staleness(r),
         kind=r.kind,
     )

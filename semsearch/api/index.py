@@ -33,7 +33,7 @@ from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, to_hit
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -338,12 +338,13 @@ class SemanticIndex:
             )
         out = []
         for r in ranked:
-            dense = r.dense if r.dense is not None else [None] * len(r.rows)
-            kw = r.keyword if r.keyword is not None else [None] * len(r.rows)
+            none = [None] * len(r.rows)
+            measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
+            parts = [none if a is None else a.tolist() for a in measured]
             out.append(
                 [
-                    to_hit(records[int(i)], float(s), d, w)
-                    for i, s, d, w in zip(r.rows, r.scores, dense, kw, strict=True)
+                    to_hit(records[int(i)], float(s), Parts(*p))
+                    for i, s, *p in zip(r.rows.tolist(), r.scores.tolist(), *parts, strict=True)
                 ]
             )
         return out

@@ -80,8 +80,9 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 @dataclass(frozen=True)
 class KeywordHits:
     """One query's keyword candidates (chunk rows, best first by nothing in particular),
-    the BM25 known so far per chunk and per document, and the full-match BM25 that turns
-    them into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
+    the BM25 known so far per chunk and per document, and the evidence of a full match
+    (:func:`full_evidence`) that turns evidence into a fraction
+    (:func:`semsearch.search.fuse.keyword_part`)."""
 
     rows: np.ndarray
     chunk_bm25: dict[int, float]
@@ -127,7 +128,17 @@ def keyword_hits(
     if kw.legacy:  # no document table: a document is as good as its best chunk
         for d, s in zip(docs, bm25.tolist(), strict=True):
             doc_bm25[d] = max(doc_bm25.get(d, 0.0), s)
-    return KeywordHits(rows, chunk, doc_bm25, kw.full_match(qt), tuple(qt)), docs
+    return KeywordHits(rows, chunk, doc_bm25, full_evidence(kw, qt), tuple(qt)), docs
+
+
+def full_evidence(kw: KeywordIndex, query_terms: Sequence[str]) -> float:
+    """The evidence of a full match: each level's idf sum, weighted as :meth:`evidence`
+    weighs them. Chunk-level idf is larger (more, smaller rows), so dividing by the
+    document level's alone let a chunk's own BM25 push the fraction past 1 (every hit
+    of a keyword query then showed 1.000)."""
+    doc = kw.full_match(query_terms)
+    own = kw.full_match(query_terms, chunks=True)
+    return (1.0 - CHUNK_WEIGHT) * doc + CHUNK_WEIGHT * own
 
 
 def complete(
