@@ -30,7 +30,7 @@ from .fuse import (
     order,
 )
 from .keyword import KeywordHits, complete, keyword_hits
-from .shape import cap_per_source, mmr
+from .shape import cap_per_source, mmr, mmr_pool
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
@@ -227,6 +227,8 @@ def _shape(
         sources = [records[int(r)].source for r in ranked.rows]
         ranked = ranked.take(cap_per_source(ranked.rows, sources, opts.per_source))
     if opts.diverse and len(ranked.rows):
-        picked = mmr(ranked.scores, np.asarray(vectors[ranked.rows]), opts.k)
-        ranked = ranked.take(picked)
+        vecs = np.asarray(vectors[ranked.rows])
+        pool = mmr_pool(ranked.scores, vecs, opts.k)
+        ranked = ranked.take(pool)
+        ranked = ranked.take(mmr(ranked.scores, vecs[pool], opts.k))
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
