@@ -188,3 +188,49 @@ def test_cli_where_syntax_errors(arg: str) -> None:
 
     with pytest.raises(UsageError):
         parse_where([arg], None)
+
+
+def _service(tmp_path: Path, fake: FakeEmbedder) -> Any:
+    pytest.importorskip("starlette")
+    from semsearch.serve.service import SearchService
+
+    SemanticIndex.from_texts(
+        ["soup one", "soup two", "soup three"], ids=["a", "b", "c"],
+        metadata=[{"year": 2019, "tags": ["x"]}, {"year": 2021},
+                  {"year": 2024, "tags": ["x", "y"]}],
+        embedder=fake, path=tmp_path / "i",
+    )  # fmt: skip
+    return SearchService(tmp_path / "i", workers=1, embedder=fake)
+
+
+def test_http_passes_operator_filters_through(tmp_path: Path, fake: FakeEmbedder) -> None:
+    from semsearch.serve import params as P
+
+    service = _service(tmp_path, fake)
+    raw = {"q": "soup", "k": 5, "where": {"year": {"$gte": 2020}, "tags": {"$nin": ["y"]}}}
+    hits = service.search(P.search_request(raw))["hits"]
+    assert [h["doc_id"] for h in hits] == ["b"]
+    with pytest.raises(UsageError, match=r"unknown where operator '\$like'"):
+        service.search(P.search_request({"q": "soup", "where": {"year": {"$like": 1}}}))
+
+
+def test_mcp_search_takes_where(tmp_path: Path, fake: FakeEmbedder) -> None:
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp import Client
+
+    from semsearch.serve.mcp_server import create_mcp
+
+    server = create_mcp(_service(tmp_path, fake))
+
+    async def go() -> tuple[Any, Any]:
+        async with Client(server) as client:
+            good = await client.call_tool("search", {"query": "soup", "where": {"tags": "x"}})
+            bad = await client.call_tool("search", {"query": "soup", "where": {"t": {"$x": 1}}})
+            return good, bad
+
+    good, bad = anyio.run(go)
+    assert not good.is_error and bad.is_error
+    text = good.content[0].text
+    assert '"a"' in text and '"c"' in text and '"b"' not in text
+    assert "unknown where operator" in bad.content[0].text

@@ -33,6 +33,9 @@ mode: "hybrid" (default, best in measurements) blends meaning and exact words; "
 passages with the same meaning in other words; "keyword" (BM25) is best for exact names,
 codes and rare terms. Phrase the query as the answer would be phrased, not as a command.
 source: a glob on the file path to search only some files, e.g. "*.md" or "*/2024/*".
+where: metadata filters, e.g. {"tags": "soup"} (a list field matches when it holds the
+value), {"year": {"$gte": 2020}}, {"lang": {"$in": ["en", "de"]}}; also $nin, $ne, $gt, $lt,
+$lte.
 per_source: at most this many hits per file (use 1 to see more different files).
 diverse: re-rank so near-duplicate passages do not crowd the list.
 min_score: drop weak hits (hybrid scores are in [0, 1])."""
@@ -72,10 +75,12 @@ def create_mcp(service: SearchService) -> Any:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        where: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         raw: dict[str, Any] = {"q": query, "k": k, "mode": mode, "diverse": diverse}
         for key, value in (
             ("source", source),
+            ("where", where),
             ("per_source", per_source),
             ("min_score", min_score),
         ):

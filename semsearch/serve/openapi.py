@@ -52,7 +52,13 @@ _SEARCH_PROPS: dict[str, Any] = {
     "k": {"type": "integer", "minimum": 1, "maximum": P.MAX_K, "default": 5},
     "mode": {"type": "string", "enum": list(P.MODES), "default": "hybrid"},
     "source": {"type": "string", "description": "glob on the source path, e.g. *.md"},
-    "where": {"type": "object", "description": "metadata equality filters (GET: JSON text)"},
+    "where": {
+        "type": "object",
+        "description": (
+            "metadata filters: field: value, or field: {op: value} with op one of"
+            " $in $nin $ne $gt $gte $lt $lte (GET: JSON text)"
+        ),
+    },
     "per_source": {"type": "integer", "minimum": 1, "description": "cap hits per source"},
     "diverse": {"type": "boolean", "default": False, "description": "MMR re-ranking"},
     "min_score": {"type": "number", "description": "drop hits scoring below this"},

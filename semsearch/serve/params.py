@@ -234,8 +234,5 @@ def _where(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise UsageError("'where' must be an object of field: value")
-    for key, v in value.items():
-        if isinstance(v, dict | list) or v is None:
-            raise UsageError(f"'where' value for {key!r} must be a string, number or boolean")
-    return dict(value)
+        raise UsageError("'where' must be an object of field: value or field: {operator: value}")
+    return dict(value)  # the API checks keys, operators and values
