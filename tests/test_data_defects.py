@@ -338,3 +338,10 @@ def test_sample_index_follows_the_seeds_folder(
     first = api.sample_index_dir()
     monkeypatch.setattr("semsearch.config.bundled_seeds", lambda: tmp_path / "pkg" / "_seeds")
     assert api.sample_index_dir() != first
+
+
+def test_a_huge_delete_glob_is_a_usage_error(tmp_path: Path, fake: FakeEmbedder) -> None:
+    index = _four(tmp_path, fake)
+    with pytest.raises(UsageError, match="glob is too long"):
+        index.delete(["a" + "*" * 60_000], glob=True)
+    assert _ids(index) == set(IDS)

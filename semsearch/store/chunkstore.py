@@ -130,6 +130,8 @@ def _reading(method: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.DatabaseError as exc:
+            if "pattern too complex" in str(exc):  # the caller's glob, not the file
+                raise UsageError(f"the glob is too long or complex ({exc})") from None
             raise _damaged(args[0], exc) from None
 
     return wrapper
