@@ -54,10 +54,12 @@ def query(
             "--min-score",
             help=(
                 "Drop hits whose score (the number printed before each hit) is below this. "
-                "dense: cosine similarity. keyword (0-1): BM25 as a fraction of the most BM25 "
-                "can give the query's words (each once, in a document of average length: "
-                "0.45). hybrid (0-1): 0.35 x the cosine's rise above the query's background "
-                "(as a fraction of the way to 1) + 0.65 x the keyword fraction."
+                "dense: cosine similarity. keyword (0-1): BM25 (of the document, and a "
+                "quarter of the chunk's own) as a fraction of the most BM25 can give the "
+                "query's words (each once, at average length: 0.45). hybrid (0-1): 0.35 x "
+                "the cosine's rise above the query's background (as a fraction of the way "
+                "to 1) + 0.65 x the keyword fraction. --json shows these parts as "
+                "dense_score and keyword_score, the raw measures as cosine and bm25."
             ),
         ),
     ] = None,
