@@ -345,3 +345,17 @@ def test_a_huge_delete_glob_is_a_usage_error(tmp_path: Path, fake: FakeEmbedder)
     with pytest.raises(UsageError, match="glob is too long"):
         index.delete(["a" + "*" * 60_000], glob=True)
     assert _ids(index) == set(IDS)
+
+
+def test_index_paths_does_not_load_a_recorded_unknown_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.api import index_paths
+
+    planted = FakeEmbedder()
+    planted.name = str(tmp_path)
+    SemanticIndex.from_texts(["some text"], embedder=planted, path=tmp_path / "i")
+    (tmp_path / "new.txt").write_text("another text")
+    monkeypatch.setattr("semsearch.api.operations.load_embedder", _no_model)
+    with pytest.raises(IndexFormatError, match="pass that model explicitly"):
+        index_paths([tmp_path / "new.txt"], tmp_path / "i")

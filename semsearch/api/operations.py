@@ -14,7 +14,13 @@ from pathlib import Path
 from .. import build as _build
 from .. import config as _config
 from ..build.settings import Requested
-from ..embed import DEFAULT_MODEL, DEFAULT_PRECISION, Embedder, load_embedder
+from ..embed import (
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    Embedder,
+    check_recorded_model,
+    load_embedder,
+)
 from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
 from ..ingest.read import expand_items
@@ -79,6 +85,8 @@ def index_paths(
     manifest = _readable_manifest(index_dir)
     requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
     if embedder is None:
+        if model is None and manifest is not None:
+            check_recorded_model(manifest.model, index_dir.path)
         embedder = load_embedder(
             requested.model_for(manifest),
             requested.precision_for(manifest, DEFAULT_PRECISION),
