@@ -19,10 +19,12 @@ class Hit:
 
     ``score`` is the ranking score of the query's mode, rebuilt from its parts thus:
     dense: ``score = dense_score`` (the cosine similarity); keyword: ``score =
-    keyword_score`` (BM25 as a 0-1 fraction of a full match); hybrid: ``score = 0.35 *
-    dense_score + 0.65 * keyword_score``, where ``dense_score`` is the 0-1 rise of the
-    cosine above the query's background. ``cosine`` (with the query as typed) and ``bm25``
-    (the raw keyword evidence) are the raw measures. A part not computed is None.
+    keyword_score`` (``bm25`` as a 0-1 fraction of a full match at document and chunk
+    level); hybrid: ``score = 0.35 * dense_score + 0.65 * keyword_score``, where
+    ``dense_score`` is the 0-1 rise of the cosine above the query's background and
+    ``keyword_score`` is ``bm25`` over a full document match, capped at 1. ``cosine``
+    (with the query as typed) and ``bm25`` (the raw keyword evidence) are the raw
+    measures. A part not computed is None.
     ``page`` (PDF), ``section`` (heading path) and ``title`` locate it in structured files.
     ``stale`` is ``"changed"`` or ``"deleted"`` when the source file differs from what was
     indexed, so a caller never mistakes an old passage for the file's current text.

@@ -58,8 +58,9 @@ def query(
                 "quarter of the chunk's own) as a fraction of the most BM25 can give the "
                 "query's words (each once, at average length: 0.45). hybrid (0-1): 0.35 x "
                 "the cosine's rise above the query's background (as a fraction of the way "
-                "to 1) + 0.65 x the keyword fraction. --json shows these parts as "
-                "dense_score and keyword_score, the raw measures as cosine and bm25."
+                "to 1) + 0.65 x the keyword fraction of a full document match, capped at 1. "
+                "--json shows these parts as dense_score and keyword_score, the raw "
+                "measures as cosine and bm25."
             ),
         ),
     ] = None,

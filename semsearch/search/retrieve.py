@@ -148,7 +148,7 @@ def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
     keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
     evidence = h.evidence(h.rows, docs)
     pos = order(h.rows, evidence)
-    scores = keyword_part(evidence[pos], h.full_match).astype(np.float32)
+    scores = keyword_part(evidence[pos], h.full_evidence).astype(np.float32)
     return Ranked(h.rows[pos], scores, bm25=evidence[pos], keyword_part=scores)
 
 
