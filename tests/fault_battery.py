@@ -99,7 +99,7 @@ _OP = textwrap.dedent(
     from semsearch import SemanticIndex, index_paths
     op, idx, arg = sys.argv[1:4]
     if op == "remove":
-        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg])
+        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg], glob=True)
     else:
         index_paths([arg], idx, embedder=FakeEmbedder(), chunk_tokens=20)
     """
