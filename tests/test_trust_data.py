@@ -304,7 +304,7 @@ def test_case9_removing_the_last_documents_leaves_a_valid_empty_index(tmp_path: 
     orig = ops.SemanticIndex.load
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ops.SemanticIndex, "load", classmethod(lambda cls, p: orig(p, embedder=emb)))
-        assert remove_documents([str(docs / "*")], idx) == 2
+        assert remove_documents([str(docs / "*")], idx, glob=True) == 2
     index = SemanticIndex.load(idx, embedder=emb)
     assert len(index) == 0 and index.info().documents == 0
     assert index.search("anything", k=3) == []

@@ -175,6 +175,20 @@ class _Old:
             old.vectors_ok = False
         return old
 
+    def check_chunks(self) -> None:
+        """Refuse to carry chunk rows whose file fails its checksum: a large database is not
+        checksummed on load, and same-size damage would otherwise pass into a generation
+        with a fresh, valid checksum (and its text and keyword index would disagree)."""
+        if self.gen is None or self.manifest is None:
+            return
+        size = self.manifest.files.get(CHUNKS, {}).get("size", 0)
+        if size > VERIFY_ON_LOAD_BYTES and not file_ok(self.gen, self.manifest, CHUNKS):
+            raise IndexFormatError(
+                f"cannot update the index at {self.gen.parent}: {CHUNKS} does not match its "
+                "checksum (file altered). Nothing was changed; its documents cannot be "
+                "recovered from a damaged chunk database, so index your files into a new one"
+            )
+
     def vectors(self) -> np.ndarray | None:
         """The old vectors, fully verified first when too large to have been checked on load
         (so damage is never carried into a generation with a fresh, valid checksum)."""
@@ -219,6 +233,7 @@ class _Generation:
         stale_terms = self.old.store is not None and not self.old.store.keyword_index().current
         if self.old.manifest is not None and not plan.changed and not stale_terms:
             return self._stats(plan, changed=False)
+        self.old.check_chunks()
         self.tmp = self.index_dir.new_tmp()
         self.store = ChunkStore.create(self.tmp / CHUNKS)
         self.writer = VectorWriter(self.tmp / VECTORS, self.settings.dim)
@@ -274,8 +289,9 @@ class _Generation:
             found = store.document(doc_id)
             meta = found[1] if found else None
             text = store.document_text(doc_id)
-            plan.process.append(
-                Document(doc_id, d.source, text, d.sha256, meta, title=d.title, kind=d.kind)
+            stat = None if d.size is None else (d.size, d.mtime_ns or 0, d.inode or 0)
+            plan.process.append(  # the file's stat kept: it still reads as changed or missing
+                Document(doc_id, d.source, text, d.sha256, meta, d.title, d.kind, stat=stat)
             )
         plan.unchanged = 0  # everything kept was embedded again, so counted as updated
 

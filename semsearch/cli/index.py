@@ -140,11 +140,14 @@ def summary(stats: Any, where: Path) -> str:
 
 @app.command()
 def remove(
-    sources: Annotated[list[str], typer.Argument(help="Source paths, ids or globs to drop.")],
+    sources: Annotated[list[str], typer.Argument(help="Source paths or document ids to drop.")],
     index: IndexOpt = None,
+    glob: Annotated[
+        bool, typer.Option("--glob", help="Treat each argument as a glob on ids and paths.")
+    ] = False,
 ) -> None:
     """Remove documents from an index (removing the last one leaves a valid empty index)."""
     from .. import api
 
-    removed = api.remove_documents(sources, index)
+    removed = api.remove_documents(sources, index, glob=glob)
     typer.echo(f"Removed {plural(removed, 'document')}", err=True)
