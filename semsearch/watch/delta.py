@@ -37,7 +37,7 @@ from ..embed import Embedder
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..ingest.discover import discover
 from ..ingest.read import expand_items
-from ..store.chunkstore import ChunkStore, StoredDocument
+from ..store.chunkstore import ChunkStore, SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import CHUNKS, Manifest
 from . import fingerprint
@@ -185,17 +185,18 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> De
         return Delta(manifest, pointer, present, missing, (), plan)
     files = discover_roots(present, manifest.globs, manifest.excludes)
     items = expand_items(files)  # a data file's rows are its documents, as when indexed
-    docs = _documents(gen / CHUNKS)
-    plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs)
+    docs, skipped = _documents(gen / CHUNKS)
+    plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs, skipped)
     if not plan.changed:
         fingerprint.remember(index_dir.path, key, digest, plan.unchanged, plan.skipped)
     return Delta(manifest, pointer, present, missing, tuple(files), plan, tuple(items))
 
 
-def _documents(path: Path) -> dict[str, StoredDocument]:
+def _documents(path: Path) -> tuple[dict[str, StoredDocument], dict[str, SkippedFile]]:
+    """The generation's documents by id, and the files it skipped by path."""
     store = ChunkStore.open_readonly(path)
     try:
-        return {d.doc_id: d for d in store.documents()}
+        return {d.doc_id: d for d in store.documents()}, store.skipped_files()
     finally:
         store.close()
 
