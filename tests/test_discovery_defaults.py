@@ -127,3 +127,48 @@ def test_symlinked_files_are_followed_only_inside_the_roots(tmp_path: Path) -> N
     assert _rel(notes, discover([f"{notes}/*.txt"])) == {"a.txt", "alias.txt"}
     followed = _rel(notes, discover([notes], follow_symlinks=True))
     assert followed == {"a.txt", "sub/b.txt", "alias.txt", "key.txt"}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run(
+        [sys.executable, "-m", "semsearch", *args], cwd=cwd, env=env,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_dry_run_lists_types_and_reasons_and_writes_nothing(tmp_path: Path) -> None:
+    import json
+
+    _make(tmp_path / "d", JUNK + PAGES)
+    idx = tmp_path / "idx"
+    out = _cli("index", "d", "-i", str(idx), "--dry-run", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["files"] == len(PAGES)
+    assert {t["kind"]: t["files"] for t in plan["types"]} == {".html": 2, ".js": 1, ".css": 1,
+                                                               ".md": 1}  # fmt: skip
+    reasons = {s["reason"]: s["count"] for s in plan["skipped"]}
+    assert reasons["default exclude (genindex*.html)"] == 2
+    assert not idx.exists()
+    text = _cli("index", "d", "-i", str(idx), "--dry-run", cwd=tmp_path)
+    assert text.returncode == 0 and "Would index 5 files" in text.stdout
+    assert "default exclude (_sources/): d/_sources" in text.stdout
+    assert not idx.exists()
+
+
+def test_follow_symlinks_is_remembered_for_refresh(tmp_path: Path, fake, monkeypatch) -> None:
+    from semsearch import index_paths
+    from semsearch.api.operations import refresh_index
+
+    _make(tmp_path, ["outside/target.txt", "notes/a.txt"])
+    (tmp_path / "notes" / "link.txt").symlink_to(tmp_path / "outside" / "target.txt")
+    idx = tmp_path / "idx"
+    assert index_paths([tmp_path / "notes"], idx, embedder=fake).documents == 1
+    stats = index_paths([tmp_path / "notes"], idx, embedder=fake, follow_symlinks=True)
+    assert stats.documents == 2
+    (tmp_path / "notes" / "b.txt").write_text("another note\n")
+    monkeypatch.setattr("semsearch.api.operations.load_embedder", lambda *a, **k: fake)
+    assert refresh_index(idx).documents == 3  # the link is still followed

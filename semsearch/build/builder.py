@@ -392,10 +392,10 @@ class _Generation:
     def _manifest(self, documents: int, chunks: int) -> Manifest:
         if self.built is None:
             raise IndexFormatError("internal error: no vector index built")
-        roots, globs, excludes = _remembered(self.old.manifest, self.changes)
+        roots, globs, excludes, follow = _remembered(self.old.manifest, self.changes)
         return new_manifest(
             self.settings, documents, chunks, self.next_chunk_id, self.built,
-            roots=roots, globs=globs, excludes=excludes,
+            roots=roots, globs=globs, excludes=excludes, follow_symlinks=follow,
         )  # fmt: skip
 
     def _stats(
@@ -422,13 +422,15 @@ class _Generation:
 
 def _remembered(
     old: Manifest | None, changes: Changes
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Roots the index was built from (old ones kept), and the latest globs and excludes."""
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]:
+    """Roots the index was built from (old ones kept), and the latest discovery options."""
     roots = dict.fromkeys(old.roots if old else ())
     roots.update(dict.fromkeys(str(r) for r in changes.roots))
     if changes.roots:
-        return tuple(roots), tuple(changes.globs), tuple(changes.excludes)
-    return tuple(roots), old.globs if old else (), old.excludes if old else ()
+        return tuple(roots), tuple(changes.globs), tuple(changes.excludes), changes.follow_symlinks
+    if old is None:
+        return tuple(roots), (), (), False
+    return tuple(roots), old.globs, old.excludes, old.follow_symlinks
 
 
 def new_manifest(

@@ -11,8 +11,8 @@ same way, so it is not read, counted as added, or published again until it chang
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ingest.document import Document

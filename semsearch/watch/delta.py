@@ -137,12 +137,13 @@ def watch_base(root: str) -> str:
     return str(Path(*fixed)) if fixed else os.sep
 
 
-def discover_roots(
-    roots: Sequence[str], globs: Sequence[str], excludes: Sequence[str]
-) -> list[Path]:
+def discover_roots(manifest: Manifest, roots: Sequence[str]) -> list[Path]:
     """The files ``semsearch index ROOTS`` would index now (the same discovery and ignore
-    rules); roots that vanished are simply not walked."""
-    return discover(roots, list(globs), allow_empty=True, excludes=excludes)
+    rules, as the index remembers them); roots that vanished are simply not walked."""
+    return discover(
+        roots, list(manifest.globs), allow_empty=True, excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
+    )  # fmt: skip
 
 
 def check(
@@ -183,7 +184,7 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> De
     if known is not None and known["fingerprint"] == digest and not full:
         plan = Plan(unchanged=known["unchanged"], skipped=known["skipped"])
         return Delta(manifest, pointer, present, missing, (), plan)
-    files = discover_roots(present, manifest.globs, manifest.excludes)
+    files = discover_roots(manifest, present)
     items = expand_items(files)  # a data file's rows are its documents, as when indexed
     docs, skipped = _documents(gen / CHUNKS)
     plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs, skipped)
@@ -248,6 +249,7 @@ def refresh(
     changes = Changes(
         items=delta.items, roots=[Path(r) for r in delta.roots],
         globs=manifest.globs, excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
     )  # fmt: skip
     engine = LazyEngine(make_engine, manifest)
     wait = lock_timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
