@@ -36,6 +36,7 @@ from ..build.plan import Plan, make_plan
 from ..embed import Embedder
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..ingest.discover import discover
+from ..ingest.document import Document
 from ..ingest.read import expand_items
 from ..store.chunkstore import ChunkStore, SkippedFile, StoredDocument
 from ..store.layout import IndexDir
@@ -69,6 +70,12 @@ class Delta:
         return self.plan.changed
 
     @property
+    def sources(self) -> tuple[str, ...]:
+        """The files to add, update or remove, each once, in order."""
+        queued = (i.source if isinstance(i, Document) else str(i) for i in self.plan.process)
+        return tuple(dict.fromkeys([*queued, *sorted(self.plan.drop)]))
+
+    @property
     def pending(self) -> int:
         """Documents to add, update or remove."""
         return self.plan.added + self.plan.updated + self.plan.removed
@@ -84,6 +91,8 @@ class Refresh:
     pending: int
     missing: tuple[str, ...]
     reason: str = ""
+    #: The files found added, changed or gone (for a watcher's batch line).
+    files: tuple[str, ...] = ()
 
 
 class LazyEngine(Engine):
@@ -273,7 +282,7 @@ def refresh(
         return _unapplied(delta, started, "another process is writing the index")
     finally:
         engine.close()
-    return Refresh(stats, True, 0, delta.missing)
+    return Refresh(stats, True, 0, delta.missing, files=delta.sources)
 
 
 def _unapplied(delta: Delta, started: float, reason: str) -> Refresh:
