@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,23 @@ def test_watch_batch_lines_name_the_changed_files(tmp_path, fake, caplog, verbos
     else:
         assert line.endswith(f" +{batch.added - 3} more"), line
         assert "n0.txt, n1.txt, n2.txt" in line
+
+
+def test_import_semsearch_is_lazy_and_keeps_its_names() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, semsearch\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+        "assert set(semsearch.__all__) <= set(dir(semsearch))\n"
+        "assert semsearch.UsageError.__name__ == 'UsageError'\n"
+        "assert 'numpy' not in sys.modules\n"
+        "for name in semsearch.__all__: getattr(semsearch, name)\n"
+        "assert 'numpy' in sys.modules\n"
+        "assert not hasattr(semsearch, 'nope')\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": root},
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
