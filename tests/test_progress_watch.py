@@ -10,6 +10,8 @@ import pytest
 
 from semsearch.cli import output
 
+from .test_watch import _wait_for
+
 
 def test_non_tty_progress_prints_a_line_every_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
@@ -26,17 +28,6 @@ def test_non_tty_progress_prints_a_line_every_few_seconds(monkeypatch: pytest.Mo
         bar.update(30, 40)
     lines = err.getvalue().splitlines()
     assert lines == ["Indexing: 10/40 files (25%), 5s", "Indexing: 30/40 files (75%), 11s"]
-
-
-def _wait_for(cond, what: str, timeout: float = 30.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("verbose", [False, True])
