@@ -127,6 +127,9 @@ def test_symlinked_files_are_followed_only_inside_the_roots(tmp_path: Path) -> N
     assert _rel(notes, discover([f"{notes}/*.txt"])) == {"a.txt", "alias.txt"}
     followed = _rel(notes, discover([notes], follow_symlinks=True))
     assert followed == {"a.txt", "sub/b.txt", "alias.txt", "key.txt"}
+    # a glob's ** goes through a linked folder: what it reaches outside stays out
+    (notes / "ext").symlink_to(tmp_path / "secret", target_is_directory=True)
+    assert _rel(notes, discover([f"{notes}/**"])) == {"a.txt", "sub/b.txt", "alias.txt"}
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

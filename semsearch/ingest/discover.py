@@ -338,7 +338,9 @@ class _Walker:
             why = "excluded"
         return why
 
-    def _file_reason(self, root: Path, rules: _Rules, path: Path) -> str | None:
+    def _file_reason(
+        self, root: Path, rules: _Rules, path: Path, resolve: bool = False
+    ) -> str | None:
         if path.name.startswith("."):
             return "hidden"
         why = rules.why(path, False)
@@ -347,7 +349,7 @@ class _Walker:
             why = "excluded"
         if why is None and not self.valid_name(path):
             why = "name is not valid UTF-8"
-        if why is None and not self.follow and not self._link_inside(path):
+        if why is None and not self.follow and not self._link_inside(path, resolve):
             log.warning(
                 "skipping %s: a link to a file outside the folders indexed "
                 "(followed only when asked)", path,
@@ -364,8 +366,11 @@ class _Walker:
             return False
         return True
 
-    def _link_inside(self, path: Path) -> bool:
-        if not os.path.islink(path):
+    def _link_inside(self, path: Path, resolve: bool) -> bool:
+        """Inside the roots once links are resolved. A walk never enters a linked folder,
+        so only a linked file needs resolving; a glob match (``resolve``) may have come
+        through a linked folder."""
+        if not resolve and not os.path.islink(path):
             return True
         target = os.path.realpath(path)
         return any(target == r or target.startswith(r.rstrip(os.sep) + os.sep) for r in self.roots)
@@ -419,7 +424,7 @@ class _Walker:
             if sub not in self._rules:
                 self._rules[sub] = rules.below(sub)
             rules, here = self._rules[sub], sub
-        why = self._file_reason(base, rules, path)
+        why = self._file_reason(base, rules, path, resolve=True)
         if why is not None:
             self._pass(path, why)
         return why is None
