@@ -359,3 +359,20 @@ def test_index_paths_does_not_load_a_recorded_unknown_model(
     monkeypatch.setattr("semsearch.api.operations.load_embedder", _no_model)
     with pytest.raises(IndexFormatError, match="pass that model explicitly"):
         index_paths([tmp_path / "new.txt"], tmp_path / "i")
+
+
+def test_refresh_does_not_load_a_recorded_unknown_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.api import index_paths, refresh_index
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("some text")
+    planted = FakeEmbedder()
+    planted.name = str(tmp_path / "planted-model")
+    index_paths([folder], tmp_path / "i", embedder=planted)
+    (folder / "b.txt").write_text("another text")  # a change: the refresh needs the model
+    monkeypatch.setattr("semsearch.api.operations.load_embedder", _no_model)
+    with pytest.raises(IndexFormatError, match="pass that model explicitly"):
+        refresh_index(tmp_path / "i")

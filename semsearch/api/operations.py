@@ -185,15 +185,17 @@ def refresh_index(
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     if rebuild:
         return _rebuild_remembered(index_dir, cfg, progress)
-    result = _delta.refresh(index_dir, _engine_factory(cfg), progress=progress)
+    result = _delta.refresh(index_dir, _engine_factory(cfg, index_dir.path), progress=progress)
     _delta.warn_missing(result.missing)
     return result.stats
 
 
-def _engine_factory(cfg: _config.Config) -> _refresh_engine:
-    """Makes the local engine for an index's own model, when a refresh needs one."""
+def _engine_factory(cfg: _config.Config, where: Path) -> _refresh_engine:
+    """Makes the local engine for an index's own model, when a refresh needs one (a model
+    semsearch knows: an index's word alone never loads a directory or a hub name)."""
 
     def make(manifest: Manifest) -> _build.Engine:
+        check_recorded_model(manifest.model, where)
         embedder = load_embedder(
             manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
         )
@@ -222,7 +224,7 @@ def _rebuild_remembered(
         globs=manifest.globs, excludes=manifest.excludes,
         follow_symlinks=manifest.follow_symlinks,
     )  # fmt: skip
-    worker = _engine_factory(cfg)(manifest)
+    worker = _engine_factory(cfg, index_dir.path)(manifest)
     return _build.build(index_dir, changes, worker, _delta.settings_of(manifest), progress=progress)
 
 
