@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from semsearch.evaluation.metrics import ndcg_at_k
 
@@ -61,24 +62,28 @@ def files_of(sources: Sequence[str], root: Path) -> list[str]:
     return list(seen)
 
 
-def semsearch_searcher(
-    root: Path, mode: str, group: str | None
-) -> tuple[float, Callable[[str], list[str]]]:
+def semsearch_index(root: Path, cache: Path | None) -> tuple[float, Any]:
+    """A fresh index of the tree's source files and the seconds it took to build."""
     from semsearch import SemanticIndex
     from semsearch.store.embedding_cache import EmbeddingCache
 
-    tmp = tempfile.mkdtemp(prefix="code-bench-")
-    index = SemanticIndex(path=Path(tmp) / "index", cache=EmbeddingCache(Path(tmp) / "cache"))
+    tmp = Path(tempfile.mkdtemp(prefix="code-bench-"))
+    index = SemanticIndex(path=tmp / "index", cache=EmbeddingCache(cache or tmp / "cache"))
     t0 = time.perf_counter()
     index.add_paths([root], glob=list(SOURCE_GLOBS))
-    took = time.perf_counter() - t0
+    return time.perf_counter() - t0, index
+
+
+def semsearch_searcher(
+    index: Any, root: Path, mode: str, group: str | None
+) -> Callable[[str], list[str]]:
     extra = {"group": group} if group else {}
 
     def search(q: str) -> list[str]:
-        hits = index.search(q, DEPTH, mode=mode, **extra)  # type: ignore[arg-type]
+        hits = index.search(q, DEPTH, mode=mode, **extra)
         return files_of([h.source for h in hits], root)
 
-    return took, search
+    return search
 
 
 def bm25_searcher(root: Path) -> tuple[float, Callable[[str], list[str]]]:
@@ -105,25 +110,34 @@ def bm25_searcher(root: Path) -> tuple[float, Callable[[str], list[str]]]:
     return took, search
 
 
-def score_tree(tree: dict, root: Path, mode: str, group: str | None) -> Row:
-    if mode == "bm25":
-        took, search = bm25_searcher(root)
-    else:
-        took, search = semsearch_searcher(root, mode, group)
-    search(tree["queries"][0]["query"])  # warm up (model load, first page reads)
-    per_type: dict[str, list[float]] = {"nl": [], "symbol": []}
-    times = []
-    for q in tree["queries"]:
-        t0 = time.perf_counter()
-        ranking = search(q["query"])
-        times.append(time.perf_counter() - t0)
-        per_type[q["type"]].append(ndcg_at_k(q["relevant"], ranking, K))
-    every = per_type["nl"] + per_type["symbol"]
-    return Row(
-        tree["name"], mode, statistics.fmean(every), statistics.fmean(per_type["nl"]),
-        statistics.fmean(per_type["symbol"]), took, 1000 * statistics.median(times),
-        len(source_files(root)),
-    )  # fmt: skip
+def score_tree(
+    tree: dict[str, Any], root: Path, modes: Sequence[str], group: str | None, cache: Path | None
+) -> list[Row]:
+    """Every mode on one tree; semsearch's index is built once and shared by its modes."""
+    index_s, index = (0.0, None)
+    if any(m != "bm25" for m in modes):
+        index_s, index = semsearch_index(root, cache)
+    rows = []
+    for mode in modes:
+        if mode == "bm25":
+            took, search = bm25_searcher(root)
+        else:
+            took, search = index_s, semsearch_searcher(index, root, mode, group)
+        search(tree["queries"][0]["query"])  # warm up (model load, first page reads)
+        per_type: dict[str, list[float]] = {"nl": [], "symbol": []}
+        times = []
+        for q in tree["queries"]:
+            t0 = time.perf_counter()
+            ranking = search(q["query"])
+            times.append(time.perf_counter() - t0)
+            per_type[q["type"]].append(ndcg_at_k(q["relevant"], ranking, K))
+        every = per_type["nl"] + per_type["symbol"]
+        rows.append(Row(
+            tree["name"], mode, statistics.fmean(every), statistics.fmean(per_type["nl"]),
+            statistics.fmean(per_type["symbol"]), took, 1000 * statistics.median(times),
+            len(source_files(root)),
+        ))  # fmt: skip
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,20 +147,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--group", choices=("file",), default=None, help="pass group= to search")
     ap.add_argument("--tree", action="append", default=[], help="NAME=PATH: where a tree is")
     ap.add_argument("--only", action="append", default=[], help="score only these trees")
+    ap.add_argument(
+        "--cache", type=Path, default=None,
+        help="embedding cache to reuse between runs (index times are then not cold)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
     spec = json.loads(args.queries.read_text())
     where = dict(t.split("=", 1) for t in args.tree)
-    rows = []
-    for mode in args.mode or ["bm25", "keyword", "dense", "hybrid"]:
-        for tree in spec["trees"]:
-            if args.only and tree["name"] not in args.only:
-                continue
-            root = Path(where.get(tree["name"], tree["path"])).resolve()
-            if not root.is_dir():
-                print(f"tree {tree['name']}: {root} is not a directory", file=sys.stderr)
-                return 1
-            row = score_tree(tree, root, mode, args.group)
+    modes = args.mode or ["bm25", "keyword", "dense", "hybrid"]
+    rows: list[Row] = []
+    for tree in spec["trees"]:
+        if args.only and tree["name"] not in args.only:
+            continue
+        root = Path(where.get(tree["name"], tree["path"])).resolve()
+        if not root.is_dir():
+            print(f"tree {tree['name']}: {root} is not a directory", file=sys.stderr)
+            return 1
+        for row in score_tree(tree, root, modes, args.group, args.cache):
             rows.append(row)
             print(
                 f"{row.tree:14} {row.mode:8} nDCG@10 {row.ndcg:.3f} (nl {row.ndcg_nl:.3f}, "
@@ -154,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({row.files} files)  p50 {row.query_p50_ms:6.1f} ms",
                 flush=True,
             )
+    for mode in modes:
         mine = [r for r in rows if r.mode == mode]
         if mine:
             print(
