@@ -49,9 +49,7 @@ class Row:
 
 
 def source_files(root: Path) -> list[Path]:
-    return sorted(
-        p for g in SOURCE_GLOBS for p in root.rglob(g) if "__pycache__" not in p.parts
-    )
+    return sorted(p for g in SOURCE_GLOBS for p in root.rglob(g) if "__pycache__" not in p.parts)
 
 
 def files_of(sources: Sequence[str], root: Path) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,8 @@ class Hit:
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
+    #: Grouped by file: the document's next best chunks, best first (with their lines).
+    more: tuple[Passage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,13 @@ class IndexInfo:
     roots: tuple[str, ...]
 
 
-def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | None) -> Hit:
+def to_hit(
+    r: ChunkRecord,
+    score: float,
+    dense: float | None,
+    keyword: float | None,
+    more: Sequence[ChunkRecord] = (),
+) -> Hit:
     return Hit(
         score=score,
         text=r.text,
@@ -119,6 +127,7 @@ def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | N
         keyword_score=_finite(keyword),
         stale=staleness(r),
         kind=r.kind,
+        more=tuple(to_passage(m) for m in more),
     )
 
 

@@ -28,11 +28,14 @@ from .fuse import (
     keyword_part,
     order,
 )
+from .group import Candidate, as_arrays, group_by_document
 from .keyword import KeywordHits, complete, keyword_hits
 from .shape import cap_per_source, mmr
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
+Grouping = Literal["file"]
+GROUPINGS: tuple[str, ...] = ("file",)
 #: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
 DEFAULT_MODE: Mode = "hybrid"
 #: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
@@ -49,6 +52,7 @@ class Options:
     per_source: int | None = None
     diverse: bool = False
     min_score: float | None = None
+    group: Grouping | None = None
 
     def check(self) -> None:
         if not isinstance(self.k, int) or isinstance(self.k, bool) or not 0 < self.k <= MAX_K:
@@ -61,6 +65,8 @@ class Options:
             raise UsageError(f"min-score must be a finite number, got {self.min_score!r:.40}")
         if not isinstance(self.diverse, bool):
             raise UsageError("diverse must be true or false")
+        if self.group is not None and self.group not in GROUPINGS:
+            raise UsageError(f"unknown grouping {self.group!r:.40}: choose {', '.join(GROUPINGS)}")
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.per_source is not None and (
@@ -80,6 +86,8 @@ class Ranked:
     scores: np.ndarray
     dense: np.ndarray | None = None
     keyword: np.ndarray | None = None
+    #: Grouped by file: each row's further chunk rows of its document (tuples), best first.
+    further: np.ndarray | None = None
 
     def take(self, keep: np.ndarray) -> Ranked:
         """The rows at positions ``keep`` (a mask or positions), parts included."""
@@ -88,6 +96,7 @@ class Ranked:
             self.scores[keep],
             None if self.dense is None else self.dense[keep],
             None if self.keyword is None else self.keyword[keep],
+            None if self.further is None else self.further[keep],
         )
 
 
@@ -106,7 +115,7 @@ def retrieve(
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
         return [empty for _ in queries]
-    shaping = opts.per_source is not None or opts.diverse
+    shaping = opts.per_source is not None or opts.diverse or opts.group is not None
     depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
     embedded = opts.mode != "keyword"
     qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
@@ -123,7 +132,7 @@ def retrieve(
         else:
             ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
     return [
-        _shape(r, opts, store, vectors, qvecs[n] if embedded else None)
+        _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
     ]
 
@@ -216,8 +225,15 @@ def _best_documents(
 
 
 def _shape(
-    ranked: Ranked, opts: Options, store: ChunkStore, vectors: np.ndarray, qvec: np.ndarray | None
+    ranked: Ranked,
+    opts: Options,
+    store: ChunkStore,
+    vectors: np.ndarray,
+    qvec: np.ndarray | None,
+    query: str = "",
 ) -> Ranked:
+    if opts.group == "file" and len(ranked.rows):
+        ranked = _by_file(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -228,3 +244,23 @@ def _shape(
         picked = mmr(ranked.scores, np.asarray(vectors[ranked.rows]), opts.k)
         ranked = ranked.take(picked)
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
+
+
+def _by_file(ranked: Ranked, store: ChunkStore, query: str) -> Ranked:
+    """One row per document (its best chunk), scored by :mod:`.group`."""
+    records = store.fetch(ranked.rows)
+    candidates = [
+        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text)
+        for r, s in zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
+        if (rec := records[int(r)])
+    ]
+    rows, scores, further = as_arrays(group_by_document(query, candidates))
+    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
+    at = np.array([pos[int(r)] for r in rows], dtype=np.int64)
+    return Ranked(
+        rows,
+        scores,
+        None if ranked.dense is None else ranked.dense[at],
+        None if ranked.keyword is None else ranked.keyword[at],
+        further,
+    )

@@ -1,0 +1,142 @@
+"""File-level results: a programmer, or an agent, wants files, not five chunks of one file.
+
+A document's score is its best chunk's plus a little for each further matching chunk
+(several hits in one file reinforce it), adjusted by code-aware signals. Each signal was
+kept because it raised file-level nDCG@10 on ``benchmarks/code`` (docs/code-search.md):
+
+* definition over reference: a chunk that defines a name the query asks for;
+* path tokens: the query's words in the file's path (``cookiejar`` in ``http/cookiejar.py``);
+* tests, vendored and generated files are down-weighted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import numpy as np
+
+from ..store.tokenize import terms
+
+#: Weight of each further chunk's score in its document's score.
+FURTHER_WEIGHT = 0.1
+#: Further chunks that count (beyond the best) and chunks a grouped hit shows in all.
+FURTHER_CHUNKS = 2
+SHOWN_CHUNKS = 3
+#: Score factor of a chunk that defines a name the query asks for.
+DEFINITION_BONUS = 0.3
+#: Score factor per query word found in the file's path (at most PATH_BONUS_MAX in all).
+PATH_BONUS = 0.1
+PATH_BONUS_MAX = 0.2
+#: Score factor of tests, vendored and generated files.
+DOWNWEIGHT = 0.8
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keywords that introduce a definition in the languages the chunker knows.
+_DEFINERS = (
+    r"def|class|function|func|fn|sub|module|struct|interface|type|enum|trait|impl|"
+    r"defmodule|defp?|defmacro|const|let|var|async\s+def|async\s+function"
+)
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|__tests__|spec|testing)/|(^|/)test_[^/]*$|_(test|spec)\.[a-z]+$|"
+    r"\.(test|spec)\.[a-z]+$"
+)
+_VENDORED_PATH = re.compile(r"(^|/)(vendor|vendored|third_party|node_modules|external)/")
+_GENERATED_PATH = re.compile(r"(_pb2\.py|\.pb\.go|\.min\.js|[._]generated\.[a-z]+)$")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One document's evidence: its chunk rows best first and its combined score."""
+
+    doc_id: str
+    rows: tuple[int, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What grouping needs to know of one ranked chunk."""
+
+    row: int
+    score: float
+    doc_id: str
+    source: str
+    text: str
+
+
+def query_names(query: str) -> list[str]:
+    """The names a query asks for: its identifiers, and the last part of each dotted path
+    (``Semaphore.acquire`` asks for ``Semaphore`` and ``acquire``). Natural-language words
+    count only in a one-word query (``gather``)."""
+    words = query.split()
+    names: list[str] = []
+    for word in words:
+        parts = _NAME.findall(word)
+        symbolic = len(words) == 1 or "_" in word.strip("_") or "." in word.strip(".()")
+        if symbolic or any(p[1:] != p[1:].lower() for p in parts):
+            names.extend(p for p in parts if len(p) > 1)
+    return names
+
+
+def defines(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` defines one of ``names`` (a keyword before it, or a C-style
+    function head at the start of a line)."""
+    if not names:
+        return False
+    alt = "|".join(re.escape(n) for n in names)
+    return bool(
+        re.search(rf"\b(?:{_DEFINERS})\s+\*?(?:{alt})\b", text)
+        or re.search(rf"(?m)^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;]*$", text)
+    )
+
+
+def path_factor(source: str, query_terms: set[str]) -> float:
+    """Down-weight tests, vendored and generated files; favour path words in the query."""
+    path = source.replace("\\", "/")
+    factor = 1.0
+    if _TEST_PATH.search(path) or _VENDORED_PATH.search(path) or _GENERATED_PATH.search(path):
+        factor *= DOWNWEIGHT
+    if query_terms:
+        p = PurePath(path)
+        parts = set(terms(" ".join([*p.parts[-3:-1], p.stem])))
+        factor *= 1.0 + min(PATH_BONUS * len(parts & query_terms), PATH_BONUS_MAX)
+    return factor
+
+
+def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group]:
+    """Documents best first, each with its best ``SHOWN_CHUNKS`` chunk rows."""
+    names = query_names(query)
+    qterms = set(terms(query))
+    by_doc: dict[str, list[tuple[float, int]]] = {}
+    factor: dict[str, float] = {}
+    for c in candidates:
+        score = c.score
+        if names and defines(c.text, names):
+            score *= 1.0 + DEFINITION_BONUS
+        by_doc.setdefault(c.doc_id, []).append((score, c.row))
+        if c.doc_id not in factor:
+            factor[c.doc_id] = path_factor(c.source, qterms)
+    groups = []
+    for doc, chunks in by_doc.items():
+        chunks.sort(key=lambda sr: (-sr[0], sr[1]))
+        best = chunks[0][0]
+        further = sum(s for s, _ in chunks[1 : 1 + FURTHER_CHUNKS] if s > 0)
+        score = (best + FURTHER_WEIGHT * further) * factor[doc]
+        groups.append(Group(doc, tuple(r for _, r in chunks[:SHOWN_CHUNKS]), score))
+    groups.sort(key=lambda g: (-g.score, g.rows[0]))
+    return groups
+
+
+def as_arrays(groups: Sequence[Group]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each group's best row, its score, and its further rows (an object array of tuples)."""
+    further = np.empty(len(groups), dtype=object)
+    for i, g in enumerate(groups):
+        further[i] = g.rows[1:]
+    return (
+        np.array([g.rows[0] for g in groups], dtype=np.int64),
+        np.array([g.score for g in groups], dtype=np.float32),
+        further,
+    )
