@@ -149,9 +149,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cache", type=Path, default=None,
         help="embedding cache to reuse between runs (index times are then not cold)",
     )  # fmt: skip
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="set a constant of semsearch.search.group first (ablations: DEFINITION_BONUS=0)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
     spec = json.loads(args.queries.read_text())
+    for setting in args.set:
+        from semsearch.search import group
+
+        name, value = setting.split("=", 1)
+        if not hasattr(group, name):
+            print(f"semsearch.search.group has no {name}", file=sys.stderr)
+            return 2
+        setattr(group, name, type(getattr(group, name))(value))
     where = dict(t.split("=", 1) for t in args.tree)
     modes = args.mode or ["bm25", "keyword", "dense", "hybrid"]
     rows: list[Row] = []

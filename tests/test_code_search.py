@@ -1,0 +1,182 @@
+"""Code search: identifiers in the keyword index, file-level results, code-aware signals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from semsearch import SemanticIndex, UsageError
+from semsearch.search.group import Candidate, defines, group_by_document, query_names
+from semsearch.store.tokenize import terms
+
+from .conftest import FakeEmbedder
+
+RETRY = '''"""Retrying calls."""
+
+
+def compute_backoff(attempt):
+    """Seconds to wait before the next retry: doubles each time."""
+    return min(60, 2 ** attempt)
+
+
+def retry_call(fn, attempts=5):
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OSError:
+            sleep(compute_backoff(attempt))
+
+
+def retry_forever(fn):
+    while True:
+        try:
+            return fn()
+        except OSError:
+            sleep(compute_backoff(0))
+'''
+
+CLIENT = '''"""An HTTP client that retries once."""
+
+
+def fetch(url):
+    return retry_call(lambda: get(url), attempts=2)
+'''
+
+CONFIG = '''"""Settings."""
+
+
+def parse_config(path):
+    """Read the settings file."""
+    return dict(line.split("=", 1) for line in open(path))
+'''
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "tests").mkdir(parents=True)
+    (root / "retry.py").write_text(RETRY)
+    (root / "client.py").write_text(CLIENT)
+    (root / "config.py").write_text(CONFIG)
+    (root / "tests" / "test_retry.py").write_text(
+        "from retry import compute_backoff\n\n\ndef test_compute_backoff():\n"
+        "    assert compute_backoff(1) == 2\n"
+    )
+    return root
+
+
+@pytest.fixture
+def index(repo: Path, tmp_path: Path) -> SemanticIndex:
+    return SemanticIndex.from_paths(
+        [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
+    )
+
+
+# --- identifiers in the keyword index ---------------------------------------------------------
+
+
+def test_identifier_spellings_share_terms() -> None:
+    camel, snake, dotted = terms("parseConfig"), terms("parse_config"), terms("config.parse")
+    assert set(camel) == set(snake) == {"pars", "config", "parseconfig"}
+    assert {"pars", "config"} <= set(dotted)
+    assert "httpserver" in terms("HTTPServer") and {"http", "server"} <= set(terms("HTTPServer"))
+    assert "ospathjoin" in terms("os.path.join")  # a dotted path is kept whole too
+
+
+def test_prose_gets_no_identifier_terms() -> None:
+    assert terms("The end. Next, e.g. version 1.2.3 of naïveString") == [
+        "end", "next", "version", "naivestr",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("query", ["parseConfig", "ParseConfig", "config.parse"])
+def test_keyword_search_matches_other_spellings_of_an_identifier(
+    index: SemanticIndex, query: str
+) -> None:
+    hits = index.search(query, k=3, mode="keyword")
+    assert hits and Path(hits[0].source).name == "config.py"
+
+
+# --- file-level results -----------------------------------------------------------------------
+
+
+def test_group_file_gives_one_hit_per_file_with_its_further_chunks(index: SemanticIndex) -> None:
+    chunks = index.search("retry backoff attempt", k=10, mode="keyword")
+    assert len({h.doc_id for h in chunks}) < len(chunks)  # chunk hits repeat a file
+    files = index.search("retry backoff attempt", k=10, mode="keyword", group="file")
+    assert len({h.doc_id for h in files}) == len(files) >= 2
+    top = files[0]
+    assert Path(top.source).name == "retry.py"
+    assert top.more and all(p.doc_id == top.doc_id for p in top.more)
+    assert all(p.line_start >= 1 and p.line_end >= p.line_start for p in top.more)
+    assert files == sorted(files, key=lambda h: -h.score)
+
+
+def test_group_file_honours_k_and_min_score(index: SemanticIndex) -> None:
+    assert len(index.search("retry", k=1, mode="keyword", group="file")) == 1
+    hits = index.search("retry", k=10, mode="hybrid", group="file", min_score=0.0)
+    assert all(h.score >= 0.0 for h in hits)
+
+
+def test_unknown_grouping_is_a_usage_error(index: SemanticIndex) -> None:
+    with pytest.raises(UsageError, match="grouping"):
+        index.search("retry", group="line")  # type: ignore[arg-type]
+
+
+# --- code-aware signals -----------------------------------------------------------------------
+
+
+def test_query_names_tell_symbols_from_words() -> None:
+    assert query_names("Semaphore.acquire") == ["Semaphore", "acquire"]
+    assert query_names("gather") == ["gather"]
+    assert query_names("where is parse_config called") == ["parse_config"]
+    assert query_names("how are plugins registered") == []
+
+
+def test_defines_finds_definitions_not_calls() -> None:
+    assert defines("def compute_backoff(attempt):", ["compute_backoff"])
+    assert defines("class Semaphore(Base):", ["Semaphore"])
+    assert defines(
+        "PyObject *CPyDict_GetItem(PyObject *dict, PyObject *key) {", ["CPyDict_GetItem"]
+    )
+    assert not defines("    sleep(compute_backoff(attempt))", ["compute_backoff"])
+    assert not defines(
+        "PyObject *CPyDict_GetItem(PyObject *dict, PyObject *key);", ["CPyDict_GetItem"]
+    )
+
+
+def _candidate(row: int, source: str, text: str, score: float = 0.5) -> Candidate:
+    return Candidate(row, score, source, source, text)
+
+
+def test_definition_ranks_over_reference() -> None:
+    groups = group_by_document(
+        "compute_backoff",
+        [
+            _candidate(1, "src/client.py", "x = compute_backoff(2)", 0.55),
+            _candidate(2, "src/retry.py", "def compute_backoff(attempt):", 0.5),
+        ],
+    )
+    assert [g.doc_id for g in groups] == ["src/retry.py", "src/client.py"]
+
+
+def test_tests_and_vendored_files_are_down_weighted() -> None:
+    for path in ("tests/test_retry.py", "vendor/lib/retry.py", "pkg/retry_test.go"):
+        groups = group_by_document(
+            "retry logic", [_candidate(1, path, "retry"), _candidate(2, "pkg/core.py", "retry")]
+        )
+        assert groups[0].doc_id == "pkg/core.py", path
+
+
+def test_further_chunks_reinforce_a_file() -> None:
+    groups = group_by_document(
+        "retry logic",
+        [
+            _candidate(1, "a.py", "retry", 0.50),
+            _candidate(2, "b.py", "retry", 0.48),
+            _candidate(3, "b.py", "retry", 0.40),
+        ],
+    )
+    assert [g.doc_id for g in groups] == ["b.py", "a.py"]
+    assert groups[0].rows == (2, 3)
