@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from semsearch import SemanticIndex, UsageError
+from semsearch.ingest.code import definition_sections
 from semsearch.search.group import Candidate, defines, group_by_document, query_names
 from semsearch.store.tokenize import terms
 
@@ -180,3 +181,84 @@ def test_further_chunks_reinforce_a_file() -> None:
     )
     assert [g.doc_id for g in groups] == ["b.py", "a.py"]
     assert groups[0].rows == (2, 3)
+
+
+# --- code structure ---------------------------------------------------------------------------
+
+PY_CLASS = '''import os
+
+
+class Lock:
+    """A lock."""
+
+    def __init__(self):
+        def helper():
+            return 1
+
+        self.n = helper()
+
+    # Take it.
+    @property
+    def acquire(self):
+        return True
+
+
+def release(lock):
+    return lock
+'''
+
+
+def test_definitions_are_sections_named_by_qualified_name() -> None:
+    sections = definition_sections(PY_CLASS, "locks.py")
+    assert [s.heading for s in sections] == ["Lock", "Lock.__init__", "Lock.acquire", "release"]
+    by_name = {s.heading: PY_CLASS[s.start : s.end] for s in sections}
+    assert by_name["Lock.acquire"].startswith("    # Take it.\n    @property\n")  # lead lines
+    assert "def helper" in by_name["Lock.__init__"]  # a nested function stays in its parent
+    assert sections[0].start == PY_CLASS.index("class Lock")  # imports stay outside
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "heads"),
+    [
+        ("a.c", "static int\nfoo(int x) {\n  return bar(x);\n}\n\nint baz(void);\n"
+         "PyObject *CPyDict_Get(PyObject *d) {\n  return d;\n}\n", ["foo", "CPyDict_Get"]),
+        ("a.go", "package a\n\nfunc (s *S) Run() error {\n}\n\ntype S struct {\n}\n",
+         ["Run", "S"]),
+        ("a.ts", "export class Api {\n  async fetchUser(id: string): Promise<User> {\n"
+         "    if (id) {\n    }\n  }\n}\nexport const parseConfig = (s) => s\n",
+         ["Api", "Api.fetchUser", "parseConfig"]),
+        ("a.rb", "module Net\n  class Http\n    def get(url)\n    end\n  end\nend\n",
+         ["Net", "Net.Http", "Net.Http.get"]),
+        ("a.sh", "#!/bin/sh\nretry() {\n  :\n}\nfunction backoff {\n  :\n}\n",
+         ["retry", "backoff"]),
+        ("a.ex", "defmodule App.Repo do\n  def get(id) do\n  end\nend\n",
+         ["App.Repo", "App.Repo.get"]),
+        ("notes.txt", "def not_code():\n", []),
+    ],
+)  # fmt: skip
+def test_definition_heads_per_language(name: str, text: str, heads: list[str]) -> None:
+    assert [s.heading for s in definition_sections(text, name)] == heads
+
+
+def test_code_chunks_stay_inside_one_definition_and_carry_its_name(
+    index: SemanticIndex,
+) -> None:
+    hits = index.search("compute_backoff", k=20, mode="keyword")
+    retry = [h for h in hits if Path(h.source).name == "retry.py"]
+    assert {h.section for h in retry} >= {"compute_backoff", "retry_call"}
+    for h in retry:
+        if h.section:
+            assert h.text.lstrip().startswith(("def " + h.section, '"""', "#", "@")) or (
+                "def " + h.section not in h.text and "def " not in h.text
+            )
+
+
+def test_c_return_type_line_belongs_to_its_function() -> None:
+    text = "int x;\n\nstatic int\nfoo(int a) {\n  return a;\n}\n"
+    (section,) = definition_sections(text, "a.c")
+    assert text[section.start : section.end].startswith("static int\nfoo(")
+
+
+def test_a_long_minified_line_is_bounded(tmp_path: Path) -> None:
+    text = "function a(){" + "x=1;" * 200_000 + "}\n" + "var b = 1\n" * 10
+    assert definition_sections(text, "m.js") == ()

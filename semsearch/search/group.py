@@ -65,6 +65,8 @@ class Candidate:
     doc_id: str
     source: str
     text: str
+    #: The chunk's section: for code, the qualified name of its definition (``Lock.acquire``).
+    section: str = ""
 
 
 def query_names(query: str) -> list[str]:
@@ -114,7 +116,7 @@ def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group
     factor: dict[str, float] = {}
     for c in candidates:
         score = c.score
-        if names and defines(c.text, names):
+        if names and (c.section.rsplit(".", 1)[-1] in names or defines(c.text, names)):
             score *= 1.0 + DEFINITION_BONUS
         by_doc.setdefault(c.doc_id, []).append((score, c.row))
         if c.doc_id not in factor:

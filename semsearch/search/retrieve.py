@@ -250,7 +250,7 @@ def _by_file(ranked: Ranked, store: ChunkStore, query: str) -> Ranked:
     """One row per document (its best chunk), scored by :mod:`.group`."""
     records = store.fetch(ranked.rows)
     candidates = [
-        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text)
+        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text, rec.section)
         for r, s in zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
         if (rec := records[int(r)])
     ]

@@ -64,10 +64,14 @@ class TextReader(Reader):
 
 
 class CodeReader(Reader):
-    """Source code: chunked at top-level definitions and blank-line blocks (see chunk.py)."""
+    """Source code: one section per definition (see ingest/code.py), chunked from
+    blank-line blocks inside it (see chunk.py)."""
 
     kind = "code"
     suffixes = CODE_SUFFIXES
 
     def read(self, data: bytes, name: str) -> Extracted:
-        return Extracted(decode(data), self.kind, title=name)
+        from ..code import definition_sections
+
+        text = decode(data)
+        return Extracted(text, self.kind, title=name, sections=definition_sections(text, name))
