@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,29 @@ def test_c_return_type_line_belongs_to_its_function() -> None:
 def test_a_long_minified_line_is_bounded(tmp_path: Path) -> None:
     text = "function a(){" + "x=1;" * 200_000 + "}\n" + "var b = 1\n" * 10
     assert definition_sections(text, "m.js") == ()
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_group_file_prints_each_file_once_with_its_further_chunks(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semsearch.cli import main
+
+    path = str(tmp_path / "cli-index")
+    assert main(["index", str(repo), "--index", path, "--chunk-tokens", "24"]) == 0
+    capsys.readouterr()
+    args = ["query", "retry backoff attempt", "--index", path, "-k", "5", "--group", "file"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    heads = [line for line in out.splitlines() if line[:1].isdigit()]
+    files = [line.split()[2].split(":")[0] for line in heads]
+    assert len(files) == len(set(files)) >= 2
+    assert "retry.py" in files[0] and "   also " in out
+    assert main([*args, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["more"] and hits[0]["more"][0]["line_start"] >= 1
+    assert main([*args[:-1], "line"]) == 2
+    assert "line" in capsys.readouterr().err
