@@ -289,3 +289,47 @@ def test_cli_group_file_prints_each_file_once_with_its_further_chunks(
     assert hits[0]["more"] and hits[0]["more"][0]["line_start"] >= 1
     assert main([*args[:-1], "line"]) == 2
     assert "line" in capsys.readouterr().err
+
+
+# --- HTTP and MCP -----------------------------------------------------------------------------
+
+
+def test_service_search_groups_by_file_and_rejects_unknown_groupings(
+    index: SemanticIndex, tmp_path: Path
+) -> None:
+    from semsearch.serve import params
+    from semsearch.serve.service import SearchService
+
+    service = SearchService(tmp_path / "index", workers=1, embedder=FakeEmbedder())
+    raw = {"q": "retry backoff attempt", "k": 5, "mode": "keyword", "group": "file"}
+    hits = service.search(params.search_request(raw))["hits"]
+    assert len({h["doc_id"] for h in hits}) == len(hits) >= 2
+    assert hits[0]["more"] and hits[0]["more"][0]["line_start"] >= 1
+    with pytest.raises(UsageError, match="'group'"):
+        params.search_request({**raw, "group": "line"})
+
+
+def test_mcp_search_tool_returns_files_with_further_locations(
+    index: SemanticIndex, tmp_path: Path
+) -> None:
+    pytest.importorskip("mcp", reason="pip install 'semsearch[serve]'")
+    import anyio
+    from mcp import Client
+
+    from semsearch.serve.mcp_server import create_mcp
+    from semsearch.serve.service import SearchService
+
+    server = create_mcp(SearchService(tmp_path / "index", workers=1, embedder=FakeEmbedder()))
+
+    async def go() -> object:
+        async with Client(server) as client:
+            args = {"query": "retry backoff attempt", "mode": "keyword", "group": "file"}
+            return await client.call_tool("search", args)
+
+    result = anyio.run(go)
+    assert not result.is_error, result.content
+    data = result.structured_content or json.loads(result.content[0].text)
+    hits = data.get("result", data)["hits"]
+    assert len({h["source"] for h in hits}) == len(hits)
+    assert hits[0]["more"] and all(":" in loc for loc in hits[0]["more"])
+    assert hits[0]["more"][0].startswith(hits[0]["source"] + ":")

@@ -35,7 +35,11 @@ codes and rare terms. Phrase the query as the answer would be phrased, not as a 
 source: a glob on the file path to search only some files, e.g. "*.md" or "*/2024/*".
 per_source: at most this many hits per file (use 1 to see more different files).
 diverse: re-rank so near-duplicate passages do not crowd the list.
-min_score: drop weak hits (hybrid scores are in [0, 1])."""
+min_score: drop weak hits (hybrid scores are in [0, 1]).
+group: "file" returns files instead of passages: one hit per file, scored by all its
+matching passages (definitions of the names asked for count more; tests, vendored and
+generated files less), with `more`: the locations of its further matching passages. Use it
+to find which files to open, e.g. in a code base."""
 
 READ_DOC = """\
 Read indexed text around a search hit, from the index itself.
@@ -72,18 +76,26 @@ def create_mcp(service: SearchService) -> Any:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Literal["file"] | None = None,
     ) -> dict[str, Any]:
         raw: dict[str, Any] = {"q": query, "k": k, "mode": mode, "diverse": diverse}
         for key, value in (
             ("source", source),
             ("per_source", per_source),
             ("min_score", min_score),
+            ("group", group),
         ):
             if value is not None:
                 raw[key] = value
         result = call(lambda: service.search(P.search_request(raw)))
         keep = ("score", "location", "source", "text", "chunk_id", "doc_id", "metadata")
-        result["hits"] = [{k: h[k] for k in keep if k in h} for h in result["hits"]]
+        result["hits"] = [
+            {
+                **{k: h[k] for k in keep if k in h},
+                **({"more": [_location(p) for p in h["more"]]} if h.get("more") else {}),
+            }
+            for h in result["hits"]
+        ]
         result.pop("took_ms", None)
         return result
 
@@ -103,6 +115,14 @@ def create_mcp(service: SearchService) -> Any:
         return call(service.info)
 
     return mcp
+
+
+def _location(passage: dict[str, Any]) -> str:
+    """``path:first-last`` of a grouped hit's further passage, as hits cite theirs."""
+    lines = f"{passage['line_start']}" + (
+        f"-{passage['line_end']}" if passage["line_end"] != passage["line_start"] else ""
+    )
+    return f"{passage['source']}:{lines}"
 
 
 def serve_mcp(index: str | os.PathLike[str]) -> None:

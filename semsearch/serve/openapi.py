@@ -57,6 +57,11 @@ _SEARCH_PROPS: dict[str, Any] = {
     "diverse": {"type": "boolean", "default": False, "description": "MMR re-ranking"},
     "min_score": {"type": "number", "description": "drop hits scoring below this"},
     "highlight": {"type": "boolean", "default": False, "description": "best sentence span"},
+    "group": {
+        "type": "string",
+        "enum": list(P.GROUPINGS),
+        "description": "file: one hit per file, its further chunks in 'more'",
+    },
 }
 
 _READ_PROPS: dict[str, Any] = {

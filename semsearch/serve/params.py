@@ -14,6 +14,8 @@ from ..errors import UsageError
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+Grouping = Literal["file"]
+GROUPINGS: tuple[Grouping, ...] = ("file",)
 #: Largest ``k`` one query may ask for: enough for an agent, small enough to stay fast.
 MAX_K = 1000
 #: Most queries in one batch request.
@@ -37,6 +39,7 @@ class SearchRequest:
     diverse: bool = False
     min_score: float | None = None
     highlight: bool = False
+    group: Grouping | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class UpsertItem:
 
 SEARCH_FIELDS = (
     "q", "queries", "k", "mode", "source", "where", "per_source", "diverse", "min_score",
-    "highlight",
+    "highlight", "group",
 )  # fmt: skip
 READ_FIELDS = ("doc_id", "chunk_id", "context")
 
@@ -82,6 +85,9 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
         if not isinstance(source, str) or not source:
             raise UsageError("'source' must be a non-empty glob string")
         where = {**(where or {}), "source": source}
+    group = raw.get("group")
+    if group is not None and group not in GROUPINGS:
+        raise UsageError(f"'group' must be one of {', '.join(GROUPINGS)}, got {group!r:.40}")
     mode = raw.get("mode", "hybrid")
     if mode not in MODES:
         raise UsageError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}")
@@ -95,6 +101,7 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
         diverse=_bool(raw.get("diverse", False), "diverse"),
         min_score=_opt_float(raw.get("min_score"), "min_score"),
         highlight=_bool(raw.get("highlight", False), "highlight"),
+        group=cast(Grouping, group),
     )
 
 

@@ -152,6 +152,7 @@ class SearchService:
                 per_source=req.per_source,
                 diverse=req.diverse,
                 min_score=req.min_score,
+                group=req.group,
             )
             spans = (
                 [
