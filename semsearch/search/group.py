@@ -5,8 +5,10 @@ A document's score is its best chunk's plus a little for each further matching c
 kept because it raised file-level nDCG@10 on ``benchmarks/code`` (docs/code-search.md):
 
 * definition over reference: a chunk that defines a name the query asks for;
-* path tokens: the query's words in the file's path (``cookiejar`` in ``http/cookiejar.py``);
 * tests, vendored and generated files are down-weighted.
+
+A bonus for query words in the file's path lowered it (0.907 → 0.898 hybrid) and is not
+applied.
 """
 
 from __future__ import annotations
@@ -14,11 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 
 import numpy as np
-
-from ..store.tokenize import terms
 
 #: Weight of each further chunk's score in its document's score.
 FURTHER_WEIGHT = 0.1
@@ -27,9 +26,6 @@ FURTHER_CHUNKS = 2
 SHOWN_CHUNKS = 3
 #: Score factor of a chunk that defines a name the query asks for.
 DEFINITION_BONUS = 0.3
-#: Score factor per query word found in the file's path (at most PATH_BONUS_MAX in all).
-PATH_BONUS = 0.1
-PATH_BONUS_MAX = 0.2
 #: Score factor of tests, vendored and generated files.
 DOWNWEIGHT = 0.8
 
@@ -95,23 +91,17 @@ def defines(text: str, names: Sequence[str]) -> bool:
     )
 
 
-def path_factor(source: str, query_terms: set[str]) -> float:
-    """Down-weight tests, vendored and generated files; favour path words in the query."""
+def path_factor(source: str) -> float:
+    """``DOWNWEIGHT`` for tests, vendored and generated files, else 1."""
     path = source.replace("\\", "/")
-    factor = 1.0
     if _TEST_PATH.search(path) or _VENDORED_PATH.search(path) or _GENERATED_PATH.search(path):
-        factor *= DOWNWEIGHT
-    if query_terms:
-        p = PurePath(path)
-        parts = set(terms(" ".join([*p.parts[-3:-1], p.stem])))
-        factor *= 1.0 + min(PATH_BONUS * len(parts & query_terms), PATH_BONUS_MAX)
-    return factor
+        return DOWNWEIGHT
+    return 1.0
 
 
 def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group]:
     """Documents best first, each with its best ``SHOWN_CHUNKS`` chunk rows."""
     names = query_names(query)
-    qterms = set(terms(query))
     by_doc: dict[str, list[tuple[float, int]]] = {}
     factor: dict[str, float] = {}
     for c in candidates:
@@ -120,7 +110,7 @@ def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group
             score *= 1.0 + DEFINITION_BONUS
         by_doc.setdefault(c.doc_id, []).append((score, c.row))
         if c.doc_id not in factor:
-            factor[c.doc_id] = path_factor(c.source, qterms)
+            factor[c.doc_id] = path_factor(c.source)
     groups = []
     for doc, chunks in by_doc.items():
         chunks.sort(key=lambda sr: (-sr[0], sr[1]))
