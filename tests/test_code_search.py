@@ -104,9 +104,9 @@ def test_keyword_search_matches_other_spellings_of_an_identifier(
 
 
 def test_group_file_gives_one_hit_per_file_with_its_further_chunks(index: SemanticIndex) -> None:
-    chunks = index.search("retry backoff attempt", k=10, mode="keyword")
+    chunks = index.search("compute_backoff attempt", k=10, mode="keyword")
     assert len({h.doc_id for h in chunks}) < len(chunks)  # chunk hits repeat a file
-    files = index.search("retry backoff attempt", k=10, mode="keyword", group="file")
+    files = index.search("compute_backoff attempt", k=10, mode="keyword", group="file")
     assert len({h.doc_id for h in files}) == len(files) >= 2
     top = files[0]
     assert Path(top.source).name == "retry.py"
@@ -171,17 +171,19 @@ def test_tests_and_vendored_files_are_down_weighted() -> None:
         assert groups[0].doc_id == "pkg/core.py", path
 
 
-def test_further_chunks_reinforce_a_file() -> None:
+def test_a_file_scores_its_best_chunk_and_shows_its_further_ones() -> None:
     groups = group_by_document(
         "retry logic",
         [
             _candidate(1, "a.py", "retry", 0.50),
             _candidate(2, "b.py", "retry", 0.48),
             _candidate(3, "b.py", "retry", 0.40),
+            _candidate(4, "b.py", "retry", 0.30),
+            _candidate(5, "b.py", "retry", 0.20),
         ],
     )
-    assert [g.doc_id for g in groups] == ["b.py", "a.py"]
-    assert groups[0].rows == (2, 3)
+    assert [(g.doc_id, g.score) for g in groups] == [("a.py", 0.5), ("b.py", 0.48)]
+    assert groups[1].rows == (2, 3, 4)  # SHOWN_CHUNKS, best first
 
 
 # --- code structure ---------------------------------------------------------------------------
@@ -277,7 +279,7 @@ def test_cli_group_file_prints_each_file_once_with_its_further_chunks(
     path = str(tmp_path / "cli-index")
     assert main(["index", str(repo), "--index", path, "--chunk-tokens", "24"]) == 0
     capsys.readouterr()
-    args = ["query", "retry backoff attempt", "--index", path, "-k", "5", "--group", "file"]
+    args = ["query", "compute_backoff attempt", "--index", path, "-k", "5", "--group", "file"]
     assert main(args) == 0
     out = capsys.readouterr().out
     heads = [line for line in out.splitlines() if line[:1].isdigit()]

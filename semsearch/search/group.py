@@ -1,14 +1,15 @@
 """File-level results: a programmer, or an agent, wants files, not five chunks of one file.
 
-A document's score is its best chunk's plus a little for each further matching chunk
-(several hits in one file reinforce it), adjusted by code-aware signals. Each signal was
-kept because it raised file-level nDCG@10 on ``benchmarks/code`` (docs/code-search.md):
+A document's score is its best chunk's, adjusted by code-aware signals; its further
+matching chunks are shown with it. Each signal was kept because it raised file-level
+nDCG@10 on ``benchmarks/code`` (docs/code-search.md):
 
 * definition over reference: a chunk that defines a name the query asks for;
 * tests, vendored and generated files are down-weighted.
 
-A bonus for query words in the file's path lowered it (0.907 → 0.898 hybrid) and is not
-applied.
+Two others lowered it and are not applied: a bonus for the query's words in the file's
+path (hybrid 0.907 without, 0.898 with) and one for further matching chunks of the same
+file (0.909 without, 0.898 with 0.1 x the next two chunks' scores).
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Weight of each further chunk's score in its document's score.
-FURTHER_WEIGHT = 0.1
-#: Further chunks that count (beyond the best) and chunks a grouped hit shows in all.
-FURTHER_CHUNKS = 2
+#: Chunks a grouped hit shows in all (its best, then its further ones).
 SHOWN_CHUNKS = 3
 #: Score factor of a chunk that defines a name the query asks for.
 DEFINITION_BONUS = 0.3
@@ -114,9 +112,7 @@ def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group
     groups = []
     for doc, chunks in by_doc.items():
         chunks.sort(key=lambda sr: (-sr[0], sr[1]))
-        best = chunks[0][0]
-        further = sum(s for s, _ in chunks[1 : 1 + FURTHER_CHUNKS] if s > 0)
-        score = (best + FURTHER_WEIGHT * further) * factor[doc]
+        score = chunks[0][0] * factor[doc]
         groups.append(Group(doc, tuple(r for _, r in chunks[:SHOWN_CHUNKS]), score))
     groups.sort(key=lambda g: (-g.score, g.rows[0]))
     return groups
