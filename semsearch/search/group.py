@@ -77,16 +77,21 @@ def query_names(query: str) -> list[str]:
     return names
 
 
-def defines(text: str, names: Sequence[str]) -> bool:
-    """Whether ``text`` defines one of ``names`` (a keyword before it, or a C-style
-    function head at the start of a line)."""
-    if not names:
-        return False
+def definition_pattern(names: Sequence[str]) -> re.Pattern[str]:
+    """What defines one of ``names``: a keyword before it, or a C-style function head at
+    the start of a line (no ``;`` after it on that line)."""
     alt = "|".join(re.escape(n) for n in names)
-    return bool(
-        re.search(rf"\b(?:{_DEFINERS})\s+\*?(?:{alt})\b", text)
-        or re.search(rf"(?m)^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;]*$", text)
+    return re.compile(
+        rf"\b(?:{_DEFINERS})\s+\*?(?:{alt})\b|^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$",
+        re.MULTILINE,
     )
+
+
+def defines(text: str, names: Sequence[str], pattern: re.Pattern[str] | None = None) -> bool:
+    """Whether ``text`` defines one of ``names`` (``pattern``: their definition_pattern)."""
+    if not names or not any(n in text for n in names):  # cheap: most chunks never name them
+        return False
+    return bool((pattern or definition_pattern(names)).search(text))
 
 
 def path_factor(source: str) -> float:
@@ -100,11 +105,12 @@ def path_factor(source: str) -> float:
 def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group]:
     """Documents best first, each with its best ``SHOWN_CHUNKS`` chunk rows."""
     names = query_names(query)
+    pattern = definition_pattern(names) if names else None
     by_doc: dict[str, list[tuple[float, int]]] = {}
     factor: dict[str, float] = {}
     for c in candidates:
         score = c.score
-        if names and (c.section.rsplit(".", 1)[-1] in names or defines(c.text, names)):
+        if names and (c.section.rsplit(".", 1)[-1] in names or defines(c.text, names, pattern)):
             score *= 1.0 + DEFINITION_BONUS
         by_doc.setdefault(c.doc_id, []).append((score, c.row))
         if c.doc_id not in factor:
