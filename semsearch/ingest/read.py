@@ -16,11 +16,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .document import Document, Section, content_hash
+from .limits import MAX_ROW_WARNINGS
 from .readers import (
     DATA_SUFFIXES,
     Extracted,
     Reader,
     ReaderMissing,
+    Skipped,
     Unreadable,
     choose,
     read_rows,
@@ -74,6 +76,8 @@ def read_document(path: Path) -> Document | None:
     extracted = _extract(reader, path, data)
     if extracted is None:
         return None
+    for warning in extracted.warnings:
+        log.warning("%s: %s", path, warning)
     source = str(path)
     # A file's identity is the hash of its bytes, so change detection never has to decode.
     return Document(
@@ -121,8 +125,14 @@ def read_records(path: Path, text_field: str | None = None) -> Iterator[Document
         return
     data, st = got
     source = str(path)
+    bad = 0
     try:
         for row in read_rows(data, path.suffix.lower(), text_field, path.name):
+            if isinstance(row, Skipped):
+                bad += 1
+                if bad <= MAX_ROW_WARNINGS:
+                    log.warning("%s:%d: %s", path, row.line, row.reason)
+                continue
             yield Document(
                 doc_id=f"{source}#{row.line}",
                 source=source,
@@ -136,6 +146,8 @@ def read_records(path: Path, text_field: str | None = None) -> Iterator[Document
             )
     except Unreadable as exc:
         log.warning("skipping %s: %s", path, exc)
+    if bad > MAX_ROW_WARNINGS:
+        log.warning("%s: %d more lines skipped", path, bad - MAX_ROW_WARNINGS)
 
 
 def expand_items(files: Iterable[Path], text_field: str | None = None) -> list[Path | Document]:
