@@ -212,7 +212,7 @@ def release(lock):
 
 
 def test_definitions_are_sections_named_by_qualified_name() -> None:
-    sections = definition_sections(PY_CLASS, "locks.py")
+    sections = definition_sections(PY_CLASS, "locks.py").sections
     assert [s.heading for s in sections] == ["Lock", "Lock.__init__", "Lock.acquire", "release"]
     by_name = {s.heading: PY_CLASS[s.start : s.end] for s in sections}
     assert by_name["Lock.acquire"].startswith("    # Take it.\n    @property\n")  # lead lines
@@ -240,7 +240,7 @@ def test_definitions_are_sections_named_by_qualified_name() -> None:
     ],
 )  # fmt: skip
 def test_definition_heads_per_language(name: str, text: str, heads: list[str]) -> None:
-    assert [s.heading for s in definition_sections(text, name)] == heads
+    assert [s.heading for s in definition_sections(text, name).sections] == heads
 
 
 def test_code_chunks_stay_inside_one_definition_and_carry_its_name(
@@ -258,13 +258,27 @@ def test_code_chunks_stay_inside_one_definition_and_carry_its_name(
 
 def test_c_return_type_line_belongs_to_its_function() -> None:
     text = "int x;\n\nstatic int\nfoo(int a) {\n  return a;\n}\n"
-    (section,) = definition_sections(text, "a.c")
+    (section,) = definition_sections(text, "a.c").sections
     assert text[section.start : section.end].startswith("static int\nfoo(")
 
 
 def test_a_long_minified_line_is_bounded(tmp_path: Path) -> None:
     text = "function a(){" + "x=1;" * 200_000 + "}\n" + "var b = 1\n" * 10
-    assert definition_sections(text, "m.js") == ()
+    assert definition_sections(text, "m.js").sections == ()
+
+
+def test_definitions_past_the_cap_are_left_unnamed_with_a_warning(tmp_path: Path) -> None:
+    from semsearch.ingest import code
+    from semsearch.ingest.readers.text import CodeReader
+
+    n = code.MAX_DEFINITIONS + 5
+    text = "".join(f"def f{i}():\n    pass\n" for i in range(n))
+    outline = code.definition_sections(text, "many.py")
+    assert outline.cut and len(outline.sections) == code.MAX_DEFINITIONS
+    last = outline.sections[-1]
+    assert last.heading == f"f{code.MAX_DEFINITIONS - 1}" and text[last.end :].startswith("def f")
+    extracted = CodeReader().read(text.encode(), "many.py")
+    assert extracted.warnings and str(code.MAX_DEFINITIONS) in extracted.warnings[0]
 
 
 # --- CLI --------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ own section. Comments and decorators directly above a definition belong to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from .document import Section
@@ -79,11 +78,17 @@ _C_TYPE_LINE = re.compile(r"[A-Za-z_][\w \t\*]*$")
 _MAX_LINE = 400
 
 
-class _Head(NamedTuple):
-    line: int
-    indent: int
-    name: str
-    container: bool
+#: Most definitions marked in one file: past them the rest of the file is chunked without
+#: names (a 32 MB file of one-line functions would otherwise make millions of sections).
+MAX_DEFINITIONS = 10_000
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+class Outline(NamedTuple):
+    """A file's definition sections, and whether ``MAX_DEFINITIONS`` cut them short."""
+
+    sections: tuple[Section, ...]
+    cut: bool = False
 
 
 def language_of(name: str) -> str | None:
@@ -92,51 +97,57 @@ def language_of(name: str) -> str | None:
     return _LANGUAGE_OF.get(name[dot:].lower()) if dot >= 0 else None
 
 
-def definition_sections(text: str, name: str) -> tuple[Section, ...]:
-    """Sections of ``text``, one per definition, headed by its qualified name; nothing
-    when the language is unknown or no definition is found."""
+def definition_sections(text: str, name: str) -> Outline:
+    """Sections of ``text``, one per definition, headed by its qualified name; none when
+    the language is unknown or no definition is found. One pass over the lines, memory
+    bounded by the sections kept."""
     language = language_of(name)
     if language is None:
-        return ()
-    lines = text.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    heads = list(_heads(lines, language))
-    if not heads:
-        return ()
-    out = []
-    stack: list[_Head] = []  # enclosing definitions
-    starts = [_start_with_lead(lines, h.line, language) for h in heads]
-    for n, head in enumerate(heads):
-        while stack and stack[-1].indent >= head.indent:
-            stack.pop()
-        path = ".".join([*(h.name for h in stack), head.name])
-        end = starts[n + 1] if n + 1 < len(heads) else len(lines)
-        out.append(Section(offsets[starts[n]], offsets[end], None, path))
-        if head.container:
-            stack.append(head)
-    return tuple(out)
-
-
-def _heads(lines: list[str], language: str) -> Iterator[_Head]:
-    """Definition lines that start a section (not those nested inside a function)."""
+        return Outline(())
     patterns = _COMPILED[language]
-    stack: list[_Head] = []
-    for i, line in enumerate(lines):
-        if len(line) > _MAX_LINE or not line.strip():
+    out: list[Section] = []
+    current: tuple[int, str] | None = None  # start and heading of the open section
+    containers: list[tuple[int, str]] = []  # enclosing classes, modules...: indent, name
+    nest: list[tuple[int, bool]] = []  # every enclosing definition: indent, is a container
+    lead = -1  # where the comments and decorators right above this line start (-1: none)
+    prev_start, prev_line, lead_before_prev = -1, "", -1
+    for m in _LINE.finditer(text):
+        pos, line = m.start(), m.group()
+        if not line.strip() or len(line) > _MAX_LINE:
+            lead, prev_start = -1, -1
             continue
         indent = len(line) - len(line.lstrip())
-        while stack and stack[-1].indent >= indent:
-            stack.pop()
+        while nest and nest[-1][0] >= indent:
+            nest.pop()
         found = _match(patterns, line, language)
         if found is None:
+            lead_before_prev, prev_start, prev_line = lead, pos, line
+            lead = (pos if lead < 0 else lead) if _LEAD.match(line) else -1
             continue
-        name, container = found
-        head = _Head(i, indent, name, container)
-        if not stack or stack[-1].container:
-            yield head
-        stack.append(head)
+        head, container = found
+        inside_function = bool(nest) and not nest[-1][1]
+        nest.append((indent, container))
+        if inside_function:
+            lead, prev_start = -1, -1
+            continue
+        start = lead if lead >= 0 else pos
+        # GNU-style C: the return type on the line above the name belongs to the function.
+        c_type = prev_start >= 0 and _C_TYPE_LINE.match(prev_line.rstrip("\r\n"))
+        if language == "c" and lead < 0 and c_type:
+            start = lead_before_prev if lead_before_prev >= 0 else prev_start
+        while containers and containers[-1][0] >= indent:
+            containers.pop()
+        if current is not None:
+            out.append(Section(current[0], start, None, current[1]))
+        if len(out) >= MAX_DEFINITIONS:
+            return Outline(tuple(out), cut=True)
+        current = (start, ".".join([*(c[1] for c in containers), head]))
+        if container:
+            containers.append((indent, head))
+        lead, prev_start = -1, -1
+    if current is not None:
+        out.append(Section(current[0], len(text), None, current[1]))
+    return Outline(tuple(out))
 
 
 def _match(patterns: list[re.Pattern[str]], line: str, language: str) -> tuple[str, bool] | None:
@@ -150,13 +161,3 @@ def _match(patterns: list[re.Pattern[str]], line: str, language: str) -> tuple[s
             continue
         return name, groups.get("kind") in _CONTAINERS
     return None
-
-
-def _start_with_lead(lines: list[str], i: int, language: str) -> int:
-    """The first line of the comments and decorators (and C return type) right above
-    line ``i``."""
-    if language == "c" and i > 0 and _C_TYPE_LINE.match(lines[i - 1].rstrip("\r\n")):
-        i -= 1
-    while i > 0 and lines[i - 1].strip() and _LEAD.match(lines[i - 1]):
-        i -= 1
-    return i

@@ -104,7 +104,13 @@ class CodeReader(Reader):
     suffixes = CODE_SUFFIXES
 
     def read(self, data: bytes, name: str) -> Extracted:
-        from ..code import definition_sections
+        from ..code import MAX_DEFINITIONS, definition_sections
 
         text = decode(data)
-        return Extracted(text, self.kind, title=name, sections=definition_sections(text, name))
+        outline = definition_sections(text, name)
+        cut = (
+            (f"more than {MAX_DEFINITIONS} definitions: the rest are chunked without names",)
+            if outline.cut
+            else ()
+        )
+        return Extracted(text, self.kind, title=name, sections=outline.sections, warnings=cut)
