@@ -110,6 +110,8 @@ def print_hits(
         body = " ".join(p for p in (before, "\x00" + match + "\x01" if match else "", after) if p)
         wrapped = textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   ")
         typer.echo(wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m"))
+        for more in getattr(h, "more", ()):  # grouped by file: the file's further chunks
+            typer.echo(f"   also {location(more, samples)}")
         typer.echo("")
 
 
