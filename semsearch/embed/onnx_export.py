@@ -58,14 +58,20 @@ def import_onnxruntime() -> Any:
 # --------------------------------------------------------------------------- cache layout
 
 
+def model_cache_dir(identity: str, cache: Path) -> Path:
+    """The folder under ``cache`` for everything made from model ``identity``: its ONNX
+    exports and the static model distilled from it."""
+    tail = identity.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tail).strip("._")[:48] or "model"
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return cache / f"{safe}-{digest}"
+
+
 def onnx_model_dir(identity: str, precision: str, cache: Path) -> Path:
     """Where the export of ``identity`` at ``precision`` lives under ``cache`` (it may not
     exist yet)."""
     check_precision(precision)
-    tail = identity.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tail).strip("._")[:48] or "model"
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return cache / f"{safe}-{digest}" / precision
+    return model_cache_dir(identity, cache) / precision
 
 
 def ensure_onnx(identity: str, location: str, precision: str, cache: Path) -> Path:
@@ -74,17 +80,17 @@ def ensure_onnx(identity: str, location: str, precision: str, cache: Path) -> Pa
     A file lock makes concurrent first runs export once; the others wait and reuse it.
     """
     out = onnx_model_dir(identity, precision, cache)
-    fingerprint = _fingerprint(location)
-    if _is_current(out, identity, fingerprint):
+    stamp = fingerprint(location)
+    if _is_current(out, identity, stamp):
         return out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(out.parent / ".lock"):
-            if _is_current(out, identity, fingerprint):
+        with file_lock(out.parent / ".lock"):
+            if _is_current(out, identity, stamp):
                 return out
             if precision == "int8":  # quantised from the fp32 export, made first if needed
                 fp32 = onnx_model_dir(identity, "fp32", cache)
-                if not _is_current(fp32, identity, fingerprint):
+                if not _is_current(fp32, identity, stamp):
                     export_onnx(location, fp32, "fp32", identity=identity)
                 _quantize_dir(fp32, out)
             else:
@@ -94,19 +100,19 @@ def ensure_onnx(identity: str, location: str, precision: str, cache: Path) -> Pa
     return out
 
 
-def _is_current(out: Path, identity: str, fingerprint: str) -> bool:
+def _is_current(out: Path, identity: str, stamp: str) -> bool:
     meta = read_json_object(out / META_FILE)
     return (
         meta is not None
         and meta.get("format") == FORMAT_VERSION
         and meta.get("identity") == identity
-        and meta.get("fingerprint") == fingerprint
+        and meta.get("fingerprint") == stamp
         and (out / MODEL_FILE).is_file()
         and (out / TOKENIZER_FILE).is_file()
     )
 
 
-def _fingerprint(location: str | Path) -> str:
+def fingerprint(location: str | Path) -> str:
     """Sizes and mtimes of the source files, so a changed local model is exported again."""
     base = Path(location)
     parts = []
@@ -118,7 +124,7 @@ def _fingerprint(location: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # no flock (Windows): exports still land atomically, maybe twice
@@ -170,7 +176,7 @@ def export_onnx(
     meta.update(
         format=FORMAT_VERSION,
         identity=ident,
-        fingerprint=_fingerprint(location),
+        fingerprint=fingerprint(location),
         precision="fp32",
     )
     if meta["max_seq_length"] is None:

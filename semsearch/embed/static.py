@@ -1,0 +1,104 @@
+"""The static model: one vector per token, averaged. NumPy and ``tokenizers`` only.
+
+A static model (model2vec) is a table of token vectors distilled from a transformer
+(:mod:`.static_distill`). Embedding a text is a tokenisation, a gather and a sum, so it runs
+hundreds of times faster than the transformer, at lower quality. It is stored as a plain
+``.npy`` table plus the tokenizer JSON, so querying needs neither torch nor model2vec, and
+nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..util import first_line, read_json_object
+from .base import Embedder, Kind, normalize
+from .models import STATIC_MODEL
+
+VECTORS_FILE = "vectors.npy"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "semsearch-static.json"
+#: Bump when the stored files or the inference change meaning; older distillations are redone.
+FORMAT_VERSION = 1
+
+
+class StaticEmbedder(Embedder):
+    """Mean of token vectors, L2-normalised, as model2vec computes it (to fp16 rounding).
+
+    Each text is reduced on its own rows, in a fixed order, so its vector is bit-for-bit the
+    same alone or in any batch. Chunking uses the same tokenizer and token limit as the
+    teacher, so a tree chunks identically under both models.
+    """
+
+    name = STATIC_MODEL
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from tokenizers import Tokenizer
+
+        path = Path(model_dir)
+        meta = read_json_object(path / META_FILE)
+        if meta is None or meta.get("format") != FORMAT_VERSION:
+            raise ModelError(f"{path}: not a static model of this semsearch version")
+        try:
+            # float32 on disk and memory-mapped: a cold query reads only the rows it needs.
+            table = np.load(path / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+            tok = Tokenizer.from_file(str(path / TOKENIZER_FILE))
+        except Exception as exc:  # a damaged cache is one line, naming the directory
+            raise ModelError(f"cannot load the static model at {path}: {first_line(exc)}") from None
+        if table.ndim != 2 or table.dtype != np.float32 or table.shape[0] != tok.get_vocab_size():
+            raise ModelError(f"{path}: the static vectors do not match the tokenizer")
+        self.model_dir = path
+        self.meta = meta
+        self._table = table
+        self.dim = int(table.shape[1])
+        self.max_tokens = int(meta["max_tokens"])
+        self.precision = "fp32"
+        self._cache_tag = f"static{FORMAT_VERSION}-{meta['digest'][:12]}"
+        self._max_length = int(meta["max_length"])
+        self._max_chars = int(meta["max_chars"])
+        unk = meta.get("unk_id")
+        self._unk = None if unk is None else int(unk)
+        tok.no_padding()
+        tok.enable_truncation(max_length=self._max_length)
+        self._tok = tok
+        self._span_tok = Tokenizer.from_str(tok.to_str())
+        self._span_tok.no_truncation()
+
+    @property
+    def cache_tag(self) -> str:
+        """Names the exact table, so vectors of another distillation are never reused."""
+        return self._cache_tag
+
+    def encode(self, texts: Sequence[str], *, kind: Kind = "document") -> np.ndarray:
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # model2vec cuts the characters first (max tokens x the median token length), which
+        # also bounds the tokeniser's work on a huge text.
+        clipped = [t[: self._max_chars] for t in texts]
+        encs = self._tok.encode_batch_fast(clipped, add_special_tokens=False)
+        id_lists = [self._ids(e) for e in encs]
+        lengths = np.fromiter((len(i) for i in id_lists), dtype=np.int64, count=n)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        filled = lengths > 0
+        if filled.any():
+            ids = np.concatenate([i for i in id_lists if len(i)])
+            rows = self._table[ids]
+            starts = np.concatenate(([0], np.cumsum(lengths[filled])[:-1]))
+            # reduceat adds each text's rows one after another: the same sum whatever else
+            # is in the batch. A text with no known token stays a zero vector.
+            out[filled] = np.add.reduceat(rows, starts, axis=0)
+        return normalize(out)
+
+    def _ids(self, enc: Any) -> np.ndarray:
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        return ids if self._unk is None else ids[ids != self._unk]
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        encs = self._span_tok.encode_batch(list(texts), add_special_tokens=False)
+        return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
