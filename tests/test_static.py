@@ -182,3 +182,26 @@ def test_model_static_indexes_and_queries(
     hits = reopened.search("sunlight solar panels electricity", k=1, mode="dense")
     assert hits[0].text.startswith("Solar panels")
     assert fake_distil == [TEACHER_DIR]  # distilled once for both
+
+
+_NO_HEAVY = """
+import sys
+from semsearch.embed.static import StaticEmbedder
+vec = StaticEmbedder(sys.argv[1]).encode(["no torch needed to query"])
+assert vec.shape == (1, 48), vec.shape
+heavy = sorted(m for m in ("torch", "transformers", "model2vec", "sklearn") if m in sys.modules)
+assert not heavy, heavy
+"""
+
+
+@pytest.mark.slow
+def test_querying_imports_neither_torch_nor_model2vec(static_dir: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_HEAVY, str(static_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

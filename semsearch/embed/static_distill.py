@@ -93,7 +93,7 @@ def distil(location: str) -> Distilled:
     except ImportError as exc:
         missing = (exc.name or "model2vec").split(".")[0]
         raise MissingDependencyError(missing, "static") from None
-    for noisy in ("model2vec", "transformers", "huggingface_hub"):
+    for noisy in ("model2vec", "skeletoken", "transformers", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         model = distill(location, pca_dims=PCA_DIMS, sif_coefficient=SIF_COEFFICIENT, device="cpu")
