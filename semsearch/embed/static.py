@@ -30,6 +30,9 @@ FORMAT_VERSION = 1
 class StaticEmbedder(Embedder):
     """Mean of token vectors, L2-normalised, as model2vec computes it (to fp16 rounding).
 
+    A text is read up to the teacher's token limit (model2vec's default is 512), so the two
+    models read the same part of a long query and the truncation warning holds for both.
+
     Each text is reduced on its own rows, in a fixed order, so its vector is bit-for-bit the
     same alone or in any batch. Chunking uses the same tokenizer and token limit as the
     teacher, so a tree chunks identically under both models.
@@ -59,12 +62,11 @@ class StaticEmbedder(Embedder):
         self.max_tokens = int(meta["max_tokens"])
         self.precision = "fp32"
         self._cache_tag = f"static{FORMAT_VERSION}-{meta['digest'][:12]}"
-        self._max_length = int(meta["max_length"])
         self._max_chars = int(meta["max_chars"])
         unk = meta.get("unk_id")
         self._unk = None if unk is None else int(unk)
         tok.no_padding()
-        tok.enable_truncation(max_length=self._max_length)
+        tok.enable_truncation(max_length=self.max_tokens)
         self._tok = tok
         self._span_tok = Tokenizer.from_str(tok.to_str())
         self._span_tok.no_truncation()

@@ -26,10 +26,9 @@ from .static import FORMAT_VERSION, META_FILE, TOKENIZER_FILE, VECTORS_FILE
 
 log = logging.getLogger("semsearch")
 
-#: model2vec's defaults: 256 PCA dimensions, SIF weighting 1e-4, texts cut at 512 tokens.
+#: model2vec's defaults: 256 PCA dimensions, SIF weighting 1e-4.
 PCA_DIMS = 256
 SIF_COEFFICIENT = 1e-4
-MAX_LENGTH = 512
 
 
 class Distilled(NamedTuple):
@@ -142,8 +141,7 @@ def write_static(
         "digest": hashlib.sha256(vectors.tobytes()).hexdigest(),
         "dim": int(vectors.shape[1]),
         "max_tokens": int(max_tokens),
-        "max_length": MAX_LENGTH,
-        "max_chars": MAX_LENGTH * median,
+        "max_chars": int(max_tokens) * median,
         "unk_id": unk_id,
         "pca_dims": PCA_DIMS,
         "sif_coefficient": SIF_COEFFICIENT,
