@@ -206,3 +206,43 @@ def test_querying_imports_neither_torch_nor_model2vec(static_dir: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+_ODD = [
+    "tab\there\nnew\r\nline",
+    "vertical\x0btab and\x0cform\x1cfeed\x1fsep\x85next",  # Python splits these, BERT deletes
+    "no\u00a0break\u2003em\u3000ideographic\u200bzero-width",
+    "Crème brûlée, naïve façade — «quoted» (x+y)=z; e.g. 3.14!",
+    "中文字符和English混合",
+    "combining\u0301 marks \u0301alone",
+    "x" * 150 + " a" + "very" * 30 + "longword",  # past WordPiece's 100 characters: [UNK]
+    "\ufeffbom\u00adsoft\x00nul\ufffdreplacement",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("text", _ODD)
+def test_word_memo_gives_the_tokenizers_ids(static_dir: Path, text: str) -> None:
+    emb = StaticEmbedder(static_dir)
+    assert emb._words is not None
+    whole = emb._span_tok.encode(text, add_special_tokens=False).ids
+    assert emb._words([text]) == [whole]
+    assert emb._words([text, text]) == [whole, whole]  # and from the memo
+
+
+def test_word_memo_matches_on_any_text(static_dir: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    emb = StaticEmbedder(static_dir)
+    words = emb._words
+    assert words is not None
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.text(max_size=60), min_size=1, max_size=4))
+    def check(texts: list[str]) -> None:
+        whole = [e.ids for e in emb._span_tok.encode_batch(texts, add_special_tokens=False)]
+        assert words(texts) == whole
+
+    check()

@@ -9,9 +9,11 @@ nothing is unpickled.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +21,9 @@ from ..errors import ModelError
 from ..util import first_line, read_json_object
 from .base import Embedder, Kind, normalize
 from .models import STATIC_MODEL
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 VECTORS_FILE = "vectors.npy"
 TOKENIZER_FILE = "tokenizer.json"
@@ -70,6 +75,7 @@ class StaticEmbedder(Embedder):
         self._tok = tok
         self._span_tok = Tokenizer.from_str(tok.to_str())
         self._span_tok.no_truncation()
+        self._words = _WordIds(self._span_tok) if _splits_on_whitespace(tok) else None
 
     @property
     def cache_tag(self) -> str:
@@ -85,8 +91,11 @@ class StaticEmbedder(Embedder):
         # model2vec cuts the characters first (max tokens x the median token length), which
         # also bounds the tokeniser's work on a huge text.
         clipped = [t[: self._max_chars] for t in texts]
-        encs = self._tok.encode_batch_fast(clipped, add_special_tokens=False)
-        id_lists = [self._ids(e) for e in encs]
+        if self._words is not None:
+            id_lists = [self._known(ids[: self.max_tokens]) for ids in self._words(clipped)]
+        else:
+            encs = self._tok.encode_batch_fast(clipped, add_special_tokens=False)
+            id_lists = [self._known(e.ids) for e in encs]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum([len(i) for i in id_lists], out=indptr[1:])
         ids = np.concatenate(id_lists) if indptr[-1] else np.zeros(0, dtype=np.int64)
@@ -100,10 +109,71 @@ class StaticEmbedder(Embedder):
         out = np.asarray(counts @ self._table, dtype=np.float32)
         return normalize(out)
 
-    def _ids(self, enc: Any) -> np.ndarray:
-        ids = np.asarray(enc.ids, dtype=np.int64)
+    def _known(self, token_ids: Sequence[int]) -> np.ndarray:
+        """The ids, truncated already, without [UNK] (model2vec's order: cut, then drop)."""
+        ids = np.asarray(token_ids, dtype=np.int64)
         return ids if self._unk is None else ids[ids != self._unk]
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         encs = self._span_tok.encode_batch(list(texts), add_special_tokens=False)
         return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
+
+
+#: Control characters Python's ``str.split`` treats as whitespace but BERT's cleaning deletes.
+_SPLIT_DIFFERS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+#: Distinct words remembered; past it the memo starts over (results never change).
+_MAX_WORDS = 200_000
+
+
+def _splits_on_whitespace(tok: Tokenizer) -> bool:
+    """BERT's normaliser and pre-tokeniser never join or split across whitespace, so a text's
+    tokens are its words' tokens, one word after another."""
+    spec = json.loads(tok.to_str())
+    kinds = (
+        (spec.get("normalizer") or {}).get("type"),
+        (spec.get("pre_tokenizer") or {}).get("type"),
+    )
+    return kinds == ("BertNormalizer", "BertPreTokenizer")
+
+
+class _WordIds:
+    """Token ids of texts, memoised per whitespace-separated word: a corpus repeats its words,
+    and a dict lookup is 5x cheaper than tokenising them again (measured on SciFact).
+
+    The ids equal the tokenizer's on the whole text (tested against it, hostile text
+    included); a text holding a control character the two splits disagree on goes to the
+    tokenizer whole.
+    """
+
+    def __init__(self, tok: Tokenizer) -> None:
+        self._tok = tok
+        self._memo: dict[str, list[int]] = {}
+
+    def __call__(self, texts: Sequence[str]) -> list[list[int]]:
+        memo = self._memo
+        split = [None if _SPLIT_DIFFERS.search(t) else t.split() for t in texts]
+        new = list({w: None for ws in split if ws for w in ws if w not in memo})
+        encs = self._tok.encode_batch_fast(new, add_special_tokens=False)
+        fresh = {w: e.ids for w, e in zip(new, encs, strict=True)}
+        whole = [t for t, ws in zip(texts, split, strict=True) if ws is None]
+        whole_ids = iter(
+            [e.ids for e in self._tok.encode_batch_fast(whole, add_special_tokens=False)]
+        )
+        out: list[list[int]] = []
+        for ws in split:
+            if ws is None:
+                out.append(next(whole_ids))
+                continue
+            ids: list[int] = []
+            for w in ws:
+                got = fresh.get(w)
+                if got is None:
+                    got = memo.get(w)
+                if got is None:  # another thread started the memo over meanwhile
+                    got = self._tok.encode(w, add_special_tokens=False).ids
+                ids.extend(got)
+            out.append(ids)
+        if len(memo) + len(fresh) > _MAX_WORDS:
+            memo.clear()
+        memo.update(fresh)
+        return out
