@@ -54,7 +54,9 @@ def _emit(record: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- quality
 
 
-def eval_collection(root: Path, model: str | None, modes: list[str]) -> dict[str, Any]:
+def eval_collection(
+    root: Path, model: str | None, modes: list[str], max_queries: int | None = None
+) -> dict[str, Any]:
     from semsearch import config
     from semsearch.api import SemanticIndex
     from semsearch.embed import load_embedder
@@ -76,6 +78,9 @@ def eval_collection(root: Path, model: str | None, modes: list[str]) -> dict[str
     doc_ids = {d.id for d in docs}
     queries = list(collection.queries)
     drop_self = sum(q.id in doc_ids for q in queries) > len(queries) // 2
+    if max_queries and len(queries) > max_queries:  # every k-th: the same sample every run
+        queries = queries[:: -(-len(queries) // max_queries)]
+    judged = {q.id: collection.qrels[q.id] for q in queries if q.id in collection.qrels}
     scores: dict[str, float] = {}
     for mode in modes:
         run: dict[str, list[tuple[str, float]]] = {}
@@ -90,7 +95,7 @@ def eval_collection(root: Path, model: str | None, modes: list[str]) -> dict[str
                         continue
                     best.setdefault(h.doc_id, h.score)
                 run[q.id] = list(best.items())[:100]
-        scores[mode] = round(evaluate(collection.qrels, run, ks=(10,)).at(10).ndcg, 4)
+        scores[mode] = round(evaluate(judged, run, ks=(10,)).at(10).ndcg, 4)
         scores[f"{mode}_query_s"] = round(time.perf_counter() - started, 2)
     return {
         "section": "eval",
@@ -99,6 +104,7 @@ def eval_collection(root: Path, model: str | None, modes: list[str]) -> dict[str
         "precision": embedder.precision,
         "documents": len(docs),
         "queries": len(queries),
+        "queries_in_collection": len(collection.queries),
         "self_hits_dropped": drop_self,
         "index_s": round(index_s, 1),
         "ndcg_at_10": scores,
@@ -195,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("dirs", nargs="*", type=Path)
     ev.add_argument("--model", default="static", help="static, or 'default' for the transformer")
     ev.add_argument("--modes", default="dense,keyword,hybrid")
+    ev.add_argument("--max-queries", type=int, default=None, help="score a sample of queries")
     sp = sub.add_parser("speed")
     sp.add_argument("--texts", type=int, default=400)
     sp.add_argument("--rounds", type=int, default=5)
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         dirs = args.dirs or sorted(p for p in EVAL_DIR.iterdir() if p.is_dir())
         model = None if args.model == "default" else args.model
         for d in dirs:
-            _emit(eval_collection(d, model, args.modes.split(",")))
+            _emit(eval_collection(d, model, args.modes.split(","), args.max_queries))
     elif args.cmd == "speed":
         _emit(speed(args.texts, args.rounds, args.eval_dir))
     else:
