@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,40 +75,52 @@ def onnx_model_dir(identity: str, precision: str, cache: Path) -> Path:
 
 
 def ensure_onnx(identity: str, location: str, precision: str, cache: Path) -> Path:
-    """Return the cached export of a model, exporting it first if missing or stale.
-
-    A file lock makes concurrent first runs export once; the others wait and reuse it.
-    """
+    """Return the cached export of a model, exporting it first if missing or stale."""
     out = onnx_model_dir(identity, precision, cache)
     stamp = fingerprint(location)
-    if _is_current(out, identity, stamp):
+
+    def make() -> None:
+        if precision == "int8":  # quantised from the fp32 export, made first if needed
+            fp32 = onnx_model_dir(identity, "fp32", cache)
+            if not _is_current(fp32, identity, stamp):
+                export_onnx(location, fp32, "fp32", identity=identity)
+            _quantize_dir(fp32, out)
+        else:
+            export_onnx(location, out, "fp32", identity=identity)
+
+    return ensure_cached(out, lambda: _is_current(out, identity, stamp), make, "ONNX model")
+
+
+def ensure_cached(
+    out: Path, current: Callable[[], bool], make: Callable[[], None], what: str
+) -> Path:
+    """``out`` once ``current()``, calling ``make()`` first when it is not. A file lock makes
+    concurrent first runs make it once; the others wait and reuse it."""
+    if current():
         return out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(out.parent / ".lock"):
-            if _is_current(out, identity, stamp):
-                return out
-            if precision == "int8":  # quantised from the fp32 export, made first if needed
-                fp32 = onnx_model_dir(identity, "fp32", cache)
-                if not _is_current(fp32, identity, stamp):
-                    export_onnx(location, fp32, "fp32", identity=identity)
-                _quantize_dir(fp32, out)
-            else:
-                export_onnx(location, out, "fp32", identity=identity)
+            if not current():
+                make()
     except OSError as exc:
-        raise ModelError(f"cannot write the ONNX model cache {out}: {first_line(exc)}") from None
+        raise ModelError(f"cannot write the {what} cache {out}: {first_line(exc)}") from None
     return out
 
 
 def _is_current(out: Path, identity: str, stamp: str) -> bool:
-    meta = read_json_object(out / META_FILE)
+    expect = {"format": FORMAT_VERSION, "identity": identity, "fingerprint": stamp}
+    return is_complete(out, META_FILE, expect, (MODEL_FILE, TOKENIZER_FILE))
+
+
+def is_complete(out: Path, meta_file: str, expect: dict[str, Any], files: tuple[str, ...]) -> bool:
+    """Whether the cached model in ``out`` is whole (its meta, written last, exists) and was
+    made from what ``expect`` says (format version, source model, its fingerprint)."""
+    meta = read_json_object(out / meta_file)
     return (
         meta is not None
-        and meta.get("format") == FORMAT_VERSION
-        and meta.get("identity") == identity
-        and meta.get("fingerprint") == stamp
-        and (out / MODEL_FILE).is_file()
-        and (out / TOKENIZER_FILE).is_file()
+        and all(meta.get(key) == value for key, value in expect.items())
+        and all((out / name).is_file() for name in files)
     )
 
 

@@ -20,8 +20,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError
-from ..util import first_line, read_json_object, write_atomic
-from .onnx_export import file_lock, fingerprint, model_cache_dir
+from ..util import first_line, write_atomic
+from .onnx_export import ensure_cached, fingerprint, is_complete, model_cache_dir
 from .static import FORMAT_VERSION, META_FILE, TOKENIZER_FILE, VECTORS_FILE
 
 log = logging.getLogger("semsearch")
@@ -48,38 +48,22 @@ def ensure_static(identity: str, location: str, cache: Path, *, max_tokens: int)
     missing or stale (the teacher's files changed). Concurrent first runs distil once."""
     out = static_model_dir(identity, cache)
     stamp = fingerprint(location)
-    if _is_current(out, identity, stamp):
-        return out
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(out.parent / ".lock"):
-            if not _is_current(out, identity, stamp):
-                log.info("distilling the static model from %s (once, about a minute) …", identity)
-                started = time.perf_counter()
-                model = distil(location)
-                write_static(
-                    out,
-                    model,
-                    teacher=identity,
-                    stamp=stamp,
-                    max_tokens=max_tokens,
-                    seconds=time.perf_counter() - started,
-                )
-    except OSError as exc:
-        raise ModelError(f"cannot write the static model cache {out}: {first_line(exc)}") from None
-    return out
+
+    def make() -> None:
+        log.info("distilling the static model from %s (once, about a minute) …", identity)
+        started = time.perf_counter()
+        model = distil(location)
+        seconds = time.perf_counter() - started
+        write_static(
+            out, model, teacher=identity, stamp=stamp, max_tokens=max_tokens, seconds=seconds
+        )
+
+    return ensure_cached(out, lambda: _is_current(out, identity, stamp), make, "static model")
 
 
 def _is_current(out: Path, identity: str, stamp: str) -> bool:
-    meta = read_json_object(out / META_FILE)
-    return (
-        meta is not None
-        and meta.get("format") == FORMAT_VERSION
-        and meta.get("teacher") == identity
-        and meta.get("fingerprint") == stamp
-        and (out / VECTORS_FILE).is_file()
-        and (out / TOKENIZER_FILE).is_file()
-    )
+    expect = {"format": FORMAT_VERSION, "teacher": identity, "fingerprint": stamp}
+    return is_complete(out, META_FILE, expect, (VECTORS_FILE, TOKENIZER_FILE))
 
 
 def distil(location: str) -> Distilled:
