@@ -196,6 +196,12 @@ def tree(roots: list[Path], default_files: int | None) -> dict[str, Any]:
     return out
 
 
+def fuse_alpha() -> float:
+    from semsearch.search import fuse
+
+    return float((fuse.blend.__defaults__ or (fuse.ALPHA,))[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -204,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--model", default="static", help="static, or 'default' for the transformer")
     ev.add_argument("--modes", default="dense,keyword,hybrid")
     ev.add_argument("--max-queries", type=int, default=None, help="score a sample of queries")
+    ev.add_argument("--alpha", type=float, default=None, help="experiment: hybrid dense weight")
     sp = sub.add_parser("speed")
     sp.add_argument("--texts", type=int, default=400)
     sp.add_argument("--rounds", type=int, default=5)
@@ -215,8 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "eval":
         dirs = args.dirs or sorted(p for p in EVAL_DIR.iterdir() if p.is_dir())
         model = None if args.model == "default" else args.model
+        if args.alpha is not None:  # what-if only: the library's weight is search.fuse.ALPHA
+            from semsearch.search import fuse
+
+            fuse.blend.__defaults__ = (args.alpha,)
         for d in dirs:
-            _emit(eval_collection(d, model, args.modes.split(","), args.max_queries))
+            record = eval_collection(d, model, args.modes.split(","), args.max_queries)
+            _emit({**record, "alpha": fuse_alpha()})
     elif args.cmd == "speed":
         _emit(speed(args.texts, args.rounds, args.eval_dir))
     else:
