@@ -16,8 +16,9 @@ STATIC_MODEL = "static"
 STATIC_TEACHER = DEFAULT_MODEL
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
 #: Models semsearch loads because an index's manifest names them; any other model (a
-#: local directory, a hub name) is loaded only when the user names it.
-KNOWN_MODELS = frozenset(_DEFAULT_ALIASES)
+#: local directory, a hub name) is loaded only when the user names it. The static model is
+#: made here from the bundled one, so it is as safe to load.
+KNOWN_MODELS = frozenset({*_DEFAULT_ALIASES, STATIC_MODEL})
 
 
 def resolve_model(model: str | None) -> tuple[str, str]:
