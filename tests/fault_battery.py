@@ -88,6 +88,13 @@ def answer(idx: Path) -> Answer:
     return (docs, hits)
 
 
+def texts(idx: Path) -> dict[str, str]:
+    """Every document's text as the index holds it (damage carried forward shows here)."""
+    index = SemanticIndex.load(idx, embedder=FakeEmbedder())  # holds the store open
+    store = index._require_view().store
+    return {d: store.document_text(d) for d in store.document_ids()}
+
+
 # --- kill -----------------------------------------------------------------------------------
 
 _OP = textwrap.dedent(
@@ -98,7 +105,7 @@ _OP = textwrap.dedent(
     from semsearch import SemanticIndex, index_paths
     op, idx, arg = sys.argv[1:4]
     if op == "remove":
-        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg])
+        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg], glob=True)
     else:
         index_paths([arg], idx, embedder=FakeEmbedder(), chunk_tokens=20)
     """
@@ -268,9 +275,11 @@ def _damage(path: Path, kind: str, rng: random.Random, outside: Path) -> None:
             data = data[: len(data) // 2]
         elif kind == "empty":
             data = bytearray()
-        elif kind == "flip":
+        elif kind == "flip" or (kind == "text" and b"sentence" not in data):
             at = rng.randrange(len(data))
             data[at] ^= 1 << rng.randrange(8)
+        elif kind == "text":  # same size, inside stored text: only a checksum can tell
+            data = bytearray(bytes(data).replace(b"sentence", b"sentenCe"))
         elif kind == "zero":
             at = rng.randrange(len(data))
             n = max(len(data) // 8, 16)
@@ -278,7 +287,7 @@ def _damage(path: Path, kind: str, rng: random.Random, outside: Path) -> None:
         path.write_bytes(bytes(data))
 
 
-KINDS = ("truncate", "empty", "flip", "zero", "delete", "dir", "symlink")
+KINDS = ("truncate", "empty", "flip", "text", "zero", "delete", "dir", "symlink")
 
 
 def run_corrupt(work: Path, rng: random.Random, tally: Tally, *, large: bool) -> None:
@@ -301,6 +310,7 @@ def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> N
     index_paths([docs], base, embedder=FakeEmbedder(), backend="faiss")
     expect = answer(base)
     n_docs = len(expect[0])
+    expect_texts = texts(base)
     newcomer = work / "c-new.txt"
     newcomer.write_text("A newcomer document about something else.")
     outside = work / "c-outside"
@@ -332,6 +342,9 @@ def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> N
                     tally.fail(f"{what}: update left {len(fresh[0])} documents")
                 if SemanticIndex.load(idx, embedder=FakeEmbedder()).verify():
                     tally.fail(f"{what}: the updated index fails verify")
+                carried = texts(idx)
+                if any(carried.get(d) != t for d, t in expect_texts.items()):
+                    tally.fail(f"{what}: the update carried damaged text into a valid generation")
             except Exception as exc:
                 if not one_line_error(exc):
                     tally.fail(f"{what}: update: {type(exc).__name__}: {exc}")

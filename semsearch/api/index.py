@@ -8,6 +8,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sqlite3
@@ -22,18 +23,19 @@ import numpy as np
 from .. import build as _build
 from .. import config as _config
 from ..build.settings import Requested
-from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
+from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
 from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search import DEFAULT_MODE, Mode, Options, retrieve
+from ..search import DEFAULT_MODE, Grouping, Mode, Options, Ranked, retrieve
 from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, to_hit
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -79,6 +81,8 @@ class SemanticIndex:
             index_type=index_type,
         )
         if embedder is None:
+            if model is None and manifest is not None:
+                check_recorded_model(manifest.model, self._dir.path)
             embedder = load_embedder(
                 self._requested.model_for(manifest),
                 self._requested.precision_for(manifest, DEFAULT_PRECISION),
@@ -182,7 +186,7 @@ class SemanticIndex:
             if ids is None:
                 start = self._next_text_number()
                 ids = [f"text-{start + n}" for n in range(len(texts))]
-            docs = documents_from_texts(texts, ids, metadata)
+            docs = documents_from_texts(texts, ids, _json_metadata(metadata))
             present = self._existing_ids([d.doc_id for d in docs])
             if present:
                 raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
@@ -197,7 +201,7 @@ class SemanticIndex:
         progress: _build.Progress | None = None,
     ) -> _build.BuildStats:
         """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
-        docs = documents_from_texts(texts, ids, metadata)
+        docs = documents_from_texts(texts, ids, _json_metadata(metadata))
         return self._apply(_build.Changes(items=docs), progress)
 
     def add_paths(
@@ -221,18 +225,25 @@ class SemanticIndex:
         model, precision or chunking); nothing indexed is dropped."""
         return self._apply(_build.Changes(rebuild=True), progress)
 
-    def delete(self, ids: Iterable[str]) -> int:
-        """Remove documents by id or source (globs allowed); returns how many were removed."""
+    def delete(self, ids: Iterable[str], *, glob: bool = False) -> int:
+        """Remove documents by id or source path; returns how many were removed. Each name
+        matches exactly (``a[1]`` is the id ``a[1]``) unless ``glob`` is True, when it is a
+        glob on ids and sources. A name that matches nothing is an error: nothing is removed.
+        """
         wanted = [str(i) for i in ids]
         with self._write_lock:
             found: set[str] = set()
-            store = self._view.store if self._view else None
-            for pattern in wanted:
-                matches = store.document_ids(pattern) if store else []
-                if not matches and store and Path(pattern).exists():
-                    matches = store.document_ids(_glob_literal(os.path.abspath(pattern)))
+            for name in wanted:
+                check_text(name, "a document id or path")
+                # A relative path names the file it resolves to (sources are absolute).
+                tries = (name, os.path.abspath(name))
+                matches: list[str] = []
+                if self._view is not None:
+                    store = self._view.store
+                    find = store.document_ids if glob else store.documents_named
+                    matches = next((m for m in map(find, tries) if m), [])
                 if not matches:
-                    raise UsageError(f"no document in the index matches {pattern!r}")
+                    raise UsageError(f"no document in the index matches {name!r}")
                 found.update(matches)
             self._apply(_build.Changes(remove=frozenset(found)))
             return len(found)
@@ -246,7 +257,7 @@ class SemanticIndex:
     def _existing_ids(self, ids: Sequence[str]) -> list[str]:
         if self._view is None:
             return []
-        return [i for i in ids if self._view.store.document_ids(_glob_literal(i))]
+        return [i for i in ids if self._view.store.documents_named(i)]
 
     def _apply(
         self, changes: _build.Changes, progress: _build.Progress | None = None
@@ -269,6 +280,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Grouping | None = None,
         rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
@@ -278,13 +290,16 @@ class SemanticIndex:
         hits come back whenever ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the
         path) and metadata equality (``None`` matches null). ``per_source`` caps hits per
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
-        below it. ``rerank`` (a local sentence-transformers CrossEncoder directory, or a
-        loaded :class:`Reranker`) re-scores the best ``max(k, RERANK_DEPTH)`` chunks; each
-        hit's ``score`` is then the cross-encoder's (``min_score`` applies before it).
+        below it. ``group="file"`` returns files instead of chunks: one hit per document
+        (its best chunk, with its next best in ``Hit.more``), scored by all its chunks'
+        evidence and code-aware signals (:mod:`semsearch.search.group`). ``rerank`` (a
+        local sentence-transformers CrossEncoder directory, or a loaded :class:`Reranker`)
+        re-scores the best ``max(k, RERANK_DEPTH)`` hits; each hit's ``score`` is then the
+        cross-encoder's (``min_score`` applies before it).
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score, rerank=rerank,
+            min_score=min_score, group=group, rerank=rerank,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -297,6 +312,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Grouping | None = None,
         rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together (``rerank``: as
@@ -306,13 +322,14 @@ class SemanticIndex:
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
-        opts = Options(k, mode, where, per_source, diverse, min_score)
+            check_text(q, "the query")
+        opts = Options(k, mode, where, per_source, diverse, min_score, group)
         opts.check()
         if rerank is not None:
             reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
             first = self.search_batch(
                 queries, max(k, RERANK_DEPTH), mode=mode, where=where, per_source=per_source,
-                diverse=diverse, min_score=min_score,
+                diverse=diverse, min_score=min_score, group=group,
             )  # fmt: skip
             return [_reranked(reranker, q, hits, k) for q, hits in zip(queries, first, strict=True)]
         v = self._view
@@ -331,7 +348,7 @@ class SemanticIndex:
                 f"index at {self._dir.path} is damaged ({exc}); check it with "
                 "semsearch info --verify"
             ) from None
-        wanted = np.unique(np.concatenate([r.rows for r in ranked]))
+        wanted = np.unique(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
         records = v.store.fetch(wanted)
         if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
             raise IndexFormatError(
@@ -340,12 +357,16 @@ class SemanticIndex:
             )
         out = []
         for r in ranked:
-            dense = r.dense if r.dense is not None else [None] * len(r.rows)
-            kw = r.keyword if r.keyword is not None else [None] * len(r.rows)
+            none = [None] * len(r.rows)
+            measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
+            parts = [none if a is None else a.tolist() for a in measured]
+            further = r.further if r.further is not None else [()] * len(r.rows)
             out.append(
                 [
-                    to_hit(records[int(i)], float(s), d, w)
-                    for i, s, d, w in zip(r.rows, r.scores, dense, kw, strict=True)
+                    to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
+                    for i, s, more, *p in zip(
+                        r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
+                    )
                 ]
             )
         return out
@@ -454,12 +475,34 @@ def _reranked(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[H
     ]
 
 
+def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:
+    """The further chunk rows of grouped hits, to fetch with the hits' own."""
+    return [
+        np.asarray([m for more in r.further for m in more], dtype=np.int64)
+        for r in ranked
+        if r.further is not None
+    ]
+
+
 def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:
     if not index_dir.exists():
         return None
     return index_dir.manifest()[1]
 
 
-def _glob_literal(text: str) -> str:
-    """Escape SQLite GLOB metacharacters so an id matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+def _json_metadata(
+    metadata: Iterable[Mapping[str, Any] | None] | None,
+) -> list[Mapping[str, Any] | None] | None:
+    """The caller's metadata, refused unless it is strict JSON (no NaN or Infinity, which
+    no JSON reader accepts, and nothing ``json`` cannot write)."""
+    if metadata is None:
+        return None
+    metas = list(metadata)
+    for m in metas:
+        try:
+            json.dumps(m, allow_nan=False)
+        except ValueError:
+            raise UsageError("metadata must be JSON: NaN and Infinity are not allowed") from None
+        except (TypeError, RecursionError) as exc:
+            raise UsageError(f"metadata must be JSON values ({first_line(exc)})") from None
+    return metas

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..ingest.chunk import sentence_spans
 from ..store.chunkstore import ChunkStore
 from ..store.layout import IndexDir
-from ..store.manifest import MANIFEST
+from ..store.manifest import MANIFEST, Manifest
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_passage
 from .view import View
 
@@ -83,20 +83,24 @@ def copy_generation(view: View, target: IndexDir) -> Path:
 
 def describe(view: View, path: Path | None) -> IndexInfo:
     """An open generation's manifest and files, as :class:`IndexInfo`."""
-    m = view.manifest
+    return describe_generation(view.gen, view.manifest, view.index.backend, path)
+
+
+def describe_generation(gen: Path, m: Manifest, backend: str, path: Path | None) -> IndexInfo:
+    """A generation's manifest and files, as :class:`IndexInfo` (no model, no vectors)."""
     return IndexInfo(
         path=str(path.resolve()) if path else None,
-        generation=view.gen.name,
+        generation=gen.name,
         documents=m.documents,
         chunks=m.chunks,
         model=m.model,
         precision=m.precision,
         dim=m.dim,
-        backend=view.index.backend,
+        backend=backend,
         index_type=m.index_type,
         chunk_tokens=m.chunk_tokens,
         overlap=m.overlap,
-        size_bytes=sum(p.stat().st_size for p in view.gen.iterdir() if p.is_file()),
+        size_bytes=sum(p.stat().st_size for p in gen.iterdir() if p.is_file()),
         recall_at_10=m.recall_at_10,
         roots=tuple(m.roots),
     )

@@ -80,14 +80,18 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 @dataclass(frozen=True)
 class KeywordHits:
     """One query's keyword candidates (chunk rows, best first by nothing in particular),
-    the BM25 known so far per chunk and per document, and the full-match BM25 that turns
-    them into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
+    the BM25 known so far per chunk and per document, and what turns evidence into a
+    fraction (:func:`semsearch.search.fuse.keyword_part`): ``full_match``, a full match's
+    document-level BM25 (hybrid's part, saturating at 1: among strong keyword matches the
+    dense part decides), and ``full_evidence`` (keyword mode's score, which never
+    saturates, so it tells strong matches apart)."""
 
     rows: np.ndarray
     chunk_bm25: dict[int, float]
     doc_bm25: dict[str, float]
     full_match: float
     terms: tuple[str, ...]
+    full_evidence: float = 0.0
 
     def evidence(self, rows: np.ndarray, doc_ids: Sequence[str]) -> np.ndarray:
         """Keyword evidence of each chunk: its document's BM25 and its own, weighted
@@ -127,7 +131,17 @@ def keyword_hits(
     if kw.legacy:  # no document table: a document is as good as its best chunk
         for d, s in zip(docs, bm25.tolist(), strict=True):
             doc_bm25[d] = max(doc_bm25.get(d, 0.0), s)
-    return KeywordHits(rows, chunk, doc_bm25, kw.full_match(qt), tuple(qt)), docs
+    full = kw.full_match(qt)
+    return KeywordHits(rows, chunk, doc_bm25, full, tuple(qt), full_evidence(kw, qt, full)), docs
+
+
+def full_evidence(kw: KeywordIndex, query_terms: Sequence[str], doc_full: float) -> float:
+    """The evidence of a full match at both levels: each level's idf sum, weighted as
+    :meth:`KeywordHits.evidence` weighs them. Chunk-level idf is larger (more, smaller
+    rows), so a fraction of the document level's alone passes 1 on a chunk's own BM25
+    (every hit of a keyword query then showed 1.000); this one stays below 1."""
+    own = kw.full_match(query_terms, chunks=True)
+    return (1.0 - CHUNK_WEIGHT) * doc_full + CHUNK_WEIGHT * own
 
 
 def complete(
@@ -146,4 +160,4 @@ def complete(
             docs[d] = max(docs.get(d, 0.0), chunk.get(r, 0.0))
     else:
         docs.update(kw.documents(hits.terms, missing_docs))
-    return KeywordHits(hits.rows, chunk, docs, hits.full_match, hits.terms)
+    return KeywordHits(hits.rows, chunk, docs, hits.full_match, hits.terms, hits.full_evidence)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -17,8 +17,9 @@ from ..embed import Embedder
 from ..errors import UsageError
 from ..index import VectorIndex
 from ..store import fts
-from ..store.chunkstore import ChunkStore, where_sql
+from ..store.chunkstore import ChunkStore
 from ..store.fts import KeywordIndex
+from ..store.where import where_sql
 from .fuse import (
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
@@ -28,11 +29,14 @@ from .fuse import (
     keyword_part,
     order,
 )
+from .group import Candidate, as_arrays, group_by_document
 from .keyword import KeywordHits, complete, keyword_hits
-from .shape import cap_per_source, mmr
+from .shape import cap_per_source, mmr, mmr_pool
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
+Grouping = Literal["file"]
+GROUPINGS: tuple[str, ...] = ("file",)
 #: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
 DEFAULT_MODE: Mode = "hybrid"
 #: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
@@ -49,6 +53,7 @@ class Options:
     per_source: int | None = None
     diverse: bool = False
     min_score: float | None = None
+    group: Grouping | None = None
 
     def check(self) -> None:
         if not isinstance(self.k, int) or isinstance(self.k, bool) or not 0 < self.k <= MAX_K:
@@ -61,6 +66,8 @@ class Options:
             raise UsageError(f"min-score must be a finite number, got {self.min_score!r:.40}")
         if not isinstance(self.diverse, bool):
             raise UsageError("diverse must be true or false")
+        if self.group is not None and self.group not in GROUPINGS:
+            raise UsageError(f"unknown grouping {self.group!r:.40}: choose {', '.join(GROUPINGS)}")
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.per_source is not None and (
@@ -73,22 +80,30 @@ class Options:
 
 @dataclass(frozen=True)
 class Ranked:
-    """Rows and scores for one query, best first; ``dense`` and ``keyword`` hold each row's
-    cosine and BM25 score (NaN where that list did not have the row), None when not run."""
+    """Rows and scores for one query, best first, with what each score is made of (None
+    for what the mode did not compute): ``cosine`` with the query as typed and ``bm25``
+    (the raw keyword evidence), and the 0-1 ``dense_part`` and ``keyword_part`` that
+    ``scores`` is computed from (:func:`semsearch.search.fuse.score_of`)."""
 
     rows: np.ndarray
     scores: np.ndarray
-    dense: np.ndarray | None = None
-    keyword: np.ndarray | None = None
+    cosine: np.ndarray | None = None
+    bm25: np.ndarray | None = None
+    dense_part: np.ndarray | None = None
+    keyword_part: np.ndarray | None = None
+    #: Grouped by file: each row's further chunk rows of its document (tuples), best first.
+    further: np.ndarray | None = None
 
     def take(self, keep: np.ndarray) -> Ranked:
         """The rows at positions ``keep`` (a mask or positions), parts included."""
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
         return Ranked(
-            self.rows[keep],
-            self.scores[keep],
-            None if self.dense is None else self.dense[keep],
-            None if self.keyword is None else self.keyword[keep],
-        )
+            self.rows[keep], self.scores[keep], cut(self.cosine), cut(self.bm25),
+            cut(self.dense_part), cut(self.keyword_part), cut(self.further),
+        )  # fmt: skip
 
 
 def retrieve(
@@ -106,13 +121,13 @@ def retrieve(
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
         return [empty for _ in queries]
-    shaping = opts.per_source is not None or opts.diverse
+    shaping = opts.per_source is not None or opts.diverse or opts.group is not None
     depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
     embedded = opts.mode != "keyword"
     qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
     dense = _dense(index, qvecs, depth, subset) if embedded else []
     if opts.mode == "dense":
-        ranked = [Ranked(rows, cos, dense=cos) for rows, cos in dense]
+        ranked = [Ranked(rows, cos, cosine=cos, dense_part=cos) for rows, cos in dense]
     else:
         kw = store.keyword_index()
         clauses, args = where_sql(opts.where or {})
@@ -123,7 +138,7 @@ def retrieve(
         else:
             ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
     return [
-        _shape(r, opts, store, vectors, qvecs[n] if embedded else None)
+        _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
     ]
 
@@ -141,8 +156,8 @@ def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
     keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
     evidence = h.evidence(h.rows, docs)
     pos = order(h.rows, evidence)
-    scores = keyword_part(evidence[pos], h.full_match).astype(np.float32)
-    return Ranked(h.rows[pos], scores, keyword=evidence[pos].astype(np.float32))
+    scores = keyword_part(evidence[pos], h.full_evidence).astype(np.float32)
+    return Ranked(h.rows[pos], scores, bm25=evidence[pos], keyword_part=scores)
 
 
 def _hybrid(
@@ -179,17 +194,12 @@ def _hybrid(
         h = complete(h, kw, rows, docs)
         vecs = np.asarray(vectors[rows], np.float32)
         evidence = h.evidence(rows, docs)
-        s = blend(
-            dense_part(vecs @ moved[n], _floor(second[n][1])), keyword_part(evidence, h.full_match)
-        )
+        dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
+        kp = keyword_part(evidence, h.full_match)
+        s = blend(dp, kp)
         pos = order(rows, s)
         out.append(
-            Ranked(
-                rows[pos],
-                s[pos].astype(np.float32),
-                dense=(vecs @ qvecs[n])[pos].astype(np.float32),
-                keyword=evidence[pos].astype(np.float32),
-            )
+            Ranked(rows[pos], s[pos], (vecs @ qvecs[n])[pos], evidence[pos], dp[pos], kp[pos])
         )
     return out
 
@@ -216,8 +226,15 @@ def _best_documents(
 
 
 def _shape(
-    ranked: Ranked, opts: Options, store: ChunkStore, vectors: np.ndarray, qvec: np.ndarray | None
+    ranked: Ranked,
+    opts: Options,
+    store: ChunkStore,
+    vectors: np.ndarray,
+    qvec: np.ndarray | None,
+    query: str = "",
 ) -> Ranked:
+    if opts.group == "file" and len(ranked.rows):
+        ranked = _by_file(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -225,6 +242,22 @@ def _shape(
         sources = [records[int(r)].source for r in ranked.rows]
         ranked = ranked.take(cap_per_source(ranked.rows, sources, opts.per_source))
     if opts.diverse and len(ranked.rows):
-        picked = mmr(ranked.scores, np.asarray(vectors[ranked.rows]), opts.k)
-        ranked = ranked.take(picked)
+        vecs = np.asarray(vectors[ranked.rows])
+        pool = mmr_pool(ranked.scores, vecs, opts.k)
+        ranked = ranked.take(pool)
+        ranked = ranked.take(mmr(ranked.scores, vecs[pool], opts.k))
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
+
+
+def _by_file(ranked: Ranked, store: ChunkStore, query: str) -> Ranked:
+    """One row per document (its best chunk), scored by :mod:`.group`."""
+    records = store.fetch(ranked.rows)
+    candidates = [
+        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text, rec.section)
+        for r, s in zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
+        if (rec := records[int(r)])
+    ]
+    rows, scores, further = as_arrays(group_by_document(query, candidates))
+    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
+    at = np.array([pos[int(r)] for r in rows], dtype=np.int64)
+    return replace(ranked.take(at), rows=rows, scores=scores, further=further)

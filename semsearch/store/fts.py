@@ -112,13 +112,13 @@ class KeywordIndex:
         #: Written before terms existed; ``current``: written with this version's terms.
         self.legacy = version is None
         self.current = version == TERMS_VERSION
-        if self.legacy:
-            conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_vocab"
-                " USING fts5vocab(main, chunks_fts, 'row')"
-            )
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_vocab"
+            " USING fts5vocab(main, chunks_fts, 'row')"
+        )
         table = "chunks" if self.legacy else "documents"
         self.n_docs = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        self.n_chunks = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
         self._vocab = "temp.chunks_fts_vocab" if self.legacy else "docs_fts_vocab"
 
     def query_terms(self, text: str) -> list[str]:
@@ -216,22 +216,29 @@ class KeywordIndex:
 
     @_reading
     def document_frequencies(self, query_terms: Iterable[str]) -> dict[str, int]:
+        return self._frequencies(self._vocab, query_terms)
+
+    def _frequencies(self, vocab: str, query_terms: Iterable[str]) -> dict[str, int]:
         unique = sorted(set(query_terms))
         if not unique:
             return {}
         cur = self.conn.execute(
-            f"SELECT term, doc FROM {self._vocab} WHERE term IN ({','.join('?' * len(unique))})",
+            f"SELECT term, doc FROM {vocab} WHERE term IN ({','.join('?' * len(unique))})",
             unique,
         )
         return {str(t): int(n) for t, n in cur}
 
     @_reading
-    def full_match(self, query_terms: Sequence[str]) -> float:
-        """BM25 of a document holding every query term once at average length: the sum of
-        the terms' idf (FTS5's formula; repeats count, as in the query). It turns a BM25
-        score into a fraction that means the same from one query to the next."""
-        df = self.document_frequencies(query_terms)
-        n = self.n_docs
+    def full_match(self, query_terms: Sequence[str], *, chunks: bool = False) -> float:
+        """BM25 of a document (or of a chunk, when ``chunks``) holding every query term
+        once at average length: the sum of the terms' idf at that level (FTS5's formula;
+        repeats count, as in the query). It turns a BM25 score into a fraction that means
+        the same from one query to the next."""
+        if chunks:
+            df = self._frequencies("temp.chunks_fts_vocab", query_terms)
+            n = self.n_chunks
+        else:
+            df, n = self.document_frequencies(query_terms), self.n_docs
         return sum(
             max(math.log((n - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in query_terms if t in df
         )
