@@ -33,6 +33,9 @@ K1_PLUS_1 = 2.2
 #: pass's best FEEDBACK_DOCS hits (distinct documents) with this weight (README).
 FEEDBACK_WEIGHT = 1.0
 FEEDBACK_DOCS = 3
+#: The first pass that picks those documents blends with the fixed prior weight: the
+#: per-query weight was measured on the final blend only (docs/ranking.md).
+FEEDBACK_ALPHA = ALPHA
 
 
 def dense_part(cosine: np.ndarray, floor: float) -> np.ndarray:

@@ -21,6 +21,7 @@ from ..store.chunkstore import ChunkStore
 from ..store.fts import KeywordIndex
 from ..store.where import where_sql
 from .fuse import (
+    FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
     blend,
@@ -181,7 +182,9 @@ def _hybrid(
         hits[n] = h = complete(h, kw, rows, docs)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
         s = blend(
-            dense_part(cos, _floor(dense[n][1])), keyword_part(h.evidence(rows, docs), h.full_match)
+            dense_part(cos, _floor(dense[n][1])),
+            keyword_part(h.evidence(rows, docs), h.full_match),
+            FEEDBACK_ALPHA,
         )
         best = _best_documents(rows[order(rows, s)], docs, rows, FEEDBACK_DOCS)
         moved[n] = feedback_query(qvecs[n], np.asarray(vectors[best], np.float32), FEEDBACK_WEIGHT)
