@@ -229,14 +229,19 @@ def main() -> int:
         best_plain = max(("keyword", "dense", "rrf"), key=lambda m: mean[held][m])
         d = paired(res[held][pick], res[held][best_plain])
         cur = paired(res[held][pick], res[held]["blend a=0.35 fb"])
-        report["loo"][held] = {"pick": pick, "ndcg": mean[held][pick],
-                               "best_plain": best_plain, "best_plain_ndcg": mean[held][best_plain],
-                               "vs_best_plain": [d.mean, d.low, d.high, d.wins, d.losses],
-                               "vs_current": [cur.mean, cur.low, cur.high, cur.wins, cur.losses]}  # fmt: skip
+        report["loo"][held] = {
+            "pick": pick,
+            "ndcg": mean[held][pick],
+            "best_plain": best_plain,
+            "best_plain_ndcg": mean[held][best_plain],
+            "vs_best_plain": [d.mean, d.low, d.high, d.wins, d.losses],
+            "vs_current": [cur.mean, cur.low, cur.high, cur.wins, cur.losses],
+        }
         print(f"{held:15} kw {mean[held]['keyword']:.3f} dense {mean[held]['dense']:.3f} "
               f"rrf {mean[held]['rrf']:.3f} current {mean[held]['blend a=0.35 fb']:.3f} | "
               f"LOO {mean[held][pick]:.3f} ({pick}) vs best plain {d.mean:+.3f} "
-              f"[{d.low:+.3f},{d.high:+.3f}] vs current {cur.mean:+.3f} [{cur.low:+.3f},{cur.high:+.3f}]")  # fmt: skip
+              f"[{d.low:+.3f},{d.high:+.3f}] vs current {cur.mean:+.3f} "
+              f"[{cur.low:+.3f},{cur.high:+.3f}]")  # fmt: skip
     overall = max(cands, key=lambda m: np.mean([mean[train[o]][m] for o in names]))
     report["all"] = overall
     print("best on all:", overall, {n: round(mean[n][overall], 3) for n in names})
