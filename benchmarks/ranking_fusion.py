@@ -136,13 +136,15 @@ def confidence(s: np.ndarray, top: int = 10) -> float:
     return float((v[0] - v[:top].mean()) / v[0])
 
 
-def m_adaptive(alpha: float, shrink: float, feedback: bool, top: int = 10) -> Method:
+def m_adaptive(
+    alpha: float, shrink: float, feedback: bool, top: int = 10, power: float = 1.0
+) -> Method:
     """Dense weight moved from ``alpha`` towards each list's relative confidence."""
 
     def f(q: Query) -> np.ndarray:
         d, k = parts(q, feedback)
-        cd = confidence(d, top)  # over chunks: what fuse.blend sees at its call site
-        ck = confidence(k, top)
+        cd = confidence(d, top) ** power  # over chunks: what fuse.blend sees at its call site
+        ck = confidence(k, top) ** power
         w = alpha if cd + ck <= 0 else (1 - shrink) * alpha + shrink * cd / (cd + ck)
         return doc_max(q, w * d + (1 - w) * k)
 
@@ -188,6 +190,8 @@ def candidates() -> dict[str, Method]:
             c[f"blend a={a} {t}"] = m_blend(a, fb)
         for a, s in itertools.product((0.25, 0.35, 0.45), (0.25, 0.5, 0.75, 1.0)):
             c[f"adaptive a={a} s={s} {t}"] = m_adaptive(a, s, fb)
+        for a, sh, pw in itertools.product((0.35,), (0.25, 0.5, 0.75, 1.0), (2.0, 3.0)):
+            c[f"adaptive a={a} s={sh} p={pw} {t}"] = m_adaptive(a, sh, fb, power=pw)
         for a, tau in itertools.product((0.3, 0.35, 0.4), (0.1, 0.2, 0.3)):
             c[f"agree a={a} tau={tau} {t}"] = m_agree(a, tau, fb)
         for wd, k in itertools.product((0.3, 0.4, 0.5), (20.0, 60.0)):
@@ -216,11 +220,9 @@ def main() -> int:
     for n in data:
         cached = WORK / f"fusion_{n}.json"  # per-collection scores, reused while the grid holds
         methods = {**base, **cands}
-        if cached.exists() and set(json.loads(cached.read_text())) == set(methods):
-            res[n] = json.loads(cached.read_text())
-        else:
-            res[n] = {m: score(data[n], f) for m, f in methods.items()}
-            cached.write_text(json.dumps(res[n]))
+        res[n] = json.loads(cached.read_text()) if cached.exists() else {}
+        res[n] = {m: res[n].get(m) or score(data[n], f) for m, f in methods.items()}
+        cached.write_text(json.dumps(res[n]))
     mean = {n: {m: float(np.mean(list(v.values()))) for m, v in r.items()} for n, r in res.items()}
     report = {"collections": names, "mean": mean, "loo": {}}
     for held in names:
