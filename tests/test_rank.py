@@ -90,7 +90,7 @@ def test_min_score_per_source_and_bad_mode() -> None:
     assert len({h.source for h in hits}) == len(hits)
     with pytest.raises(UsageError, match="mode"):
         index.search("trade", mode="fuzzy")  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="per-source"):
+    with pytest.raises(UsageError, match="per.source"):
         index.search("trade", per_source=0)
 
 

@@ -27,7 +27,8 @@ from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search import DEFAULT_MODE, Mode, Options, retrieve
+from ..search.request import DEFAULT_MODE, Mode, SearchOptions
+from ..search.retrieve import retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
@@ -307,12 +308,20 @@ class SemanticIndex:
         """Best ``k`` chunks for each query; queries are embedded together."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
+        opts = SearchOptions(
+            k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
+            min_score=min_score,
+        )  # fmt: skip
+        return self.search_with(queries, opts)
+
+    def search_with(self, queries: Sequence[str], opts: SearchOptions) -> list[list[Hit]]:
+        """Best hits for each query by options built once (every front end's way in)."""
+        if isinstance(queries, str):
+            raise UsageError("search_with takes a list of queries")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
             check_text(q, "the query")
-        opts = Options(k, mode, where, per_source, diverse, min_score)
-        opts.check()
         v = self._view
         if not queries:
             return []

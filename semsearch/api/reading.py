@@ -17,8 +17,8 @@ from ..store.manifest import MANIFEST, Manifest
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_passage
 from .view import View
 
-#: Neighbouring chunks a caller may ask for on each side of one chunk.
-MAX_CONTEXT = 50
+#: Neighbouring chunks a caller may ask for on each side of one chunk (every front end's cap).
+MAX_CONTEXT = 20
 
 
 def document(store: ChunkStore, doc_id: str) -> DocumentView:

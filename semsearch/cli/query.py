@@ -10,32 +10,59 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..api.request import (
+    DEFAULT_MODE,
+    Mode,
+    SearchOptions,
+    option_bounds,
+    option_default,
+    option_help,
+)
 from ..errors import UsageError
-from .app import IndexOpt, JsonOpt, Mode, app
+from .app import IndexOpt, JsonOpt, app
 from .output import Bar, color_enabled, plural, print_hits
 
 if TYPE_CHECKING:
     from ..api import SemanticIndex
 
 
+def _said(name: str) -> str:
+    """An option's help, as the CLI's sentences start: capitalised."""
+    words = option_help(name)
+    return words[:1].upper() + words[1:]
+
+
 @app.command()
 def query(
     text: Annotated[str, typer.Argument(help="What to search for.")],
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results (1-10000).")] = 5,
+    k: Annotated[
+        int,
+        typer.Option(
+            "-k",
+            "--top-k",
+            min=option_bounds("k")[0],
+            max=option_bounds("k")[1],
+            help=f"{_said('k')} ({'-'.join(map(str, option_bounds('k')))}).",
+        ),
+    ] = option_default("k"),
     index: IndexOpt = None,
     as_json: JsonOpt = False,
     source: Annotated[
         str | None, typer.Option("--source", help="Only hits from sources matching this glob.")
     ] = None,
-    mode: Annotated[
-        Mode, typer.Option(help="dense (meaning), keyword (BM25) or hybrid (both, fused).")
-    ] = Mode.hybrid,
+    mode: Annotated[Mode, typer.Option(help=option_help("mode") + ".")] = DEFAULT_MODE,
     per_source: Annotated[
-        int | None, typer.Option("--per-source", min=1, help="At most N hits per source.")
+        int | None,
+        typer.Option(
+            "--per-source",
+            min=option_bounds("per_source")[0],
+            max=option_bounds("per_source")[1],
+            help=_said("per_source") + ".",
+        ),
     ] = None,
     diverse: Annotated[
-        bool, typer.Option("--diverse", help="Prefer hits unlike each other (MMR).")
-    ] = False,
+        bool, typer.Option("--diverse", help=_said("diverse") + ".")
+    ] = option_default("diverse"),
     where_: Annotated[
         list[str] | None,
         typer.Option(
@@ -89,14 +116,14 @@ def query(
 
     Exits with status 1 and "no results" when nothing passes, like grep.
     """
-    from ..search import MAX_K
-
     if not text.strip():
         raise UsageError("query is empty")
-    if not 0 < k <= MAX_K:
-        raise UsageError(f"-k must be an integer from 1 to {MAX_K}, got {k}")
-    if min_score is not None and not math.isfinite(min_score):
-        raise UsageError(f"--min-score must be a finite number, got {min_score}")
+    if min_score is not None and not math.isfinite(min_score):  # the one check the library's
+        raise UsageError(f"--min-score must be a finite number, got {min_score}")  # words miss
+    options = SearchOptions(
+        k=k, mode=mode, where=parse_where(where_ or [], source), per_source=per_source,
+        diverse=diverse, min_score=min_score,
+    )  # fmt: skip
     from .. import api
     from ..config import bundled_seeds
 
@@ -114,15 +141,7 @@ def query(
     searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:
         _refresh(searcher, refresh_budget)
-    hits = searcher.search(
-        text,
-        k=k,
-        mode=mode.value,
-        where=parse_where(where_ or [], source),
-        per_source=per_source,
-        diverse=diverse,
-        min_score=min_score,
-    )
+    hits = searcher.search_with([text], options)[0]
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
     elif hits:

@@ -6,6 +6,7 @@ Descriptions are written for the model that reads them: what the tool is for, wh
 which mode, and how to read around a hit.
 """
 
+import inspect
 import os
 from typing import Annotated, Any
 
@@ -70,6 +71,27 @@ def _arg(schema: dict[str, Any]) -> Any:
     return Annotated[Any, Field(json_schema_extra=dict(schema))]
 
 
+#: The search tool's arguments besides the query: every search option (from the one
+#: request declaration) and the ``source`` glob; the page's ``highlight`` is left out.
+SEARCH_ARGS = tuple(n for n in P.SEARCH_SCHEMA if n not in ("q", "queries", "highlight"))
+
+
+def _signature(schemas: dict[str, dict[str, Any]], required: str) -> inspect.Signature:
+    """A tool signature built from JSON Schemas, so the SDK lists exactly the declared
+    arguments, with the declared defaults, and an option added to the request appears here
+    with no edit."""
+    params = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if name == required else schema.get("default"),
+            annotation=_arg(schema),
+        )
+        for name, schema in schemas.items()
+    ]
+    return inspect.Signature(params, return_annotation=dict[str, Any])
+
+
 def create_mcp(service: SearchService) -> Any:
     """An ``MCPServer`` with the ``search``, ``read`` and ``index_status`` tools."""
     server_mod = require("mcp.server.mcpserver", "the MCP server (mcp)")
@@ -88,26 +110,18 @@ def create_mcp(service: SearchService) -> Any:
     def given(**values: Any) -> dict[str, Any]:
         return {k: v for k, v in values.items() if v is not None}
 
-    def search(
-        query: _arg(S["q"]),  # type: ignore[valid-type]
-        k: _arg(S["k"]) = 5,  # type: ignore[valid-type]
-        mode: _arg(S["mode"]) = "hybrid",  # type: ignore[valid-type]
-        source: _arg(S["source"]) = None,  # type: ignore[valid-type]
-        where: _arg(S["where"]) = None,  # type: ignore[valid-type]
-        per_source: _arg(S["per_source"]) = None,  # type: ignore[valid-type]
-        diverse: _arg(S["diverse"]) = False,  # type: ignore[valid-type]
-        min_score: _arg(S["min_score"]) = None,  # type: ignore[valid-type]
-    ) -> dict[str, Any]:
-        raw = given(
-            q=query, k=k, mode=mode, source=source, where=where, per_source=per_source,
-            diverse=diverse, min_score=min_score,
-        )  # fmt: skip
+    def search(query: Any, **options: Any) -> dict[str, Any]:
+        raw = given(q=query, **options)
         result = call(lambda: service.search(P.search_request(raw)))
         result["hits"] = [
             {f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "")} for h in result["hits"]
         ]
         result.pop("took_ms", None)
         return result
+
+    search.__signature__ = _signature(  # type: ignore[attr-defined]
+        {"query": S["q"], **{n: S[n] for n in SEARCH_ARGS}}, required="query"
+    )
 
     def read(
         doc_id: _arg(R["doc_id"]) = None,  # type: ignore[valid-type]

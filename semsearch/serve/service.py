@@ -155,6 +155,7 @@ class SearchService:
         ``deadline`` (a ``time.monotonic()`` value) instead of holding its worker; with
         ``highlight``, only the first ``P.HIGHLIGHT_HITS`` hits of each query get a span."""
         t0 = time.perf_counter()
+        opts = req.options
 
         def check() -> None:
             if deadline is not None and time.monotonic() > deadline:
@@ -167,15 +168,7 @@ class SearchService:
             for at in range(0, len(req.queries), QUERIES_PER_STEP):
                 check()
                 step = list(req.queries[at : at + QUERIES_PER_STEP])
-                batches = index.search_batch(
-                    step,
-                    req.k,
-                    mode=req.mode,
-                    where=req.where,
-                    per_source=req.per_source,
-                    diverse=req.diverse,
-                    min_score=req.min_score,
-                )
+                batches = index.search_with(step, opts)
                 for q, hits in zip(step, batches, strict=True):
                     spans: list[tuple[int, int]] = []
                     if req.highlight:
@@ -187,8 +180,8 @@ class SearchService:
                     results.append({"query": q, "hits": shown})
         took = round((time.perf_counter() - t0) * 1000, 3)
         if req.batch:
-            return {"mode": req.mode, "k": req.k, "results": results, "took_ms": took}
-        return {"mode": req.mode, "k": req.k, **results[0], "took_ms": took}
+            return {"mode": opts.mode, "k": opts.k, "results": results, "took_ms": took}
+        return {"mode": opts.mode, "k": opts.k, **results[0], "took_ms": took}
 
     def read(self, req: P.ReadRequest) -> dict[str, Any]:
         with self.reader() as index:
