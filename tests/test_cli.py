@@ -84,9 +84,9 @@ def test_default_index_is_built_from_seeds_on_first_query(capsys, tmp_path: Path
     [
         (["query", ""], 2, "query is empty"),
         (["query", "   "], 2, "query is empty"),
-        (["query", "x", "-k", "0"], 2, "from 1 to"),
-        (["query", "x", "-k", "-3"], 2, "from 1 to"),
-        (["query", "x", "-k", "99999999999999999999"], 2, "from 1 to"),
+        (["query", "x", "-k", "0"], 2, "between 1 and 10000"),
+        (["query", "x", "-k", "-3"], 2, "between 1 and 10000"),
+        (["query", "x", "-k", "99999999999999999999"], 2, "between 1 and 10000"),
         (["query", "x", "-k", "many"], 2, "Invalid value"),
         (["index", "/no/such/path"], 2, "no such file or directory"),
         (["query", "x", "--index", "/no/such/index"], 1, "no index at"),

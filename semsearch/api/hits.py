@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..store.chunkstore import ChunkRecord
 from ..util import file_digest
+
+if TYPE_CHECKING:  # the front ends import this module; the store (numpy, SQLite) stays out
+    from ..store.chunkstore import ChunkRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,48 @@ def file_state(source: str, indexed: tuple[int, int, int], sha256: str | None) -
     except OSError:
         return "deleted"
     return None if same else "changed"
+
+
+#: Readers whose line numbers count in extracted text, not in the file (HTML, office and
+#: e-book documents, PDF pages): such hits are located by page or section, never by line.
+_NO_FILE_LINES = frozenset({"html", "docx", "epub", "odt", "pdf"})
+
+
+def file_lines(hit: Hit) -> tuple[int, int] | None:
+    """The hit's first and last line in its source file, None when they are not the file's."""
+    if hit.kind in _NO_FILE_LINES or hit.page is not None or hit.kind == "record":
+        return None
+    return hit.line_start, hit.line_end
+
+
+def location(hit: Hit, path: str | None = None) -> str:
+    """Where a hit is, the one form every front end prints and agents cite: ``path:line``
+    or ``path:start-end`` for text, code and Markdown (real file lines), ``path p. N`` for
+    a PDF page, ``path:N`` for the row of a data file, and `` › Section`` after it when the
+    file has headings (alone for HTML and documents, whose extracted lines are not the
+    file's). ``path`` is the source as the front end shows paths (default: as stored)."""
+    where = hit.source if path is None else path
+    section = hit.section
+    lines = file_lines(hit)
+    if hit.kind == "record":
+        row = str(hit.doc_id).rsplit("#", 1)[-1]
+        where += f":{row}" if row.isdigit() else ""
+        section = ""
+    elif hit.page is not None:
+        where += f" p. {hit.page}"
+    elif lines is not None:
+        where += f":{lines[0]}" if lines[0] == lines[1] else f":{lines[0]}-{lines[1]}"
+    return f"{where} › {section}" if section else where
+
+
+def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:
+    """A hit as JSON (CLI ``--json``, HTTP, MCP): its fields and its ``location``, with
+    ``line_start``/``line_end`` null where they are not the file's lines."""
+    out = asdict(hit)
+    out["location"] = location(hit, path)
+    if file_lines(hit) is None:
+        out["line_start"] = out["line_end"] = None
+    return out
 
 
 def _finite(value: float | None) -> float | None:

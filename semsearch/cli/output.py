@@ -10,9 +10,14 @@ import textwrap
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from ..api.hits import location
+
+if TYPE_CHECKING:
+    from ..api.hits import Hit
 
 #: C0/C1 controls and DEL, except tab and newline handled by callers: in a file name or an
 #: indexed text they could move the cursor, recolour or retitle the terminal.
@@ -68,32 +73,10 @@ def display_path(source: str, samples: Path | None = None) -> str:
         return safe(source, name=True)
 
 
-#: Readers whose line numbers count in extracted text, not in the file: located by section.
-_NO_FILE_LINES = frozenset({"html", "docx", "epub", "odt"})
-
-
-def location(hit: Any, samples: Path | None = None) -> str:
-    """Where a hit is, in a form editors and terminals jump to: ``path:line`` for text,
-    code and Markdown, ``path p. N`` for a PDF page, ``path:N`` for the row of a data file,
-    and ``› Section`` after it when the file has headings (alone for HTML and documents,
-    whose extracted lines are not the file's)."""
-    where = display_path(hit.source, samples)
-    kind = getattr(hit, "kind", "text")
-    section = hit.section
-    if kind == "record":
-        row = str(hit.doc_id).rsplit("#", 1)[-1]
-        where += f":{row}" if row.isdigit() else ""
-        section = ""
-    elif hit.page is not None:
-        where += f" p. {hit.page}"
-    elif kind not in _NO_FILE_LINES:
-        lines = (
-            hit.line_start if hit.line_start == hit.line_end else f"{hit.line_start}-{hit.line_end}"
-        )
-        where += f":{lines}"
-    if section:
-        where += f" › {safe(section)}"
-    return where
+def shown_location(hit: Hit, samples: Path | None = None) -> str:
+    """The hit's location (:func:`semsearch.api.hits.location`) with the path as people
+    read it here (relative, ``~``, ``samples/``) and control characters escaped."""
+    return safe(location(hit, display_path(hit.source, samples)))
 
 
 def print_hits(
@@ -102,7 +85,9 @@ def print_hits(
     """Rank, score, location, then the chunk, its best-matching sentence in bold yellow."""
     for rank, h in enumerate(hits, 1):
         note = {"changed": "  [file changed since indexed]", "deleted": "  [file deleted]"}
-        typer.echo(f"{rank}. {h.score:.3f}  {location(h, samples)}{note.get(h.stale or '', '')}")
+        typer.echo(
+            f"{rank}. {h.score:.3f}  {shown_location(h, samples)}{note.get(h.stale or '', '')}"
+        )
         a, b = best[rank - 1] if best else (0, 0)
         parts = (safe(" ".join(p.split())) for p in (h.text[:a], h.text[a:b], h.text[b:]))
         before, match, after = parts

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..api.hits import hit_record
 from ..api.request import (
     DEFAULT_MODE,
     Mode,
@@ -40,8 +40,6 @@ def query(
         typer.Option(
             "-k",
             "--top-k",
-            min=option_bounds("k")[0],
-            max=option_bounds("k")[1],
             help=f"{_said('k')} ({'-'.join(map(str, option_bounds('k')))}).",
         ),
     ] = option_default("k"),
@@ -55,8 +53,6 @@ def query(
         int | None,
         typer.Option(
             "--per-source",
-            min=option_bounds("per_source")[0],
-            max=option_bounds("per_source")[1],
             help=_said("per_source") + ".",
         ),
     ] = None,
@@ -143,7 +139,7 @@ def query(
         _refresh(searcher, refresh_budget)
     hits = searcher.search_with([text], options)[0]
     if as_json:
-        typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([hit_record(h) for h in hits], ensure_ascii=False, indent=2))
     elif hits:
         # The highlight costs an embedding of every sentence shown (~0.2 s for k=5), so
         # it is computed only where it can be seen: on a terminal.

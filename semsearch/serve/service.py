@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import SemanticIndex
+from ..api.hits import hit_record
 from ..errors import IndexFormatError, SemsearchError, UsageError
 from ..store.layout import IndexDir
 from . import params as P
@@ -244,10 +245,7 @@ class SearchService:
 
 
 def _hit(hit: Any, span: tuple[int, int] | None) -> dict[str, Any]:
-    out = asdict(hit)
-    out["location"] = f"{hit.source}:{hit.line_start}" + (
-        f"-{hit.line_end}" if hit.line_end != hit.line_start else ""
-    )
+    out = hit_record(hit)
     if span is not None:
         out["highlight"] = [int(span[0]), int(span[1])]
     return out
