@@ -129,6 +129,10 @@ def sandbox(tmp_path: Path) -> Sandbox:
         home / "notes" / "exports.md", "# Exports\n\nExports fell because demand abroad dropped.\n"
     )
     _write(home / "notes" / "old.md", "# Old\n\nAn old note about the garden shed.\n")
+    _write(
+        home / "notes" / "soup.md",
+        "---\ntags: [soup, winter]\nlang: en\n---\n# Soup\n\nA hot soup for winter evenings.\n",
+    )
     _write(home / "papers" / "2024" / "budget.md", "# Budget\n\nThe 2024 budget cut spending.\n")
     _write(home / "papers" / "trade.md", "# Trade\n\nTrade with oil and a minister's visit.\n")
     _write(home / "repo" / "app.py", 'def budget():\n    """Sum the budget lines."""\n')

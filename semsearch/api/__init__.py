@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .dryrun import DryRun, dry_run
     from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage
     from .index import SemanticIndex
     from .operations import (
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
+    **dict.fromkeys(("DryRun", "dry_run"), ".dryrun"),
     **dict.fromkeys(("ChunkContext", "DocumentView", "Hit", "IndexInfo", "Passage"), ".hits"),
     "SemanticIndex": ".index",
     **dict.fromkeys(
@@ -40,12 +42,14 @@ _WHERE = {
 __all__ = [
     "ChunkContext",
     "DocumentView",
+    "DryRun",
     "Hit",
     "IndexInfo",
     "Passage",
     "SemanticIndex",
     "SourceStatus",
     "default_index_dir",
+    "dry_run",
     "ensure_sample_index",
     "index_info",
     "index_paths",

@@ -69,16 +69,21 @@ def index_paths(
     excludes: Sequence[str] = (),
     max_file_size: int | None = DEFAULT_MAX_FILE_SIZE,
     text_field: str | None = None,
+    follow_symlinks: bool = False,
 ) -> _build.BuildStats:
     """Build or update the on-disk index at ``index`` from files, streaming in batches.
 
     Settings left as None keep the existing index's own; naming a different one is an error
     unless ``rebuild``, which re-embeds every document already indexed under the new
-    settings. ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster.
+    settings. File links are followed only into ``paths`` unless ``follow_symlinks``.
+    ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster.
     """
     cfg = _config.load()
     globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
-    found = discover_files(paths, globs, excludes=excludes, max_file_size=max_file_size)
+    found = discover_files(
+        paths, globs, excludes=excludes, max_file_size=max_file_size,
+        follow_symlinks=follow_symlinks,
+    )  # fmt: skip
     files = expand_items(found.files, text_field)
     roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
@@ -102,8 +107,9 @@ def index_paths(
         max_tokens=embedder.max_tokens,
     )
     changes = _build.Changes(
-        items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes)
-    )
+        items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes),
+        follow_symlinks=follow_symlinks,
+    )  # fmt: skip
     worker = _make_engine(engine, embedder, cfg, ray_address, ray_workers)
     try:
         stats = _build.build(index_dir, changes, worker, settings, progress=progress)
@@ -179,15 +185,17 @@ def refresh_index(
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     if rebuild:
         return _rebuild_remembered(index_dir, cfg, progress)
-    result = _delta.refresh(index_dir, _engine_factory(cfg), progress=progress)
+    result = _delta.refresh(index_dir, _engine_factory(cfg, index_dir.path), progress=progress)
     _delta.warn_missing(result.missing)
     return result.stats
 
 
-def _engine_factory(cfg: _config.Config) -> _refresh_engine:
-    """Makes the local engine for an index's own model, when a refresh needs one."""
+def _engine_factory(cfg: _config.Config, where: Path) -> _refresh_engine:
+    """Makes the local engine for an index's own model, when a refresh needs one (a model
+    semsearch knows: an index's word alone never loads a directory or a hub name)."""
 
     def make(manifest: Manifest) -> _build.Engine:
+        check_recorded_model(manifest.model, where)
         embedder = load_embedder(
             manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
         )
@@ -214,8 +222,9 @@ def _rebuild_remembered(
     changes = _build.Changes(
         items=delta.items, roots=[Path(r) for r in delta.roots], rebuild=True,
         globs=manifest.globs, excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
     )  # fmt: skip
-    worker = _engine_factory(cfg)(manifest)
+    worker = _engine_factory(cfg, index_dir.path)(manifest)
     return _build.build(index_dir, changes, worker, _delta.settings_of(manifest), progress=progress)
 
 

@@ -27,7 +27,7 @@ from .._version import __version__
 from ..errors import IndexFormatError, IndexWriteError, UsageError
 from ..index import VectorIndex, build_vector_index, resolve_backend, resolve_index_type
 from ..ingest.document import Document
-from ..store.chunkstore import ChunkStore, StoredDocument
+from ..store.chunkstore import ChunkStore, SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import (
     CHUNKS,
@@ -121,6 +121,7 @@ class _Old:
         self.manifest: Manifest | None = None
         self.store: ChunkStore | None = None
         self.docs: dict[str, StoredDocument] = {}
+        self.skipped: dict[str, SkippedFile] = {}
         self.vectors_ok = True
 
     @classmethod
@@ -164,6 +165,7 @@ class _Old:
         old.gen, old.manifest = gen, m
         old.store = ChunkStore.open_readonly(gen / CHUNKS)
         old.docs = {d.doc_id: d for d in old.store.documents()}
+        old.skipped = old.store.skipped_files()
         if len(old.docs) != m.documents or old.store.count_chunks() != m.chunks:
             old.close()
             raise IndexFormatError(
@@ -227,7 +229,7 @@ class _Generation:
         self.built: VectorIndex | None = None
 
     def run(self, progress: Progress | None) -> BuildStats:
-        plan = make_plan(self.changes, self.old.docs)
+        plan = make_plan(self.changes, self.old.docs, self.old.skipped)
         if self.changes.rebuild:
             self._rebuild_kept(plan)
         stale_terms = self.old.store is not None and not self.old.store.keyword_index().current
@@ -240,11 +242,10 @@ class _Generation:
         self.row = 0
         self._copy_kept(plan)
         total, done, current = len(plan.process), 0, None
+        unreadable: list[str] = []
         for piece in self.engine.process(plan.process, self.settings.chunking):
             if piece is None:
-                plan.skipped += 1
-                if self._keep_old(plan.process[done]):
-                    plan.updated, plan.unchanged = plan.updated - 1, plan.unchanged + 1
+                self._skipped(plan, plan.process[done], unreadable)
                 done += 1
             else:
                 self._write(piece, first=piece.doc.doc_id != current)
@@ -253,6 +254,7 @@ class _Generation:
             if progress and (piece is None or not piece.more):
                 progress(done, total)
         plan.skipped_sources.extend(self.engine.counts.skipped)
+        self._remember_skipped(plan, unreadable)
         self.store.commit()
         documents, chunks = self.store.count_documents(), self.store.count_chunks()
         if chunks == 0 and self.old.manifest is None:
@@ -318,6 +320,27 @@ class _Generation:
                 texts = self.store.chunk_texts(start, start + EMBED_BLOCK)
                 self.writer.append(self.engine.encode(texts))
         self.row = len(kept_rows)
+
+    def _skipped(self, plan: Plan, item: Item, unreadable: list[str]) -> None:
+        """Count an item the engine could not read: its old version kept if it had one,
+        else it is neither added nor updated, and a file is remembered as skipped."""
+        plan.skipped += 1
+        doc_id = item.doc_id if isinstance(item, Document) else str(item)
+        if self._keep_old(item):
+            plan.updated, plan.unchanged = plan.updated - 1, plan.unchanged + 1
+        elif doc_id in self.old.docs:
+            plan.updated, plan.removed = plan.updated - 1, plan.removed + 1
+        else:
+            plan.added -= 1
+            if not isinstance(item, Document) and doc_id in plan.stats:
+                unreadable.append(doc_id)
+
+    def _remember_skipped(self, plan: Plan, unreadable: list[str]) -> None:
+        reasons = self.engine.counts.reasons
+        self.store.add_skipped(plan.still_skipped.values())
+        self.store.add_skipped(
+            SkippedFile(p, *plan.stats[p], reasons.get(p, "could not be read")) for p in unreadable
+        )
 
     def _keep_old(self, item: Item) -> bool:
         """A changed file that cannot be read now (vanished, truncated, corrupt) keeps the
@@ -385,10 +408,10 @@ class _Generation:
     def _manifest(self, documents: int, chunks: int) -> Manifest:
         if self.built is None:
             raise IndexFormatError("internal error: no vector index built")
-        roots, globs, excludes = _remembered(self.old.manifest, self.changes)
+        roots, globs, excludes, follow = _remembered(self.old.manifest, self.changes)
         return new_manifest(
             self.settings, documents, chunks, self.next_chunk_id, self.built,
-            roots=roots, globs=globs, excludes=excludes,
+            roots=roots, globs=globs, excludes=excludes, follow_symlinks=follow,
         )  # fmt: skip
 
     def _stats(
@@ -415,13 +438,15 @@ class _Generation:
 
 def _remembered(
     old: Manifest | None, changes: Changes
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Roots the index was built from (old ones kept), and the latest globs and excludes."""
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]:
+    """Roots the index was built from (old ones kept), and the latest discovery options."""
     roots = dict.fromkeys(old.roots if old else ())
     roots.update(dict.fromkeys(str(r) for r in changes.roots))
     if changes.roots:
-        return tuple(roots), tuple(changes.globs), tuple(changes.excludes)
-    return tuple(roots), old.globs if old else (), old.excludes if old else ()
+        return tuple(roots), tuple(changes.globs), tuple(changes.excludes), changes.follow_symlinks
+    if old is None:
+        return tuple(roots), (), (), False
+    return tuple(roots), old.globs, old.excludes, old.follow_symlinks
 
 
 def new_manifest(

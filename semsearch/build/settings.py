@@ -128,7 +128,8 @@ class Changes:
     ``items`` are added or refreshed (a path or a Document; unchanged content is kept as is).
     Documents under ``roots`` that are not among ``items`` are removed, as are ``remove``.
     ``rebuild`` re-chunks and re-embeds every document kept, under the build's settings.
-    ``globs`` and ``excludes`` are remembered with ``roots`` so the index can be refreshed.
+    ``globs``, ``excludes`` and ``follow_symlinks`` are remembered with ``roots`` so the
+    index can be refreshed.
     """
 
     items: Sequence[Item] = ()
@@ -137,6 +138,7 @@ class Changes:
     rebuild: bool = False
     globs: Sequence[str] = ()
     excludes: Sequence[str] = ()
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import textwrap
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,23 +111,44 @@ def color_enabled() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
+#: Seconds between progress lines when stderr is not a terminal (a log, CI, a pipe).
+PROGRESS_EVERY = 5.0
+
+
 class Bar:
-    """A progress bar on stderr that appears once the total is known."""
+    """A progress bar on stderr that appears once the total is known; when stderr is not a
+    terminal, a plain line every few seconds instead (as pip does), so logs show progress."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: Any = None
         self.done = 0
+        self.tty = sys.stderr.isatty()
+        self.started = self.last = time.monotonic()
 
     def __enter__(self) -> Bar:
         return self
 
     def update(self, done: int, total: int) -> None:
+        if not self.tty:
+            self._line(done, total)
+            return
         if self.bar is None:
             self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(done - self.done)
         self.done = done
+
+    def _line(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY or done >= total:
+            return
+        self.last = now
+        pct = 100 * done // total if total else 100
+        typer.echo(
+            f"{self.label}: {done:,}/{total:,} files ({pct}%), {now - self.started:.0f}s",
+            err=True,
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

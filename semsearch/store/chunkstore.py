@@ -52,6 +52,13 @@ CREATE TABLE chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
+CREATE TABLE skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
 """
     + fts.SCHEMA
 )
@@ -103,6 +110,17 @@ class ChunkRecord(NamedTuple):
     kind: str = "text"
     #: SHA-256 of the document as indexed (of the file's bytes, for a whole file).
     sha256: str | None = None
+
+
+class SkippedFile(NamedTuple):
+    """A file a build could not read (binary, corrupt, unreadable), with the stat it had:
+    while the stat is the same it is known to be skipped without being read again."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    reason: str
 
 
 class StoredDocument(NamedTuple):
@@ -250,6 +268,19 @@ class ChunkStore:
         finally:
             c.execute("DETACH DATABASE old")
         return rows
+
+    def add_skipped(self, files: Iterable[SkippedFile]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?, ?)", files)
+
+    def skipped_files(self) -> dict[str, SkippedFile]:
+        """The files skipped when this generation was built (none for an older store)."""
+        if "skipped" not in self._columns:
+            return {}
+        try:
+            rows = self.conn.execute("SELECT path, size, mtime_ns, inode, reason FROM skipped")
+            return {r[0]: SkippedFile(*r) for r in rows}
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self, exc) from None
 
     def commit(self) -> None:
         """Finish the keyword index (document-level rows) and commit: call once, last."""
@@ -399,8 +430,10 @@ class ChunkStore:
 
 def _present_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
     out = {}
-    for table in ("documents", "chunks"):
-        out[table] = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    for table in ("documents", "chunks", "skipped"):
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if columns:
+            out[table] = columns
     return out
 
 

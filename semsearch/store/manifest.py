@@ -58,6 +58,8 @@ class Manifest:
     roots: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
+    #: Follow file links wherever they point (by default only into the roots).
+    follow_symlinks: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -123,6 +125,10 @@ def _check_field(name: str, value: Any, path: Path) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
         return tuple(value)
+    if name == "follow_symlinks":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
     if name in ("created", "recall_at_10"):
         if value is None and name == "recall_at_10":
             return None
