@@ -42,12 +42,14 @@ def test_trade_decline_finds_the_mutual_trade_chunk(seeds_index: Path, capsys) -
     assert source_text[top["start"] : top["end"]] == top["text"]
 
 
-def test_human_output_shows_rank_score_source_and_text(seeds_index: Path, capsys) -> None:
+def test_human_output_shows_location_score_and_best_sentence(seeds_index: Path, capsys) -> None:
     code, out, _ = run(capsys, "query", "trade decline", "-k", "2", "--index", str(seeds_index))
     assert code == 0
-    first = out.splitlines()[0]
-    assert first.startswith("1. 0.") and "000_70defebb133c6857.txt:" in first
-    assert "2. " in out and "mutual trade" in out
+    lines = out.splitlines()
+    assert len(lines) == 4  # two hits, two lines each
+    assert "000_70defebb133c6857.txt:" in lines[0] and " 0." in lines[0]
+    text = " ".join((SEEDS / "000_70defebb133c6857.txt").read_text().split())
+    assert lines[1].startswith("  ") and lines[1].strip() in text  # the file's own words
 
 
 def test_info_describes_the_index(seeds_index: Path, capsys) -> None:

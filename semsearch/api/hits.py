@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -206,6 +207,48 @@ def location(hit: Hit, path: str | None = None) -> str:
     elif lines is not None:
         where += f":{lines[0]}" if lines[0] == lines[1] else f":{lines[0]}-{lines[1]}"
     return f"{where} › {section}" if section else where
+
+
+class Located(NamedTuple):
+    """A location read back (:func:`parse_location`): the path and what narrows it."""
+
+    path: str
+    lines: tuple[int, int] | None = None
+    page: int | None = None
+    section: str = ""
+
+
+_PAGE = re.compile(r"^(?P<path>.+) p\. (?P<page>\d+)$")
+_LINES = re.compile(r"^(?P<path>.+):(?P<a>\d+)(?:-(?P<b>\d+))?$")
+
+
+def parse_location(text: str) -> Located:
+    """The parts of a location :func:`location` printed: ``path:12``, ``path:12-20``,
+    ``path p. 3``, ``path › Section`` (after any of those), or a bare path."""
+    where, _, section = text.partition(" › ")
+    if m := _PAGE.match(where):
+        return Located(m["path"], page=int(m["page"]), section=section)
+    if (m := _LINES.match(where)) and not os.path.exists(where):
+        a = int(m["a"])
+        return Located(m["path"], (a, int(m["b"] or a)), section=section)
+    return Located(where, section=section)
+
+
+def located(passages: Sequence[Passage], loc: Located) -> list[int]:
+    """Positions of the passages a location names: overlapping its lines, on its page,
+    under its section (or a section below it)."""
+    out = []
+    for n, p in enumerate(passages):
+        if loc.lines is not None and not (
+            p.line_start <= loc.lines[1] and loc.lines[0] <= p.line_end
+        ):
+            continue
+        if loc.page is not None and p.page != loc.page:
+            continue
+        if loc.section and not (p.section + " › ").startswith(loc.section + " › "):
+            continue
+        out.append(n)
+    return out
 
 
 def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, to_hit
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, Passage, to_hit
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -385,6 +385,11 @@ class SemanticIndex:
     def chunk(self, chunk_id: int, context: int = 1) -> ChunkContext:
         """A chunk by id with up to ``context`` chunks of its document on each side."""
         return reading.chunk(self._require_view().store, chunk_id, context)
+
+    def passages(self, doc_id: str) -> tuple[Passage, ...]:
+        """A document's chunks in order, with their lines, pages and sections: what a
+        location (``path:12``, ``path p. 3``, ``path › Section``) is looked up in."""
+        return reading.passages(self._require_view().store, doc_id)
 
     def _require_view(self) -> View:
         if self._view is None:

@@ -9,16 +9,10 @@ import sys
 import textwrap
 import time
 import unicodedata
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-
-from ..api.hits import location
-
-if TYPE_CHECKING:
-    from ..api.hits import Hit
 
 #: C0/C1 controls and DEL, except tab and newline handled by callers: in a file name or an
 #: indexed text they could move the cursor, recolour or retitle the terminal.
@@ -72,30 +66,6 @@ def display_path(source: str, samples: Path | None = None) -> str:
         return "~/" + safe(str(path.relative_to(home)), name=True)
     except ValueError:
         return safe(source, name=True)
-
-
-def shown_location(hit: Hit, samples: Path | None = None) -> str:
-    """The hit's location (:func:`semsearch.api.hits.location`) with the path as people
-    read it here (relative, ``~``, ``samples/``) and control characters escaped."""
-    return safe(location(hit, display_path(hit.source, samples)))
-
-
-def print_hits(
-    hits: Sequence[Any], best: list[tuple[int, int]] | None, samples: Path | None
-) -> None:
-    """Rank, score, location, then the chunk, its best-matching sentence in bold yellow."""
-    for rank, h in enumerate(hits, 1):
-        note = {"changed": "  [file changed since indexed]", "deleted": "  [file deleted]"}
-        typer.echo(
-            f"{rank}. {h.score:.3f}  {shown_location(h, samples)}{note.get(h.stale or '', '')}"
-        )
-        a, b = best[rank - 1] if best else (0, 0)
-        parts = (safe(" ".join(p.split())) for p in (h.text[:a], h.text[a:b], h.text[b:]))
-        before, match, after = parts
-        body = " ".join(p for p in (before, "\x00" + match + "\x01" if match else "", after) if p)
-        wrapped = textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   ")
-        typer.echo(wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m"))
-        typer.echo("")
 
 
 def human_size(n: int) -> str:

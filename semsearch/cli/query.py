@@ -20,7 +20,8 @@ from ..api.request import (
 )
 from ..errors import UsageError
 from .app import IndexOpt, JsonOpt, app
-from .output import Bar, color_enabled, plural, print_hits
+from .hitprint import Style, print_files, print_hits
+from .output import Bar, color_enabled, plural
 
 if TYPE_CHECKING:
     from ..api import SemanticIndex
@@ -95,6 +96,27 @@ def query(
             "semsearch does not know; never loaded on the index's word alone.",
         ),
     ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Print each hit's whole chunk, not its best sentence.")
+    ] = False,
+    files_only: Annotated[
+        bool,
+        typer.Option(
+            "-l", "--files-with-matches", help="Print only the files with hits, best first."
+        ),
+    ] = False,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "-C", "--context", min=0, help="Show N lines of the file around the best sentence."
+        ),
+    ] = None,
+    after: Annotated[
+        int | None, typer.Option("-A", "--after-context", min=0, help="N lines after.")
+    ] = None,
+    before: Annotated[
+        int | None, typer.Option("-B", "--before-context", min=0, help="N lines before.")
+    ] = None,
     refresh: Annotated[
         bool,
         typer.Option("--refresh", help="Apply changes in the indexed folders first."),
@@ -140,14 +162,28 @@ def query(
     hits = searcher.search_with([text], options)[0]
     if as_json:
         typer.echo(json.dumps([hit_record(h) for h in hits], ensure_ascii=False, indent=2))
+    elif files_only:
+        print_files(hits, samples)
     elif hits:
-        # The highlight costs an embedding of every sentence shown (~0.2 s for k=5), so
-        # it is computed only where it can be seen: on a terminal.
-        best = searcher.best_sentences(text, hits) if color_enabled() else None
-        print_hits(hits, best, samples)
+        style = Style(
+            full=full,
+            before=min(_lines(before, context), MAX_CONTEXT_LINES),
+            after=min(_lines(after, context), MAX_CONTEXT_LINES),
+            color=color_enabled(),
+        )
+        print_hits(hits, searcher.best_sentences(text, hits), samples, style)
     if not hits:
         typer.echo("no results", err=True)
         raise typer.Exit(1)
+
+
+#: Most file lines ``-A``/``-B``/``-C`` print on each side of a match.
+MAX_CONTEXT_LINES = 1000
+
+
+def _lines(one_side: int | None, both: int | None) -> int:
+    """``-A``/``-B`` win over ``-C``, as in grep."""
+    return one_side if one_side is not None else both or 0
 
 
 def _refresh(searcher: SemanticIndex, budget: float) -> None:
