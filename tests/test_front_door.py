@@ -206,3 +206,31 @@ def test_same_query_same_hits_and_locations_through_api_cli_http_and_mcp(
     assert code["location"] == f"{docs / 'timing.py'}:{code['line_start']}-{code['line_end']}"
     lines = CODE.splitlines()[code["line_start"] - 1 : code["line_end"]]
     assert code["text"].strip().splitlines()[0].strip() in {x.strip() for x in lines}
+
+
+# --- copies of one passage in several files fold into one hit ------------------------------
+
+COPIES = {
+    "html/clock.html": "The anchor escapement releases one gear tooth per pendulum swing.",
+    "_sources/clock.rst.txt": "The ``anchor`` escapement releases *one* gear tooth per pendulum "
+    "swing.",
+    "birds.txt": "Pelicans nest by the harbour and eat fish.",
+    "gears.txt": "A gear tooth wears down after many years of pendulum swings.",
+}
+
+
+def test_copies_in_other_files_fold_into_one_hit_that_names_them() -> None:
+    from semsearch.api.hits import hit_record
+
+    index = SemanticIndex.from_texts(
+        list(COPIES.values()), ids=list(COPIES), embedder=FakeEmbedder()
+    )
+    hits = index.search("anchor escapement gear tooth", k=3, mode="dense")
+    sources = [h.source for h in hits]
+    assert len(hits) == 3  # k is still filled after folding
+    (folded,) = [h for h in hits if h.also_in]
+    pair = {"html/clock.html", "_sources/clock.rst.txt"}
+    assert {folded.source, *folded.also_in} == pair and len(pair & set(sources)) == 1
+    assert list(hit_record(folded)["also_in"]) == [next(iter(pair - {folded.source}))]
+    every = index.search("anchor escapement gear tooth", k=3, mode="dense", collapse=False)
+    assert pair <= {h.source for h in every} and not any(h.also_in for h in every)

@@ -6,7 +6,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -53,6 +53,8 @@ class Hit:
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
+    #: Other files holding the same passage, folded into this hit (the ``collapse`` option).
+    also_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,23 @@ def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:
     if file_lines(hit) is None:
         out["line_start"] = out["line_end"] = None
     return out
+
+
+def fold_copies(hits: Sequence[Hit], vectors: Any) -> list[Hit]:
+    """Hits with each copy of a passage in another file folded into its best hit, which
+    names the other files in ``also_in`` (see :func:`semsearch.search.collapse.copies`)."""
+    from ..search.collapse import copies
+
+    of = copies([h.text for h in hits], [h.source for h in hits], vectors)
+    also: dict[int, list[str]] = {}
+    for n, m in enumerate(of):
+        if m >= 0:
+            also.setdefault(m, []).append(hits[n].source)
+    return [
+        replace(h, also_in=tuple(dict.fromkeys(also[n]))) if n in also else h
+        for n, h in enumerate(hits)
+        if of[n] < 0
+    ]
 
 
 def _finite(value: float | None) -> float | None:

@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +28,23 @@ from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search.request import DEFAULT_MODE, Mode, SearchOptions
+from ..search.request import DEFAULT_MODE, MAX_K, Mode, SearchOptions
 from ..search.retrieve import retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, Passage, to_hit
+from .hits import (
+    ChunkContext,
+    DocumentView,
+    Hit,
+    IndexInfo,
+    Parts,
+    Passage,
+    fold_copies,
+    to_hit,
+)
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -279,6 +289,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        collapse: bool = True,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
 
@@ -287,11 +298,12 @@ class SemanticIndex:
         hits come back whenever ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the
         path) and metadata equality (``None`` matches null). ``per_source`` caps hits per
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
-        below it.
+        below it. ``collapse`` folds copies of one passage in other files into the first
+        hit, whose ``also_in`` names them.
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score,
+            min_score=min_score, collapse=collapse,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -304,13 +316,14 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        collapse: bool = True,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
         opts = SearchOptions(
             k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score,
+            min_score=min_score, collapse=collapse,
         )  # fmt: skip
         return self.search_with(queries, opts)
 
@@ -328,10 +341,13 @@ class SemanticIndex:
         if v is None or v.manifest.chunks == 0:
             return [[] for _ in queries]
         self._warn_if_truncated(queries)
+        # Folding copies leaves fewer hits: rank twice as many to fill k (diverse needs not,
+        # its MMR already keeps near-duplicates apart).
+        deep = opts.k * 2 if opts.collapse and not opts.diverse else opts.k
         try:
             ranked = retrieve(
-                queries, opts, embedder=self.embedder, index=v.index, store=v.store,
-                vectors=v.vectors,
+                queries, replace(opts, k=min(deep, MAX_K)), embedder=self.embedder,
+                index=v.index, store=v.store, vectors=v.vectors,
             )  # fmt: skip
         except sqlite3.DatabaseError as exc:  # a damaged page of a large, unchecked database
             raise IndexFormatError(
@@ -350,12 +366,13 @@ class SemanticIndex:
             none = [None] * len(r.rows)
             measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
             parts = [none if a is None else a.tolist() for a in measured]
-            out.append(
-                [
-                    to_hit(records[int(i)], float(s), Parts(*p))
-                    for i, s, *p in zip(r.rows.tolist(), r.scores.tolist(), *parts, strict=True)
-                ]
-            )
+            hits = [
+                to_hit(records[int(i)], float(s), Parts(*p))
+                for i, s, *p in zip(r.rows.tolist(), r.scores.tolist(), *parts, strict=True)
+            ]
+            if opts.collapse:
+                hits = fold_copies(hits, np.asarray(v.vectors[r.rows]))
+            out.append(hits[: opts.k])
         return out
 
     def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:

@@ -66,6 +66,9 @@ def print_hits(
             typer.echo(_file_context(h, a, style) or _sentence(h.text[a:b]))
         else:
             typer.echo("  " + _sentence(h.text[a:b]))
+        if h.also_in:
+            also = ", ".join(display_path(s, samples) for s in h.also_in)
+            typer.echo(f"  also in: {also}")
         if style.full or style.before or style.after:
             typer.echo("--" if not style.full else "")
 

@@ -96,6 +96,10 @@ def query(
             "semsearch does not know; never loaded on the index's word alone.",
         ),
     ] = None,
+    keep_copies: Annotated[
+        bool,
+        typer.Option("--no-collapse", help=f"Do not {option_help('collapse').split(' (')[0]}."),
+    ] = False,
     full: Annotated[
         bool, typer.Option("--full", help="Print each hit's whole chunk, not its best sentence.")
     ] = False,
@@ -140,7 +144,7 @@ def query(
         raise UsageError(f"--min-score must be a finite number, got {min_score}")  # words miss
     options = SearchOptions(
         k=k, mode=mode, where=parse_where(where_ or [], source), per_source=per_source,
-        diverse=diverse, min_score=min_score,
+        diverse=diverse, min_score=min_score, collapse=not keep_copies,
     )  # fmt: skip
     from .. import api
     from ..config import bundled_seeds

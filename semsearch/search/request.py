@@ -67,6 +67,13 @@ class SearchOptions:
     min_score: float | None = field(
         default=None, metadata=_opt("drop hits whose score is below this", "number")
     )
+    collapse: bool = field(
+        default=True,
+        metadata=_opt(
+            "fold copies of one passage in several files into one hit (also_in names the others)",
+            "boolean",
+        ),
+    )
 
     def __post_init__(self) -> None:
         """Raise one ``UsageError`` for the first field that breaks its declaration: an

@@ -58,7 +58,7 @@ index type and its path. Use it to check that the index covers what you are look
 #: Hit fields an agent gets (the HTTP API returns them all); empty ones are left out.
 HIT_FIELDS = (
     "score", "location", "source", "text", "chunk_id", "doc_id", "line_start", "line_end",
-    "page", "section", "title", "metadata", "stale",
+    "page", "section", "title", "metadata", "stale", "also_in",
 )  # fmt: skip
 
 
@@ -114,7 +114,7 @@ def create_mcp(service: SearchService) -> Any:
         raw = given(q=query, **options)
         result = call(lambda: service.search(P.search_request(raw)))
         result["hits"] = [
-            {f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "")} for h in result["hits"]
+            {f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "", [])} for h in result["hits"]
         ]
         result.pop("took_ms", None)
         return result

@@ -54,6 +54,11 @@ _HIT_FIELDS: dict[str, dict[str, Any]] = {
         "type": ["string", "null"],
         "description": "changed or deleted when the file differs from what was indexed",
     },
+    "also_in": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "other files holding the same passage, folded into this hit",
+    },
     "highlight": {
         "type": "array",
         "items": {"type": "integer"},
