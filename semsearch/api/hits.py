@@ -55,6 +55,8 @@ class Hit:
     kind: str = "text"
     #: Other files holding the same passage, folded into this hit (the ``collapse`` option).
     also_in: tuple[str, ...] = ()
+    #: Grouped by file: the document's next best chunks, best first (with their lines).
+    more: tuple[Passage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ class Parts(NamedTuple):
     keyword: float | None
 
 
-def to_hit(r: ChunkRecord, score: float, parts: Parts) -> Hit:
+def to_hit(r: ChunkRecord, score: float, parts: Parts, more: Sequence[ChunkRecord] = ()) -> Hit:
     return Hit(
         score=score,
         text=r.text,
@@ -145,6 +147,7 @@ def to_hit(r: ChunkRecord, score: float, parts: Parts) -> Hit:
         bm25=_finite(parts.bm25),
         stale=staleness(r),
         kind=r.kind,
+        more=tuple(to_passage(m) for m in more),
     )
 
 
@@ -184,14 +187,15 @@ def file_state(source: str, indexed: tuple[int, int, int], sha256: str | None) -
 _NO_FILE_LINES = frozenset({"html", "docx", "epub", "odt", "pdf"})
 
 
-def file_lines(hit: Hit) -> tuple[int, int] | None:
+def file_lines(hit: Hit | Passage) -> tuple[int, int] | None:
     """The hit's first and last line in its source file, None when they are not the file's."""
-    if hit.kind in _NO_FILE_LINES or hit.page is not None or hit.kind == "record":
+    kind = getattr(hit, "kind", "text")  # a Passage (a grouped hit's further chunk) has none
+    if kind in _NO_FILE_LINES or hit.page is not None or kind == "record":
         return None
     return hit.line_start, hit.line_end
 
 
-def location(hit: Hit, path: str | None = None) -> str:
+def location(hit: Hit | Passage, path: str | None = None) -> str:
     """Where a hit is, the one form every front end prints and agents cite: ``path:line``
     or ``path:start-end`` for text, code and Markdown (real file lines), ``path p. N`` for
     a PDF page, ``path:N`` for the row of a data file, and `` › Section`` after it when the
@@ -200,7 +204,7 @@ def location(hit: Hit, path: str | None = None) -> str:
     where = hit.source if path is None else path
     section = hit.section
     lines = file_lines(hit)
-    if hit.kind == "record":
+    if getattr(hit, "kind", "text") == "record":
         row = str(hit.doc_id).rsplit("#", 1)[-1]
         where += f":{row}" if row.isdigit() else ""
         section = ""
@@ -258,6 +262,8 @@ def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:
     ``line_start``/``line_end`` null where they are not the file's lines."""
     out = asdict(hit)
     out["location"] = location(hit, path)
+    for more, passage in zip(out["more"], hit.more, strict=True):
+        more["location"] = location(passage, path)  # the same document: the same path
     if file_lines(hit) is None:
         out["line_start"] = out["line_end"] = None
     return out

@@ -28,8 +28,8 @@ from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search.request import DEFAULT_MODE, MAX_K, Mode, SearchOptions
-from ..search.retrieve import retrieve
+from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
+from ..search.retrieve import Ranked, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
@@ -289,6 +289,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Grouping | None = None,
         collapse: bool = True,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
@@ -298,12 +299,15 @@ class SemanticIndex:
         hits come back whenever ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the
         path) and metadata equality (``None`` matches null). ``per_source`` caps hits per
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
-        below it. ``collapse`` folds copies of one passage in other files into the first
-        hit, whose ``also_in`` names them.
+        below it. ``group="file"`` returns files instead of chunks: one hit per document
+        (its best chunk, with its next best in ``Hit.more``), scored by all its chunks'
+        evidence and code-aware signals (:mod:`semsearch.search.group`). ``collapse`` folds
+        copies of one passage in other files into the first hit, whose ``also_in`` names
+        them.
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score, collapse=collapse,
+            min_score=min_score, group=group, collapse=collapse,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -316,6 +320,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Grouping | None = None,
         collapse: bool = True,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together."""
@@ -323,7 +328,7 @@ class SemanticIndex:
             raise UsageError("search_batch takes a list of queries; use search() for one")
         opts = SearchOptions(
             k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score, collapse=collapse,
+            min_score=min_score, group=group, collapse=collapse,
         )  # fmt: skip
         return self.search_with(queries, opts)
 
@@ -354,7 +359,7 @@ class SemanticIndex:
                 f"index at {self._dir.path} is damaged ({exc}); check it with "
                 "semsearch info --verify"
             ) from None
-        wanted = np.unique(np.concatenate([r.rows for r in ranked]))
+        wanted = np.unique(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
         records = v.store.fetch(wanted)
         if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
             raise IndexFormatError(
@@ -366,9 +371,12 @@ class SemanticIndex:
             none = [None] * len(r.rows)
             measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
             parts = [none if a is None else a.tolist() for a in measured]
+            further = r.further if r.further is not None else [()] * len(r.rows)
             hits = [
-                to_hit(records[int(i)], float(s), Parts(*p))
-                for i, s, *p in zip(r.rows.tolist(), r.scores.tolist(), *parts, strict=True)
+                to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
+                for i, s, more, *p in zip(
+                    r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
+                )
             ]
             if opts.collapse:
                 hits = fold_copies(hits, np.asarray(v.vectors[r.rows]))
@@ -473,6 +481,15 @@ class SemanticIndex:
 
         gen, manifest = self._dir.manifest()
         return check_files(gen, manifest, checksums=True)
+
+
+def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:
+    """The further chunk rows of grouped hits, to fetch with the hits' own."""
+    return [
+        np.asarray([m for more in r.further for m in more], dtype=np.int64)
+        for r in ranked
+        if r.further is not None
+    ]
 
 
 def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:

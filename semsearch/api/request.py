@@ -3,8 +3,10 @@ and offered here, to the layers above the API (CLI, servers), which reach nothin
 
 from ..search.request import (
     DEFAULT_MODE,
+    GROUPINGS,
     MAX_K,
     MODES,
+    Grouping,
     Mode,
     SearchOptions,
     json_schema,
@@ -15,8 +17,10 @@ from ..search.request import (
 
 __all__ = [
     "DEFAULT_MODE",
+    "GROUPINGS",
     "MAX_K",
     "MODES",
+    "Grouping",
     "Mode",
     "SearchOptions",
     "json_schema",

@@ -66,6 +66,8 @@ def print_hits(
             typer.echo(_file_context(h, a, style) or _sentence(h.text[a:b]))
         else:
             typer.echo("  " + _sentence(h.text[a:b]))
+        for more in h.more:  # grouped by file: the file's further chunks
+            typer.echo(f"  also {safe(location(more, display_path(more.source, samples)))}")
         if h.also_in:
             also = ", ".join(display_path(s, samples) for s in h.also_in)
             typer.echo(f"  also in: {also}")

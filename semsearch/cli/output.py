@@ -93,6 +93,7 @@ class Bar:
         self.label = label
         self.bar: Any = None
         self.done = 0
+        self.said = False
         self.tty = sys.stderr.isatty()
         self.started = self.last = time.monotonic()
 
@@ -111,8 +112,9 @@ class Bar:
 
     def _line(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY or done >= total:
+        if self.said and (now - self.last < PROGRESS_EVERY or done >= total):
             return
+        self.said = True  # the first line at once: a log shows what started
         self.last = now
         pct = 100 * done // total if total else 100
         typer.echo(

@@ -12,6 +12,7 @@ import typer
 from ..api.hits import hit_record
 from ..api.request import (
     DEFAULT_MODE,
+    Grouping,
     Mode,
     SearchOptions,
     option_bounds,
@@ -96,6 +97,9 @@ def query(
             "semsearch does not know; never loaded on the index's word alone.",
         ),
     ] = None,
+    group: Annotated[
+        Grouping | None, typer.Option("--group", help=option_help("group") + ".")
+    ] = None,
     keep_copies: Annotated[
         bool,
         typer.Option("--no-collapse", help=f"Do not {option_help('collapse').split(' (')[0]}."),
@@ -144,7 +148,7 @@ def query(
         raise UsageError(f"--min-score must be a finite number, got {min_score}")  # words miss
     options = SearchOptions(
         k=k, mode=mode, where=parse_where(where_ or [], source), per_source=per_source,
-        diverse=diverse, min_score=min_score, collapse=not keep_copies,
+        diverse=diverse, min_score=min_score, group=group, collapse=not keep_copies,
     )  # fmt: skip
     from .. import api
     from ..config import bundled_seeds

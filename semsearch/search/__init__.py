@@ -12,19 +12,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .request import DEFAULT_MODE, MAX_K, MODES, Mode, SearchOptions
+    from .request import DEFAULT_MODE, GROUPINGS, MAX_K, MODES, Grouping, Mode, SearchOptions
     from .retrieve import CANDIDATES, Options, Ranked
 
 _WHERE = {
-    **dict.fromkeys(("DEFAULT_MODE", "MAX_K", "MODES", "Mode", "SearchOptions"), ".request"),
+    **dict.fromkeys(
+        ("DEFAULT_MODE", "GROUPINGS", "MAX_K", "MODES", "Grouping", "Mode", "SearchOptions"),
+        ".request",
+    ),
     **dict.fromkeys(("CANDIDATES", "Options", "Ranked"), ".retrieve"),
 }
 
 __all__ = [
     "CANDIDATES",
     "DEFAULT_MODE",
+    "GROUPINGS",
     "MAX_K",
     "MODES",
+    "Grouping",
     "Mode",
     "Options",
     "Ranked",

@@ -17,6 +17,8 @@ from ..errors import UsageError
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+Grouping = Literal["file"]
+GROUPINGS: tuple[Grouping, ...] = ("file",)
 #: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
 DEFAULT_MODE: Mode = "hybrid"
 #: The most hits one query may ask for: bounds memory and time whatever the caller sends.
@@ -66,6 +68,14 @@ class SearchOptions:
     )
     min_score: float | None = field(
         default=None, metadata=_opt("drop hits whose score is below this", "number")
+    )
+    group: Grouping | None = field(
+        default=None,
+        metadata=_opt(
+            "file: one hit per file (best chunk first), its further matching chunks in 'more'",
+            "string",
+            choices=GROUPINGS,
+        ),
     )
     collapse: bool = field(
         default=True,

@@ -7,7 +7,7 @@ turns them into hits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .fuse import (
     keyword_part,
     order,
 )
+from .group import Candidate, as_arrays, group_by_document
 from .keyword import KeywordHits, complete, keyword_hits
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
@@ -49,6 +50,8 @@ class Ranked:
     bm25: np.ndarray | None = None
     dense_part: np.ndarray | None = None
     keyword_part: np.ndarray | None = None
+    #: Grouped by file: each row's further chunk rows of its document (tuples), best first.
+    further: np.ndarray | None = None
 
     def take(self, keep: np.ndarray) -> Ranked:
         """The rows at positions ``keep`` (a mask or positions), parts included."""
@@ -58,7 +61,7 @@ class Ranked:
 
         return Ranked(
             self.rows[keep], self.scores[keep], cut(self.cosine), cut(self.bm25),
-            cut(self.dense_part), cut(self.keyword_part),
+            cut(self.dense_part), cut(self.keyword_part), cut(self.further),
         )  # fmt: skip
 
 
@@ -76,7 +79,7 @@ def retrieve(
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
         return [empty for _ in queries]
-    shaping = opts.per_source is not None or opts.diverse
+    shaping = opts.per_source is not None or opts.diverse or opts.group is not None
     depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
     embedded = opts.mode != "keyword"
     qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
@@ -93,7 +96,7 @@ def retrieve(
         else:
             ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
     return [
-        _shape(r, opts, store, vectors, qvecs[n] if embedded else None)
+        _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
     ]
 
@@ -181,8 +184,15 @@ def _best_documents(
 
 
 def _shape(
-    ranked: Ranked, opts: Options, store: ChunkStore, vectors: np.ndarray, qvec: np.ndarray | None
+    ranked: Ranked,
+    opts: Options,
+    store: ChunkStore,
+    vectors: np.ndarray,
+    qvec: np.ndarray | None,
+    query: str = "",
 ) -> Ranked:
+    if opts.group == "file" and len(ranked.rows):
+        ranked = _by_file(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -195,3 +205,17 @@ def _shape(
         ranked = ranked.take(pool)
         ranked = ranked.take(mmr(ranked.scores, vecs[pool], opts.k))
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
+
+
+def _by_file(ranked: Ranked, store: ChunkStore, query: str) -> Ranked:
+    """One row per document (its best chunk), scored by :mod:`.group`."""
+    records = store.fetch(ranked.rows)
+    candidates = [
+        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text, rec.section)
+        for r, s in zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
+        if (rec := records[int(r)])
+    ]
+    rows, scores, further = as_arrays(group_by_document(query, candidates))
+    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
+    at = np.array([pos[int(r)] for r in rows], dtype=np.int64)
+    return replace(ranked.take(at), rows=rows, scores=scores, further=further)

@@ -39,7 +39,13 @@ value), {"year": {"$gte": 2020}}, {"lang": {"$in": ["en", "de"]}}; also $nin, $n
 $lte.
 per_source: at most this many hits per file (use 1 to see more different files).
 diverse: re-rank so near-duplicate passages do not crowd the list.
-min_score: drop weak hits (hybrid scores are in [0, 1])."""
+min_score: drop weak hits (hybrid scores are in [0, 1]).
+group: "file" returns files instead of passages: one hit per file, scored by its best
+passage (definitions of the names asked for count more; tests, vendored and generated
+files less), with `more`: the locations of its further matching passages. Use it to find
+which files to open, e.g. in a code base.
+collapse (default true): copies of a passage in other files are folded into one hit whose
+`also_in` lists those files."""
 
 READ_DOC = f"""\
 Read indexed text from the index itself, at most max_chars characters (default {P.READ_CHARS},
@@ -114,7 +120,11 @@ def create_mcp(service: SearchService) -> Any:
         raw = given(q=query, **options)
         result = call(lambda: service.search(P.search_request(raw)))
         result["hits"] = [
-            {f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "", [])} for h in result["hits"]
+            {
+                **{f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "", [], ())},
+                **({"more": [p["location"] for p in h["more"]]} if h.get("more") else {}),
+            }
+            for h in result["hits"]
         ]
         result.pop("took_ms", None)
         return result
