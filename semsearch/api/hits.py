@@ -269,12 +269,12 @@ def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:
     return out
 
 
-def fold_copies(hits: Sequence[Hit], vectors: Any) -> list[Hit]:
+def fold_copies(hits: Sequence[Hit]) -> list[Hit]:
     """Hits with each copy of a passage in another file folded into its best hit, which
     names the other files in ``also_in`` (see :func:`semsearch.search.collapse.copies`)."""
     from ..search.collapse import copies
 
-    of = copies([h.text for h in hits], [h.source for h in hits], vectors)
+    of = copies([h.text for h in hits], [h.source for h in hits])
     also: dict[int, list[str]] = {}
     for n, m in enumerate(of):
         if m >= 0:

@@ -379,7 +379,7 @@ class SemanticIndex:
                 )
             ]
             if opts.collapse:
-                hits = fold_copies(hits, np.asarray(v.vectors[r.rows]))
+                hits = fold_copies(hits)
             out.append(hits[: opts.k])
         return out
 

@@ -7,10 +7,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-import numpy as np
-
-from .shape import NEAR_DUPLICATE
-
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
@@ -20,24 +16,17 @@ def text_key(text: str) -> str:
     return hashlib.blake2b(_NOT_WORD.sub(" ", text.casefold()).strip().encode()).hexdigest()
 
 
-def copies(texts: Sequence[str], sources: Sequence[str], vectors: np.ndarray) -> list[int]:
-    """For each position (best first), the earlier position it is a copy of (same words, or
-    a cosine of at least ``NEAR_DUPLICATE``, in another file), or -1 when it is its own."""
-    vecs = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    vecs = (vecs / np.where(norms > 0, norms, 1)).astype(np.float32)
-    keys = [text_key(t) for t in texts]
-    kept: list[int] = []
+def copies(texts: Sequence[str], sources: Sequence[str]) -> list[int]:
+    """For each position (best first), the earlier position it is a copy of (the same
+    :func:`text_key`, in another file), or -1 when it is its own.
+
+    Vector closeness alone is not enough: passages of one template or one repeated word
+    list differ in their words yet sit at a cosine above 0.98; ``diverse`` (MMR) handles
+    those."""
+    first: dict[str, int] = {}
     out = []
-    for n in range(len(texts)):
-        of = -1
-        for m in kept:
-            if sources[m] != sources[n] and (
-                keys[m] == keys[n] or float(vecs[m] @ vecs[n]) >= NEAR_DUPLICATE
-            ):
-                of = m
-                break
-        out.append(of)
-        if of < 0:
-            kept.append(n)
+    for n, text in enumerate(texts):
+        key = text_key(text)
+        m = first.setdefault(key, n)
+        out.append(m if m != n and sources[m] != sources[n] else -1)
     return out
