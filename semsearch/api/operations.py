@@ -237,12 +237,9 @@ class SourceStatus:
 def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStatus]:
     """Every document of the index at ``index`` with its type, chunks, size and status."""
     from ..ingest.read import file_stat
-    from ..store.chunkstore import ChunkStore
-    from ..store.manifest import CHUNKS
 
     cfg = _config.load()
-    gen, _ = IndexDir(index if index is not None else cfg.index_dir).manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = IndexDir(index if index is not None else cfg.index_dir).open_store()
     out = []
     try:
         for d in store.documents():

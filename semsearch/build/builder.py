@@ -17,6 +17,7 @@ import logging
 import shutil
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from ..store.manifest import (
     CHUNKS,
     FAISS,
     FORMAT_VERSION,
+    TOMBSTONES,
     VECTORS,
     VERIFY_ON_LOAD_BYTES,
     Manifest,
@@ -40,8 +42,10 @@ from ..store.manifest import (
     file_ok,
 )
 from ..store.npy import VectorWriter, load_vectors
+from ..store.segments import Segment, SegmentedStore, Tombstones, read_tombstones
 from ..util import first_line
 from .engine import Engine, Processed
+from .merge import choose_merges
 from .plan import Plan, file_sha256, make_plan
 from .settings import BuildStats, Changes, Item, Progress, Settings
 
@@ -119,9 +123,14 @@ class _Old:
     def __init__(self) -> None:
         self.gen: Path | None = None
         self.manifest: Manifest | None = None
-        self.store: ChunkStore | None = None
+        self.store: SegmentedStore | None = None
         self.docs: dict[str, StoredDocument] = {}
-        self.vectors_ok = True
+        #: Which segment holds each live document.
+        self.home: dict[str, str] = {}
+        self.tombstones: Tombstones = {}
+        #: Segments to rewrite whatever the policy says: damaged derived files, old terms.
+        self.repair: set[str] = set()
+        self.bad_vectors: set[str] = set()
 
     @classmethod
     def open(cls, index_dir: IndexDir, settings: Settings, rebuild: bool) -> _Old:
@@ -152,46 +161,56 @@ class _Old:
                 f"the index was built with {'; '.join(diff)}; drop the option to keep the "
                 "index's settings, or add --rebuild to re-embed every document"
             )
-        problems = {p.split(":", 1)[0]: p for p in check_files(gen, m)}
-        if CHUNKS in problems:
-            raise IndexFormatError(
-                f"cannot update the index at {root}: {problems[CHUNKS]}. Nothing was changed; "
-                "its documents cannot be recovered from a damaged chunk database, so move "
-                f"{root} aside and index your files into a new one"
-            )
-        if FAISS in problems:
-            log.warning("%s; it is rebuilt from the vectors", problems[FAISS])
+        for problem in check_files(gen, m):
+            where, _, _ = problem.partition(":")
+            holder, _, name = where.rpartition("/")
+            holder = holder or gen.name
+            if name in (CHUNKS, TOMBSTONES):
+                raise IndexFormatError(
+                    f"cannot update the index at {root}: {problem}. Nothing was changed; "
+                    "its documents cannot be recovered from a damaged chunk database, so "
+                    f"move {root} aside and index your files into a new one"
+                )
+            if name == FAISS:
+                log.warning("%s; it is rebuilt from the vectors", problem)
+            else:
+                log.warning("%s; the vectors are re-embedded from the chunk texts", problem)
+                old.bad_vectors.add(holder)
+            old.repair.add(holder)
         old.gen, old.manifest = gen, m
-        old.store = ChunkStore.open_readonly(gen / CHUNKS)
-        old.docs = {d.doc_id: d for d in old.store.documents()}
+        old.tombstones = read_tombstones(gen, m)
+        old.store = SegmentedStore.open(gen, m)
+        for seg in old.store.segments:
+            if not seg.store.keyword_index().current:
+                old.repair.add(seg.ref.name)
+            for d in seg.store.documents():
+                old.docs[d.doc_id] = d
+                old.home[d.doc_id] = seg.ref.name
         if len(old.docs) != m.documents or old.store.count_chunks() != m.chunks:
             old.close()
             raise IndexFormatError(
                 f"cannot update the index at {root}: chunks.sqlite does not hold what the "
                 "manifest says. Nothing was changed"
             )
-        if VECTORS in problems:
-            log.warning("%s; the vectors are re-embedded from the chunk texts", problems[VECTORS])
-            old.vectors_ok = False
         return old
 
-    def vectors(self) -> np.ndarray | None:
-        """The old vectors, fully verified first when too large to have been checked on load
-        (so damage is never carried into a generation with a fresh, valid checksum)."""
-        if self.gen is None or self.manifest is None or not self.vectors_ok:
+    def vectors(self, seg: Segment) -> np.ndarray | None:
+        """A segment's vectors, fully verified first when too large to have been checked on
+        load (so damage is never carried into a segment with a fresh, valid checksum)."""
+        if self.manifest is None or seg.ref.name in self.bad_vectors:
             return None
-        info = self.manifest.files.get(VECTORS, {})
+        info = seg.ref.files.get(VECTORS, {})
         if info.get("size", 0) > VERIFY_ON_LOAD_BYTES and not file_ok(
-            self.gen, self.manifest, VECTORS
+            seg.path, seg.ref.files, VECTORS
         ):
             log.warning("vectors.npy does not match its checksum; re-embedding from the chunks")
-            self.vectors_ok = False
+            self.bad_vectors.add(seg.ref.name)
             return None
         try:
-            return load_vectors(self.gen / VECTORS, self.manifest.dim)
+            return load_vectors(seg.path / VECTORS, self.manifest.dim)
         except IndexFormatError as exc:
             log.warning("%s; re-embedding from the chunks", exc)
-            self.vectors_ok = False
+            self.bad_vectors.add(seg.ref.name)
             return None
 
     def close(self) -> None:
@@ -201,7 +220,11 @@ class _Old:
 
 
 class _Generation:
-    """One build: owns the temporary generation until it is published or removed."""
+    """One build: owns the temporary generation until it is published or removed.
+
+    The new generation keeps the old segments as they are (their deleted and replaced
+    documents tombstoned) and writes one segment of its own: the documents added or
+    changed, plus those of any old segments the merge policy rewrites."""
 
     def __init__(
         self, index_dir: IndexDir, engine: Engine, settings: Settings, changes: Changes, old: _Old
@@ -211,13 +234,21 @@ class _Generation:
         self.tmp: Path | None = None
         self.next_chunk_id = old.manifest.next_chunk_id if old.manifest else 0
         self.built: VectorIndex | None = None
+        self.merged: set[str] = set()
+        #: Documents of kept segments hidden from now on (replaced, removed or carried).
+        self.dead: set[str] = set()
 
     def run(self, progress: Progress | None) -> BuildStats:
         plan = make_plan(self.changes, self.old.docs)
         if self.changes.rebuild:
             self._rebuild_kept(plan)
-        stale_terms = self.old.store is not None and not self.old.store.keyword_index().current
-        if self.old.manifest is not None and not plan.changed and not stale_terms:
+        segments = self.old.store.segments if self.old.store else ()
+        self.merged = choose_merges(
+            [(s.ref.name, s.ref.rows, self._live_rows(s.ref.name)) for s in segments],
+            self.old.repair,
+            everything=self.changes.rebuild,
+        )
+        if self.old.manifest is not None and not plan.changed and not self.merged:
             return self._stats(plan, changed=False)
         self.tmp = self.index_dir.new_tmp()
         self.store = ChunkStore.create(self.tmp / CHUNKS)
@@ -238,16 +269,42 @@ class _Generation:
             if progress and (piece is None or not piece.more):
                 progress(done, total)
         plan.skipped_sources.extend(self.engine.counts.skipped)
+        for doc_id, st in plan.restat.items():
+            self.store.update_stat(doc_id, st)
         self.store.commit()
-        documents, chunks = self.store.count_documents(), self.store.count_chunks()
+        own_docs, own_chunks = self.store.count_documents(), self.store.count_chunks()
+        kept = [s for s in segments if s.ref.name not in self.merged]
+        live = [d for d, home in self.old.home.items() if home not in self.merged]
+        live = [d for d in live if d not in self.dead]
+        documents = own_docs + len(live)
+        chunks = own_chunks + sum(self.old.docs[d].n_chunks for d in live)
         if chunks == 0 and self.old.manifest is None:
             raise UsageError("no text to index: every file was empty, binary or unreadable")
         self.store.close()
         self.writer.close()
-        self._write_vector_index()
-        self.index_dir.publish(self.tmp, self._manifest(documents, chunks))
+        if own_docs or not kept:
+            self._write_vector_index()
+        else:  # nothing of its own: the generation only hides documents
+            for name in (CHUNKS, VECTORS):
+                (self.tmp / name).unlink()
+        tombstones = {
+            s.ref.name: sorted(
+                {*self.old.tombstones.get(s.ref.name, ())}
+                | {d for d in self.dead if self.old.home.get(d) == s.ref.name}
+            )
+            for s in kept
+        }
+        self.index_dir.publish(
+            self.tmp,
+            self._manifest(documents, chunks),
+            [s.ref for s in kept],
+            {k: v for k, v in tombstones.items() if v},
+        )
         self.tmp = None
         return self._stats(plan, changed=True, documents=documents, chunks=chunks)
+
+    def _live_rows(self, name: str) -> int:
+        return sum(self.old.docs[d].n_chunks for d, h in self.old.home.items() if h == name)
 
     def close(self) -> None:
         if self.tmp is not None:  # failed or interrupted: the live generation is untouched
@@ -282,44 +339,52 @@ class _Generation:
     # --- writing ----------------------------------------------------------------------------
 
     def _copy_kept(self, plan: Plan) -> None:
-        """Bulk-copy every old document not dropped: rows renumbered, ids and vectors kept;
-        vectors that fail their checksum are embedded again from the chunk texts."""
+        """Rewrite the merged segments' documents not dropped into the new segment, and
+        carry over documents of kept segments whose file stat moved (so it is recorded).
+        Every other kept document stays where it is, untouched; dropped ones are hidden."""
         if self.old.store is None:
             return
-        kept_rows = self.store.copy_documents_from(self.old.store, plan.drop)
-        for doc_id, (size, mtime_ns, inode) in plan.restat.items():
-            self.store.conn.execute(
-                "UPDATE documents SET size = ?, mtime_ns = ?, inode = ? WHERE doc_id = ?",
-                (size, mtime_ns, inode, doc_id),
-            )
-        vectors = self.old.vectors() if len(kept_rows) else None
+        for seg in self.old.store.segments:
+            if seg.ref.name in self.merged:
+                self._carry(seg, plan.drop, None)
+        self.dead |= {d for d in plan.drop if d in self.old.home}
+        restat = [d for d in plan.restat if self.old.home.get(d) not in self.merged]
+        for seg in self.old.store.segments:
+            mine = {d for d in restat if self.old.home.get(d) == seg.ref.name}
+            if mine and seg.ref.name not in self.merged:
+                self._carry(seg, (), mine)
+                self.dead |= mine
+
+    def _carry(self, seg: Segment, drop: Collection[str], only: Collection[str] | None) -> None:
+        """Copy documents of an old segment into the new one: rows, chunk ids, terms and
+        vectors kept (vectors that fail their checksum embedded again from the texts)."""
+        start = self.row
+        rows = self.store.copy_documents_from(seg.store, drop, start, only)
+        vectors = self.old.vectors(seg) if len(rows) else None
         if vectors is not None:
-            for start in range(0, len(kept_rows), COPY_BLOCK):
-                block = kept_rows[start : start + COPY_BLOCK]
+            for at in range(0, len(rows), COPY_BLOCK):
+                block = rows[at : at + COPY_BLOCK]
                 self.writer.append(np.asarray(vectors[block], dtype=np.float32))
         else:
-            for start in range(0, len(kept_rows), EMBED_BLOCK):
-                texts = self.store.chunk_texts(start, start + EMBED_BLOCK)
+            for at in range(start, start + len(rows), EMBED_BLOCK):
+                texts = self.store.chunk_texts(at, min(at + EMBED_BLOCK, start + len(rows)))
                 self.writer.append(self.engine.encode(texts))
-        self.row = len(kept_rows)
+        self.row += len(rows)
 
     def _keep_old(self, item: Item) -> bool:
         """A changed file that cannot be read now (vanished, truncated, corrupt) keeps the
         version indexed before, with its chunk ids and vectors: nothing indexed is lost."""
         doc_id = item.doc_id if isinstance(item, Document) else str(item)
-        old = self.old.docs.get(doc_id)
-        if self.old.store is None or old is None or self.changes.rebuild:
+        home = self.old.home.get(doc_id)
+        if self.old.store is None or home is None or self.changes.rebuild:
             return False
-        vectors = self.old.vectors()
-        if vectors is None:
+        seg = next(s for s in self.old.store.segments if s.ref.name == home)
+        if home not in self.merged:
+            self.dead.discard(doc_id)  # still live where it is
+            return True
+        if self.old.vectors(seg) is None:
             return False
-        found = self.old.store.document(doc_id)
-        rows = self.old.store.document_rows(doc_id)
-        self.store.add_document(
-            old, [r._replace(row=self.row + i) for i, r in enumerate(rows)], found and found[1]
-        )
-        self.writer.append(np.asarray(vectors[[r.row for r in rows]], dtype=np.float32))
-        self.row += len(rows)
+        self._carry(seg, (), {doc_id})
         return True
 
     def _write(self, piece: Processed, *, first: bool) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store.fts import KeywordIndex
+from ..store.segments import SegmentedKeyword as KeywordIndex
 from ..store.tokenize import is_cjk
 
 #: Matching chunks taken per document among the best documents (a long document's best).

@@ -16,9 +16,9 @@ import numpy as np
 from ..embed import Embedder
 from ..errors import UsageError
 from ..index import VectorIndex
-from ..store import fts
-from ..store.chunkstore import ChunkStore, where_sql
-from ..store.fts import KeywordIndex
+from ..index.segmented import SegmentedVectors
+from ..store.chunkstore import where_sql
+from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
@@ -97,8 +97,8 @@ def retrieve(
     *,
     embedder: Embedder,
     index: VectorIndex,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
 ) -> list[Ranked]:
     """Rank rows for each query according to ``opts``."""
     opts.check()
@@ -149,10 +149,10 @@ def _hybrid(
     qvecs: np.ndarray,
     dense: list[tuple[np.ndarray, np.ndarray]],
     hits: list[KeywordHits],
-    kw: KeywordIndex,
+    kw: SegmentedKeyword,
     index: VectorIndex,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
     depth: int,
     subset: np.ndarray | None,
 ) -> list[Ranked]:
@@ -162,7 +162,7 @@ def _hybrid(
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
         rows = np.union1d(dense[n][0], h.rows)
-        docs = fts.doc_ids_of(store.conn, rows)
+        docs = store.doc_ids_of(rows)
         hits[n] = h = complete(h, kw, rows, docs)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
         s = blend(
@@ -175,7 +175,7 @@ def _hybrid(
     out = []
     for n, h in enumerate(hits):
         rows = np.union1d(second[n][0], first[n])
-        docs = fts.doc_ids_of(store.conn, rows)
+        docs = store.doc_ids_of(rows)
         h = complete(h, kw, rows, docs)
         vecs = np.asarray(vectors[rows], np.float32)
         evidence = h.evidence(rows, docs)
@@ -216,7 +216,11 @@ def _best_documents(
 
 
 def _shape(
-    ranked: Ranked, opts: Options, store: ChunkStore, vectors: np.ndarray, qvec: np.ndarray | None
+    ranked: Ranked,
+    opts: Options,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
+    qvec: np.ndarray | None,
 ) -> Ranked:
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)

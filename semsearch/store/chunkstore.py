@@ -11,7 +11,7 @@ import functools
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
@@ -158,17 +158,34 @@ class ChunkStore:
         return cls(conn, None if str(path) == ":memory:" else Path(path))
 
     @classmethod
-    def open_readonly(cls, path: Path) -> ChunkStore:
-        """Open a published store; ``immutable`` skips locking: published files never change."""
+    def open_readonly(cls, path: Path, dead: Collection[str] = ()) -> ChunkStore:
+        """Open a published store; ``immutable`` skips locking: published files never change.
+
+        ``dead`` are documents deleted since (tombstones): temporary views named like the
+        tables hide them and their chunks from every query, keyword ones included."""
         if not path.is_file():
             raise IndexFormatError(f"{path}: file is missing")
         uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
         try:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             conn.execute("SELECT count(*) FROM documents").fetchone()
+            if dead:
+                _hide(conn, dead)
             return cls(conn, path)
         except sqlite3.Error as exc:
             raise IndexFormatError(f"{path}: not a valid chunk database ({exc})") from None
+
+    @_reading
+    def dead_rows(self) -> np.ndarray:
+        """Sorted rows of the chunks hidden by tombstones (empty when none)."""
+        try:
+            cur = self.conn.execute(
+                "SELECT row FROM main.chunks WHERE doc_id IN (SELECT doc_id FROM temp.dead)"
+                " ORDER BY row"
+            )
+        except sqlite3.OperationalError:  # no tombstones: no temp.dead table
+            return np.zeros(0, np.int64)
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def close(self) -> None:
         self.conn.close()
@@ -202,34 +219,65 @@ class ChunkStore:
     def set_chunk_count(self, doc_id: str, n_chunks: int) -> None:
         self.conn.execute("UPDATE documents SET n_chunks = ? WHERE doc_id = ?", (n_chunks, doc_id))
 
-    def copy_documents_from(self, old: ChunkStore, drop: set[str]) -> np.ndarray:
-        """Copy every document of ``old`` except ``drop`` in one SQL pass, renumbering rows
-        0..n-1 in the old order. Returns the old rows copied, in order, to copy vectors by."""
+    def copy_documents_from(
+        self,
+        old: ChunkStore,
+        drop: Collection[str],
+        start: int = 0,
+        only: Collection[str] | None = None,
+    ) -> np.ndarray:
+        """Copy every document of ``old`` except ``drop`` (or only those in ``only``) in one
+        SQL pass, renumbering rows ``start..`` in the old order. Returns the old rows copied,
+        in order, to copy vectors by. Rows hidden by ``old``'s tombstones are never copied."""
         if old.path is None:
             raise UsageError("can only copy from a store on disk")
         c = self.conn
         c.execute("ATTACH DATABASE ? AS old", (f"{old.path.resolve().as_uri()}?mode=ro",))
         try:
+            gone = set(drop) | set(old.dead_ids())
             c.execute("CREATE TEMP TABLE drop_ids(doc_id TEXT PRIMARY KEY)")
-            c.executemany("INSERT INTO drop_ids VALUES (?)", [(d,) for d in drop])
+            c.executemany("INSERT INTO drop_ids VALUES (?)", [(d,) for d in gone])
             keep = "doc_id NOT IN (SELECT doc_id FROM temp.drop_ids)"
+            if only is not None:
+                c.execute("CREATE TEMP TABLE only_ids(doc_id TEXT PRIMARY KEY)")
+                c.executemany("INSERT INTO only_ids VALUES (?)", [(d,) for d in only])
+                keep += " AND doc_id IN (SELECT doc_id FROM temp.only_ids)"
             doc_cols = old._select("documents", _DOC_COLUMNS, "d")
-            c.execute(f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}")
+            c.execute(
+                f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}"
+                " ORDER BY d.rowid"
+            )
             chunk_cols = old._select("chunks", _CHUNK_COLUMNS[1:], "c")
             c.execute(
-                f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, {chunk_cols}"
-                f" FROM old.chunks c WHERE {keep} ORDER BY row"
+                f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1 + ?,"
+                f" {chunk_cols} FROM old.chunks c WHERE {keep} ORDER BY row",
+                (start,),
             )
-            fts.copy_from(c, "old")
+            fts.copy_from(c, "old", start)
             cur = c.execute(f"SELECT row FROM old.chunks WHERE {keep} ORDER BY row")
             rows = np.fromiter((r[0] for r in cur), dtype=np.int64)
             c.execute("DROP TABLE temp.drop_ids")
+            c.execute("DROP TABLE IF EXISTS temp.only_ids")
             c.commit()
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{old.path}: cannot be read ({exc})") from None
         finally:
             c.execute("DETACH DATABASE old")
         return rows
+
+    def dead_ids(self) -> list[str]:
+        """Documents hidden by tombstones."""
+        try:
+            return [r[0] for r in self.conn.execute("SELECT doc_id FROM temp.dead")]
+        except sqlite3.OperationalError:
+            return []
+
+    def update_stat(self, doc_id: str, stat: tuple[int, int, int]) -> None:
+        """Record a document's new file stat (its content is unchanged)."""
+        self.conn.execute(
+            "UPDATE documents SET size = ?, mtime_ns = ?, inode = ? WHERE doc_id = ?",
+            (*stat, doc_id),
+        )
 
     def commit(self) -> None:
         """Finish the keyword index (document-level rows) and commit: call once, last."""
@@ -361,6 +409,11 @@ class ChunkStore:
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     @_reading
+    def doc_ids_of(self, rows: Iterable[int]) -> list[str]:
+        """The document of each chunk row, in the order given."""
+        return fts.doc_ids_of(self.conn, rows)
+
+    @_reading
     def keyword_index(self) -> fts.KeywordIndex:
         """The BM25 side of this store (see :mod:`.fts`)."""
         if self._keyword is None:
@@ -409,6 +462,19 @@ def _value_test(key: str, value: Any) -> tuple[str, list[Any]]:
     raise UsageError(
         f"where[{key!r:.40}] must be a string, number, boolean or None, not {type(value).__name__}"
     )
+
+
+def _hide(conn: sqlite3.Connection, dead: Collection[str]) -> None:
+    """Temporary views over ``documents`` and ``chunks`` without the ``dead`` documents:
+    SQLite resolves unqualified names in ``temp`` first, so every query sees only the
+    live rows (``main.`` reaches the whole segment)."""
+    conn.execute("CREATE TEMP TABLE dead(doc_id TEXT PRIMARY KEY)")
+    conn.executemany("INSERT OR IGNORE INTO temp.dead VALUES (?)", [(d,) for d in dead])
+    live = "WHERE doc_id NOT IN (SELECT doc_id FROM temp.dead)"
+    conn.execute(
+        f"CREATE TEMP VIEW documents AS SELECT rowid AS rowid, * FROM main.documents {live}"
+    )
+    conn.execute(f"CREATE TEMP VIEW chunks AS SELECT * FROM main.chunks {live}")
 
 
 def _present_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:

@@ -61,17 +61,20 @@ def add(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
     )
 
 
-def copy_from(conn: sqlite3.Connection, schema: str) -> None:
-    """Index the chunks just copied from the attached database ``schema``: their stored
-    terms when it was written with the same terms, else their text again."""
+def copy_from(conn: sqlite3.Connection, schema: str, start: int = 0) -> None:
+    """Index the chunks (rows ``start..``) just copied from the attached database ``schema``:
+    their stored terms when it was written with the same terms, else their text again."""
     if stored_version(conn, schema) == TERMS_VERSION:
         conn.execute(
             "INSERT INTO chunks_fts(rowid, terms) SELECT c.row, f.terms FROM chunks c"
             f" JOIN {schema}.chunks oc ON oc.chunk_id = c.chunk_id"
-            f" JOIN {schema}.chunks_fts f ON f.rowid = oc.row"
+            f" JOIN {schema}.chunks_fts f ON f.rowid = oc.row WHERE c.row >= ?",
+            (start,),
         )
         return
-    cur = conn.cursor().execute("SELECT row, text FROM chunks ORDER BY row")
+    cur = conn.cursor().execute(
+        "SELECT row, text FROM chunks WHERE row >= ? ORDER BY row", (start,)
+    )
     while batch := cur.fetchmany(_BATCH):
         add(conn, batch)
 

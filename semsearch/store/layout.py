@@ -18,17 +18,27 @@ import contextlib
 import fcntl
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
-from .manifest import MANIFEST, Manifest
+from .manifest import (
+    MANIFEST,
+    SEGMENT_FILES,
+    TOMBSTONES,
+    VECTORS,
+    Manifest,
+    SegmentRef,
+    segment_refs,
+)
+from .segments import SegmentedStore
 
 _GEN_PREFIX = "gen-"
 _TMP_PREFIX = ".tmp-"
@@ -165,21 +175,19 @@ class IndexDir:
         tmp.mkdir(parents=True)
         return tmp
 
-    def publish(self, tmp: Path, manifest: Manifest) -> Path:
-        """Seal ``tmp`` (checksums, manifest, fsync), rename it live, swap CURRENT, tidy up."""
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
-            for p in sorted(tmp.iterdir())
-            if p.is_file() and p.name != MANIFEST
-        }
-        manifest = Manifest(**{**asdict(manifest), "files": files})
-        manifest_bytes = manifest.to_json().encode()
-        write_synced(tmp / MANIFEST, manifest_bytes)
-        for p in tmp.iterdir():
-            fsync_path(p)
-        fsync_path(tmp)
-        number = max((_gen_number(p.name) for p in self.path.iterdir()), default=0) + 1
-        gen = self.path / f"{_GEN_PREFIX}{number:06d}"
+    def publish(
+        self,
+        tmp: Path,
+        manifest: Manifest,
+        kept: Sequence[SegmentRef] = (),
+        tombstones: Mapping[str, Sequence[str]] | None = None,
+    ) -> Path:
+        """Seal ``tmp`` (tombstones, checksums, manifest, fsync), rename it live, swap CURRENT,
+        tidy up. The generation searches the ``kept`` segments of earlier generations, then
+        its own (the segment files in ``tmp``, if any); ``tombstones`` hide documents in
+        kept segments. A manifest of an older format (a copy) is published as it is."""
+        gen = self._next()
+        manifest_bytes = _seal(tmp, manifest, gen.name, kept, tombstones)
         os.rename(tmp, gen)
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
         digest = hashlib.sha256(manifest_bytes).hexdigest()
@@ -188,6 +196,18 @@ class IndexDir:
         fsync_path(self.path)
         self.cleanup(keep=gen)
         return gen
+
+    def add_segment(self, tmp: Path, manifest: Manifest) -> SegmentRef:
+        """Seal ``tmp`` (segment files) as a generation of its own that CURRENT does not
+        name: a segment for the generation published next (which must list it)."""
+        gen = self._next()
+        _seal(tmp, manifest, gen.name, (), None)
+        os.rename(tmp, gen)
+        return segment_refs(gen, Manifest.from_file(gen / MANIFEST))[0]
+
+    def _next(self) -> Path:
+        number = max((_gen_number(p.name) for p in self.path.iterdir()), default=0) + 1
+        return self.path / f"{_GEN_PREFIX}{number:06d}"
 
     def cleanup(self, keep: Path | None = None) -> None:
         """Remove interrupted builds and generations older than the last ``_KEEP_OLD``."""
@@ -198,8 +218,15 @@ class IndexDir:
         live = keep.name if keep else None
         now = time.time()
         superseded = list(itertools.pairwise(gens))[: max(len(gens) - 1 - _KEEP_OLD, 0)]
-        for g, successor in superseded:
-            if g.name != live and now - _published_at(successor) > _GRACE_SECONDS:
+        doomed = {
+            g.name
+            for g, successor in superseded
+            if g.name != live and now - _published_at(successor) > _GRACE_SECONDS
+        }
+        # A generation's segment lives on while a generation kept still searches it.
+        used = {s for g in gens if g.name not in doomed for s in _segments_of(g)}
+        for g in gens:
+            if g.name in doomed and g.name not in used and "*" not in used:
                 shutil.rmtree(g, ignore_errors=True)
         for p in self.path.iterdir():
             if p.name.startswith(_TMP_PREFIX) and not p.name.startswith(
@@ -211,8 +238,70 @@ class IndexDir:
                     p.unlink(missing_ok=True)
 
     def size_on_disk(self) -> int:
-        gen = self.current()
-        return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+        gen, m = self.manifest()
+        return generation_size(gen, m)
+
+    def open_store(self) -> SegmentedStore:
+        """The live generation's documents and chunks, for reading (close it after)."""
+        gen, m = self.manifest()
+        return SegmentedStore.open(gen, m)
+
+
+def generation_size(gen: Path, m: Manifest) -> int:
+    """Bytes of a generation's own files and of the segments it searches."""
+    total = sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+    for seg in segment_refs(gen, m):
+        if seg.name != gen.name:
+            total += sum(int(f["size"]) for f in seg.files.values())
+    return total
+
+
+def _seal(
+    tmp: Path,
+    manifest: Manifest,
+    name: str,
+    kept: Sequence[SegmentRef],
+    tombstones: Mapping[str, Sequence[str]] | None,
+) -> bytes:
+    """Write tombstones and the manifest (with every file's checksum) into ``tmp``, fsync."""
+    if tombstones:
+        write_synced(tmp / TOMBSTONES, json.dumps(tombstones, sort_keys=True).encode())
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
+        for p in sorted(tmp.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    fields: dict[str, object] = {**asdict(manifest), "files": files}
+    if manifest.format_version >= 3:
+        own = {n: f for n, f in files.items() if n in SEGMENT_FILES}
+        refs = [*kept, SegmentRef(name, _rows_of(tmp), own)] if own else list(kept)
+        fields["segments"] = tuple(r.to_data() for r in refs)
+    manifest_bytes = Manifest(**fields).to_json().encode()  # type: ignore[arg-type]
+    write_synced(tmp / MANIFEST, manifest_bytes)
+    for p in tmp.iterdir():
+        fsync_path(p)
+    fsync_path(tmp)
+    return manifest_bytes
+
+
+def _rows_of(seg: Path) -> int:
+    """Rows of a segment's vector file (its header says; checked again when it is opened)."""
+    from .npy import memmap_npy
+
+    try:
+        return int(memmap_npy(seg / VECTORS).shape[0])
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{seg / VECTORS}: cannot be read ({exc})") from None
+
+
+def _segments_of(gen: Path) -> set[str]:
+    """Names of the segments a generation searches (read without trusting it: a damaged
+    manifest keeps every segment, since what it referenced cannot be known)."""
+    try:
+        m = Manifest.from_file(gen / MANIFEST)
+    except IndexFormatError:
+        return {"*"} if gen.is_dir() else set()
+    return {s.name for s in segment_refs(gen, m)}
 
 
 def _published_at(gen: Path) -> float:

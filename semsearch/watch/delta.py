@@ -37,9 +37,9 @@ from ..embed import Embedder
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..ingest.discover import discover
 from ..ingest.read import expand_items
-from ..store.chunkstore import ChunkStore, StoredDocument
+from ..store.chunkstore import StoredDocument
 from ..store.layout import IndexDir
-from ..store.manifest import CHUNKS, Manifest
+from ..store.manifest import Manifest
 from . import fingerprint
 
 log = logging.getLogger("semsearch")
@@ -168,7 +168,7 @@ def check(
 
 def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> Delta:
     pointer = index_dir.pointer()
-    gen, manifest = index_dir.manifest()
+    _, manifest = index_dir.manifest()
     wanted = list(manifest.roots) if roots is None else [str(r) for r in roots]
     if not wanted:
         raise UsageError(
@@ -185,15 +185,15 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> De
         return Delta(manifest, pointer, present, missing, (), plan)
     files = discover_roots(present, manifest.globs, manifest.excludes)
     items = expand_items(files)  # a data file's rows are its documents, as when indexed
-    docs = _documents(gen / CHUNKS)
+    docs = _documents(index_dir)
     plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs)
     if not plan.changed:
         fingerprint.remember(index_dir.path, key, digest, plan.unchanged, plan.skipped)
     return Delta(manifest, pointer, present, missing, tuple(files), plan, tuple(items))
 
 
-def _documents(path: Path) -> dict[str, StoredDocument]:
-    store = ChunkStore.open_readonly(path)
+def _documents(index_dir: IndexDir) -> dict[str, StoredDocument]:
+    store = index_dir.open_store()
     try:
         return {d.doc_id: d for d in store.documents()}
     finally:
