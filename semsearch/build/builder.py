@@ -432,9 +432,15 @@ class _Generation:
         self.built = index
 
     def _manifest(self, documents: int, chunks: int) -> Manifest:
-        if self.built is None:
-            raise IndexFormatError("internal error: no vector index built")
         roots, globs, excludes = _remembered(self.old.manifest, self.changes)
+        if self.built is None:  # only tombstones: the index is described as it was
+            if self.old.manifest is None:
+                raise IndexFormatError("internal error: no vector index built")
+            return replace(
+                self.old.manifest, format_version=FORMAT_VERSION, semsearch_version=__version__,
+                documents=documents, chunks=chunks, next_chunk_id=self.next_chunk_id,
+                created=time.time(), roots=roots, globs=globs, excludes=excludes,
+            )  # fmt: skip
         return new_manifest(
             self.settings, documents, chunks, self.next_chunk_id, self.built,
             roots=roots, globs=globs, excludes=excludes,
