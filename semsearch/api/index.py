@@ -219,6 +219,10 @@ class SemanticIndex:
         model, precision or chunking); nothing indexed is dropped."""
         return self._apply(_build.Changes(rebuild=True), progress)
 
+    def optimize(self) -> _build.BuildStats:
+        """Merge every segment into one, dropping deleted rows (searches answer the same)."""
+        return self._apply(_build.Changes(compact=True))
+
     def delete(self, ids: Iterable[str]) -> int:
         """Remove documents by id or source (globs allowed); returns how many were removed."""
         wanted = [str(i) for i in ids]

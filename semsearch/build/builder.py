@@ -243,10 +243,10 @@ class _Generation:
         if self.changes.rebuild:
             self._rebuild_kept(plan)
         segments = self.old.store.segments if self.old.store else ()
+        sizes = [(s.ref.name, s.ref.rows, self._live_rows(s.ref.name)) for s in segments]
+        compact = self.changes.compact and (len(sizes) > 1 or any(r > n for _, r, n in sizes))
         self.merged = choose_merges(
-            [(s.ref.name, s.ref.rows, self._live_rows(s.ref.name)) for s in segments],
-            self.old.repair,
-            everything=self.changes.rebuild,
+            sizes, self.old.repair, everything=self.changes.rebuild or compact
         )
         if self.old.manifest is not None and not plan.changed and not self.merged:
             return self._stats(plan, changed=False)

@@ -133,6 +133,7 @@ class Changes:
     Documents under ``roots`` that are not among ``items`` are removed, as are ``remove``.
     ``rebuild`` re-chunks and re-embeds every document kept, under the build's settings.
     ``globs`` and ``excludes`` are remembered with ``roots`` so the index can be refreshed.
+    ``compact`` merges every segment into one.
     """
 
     items: Sequence[Item] = ()
@@ -141,6 +142,8 @@ class Changes:
     rebuild: bool = False
     globs: Sequence[str] = ()
     excludes: Sequence[str] = ()
+    #: Merge every segment into one (dropping tombstoned rows), whatever the policy says.
+    compact: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ..store.postings import CHUNK, DOC
+from ..store.segments import Scored
 from ..store.segments import SegmentedKeyword as KeywordIndex
 from ..store.tokenize import is_cjk
 
@@ -79,71 +80,89 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 @dataclass(frozen=True)
 class KeywordHits:
-    """One query's keyword candidates (chunk rows, best first by nothing in particular),
-    the BM25 known so far per chunk and per document, and the full-match BM25 that turns
-    them into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
+    """One query's keyword candidates (global chunk rows), every chunk and document it
+    matches with their BM25, the best documents, and the full-match BM25 that turns scores
+    into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
 
     rows: np.ndarray
-    chunk_bm25: dict[int, float]
-    doc_bm25: dict[str, float]
+    chunks: Scored
+    docs: Scored
+    top_docs: np.ndarray  # sorted document keys
     full_match: float
     terms: tuple[str, ...]
 
-    def evidence(self, rows: np.ndarray, doc_ids: Sequence[str]) -> np.ndarray:
+    def evidence(self, rows: np.ndarray, docs: np.ndarray, *, every_doc: bool = True) -> np.ndarray:
         """Keyword evidence of each chunk: its document's BM25 and its own, weighted
         ``1 - CHUNK_WEIGHT : CHUNK_WEIGHT`` (the document ranks, the chunk picks the
-        passage). 0 where no query term matched."""
-        doc = np.array([self.doc_bm25.get(d, 0.0) for d in doc_ids], dtype=np.float64)
-        own = np.array([self.chunk_bm25.get(int(r), 0.0) for r in rows], dtype=np.float64)
+        passage). 0 where no query term matched. Unless ``every_doc``, only the best
+        documents lend their BM25 (keyword mode)."""
+        doc = _lookup(self.docs, docs)
+        if not every_doc:
+            doc = np.where(np.isin(docs, self.top_docs), doc, 0.0)
+        own = _lookup(self.chunks, rows)
         return (1.0 - CHUNK_WEIGHT) * doc + CHUNK_WEIGHT * own
+
+
+def _lookup(scored: Scored, ids: np.ndarray) -> np.ndarray:
+    """Scores of ``ids`` (0 where absent)."""
+    ids = np.asarray(ids, np.int64)
+    if not len(scored.ids) or not len(ids):
+        return np.zeros(len(ids), np.float64)
+    at = np.minimum(np.searchsorted(scored.ids, ids), len(scored.ids) - 1)
+    return np.where(scored.ids[at] == ids, scored.scores[at], 0.0)
+
+
+def _best(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the best ``k`` by score, ties to the smaller id."""
+    if len(ids) > k:
+        kth = -np.partition(-scores, k - 1)[k - 1]
+        pos = np.flatnonzero(scores >= kth)
+    else:
+        pos = np.arange(len(ids))
+    return pos[np.lexsort((ids[pos], -scores[pos]))][:k]
 
 
 def keyword_hits(
     kw: KeywordIndex,
     text: str,
     depth: int,
-    clauses: Sequence[str] = (),
-    args: Sequence[Any] = (),
+    subset: np.ndarray | None = None,
     *,
     fuzzy: bool = True,
-) -> tuple[KeywordHits, list[str]]:
-    """The best ``depth`` chunks by BM25, plus the matching chunks of the best ``depth``
-    documents by document-level BM25 (a document can match as a whole where no single
-    chunk holds all the query's words). Returns the hits and each row's document."""
-    qt = query_terms(kw, text, fuzzy=fuzzy)
-    rows, bm25, docs = kw.chunks(qt, depth, clauses, args)
-    top = kw.top_documents(qt, depth, clauses, args)
-    if top:
-        inside = f"d.doc_id IN ({','.join('?' * len(top))})"
-        more = kw.chunks(qt, DOC_CHUNK_FACTOR * depth, [*clauses, inside], [*args, *top])
-        rows = np.concatenate([rows, more[0]])
-        bm25 = np.concatenate([bm25, more[1]])
-        docs = docs + more[2]
-        rows, first = np.unique(rows, return_index=True)
-        bm25 = bm25[first]
-        docs = [docs[i] for i in first.tolist()]
-    chunk = dict(zip(rows.tolist(), bm25.tolist(), strict=True))
-    doc_bm25 = dict(top)
-    if kw.legacy:  # no document table: a document is as good as its best chunk
-        for d, s in zip(docs, bm25.tolist(), strict=True):
-            doc_bm25[d] = max(doc_bm25.get(d, 0.0), s)
-    return KeywordHits(rows, chunk, doc_bm25, kw.full_match(qt), tuple(qt)), docs
-
-
-def complete(
-    hits: KeywordHits, kw: KeywordIndex, rows: np.ndarray, doc_ids: Sequence[str]
 ) -> KeywordHits:
-    """``hits`` with the BM25 of ``rows`` and of their documents filled in (for dense
-    candidates the keyword lists did not reach)."""
-    missing_rows = [r for r in rows.tolist() if r not in hits.chunk_bm25]
-    missing_docs = [d for d in set(doc_ids) if d not in hits.doc_bm25]
-    if not missing_rows and not missing_docs:
-        return hits
-    chunk = {**hits.chunk_bm25, **kw.chunk_scores(hits.terms, missing_rows)}
-    docs = dict(hits.doc_bm25)
-    if kw.legacy:
-        for r, d in zip(rows.tolist(), doc_ids, strict=True):
-            docs[d] = max(docs.get(d, 0.0), chunk.get(r, 0.0))
+    """The best ``depth`` chunks by BM25, plus the best ``DOC_CHUNK_FACTOR * depth``
+    matching chunks of the best ``depth`` documents by document-level BM25 (a document can
+    match as a whole where no single chunk holds all the query's words). ``subset``: the
+    only rows allowed (sorted), and documents only through them."""
+    qt = query_terms(kw, text, fuzzy=fuzzy)
+    chunks, docs = kw.score(qt, CHUNK), kw.score(qt, DOC)
+    rows, scores = chunks.ids, chunks.scores
+    doc_keys, doc_scores = docs.ids, docs.scores
+    if subset is not None:
+        keep = np.isin(rows, subset)
+        rows, scores = rows[keep], scores[keep]
+        keep_docs = np.isin(doc_keys, kw.doc_of(subset))
+        doc_keys, doc_scores = doc_keys[keep_docs], doc_scores[keep_docs]
+    best = rows[_best(rows, scores, depth)] if depth > 0 else rows[:0]
+    top = _top_documents(kw, doc_keys, doc_scores, depth)
+    if len(top):
+        inside = np.isin(kw.doc_of(rows), top)
+        more = rows[inside][_best(rows[inside], scores[inside], DOC_CHUNK_FACTOR * depth)]
+        best = np.union1d(best, more)
     else:
-        docs.update(kw.documents(hits.terms, missing_docs))
-    return KeywordHits(hits.rows, chunk, docs, hits.full_match, hits.terms)
+        best = np.unique(best)
+    return KeywordHits(best, chunks, docs, np.sort(top), kw.full_match(qt), tuple(qt))
+
+
+def _top_documents(kw: KeywordIndex, keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Keys of the best ``k`` documents, ties broken by document id (as one segment would)."""
+    if k <= 0 or not len(keys):
+        return keys[:0]
+    if len(keys) > k:
+        kth = -np.partition(-scores, k - 1)[k - 1]
+        pos = np.flatnonzero(scores >= kth)
+    else:
+        pos = np.arange(len(keys))
+    names = kw.doc_ids(keys[pos].tolist())
+    ranked = sorted(pos.tolist(), key=lambda p: (-scores[p], names[int(keys[p])]))
+    return keys[np.asarray(ranked[:k], np.int64)]

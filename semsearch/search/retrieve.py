@@ -17,7 +17,6 @@ from ..embed import Embedder
 from ..errors import UsageError
 from ..index import VectorIndex
 from ..index.segmented import SegmentedVectors
-from ..store.chunkstore import where_sql
 from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
     FEEDBACK_DOCS,
@@ -28,7 +27,7 @@ from .fuse import (
     keyword_part,
     order,
 )
-from .keyword import KeywordHits, complete, keyword_hits
+from .keyword import KeywordHits, keyword_hits
 from .shape import cap_per_source, mmr
 
 Mode = Literal["dense", "keyword", "hybrid"]
@@ -115,13 +114,11 @@ def retrieve(
         ranked = [Ranked(rows, cos, dense=cos) for rows, cos in dense]
     else:
         kw = store.keyword_index()
-        clauses, args = where_sql(opts.where or {})
-        found = [keyword_hits(kw, q, depth, clauses, args) for q in queries]
-        hits = [h for h, _ in found]
+        hits = [keyword_hits(kw, q, depth, subset) for q in queries]
         if opts.mode == "keyword":
-            ranked = [_keyword_ranked(h, docs) for h, docs in found]
+            ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
+            ranked = _hybrid(qvecs, dense, hits, kw, index, vectors, depth, subset)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None)
         for n, r in enumerate(ranked)
@@ -136,10 +133,11 @@ def _dense(
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
-def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
-    """Chunks by keyword evidence (their document's BM25 and their own); the score is the
-    keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
-    evidence = h.evidence(h.rows, docs)
+def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
+    """Chunks by keyword evidence (their document's BM25, if among the best documents, and
+    their own); the score is the keyword part of :mod:`.fuse`, a fraction of the most BM25
+    can give the query."""
+    evidence = h.evidence(h.rows, docs, every_doc=False)
     pos = order(h.rows, evidence)
     scores = keyword_part(evidence[pos], h.full_match).astype(np.float32)
     return Ranked(h.rows[pos], scores, keyword=evidence[pos].astype(np.float32))
@@ -151,7 +149,6 @@ def _hybrid(
     hits: list[KeywordHits],
     kw: SegmentedKeyword,
     index: VectorIndex,
-    store: SegmentedStore,
     vectors: SegmentedVectors,
     depth: int,
     subset: np.ndarray | None,
@@ -162,8 +159,7 @@ def _hybrid(
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
         rows = np.union1d(dense[n][0], h.rows)
-        docs = store.doc_ids_of(rows)
-        hits[n] = h = complete(h, kw, rows, docs)
+        docs = kw.doc_of(rows)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
         s = blend(
             dense_part(cos, _floor(dense[n][1])), keyword_part(h.evidence(rows, docs), h.full_match)
@@ -175,8 +171,7 @@ def _hybrid(
     out = []
     for n, h in enumerate(hits):
         rows = np.union1d(second[n][0], first[n])
-        docs = store.doc_ids_of(rows)
-        h = complete(h, kw, rows, docs)
+        docs = kw.doc_of(rows)
         vecs = np.asarray(vectors[rows], np.float32)
         evidence = h.evidence(rows, docs)
         s = blend(
@@ -200,11 +195,11 @@ def _floor(cosines: np.ndarray) -> float:
 
 
 def _best_documents(
-    ranked_rows: np.ndarray, docs: Sequence[str], rows: np.ndarray, m: int
+    ranked_rows: np.ndarray, docs: np.ndarray, rows: np.ndarray, m: int
 ) -> np.ndarray:
     """The first ``m`` rows of ``ranked_rows`` from distinct documents."""
-    doc_of = dict(zip(rows.tolist(), docs, strict=True))
-    seen: set[str] = set()
+    doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
+    seen: set[int] = set()
     picked = []
     for r in ranked_rows.tolist():
         if doc_of[r] not in seen:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, UsageError
 from . import fts
+from . import postings as kw_postings
 
 _SCHEMA = (
     """
@@ -146,6 +147,7 @@ class ChunkStore:
         self.path = path
         self._columns = _present_columns(conn)
         self._keyword: fts.KeywordIndex | None = None
+        self._postings: kw_postings.SegmentPostings | None = None
 
     @classmethod
     def create(cls, path: Path | str) -> ChunkStore:
@@ -280,9 +282,36 @@ class ChunkStore:
         )
 
     def commit(self) -> None:
-        """Finish the keyword index (document-level rows) and commit: call once, last."""
+        """Finish the keyword index (document-level rows, postings) and commit: once, last."""
         fts.finish(self.conn)
+        kw_postings.write(self.conn)
         self.conn.commit()
+
+    @_reading
+    def postings(self) -> kw_postings.SegmentPostings:
+        """This segment's keyword postings (see :mod:`.postings`)."""
+        if self._postings is None:
+            self._postings = kw_postings.SegmentPostings(self.conn)
+        return self._postings
+
+    @_reading
+    def doc_rowids(self) -> np.ndarray:
+        """``rowid`` of every live document, ascending (the document-level postings' ids)."""
+        cur = self.conn.execute("SELECT rowid FROM documents ORDER BY rowid")
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    @_reading
+    def doc_ids_by_rowid(self, rowids: Iterable[int]) -> dict[int, str]:
+        wanted = [int(r) for r in rowids]
+        out: dict[int, str] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            cur = self.conn.execute(
+                f"SELECT rowid, doc_id FROM main.documents WHERE rowid IN ({marks})", part
+            )
+            out.update((int(r), str(d)) for r, d in cur)
+        return out
 
     # --- reading -------------------------------------------------------------------------
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 import heapq
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import IndexFormatError
 from ..util import first_line
-from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, StoredDocument, where_sql
-from .fts import KeywordIndex
+from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, StoredDocument
 from .manifest import CHUNKS, TOMBSTONES, Manifest, SegmentRef, segment_refs
+from .postings import CHUNK, DOC
+from .tokenize import terms as analyze
 
 #: Tombstones of one generation: segment name -> deleted document ids.
 Tombstones = dict[str, list[str]]
@@ -189,76 +191,129 @@ class SegmentedStore:
         return self._keyword
 
 
+class Scored(NamedTuple):
+    """Every unit (global chunk row or document key) a query matches, ascending, and its BM25."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float64
+
+
 class SegmentedKeyword:
-    """BM25 over every segment: each segment ranks its own chunks, results merge by score."""
+    """BM25 over every live chunk and document of a generation, with collection statistics
+    (unit count, document frequency, average length) taken over all live segments: the
+    scores equal those of the same documents written as one segment.
+
+    The formula is FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, idf = ln((N - n + 0.5) /
+    (n + 0.5)) floored at 1e-6, a repeated query term counted again), so rankings match
+    the index format before segments."""
 
     def __init__(self, store: SegmentedStore) -> None:
-        self.parts = [(s, s.store.keyword_index()) for s in store.segments]
-        self.legacy = any(kw.legacy for _, kw in self.parts)
-        self.current = all(kw.current for _, kw in self.parts)
-        self.n_docs = sum(kw.n_docs for _, kw in self.parts)
         self._store = store
+        self._parts = [s.store.postings() for s in store.segments]
+        self._chunk_live = [
+            _mask(len(p.chunk_lengths), s.store.dead_rows())
+            for p, s in zip(self._parts, store.segments, strict=True)
+        ]
+        self._doc_live = []
+        for p, s in zip(self._parts, store.segments, strict=True):
+            live = np.zeros(len(p.doc_lengths), bool)
+            live[s.store.doc_rowids()] = True
+            self._doc_live.append(live)
+        sizes = [len(p.doc_lengths) for p in self._parts]
+        #: A document's global key: its segment's base plus its rowid there.
+        self.doc_base = np.cumsum([0, *sizes])[:-1].astype(np.int64)
+        self.n_chunks = int(sum(m.sum() for m in self._chunk_live))
+        self.n_docs = int(sum(m.sum() for m in self._doc_live))
+        chunk_len = sum(
+            int(p.chunk_lengths[m].sum())
+            for p, m in zip(self._parts, self._chunk_live, strict=True)
+        )
+        doc_len = sum(
+            int(p.doc_lengths[m].sum()) for p, m in zip(self._parts, self._doc_live, strict=True)
+        )
+        self._avgdl = (chunk_len / max(self.n_chunks, 1), doc_len / max(self.n_docs, 1))
+        self.current = all(s.store.keyword_index().current for s in store.segments)
 
     def query_terms(self, text: str) -> list[str]:
-        return self.parts[0][1].query_terms(text)
+        return analyze(text)
 
-    def chunks(
-        self,
-        query_terms: Sequence[str],
-        k: int,
-        clauses: Sequence[str] = (),
-        args: Sequence[Any] = (),
-    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        rows, scores, docs = [], [], []
-        for seg, kw in self.parts:
-            r, s, d = kw.chunks(query_terms, k, clauses, args)
-            rows.append(r + seg.offset)
-            scores.append(s)
-            docs += d
-        if len(self.parts) == 1:
-            return rows[0], scores[0], docs
-        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
-        pos = np.lexsort((all_rows, -all_scores))[:k]
-        return all_rows[pos], all_scores[pos], [docs[i] for i in pos.tolist()]
-
-    def chunk_scores(self, query_terms: Sequence[str], rows: Sequence[int]) -> dict[int, float]:
-        out: dict[int, float] = {}
-        for seg, _, local in self._store.split(np.asarray(rows, np.int64)):
-            kw = seg.store.keyword_index()
-            for r, s in kw.chunk_scores(query_terms, local.tolist()).items():
-                out[r + seg.offset] = s
+    def _live_postings(self, level: int, term: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(segment, ids, tfs)`` of a term's live postings in each segment holding it."""
+        out = []
+        lives = self._chunk_live if level == CHUNK else self._doc_live
+        for i, (p, live) in enumerate(zip(self._parts, lives, strict=True)):
+            ids, tfs = p.get(level, term)
+            if len(ids):
+                keep = live[ids]
+                if not keep.all():
+                    ids, tfs = ids[keep], tfs[keep]
+                if len(ids):
+                    out.append((i, ids, tfs))
         return out
 
-    def documents(self, query_terms: Sequence[str], doc_ids: Sequence[str]) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for _, kw in self.parts:
-            out.update(kw.documents(query_terms, doc_ids))
+    def score(self, query_terms: Sequence[str], level: int) -> Scored:
+        """BM25 of every chunk (``CHUNK``: ids are global rows) or document (``DOC``: ids are
+        document keys) holding a query term."""
+        n = self.n_chunks if level == CHUNK else self.n_docs
+        avgdl = self._avgdl[level]
+        ids_all, contrib_all = [], []
+        for term, times in Counter(query_terms).items():
+            found = self._live_postings(level, term)
+            df = sum(len(ids) for _, ids, _ in found)
+            if not df:
+                continue
+            idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+            for seg, ids, tfs in found:
+                p = self._parts[seg]
+                lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
+                tf = tfs.astype(np.float64)
+                norm = K1 * (1.0 - B + B * lengths / avgdl)
+                contrib_all.append(times * idf * tf * (K1 + 1.0) / (tf + norm))
+                base = self._store.segments[seg].offset if level == CHUNK else self.doc_base[seg]
+                ids_all.append(ids.astype(np.int64) + base)
+        if not ids_all:
+            return Scored(np.zeros(0, np.int64), np.zeros(0, np.float64))
+        ids = np.concatenate(ids_all)
+        contrib = np.concatenate(contrib_all)
+        if len(ids_all) == 1:
+            return Scored(ids, contrib)
+        unique, inverse = np.unique(ids, return_inverse=True)
+        return Scored(unique, np.bincount(inverse, weights=contrib, minlength=len(unique)))
+
+    def doc_of(self, rows: np.ndarray) -> np.ndarray:
+        """The document key of each global chunk row."""
+        rows = np.asarray(rows, np.int64)
+        out = np.empty(len(rows), np.int64)
+        for seg, pos, local in self._store.split(rows):
+            i = self._store.segments.index(seg)
+            out[pos] = self._parts[i].row_doc[local] + self.doc_base[i]
         return out
 
-    def top_documents(
-        self,
-        query_terms: Sequence[str],
-        k: int,
-        clauses: Sequence[str] = (),
-        args: Sequence[Any] = (),
-    ) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for _, kw in self.parts:
-            found.update(kw.top_documents(query_terms, k, clauses, args))
-        best = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        return dict(best)
+    def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
+        """The document id of each document key."""
+        keys = np.asarray(list(keys), np.int64)
+        out: dict[int, str] = {}
+        which = np.searchsorted(self.doc_base, keys, side="right") - 1
+        for i, seg in enumerate(self._store.segments):
+            mine = keys[which == i]
+            if len(mine):
+                base = int(self.doc_base[i])
+                found = seg.store.doc_ids_by_rowid((mine - base).tolist())
+                out.update((r + base, d) for r, d in found.items())
+        return out
 
     def document_frequencies(self, query_terms: Iterable[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        terms = list(query_terms)
-        for _, kw in self.parts:
-            for t, n in kw.document_frequencies(terms).items():
-                out[t] = out.get(t, 0) + n
+        """Live documents holding each term (terms held by none are left out)."""
+        out = {}
+        for t in set(query_terms):
+            df = sum(len(ids) for _, ids, _ in self._live_postings(DOC, t))
+            if df:
+                out[t] = df
         return out
 
     def full_match(self, query_terms: Sequence[str]) -> float:
-        if len(self.parts) == 1:
-            return self.parts[0][1].full_match(query_terms)
+        """BM25 of a document holding every query term once at average length: the sum of
+        the terms' document-level idf (repeats count, as in the query)."""
         df = self.document_frequencies(query_terms)
         n = self.n_docs
         return sum(
@@ -266,11 +321,17 @@ class SegmentedKeyword:
         )
 
     def near(self, first: str, lo: int, hi: int) -> list[tuple[str, int]]:
-        out: dict[str, int] = {}
-        for _, kw in self.parts:
-            for t, n in kw.near(first, lo, hi):
-                out[t] = out.get(t, 0) + n
-        return sorted(out.items())
+        """Live indexed terms starting with ``first``, of length ``lo``..``hi``, with their
+        document counts (the candidates for a typo's correction)."""
+        cands = sorted({t for p in self._parts for t in p.near(first, lo, hi)})
+        df = self.document_frequencies(cands)
+        return [(t, df[t]) for t in cands if t in df]
 
 
-__all__ = ["KeywordIndex", "Segment", "SegmentedKeyword", "SegmentedStore", "where_sql"]
+K1, B = 1.2, 0.75
+
+
+def _mask(size: int, dead: np.ndarray) -> np.ndarray:
+    mask = np.ones(size, bool)
+    mask[dead[dead < size]] = False
+    return mask
