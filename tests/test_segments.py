@@ -247,3 +247,32 @@ def test_many_segments_rank_exactly_as_one(
             assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-6, rtol=0)
             if mode != "dense" and q != "zzz" and where is None:
                 assert a, q  # the query matches something: the comparison is not empty
+
+
+# --- backend and index type are the index's own -------------------------------------------
+
+
+def test_a_numpy_index_stays_numpy_through_upsert_and_refresh(tmp_path: Path) -> None:
+    """Regression: ``update``, ``watch``, ``query --refresh`` and ``load().upsert()`` used to
+    resolve the backend "auto" afresh and switch an index built with numpy to faiss."""
+    from semsearch import index_paths
+    from semsearch.build import LocalEngine
+    from semsearch.watch.delta import refresh
+
+    pytest.importorskip("faiss")  # without faiss, "auto" is numpy anyway: nothing to test
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"f{i}.txt").write_text(f"file {i} about harbour and tide number {i}")
+    path = tmp_path / "ix"
+    index_paths([docs], path, embedder=FakeEmbedder(), backend="numpy")
+    ix = SemanticIndex.load(path, embedder=FakeEmbedder())
+    assert ix.settings.backend == "numpy"
+    ix.upsert(["a text of its own"], ids=["t1"])
+    (docs / "f1.txt").write_text("file 1 now speaks of gulls")
+    refresh(IndexDir(path), lambda _m: LocalEngine(FakeEmbedder()))
+    gen, m = IndexDir(path).manifest()
+    assert m.backend == "numpy" and m.index_type == "flat"
+    for ref in segment_refs(gen, m):
+        assert "index.faiss" not in ref.files, ref.name
+    assert SemanticIndex.load(path, embedder=FakeEmbedder())._view.index.backend == "numpy"  # type: ignore[union-attr]
