@@ -276,3 +276,40 @@ def test_a_numpy_index_stays_numpy_through_upsert_and_refresh(tmp_path: Path) ->
     for ref in segment_refs(gen, m):
         assert "index.faiss" not in ref.files, ref.name
     assert SemanticIndex.load(path, embedder=FakeEmbedder())._view.index.backend == "numpy"  # type: ignore[union-attr]
+
+
+# --- optimize: merges, and recovers from a damaged segment ---------------------------------
+
+
+def test_optimize_recovers_from_a_damaged_segment(
+    tmp_path: Path, no_merges: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semsearch.cli import main
+    from semsearch.errors import IndexFormatError
+
+    path = tmp_path / "ix"
+    ix = SemanticIndex(embedder=FakeEmbedder(), path=path, backend="numpy")
+    for batch in range(3):
+        ix.add_texts(_texts(5, seed=batch), ids=[f"b{batch}-{i}" for i in range(5)])
+    ix.delete(["b2-0"])
+    damaged = _segments(path)[1]
+    sqlite = path / damaged / "chunks.sqlite"
+    data = bytearray(sqlite.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    sqlite.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match=f"{damaged}/chunks.sqlite") as err:
+        SemanticIndex.load(path, embedder=FakeEmbedder())
+    assert "\n" not in str(err.value)
+    with pytest.raises(IndexFormatError, match="optimize") as err:
+        ix.upsert(["new"], ids=["n1"])
+    assert "\n" not in str(err.value)
+    assert main(["optimize", "--index", str(path)]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and damaged in lines[0] and "left out" in lines[0]
+    assert lines[1].startswith("Merged 9 documents")
+    again = SemanticIndex.load(path, embedder=FakeEmbedder())
+    assert again.verify() == [] and len(_segments(path)) == 1
+    kept = {d.doc_id for d in again._require_view().store.documents()}
+    assert kept == {f"b{b}-{i}" for b in (0, 2) for i in range(5)} - {"b2-0"}
+    assert main(["optimize", "--index", str(path)]) == 0
+    assert "Already one segment" in capsys.readouterr().err

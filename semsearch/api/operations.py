@@ -211,6 +211,22 @@ def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | Non
     return SemanticIndex.load(index).delete(sources)
 
 
+def optimize_index(index: str | os.PathLike[str] | None = None) -> _build.BuildStats:
+    """Merge every segment of the on-disk index into one, dropping deleted rows. A segment
+    whose chunk database is damaged is left out with a warning, so the intact ones make a
+    working index again (index the left-out files again to get them back)."""
+    cfg = _config.load()
+    index_dir = IndexDir(index if index is not None else cfg.index_dir)
+    from ..watch.delta import LazyEngine, settings_of
+
+    manifest = index_dir.manifest()[1]
+    engine = LazyEngine(_engine_factory(cfg), manifest)  # the model only for damaged vectors
+    try:
+        return _build.build(index_dir, _build.Changes(compact=True), engine, settings_of(manifest))
+    finally:
+        engine.close()
+
+
 def ensure_sample_index(progress: _build.Progress | None = None) -> tuple[Path, bool]:
     """The bundled samples' own index, built on first use; returns (path, built now)."""
     where = sample_index_dir()

@@ -40,6 +40,7 @@ from ..store.manifest import (
     Manifest,
     check_files,
     file_ok,
+    segment_refs,
 )
 from ..store.npy import VectorWriter, load_vectors
 from ..store.segments import Segment, SegmentedStore, Tombstones, read_tombstones
@@ -71,7 +72,7 @@ def build(
     resolve_index_type(settings.backend, settings.index_type)  # fail before any work
     with index_dir.lock(lock_timeout):
         index_dir.cleanup()
-        old = _Old.open(index_dir, settings, changes.rebuild)
+        old = _Old.open(index_dir, settings, changes.rebuild, salvage=changes.compact)
         _check_chunk_tokens(settings, engine, old.manifest)
         gen = _Generation(index_dir, engine, settings, changes, old)
         try:
@@ -133,7 +134,12 @@ class _Old:
         self.bad_vectors: set[str] = set()
 
     @classmethod
-    def open(cls, index_dir: IndexDir, settings: Settings, rebuild: bool) -> _Old:
+    def open(
+        cls, index_dir: IndexDir, settings: Settings, rebuild: bool, *, salvage: bool = False
+    ) -> _Old:
+        """The live generation, checked. A damaged chunk database stops a write in one
+        line; when ``salvage`` (optimize), its segment is left out instead, with a warning,
+        and the intact segments make the new index."""
         old = cls()
         root = index_dir.path
         if not index_dir.exists():
@@ -161,15 +167,28 @@ class _Old:
                 f"the index was built with {'; '.join(diff)}; drop the option to keep the "
                 "index's settings, or add --rebuild to re-embed every document"
             )
-        for problem in check_files(gen, m):
+        lost: set[str] = set()
+        for problem in check_files(gen, m, checksums=salvage):
             where, _, _ = problem.partition(":")
             holder, _, name = where.rpartition("/")
             holder = holder or gen.name
+            if name == CHUNKS and salvage:
+                log.warning(
+                    "%s; the documents of segment %s are left out (index their files again)",
+                    problem, holder,
+                )  # fmt: skip
+                lost.add(holder)
+                continue
             if name in (CHUNKS, TOMBSTONES):
+                several = len(segment_refs(gen, m)) > 1 and name == CHUNKS
                 raise IndexFormatError(
                     f"cannot update the index at {root}: {problem}. Nothing was changed; "
                     "its documents cannot be recovered from a damaged chunk database, so "
-                    f"move {root} aside and index your files into a new one"
+                    + (
+                        "semsearch optimize rebuilds the index from its intact segments"
+                        if several
+                        else f"move {root} aside and index your files into a new one"
+                    )
                 )
             if name == FAISS:
                 log.warning("%s; it is rebuilt from the vectors", problem)
@@ -179,14 +198,16 @@ class _Old:
             old.repair.add(holder)
         old.gen, old.manifest = gen, m
         old.tombstones = read_tombstones(gen, m)
-        old.store = SegmentedStore.open(gen, m)
+        old.store = SegmentedStore.open(gen, m, skip=lost)
+        old.repair |= lost  # left out of the new generation
         for seg in old.store.segments:
             if not seg.store.keyword_index().current:
                 old.repair.add(seg.ref.name)
             for d in seg.store.documents():
                 old.docs[d.doc_id] = d
                 old.home[d.doc_id] = seg.ref.name
-        if len(old.docs) != m.documents or old.store.count_chunks() != m.chunks:
+        counts = (len(old.docs), old.store.count_chunks())
+        if not lost and counts != (m.documents, m.chunks):
             old.close()
             raise IndexFormatError(
                 f"cannot update the index at {root}: chunks.sqlite does not hold what the "

@@ -12,7 +12,7 @@ import heapq
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -66,13 +66,16 @@ class SegmentedStore:
         self._keyword: SegmentedKeyword | None = None
 
     @classmethod
-    def open(cls, gen: Path, m: Manifest) -> SegmentedStore:
-        """Open generation ``gen``'s segments (files already checked by the caller)."""
+    def open(cls, gen: Path, m: Manifest, skip: Collection[str] = ()) -> SegmentedStore:
+        """Open generation ``gen``'s segments but ``skip`` (files already checked by the
+        caller)."""
         dead = read_tombstones(gen, m)
         segments: list[Segment] = []
         offset = 0
         try:
             for ref in segment_refs(gen, m):
+                if ref.name in skip:
+                    continue
                 path = gen.parent / ref.name
                 store = ChunkStore.open_readonly(path / CHUNKS, dead.get(ref.name, ()))
                 segments.append(Segment(ref, path, offset, store))
