@@ -201,7 +201,7 @@ class _Old:
         old.store = SegmentedStore.open(gen, m, skip=lost)
         old.repair |= lost  # left out of the new generation
         for seg in old.store.segments:
-            if not seg.store.keyword_index().current:
+            if not seg.store.terms_current():
                 old.repair.add(seg.ref.name)
             for d in seg.store.documents():
                 old.docs[d.doc_id] = d

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
+from .tokenize import TERMS_VERSION
 
 _SCHEMA = (
     """
@@ -146,7 +147,6 @@ class ChunkStore:
         self.conn = conn
         self.path = path
         self._columns = _present_columns(conn)
-        self._keyword: fts.KeywordIndex | None = None
         self._postings: kw_postings.SegmentPostings | None = None
 
     @classmethod
@@ -443,11 +443,10 @@ class ChunkStore:
         return fts.doc_ids_of(self.conn, rows)
 
     @_reading
-    def keyword_index(self) -> fts.KeywordIndex:
-        """The BM25 side of this store (see :mod:`.fts`)."""
-        if self._keyword is None:
-            self._keyword = fts.KeywordIndex(self.conn)
-        return self._keyword
+    def terms_current(self) -> bool:
+        """Whether the keyword terms were made by this version's analyzer (else a write
+        rewrites the segment, making them again from the texts)."""
+        return fts.stored_version(self.conn) == TERMS_VERSION and kw_postings.stored(self.conn)
 
 
 def where_sql(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:

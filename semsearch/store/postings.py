@@ -6,7 +6,7 @@ length) that must span every live segment, which no per-table engine gives: FTS5
 sees one table. So the postings are ours, read a term at a time (one indexed lookup
 returning two blobs, turned into arrays without copying), and the scoring is NumPy
 (:mod:`semsearch.store.segments`). Chunk terms still come from the analyzer
-(:mod:`.tokenize`) through the ``chunks_fts`` rows that carry them between segments.
+(:mod:`.tokenize`), stored per chunk (:mod:`.fts`) so merges need not analyze again.
 
 Level 0 is chunks, by segment-local row; level 1 is documents, by ``documents.rowid``, whose
 terms are those of their first ``fts.DOC_CHUNKS`` chunks (as the document table had).
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .fts import DOC_CHUNKS, TERMS_VERSION, stored_version
+from .fts import DOC_CHUNKS, TERMS_VERSION, stored_version, terms_table
 from .tokenize import terms as analyze
 
 CHUNK, DOC = 0, 1
@@ -115,6 +115,11 @@ def write(conn: sqlite3.Connection) -> None:
     )
 
 
+def stored(conn: sqlite3.Connection) -> bool:
+    """Whether the segment holds its postings (written since postings exist)."""
+    return _read_arrays(conn) is not None
+
+
 def _read_arrays(conn: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     try:
         found = dict(conn.execute("SELECT name, data FROM main.kw_arrays"))
@@ -135,11 +140,12 @@ def _build(
     row_doc = np.zeros(rows, np.int32)
     chunks, documents = _Accumulator(), _Accumulator()
     current = stored_version(conn) == TERMS_VERSION
+    table, key = terms_table(conn)
     cur = conn.execute(
         "SELECT d.rowid, c.row, c.ordinal, "
         + ("f.terms" if current else "c.text")
         + " FROM main.documents d JOIN main.chunks c ON c.doc_id = d.doc_id"
-        + (" JOIN main.chunks_fts f ON f.rowid = c.row" if current else "")
+        + (f" JOIN main.{table} f ON f.{key} = c.row" if current else "")
         + " ORDER BY d.rowid, c.ordinal"
     )
     doc, doc_words = -1, list[str]()

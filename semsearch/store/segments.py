@@ -235,7 +235,7 @@ class SegmentedKeyword:
             int(p.doc_lengths[m].sum()) for p, m in zip(self._parts, self._doc_live, strict=True)
         )
         self._avgdl = (chunk_len / max(self.n_chunks, 1), doc_len / max(self.n_docs, 1))
-        self.current = all(s.store.keyword_index().current for s in store.segments)
+        self.current = all(s.store.terms_current() for s in store.segments)
 
     def query_terms(self, text: str) -> list[str]:
         return analyze(text)
