@@ -155,3 +155,15 @@ def test_a_store_from_before_terms_is_still_searched(tmp_path: Path) -> None:
     found = kw.score(kw.query_terms("run shoe"), CHUNK)
     assert found.ids.tolist() == [0] and found.scores[0] > 0
     assert kw.full_match(kw.query_terms("run shoe")) > 0
+
+
+def test_edit_distances_at_once_equal_one_at_a_time() -> None:
+    from semsearch.search.keyword import edit_distances
+
+    rng = np.random.default_rng(4)
+    words = ["".join(rng.choice(list("abcde"), size=rng.integers(1, 9))) for _ in range(400)]
+    for a in ["abcd", "ba", "eeeedd", "acbde", "a"]:
+        for limit in (1, 2):
+            got = edit_distances(a, words, limit)
+            want = [min(edit_distance(a, w, limit), limit + 1) for w in words]
+            assert [min(g, limit + 1) for g in got.tolist()] == want

@@ -17,7 +17,7 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from ..store.manifest import (
     segment_refs,
 )
 from ..store.npy import VectorWriter, load_vectors
-from ..store.segments import Segment, SegmentedStore, Tombstones, read_tombstones
+from ..store.segments import LiveDocuments, Segment, SegmentedStore, Tombstones, read_tombstones
 from ..util import first_line
 from .engine import Engine, Processed
 from .merge import choose_merges
@@ -125,13 +125,18 @@ class _Old:
         self.gen: Path | None = None
         self.manifest: Manifest | None = None
         self.store: SegmentedStore | None = None
-        self.docs: dict[str, StoredDocument] = {}
-        #: Which segment holds each live document.
-        self.home: dict[str, str] = {}
+        self.docs: Mapping[str, StoredDocument] = {}
         self.tombstones: Tombstones = {}
         #: Segments to rewrite whatever the policy says: damaged derived files, old terms.
         self.repair: set[str] = set()
         self.bad_vectors: set[str] = set()
+        #: Live documents and chunks of each segment.
+        self.live: dict[str, tuple[int, int]] = {}
+
+    def home(self, doc_id: str) -> str | None:
+        """The segment holding a live document."""
+        docs = self.docs
+        return docs.home(doc_id) if isinstance(docs, LiveDocuments) else None
 
     @classmethod
     def open(
@@ -200,13 +205,15 @@ class _Old:
         old.tombstones = read_tombstones(gen, m)
         old.store = SegmentedStore.open(gen, m, skip=lost)
         old.repair |= lost  # left out of the new generation
+        old.docs = LiveDocuments(old.store)
+        old.live = {
+            s.ref.name: (s.store.count_documents(), s.store.count_chunks())
+            for s in old.store.segments
+        }
         for seg in old.store.segments:
             if not seg.store.terms_current():
                 old.repair.add(seg.ref.name)
-            for d in seg.store.documents():
-                old.docs[d.doc_id] = d
-                old.home[d.doc_id] = seg.ref.name
-        counts = (len(old.docs), old.store.count_chunks())
+        counts = tuple(map(sum, zip(*old.live.values(), strict=True))) or (0, 0)
         if not lost and counts != (m.documents, m.chunks):
             old.close()
             raise IndexFormatError(
@@ -295,10 +302,11 @@ class _Generation:
         self.store.commit()
         own_docs, own_chunks = self.store.count_documents(), self.store.count_chunks()
         kept = [s for s in segments if s.ref.name not in self.merged]
-        live = [d for d, home in self.old.home.items() if home not in self.merged]
-        live = [d for d in live if d not in self.dead]
-        documents = own_docs + len(live)
-        chunks = own_chunks + sum(self.old.docs[d].n_chunks for d in live)
+        names = {s.ref.name for s in kept}
+        gone = [self.old.docs[d] for d in self.dead if self.old.home(d) in names]
+        documents = own_docs + sum(self.old.live[n][0] for n in names) - len(gone)
+        chunks = own_chunks + sum(self.old.live[n][1] for n in names)
+        chunks -= sum(d.n_chunks for d in gone)
         if chunks == 0 and self.old.manifest is None:
             raise UsageError("no text to index: every file was empty, binary or unreadable")
         self.store.close()
@@ -311,7 +319,7 @@ class _Generation:
         tombstones = {
             s.ref.name: sorted(
                 {*self.old.tombstones.get(s.ref.name, ())}
-                | {d for d in self.dead if self.old.home.get(d) == s.ref.name}
+                | {d for d in self.dead if self.old.home(d) == s.ref.name}
             )
             for s in kept
         }
@@ -325,7 +333,7 @@ class _Generation:
         return self._stats(plan, changed=True, documents=documents, chunks=chunks)
 
     def _live_rows(self, name: str) -> int:
-        return sum(self.old.docs[d].n_chunks for d, h in self.old.home.items() if h == name)
+        return self.old.live.get(name, (0, 0))[1]
 
     def close(self) -> None:
         if self.tmp is not None:  # failed or interrupted: the live generation is untouched
@@ -368,10 +376,10 @@ class _Generation:
         for seg in self.old.store.segments:
             if seg.ref.name in self.merged:
                 self._carry(seg, plan.drop, None)
-        self.dead |= {d for d in plan.drop if d in self.old.home}
-        restat = [d for d in plan.restat if self.old.home.get(d) not in self.merged]
+        self.dead |= {d for d in plan.drop if d in self.old.docs}
+        restat = [d for d in plan.restat if self.old.home(d) not in self.merged]
         for seg in self.old.store.segments:
-            mine = {d for d in restat if self.old.home.get(d) == seg.ref.name}
+            mine = {d for d in restat if self.old.home(d) == seg.ref.name}
             if mine and seg.ref.name not in self.merged:
                 self._carry(seg, (), mine)
                 self.dead |= mine
@@ -396,7 +404,7 @@ class _Generation:
         """A changed file that cannot be read now (vanished, truncated, corrupt) keeps the
         version indexed before, with its chunk ids and vectors: nothing indexed is lost."""
         doc_id = item.doc_id if isinstance(item, Document) else str(item)
-        home = self.old.home.get(doc_id)
+        home = self.old.home(doc_id)
         if self.old.store is None or home is None or self.changes.rebuild:
             return False
         seg = next(s for s in self.old.store.segments if s.ref.name == home)

@@ -9,6 +9,7 @@ tree costs one ``stat`` per file, and the cost grows with the number of changed 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def file_sha256(path: Path) -> str | None:
     return h.hexdigest()
 
 
-def make_plan(changes: Changes, old: dict[str, StoredDocument]) -> Plan:
+def make_plan(changes: Changes, old: Mapping[str, StoredDocument]) -> Plan:
     """Classify ``changes.items`` against the old index's documents (``doc_id`` -> record)."""
     plan = Plan()
     seen: set[str] = set()
@@ -88,9 +89,11 @@ def make_plan(changes: Changes, old: dict[str, StoredDocument]) -> Plan:
         else:
             plan.added += 1
     prefixes = [str(r).rstrip("/") for r in changes.roots]
-    for doc_id in old:
-        under_root = any(doc_id == p or doc_id.startswith(p + "/") for p in prefixes)
-        if (doc_id not in seen and under_root) or doc_id in changes.remove:
-            plan.drop.add(doc_id)
+    if prefixes:  # what is gone from the roots: every document must be looked at
+        for doc_id in old:
+            under_root = any(doc_id == p or doc_id.startswith(p + "/") for p in prefixes)
+            if doc_id not in seen and under_root:
+                plan.drop.add(doc_id)
+    plan.drop.update(d for d in changes.remove if d in old)
     plan.removed = len(plan.drop) - plan.updated
     return plan

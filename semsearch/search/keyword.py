@@ -49,12 +49,11 @@ def query_terms(kw: KeywordIndex, text: str, *, fuzzy: bool = True) -> list[str]
 def nearest_terms(kw: KeywordIndex, term: str) -> list[str]:
     """Indexed terms within the edit budget of ``term``: closest, then most frequent."""
     budget = 1 if len(term) < 8 else 2
-    scored = []
-    for cand, df in kw.near(term[0], len(term) - budget, len(term) + budget):
-        d = edit_distance(term, cand, budget)
-        if d <= budget:
-            scored.append((d, -df, cand))
-    scored.sort()
+    cands = kw.near(term[0], len(term) - budget, len(term) + budget)
+    found = edit_distances(term, cands, budget)
+    close = {c: int(d) for c, d in zip(cands, found.tolist(), strict=True) if d <= budget}
+    df = kw.document_frequencies(close)  # only for the few within the budget
+    scored = sorted((d, -df[c], c) for c, d in close.items() if c in df)
     return [c for _, _, c in scored[:FUZZY_CHOICES]]
 
 
@@ -76,6 +75,36 @@ def edit_distance(a: str, b: str, limit: int) -> int:
             return limit + 1
         prev2, prev = prev, cur
     return prev[-1]
+
+
+def edit_distances(a: str, cands: Sequence[str], limit: int) -> np.ndarray:
+    """:func:`edit_distance` from ``a`` to every candidate at once (NumPy over the
+    candidates, one step per pair of positions): hundreds of candidates in a millisecond
+    or two, where the scalar version takes a hundred. Values above ``limit`` are not exact."""
+    if not cands:
+        return np.zeros(0, np.int64)
+    lens = np.fromiter((len(c) for c in cands), np.int64, len(cands))
+    width = int(lens.max())
+    codes = np.full((len(cands), width), -1, np.int64)
+    for row, c in enumerate(cands):
+        codes[row, : len(c)] = [ord(ch) for ch in c]
+    mine = [ord(ch) for ch in a]
+    prev2 = np.zeros((len(cands), width + 1), np.int64)
+    prev = np.broadcast_to(np.arange(width + 1), (len(cands), width + 1)).copy()
+    for i in range(1, len(mine) + 1):
+        cur = np.empty_like(prev)
+        cur[:, 0] = i
+        for j in range(1, width + 1):
+            cost = codes[:, j - 1] != mine[i - 1]
+            v = np.minimum(np.minimum(prev[:, j], cur[:, j - 1]) + 1, prev[:, j - 1] + cost)
+            if i > 1 and j > 1:
+                swap = (codes[:, j - 2] == mine[i - 1]) & (codes[:, j - 1] == mine[i - 2])
+                v = np.where(swap, np.minimum(v, prev2[:, j - 2] + 1), v)
+            cur[:, j] = v
+        prev2, prev = prev, cur
+        if prev.min() > limit:
+            return np.full(len(cands), limit + 1, np.int64)
+    return prev[np.arange(len(cands)), lens]
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,52 @@ class Scored(NamedTuple):
     scores: np.ndarray  # float64
 
 
+class LiveDocuments(Mapping[str, StoredDocument]):
+    """The live documents of a generation by id, looked up one at a time (a write touching
+    a few documents never reads them all); iterating reads them all, once."""
+
+    def __init__(self, store: SegmentedStore) -> None:
+        self._store = store
+        self._found: dict[str, tuple[StoredDocument, str] | None] = {}
+        self._all: dict[str, StoredDocument] | None = None
+
+    def home(self, doc_id: str) -> str | None:
+        """The segment holding a live document."""
+        got = self._lookup(doc_id)
+        return None if got is None else got[1]
+
+    def _lookup(self, doc_id: str) -> tuple[StoredDocument, str] | None:
+        if doc_id not in self._found:
+            seg = self._store.holder(doc_id)
+            found = seg.store.document(doc_id) if seg is not None else None
+            self._found[doc_id] = (found[0], seg.ref.name) if found and seg else None
+        return self._found[doc_id]
+
+    def __getitem__(self, doc_id: str) -> StoredDocument:
+        got = self._lookup(doc_id)
+        if got is None:
+            raise KeyError(doc_id)
+        return got[0]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self._lookup(doc_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def __len__(self) -> int:
+        return self._store.count_documents()
+
+    def _every(self) -> dict[str, StoredDocument]:
+        if self._all is None:
+            self._all = {}
+            for seg in self._store.segments:
+                for d in seg.store.documents():
+                    self._all[d.doc_id] = d
+                    self._found[d.doc_id] = (d, seg.ref.name)
+        return self._all
+
+
 class SegmentedKeyword:
     """BM25 over every live chunk and document of a generation, with collection statistics
     (unit count, document frequency, average length) taken over all live segments: the
@@ -323,12 +369,10 @@ class SegmentedKeyword:
             max(math.log((n - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in query_terms if t in df
         )
 
-    def near(self, first: str, lo: int, hi: int) -> list[tuple[str, int]]:
-        """Live indexed terms starting with ``first``, of length ``lo``..``hi``, with their
-        document counts (the candidates for a typo's correction)."""
-        cands = sorted({t for p in self._parts for t in p.near(first, lo, hi)})
-        df = self.document_frequencies(cands)
-        return [(t, df[t]) for t in cands if t in df]
+    def near(self, first: str, lo: int, hi: int) -> list[str]:
+        """Indexed terms starting with ``first``, of length ``lo``..``hi`` (the candidates
+        for a typo's correction; some may be held by deleted documents only)."""
+        return sorted({t for p in self._parts for t in p.near(first, lo, hi)})
 
 
 K1, B = 1.2, 0.75
