@@ -273,11 +273,12 @@ class _Generation:
         segments = self.old.store.segments if self.old.store else ()
         sizes = [(s.ref.name, s.ref.rows, self._live_rows(s.ref.name)) for s in segments]
         compact = self.changes.compact and (len(sizes) > 1 or any(r > n for _, r, n in sizes))
+        needed = plan.changed or compact or self.old.repair
+        if self.old.manifest is not None and not needed:
+            return self._stats(plan, changed=False)  # merges ride along with writes only
         self.merged = choose_merges(
             sizes, self.old.repair, everything=self.changes.rebuild or compact
         )
-        if self.old.manifest is not None and not plan.changed and not self.merged:
-            return self._stats(plan, changed=False)
         self.tmp = self.index_dir.new_tmp()
         self.store = ChunkStore.create(self.tmp / CHUNKS)
         self.writer = VectorWriter(self.tmp / VECTORS, self.settings.dim)

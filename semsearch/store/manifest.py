@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -103,6 +103,8 @@ class Manifest:
         _check_files(values.get("files", {}), path, version >= 3)
         for seg in values.get("segments", ()):
             _check_segment(seg, path)
+        if version >= 3:
+            _check_own(values.get("files", {}), values.get("segments", ()), path)
         return cls(**values)
 
 
@@ -212,6 +214,16 @@ def _check_segment(seg: Mapping[str, Any], path: Path) -> None:
     if not isinstance(files, dict) or set(files) - set(SEGMENT_FILES):
         raise IndexFormatError(f"{path}: manifest segment {name} lists unknown files")
     _check_files(files, path)
+
+
+def _check_own(files: Mapping[str, Any], segments: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """A generation searches at least one segment; its own is listed with its own files."""
+    if not segments:
+        raise IndexFormatError(f"{path}: manifest lists no segments")
+    own = [s for s in segments if s.get("name") == path.parent.name]
+    mine = {n: f for n, f in files.items() if n in SEGMENT_FILES}
+    if (own and own[0].get("files") != mine) or (mine and not own):
+        raise IndexFormatError(f"{path}: manifest does not list its own segment's files")
 
 
 def check_files(gen: Path, manifest: Manifest, *, checksums: bool = False) -> list[str]:
