@@ -1,14 +1,16 @@
 """Streaming, incremental builds: every change to an index is a new generation.
 
-The builder keeps what has not changed (rows, chunk ids and vectors copied in bulk, never
-re-embedded), drops what is gone, and asks an engine to chunk and embed only new and
-changed documents, writing them in fixed-size pieces. Memory is bounded by the piece,
-not the corpus or one document.
+A generation keeps the old segments as they are and writes one segment of its own: the
+new and changed documents (chunked and embedded by an engine, in fixed-size pieces), plus
+the documents of any old segments the merge policy (:mod:`.merge`) folds in, copied in
+bulk (rows, chunk ids, terms and vectors, never re-embedded). Deleted and replaced
+documents of kept segments become tombstones. So a write costs what it changes, plus an
+occasional merge; memory is bounded by the piece, not the corpus or one document.
 
-What is derived is never trusted more than what it derives from: the faiss index and the
-keyword index are rebuilt for every generation, vectors carried forward are checked against
-their checksum first (and re-embedded from the chunk texts if damaged), and a damaged chunk
-database stops the build with one line instead of silently starting over.
+What is derived is never trusted more than what it derives from: a segment whose faiss
+index or vectors fail their checksum is rewritten (vectors re-embedded from the chunk
+texts), vectors are fully verified before they are carried into a merge, and a damaged
+chunk database stops the build with one line instead of silently starting over.
 """
 
 from __future__ import annotations

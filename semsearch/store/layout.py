@@ -1,15 +1,20 @@
 """The on-disk index: a directory of immutable generations and a pointer to the live one.
 
     INDEX_DIR/
-      CURRENT              name of the live generation, replaced atomically
+      CURRENT              name of the live generation and its manifest's SHA-256
       LOCK                 flock held by the one writer
-      gen-000007/          manifest.json, chunks.sqlite, vectors.npy [, index.faiss]
+      gen-000007/          manifest.json [, tombstones.json]
+                           [, chunks.sqlite, vectors.npy, index.faiss: its own segment]
 
-A writer builds a new generation in a temporary directory beside the others, fsyncs
-it, renames it into place and only then swaps ``CURRENT``. A crash at any point leaves
-the previous generation live and loadable; readers see one whole generation or the
-other. Nothing is pickled: JSON, SQLite, ``.npy`` (``allow_pickle=False``) and faiss's
-own format only.
+A generation searches a list of segments (its manifest names them, oldest first): its own,
+holding what the write that made it added or merged, and segments of earlier generations,
+which it references without copying; ``tombstones.json`` hides the documents deleted or
+replaced since they were written. A writer builds a new generation in a temporary
+directory beside the others, fsyncs it, renames it into place and only then swaps
+``CURRENT``. A crash at any point leaves the previous generation live and loadable;
+readers see one whole generation or the other. A generation directory is removed once no
+kept generation searches its segment. Nothing is pickled: JSON, SQLite, ``.npy``
+(``allow_pickle=False``) and faiss's own format only.
 """
 
 from __future__ import annotations
