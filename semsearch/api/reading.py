@@ -81,7 +81,8 @@ def copy_generation(view: View, target: IndexDir) -> Path:
                 tmp = target.new_tmp()
                 for name in ref.files:
                     shutil.copyfile(view.gen.parent / ref.name / name, tmp / name)
-                renamed[ref.name] = target.add_segment(tmp, replace(m, format_version=3))
+                sealed = target.add_segment(tmp, replace(m, format_version=3))
+                renamed[ref.name] = sealed._replace(documents=ref.documents, chunks=ref.chunks)
                 tmp = None
             tombstones = {renamed[k].name: v for k, v in read_tombstones(view.gen, m).items()}
             tmp = target.new_tmp()  # the copy's own generation only lists the segments

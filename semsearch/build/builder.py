@@ -208,8 +208,10 @@ class _Old:
         old.store = SegmentedStore.open(gen, m, skip=lost)
         old.repair |= lost  # left out of the new generation
         old.docs = LiveDocuments(old.store)
-        old.live = {
-            s.ref.name: (s.store.count_documents(), s.store.count_chunks())
+        old.live = {  # recorded by the manifest; counted only for older ones
+            s.ref.name: (s.ref.documents, s.ref.chunks)
+            if s.ref.documents >= 0 and s.ref.chunks >= 0
+            else (s.store.count_documents(), s.store.count_chunks())
             for s in old.store.segments
         }
         for seg in old.store.segments:
@@ -304,12 +306,17 @@ class _Generation:
             self.store.update_stat(doc_id, st)
         self.store.commit()
         own_docs, own_chunks = self.store.count_documents(), self.store.count_chunks()
+        kept_refs = []
+        for seg in segments:
+            if seg.ref.name in self.merged:
+                continue
+            gone = [self.old.docs[d] for d in self.dead if self.old.home(d) == seg.ref.name]
+            docs, rows = self.old.live[seg.ref.name]
+            live = (docs - len(gone), rows - sum(d.n_chunks for d in gone))
+            kept_refs.append(seg.ref._replace(documents=live[0], chunks=live[1]))
         kept = [s for s in segments if s.ref.name not in self.merged]
-        names = {s.ref.name for s in kept}
-        gone = [self.old.docs[d] for d in self.dead if self.old.home(d) in names]
-        documents = own_docs + sum(self.old.live[n][0] for n in names) - len(gone)
-        chunks = own_chunks + sum(self.old.live[n][1] for n in names)
-        chunks -= sum(d.n_chunks for d in gone)
+        documents = own_docs + sum(r.documents for r in kept_refs)
+        chunks = own_chunks + sum(r.chunks for r in kept_refs)
         if chunks == 0 and self.old.manifest is None:
             raise UsageError("no text to index: every file was empty, binary or unreadable")
         self.store.close()
@@ -329,8 +336,9 @@ class _Generation:
         self.index_dir.publish(
             self.tmp,
             self._manifest(documents, chunks),
-            [s.ref for s in kept],
+            kept_refs,
             {k: v for k, v in tombstones.items() if v},
+            (own_docs, own_chunks),
         )
         self.tmp = None
         return self._stats(plan, changed=True, documents=documents, chunks=chunks)

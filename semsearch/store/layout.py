@@ -186,13 +186,14 @@ class IndexDir:
         manifest: Manifest,
         kept: Sequence[SegmentRef] = (),
         tombstones: Mapping[str, Sequence[str]] | None = None,
+        own_live: tuple[int, int] = (-1, -1),
     ) -> Path:
         """Seal ``tmp`` (tombstones, checksums, manifest, fsync), rename it live, swap CURRENT,
         tidy up. The generation searches the ``kept`` segments of earlier generations, then
         its own (the segment files in ``tmp``, if any); ``tombstones`` hide documents in
         kept segments. A manifest of an older format (a copy) is published as it is."""
         gen = self._next()
-        manifest_bytes = _seal(tmp, manifest, gen.name, kept, tombstones)
+        manifest_bytes = _seal(tmp, manifest, gen.name, kept, tombstones, own_live)
         os.rename(tmp, gen)
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
         digest = hashlib.sha256(manifest_bytes).hexdigest()
@@ -267,6 +268,7 @@ def _seal(
     name: str,
     kept: Sequence[SegmentRef],
     tombstones: Mapping[str, Sequence[str]] | None,
+    own_live: tuple[int, int] = (-1, -1),
 ) -> bytes:
     """Write tombstones and the manifest (with every file's checksum) into ``tmp``, fsync."""
     if tombstones:
@@ -279,7 +281,7 @@ def _seal(
     fields: dict[str, object] = {**asdict(manifest), "files": files}
     if manifest.format_version >= 3:
         own = {n: f for n, f in files.items() if n in SEGMENT_FILES}
-        refs = [*kept, SegmentRef(name, _rows_of(tmp), own)] if own else list(kept)
+        refs = [*kept, SegmentRef(name, _rows_of(tmp), own, *own_live)] if own else list(kept)
         fields["segments"] = tuple(r.to_data() for r in refs)
     manifest_bytes = Manifest(**fields).to_json().encode()  # type: ignore[arg-type]
     write_synced(tmp / MANIFEST, manifest_bytes)

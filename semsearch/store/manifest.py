@@ -188,17 +188,29 @@ class SegmentRef(NamedTuple):
     name: str
     rows: int
     files: Mapping[str, Mapping[str, Any]]
+    #: Live documents and chunks in this generation (tombstones applied); -1: not recorded.
+    documents: int = -1
+    chunks: int = -1
 
     def to_data(self) -> dict[str, Any]:
-        return {"name": self.name, "rows": self.rows, "files": dict(self.files)}
+        return {"name": self.name, "rows": self.rows, "files": dict(self.files),
+                "documents": self.documents, "chunks": self.chunks}  # fmt: skip
 
 
 def segment_refs(gen: Path, m: Manifest) -> tuple[SegmentRef, ...]:
     """The segments of generation ``gen``; a version 1 or 2 generation is one segment."""
     if m.format_version < 3:
         own = {n: f for n, f in m.files.items() if n in SEGMENT_FILES}
-        return (SegmentRef(gen.name, m.chunks, own),)
-    return tuple(SegmentRef(s["name"], s["rows"], s["files"]) for s in m.segments)
+        return (SegmentRef(gen.name, m.chunks, own, m.documents, m.chunks),)
+    return tuple(
+        SegmentRef(s["name"], s["rows"], s["files"], _count(s, "documents"), _count(s, "chunks"))
+        for s in m.segments
+    )
+
+
+def _count(seg: Mapping[str, Any], key: str) -> int:
+    value = seg.get(key, -1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
 _SEGMENT_NAME = re.compile(r"gen-\d{6,}")
