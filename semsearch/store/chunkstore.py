@@ -295,9 +295,14 @@ class ChunkStore:
         return self._postings
 
     @_reading
-    def doc_rowids(self) -> np.ndarray:
-        """``rowid`` of every live document, ascending (the document-level postings' ids)."""
-        cur = self.conn.execute("SELECT rowid FROM documents ORDER BY rowid")
+    def dead_doc_rowids(self) -> np.ndarray:
+        """``rowid`` of the documents hidden by tombstones (the document postings' ids)."""
+        try:
+            cur = self.conn.execute(
+                "SELECT rowid FROM main.documents WHERE doc_id IN (SELECT doc_id FROM temp.dead)"
+            )
+        except sqlite3.OperationalError:  # no tombstones
+            return np.zeros(0, np.int64)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     @_reading

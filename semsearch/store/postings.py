@@ -72,7 +72,7 @@ class SegmentPostings:
         arrays = _read_arrays(conn)
         if arrays is None:  # written before postings existed: build them now, in memory
             arrays, self.memory = _build(conn)
-        self.chunk_lengths, self.doc_lengths, self.row_doc = arrays
+        self.chunk_lengths, self.doc_lengths, self.row_doc, self.doc_rowids = arrays
 
     def get(self, level: int, term: str) -> Postings:
         if self.memory is not None:
@@ -99,7 +99,7 @@ class SegmentPostings:
 def write(conn: sqlite3.Connection) -> None:
     """Write the postings of a finished segment (call once, before it is published)."""
     conn.executescript(SCHEMA)
-    (chunk_lengths, doc_lengths, row_doc), levels = _build(conn)
+    (chunk_lengths, doc_lengths, row_doc, doc_rowids), levels = _build(conn)
     for level, table in enumerate(levels):
         conn.executemany(
             "INSERT INTO kw_postings VALUES (?, ?, ?, ?)",
@@ -111,6 +111,7 @@ def write(conn: sqlite3.Connection) -> None:
             ("chunk_lengths", chunk_lengths.tobytes()),
             ("doc_lengths", doc_lengths.tobytes()),
             ("row_doc", row_doc.tobytes()),
+            ("doc_rowids", doc_rowids.tobytes()),
         ],
     )
 
@@ -120,19 +121,21 @@ def stored(conn: sqlite3.Connection) -> bool:
     return _read_arrays(conn) is not None
 
 
-def _read_arrays(conn: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+_ARRAYS = ("chunk_lengths", "doc_lengths", "row_doc", "doc_rowids")
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _read_arrays(conn: sqlite3.Connection) -> Arrays | None:
     try:
         found = dict(conn.execute("SELECT name, data FROM main.kw_arrays"))
     except sqlite3.OperationalError:
         return None
     return tuple(  # type: ignore[return-value]
-        np.frombuffer(found[n], np.int32) for n in ("chunk_lengths", "doc_lengths", "row_doc")
+        np.frombuffer(found[n], np.int32) for n in _ARRAYS
     )
 
 
-def _build(
-    conn: sqlite3.Connection,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Postings]]]:
+def _build(conn: sqlite3.Connection) -> tuple[Arrays, list[dict[str, Postings]]]:
     """Postings of every chunk and document of the segment (dead ones included: tombstones
     are applied when searching)."""
     rows = int(conn.execute("SELECT coalesce(max(row), -1) + 1 FROM main.chunks").fetchone()[0])
@@ -166,7 +169,9 @@ def _build(
     for (rowid,) in conn.execute("SELECT rowid FROM main.documents"):
         documents.lengths.setdefault(int(rowid), 0)  # a document without chunks
     levels = [_sorted(chunks), _sorted(documents)]
-    return (chunks.length_array(rows), documents.length_array(docs), row_doc), levels
+    rowids = np.array(sorted(documents.lengths), np.int32)
+    lengths = (chunks.length_array(rows), documents.length_array(docs), row_doc, rowids)
+    return lengths, levels
 
 
 def _sorted(acc: _Accumulator) -> dict[str, Postings]:

@@ -266,7 +266,8 @@ class SegmentedKeyword:
         self._doc_live = []
         for p, s in zip(self._parts, store.segments, strict=True):
             live = np.zeros(len(p.doc_lengths), bool)
-            live[s.store.doc_rowids()] = True
+            live[p.doc_rowids] = True
+            live[s.store.dead_doc_rowids()] = False
             self._doc_live.append(live)
         sizes = [len(p.doc_lengths) for p in self._parts]
         #: A document's global key: its segment's base plus its rowid there.
