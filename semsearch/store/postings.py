@@ -130,6 +130,8 @@ def _read_arrays(conn: sqlite3.Connection) -> Arrays | None:
         found = dict(conn.execute("SELECT name, data FROM main.kw_arrays"))
     except sqlite3.OperationalError:
         return None
+    if any(n not in found for n in _ARRAYS):  # an older layout: built again
+        return None
     return tuple(  # type: ignore[return-value]
         np.frombuffer(found[n], np.int32) for n in _ARRAYS
     )
