@@ -184,14 +184,16 @@ def keyword_hits(
 
 
 def _top_documents(kw: KeywordIndex, keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """Keys of the best ``k`` documents, ties broken by document id (as one segment would)."""
+    """Keys of the best ``k`` documents (as a set), equal scores at the cut decided by
+    document id, as one segment would: ids are read only for such a tie."""
     if k <= 0 or not len(keys):
         return keys[:0]
-    if len(keys) > k:
-        kth = -np.partition(-scores, k - 1)[k - 1]
-        pos = np.flatnonzero(scores >= kth)
-    else:
-        pos = np.arange(len(keys))
-    names = kw.doc_ids(keys[pos].tolist())
-    ranked = sorted(pos.tolist(), key=lambda p: (-scores[p], names[int(keys[p])]))
-    return keys[np.asarray(ranked[:k], np.int64)]
+    if len(keys) <= k:
+        return keys
+    kth = -np.partition(-scores, k - 1)[k - 1]
+    above, tied = keys[scores > kth], keys[scores == kth]
+    if len(above) + len(tied) <= k:
+        return np.concatenate([above, tied])
+    names = kw.doc_ids(tied.tolist())
+    chosen = sorted(tied.tolist(), key=lambda key: names[int(key)])[: k - len(above)]
+    return np.concatenate([above, np.asarray(chosen, np.int64)])
