@@ -35,7 +35,9 @@ from pathlib import Path
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
 from .manifest import (
+    LOCK,
     MANIFEST,
+    POINTER,
     SEGMENT_FILES,
     TOMBSTONES,
     VECTORS,
@@ -62,7 +64,7 @@ class IndexDir:
 
     def exists(self) -> bool:
         """True when the directory holds an index (a CURRENT pointer that is a plain file)."""
-        pointer = self.path / "CURRENT"
+        pointer = self.path / POINTER
         return pointer.is_file() and not pointer.is_symlink()
 
     def has_generations(self) -> bool:
@@ -70,9 +72,7 @@ class IndexDir:
         is (or was) an index, even if its pointer is now damaged or missing."""
         if not self.path.is_dir():
             return False
-        return any(
-            p.name == "CURRENT" or p.name.startswith(_GEN_PREFIX) for p in self.path.iterdir()
-        )
+        return any(p.name == POINTER or p.name.startswith(_GEN_PREFIX) for p in self.path.iterdir())
 
     def current(self) -> Path:
         """The live generation's directory, or IndexFormatError naming what is wrong.
@@ -102,7 +102,7 @@ class IndexDir:
 
     def _pointer(self) -> list[str]:
         """CURRENT's words: the generation's name and its manifest's SHA-256."""
-        pointer = self.path / "CURRENT"
+        pointer = self.path / POINTER
         if pointer.is_symlink():
             raise IndexFormatError(f"{self.path}: CURRENT is a symbolic link; refusing to follow")
         try:
@@ -139,7 +139,7 @@ class IndexDir:
         self._check_ours()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise UsageError(
                 f"cannot use {self.path} as an index directory: {exc.strerror or exc}"
@@ -167,7 +167,7 @@ class IndexDir:
             foreign = [
                 p.name
                 for p in self.path.iterdir()
-                if p.name != "LOCK" and not p.name.startswith((_TMP_PREFIX, _GEN_PREFIX))
+                if p.name != LOCK and not p.name.startswith((_TMP_PREFIX, _GEN_PREFIX))
             ]
             if foreign:
                 raise UsageError(
@@ -198,7 +198,7 @@ class IndexDir:
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         write_synced(pointer_tmp, f"{gen.name} {digest}\n".encode())
-        os.replace(pointer_tmp, self.path / "CURRENT")
+        os.replace(pointer_tmp, self.path / POINTER)
         fsync_path(self.path)
         self.cleanup(keep=gen)
         return gen

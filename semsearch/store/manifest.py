@@ -24,6 +24,9 @@ from ..util import file_digest
 #: they can be updated or rebuilt without losing what they hold.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
+#: The index directory's pointer to the live generation, and the writers' lock file.
+POINTER = "CURRENT"
+LOCK = "LOCK"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.sqlite"
 VECTORS = "vectors.npy"
