@@ -1,31 +1,44 @@
 """semsearch: offline-first local semantic search.
 
-Only re-exports live here; importing semsearch does not import torch.
+Only re-exports live here, resolved on first use (PEP 562): ``import semsearch`` (and so
+every ``semsearch`` command, which imports this package first) loads no NumPy, faiss,
+ONNX Runtime or torch until a name that needs them is asked for.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .api import (
-    ChunkContext,
-    DocumentView,
-    Hit,
-    IndexInfo,
-    Passage,
-    SemanticIndex,
-    default_index_dir,
-    index_paths,
-)
-from .build import BuildStats
-from .embed import Embedder, SentenceTransformerEmbedder, load_embedder
-from .errors import (
-    IndexFormatError,
-    IndexLockedError,
-    MissingDependencyError,
-    ModelError,
-    SemsearchError,
-    UsageError,
-)
-from .index import FaissIndex, NumpyIndex, SearchResult, VectorIndex
-from .ingest import Chunk, chunk_text
+
+#: Public name -> the module (relative to this package) that defines it.
+_EXPORTS = {
+    "BuildStats": ".build",
+    "Chunk": ".ingest",
+    "ChunkContext": ".api",
+    "DocumentView": ".api",
+    "Embedder": ".embed",
+    "FaissIndex": ".index",
+    "Hit": ".api",
+    "IndexFormatError": ".errors",
+    "IndexInfo": ".api",
+    "IndexLockedError": ".errors",
+    "MissingDependencyError": ".errors",
+    "ModelError": ".errors",
+    "NumpyIndex": ".index",
+    "Passage": ".api",
+    "SearchResult": ".index",
+    "SemanticIndex": ".api",
+    "SemsearchError": ".errors",
+    "SentenceTransformerEmbedder": ".embed",
+    "UsageError": ".errors",
+    "VectorIndex": ".index",
+    "chunk_text": ".ingest",
+    "default_index_dir": ".api",
+    "index_paths": ".api",
+    "load_embedder": ".embed",
+}
 
 __all__ = [
     "BuildStats",
@@ -54,3 +67,40 @@ __all__ = [
     "index_paths",
     "load_embedder",
 ]
+
+if TYPE_CHECKING:
+    from .api import (
+        ChunkContext,
+        DocumentView,
+        Hit,
+        IndexInfo,
+        Passage,
+        SemanticIndex,
+        default_index_dir,
+        index_paths,
+    )
+    from .build import BuildStats
+    from .embed import Embedder, SentenceTransformerEmbedder, load_embedder
+    from .errors import (
+        IndexFormatError,
+        IndexLockedError,
+        MissingDependencyError,
+        ModelError,
+        SemsearchError,
+        UsageError,
+    )
+    from .index import FaissIndex, NumpyIndex, SearchResult, VectorIndex
+    from .ingest import Chunk, chunk_text
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

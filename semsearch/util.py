@@ -65,3 +65,17 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` unless it holds lone surrogates (bytes that were not UTF-8, as argv or a
+    JSON ``\\ud800`` escape delivers them): those cannot be stored or compared, so they are
+    a usage error naming ``what``."""
+    from .errors import UsageError
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        raise UsageError(f"{what} is not valid UTF-8: {shown[:80]!r}") from None
+    return value

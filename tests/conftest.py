@@ -36,6 +36,22 @@ class FakeEmbedder(Embedder):
         return normalize(out)
 
 
+def semsearch_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Messages logged by semsearch itself: other libraries' background threads (Ray's
+    metrics poller, left over from an earlier test) may log into the same capture."""
+    return [r.getMessage() for r in caplog.records if r.name.split(".")[0] == "semsearch"]
+
+
+@pytest.fixture(autouse=True)
+def _fake_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake embedder stands in for a model semsearch knows, so refreshing an index it
+    built may load it (an index's word alone loads only known models: D25)."""
+    from semsearch.embed import models
+
+    known = frozenset({*models.KNOWN_MODELS, FakeEmbedder.name})
+    monkeypatch.setattr("semsearch.embed.models.KNOWN_MODELS", known)
+
+
 @pytest.fixture
 def fake() -> FakeEmbedder:
     return FakeEmbedder()

@@ -15,6 +15,11 @@ Parts (all by default):
                were too large to be checksummed on load. Loading and searching give one
                ``SemsearchError`` or the correct answer; the next update fails in one line
                or keeps every document. Never another exception.
+* ``hostile``  files built to exhaust a reader (YAML alias bombs, an EPUB spine naming one
+               chapter 2,000 times, a PDF page tree of shared nodes, a Flate bomb, an 8 MB
+               Markdown list, 4M CSV rows, JSONL with a huge number and deep nesting): each
+               read in a subprocess under 1 GB of address space gives a warning naming it,
+               then all are indexed beside good files, which must all be there.
 * ``race``     one writer process upserting ~10x/s, two reader processes loading and
                searching in a loop: zero failures allowed.
 
@@ -36,9 +41,10 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -83,6 +89,13 @@ def answer(idx: Path) -> Answer:
     return (docs, hits)
 
 
+def texts(idx: Path) -> dict[str, str]:
+    """Every document's text as the index holds it (damage carried forward shows here)."""
+    index = SemanticIndex.load(idx, embedder=FakeEmbedder())  # holds the store open
+    store = index._require_view().store
+    return {d: store.document_text(d) for d in store.document_ids()}
+
+
 # --- kill -----------------------------------------------------------------------------------
 
 _OP = textwrap.dedent(
@@ -93,7 +106,7 @@ _OP = textwrap.dedent(
     from semsearch import SemanticIndex, index_paths
     op, idx, arg = sys.argv[1:4]
     if op == "remove":
-        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg])
+        SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg], glob=True)
     elif op == "optimize":
         SemanticIndex.load(idx, embedder=FakeEmbedder()).optimize()
     else:
@@ -274,9 +287,11 @@ def _damage(path: Path, kind: str, rng: random.Random, outside: Path) -> None:
             data = data[: len(data) // 2]
         elif kind == "empty":
             data = bytearray()
-        elif kind == "flip":
+        elif kind == "flip" or (kind == "text" and b"sentence" not in data):
             at = rng.randrange(len(data))
             data[at] ^= 1 << rng.randrange(8)
+        elif kind == "text":  # same size, inside stored text: only a checksum can tell
+            data = bytearray(bytes(data).replace(b"sentence", b"sentenCe"))
         elif kind == "zero":
             at = rng.randrange(len(data))
             n = max(len(data) // 8, 16)
@@ -284,7 +299,7 @@ def _damage(path: Path, kind: str, rng: random.Random, outside: Path) -> None:
         path.write_bytes(bytes(data))
 
 
-KINDS = ("truncate", "empty", "flip", "zero", "delete", "dir", "symlink")
+KINDS = ("truncate", "empty", "flip", "text", "zero", "delete", "dir", "symlink")
 
 
 def run_corrupt(work: Path, rng: random.Random, tally: Tally, *, large: bool) -> None:
@@ -307,6 +322,7 @@ def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> N
     index_paths([docs], base, embedder=FakeEmbedder(), backend="faiss")
     expect = answer(base)
     n_docs = len(expect[0])
+    expect_texts = texts(base)
     newcomer = work / "c-new.txt"
     newcomer.write_text("A newcomer document about something else.")
     outside = work / "c-outside"
@@ -338,6 +354,9 @@ def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> N
                     tally.fail(f"{what}: update left {len(fresh[0])} documents")
                 if SemanticIndex.load(idx, embedder=FakeEmbedder()).verify():
                     tally.fail(f"{what}: the updated index fails verify")
+                carried = texts(idx)
+                if any(carried.get(d) != t for d, t in expect_texts.items()):
+                    tally.fail(f"{what}: the update carried damaged text into a valid generation")
             except Exception as exc:
                 if not one_line_error(exc):
                     tally.fail(f"{what}: update: {type(exc).__name__}: {exc}")
@@ -415,6 +434,270 @@ def run_race(work: Path, seconds: float, tally: Tally) -> None:
     tally.race = (writes, loads)  # type: ignore[attr-defined]
 
 
+# --- hostile -------------------------------------------------------------------------------
+# Files built to blow up a reader (issue 20, D4 and D8-D13, D23): each is generated small,
+# read in a subprocess under a memory ceiling, and must cost bounded memory and time.
+
+
+def yaml_bomb(path: Path, levels: int = 9) -> Path:
+    """Front matter of nine anchors, each a list of ten aliases of the one before (10^9)."""
+    lines = ["---", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    lines += ["---", "# Bomb", "", "The body of the bombed note is still indexed.", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def epub_spine_bomb(path: Path, repeats: int = 2000, chapter_chars: int = 1_000_000) -> Path:
+    """An EPUB whose spine names one chapter ``repeats`` times (just under the 1 MiB above
+    which a high compression ratio is refused as a zip bomb)."""
+    import zipfile
+
+    body = "<p>" + "word " * (chapter_chars // 5) + "</p>"
+    chapter = f"<html><head><title>c</title></head><body><h1>One</h1>{body}</body></html>"
+    opf = (
+        '<package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Bomb</dc:title></metadata>'
+        '<manifest><item id="c1" href="c1.xhtml" media-type="application/xhtml+xml"/>'
+        "</manifest><spine>" + '<itemref idref="c1"/>' * repeats + "</spine></package>"
+    )
+    container = (
+        '<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container" version="1.0">'
+        '<rootfiles><rootfile full-path="OEBPS/content.opf"/></rootfiles></container>'
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("mimetype", "application/epub+zip", zipfile.ZIP_STORED)
+        z.writestr("META-INF/container.xml", container)
+        z.writestr("OEBPS/content.opf", opf)
+        z.writestr("OEBPS/c1.xhtml", chapter)
+    return path
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF file from its numbered objects (1-based), with a correct xref table."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def _stream(data: bytes) -> bytes:
+    return b"<< /Length %d >>\nstream\n%s\nendstream" % (len(data), data)
+
+
+def pdf_shared_tree(path: Path, fanout: int = 10, levels: int = 6) -> Path:
+    """A page tree whose every node names one child ``fanout`` times: fanout^levels pages."""
+    # 1 catalog, 2 font, 3 content, 4 leaf page, 5.. the Pages nodes, root last
+    content = _stream(b"BT /F1 12 Tf 72 712 Td (Shared page text) Tj ET")
+    objects = [b"", _FONT, content, b""]
+    child = 4
+    for level in range(levels):
+        kids = b" ".join([b"%d 0 R" % child] * fanout)
+        objects.append(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, fanout ** (level + 1)))
+        child = len(objects)
+    root = child
+    parent = 5  # the leaf's parent: only its first Pages node, as a tree would have it
+    objects[3] = (
+        b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+        b"/Resources << /Font << /F1 2 0 R >> >> >>" % parent
+    )
+    objects[0] = b"<< /Type /Catalog /Pages %d 0 R >>" % root
+    path.write_bytes(_pdf(objects))
+    return path
+
+
+def pdf_flate_bomb(path: Path, inflated: int = 256 << 20, *, image: bool = False) -> Path:
+    """One page whose FlateDecode content stream is ``inflated`` bytes of spaces (or, with
+    ``image``, a page of text beside an image XObject of that many white bytes)."""
+    import zlib
+
+    text = b"BT /F1 12 Tf 72 712 Td (%s page) Tj ET" % (b"Image" if image else b"Bomb")
+    packer = zlib.compressobj(9)
+    parts = [] if image else [packer.compress(text)]
+    block = (b"\xff" if image else b" ") * (1 << 20)
+    for at in range(0, inflated, len(block)):
+        parts.append(packer.compress(block[: inflated - at]))
+    packed = b"".join(parts) + packer.flush()
+    kind = b"/Type /XObject /Subtype /Image /Width 1024 /Height %d /ColorSpace /DeviceGray " % (
+        inflated // 1024
+    )
+    head = b"<< %s/BitsPerComponent 8 /Length %d /Filter /FlateDecode >>" % (
+        kind if image else b"",
+        len(packed),
+    )
+    flated = head + b"\nstream\n" + packed + b"\nendstream"
+    resources = b"/Font << /F1 5 0 R >>" + (b" /XObject << /Im1 4 0 R >>" if image else b"")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+        b"/Resources << %s >> >>" % (6 if image else 4, resources),
+        flated,
+        _FONT,
+    ]
+    if image:
+        objects.append(_stream(text + b" q 612 0 0 792 0 0 cm /Im1 Do Q"))
+    path.write_bytes(_pdf(objects))
+    return path
+
+
+def markdown_list(path: Path, lines: int = 2_000_000) -> Path:
+    path.write_text("# A long list\n\n" + "- a\n" * lines)
+    return path
+
+
+def csv_rows(path: Path, rows: int = 4_000_000) -> Path:
+    path.write_text("text\n" + "a\n" * rows)
+    return path
+
+
+def jsonl_hostile(path: Path) -> Path:
+    """Good rows around a 5,000-digit integer and a 100,000-deep nesting."""
+    lines = [
+        json.dumps({"text": "first good row", "n": 1}),
+        '{"text": "huge number", "n": ' + "9" * 5000 + "}",
+        '{"text": "deep", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        json.dumps({"text": "last good row", "n": 2}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_MEASURE = textwrap.dedent(
+    """
+    import json, logging, resource, sys, time
+    sys.path.insert(0, {repo!r})
+    limit = int(sys.argv[2])
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from pathlib import Path
+    from semsearch.ingest.read import is_data_file, read_document, read_records
+    def peak_mb():
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    warnings = []
+    class Keep(logging.Handler):
+        def emit(self, record):
+            warnings.append(record.getMessage())
+    logging.getLogger("semsearch").addHandler(Keep())
+    path = Path(sys.argv[1])
+    started = time.perf_counter()
+    if is_data_file(path):
+        docs = list(read_records(path))
+    else:
+        doc = read_document(path)
+        docs = [doc] if doc is not None else []
+    print(json.dumps({{
+        "docs": len(docs),
+        "chars": sum(len(d.text) for d in docs),
+        "meta": [d.meta for d in docs[:1]],
+        "texts": [d.text[:200] for d in docs[:3]],
+        "warnings": warnings,
+        "seconds": time.perf_counter() - started,
+        "maxrss_mb": peak_mb(),
+    }}))
+    """
+)
+
+
+def measure_read(path: Path, *, limit_mb: int = 0, timeout: float = 120.0) -> dict[str, object]:
+    """Read one file in a subprocess (under an address-space ceiling of ``limit_mb`` when
+    given): the documents it gave, its warnings, its time and its peak RSS."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE.format(repo=str(REPO)), str(path), str(limit_mb << 20)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]}
+    got: dict[str, object] = json.loads(proc.stdout.splitlines()[-1])
+    return got
+
+
+def html_private_use(path: Path) -> Path:
+    """HTML whose text holds U+E000-U+E004, the characters the reader once used as marks."""
+    pua = "".join(chr(c) for c in range(0xE000, 0xE005))
+    path.write_text(f"<html><body><h1>Icons {pua}</h1><p>Glyphs {pua} here.</p></body></html>")
+    return path
+
+
+class Hostile(NamedTuple):
+    make: Callable[..., Path]
+    read: bool  # a document comes out (else: refused, with a warning)
+    warns: bool  # a warning names the file
+    indexed: bool = True  # also indexed beside good files (the big ones are read alone)
+
+
+HOSTILE = {
+    "bomb.md": Hostile(yaml_bomb, True, True),
+    "spine.epub": Hostile(epub_spine_bomb, True, False),
+    "tree.pdf": Hostile(pdf_shared_tree, True, True, indexed=False),
+    "flate.pdf": Hostile(pdf_flate_bomb, False, True),
+    "list.md": Hostile(markdown_list, True, False, indexed=False),
+    "rows.csv": Hostile(csv_rows, True, True, indexed=False),
+    "bad.jsonl": Hostile(jsonl_hostile, True, True),
+    "icons.html": Hostile(html_private_use, True, False),
+}
+
+
+def run_hostile(work: Path, tally: Tally, *, limit_mb: int = 1024, scale: float = 1.0) -> None:
+    """Each hostile file read alone in a subprocess under ``limit_mb`` of address space: no
+    error, a document or a refusal, a warning naming it where a bound was hit; then the
+    small ones indexed beside good files, which must all be there. ``scale`` < 1 shortens
+    the Markdown list (the CSV always passes the row bound)."""
+    from semsearch.ingest.limits import MAX_ROWS
+
+    work.mkdir(parents=True, exist_ok=True)
+    folder, alone = work / "docs", work / "alone"
+    corpus(folder, 5, "good")
+    alone.mkdir(exist_ok=True)
+    sizes = {
+        "list.md": int(2_000_000 * scale),
+        "rows.csv": max(int(4_000_000 * scale), MAX_ROWS + 1),
+    }
+    for name, case in HOSTILE.items():
+        path = (folder if case.indexed else alone) / name
+        case.make(path, sizes[name]) if name in sizes else case.make(path)
+        got = measure_read(path, limit_mb=limit_mb)
+        tally.checks += 1
+        shown = {k: v for k, v in got.items() if k not in ("texts", "meta")}
+        print(f"  hostile {name}: {path.stat().st_size} bytes -> {shown}"[:400], flush=True)
+        warned = any(name in str(w) for w in got.get("warnings", []))  # type: ignore[attr-defined]
+        if "error" in got:
+            tally.fail(f"hostile {name}: {got['error']}")
+        elif bool(got["docs"]) != case.read:
+            tally.fail(f"hostile {name}: {got['docs']} documents ({got['warnings']})")
+        elif warned != case.warns:
+            tally.fail(f"hostile {name}: warnings {got['warnings']}")
+    idx = work / "idx"
+    stats = index_paths([folder], idx, embedder=FakeEmbedder(), chunk_tokens=50)
+    tally.checks += 1
+    index = SemanticIndex.load(idx, embedder=FakeEmbedder())
+    docs = set(map(str, index._view.store.document_ids())) if index._view else set()
+    wanted = {str(p) for p in folder.iterdir() if p.suffix != ".jsonl" and p.name != "flate.pdf"}
+    wanted |= {f"{folder / 'bad.jsonl'}#1", f"{folder / 'bad.jsonl'}#4"}
+    if wanted - docs:
+        tally.fail(f"hostile: missing from the index: {sorted(wanted - docs)}")
+    print(f"  hostile: indexed {len(docs)} documents, {stats.skipped} skipped", flush=True)
+
+
 # --- driver -----------------------------------------------------------------------------------
 
 
@@ -426,6 +709,7 @@ def run(
     *,
     kills: int = 4,
     sizes: range = range(300, 960, 60),
+    hostile_scale: float = 1.0,
 ) -> Tally:
     rng = random.Random(seed)
     tally = Tally()
@@ -445,6 +729,9 @@ def run(
         if only in (None, "race"):
             print(f"race: {seconds:.0f} s", flush=True)
             run_race(work, seconds, tally)
+        if only in (None, "hostile"):
+            print("hostile", flush=True)
+            run_hostile(work / "hostile", tally, scale=hostile_scale)
     return tally
 
 
@@ -455,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the race")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--only", choices=["kill", "diskfull", "corrupt", "race"])
+    parser.add_argument("--only", choices=["kill", "diskfull", "corrupt", "race", "hostile"])
     args = parser.parse_args(argv)
     for noisy in ("semsearch",):
         import logging

@@ -298,6 +298,7 @@ def test_a_build_that_outruns_the_budget_publishes_nothing(built) -> None:
 def test_cli_query_refresh(built, monkeypatch, capsys) -> None:
     docs, idx, emb = built
     monkeypatch.setattr(api_index, "load_embedder", lambda *a, **k: emb)
+    monkeypatch.setattr("semsearch.embed.models.KNOWN_MODELS", frozenset({emb.name}))
     (docs / "sub" / "lava.txt").write_text("Now the file speaks of penguins.")
     args = ["query", "penguins", "--index", str(idx), "--mode", "keyword", "--json"]
     assert main([*args, "--refresh", "--refresh-budget", "0"]) == 1  # not applied: no hit

@@ -8,10 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pathspec
 import pytest
 
 from semsearch.errors import UsageError
-from semsearch.ingest.discover import discover, discover_files, parse_size
+from semsearch.ingest.discover import DEFAULT_EXCLUDES, discover, discover_files, parse_size
+
+from .conftest import semsearch_messages
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -19,7 +22,7 @@ ROOT_IGNORE = """\
 # comment line
 *.log
 !keep.log
-/build/
+/gen/
 docs/*.tmp
 **/cache/
 secret*
@@ -41,8 +44,8 @@ FILES = [
     "keep.log",
     "sub/y.log",
     "sub/keep.log",
-    "build/out.txt",
-    "sub/build/out.txt",
+    "gen/out.txt",
+    "sub/gen/out.txt",
     "docs/a.tmp",
     "docs/deep/b.tmp",
     "x/cache/c.txt",
@@ -99,7 +102,8 @@ def git_kept(root: Path, start: Path) -> set[str]:
         if p.is_file() and ".git" not in p.parts
     )
     ignored = set(_git(root, "check-ignore", "--stdin", stdin="\n".join(everything)).split("\n"))
-    kept = {f for f in everything if f not in ignored}
+    defaults = pathspec.GitIgnoreSpec.from_lines(DEFAULT_EXCLUDES)
+    kept = {f for f in everything if f not in ignored and not defaults.match_file(f)}
     # what semsearch skips on top of git: hidden entries, ignore files, default excludes,
     # and .semsearchignore patterns
     return {
@@ -123,7 +127,7 @@ def test_walk_agrees_with_git_check_ignore(tree: Path) -> None:
     # the tricky cases are really exercised, both ways
     for kept in (
         "keep.log",
-        "sub/build/out.txt",
+        "sub/gen/out.txt",
         "docs/deep/b.tmp",
         "secret-ok.txt",
         "sub/dir_only",
@@ -133,7 +137,7 @@ def test_walk_agrees_with_git_check_ignore(tree: Path) -> None:
         assert kept in got
     for ignored in (
         "x.log",
-        "build/out.txt",
+        "gen/out.txt",
         "docs/a.tmp",
         "x/cache/c.txt",
         "outdir/re.txt",
@@ -174,7 +178,8 @@ def test_size_limit_skips_with_a_warning_and_pdfs_get_more(
         found = discover_files([tmp_path], max_file_size=1000)
     assert rel(tmp_path, found.files) == {"small.txt", "manual.pdf"}
     assert rel(tmp_path, found.skipped) == {"big.txt"}
-    assert len(caplog.records) == 1 and "big.txt" in caplog.records[0].getMessage()
+    messages = semsearch_messages(caplog)
+    assert len(messages) == 1 and "big.txt" in messages[0]
     assert len(discover([tmp_path], max_file_size=0)) == 3
 
 
@@ -199,11 +204,11 @@ def test_parse_size_rejects_nonsense() -> None:
 
 
 def test_a_folder_named_explicitly_is_walked_even_if_git_ignores_it(tree: Path) -> None:
-    (tree / "build" / "deep").mkdir(parents=True)
-    (tree / "build" / "deep" / "x.txt").write_text("x")
-    (tree / "build" / "deep" / "y.log").write_text("y")
-    (tree / "build" / ".gitignore").write_text("*.tmp\n")
-    (tree / "build" / "z.tmp").write_text("z")
-    got = rel(tree, discover([tree / "build"]))
+    (tree / "gen" / "deep").mkdir(parents=True)
+    (tree / "gen" / "deep" / "x.txt").write_text("x")
+    (tree / "gen" / "deep" / "y.log").write_text("y")
+    (tree / "gen" / ".gitignore").write_text("*.tmp\n")
+    (tree / "gen" / "z.tmp").write_text("z")
+    got = rel(tree, discover([tree / "gen"]))
     # the rules above it are what ignore it, so they are set aside; its own still apply
-    assert got == {"build/out.txt", "build/deep/x.txt", "build/deep/y.log"}
+    assert got == {"gen/out.txt", "gen/deep/x.txt", "gen/deep/y.log"}

@@ -59,6 +59,7 @@ def test_a_local_multilingual_model_indexes_and_finds_every_script(
         (docs / f"{lang}.txt").write_text(sentence, encoding="utf-8")
     ix = tmp_path / "ix"
     args = ["--model", str(tiny_model), "--precision", precision]
+    own = ["--model", str(tiny_model)]  # a local model is loaded only when named (D25)
     assert main(["index", str(docs), "--index", str(ix), *args]) == 0
     capsys.readouterr()
     assert main(["info", "--index", str(ix), "--json"]) == 0
@@ -68,23 +69,26 @@ def test_a_local_multilingual_model_indexes_and_finds_every_script(
     for lang, (_, query) in SENTENCES.items():
         # keyword side: the query's folded, stemmed or paired terms
         assert (
-            main(["query", query, "--index", str(ix), "--json", "-k", "1", "--mode", "keyword"])
+            main(
+                ["query", query, "--index", str(ix), "--json", "-k", "1", "--mode", "keyword", *own]
+            )
             == 0
         )
         (hit,) = json.loads(capsys.readouterr().out)
         assert Path(hit["source"]).stem == lang, query
         # dense side: random weights, so only that it embeds the query and answers
         assert (
-            main(["query", query, "--index", str(ix), "--json", "-k", "2", "--mode", "dense"]) == 0
+            main(["query", query, "--index", str(ix), "--json", "-k", "2", "--mode", "dense", *own])
+            == 0
         )
         hits = json.loads(capsys.readouterr().out)
         assert len(hits) == 2 and all(-1.0 <= h["dense_score"] <= 1.0 for h in hits)
-    assert main(["query", "首都", "--index", str(ix), "--json", "-k", "3"]) == 0
+    assert main(["query", "首都", "--index", str(ix), "--json", "-k", "3", *own]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 3 and all(h["dense_score"] is not None for h in hits)
     # The random-weight model's dense side may rank any document; the keyword side must find
     # both texts holding the word, in Chinese and in Japanese.
-    args = ["query", "首都", "--index", str(ix), "--json", "-k", "3", "--mode", "keyword"]
+    args = ["query", "首都", "--index", str(ix), "--json", "-k", "3", "--mode", "keyword", *own]
     assert main(args) == 0
     hits = json.loads(capsys.readouterr().out)
     assert {Path(h["source"]).stem for h in hits} == {"zh", "ja"}

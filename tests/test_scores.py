@@ -51,9 +51,11 @@ def test_keyword_score_is_bm25_over_its_ceiling(query: str) -> None:
     assert hits
     for h in hits:
         n = int(h.doc_id.split("-")[1])
-        assert h.keyword_score == pytest.approx(expect[n], rel=1e-4)
-        assert h.score == pytest.approx(expect[n] / (2.2 * full), rel=1e-4)
-        assert h.dense_score is None
+        # One chunk per document: chunk and document BM25 (and idf) are the same.
+        assert h.bm25 == pytest.approx(expect[n], rel=1e-4)
+        assert h.keyword_score == pytest.approx(expect[n] / (2.2 * full), rel=1e-4)
+        assert h.score == h.keyword_score
+        assert h.dense_score is None and h.cosine is None
     matched = {int(h.doc_id.split("-")[1]) for h in hits}
     assert matched == {i for i, s in enumerate(expect) if s > 0}
 

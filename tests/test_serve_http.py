@@ -33,11 +33,20 @@ pytestmark = pytest.mark.slow
 class Server:
     """A uvicorn server in a thread on 127.0.0.1 and an ephemeral port."""
 
-    def __init__(self, service: SearchService, token: str | None = None) -> None:
+    def __init__(
+        self,
+        service: SearchService,
+        token: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        addr: str = "127.0.0.1",
+        **limits: Any,
+    ) -> None:
         self.service = service
-        self.server = make_server(service, host="127.0.0.1", port=0, token=token)
+        self.addr = addr
+        self.server = make_server(service, host=host, port=0, token=token, **limits)
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((addr, 0))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
@@ -58,7 +67,7 @@ class Server:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection(self.addr, self.port, timeout=30)
         hdrs = dict(headers or {})
         data = raw
         if body is not None:
@@ -205,7 +214,7 @@ BAD = [
     ("GET", "/search?q=x&k=-1", None, "between 1 and 1000"),
     ("GET", "/search?q=x&limit=3", None, "unknown field 'limit'"),
     ("GET", "/search?q=x&k=1&k=2", None, "given more than once"),
-    ("GET", "/search?q=x&where=%7Bbad", None, "'where' must be a JSON object"),
+    ("GET", "/search?q=x&where=%7Bbad", None, "malformed JSON in 'where'"),
     ("GET", "/read?chunk_id=999999", None, "no chunk"),
     ("GET", "/read?doc_id=../../etc/passwd", None, "no document"),
     ("GET", "/read?doc_id=/etc/passwd", None, "no document"),

@@ -134,9 +134,9 @@ class CountingService(SearchService):
         super().__init__(*args, **kw)
         self.queries: list[str] = []
 
-    def search(self, req: Any) -> dict[str, Any]:
+    def search(self, req: Any, **kw: Any) -> dict[str, Any]:
         self.queries.extend(req.queries)
-        return super().search(req)
+        return super().search(req, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +210,105 @@ def test_mode_switch_source_filter_and_escaping(page_server: Server, browser: Br
     )
     browser.wait_for("document.getElementById('status').textContent.startsWith('0 hits')")
     assert page_server.service.queries[-1] == "pelicans harbour"  # type: ignore[attr-defined]
+
+
+def _screenshot(browser: Browser, path: Path) -> None:
+    """Save what the browser shows (also into $SEMSEARCH_SCREENSHOT_DIR, to look at)."""
+    shot = browser.page("Page.captureScreenshot", format="png")
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.stat().st_size > 10_000  # a rendered page, not a blank one
+    if os.environ.get("SEMSEARCH_SCREENSHOT_DIR"):
+        shutil.copy(path, Path(os.environ["SEMSEARCH_SCREENSHOT_DIR"]) / path.name)
+
+
+def _load(browser: Browser, url: str) -> None:
+    browser.page("Page.navigate", url=url)
+    browser.wait_for("document.readyState === 'complete'")
+
+
+def test_query_and_mode_live_in_the_url(page_server: Server, browser: Browser) -> None:
+    """A shared link shows its results; each search is a history entry; back and forward
+    bring the earlier search (box, mode and results) back."""
+    base = f"http://127.0.0.1:{page_server.port}/"
+    _load(browser, base + "?q=trade")
+    browser.wait_for("document.querySelectorAll('li.hit').length > 0")
+    assert browser.js("document.getElementById('q').value") == "trade"
+    first_hits = browser.js("[...document.querySelectorAll('a.loc')].map(a => a.textContent)")
+    browser.js("document.querySelector('input[value=keyword]').click()")
+    browser.wait_for("document.getElementById('status').textContent.includes('keyword')")
+    assert browser.js("location.search") == "?q=trade&mode=keyword"
+    browser.js(
+        "const q = document.getElementById('q'); q.value = 'pelicans harbour';"
+        "q.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}))"
+    )
+    browser.wait_for("location.search.includes('pelicans')")
+    assert browser.js("location.search") == "?q=pelicans+harbour&mode=keyword"
+    browser.wait_for("document.getElementById('status').textContent.startsWith('1 hit')")
+    browser.js("history.back()")
+    browser.wait_for("document.getElementById('q').value === 'trade'")
+    assert browser.js("location.search") == "?q=trade&mode=keyword"
+    assert browser.js("document.querySelector('input[name=mode]:checked').value") == "keyword"
+    browser.js("history.back()")
+    browser.wait_for("document.querySelector('input[name=mode]:checked').value === 'hybrid'")
+    browser.wait_for("document.getElementById('status').textContent.includes('hybrid')")
+    assert browser.js("location.search") == "?q=trade"
+    again = browser.js("[...document.querySelectorAll('a.loc')].map(a => a.textContent)")
+    assert again == first_hits
+    browser.js("history.forward()")
+    browser.wait_for("document.getElementById('status').textContent.includes('keyword')")
+    assert browser.js("document.getElementById('q').value") == "trade"
+
+
+def test_typing_keeps_one_history_entry_per_search(page_server: Server, browser: Browser) -> None:
+    base = f"http://127.0.0.1:{page_server.port}/"
+    _load(browser, base)
+    before = browser.js("history.length")
+    browser.js("document.getElementById('q').focus()")
+    for ch in "foreign minister":
+        browser.page("Input.insertText", text=ch)
+        time.sleep(0.25)  # slower than the debounce: several searches run while typing
+    browser.wait_for("location.search === '?q=foreign+minister'")
+    assert browser.js("history.length") - before == 1
+
+
+def test_narrow_layout_at_360_px(page_server: Server, browser: Browser, tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{page_server.port}/"
+    browser.page(
+        "Emulation.setDeviceMetricsOverride", width=360, height=740, deviceScaleFactor=2,
+        mobile=True,
+    )  # fmt: skip
+    try:
+        _load(browser, base + "?q=foreign+minister+visit")
+        browser.wait_for("document.querySelectorAll('li.hit').length > 0")
+        box = browser.js("document.getElementById('q').getBoundingClientRect().width")
+        assert box >= 300, box  # the whole row, not ~6 characters
+        assert browser.js("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+        modes = browser.js(
+            "[...document.querySelectorAll('.modes label')]"
+            ".map(l => l.getBoundingClientRect().right)"
+        )
+        assert max(modes) <= 360
+        browser.js("document.querySelector('a.loc').click()")
+        browser.wait_for("!!document.querySelector('.context .hitchunk')")
+        assert browser.js("document.documentElement.scrollWidth") <= 360
+        _screenshot(browser, tmp_path / "page-360px.png")
+    finally:
+        browser.page("Emulation.clearDeviceMetricsOverride")
+
+
+def test_docs_page_is_readable_and_offline(
+    page_server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    base = f"http://127.0.0.1:{page_server.port}/"
+    _load(browser, base + "docs")
+    rows = browser.js("[...document.querySelectorAll('h2')].map(h => h.textContent)")
+    assert any(r.startswith("GET /search") for r in rows) and "Fields of a hit" in rows
+    cells = browser.js(
+        "[...document.querySelectorAll('table tr')].map(tr => tr.innerText.split('\\t')[0])"
+    )
+    assert {"q", "k", "mode", "where", "doc_id", "location"} <= set(cells)
+    assert '"type"' not in browser.js("document.body.innerText")  # no raw schema
+    # Nothing loaded from anywhere but this server: no external script, style, font or image.
+    urls = browser.js("performance.getEntriesByType('resource').map(r => r.name)")
+    assert all(u.startswith(base) for u in urls), urls
+    _screenshot(browser, tmp_path / "docs.png")

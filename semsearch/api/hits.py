@@ -6,17 +6,25 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from ..store.chunkstore import ChunkRecord
+from ..util import file_digest
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One search result: a chunk, its score and where it sits in its source.
 
-    ``score`` is the ranking score of the query's mode; ``dense_score`` (cosine similarity)
-    and ``keyword_score`` (BM25) are its parts where they were computed (None otherwise).
+    ``score`` is the ranking score of the query's mode, rebuilt from its parts thus:
+    dense: ``score = dense_score`` (the cosine similarity); keyword: ``score =
+    keyword_score`` (``bm25`` as a 0-1 fraction of a full match at document and chunk
+    level); hybrid: ``score = 0.35 * dense_score + 0.65 * keyword_score``, where
+    ``dense_score`` is the 0-1 rise of the cosine above the query's background and
+    ``keyword_score`` is ``bm25`` over a full document match, capped at 1. ``cosine``
+    (with the query as typed) and ``bm25`` (the raw keyword evidence) are the raw
+    measures. A part not computed is None.
     ``page`` (PDF), ``section`` (heading path) and ``title`` locate it in structured files.
     ``stale`` is ``"changed"`` or ``"deleted"`` when the source file differs from what was
     indexed, so a caller never mistakes an old passage for the file's current text.
@@ -37,6 +45,8 @@ class Hit:
     metadata: Mapping[str, Any] | None = None
     dense_score: float | None = None
     keyword_score: float | None = None
+    cosine: float | None = None
+    bm25: float | None = None
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
@@ -100,7 +110,16 @@ class IndexInfo:
     roots: tuple[str, ...]
 
 
-def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | None) -> Hit:
+class Parts(NamedTuple):
+    """What a hit's score is made of (see :class:`Hit`)."""
+
+    cosine: float | None
+    bm25: float | None
+    dense: float | None
+    keyword: float | None
+
+
+def to_hit(r: ChunkRecord, score: float, parts: Parts) -> Hit:
     return Hit(
         score=score,
         text=r.text,
@@ -115,8 +134,10 @@ def to_hit(r: ChunkRecord, score: float, dense: float | None, keyword: float | N
         section=r.section,
         title=r.title,
         metadata=r.metadata,
-        dense_score=_finite(dense),
-        keyword_score=_finite(keyword),
+        dense_score=_finite(parts.dense),
+        keyword_score=_finite(parts.keyword),
+        cosine=_finite(parts.cosine),
+        bm25=_finite(parts.bm25),
         stale=staleness(r),
         kind=r.kind,
     )
@@ -130,16 +151,27 @@ def to_passage(r: ChunkRecord) -> Passage:
 
 
 def staleness(r: ChunkRecord) -> str | None:
-    """Whether the file a chunk came from still is what was indexed (one ``stat``)."""
-    if r.doc_stat is None:
-        return None
+    """Whether the file a chunk came from still is what was indexed (see file_state)."""
+    return None if r.doc_stat is None else file_state(r.source, r.doc_stat, r.sha256)
+
+
+def file_state(source: str, indexed: tuple[int, int, int], sha256: str | None) -> str | None:
+    """None when the file still is what was indexed, else "changed" or "deleted": one
+    ``stat``, and when only its time or inode moved (a touch, a copy, a reinstall), its
+    digest."""
     try:
-        st = os.stat(r.source)
+        st = os.stat(source)
     except OSError:
         return "deleted"
-    if (st.st_size, st.st_mtime_ns, st.st_ino) != tuple(r.doc_stat):
+    if (st.st_size, st.st_mtime_ns, st.st_ino) == tuple(indexed):
+        return None
+    if st.st_size != indexed[0] or sha256 is None:
         return "changed"
-    return None
+    try:
+        same = file_digest(Path(source)) == sha256
+    except OSError:
+        return "deleted"
+    return None if same else "changed"
 
 
 def _finite(value: float | None) -> float | None:

@@ -7,6 +7,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -21,7 +22,7 @@ import numpy as np
 from .. import build as _build
 from .. import config as _config
 from ..build.settings import Requested
-from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
+from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
 from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
@@ -30,8 +31,9 @@ from ..search import DEFAULT_MODE, Mode, Options, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_hit
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, to_hit
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ class SemanticIndex:
             index_type=index_type,
         )
         if embedder is None:
+            if model is None and manifest is not None:
+                check_recorded_model(manifest.model, self._dir.path)
             embedder = load_embedder(
                 self._requested.model_for(manifest),
                 self._requested.precision_for(manifest, DEFAULT_PRECISION),
@@ -180,7 +184,7 @@ class SemanticIndex:
             if ids is None:
                 start = self._next_text_number()
                 ids = [f"text-{start + n}" for n in range(len(texts))]
-            docs = documents_from_texts(texts, ids, metadata)
+            docs = documents_from_texts(texts, ids, _json_metadata(metadata))
             present = self._existing_ids([d.doc_id for d in docs])
             if present:
                 raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
@@ -195,7 +199,7 @@ class SemanticIndex:
         progress: _build.Progress | None = None,
     ) -> _build.BuildStats:
         """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
-        docs = documents_from_texts(texts, ids, metadata)
+        docs = documents_from_texts(texts, ids, _json_metadata(metadata))
         return self._apply(_build.Changes(items=docs), progress)
 
     def add_paths(
@@ -223,18 +227,25 @@ class SemanticIndex:
         """Merge every segment into one, dropping deleted rows (searches answer the same)."""
         return self._apply(_build.Changes(compact=True))
 
-    def delete(self, ids: Iterable[str]) -> int:
-        """Remove documents by id or source (globs allowed); returns how many were removed."""
+    def delete(self, ids: Iterable[str], *, glob: bool = False) -> int:
+        """Remove documents by id or source path; returns how many were removed. Each name
+        matches exactly (``a[1]`` is the id ``a[1]``) unless ``glob`` is True, when it is a
+        glob on ids and sources. A name that matches nothing is an error: nothing is removed.
+        """
         wanted = [str(i) for i in ids]
         with self._write_lock:
             found: set[str] = set()
-            store = self._view.store if self._view else None
-            for pattern in wanted:
-                matches = store.document_ids(pattern) if store else []
-                if not matches and store and Path(pattern).exists():
-                    matches = store.document_ids(_glob_literal(os.path.abspath(pattern)))
+            for name in wanted:
+                check_text(name, "a document id or path")
+                # A relative path names the file it resolves to (sources are absolute).
+                tries = (name, os.path.abspath(name))
+                matches: list[str] = []
+                if self._view is not None:
+                    store = self._view.store
+                    find = store.document_ids if glob else store.documents_named
+                    matches = next((m for m in map(find, tries) if m), [])
                 if not matches:
-                    raise UsageError(f"no document in the index matches {pattern!r}")
+                    raise UsageError(f"no document in the index matches {name!r}")
                 found.update(matches)
             self._apply(_build.Changes(remove=frozenset(found)))
             return len(found)
@@ -248,7 +259,7 @@ class SemanticIndex:
     def _existing_ids(self, ids: Sequence[str]) -> list[str]:
         if self._view is None:
             return []
-        return [i for i in ids if self._view.store.document_ids(_glob_literal(i))]
+        return [i for i in ids if self._view.store.documents_named(i)]
 
     def _apply(
         self, changes: _build.Changes, progress: _build.Progress | None = None
@@ -303,6 +314,7 @@ class SemanticIndex:
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
+            check_text(q, "the query")
         opts = Options(k, mode, where, per_source, diverse, min_score)
         opts.check()
         v = self._view
@@ -330,12 +342,13 @@ class SemanticIndex:
             )
         out = []
         for r in ranked:
-            dense = r.dense if r.dense is not None else [None] * len(r.rows)
-            kw = r.keyword if r.keyword is not None else [None] * len(r.rows)
+            none = [None] * len(r.rows)
+            measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
+            parts = [none if a is None else a.tolist() for a in measured]
             out.append(
                 [
-                    to_hit(records[int(i)], float(s), d, w)
-                    for i, s, d, w in zip(r.rows, r.scores, dense, kw, strict=True)
+                    to_hit(records[int(i)], float(s), Parts(*p))
+                    for i, s, *p in zip(r.rows.tolist(), r.scores.tolist(), *parts, strict=True)
                 ]
             )
         return out
@@ -441,6 +454,19 @@ def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:
     return index_dir.manifest()[1]
 
 
-def _glob_literal(text: str) -> str:
-    """Escape SQLite GLOB metacharacters so an id matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+def _json_metadata(
+    metadata: Iterable[Mapping[str, Any] | None] | None,
+) -> list[Mapping[str, Any] | None] | None:
+    """The caller's metadata, refused unless it is strict JSON (no NaN or Infinity, which
+    no JSON reader accepts, and nothing ``json`` cannot write)."""
+    if metadata is None:
+        return None
+    metas = list(metadata)
+    for m in metas:
+        try:
+            json.dumps(m, allow_nan=False)
+        except ValueError:
+            raise UsageError("metadata must be JSON: NaN and Infinity are not allowed") from None
+        except (TypeError, RecursionError) as exc:
+            raise UsageError(f"metadata must be JSON values ({first_line(exc)})") from None
+    return metas

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -13,13 +14,21 @@ from pathlib import Path
 from .. import build as _build
 from .. import config as _config
 from ..build.settings import Requested
-from ..embed import DEFAULT_MODEL, DEFAULT_PRECISION, Embedder, load_embedder
+from ..embed import (
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    Embedder,
+    check_recorded_model,
+    load_embedder,
+)
 from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
 from ..ingest.read import expand_items
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from . import reading
+from .hits import IndexInfo, file_state
 from .index import SemanticIndex
 
 log = logging.getLogger("semsearch")
@@ -34,8 +43,10 @@ def default_index_dir() -> Path:
 
 def sample_index_dir() -> Path:
     """Where the bundled sample articles are indexed: apart from the user's own index, so
-    they never show up among the user's results."""
-    return _config.load().cache_dir / "samples-index"
+    they never show up among the user's results; one per seeds folder, so a reinstall that
+    moves them (``seeds/`` or ``semsearch/_seeds``) gets an index of the files it has."""
+    seeds = str(_config.bundled_seeds()).encode("utf-8", "surrogateescape")
+    return _config.load().cache_dir / f"samples-index-{hashlib.sha256(seeds).hexdigest()[:12]}"
 
 
 def index_paths(
@@ -58,22 +69,29 @@ def index_paths(
     excludes: Sequence[str] = (),
     max_file_size: int | None = DEFAULT_MAX_FILE_SIZE,
     text_field: str | None = None,
+    follow_symlinks: bool = False,
 ) -> _build.BuildStats:
     """Build or update the on-disk index at ``index`` from files, streaming in batches.
 
     Settings left as None keep the existing index's own; naming a different one is an error
     unless ``rebuild``, which re-embeds every document already indexed under the new
-    settings. ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster.
+    settings. File links are followed only into ``paths`` unless ``follow_symlinks``.
+    ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster.
     """
     cfg = _config.load()
     globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
-    found = discover_files(paths, globs, excludes=excludes, max_file_size=max_file_size)
+    found = discover_files(
+        paths, globs, excludes=excludes, max_file_size=max_file_size,
+        follow_symlinks=follow_symlinks,
+    )  # fmt: skip
     files = expand_items(found.files, text_field)
     roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     manifest = _readable_manifest(index_dir)
     requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
     if embedder is None:
+        if model is None and manifest is not None:
+            check_recorded_model(manifest.model, index_dir.path)
         embedder = load_embedder(
             requested.model_for(manifest),
             requested.precision_for(manifest, DEFAULT_PRECISION),
@@ -89,8 +107,9 @@ def index_paths(
         max_tokens=embedder.max_tokens,
     )
     changes = _build.Changes(
-        items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes)
-    )
+        items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes),
+        follow_symlinks=follow_symlinks,
+    )  # fmt: skip
     worker = _make_engine(engine, embedder, cfg, ray_address, ray_workers)
     try:
         stats = _build.build(index_dir, changes, worker, settings, progress=progress)
@@ -166,15 +185,17 @@ def refresh_index(
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     if rebuild:
         return _rebuild_remembered(index_dir, cfg, progress)
-    result = _delta.refresh(index_dir, _engine_factory(cfg), progress=progress)
+    result = _delta.refresh(index_dir, _engine_factory(cfg, index_dir.path), progress=progress)
     _delta.warn_missing(result.missing)
     return result.stats
 
 
-def _engine_factory(cfg: _config.Config) -> _refresh_engine:
-    """Makes the local engine for an index's own model, when a refresh needs one."""
+def _engine_factory(cfg: _config.Config, where: Path) -> _refresh_engine:
+    """Makes the local engine for an index's own model, when a refresh needs one (a model
+    semsearch knows: an index's word alone never loads a directory or a hub name)."""
 
     def make(manifest: Manifest) -> _build.Engine:
+        check_recorded_model(manifest.model, where)
         embedder = load_embedder(
             manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
         )
@@ -201,14 +222,34 @@ def _rebuild_remembered(
     changes = _build.Changes(
         items=delta.items, roots=[Path(r) for r in delta.roots], rebuild=True,
         globs=manifest.globs, excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
     )  # fmt: skip
-    worker = _engine_factory(cfg)(manifest)
+    worker = _engine_factory(cfg, index_dir.path)(manifest)
     return _build.build(index_dir, changes, worker, _delta.settings_of(manifest), progress=progress)
 
 
-def remove_documents(sources: Sequence[str], index: str | os.PathLike[str] | None = None) -> int:
-    """Remove documents by source path, id or glob from the on-disk index."""
-    return SemanticIndex.load(index).delete(sources)
+def remove_documents(
+    sources: Sequence[str], index: str | os.PathLike[str] | None = None, *, glob: bool = False
+) -> int:
+    """Remove documents by exact source path or id (or by glob when ``glob``) from the
+    on-disk index."""
+    return SemanticIndex.load(index).delete(sources, glob=glob)
+
+
+def index_info(index: str | os.PathLike[str] | None = None) -> IndexInfo:
+    """What the index at ``index`` holds, read from its manifest and file list: neither the
+    model nor the embedding cache is touched (``semsearch info`` on a read-only cache)."""
+    from ..index import resolve_backend
+    from ..store.manifest import FAISS, check_files, segment_refs
+
+    index_dir = IndexDir(index if index is not None else _config.load().index_dir)
+    gen, manifest = index_dir.manifest()
+    problems = [p for p in check_files(gen, manifest) if FAISS not in p.split(":", 1)[0]]
+    if problems:
+        raise IndexFormatError(f"index at {index_dir.path} is damaged: {problems[0]}")
+    faiss = any(FAISS in s.files for s in segment_refs(gen, manifest))
+    backend = resolve_backend("auto") if faiss else "numpy"
+    return reading.describe_generation(gen, manifest, backend, index_dir.path)
 
 
 def optimize_index(index: str | os.PathLike[str] | None = None) -> _build.BuildStats:
@@ -220,7 +261,9 @@ def optimize_index(index: str | os.PathLike[str] | None = None) -> _build.BuildS
     from ..watch.delta import LazyEngine, settings_of
 
     manifest = index_dir.manifest()[1]
-    engine = LazyEngine(_engine_factory(cfg), manifest)  # the model only for damaged vectors
+    engine = LazyEngine(
+        _engine_factory(cfg, index_dir.path), manifest
+    )  # model: damaged vectors only
     try:
         return _build.build(index_dir, _build.Changes(compact=True), engine, settings_of(manifest))
     finally:
@@ -252,7 +295,6 @@ class SourceStatus:
 
 def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStatus]:
     """Every document of the index at ``index`` with its type, chunks, size and status."""
-    from ..ingest.read import file_stat
 
     cfg = _config.load()
     store = IndexDir(index if index is not None else cfg.index_dir).open_store()
@@ -262,13 +304,9 @@ def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStat
             if d.size is None:
                 status = "text"
             else:
-                st = file_stat(Path(d.source))
-                if st is None:
-                    status = "missing"
-                elif (st[0], st[1]) != (d.size, d.mtime_ns):
-                    status = "changed"
-                else:
-                    status = "ok"
+                indexed = (d.size, d.mtime_ns or 0, d.inode or 0)
+                state = file_state(d.source, indexed, d.sha256)
+                status = {None: "ok", "deleted": "missing"}.get(state, "changed")
             out.append(
                 SourceStatus(d.doc_id, d.source, d.kind, d.title, d.n_chunks, d.size, status)
             )

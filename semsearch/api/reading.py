@@ -13,8 +13,8 @@ from ..embed import Embedder
 from ..errors import UsageError
 from ..ingest.chunk import sentence_spans
 from ..store.layout import IndexDir, generation_size
-from ..store.manifest import SegmentRef, segment_refs
-from ..store.segments import SegmentedStore, read_tombstones
+from ..store.manifest import Manifest, SegmentRef, segment_refs
+from ..store.segments import SegmentedStore, read_skipped, read_tombstones
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_passage
 from .view import View
 
@@ -86,9 +86,11 @@ def copy_generation(view: View, target: IndexDir) -> Path:
                 tmp = None
             tombstones = {renamed[k].name: v for k, v in read_tombstones(view.gen, m).items()}
             tmp = target.new_tmp()  # the copy's own generation only lists the segments
+            skipped = tuple(read_skipped(view.gen, m).values())
             return target.publish(
-                tmp, replace(m, format_version=3), list(renamed.values()), tombstones
-            )
+                tmp, replace(m, format_version=3), list(renamed.values()), tombstones,
+                skipped=skipped,
+            )  # fmt: skip
         except BaseException:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -97,20 +99,24 @@ def copy_generation(view: View, target: IndexDir) -> Path:
 
 def describe(view: View, path: Path | None) -> IndexInfo:
     """An open generation's manifest and files, as :class:`IndexInfo`."""
-    m = view.manifest
+    return describe_generation(view.gen, view.manifest, view.index.backend, path)
+
+
+def describe_generation(gen: Path, m: Manifest, backend: str, path: Path | None) -> IndexInfo:
+    """A generation's manifest and files, as :class:`IndexInfo` (no model, no vectors)."""
     return IndexInfo(
         path=str(path.resolve()) if path else None,
-        generation=view.gen.name,
+        generation=gen.name,
         documents=m.documents,
         chunks=m.chunks,
         model=m.model,
         precision=m.precision,
         dim=m.dim,
-        backend=view.index.backend,
+        backend=backend,
         index_type=m.index_type,
         chunk_tokens=m.chunk_tokens,
         overlap=m.overlap,
-        size_bytes=generation_size(view.gen, m),
+        size_bytes=generation_size(gen, m),
         recall_at_10=m.recall_at_10,
         roots=tuple(m.roots),
     )

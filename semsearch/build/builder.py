@@ -30,7 +30,7 @@ from .._version import __version__
 from ..errors import IndexFormatError, IndexWriteError, UsageError
 from ..index import VectorIndex, build_vector_index, resolve_backend, resolve_index_type
 from ..ingest.document import Document
-from ..store.chunkstore import ChunkStore, StoredDocument
+from ..store.chunkstore import ChunkStore, SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import (
     CHUNKS,
@@ -45,7 +45,14 @@ from ..store.manifest import (
     segment_refs,
 )
 from ..store.npy import VectorWriter, load_vectors
-from ..store.segments import LiveDocuments, Segment, SegmentedStore, Tombstones, read_tombstones
+from ..store.segments import (
+    LiveDocuments,
+    Segment,
+    SegmentedStore,
+    Tombstones,
+    read_skipped,
+    read_tombstones,
+)
 from ..util import first_line
 from .engine import Engine, Processed
 from .merge import choose_merges
@@ -134,6 +141,8 @@ class _Old:
         self.bad_vectors: set[str] = set()
         #: Live documents and chunks of each segment.
         self.live: dict[str, tuple[int, int]] = {}
+        #: Files skipped as of the live generation (path -> record).
+        self.skipped: dict[str, SkippedFile] = {}
 
     def home(self, doc_id: str) -> str | None:
         """The segment holding a live document."""
@@ -205,6 +214,7 @@ class _Old:
             old.repair.add(holder)
         old.gen, old.manifest = gen, m
         old.tombstones = read_tombstones(gen, m)
+        old.skipped = read_skipped(gen, m)
         old.store = SegmentedStore.open(gen, m, skip=lost)
         old.repair |= lost  # left out of the new generation
         old.docs = LiveDocuments(old.store)
@@ -225,6 +235,19 @@ class _Old:
                 "manifest says. Nothing was changed"
             )
         return old
+
+    def check_chunks(self, seg: Segment) -> None:
+        """Refuse to carry chunk rows whose file fails its checksum: a large database is not
+        checksummed on load, and same-size damage would otherwise pass into a segment with
+        a fresh, valid checksum (and its text and keyword index would disagree)."""
+        size = seg.ref.files.get(CHUNKS, {}).get("size", 0)
+        if size > VERIFY_ON_LOAD_BYTES and not file_ok(seg.path, seg.ref.files, CHUNKS):
+            raise IndexFormatError(
+                f"cannot update the index at {seg.path.parent}: {seg.ref.name}/{CHUNKS} does "
+                "not match its checksum (file altered). Nothing was changed; its documents "
+                "cannot be recovered from a damaged chunk database, so index your files into "
+                "a new one"
+            )
 
     def vectors(self, seg: Segment) -> np.ndarray | None:
         """A segment's vectors, fully verified first when too large to have been checked on
@@ -267,11 +290,12 @@ class _Generation:
         self.next_chunk_id = old.manifest.next_chunk_id if old.manifest else 0
         self.built: VectorIndex | None = None
         self.merged: set[str] = set()
+        self.skipped: list[SkippedFile] = []
         #: Documents of kept segments hidden from now on (replaced, removed or carried).
         self.dead: set[str] = set()
 
     def run(self, progress: Progress | None) -> BuildStats:
-        plan = make_plan(self.changes, self.old.docs)
+        plan = make_plan(self.changes, self.old.docs, self.old.skipped)
         if self.changes.rebuild:
             self._rebuild_kept(plan)
         segments = self.old.store.segments if self.old.store else ()
@@ -289,11 +313,10 @@ class _Generation:
         self.row = 0
         self._copy_kept(plan)
         total, done, current = len(plan.process), 0, None
+        unreadable: list[str] = []
         for piece in self.engine.process(plan.process, self.settings.chunking):
             if piece is None:
-                plan.skipped += 1
-                if self._keep_old(plan.process[done]):
-                    plan.updated, plan.unchanged = plan.updated - 1, plan.unchanged + 1
+                self._skipped(plan, plan.process[done], unreadable)
                 done += 1
             else:
                 self._write(piece, first=piece.doc.doc_id != current)
@@ -304,6 +327,7 @@ class _Generation:
         plan.skipped_sources.extend(self.engine.counts.skipped)
         for doc_id, st in plan.restat.items():
             self.store.update_stat(doc_id, st)
+        self._remember_skipped(plan, unreadable)
         self.store.commit()
         own_docs, own_chunks = self.store.count_documents(), self.store.count_chunks()
         kept_refs = []
@@ -339,6 +363,7 @@ class _Generation:
             kept_refs,
             {k: v for k, v in tombstones.items() if v},
             (own_docs, own_chunks),
+            self.skipped,
         )
         self.tmp = None
         return self._stats(plan, changed=True, documents=documents, chunks=chunks)
@@ -371,8 +396,9 @@ class _Generation:
             found = store.document(doc_id)
             meta = found[1] if found else None
             text = store.document_text(doc_id)
-            plan.process.append(
-                Document(doc_id, d.source, text, d.sha256, meta, title=d.title, kind=d.kind)
+            stat = None if d.size is None else (d.size, d.mtime_ns or 0, d.inode or 0)
+            plan.process.append(  # the file's stat kept: it still reads as changed or missing
+                Document(doc_id, d.source, text, d.sha256, meta, d.title, d.kind, stat=stat)
             )
         plan.unchanged = 0  # everything kept was embedded again, so counted as updated
 
@@ -398,6 +424,7 @@ class _Generation:
     def _carry(self, seg: Segment, drop: Collection[str], only: Collection[str] | None) -> None:
         """Copy documents of an old segment into the new one: rows, chunk ids, terms and
         vectors kept (vectors that fail their checksum embedded again from the texts)."""
+        self.old.check_chunks(seg)
         start = self.row
         rows = self.store.copy_documents_from(seg.store, drop, start, only)
         vectors = self.old.vectors(seg) if len(rows) else None
@@ -410,6 +437,29 @@ class _Generation:
                 texts = self.store.chunk_texts(at, min(at + EMBED_BLOCK, start + len(rows)))
                 self.writer.append(self.engine.encode(texts))
         self.row += len(rows)
+
+    def _skipped(self, plan: Plan, item: Item, unreadable: list[str]) -> None:
+        """Count an item the engine could not read: its old version kept if it had one,
+        else it is neither added nor updated, and a file is remembered as skipped."""
+        plan.skipped += 1
+        doc_id = item.doc_id if isinstance(item, Document) else str(item)
+        if self._keep_old(item):
+            plan.updated, plan.unchanged = plan.updated - 1, plan.unchanged + 1
+        elif doc_id in self.old.docs:
+            plan.updated, plan.removed = plan.updated - 1, plan.removed + 1
+        else:
+            plan.added -= 1
+            if not isinstance(item, Document) and doc_id in plan.stats:
+                unreadable.append(doc_id)
+
+    def _remember_skipped(self, plan: Plan, unreadable: list[str]) -> None:
+        """Files skipped, kept with the generation (not a segment: they hold no rows)."""
+        reasons = self.engine.counts.reasons
+        self.skipped = [
+            *plan.still_skipped.values(),
+            *(SkippedFile(p, *plan.stats[p], reasons.get(p, "could not be read"))
+              for p in unreadable),
+        ]  # fmt: skip
 
     def _keep_old(self, item: Item) -> bool:
         """A changed file that cannot be read now (vanished, truncated, corrupt) keeps the
@@ -472,7 +522,7 @@ class _Generation:
         self.built = index
 
     def _manifest(self, documents: int, chunks: int) -> Manifest:
-        roots, globs, excludes = _remembered(self.old.manifest, self.changes)
+        roots, globs, excludes, follow = _remembered(self.old.manifest, self.changes)
         if self.built is None:  # only tombstones: the index is described as it was
             if self.old.manifest is None:
                 raise IndexFormatError("internal error: no vector index built")
@@ -480,10 +530,11 @@ class _Generation:
                 self.old.manifest, format_version=FORMAT_VERSION, semsearch_version=__version__,
                 documents=documents, chunks=chunks, next_chunk_id=self.next_chunk_id,
                 created=time.time(), roots=roots, globs=globs, excludes=excludes,
+                follow_symlinks=follow,
             )  # fmt: skip
         return new_manifest(
             self.settings, documents, chunks, self.next_chunk_id, self.built,
-            roots=roots, globs=globs, excludes=excludes,
+            roots=roots, globs=globs, excludes=excludes, follow_symlinks=follow,
         )  # fmt: skip
 
     def _stats(
@@ -510,13 +561,15 @@ class _Generation:
 
 def _remembered(
     old: Manifest | None, changes: Changes
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Roots the index was built from (old ones kept), and the latest globs and excludes."""
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]:
+    """Roots the index was built from (old ones kept), and the latest discovery options."""
     roots = dict.fromkeys(old.roots if old else ())
     roots.update(dict.fromkeys(str(r) for r in changes.roots))
     if changes.roots:
-        return tuple(roots), tuple(changes.globs), tuple(changes.excludes)
-    return tuple(roots), old.globs if old else (), old.excludes if old else ()
+        return tuple(roots), tuple(changes.globs), tuple(changes.excludes), changes.follow_symlinks
+    if old is None:
+        return tuple(roots), (), (), False
+    return tuple(roots), old.globs, old.excludes, old.follow_symlinks
 
 
 def new_manifest(

@@ -12,13 +12,14 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..embed import Embedder
 from ..ingest.chunk import iter_chunks
 from ..ingest.document import Document
-from ..ingest.read import read_document
+from ..ingest.read import read_or_reason
 from ..store.chunkstore import ChunkRow
 from .settings import ChunkParams, Item
 
@@ -45,6 +46,8 @@ class EngineCounts:
     embedded: int = 0
     cache_hits: int = 0
     skipped: list[str] = field(default_factory=list)
+    #: Why each skipped file was skipped, where the engine knows (remembered by the index).
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 class Engine(ABC):
@@ -83,9 +86,10 @@ class LocalEngine(Engine):
         pending: list[tuple[Document, list[ChunkRow], bool] | None] = []
         waiting = 0
         for item in items:
-            doc = read_document(item) if isinstance(item, (str, os.PathLike)) else item
-            if doc is None:
+            doc = read_or_reason(Path(item)) if isinstance(item, (str, os.PathLike)) else item
+            if isinstance(doc, str):
                 self.counts.skipped.append(str(item))
+                self.counts.reasons[str(item)] = doc
                 pending.append(None)
                 continue
             rows: list[ChunkRow] = []

@@ -4,6 +4,8 @@ A file whose size, mtime and inode equal those recorded is unchanged without bei
 Otherwise its bytes are hashed; equal content with a new stat is still unchanged (its
 new stat is recorded when a generation is written anyway). So re-checking an unchanged
 tree costs one ``stat`` per file, and the cost grows with the number of changed files.
+A file that was skipped (binary, corrupt, unreadable) is remembered with its stat in the
+same way, so it is not read, counted as added, or published again until it changes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from ..ingest.document import Document
 from ..ingest.read import file_stat
-from ..store.chunkstore import StoredDocument
+from ..store.chunkstore import SkippedFile, StoredDocument
 from .settings import Changes, Item
 
 
@@ -31,6 +33,10 @@ class Plan:
     #: Unchanged documents whose file stat moved (touched, copied back): recorded anew.
     restat: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     skipped_sources: list[str] = field(default_factory=list)
+    #: Files skipped before whose stat has not moved: carried into the next generation.
+    still_skipped: dict[str, SkippedFile] = field(default_factory=dict)
+    #: The stat of each new or changed file queued, remembered if it turns out unreadable.
+    stats: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -49,8 +55,14 @@ def file_sha256(path: Path) -> str | None:
     return h.hexdigest()
 
 
-def make_plan(changes: Changes, old: Mapping[str, StoredDocument]) -> Plan:
-    """Classify ``changes.items`` against the old index's documents (``doc_id`` -> record)."""
+def make_plan(
+    changes: Changes,
+    old: Mapping[str, StoredDocument],
+    skipped: Mapping[str, SkippedFile] | None = None,
+) -> Plan:
+    """Classify ``changes.items`` against the old index's documents (``doc_id`` -> record,
+    looked up one at a time unless ``changes.roots`` asks what disappeared) and the files
+    it skipped (path -> record; tried again on ``rebuild``)."""
     plan = Plan()
     seen: set[str] = set()
     for item in changes.items:
@@ -71,6 +83,12 @@ def make_plan(changes: Changes, old: Mapping[str, StoredDocument]) -> Plan:
                 seen.add(doc_id)
                 plan.unchanged += 1
                 continue
+            was = (skipped or {}).get(doc_id)
+            if prev is None and was is not None and was[1:4] == st and not changes.rebuild:
+                plan.skipped += 1
+                plan.still_skipped[doc_id] = was
+                continue
+            plan.stats[doc_id] = st
             sha = file_sha256(item) if prev is not None else None
             if prev is not None and sha == prev.sha256:
                 seen.add(doc_id)

@@ -132,8 +132,8 @@ class Changes:
     ``items`` are added or refreshed (a path or a Document; unchanged content is kept as is).
     Documents under ``roots`` that are not among ``items`` are removed, as are ``remove``.
     ``rebuild`` re-chunks and re-embeds every document kept, under the build's settings.
-    ``globs`` and ``excludes`` are remembered with ``roots`` so the index can be refreshed.
-    ``compact`` merges every segment into one.
+    ``globs``, ``excludes`` and ``follow_symlinks`` are remembered with ``roots`` so the
+    index can be refreshed. ``compact`` merges every segment into one.
     """
 
     items: Sequence[Item] = ()
@@ -142,6 +142,7 @@ class Changes:
     rebuild: bool = False
     globs: Sequence[str] = ()
     excludes: Sequence[str] = ()
+    follow_symlinks: bool = False
     #: Merge every segment into one (dropping tombstoned rows), whatever the policy says.
     compact: bool = False
 

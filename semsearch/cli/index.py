@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import Backend, EngineName, IndexOpt, IndexType, JsonOpt, Precision, app
-from .output import Bar, display_path, plural
+from .output import Bar, display_path, human_size, plural, safe
 
 
 @app.command()
@@ -72,6 +72,21 @@ def index(
         str | None,
         typer.Option(help="JSONL/CSV: the field holding the text [default: text, content...]."),
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Follow links to files outside the folders given (remembered for refresh).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be indexed, by type, and what is skipped and why; "
+            "write nothing.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Also show Ray's own warnings and log lines.")
@@ -81,6 +96,9 @@ def index(
 
     An existing index keeps its own model, precision and chunking; naming a different one
     is refused unless --rebuild is given, so nothing indexed is ever thrown away.
+    Generated and minified files (lock files, source maps, *.min.js, Sphinx _sources and
+    _static, build output) are skipped by default; re-include one with --exclude '!PATTERN'
+    or a !PATTERN line in .semsearchignore.
     """
     from .. import api
     from ..ingest.discover import parse_size
@@ -89,6 +107,15 @@ def index(
         logging.getLogger("semsearch").setLevel(logging.DEBUG)
     limit = parse_size(max_file_size)
     where = index if index is not None else api.default_index_dir()
+    if dry_run:
+        _print_dry_run(
+            api.dry_run(
+                paths or [], where, glob=glob, excludes=exclude or (), max_file_size=limit,
+                follow_symlinks=follow_symlinks,
+            ),
+            as_json,
+        )  # fmt: skip
+        return
     with Bar("Indexing") as bar:
         if paths:
             stats = api.index_paths(
@@ -109,6 +136,7 @@ def index(
                 excludes=exclude or (),
                 max_file_size=limit,
                 text_field=text_field,
+                follow_symlinks=follow_symlinks,
             )
         else:
             stats = api.refresh_index(where, progress=bar.update, rebuild=rebuild)
@@ -116,6 +144,23 @@ def index(
         typer.echo(json.dumps({**asdict(stats), "index": str(Path(where).resolve())}, indent=2))
         return
     typer.echo(summary(stats, where), err=True)
+
+
+def _print_dry_run(plan: Any, as_json: bool) -> None:
+    """The dry run on stdout: types by size, then reasons by count, with a few paths each."""
+    if as_json:
+        typer.echo(json.dumps(asdict(plan), indent=2))
+        return
+    typer.echo(f"Would index {plural(plan.files, 'file')} ({human_size(plan.bytes)})")
+    for t in plan.types:
+        typer.echo(f"  {safe(t.kind):<12} {t.files:>8,}  {human_size(t.bytes):>10}")
+    skipped = sum(s.count for s in plan.skipped)
+    if skipped:
+        typer.echo(f"Would skip {skipped:,} (folders count once)")
+    for s in plan.skipped:
+        more = f" +{s.count - len(s.examples):,} more" if s.count > len(s.examples) else ""
+        names = ", ".join(display_path(e) for e in s.examples)
+        typer.echo(f"  {s.count:>8,}  {safe(s.reason)}: {names}{more}")
 
 
 def summary(stats: Any, where: Path) -> str:
@@ -140,11 +185,14 @@ def summary(stats: Any, where: Path) -> str:
 
 @app.command()
 def remove(
-    sources: Annotated[list[str], typer.Argument(help="Source paths, ids or globs to drop.")],
+    sources: Annotated[list[str], typer.Argument(help="Source paths or document ids to drop.")],
     index: IndexOpt = None,
+    glob: Annotated[
+        bool, typer.Option("--glob", help="Treat each argument as a glob on ids and paths.")
+    ] = False,
 ) -> None:
     """Remove documents from an index (removing the last one leaves a valid empty index)."""
     from .. import api
 
-    removed = api.remove_documents(sources, index)
+    removed = api.remove_documents(sources, index, glob=glob)
     typer.echo(f"Removed {plural(removed, 'document')}", err=True)

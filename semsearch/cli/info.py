@@ -33,7 +33,7 @@ def info(
         if problems:
             raise typer.Exit(1)
         typer.echo(f"{gen.name}: all files match their checksums", err=True)
-    details = api.SemanticIndex.load(where).info()
+    details = api.index_info(where)
     if as_json:
         typer.echo(json.dumps(asdict(details), indent=2))
         return

@@ -7,6 +7,8 @@ import os
 import re
 import sys
 import textwrap
+import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,14 +17,30 @@ import typer
 
 #: C0/C1 controls and DEL, except tab and newline handled by callers: in a file name or an
 #: indexed text they could move the cursor, recolour or retitle the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Bidi controls and line separators too (``rtl\u202egnp.txt`` would show as ``rtltxt.png``),
+#: and lone surrogates (bytes of a file name that were not UTF-8).
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
-def safe(text: str, *, newlines: bool = False) -> str:
-    """``text`` with control characters shown as escapes (``\\x1b``); newlines too unless
-    ``newlines``. For human output only: JSON stays exact."""
-    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+def safe(text: str, *, newlines: bool = False, name: bool = False) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\u202e``); newlines
+    too unless ``newlines``; every format character (zero-width, soft hyphen, ...) too when
+    it is a ``name`` (a path), where an invisible character hides what the name is. For
+    human output only: JSON stays exact."""
+    out = _CONTROL.sub(_escape, text)
+    if name:
+        out = "".join(_escape_char(c) if unicodedata.category(c) == "Cf" else c for c in out)
     return out if newlines else out.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return _escape_char(m.group())
+
+
+def _escape_char(c: str) -> str:
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
 def plural(n: int, word: str) -> str:
@@ -34,21 +52,21 @@ def display_path(source: str, samples: Path | None = None) -> str:
     ``~`` for the home folder; bundled samples as ``samples/NAME``."""
     path = Path(source)
     if not path.is_absolute():
-        return safe(source)
+        return safe(source, name=True)
     if samples is not None:
         try:
-            return "samples/" + safe(path.relative_to(samples).as_posix())
+            return "samples/" + safe(path.relative_to(samples).as_posix(), name=True)
         except ValueError:
             pass
     try:
-        return safe(str(path.relative_to(Path.cwd())))
+        return safe(str(path.relative_to(Path.cwd())), name=True)
     except ValueError:
         pass
     home = Path.home()
     try:
-        return "~/" + safe(str(path.relative_to(home)))
+        return "~/" + safe(str(path.relative_to(home)), name=True)
     except ValueError:
-        return safe(source)
+        return safe(source, name=True)
 
 
 #: Readers whose line numbers count in extracted text, not in the file: located by section.
@@ -108,23 +126,44 @@ def color_enabled() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
+#: Seconds between progress lines when stderr is not a terminal (a log, CI, a pipe).
+PROGRESS_EVERY = 5.0
+
+
 class Bar:
-    """A progress bar on stderr that appears once the total is known."""
+    """A progress bar on stderr that appears once the total is known; when stderr is not a
+    terminal, a plain line every few seconds instead (as pip does), so logs show progress."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: Any = None
         self.done = 0
+        self.tty = sys.stderr.isatty()
+        self.started = self.last = time.monotonic()
 
     def __enter__(self) -> Bar:
         return self
 
     def update(self, done: int, total: int) -> None:
+        if not self.tty:
+            self._line(done, total)
+            return
         if self.bar is None:
             self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(done - self.done)
         self.done = done
+
+    def _line(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY or done >= total:
+            return
+        self.last = now
+        pct = 100 * done // total if total else 100
+        typer.echo(
+            f"{self.label}: {done:,}/{total:,} files ({pct}%), {now - self.started:.0f}s",
+            err=True,
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

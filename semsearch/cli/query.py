@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,7 +40,12 @@ def query(
         list[str] | None,
         typer.Option(
             "--where",
-            help="Only documents whose metadata KEY equals VALUE: KEY=VALUE (repeatable).",
+            help=(
+                "Only documents whose metadata matches: KEY=VALUE (a list holding VALUE "
+                "matches too), KEY!=VALUE, KEY>=VALUE, KEY<VALUE, ..., 'KEY in A,B', "
+                "'KEY not in A,B', or JSON such as '{\"year\": {\"$gte\": 2020}}' "
+                "(repeatable; all must hold)."
+            ),
         ),
     ] = None,
     min_score: Annotated[
@@ -48,11 +54,22 @@ def query(
             "--min-score",
             help=(
                 "Drop hits whose score (the number printed before each hit) is below this. "
-                "dense: cosine similarity. keyword (0-1): BM25 as a fraction of the most BM25 "
-                "can give the query's words (each once, in a document of average length: "
-                "0.45). hybrid (0-1): 0.35 x the cosine's rise above the query's background "
-                "(as a fraction of the way to 1) + 0.65 x the keyword fraction."
+                "dense: cosine similarity. keyword (0-1): BM25 (of the document, and a "
+                "quarter of the chunk's own) as a fraction of the most BM25 can give the "
+                "query's words (each once, at average length: 0.45). hybrid (0-1): 0.35 x "
+                "the cosine's rise above the query's background (as a fraction of the way "
+                "to 1) + 0.65 x the keyword fraction of a full document match, capped at 1. "
+                "--json shows these parts as dense_score and keyword_score, the raw "
+                "measures as cosine and bm25."
             ),
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Load this model (a directory or hub name) for an index built with a model "
+            "semsearch does not know; never loaded on the index's word alone.",
         ),
     ] = None,
     refresh: Annotated[
@@ -94,7 +111,7 @@ def query(
         with Bar("Indexing samples") as bar:
             where, _ = api.ensure_sample_index(progress=bar.update)
         samples = bundled_seeds()
-    searcher = api.SemanticIndex.load(where)
+    searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:
         _refresh(searcher, refresh_budget)
     hits = searcher.search(
@@ -136,17 +153,53 @@ def _refresh(searcher: SemanticIndex, budget: float) -> None:
         )
 
 
+#: ``--where`` comparisons written as symbols or words, and the filter operators they stand for.
+_SYMBOLS = {"!=": "$ne", ">=": "$gte", "<=": "$lte", "=": "$eq", ">": "$gt", "<": "$lt"}
+_WORDS = {" not in ": "$nin", " in ": "$in"}
+_COMPARISON = re.compile("|".join(re.escape(w) for w in (*_WORDS, *_SYMBOLS)), flags=re.IGNORECASE)
+
+
 def parse_where(pairs: list[str], source: str | None) -> dict[str, object] | None:
-    """``KEY=VALUE`` filters; VALUE is a number, true/false/null when it reads as one
-    (JSONL fields keep their types; CSV numbers are stored as numbers), else text."""
+    """``--where`` filters: ``KEY=VALUE``, ``KEY!=VALUE``, ``KEY>=VALUE`` (also ``>``,
+    ``<``, ``<=``), ``KEY in A,B`` and ``KEY not in A,B``, split at the first comparison;
+    or a JSON object in the API's form (``{"year": {"$gte": 2020}}``). VALUE is a number,
+    true/false/null when it reads as one (JSONL fields keep their types), else text."""
     where: dict[str, object] = {"source": source} if source else {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--where wants KEY=VALUE, got {pair!r}")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        where[key] = value if value is None or isinstance(value, (bool, int, float, str)) else raw
+        if pair.lstrip().startswith("{"):
+            where.update(_json_where(pair))
+            continue
+        found = _COMPARISON.search(pair)
+        key = pair[: found.start()].strip() if found else ""
+        if found is None or not key:
+            raise UsageError(
+                f"--where wants KEY=VALUE, KEY>=VALUE, 'KEY in A,B' or a JSON object, got {pair!r}"
+            )
+        op = _WORDS.get(found.group().lower()) or _SYMBOLS[found.group()]
+        raw = pair[found.end() :].strip()
+        value = (
+            [_scalar(v.strip()) for v in raw.split(",")] if op in ("$in", "$nin") else _scalar(raw)
+        )
+        conditions = where.setdefault(key, {})
+        if not isinstance(conditions, dict):  # a JSON filter gave this key a plain value
+            where[key] = conditions = {"$eq": conditions}
+        conditions[op] = value
     return where or None
+
+
+def _scalar(raw: str) -> object:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if value is None or isinstance(value, (bool, int, float, str)) else raw
+
+
+def _json_where(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise UsageError(f"--where JSON is not valid: {text[:60]!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--where JSON must be an object")
+    return value

@@ -55,11 +55,21 @@ def watch(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per batch on stdout.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Name every changed file in each batch line.")
+    ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks", help="Follow links to files outside the folders (new folders)."
+        ),
+    ] = False,
 ) -> None:
     """Keep an index in sync with its folders while this runs; Ctrl-C stops it.
 
     Each batch of changes (debounced) is published as one generation; one line per batch
-    says what was added, updated and removed. Folders given that the index does not hold
+    says what was added, updated and removed, naming the first few files (all with
+    --verbose). Folders given that the index does not hold
     yet are indexed first. Stopping exits with status 130 and leaves the index intact.
     """
     from .. import api
@@ -69,7 +79,7 @@ def watch(
     where = Path(index if index is not None else api.default_index_dir())
     index_dir = IndexDir(where)
     if paths:
-        _index_new_roots(paths, where)
+        _index_new_roots(paths, where, follow_symlinks)
     elif not index_dir.exists():
         raise UsageError(f"no index at {where} yet: name the folders to watch")
 
@@ -78,7 +88,7 @@ def watch(
             typer.echo(json.dumps(asdict(batch)))
 
     watcher = Watcher(where, paths or None, force_polling=poll or None, debounce=debounce,
-                      on_batch=report)  # fmt: skip
+                      on_batch=report, verbose=verbose)  # fmt: skip
     roots = ", ".join(display_path(r) for r in watcher.roots[:3])
     more = f" and {len(watcher.roots) - 3:,} more" if len(watcher.roots) > 3 else ""
     typer.echo(
@@ -94,7 +104,7 @@ def watch(
         raise typer.Exit(INTERRUPTED) from None
 
 
-def _index_new_roots(paths: list[str], where: Path) -> None:
+def _index_new_roots(paths: list[str], where: Path, follow_symlinks: bool) -> None:
     """Index the paths the index does not remember yet, so the watch starts from them."""
     import os
 
@@ -107,5 +117,5 @@ def _index_new_roots(paths: list[str], where: Path) -> None:
     if not new:
         return
     with Bar("Indexing") as bar:
-        stats = api.index_paths(new, where, progress=bar.update)
+        stats = api.index_paths(new, where, progress=bar.update, follow_symlinks=follow_symlinks)
     typer.echo(summary(stats, where), err=True)

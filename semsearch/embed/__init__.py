@@ -1,7 +1,7 @@
 """Embedders: the interface, the ONNX Runtime fast path, the sentence-transformers reference."""
 
 from .base import DEFAULT_PRECISION, PRECISIONS, Embedder, Kind, normalize
-from .load import load_embedder
+from .load import check_recorded_model, load_embedder
 from .models import DEFAULT_MODEL, resolve_model
 from .sbert import SentenceTransformerEmbedder
 
@@ -12,6 +12,7 @@ __all__ = [
     "Embedder",
     "Kind",
     "SentenceTransformerEmbedder",
+    "check_recorded_model",
     "load_embedder",
     "normalize",
     "resolve_model",

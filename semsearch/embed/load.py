@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import config
-from ..errors import MissingDependencyError, UsageError
+from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from .base import DEFAULT_PRECISION, Embedder, check_precision
 from .sbert import SentenceTransformerEmbedder
 
@@ -33,6 +33,19 @@ def load_embedder(
         runtime = runtime or cfg.runtime
         model_cache = model_cache or cfg.model_cache
     return _load(model, precision, runtime, model_cache)
+
+
+def check_recorded_model(model: str, where: object) -> None:
+    """An index names the model it was built with, but a file is not the user: loading any
+    directory or hub name it says would run code and data the user never chose. Only
+    models semsearch knows are loaded on an index's word."""
+    from . import models
+
+    if model not in models.KNOWN_MODELS:
+        raise IndexFormatError(
+            f"index at {where} was built with model {model!r:.200}, which semsearch loads "
+            "only when you name it: pass that model explicitly to search this index"
+        )
 
 
 @lru_cache(maxsize=8)

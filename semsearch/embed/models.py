@@ -12,6 +12,9 @@ from ..util import first_line, read_json_object
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+#: Models semsearch loads because an index's manifest names them; any other model (a
+#: local directory, a hub name) is loaded only when the user names it.
+KNOWN_MODELS = frozenset(_DEFAULT_ALIASES)
 
 
 def resolve_model(model: str | None) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -234,15 +234,15 @@ def _next_start(units: list[_Unit], i: int, j: int, overlap: int, max_tokens: in
 
 #: Sentences (or code blocks) tokenised per call: large enough to amortise the call.
 _WINDOW = 512
+#: Most characters tokenised per call, and the longest span tokenised whole: a longer
+#: sentence or line (an 8 MB list with no full stop, minified code) is cut at whitespace
+#: first, so the tokenizer's offsets never grow with the text (4M tokens took ~1 GB).
+_WINDOW_CHARS = 64 * 1024
 
 
 def _units(text: str, a: int, b: int, token_spans: TokenSpans, max_tokens: int) -> Iterator[_Unit]:
     """Sentences of ``text[a:b]``; over-long ones are cut into budget-sized pieces."""
-    sentences = iter_sentence_spans(text, a, b)
-    while True:
-        window = list(itertools.islice(sentences, _WINDOW))
-        if not window:
-            return
+    for window in _windows(text, iter_sentence_spans(text, a, b)):
         all_spans = token_spans([text[s:e] for s, e in window])
         for (s, e), spans in zip(window, all_spans, strict=True):
             yield from _pieces(text, s, e, spans, max_tokens)
@@ -253,23 +253,49 @@ def _code_units(
 ) -> Iterator[_Unit]:
     """Blank-line blocks of ``text[a:b]``; a block over the budget becomes its lines (a
     single line over the budget is the only thing ever cut inside a line)."""
-    blocks = _blocks(text, a, b)
-    while True:
-        window = list(itertools.islice(blocks, _WINDOW))
-        if not window:
-            return
+    for window in _windows(text, _blocks(text, a, b)):
         all_spans = token_spans([text[s:e] for s, e in window])
         for (s, e), spans in zip(window, all_spans, strict=True):
             definition = not text[s].isspace() and text[s] not in ")]}"
-            if len(spans) <= max_tokens:
+            if len(spans) <= max_tokens and e - s <= _WINDOW_CHARS:
                 yield _Unit(s, e, max(len(spans), 1), definition)
                 continue
-            lines = [_rstripped(text, m.start(), m.end()) for m in _LINE.finditer(text, s, e)]
-            lines = [(ls, le) for ls, le in lines if le > ls]
-            line_spans = token_spans([text[ls:le] for ls, le in lines])
-            for k, ((ls, le), sp) in enumerate(zip(lines, line_spans, strict=True)):
-                for n, unit in enumerate(_pieces(text, ls, le, sp, max_tokens)):
-                    yield unit._replace(definition=definition and k == 0 and n == 0)
+            lines = (_rstripped(text, m.start(), m.end()) for m in _LINE.finditer(text, s, e))
+            first = True
+            for line_window in _windows(text, ((ls, le) for ls, le in lines if le > ls)):
+                line_spans = token_spans([text[ls:le] for ls, le in line_window])
+                for (ls, le), sp in zip(line_window, line_spans, strict=True):
+                    for unit in _pieces(text, ls, le, sp, max_tokens):
+                        yield unit._replace(definition=definition and first)
+                        first = False
+
+
+def _windows(text: str, spans: Iterable[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """``spans`` in batches of at most ``_WINDOW`` spans and about ``_WINDOW_CHARS``
+    characters, a span longer than that cut at whitespace (or anywhere, if it has none)."""
+    batch: list[tuple[int, int]] = []
+    size = 0
+    for s, e in spans:
+        while e - s > _WINDOW_CHARS:
+            cut = text.rfind(" ", s + _WINDOW_CHARS // 2, s + _WINDOW_CHARS)
+            cut = text.rfind("\n", s + _WINDOW_CHARS // 2, s + _WINDOW_CHARS) if cut < 0 else cut
+            cut = s + _WINDOW_CHARS if cut < 0 else cut
+            batch.append(_rstripped(text, s, cut))
+            size += cut - s
+            s = cut
+            while s < e and text[s].isspace():
+                s += 1
+            if len(batch) >= _WINDOW or size >= _WINDOW_CHARS:
+                yield batch
+                batch, size = [], 0
+        if e > s:
+            batch.append((s, e))
+            size += e - s
+        if len(batch) >= _WINDOW or size >= _WINDOW_CHARS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _rstripped(text: str, start: int, end: int) -> tuple[int, int]:

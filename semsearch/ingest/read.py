@@ -16,11 +16,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .document import Document, Section, content_hash
+from .limits import MAX_ROW_WARNINGS
 from .readers import (
     DATA_SUFFIXES,
     Extracted,
     Reader,
     ReaderMissing,
+    Skipped,
     Unreadable,
     choose,
     read_rows,
@@ -48,32 +50,49 @@ def file_stat(path: Path) -> tuple[int, int, int] | None:
 
 def read_bytes(path: Path) -> tuple[bytes, tuple[int, int, int]] | None:
     """A regular file's bytes and stat; None (with a warning) for anything else."""
+    got = _read_bytes(path)
+    return None if isinstance(got, str) else got
+
+
+def _read_bytes(path: Path) -> tuple[bytes, tuple[int, int, int]] | str:
+    """Bytes and stat, or why not (warned once, naming the file)."""
     try:
         # O_NONBLOCK: a file swapped for a FIFO between discovery and open must not hang us.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if not statmod.S_ISREG(st.st_mode):
-                log.warning("skipping %s: not a regular file", path)
-                return None
+                return _skip(path, "not a regular file")
             data = f.read()
     except OSError as exc:
-        log.warning("skipping %s: %s", path, exc.strerror or exc)
-        return None
+        return _skip(path, str(exc.strerror or exc))
     return data, (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _skip(path: Path, reason: str) -> str:
+    log.warning("skipping %s: %s", path, reason)
+    return reason
 
 
 def read_document(path: Path) -> Document | None:
     """Read a file with the reader its suffix or content calls for; None when it cannot be
     read (one warning says why)."""
-    got = read_bytes(path)
-    if got is None:
-        return None
+    got = read_or_reason(path)
+    return got if isinstance(got, Document) else None
+
+
+def read_or_reason(path: Path) -> Document | str:
+    """:func:`read_document`, saying why a file was skipped (the build remembers it)."""
+    got = _read_bytes(path)
+    if isinstance(got, str):
+        return got
     data, st = got
     reader = choose(path, data[:_SNIFF])
     extracted = _extract(reader, path, data)
-    if extracted is None:
-        return None
+    if isinstance(extracted, str):
+        return extracted
+    for warning in extracted.warnings:
+        log.warning("%s: %s", path, warning)
     source = str(path)
     # A file's identity is the hash of its bytes, so change detection never has to decode.
     return Document(
@@ -89,23 +108,20 @@ def read_document(path: Path) -> Document | None:
     )
 
 
-def _extract(reader: Reader, path: Path, data: bytes) -> Extracted | None:
+def _extract(reader: Reader, path: Path, data: bytes) -> Extracted | str:
     try:
         return reader.read(data, path.name)
     except ReaderMissing as exc:
         if exc.kind not in _MISSING_REPORTED:
             _MISSING_REPORTED.add(exc.kind)
             log.warning("skipping %s files (first: %s): %s", exc.kind, path, exc)
-        return None
+        return f"no {exc.kind} reader installed"
     except Unreadable as exc:
-        log.warning("skipping %s: %s", path, exc)
-        return None
+        return _skip(path, str(exc))
     except MemoryError:
-        log.warning("skipping %s: too large to parse in memory", path)
-        return None
+        return _skip(path, "too large to parse in memory")
     except Exception as exc:  # third-party parsers raise anything on corrupt input
-        log.warning("skipping %s: cannot read it as %s (%s)", path, reader.kind, exc)
-        return None
+        return _skip(path, f"cannot read it as {reader.kind} ({exc})")
 
 
 def is_data_file(path: Path) -> bool:
@@ -121,8 +137,14 @@ def read_records(path: Path, text_field: str | None = None) -> Iterator[Document
         return
     data, st = got
     source = str(path)
+    bad = 0
     try:
         for row in read_rows(data, path.suffix.lower(), text_field, path.name):
+            if isinstance(row, Skipped):
+                bad += 1
+                if bad <= MAX_ROW_WARNINGS:
+                    log.warning("%s:%d: %s", path, row.line, row.reason)
+                continue
             yield Document(
                 doc_id=f"{source}#{row.line}",
                 source=source,
@@ -136,6 +158,8 @@ def read_records(path: Path, text_field: str | None = None) -> Iterator[Document
             )
     except Unreadable as exc:
         log.warning("skipping %s: %s", path, exc)
+    if bad > MAX_ROW_WARNINGS:
+        log.warning("%s: %d more lines skipped", path, bad - MAX_ROW_WARNINGS)
 
 
 def expand_items(files: Iterable[Path], text_field: str | None = None) -> list[Path | Document]:

@@ -117,8 +117,13 @@ class KeywordHits:
     chunks: Scored
     docs: Scored
     top_docs: np.ndarray  # sorted document keys
+    #: What turns evidence into a fraction (:func:`semsearch.search.fuse.keyword_part`):
+    #: a full match's document-level BM25 (hybrid's part, saturating at 1: among strong
+    #: keyword matches the dense part decides), and ``full_evidence`` (keyword mode's
+    #: score, which never saturates, so it tells strong matches apart).
     full_match: float
     terms: tuple[str, ...]
+    full_evidence: float = 0.0
 
     def evidence(self, rows: np.ndarray, docs: np.ndarray, *, every_doc: bool = True) -> np.ndarray:
         """Keyword evidence of each chunk: its document's BM25 and its own, weighted
@@ -180,7 +185,19 @@ def keyword_hits(
         best = np.union1d(best, more)
     else:
         best = np.unique(best)
-    return KeywordHits(best, chunks, docs, np.sort(top), kw.full_match(qt), tuple(qt))
+    full = kw.full_match(qt)
+    return KeywordHits(
+        best, chunks, docs, np.sort(top), full, tuple(qt), full_evidence(kw, qt, full)
+    )
+
+
+def full_evidence(kw: KeywordIndex, query_terms: Sequence[str], doc_full: float) -> float:
+    """The evidence of a full match at both levels: each level's idf sum, weighted as
+    :meth:`KeywordHits.evidence` weighs them. Chunk-level idf is larger (more, smaller
+    rows), so a fraction of the document level's alone passes 1 on a chunk's own BM25
+    (every hit of a keyword query then showed 1.000); this one stays below 1."""
+    own = kw.full_match(query_terms, chunks=True)
+    return (1.0 - CHUNK_WEIGHT) * doc_full + CHUNK_WEIGHT * own
 
 
 def _top_documents(kw: KeywordIndex, keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from .fuse import (
     order,
 )
 from .keyword import KeywordHits, keyword_hits
-from .shape import cap_per_source, mmr
+from .shape import cap_per_source, mmr, mmr_pool
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
@@ -72,22 +72,28 @@ class Options:
 
 @dataclass(frozen=True)
 class Ranked:
-    """Rows and scores for one query, best first; ``dense`` and ``keyword`` hold each row's
-    cosine and BM25 score (NaN where that list did not have the row), None when not run."""
+    """Rows and scores for one query, best first, with what each score is made of (None
+    for what the mode did not compute): ``cosine`` with the query as typed and ``bm25``
+    (the raw keyword evidence), and the 0-1 ``dense_part`` and ``keyword_part`` that
+    ``scores`` is computed from (:func:`semsearch.search.fuse.score_of`)."""
 
     rows: np.ndarray
     scores: np.ndarray
-    dense: np.ndarray | None = None
-    keyword: np.ndarray | None = None
+    cosine: np.ndarray | None = None
+    bm25: np.ndarray | None = None
+    dense_part: np.ndarray | None = None
+    keyword_part: np.ndarray | None = None
 
     def take(self, keep: np.ndarray) -> Ranked:
         """The rows at positions ``keep`` (a mask or positions), parts included."""
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
         return Ranked(
-            self.rows[keep],
-            self.scores[keep],
-            None if self.dense is None else self.dense[keep],
-            None if self.keyword is None else self.keyword[keep],
-        )
+            self.rows[keep], self.scores[keep], cut(self.cosine), cut(self.bm25),
+            cut(self.dense_part), cut(self.keyword_part),
+        )  # fmt: skip
 
 
 def retrieve(
@@ -111,7 +117,7 @@ def retrieve(
     qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
     dense = _dense(index, qvecs, depth, subset) if embedded else []
     if opts.mode == "dense":
-        ranked = [Ranked(rows, cos, dense=cos) for rows, cos in dense]
+        ranked = [Ranked(rows, cos, cosine=cos, dense_part=cos) for rows, cos in dense]
     else:
         kw = store.keyword_index()
         hits = [keyword_hits(kw, q, depth, subset) for q in queries]
@@ -139,8 +145,8 @@ def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
     can give the query."""
     evidence = h.evidence(h.rows, docs, every_doc=False)
     pos = order(h.rows, evidence)
-    scores = keyword_part(evidence[pos], h.full_match).astype(np.float32)
-    return Ranked(h.rows[pos], scores, keyword=evidence[pos].astype(np.float32))
+    scores = keyword_part(evidence[pos], h.full_evidence).astype(np.float32)
+    return Ranked(h.rows[pos], scores, bm25=evidence[pos], keyword_part=scores)
 
 
 def _hybrid(
@@ -174,17 +180,12 @@ def _hybrid(
         docs = kw.doc_of(rows)
         vecs = np.asarray(vectors[rows], np.float32)
         evidence = h.evidence(rows, docs)
-        s = blend(
-            dense_part(vecs @ moved[n], _floor(second[n][1])), keyword_part(evidence, h.full_match)
-        )
+        dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
+        kp = keyword_part(evidence, h.full_match)
+        s = blend(dp, kp)
         pos = order(rows, s)
         out.append(
-            Ranked(
-                rows[pos],
-                s[pos].astype(np.float32),
-                dense=(vecs @ qvecs[n])[pos].astype(np.float32),
-                keyword=evidence[pos].astype(np.float32),
-            )
+            Ranked(rows[pos], s[pos], (vecs @ qvecs[n])[pos], evidence[pos], dp[pos], kp[pos])
         )
     return out
 
@@ -224,6 +225,8 @@ def _shape(
         sources = [records[int(r)].source for r in ranked.rows]
         ranked = ranked.take(cap_per_source(ranked.rows, sources, opts.per_source))
     if opts.diverse and len(ranked.rows):
-        picked = mmr(ranked.scores, np.asarray(vectors[ranked.rows]), opts.k)
-        ranked = ranked.take(picked)
+        vecs = np.asarray(vectors[ranked.rows])
+        pool = mmr_pool(ranked.scores, vecs, opts.k)
+        ranked = ranked.take(pool)
+        ranked = ranked.take(mmr(ranked.scores, vecs[pool], opts.k))
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))

@@ -22,6 +22,31 @@ def cap_per_source(ids: np.ndarray, sources: Sequence[str], cap: int) -> np.ndar
 NEAR_DUPLICATE = 0.98
 
 
+#: ``diverse`` re-orders only among hits scoring at least this fraction of the plain top
+#: k's last score (duplicates aside; measured below it when that score is negative):
+#: diversity never pulls in a hit that a plain query would rank as irrelevant.
+RELEVANCE_FLOOR = 0.8
+
+
+def mmr_pool(scores: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """Positions (of ``scores``, best first) that MMR may choose among: every candidate
+    within :data:`RELEVANCE_FLOOR` of the ``k``-th score of the plain ranking with
+    near-duplicates skipped (a plain page of k copies of one text sets no bar)."""
+    vecs = np.asarray(vectors, dtype=np.float64)
+    kept: list[int] = []
+    for i in range(len(scores)):
+        if kept and float((vecs[kept] @ vecs[i]).max()) >= NEAR_DUPLICATE:
+            continue
+        kept.append(i)
+        if len(kept) == k:
+            break
+    if not kept:
+        return np.zeros(0, dtype=np.int64)
+    kth = float(scores[kept[-1]])
+    floor = kth - (1.0 - RELEVANCE_FLOOR) * abs(kth)
+    return np.flatnonzero(np.asarray(scores) >= floor)
+
+
 def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float = 0.5) -> np.ndarray:
     """Maximal marginal relevance: greedily pick the candidate with the best
     ``lambda * relevance - (1 - lambda) * max similarity to those already picked``.

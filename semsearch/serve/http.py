@@ -8,10 +8,12 @@ most ``service.workers`` at a time, so the event loop keeps accepting and timing
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,16 +22,17 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import IndexLockedError, SemsearchError, UsageError
 from . import params as P
 from .openapi import docs_html, openapi_spec
 from .reading import NotFound
-from .service import IndexGone, SearchService, WritesDisabled
+from .service import DeadlineExceeded, IndexGone, SearchService, WritesDisabled
 
 log = logging.getLogger("semsearch.serve")
 
@@ -37,7 +40,9 @@ log = logging.getLogger("semsearch.serve")
 MAX_BODY = 8 * 1024 * 1024
 #: Seconds a client may take to send its body before it gets 408.
 BODY_TIMEOUT = 10.0
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: Seconds a request may take, waiting for a worker included, before it gets 503.
+REQUEST_DEADLINE = 30.0
+_HOST_OK = "semsearch.host_ok"
 
 
 class JSONError(Exception):
@@ -68,6 +73,8 @@ def _status(exc: SemsearchError) -> int:
         return 410
     if isinstance(exc, IndexLockedError):
         return 409
+    if isinstance(exc, DeadlineExceeded):
+        return 503
     if isinstance(exc, UsageError):
         return 400
     return 422
@@ -77,26 +84,40 @@ def create_app(
     service: SearchService,
     *,
     token: str | None = None,
-    loopback_only_hosts: bool = True,
+    allowed_hosts: Sequence[str] | None = None,
+    deadline: float = REQUEST_DEADLINE,
 ) -> ASGIApp:
     """The ASGI app for ``service``. ``token``: every request must carry it (``Authorization:
-    Bearer``, or ``?token=`` for opening the page). ``loopback_only_hosts`` refuses other Host
-    headers, so a web page cannot reach a loopback server through DNS rebinding."""
+    Bearer``, or ``?token=`` for opening the page). ``allowed_hosts``: the only Host header
+    names answered (Starlette's patterns), so a web page cannot reach a loopback server
+    through DNS rebinding. ``deadline``: seconds a request may take, queueing included."""
     limiter = anyio.CapacityLimiter(service.workers)
 
-    async def run(fn: Callable[..., Any], *args: Any) -> Response:
+    async def run(fn: Callable[..., Any], *args: Any, **kw: Any) -> Response:
+        """``fn`` in a worker thread once one is free: waiting longer than the deadline is a
+        503, so a queue of slow requests cannot hold a client for ever."""
         try:
-            result = await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+            with anyio.fail_after(deadline):
+                await limiter.acquire()
+        except TimeoutError:
+            return error(
+                503, f"the server is busy: no worker was free within {deadline:g} s; retry later"
+            )
+        try:
+            result = await anyio.to_thread.run_sync(functools.partial(fn, *args, **kw))
         except SemsearchError as exc:
             return error(_status(exc), str(exc))
+        finally:
+            limiter.release()
         return _JSON(result)
 
     async def search(request: Request) -> Response:
+        until = time.monotonic() + deadline
         if request.method == "GET":
             raw = P.from_query(request.query_params.multi_items(), P.SEARCH_FIELDS)
         else:
             raw = await _json_body(request)
-        return await run(service.search, P.search_request(raw))
+        return await run(service.search, P.search_request(raw), deadline=until)
 
     async def read(request: Request) -> Response:
         if request.method == "GET":
@@ -110,8 +131,12 @@ def create_app(
         return await run(service.info)
 
     async def health(request: Request) -> Response:
+        """Answered on the event loop (a stat, no reader), so busy workers never delay it."""
         _no_params(request)
-        return await run(service.health)
+        try:
+            return _JSON(service.health())
+        except SemsearchError as exc:
+            return error(_status(exc), str(exc))
 
     async def upsert(request: Request) -> Response:
         _writes(service)
@@ -159,7 +184,7 @@ def create_app(
             Exception: _internal,
         },
     )
-    return _Guard(app, token=token, check_host=loopback_only_hosts and token is None)
+    return _Guard(app, token=token, allowed_hosts=allowed_hosts)
 
 
 _PAGE_HEADERS = {
@@ -219,35 +244,47 @@ async def _json_body(request: Request, *, optional: bool = False) -> dict[str, A
         return {}
     if ctype != "application/json":
         raise JSONError(415, "send the body as Content-Type: application/json")
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise JSONError(400, f"malformed JSON: {exc}") from None
+    value = P.parse_json(bytes(data), "the body")
     if not isinstance(value, dict):
         raise JSONError(400, "the body must be a JSON object")
     return value
 
 
 class _Guard:
-    """Pure ASGI checks before routing: the token and the Host header."""
+    """Pure ASGI checks before routing: the Host header (Starlette's TrustedHostMiddleware,
+    its refusal sent as our one-line JSON 421) and then the token."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, check_host: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str | None, allowed_hosts: Sequence[str] | None
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
-        self.check_host = check_host
+        self.hosts = (
+            TrustedHostMiddleware(
+                self._checked, allowed_hosts=list(allowed_hosts), www_redirect=False
+            )
+            if allowed_hosts
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or self.hosts is None:
+            await self._checked(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        if self.check_host:
-            host = headers.get(b"host", b"").decode("latin-1")
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in LOOPBACK_HOSTS:
+
+        async def send_or_refuse(message: Message) -> None:
+            if scope.get(_HOST_OK):
+                await send(message)
+            elif message["type"] == "http.response.start":
+                host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
                 await _send_error(send, 421, f"Host {host[:80]!r} is not a loopback name")
-                return
-        if self.token is not None and not _authorized(scope, headers, self.token):
+
+        await self.hosts(scope, receive, send_or_refuse)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[_HOST_OK] = True
+        token = self.token if scope["type"] == "http" else None
+        if token is not None and not _authorized(scope, dict(scope["headers"]), token):
             await _send_error(send, 401, "missing or wrong token (Authorization: Bearer TOKEN)")
             return
         await self.app(scope, receive, send)

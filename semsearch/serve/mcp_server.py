@@ -6,10 +6,8 @@ Descriptions are written for the model that reads them: what the tool is for, wh
 which mode, and how to read around a hit.
 """
 
-from __future__ import annotations
-
 import os
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from ..errors import SemsearchError
 from . import params as P
@@ -19,34 +17,57 @@ from .service import SearchService
 INSTRUCTIONS = """\
 Semantic search over the user's local documents (an offline semsearch index).
 Use `search` to find passages, then `read` with a hit's chunk_id to see the text around it,
-or with its doc_id for the whole document. `index_status` says what the index holds.
-Cite hits by their `location` (file path and line numbers)."""
+or with its doc_id to read the document page by page. `index_status` says what the index holds.
+Cite every passage you use by its hit's `location`, exactly as given (e.g. "notes/a.md:12-18",
+"manual.pdf p. 4"); never invent a location or a line number."""
 
 SEARCH_DOC = """\
 Find the passages in the user's indexed documents that best answer a query.
 
-Returns up to k hits, best first. Each hit has `text` (the passage), `source` (file path),
-`location` ("path:first_line-last_line", cite this), `score`, `chunk_id` (pass to `read` to
-see the neighbouring passages) and `doc_id`.
+Returns up to k hits, best first. Each hit has `text` (the passage), `location` (cite this,
+as given), `source` (file path), `score`, `chunk_id` (pass to `read` to see the neighbouring
+passages) and `doc_id`, and where known `line_start`/`line_end` (lines of the file), `page`
+(PDF page) and `section` (heading path).
 
 mode: "hybrid" (default, best in measurements) blends meaning and exact words; "dense" finds
 passages with the same meaning in other words; "keyword" (BM25) is best for exact names,
 codes and rare terms. Phrase the query as the answer would be phrased, not as a command.
 source: a glob on the file path to search only some files, e.g. "*.md" or "*/2024/*".
+where: metadata filters, e.g. {"tags": "soup"} (a list field matches when it holds the
+value), {"year": {"$gte": 2020}}, {"lang": {"$in": ["en", "de"]}}; also $nin, $ne, $gt, $lt,
+$lte.
 per_source: at most this many hits per file (use 1 to see more different files).
 diverse: re-rank so near-duplicate passages do not crowd the list.
 min_score: drop weak hits (hybrid scores are in [0, 1])."""
 
-READ_DOC = """\
-Read indexed text around a search hit, from the index itself.
+READ_DOC = f"""\
+Read indexed text from the index itself, at most max_chars characters (default {P.READ_CHARS},
+about 8k tokens) per call.
 
 Give chunk_id (from a search hit) to get that passage with `context` passages before and
 after it from the same document, in order (the hit is marked "is_hit": true); or give doc_id
-to get the whole document's text. Give exactly one of the two."""
+(and optionally offset, a character position) to read a document. When there is more,
+`next` holds the arguments for the following call (e.g. {{"doc_id": ..., "offset": ...}});
+it is null at the end. Give exactly one of doc_id and chunk_id."""
 
 STATUS_DOC = """\
 What the search index holds: number of documents and chunks, the embedding model, the
 index type and its path. Use it to check that the index covers what you are looking for."""
+
+#: Hit fields an agent gets (the HTTP API returns them all); empty ones are left out.
+HIT_FIELDS = (
+    "score", "location", "source", "text", "chunk_id", "doc_id", "line_start", "line_end",
+    "page", "section", "title", "metadata", "stale",
+)  # fmt: skip
+
+
+def _arg(schema: dict[str, Any]) -> Any:
+    """A tool argument whose JSON Schema is the HTTP API's (``params.*_SCHEMA``), taken as is
+    by the SDK and checked by :mod:`.params`, so a bad value is our one-line error rather
+    than pydantic's report."""
+    from pydantic import Field
+
+    return Annotated[Any, Field(json_schema_extra=dict(schema))]
 
 
 def create_mcp(service: SearchService) -> Any:
@@ -55,53 +76,57 @@ def create_mcp(service: SearchService) -> Any:
     errors = require("mcp.server.mcpserver.exceptions", "the MCP server (mcp)")
     tool_error = errors.ToolError
     mcp = server_mod.MCPServer(name="semsearch", instructions=INSTRUCTIONS, log_level="WARNING")
+    S, R = P.SEARCH_SCHEMA, P.READ_SCHEMA
 
     def call(fn: Any, *args: Any) -> dict[str, Any]:
         try:
             result: dict[str, Any] = fn(*args)
             return result
-        except SemsearchError as exc:
-            raise tool_error(str(exc)) from None
+        except SemsearchError as exc:  # the HTTP field 'q' is this tool's 'query'
+            raise tool_error(str(exc).replace("'q'", "'query'")) from None
 
-    @mcp.tool(description=SEARCH_DOC)
+    def given(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
     def search(
-        query: str,
-        k: int = 5,
-        mode: Literal["hybrid", "dense", "keyword"] = "hybrid",
-        source: str | None = None,
-        per_source: int | None = None,
-        diverse: bool = False,
-        min_score: float | None = None,
+        query: _arg(S["q"]),  # type: ignore[valid-type]
+        k: _arg(S["k"]) = 5,  # type: ignore[valid-type]
+        mode: _arg(S["mode"]) = "hybrid",  # type: ignore[valid-type]
+        source: _arg(S["source"]) = None,  # type: ignore[valid-type]
+        where: _arg(S["where"]) = None,  # type: ignore[valid-type]
+        per_source: _arg(S["per_source"]) = None,  # type: ignore[valid-type]
+        diverse: _arg(S["diverse"]) = False,  # type: ignore[valid-type]
+        min_score: _arg(S["min_score"]) = None,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        raw: dict[str, Any] = {"q": query, "k": k, "mode": mode, "diverse": diverse}
-        for key, value in (
-            ("source", source),
-            ("per_source", per_source),
-            ("min_score", min_score),
-        ):
-            if value is not None:
-                raw[key] = value
+        raw = given(
+            q=query, k=k, mode=mode, source=source, where=where, per_source=per_source,
+            diverse=diverse, min_score=min_score,
+        )  # fmt: skip
         result = call(lambda: service.search(P.search_request(raw)))
-        keep = ("score", "location", "source", "text", "chunk_id", "doc_id", "metadata")
-        result["hits"] = [{k: h[k] for k in keep if k in h} for h in result["hits"]]
+        result["hits"] = [
+            {f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "")} for h in result["hits"]
+        ]
         result.pop("took_ms", None)
         return result
 
-    @mcp.tool(description=READ_DOC)
     def read(
-        doc_id: str | None = None, chunk_id: int | None = None, context: int = 1
+        doc_id: _arg(R["doc_id"]) = None,  # type: ignore[valid-type]
+        chunk_id: _arg(R["chunk_id"]) = None,  # type: ignore[valid-type]
+        context: _arg(R["context"]) = 1,  # type: ignore[valid-type]
+        offset: _arg(R["offset"]) = None,  # type: ignore[valid-type]
+        max_chars: _arg(R["max_chars"]) = P.READ_CHARS,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        raw: dict[str, Any] = {"context": context}
-        if doc_id is not None:
-            raw["doc_id"] = doc_id
-        if chunk_id is not None:
-            raw["chunk_id"] = chunk_id
+        raw = given(
+            doc_id=doc_id, chunk_id=chunk_id, context=context, offset=offset, max_chars=max_chars
+        )
         return call(lambda: service.read(P.read_request(raw)))
 
-    @mcp.tool(description=STATUS_DOC)
     def index_status() -> dict[str, Any]:
         return call(service.info)
 
+    mcp.tool(description=SEARCH_DOC)(search)
+    mcp.tool(description=READ_DOC)(read)
+    mcp.tool(description=STATUS_DOC)(index_status)
     return mcp
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .._version import __version__
@@ -24,46 +25,38 @@ _ERROR = {
     },
 }
 
-_HIT = {
-    "type": "object",
-    "properties": {
-        "score": {"type": "number"},
-        "text": {"type": "string"},
-        "source": {"type": "string"},
-        "location": {"type": "string", "description": "source:line_start-line_end"},
-        "doc_id": {"type": "string"},
-        "chunk_id": {"type": "integer"},
-        "start": {"type": "integer"},
-        "end": {"type": "integer"},
-        "line_start": {"type": "integer"},
-        "line_end": {"type": "integer"},
-        "metadata": {"type": ["object", "null"]},
-        "highlight": {
-            "type": "array",
-            "items": {"type": "integer"},
-            "description": "[start, end) of the best sentence in text (with highlight=true)",
-        },
+_HIT_FIELDS: dict[str, dict[str, Any]] = {
+    "score": {"type": "number", "description": "ranking score of the mode"},
+    "text": {"type": "string", "description": "the passage"},
+    "source": {"type": "string", "description": "file path (or the id given at upsert)"},
+    "location": {
+        "type": "string",
+        "description": "where to cite it: source:line_start-line_end",
+    },
+    "doc_id": {"type": "string", "description": "pass to /read for the document"},
+    "chunk_id": {"type": "integer", "description": "pass to /read for the text around"},
+    "start": {"type": "integer", "description": "first character in the document"},
+    "end": {"type": "integer", "description": "character after the last"},
+    "line_start": {"type": "integer", "description": "first line in the document"},
+    "line_end": {"type": "integer", "description": "last line in the document"},
+    "page": {"type": ["integer", "null"], "description": "PDF page"},
+    "section": {"type": "string", "description": "heading path, if the file has headings"},
+    "title": {"type": "string", "description": "document title"},
+    "kind": {"type": "string", "description": "the reader: text, code, markdown, pdf, ..."},
+    "metadata": {"type": ["object", "null"], "description": "front matter or upsert metadata"},
+    "dense_score": {"type": ["number", "null"], "description": "cosine similarity part"},
+    "keyword_score": {"type": ["number", "null"], "description": "BM25 part"},
+    "stale": {
+        "type": ["string", "null"],
+        "description": "changed or deleted when the file differs from what was indexed",
+    },
+    "highlight": {
+        "type": "array",
+        "items": {"type": "integer"},
+        "description": "[start, end) of the best sentence in text (with highlight=true)",
     },
 }
-
-_SEARCH_PROPS: dict[str, Any] = {
-    "q": {"type": "string", "description": "one query (GET: repeat q for a batch)"},
-    "queries": {"type": "array", "items": {"type": "string"}, "maxItems": P.MAX_QUERIES},
-    "k": {"type": "integer", "minimum": 1, "maximum": P.MAX_K, "default": 5},
-    "mode": {"type": "string", "enum": list(P.MODES), "default": "hybrid"},
-    "source": {"type": "string", "description": "glob on the source path, e.g. *.md"},
-    "where": {"type": "object", "description": "metadata equality filters (GET: JSON text)"},
-    "per_source": {"type": "integer", "minimum": 1, "description": "cap hits per source"},
-    "diverse": {"type": "boolean", "default": False, "description": "MMR re-ranking"},
-    "min_score": {"type": "number", "description": "drop hits scoring below this"},
-    "highlight": {"type": "boolean", "default": False, "description": "best sentence span"},
-}
-
-_READ_PROPS: dict[str, Any] = {
-    "doc_id": {"type": "string", "description": "a whole document"},
-    "chunk_id": {"type": "integer", "description": "a chunk (with context chunks around it)"},
-    "context": {"type": "integer", "minimum": 0, "maximum": P.MAX_CONTEXT, "default": 1},
-}
+_HIT = {"type": "object", "properties": _HIT_FIELDS}
 
 
 def _op(summary: str, props: dict[str, Any] | None, method: str, result: Any) -> dict[str, Any]:
@@ -108,10 +101,10 @@ def openapi_spec(writes: bool) -> dict[str, Any]:
     }
     docs = {"type": "array", "items": doc}
     table: list[tuple[str, str, str, dict[str, Any] | None, Any]] = [
-        ("/search", "get", "Search: best k chunks for q", _SEARCH_PROPS, search_result),
-        ("/search", "post", "Search: one query (q) or a batch", _SEARCH_PROPS, search_result),
-        ("/read", "get", "Read a document, or a chunk and its neighbours", _READ_PROPS, obj),
-        ("/read", "post", "Read (JSON body)", _READ_PROPS, obj),
+        ("/search", "get", "Search: best k chunks for q", P.SEARCH_SCHEMA, search_result),
+        ("/search", "post", "Search: one query (q) or a batch", P.SEARCH_SCHEMA, search_result),
+        ("/read", "get", "Read a document, or a chunk and its neighbours", P.READ_SCHEMA, obj),
+        ("/read", "post", "Read (JSON body)", P.READ_SCHEMA, obj),
         ("/info", "get", "What the index holds", None, obj),
         ("/health", "get", "Liveness and the number of chunks", None, obj),
     ]
@@ -134,38 +127,107 @@ def openapi_spec(writes: bool) -> dict[str, Any]:
     }
 
 
+_DOCS_STYLE = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:62rem;margin:1.5rem auto;padding:0 1rem;"
+    "color:#1d1d1f}code,pre{font-family:ui-monospace,monospace;background:#f4f4f6;"
+    "padding:0 .25em;border-radius:3px}pre{padding:.6em;overflow:auto}h2{font-size:1.1rem;"
+    "margin-top:2.2rem;border-top:1px solid #d9d9de;padding-top:1rem}table{border-collapse:"
+    "collapse;width:100%;margin:.5rem 0}th,td{text-align:left;vertical-align:top;padding:"
+    ".3rem .5rem;border-bottom:1px solid #e6e6ea}th{font-weight:600;background:#fafafa}"
+    "td:first-child{white-space:nowrap}.m{color:#6e6e73}nav a{margin-right:.8rem}"
+    "@media (max-width:600px){td,th{padding:.25rem}table{font-size:.9rem}}"
+)
+
+
+def _type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {_type(schema.get('items', {}))}"
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _limits(schema: dict[str, Any]) -> str:
+    parts = []
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(map(str, schema["enum"])))
+    for key, word in (("minimum", "≥"), ("maximum", "≤")):
+        if key in schema:
+            parts.append(f"{word} {schema[key]}")
+    for key, word in (("maxItems", "items"), ("maxLength", "characters")):
+        if key in schema:
+            parts.append(f"at most {schema[key]} {word}")
+    return "; ".join(parts)
+
+
+def _table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    """An HTML table; every cell is escaped here."""
+    e = html.escape
+    out = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        first, *rest = row
+        out.append(
+            f"<tr><td><code>{e(first)}</code></td>" + "".join(f"<td>{e(c)}</td>" for c in rest)
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def _params(op: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if "parameters" in op:
+        return "Query string", {p["name"]: p["schema"] for p in op["parameters"]}
+    body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+    return "JSON body", body.get("schema", {}).get("properties", {})
+
+
 def docs_html(spec: dict[str, Any]) -> str:
-    """The spec as a readable page: one section per operation, every string escaped."""
+    """The spec as a page people read: one section per operation with a table of its
+    parameters (type, default, limits, meaning) and of the hit fields. No script, no CDN;
+    every string from the spec is escaped."""
+    e = html.escape
+    ops = [(path, method, op) for path, m in spec["paths"].items() for method, op in m.items()]
+    anchor = {(path, method): f"{method}{path.replace('/', '-')}" for path, method, _ in ops}
     parts = [
-        "<!doctype html><meta charset=utf-8><title>semsearch API</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem}code,pre{background:#f4f4f4;padding:0 .2em}pre{padding:.5em;"
-        "overflow:auto}h2{font-size:1.1rem;margin-top:2rem}</style>",
-        f"<h1>semsearch API {html.escape(spec['info']['version'])}</h1>",
-        "<p>Machine-readable: <a href=/openapi.json>/openapi.json</a>. Errors are "
-        '<code>{"error": "..."}</code> with a 4xx status.</p>',
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>semsearch API</title><style>{_DOCS_STYLE}</style>",
+        f"<h1>semsearch API <span class=m>{e(spec['info']['version'])}</span></h1>",
+        "<p>JSON over HTTP. A server started with a token wants "
+        "<code>Authorization: Bearer TOKEN</code> on every request. Every error is "
+        '<code>{"error": "one line"}</code> with a 4xx status (503 when the server is busy or a '
+        f"request runs past its deadline). At most {P.MAX_QUERIES} queries per request, and "
+        f"queries × k at most {P.MAX_RESULTS}. Machine-readable: "
+        "<a href=/openapi.json>/openapi.json</a>; the search page: <a href=/>/</a>.</p>",
+        "<p>Example: <code>curl 'http://127.0.0.1:8765/search?q=trade+routes&amp;k=3'</code></p>",
+        "<nav>"
+        + "".join(
+            f"<a href=#{anchor[(p, m)]}><code>{m.upper()} {e(p)}</code></a>" for p, m, _ in ops
+        )
+        + "</nav>",
     ]
-    for path, ops in spec["paths"].items():
-        for method, op in ops.items():
-            parts.append(
-                f"<h2><code>{method.upper()} {html.escape(path)}</code> "
-                f"{html.escape(op['summary'])}</h2>"
-            )
-            params = op.get("parameters") or [
-                {"name": k, "schema": v}
-                for k, v in op.get("requestBody", {})
-                .get("content", {})
-                .get("application/json", {})
-                .get("schema", {})
-                .get("properties", {})
-                .items()
+    for path, method, op in ops:
+        parts.append(
+            f"<h2 id={anchor[(path, method)]}><code>{method.upper()} {e(path)}</code> "
+            f"— {e(op['summary'])}</h2>"
+        )
+        where, params = _params(op)
+        if params:
+            rows = [
+                (
+                    name,
+                    _type(schema),
+                    json.dumps(schema["default"]) if "default" in schema else "",
+                    _limits(schema),
+                    schema.get("description", ""),
+                )
+                for name, schema in params.items()
             ]
-            if params:
-                parts.append("<ul>")
-                for p in params:
-                    schema = json.dumps(p["schema"], ensure_ascii=False)
-                    parts.append(
-                        f"<li><code>{html.escape(p['name'])}</code> {html.escape(schema)}</li>"
-                    )
-                parts.append("</ul>")
+            parts.append(f"<p class=m>{e(where)}:</p>")
+            parts.append(_table(("name", "type", "default", "limits", "meaning"), rows))
+        else:
+            parts.append("<p class=m>No parameters.</p>")
+    hit_rows = [
+        (name, _type(schema), schema.get("description", "")) for name, schema in _HIT_FIELDS.items()
+    ]
+    parts.append("<h2 id=hits>Fields of a hit</h2>")
+    parts.append(_table(("field", "type", "meaning"), hit_rows))
     return "\n".join(parts)

@@ -18,12 +18,27 @@ MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
 MAX_K = 1000
 #: Most queries in one batch request.
 MAX_QUERIES = 64
+#: Most hits one request may ask for in all (queries × k): 64 queries × k=1000 held every
+#: worker for minutes on a 104-chunk index.
+MAX_RESULTS = 10_000
+#: Hits of each query that get a ``highlight`` span (the page shows 10): each costs an
+#: embedding of every sentence of the hit.
+HIGHLIGHT_HITS = 10
 #: Longest query text, in characters (the model reads ~256 tokens anyway).
 MAX_QUERY_CHARS = 4000
 #: Most neighbouring chunks ``read`` returns on each side of a chunk.
 MAX_CONTEXT = 20
+#: Characters one ``read`` returns unless asked otherwise: about 8k tokens, a page an agent's
+#: context can take; the rest comes with the ``next`` cursor.
+READ_CHARS = 32_000
+#: Most characters one ``read`` may ask for.
+MAX_READ_CHARS = 200_000
 #: Most documents one upsert request may carry.
 MAX_UPSERT = 1000
+#: Deepest nesting a ``where`` filter may have (operators such as ``{"$in": [...]}`` need 3).
+MAX_WHERE_DEPTH = 8
+#: Most values (keys, list items, scalars) in one ``where`` filter.
+MAX_WHERE_ITEMS = 1000
 
 
 @dataclass(frozen=True)
@@ -41,9 +56,14 @@ class SearchRequest:
 
 @dataclass(frozen=True)
 class ReadRequest:
+    """A document from ``offset`` (a character range), or a chunk with ``context`` chunks
+    on each side; at most ``max_chars`` characters of text either way."""
+
     doc_id: str | None = None
     chunk_id: int | None = None
     context: int = 1
+    offset: int = 0
+    max_chars: int = READ_CHARS
 
 
 @dataclass(frozen=True)
@@ -53,11 +73,96 @@ class UpsertItem:
     metadata: Mapping[str, Any] | None
 
 
-SEARCH_FIELDS = (
-    "q", "queries", "k", "mode", "source", "where", "per_source", "diverse", "min_score",
-    "highlight",
-)  # fmt: skip
-READ_FIELDS = ("doc_id", "chunk_id", "context")
+#: JSON Schema of each search field: the OpenAPI parameters and the MCP tool arguments.
+SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
+    "q": {
+        "type": "string",
+        "maxLength": MAX_QUERY_CHARS,
+        "description": "one query (GET: repeat q for a batch)",
+    },
+    "queries": {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": MAX_QUERIES,
+        "description": f"a batch of queries; queries × k is at most {MAX_RESULTS}",
+    },
+    "k": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_K,
+        "default": 5,
+        "description": "hits per query",
+    },
+    "mode": {
+        "type": "string",
+        "enum": list(MODES),
+        "default": "hybrid",
+        "description": "hybrid (meaning and words), dense (meaning) or keyword (BM25)",
+    },
+    "source": {"type": "string", "description": "glob on the source path, e.g. *.md or */2024/*"},
+    "where": {
+        "type": "object",
+        "description": (
+            "metadata filters: field: value, or field: {op: value} with op one of"
+            " $in $nin $ne $gt $gte $lt $lte (GET: JSON text)"
+        ),
+    },
+    "per_source": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_K,
+        "description": "at most this many hits per source file",
+    },
+    "diverse": {
+        "type": "boolean",
+        "default": False,
+        "description": "re-rank so near-duplicate passages do not crowd the list",
+    },
+    "min_score": {"type": "number", "description": "drop hits scoring below this"},
+    "highlight": {
+        "type": "boolean",
+        "default": False,
+        "description": f"[start, end) of the best sentence in each of the first {HIGHLIGHT_HITS}"
+        " hits",
+    },
+}
+
+#: JSON Schema of each read field.
+READ_SCHEMA: dict[str, dict[str, Any]] = {
+    "doc_id": {
+        "type": "string",
+        "description": "a document (a character range of it, from offset)",
+    },
+    "chunk_id": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "a chunk, with context chunks around it",
+    },
+    "context": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_CONTEXT,
+        "default": 1,
+        "description": "chunks on each side of chunk_id",
+    },
+    "offset": {
+        "type": "integer",
+        "minimum": 0,
+        "default": 0,
+        "description": "first character of the document to return (with doc_id)",
+    },
+    "max_chars": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_READ_CHARS,
+        "default": READ_CHARS,
+        "description": "most characters of text returned; 'next' holds the arguments of the"
+        " following read",
+    },
+}
+
+SEARCH_FIELDS = tuple(SEARCH_SCHEMA)
+READ_FIELDS = tuple(READ_SCHEMA)
 
 
 def search_request(raw: Mapping[str, Any]) -> SearchRequest:
@@ -85,10 +190,16 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
     mode = raw.get("mode", "hybrid")
     if mode not in MODES:
         raise UsageError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}")
+    k = _int(raw.get("k", 5), "k", 1, MAX_K)
+    if len(queries) * k > MAX_RESULTS:
+        raise UsageError(
+            f"{len(queries)} queries × k={k} asks for {len(queries) * k} hits; at most "
+            f"{MAX_RESULTS} per request (send fewer queries or a smaller k)"
+        )
     return SearchRequest(
         queries=queries,
         batch=batch,
-        k=_int(raw.get("k", 5), "k", 1, MAX_K),
+        k=k,
         mode=cast(Mode, mode),
         where=where,
         per_source=_opt_int(raw.get("per_source"), "per_source", 1, MAX_K),
@@ -105,10 +216,14 @@ def read_request(raw: Mapping[str, Any]) -> ReadRequest:
         raise UsageError("give exactly one of 'doc_id' (a whole document) or 'chunk_id'")
     if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
         raise UsageError("'doc_id' must be a non-empty string")
+    if chunk_id is not None and "offset" in raw:
+        raise UsageError("'offset' goes with 'doc_id' (a character range of a document)")
     return ReadRequest(
         doc_id=doc_id,
         chunk_id=None if chunk_id is None else _int(chunk_id, "chunk_id", 0, 2**62),
         context=_int(raw.get("context", 1), "context", 0, MAX_CONTEXT),
+        offset=_int(raw.get("offset", 0), "offset", 0, 2**62),
+        max_chars=_int(raw.get("max_chars", READ_CHARS), "max_chars", 1, MAX_READ_CHARS),
     )
 
 
@@ -165,13 +280,20 @@ def from_query(pairs: Sequence[tuple[str, str]], fields: Sequence[str]) -> dict[
     return raw
 
 
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON text from a client (a body, a ``where`` parameter): any failure, deep nesting
+    included, is one ``UsageError``."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise UsageError(f"malformed JSON in {what}: {reason}") from None
+
+
 def _scalar(key: str, value: str) -> Any:
     if key == "where":
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise UsageError("'where' must be a JSON object") from None
-    if key in ("k", "per_source", "chunk_id", "context"):
+        return parse_json(value, "'where'")
+    if key in ("k", "per_source", "chunk_id", "context", "offset", "max_chars"):
         try:
             return int(value)
         except ValueError:
@@ -231,11 +353,23 @@ def _bool(value: Any, name: str) -> bool:
 
 
 def _where(value: Any) -> dict[str, Any] | None:
+    """The filter as given: its operators are the API's to check; here only its shape (an
+    object) and its size and depth are bounded."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise UsageError("'where' must be an object of field: value")
-    for key, v in value.items():
-        if isinstance(v, dict | list) or v is None:
-            raise UsageError(f"'where' value for {key!r} must be a string, number or boolean")
+        raise UsageError("'where' must be an object of field: value or field: {operator: value}")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    items = 0
+    while stack:
+        node, depth = stack.pop()
+        items += 1
+        if items > MAX_WHERE_ITEMS:
+            raise UsageError(f"'where' holds more than {MAX_WHERE_ITEMS} values")
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        if children and depth >= MAX_WHERE_DEPTH:
+            raise UsageError(f"'where' is nested more than {MAX_WHERE_DEPTH} levels deep")
+        stack.extend((c, depth + 1) for c in children)
     return dict(value)

@@ -13,18 +13,38 @@ from ..errors import MissingDependencyError, UsageError
 
 log = logging.getLogger("semsearch.serve")
 
+#: Connections with a request being answered, beyond those waiting to send one.
+ACTIVE_CONNECTIONS = 256
+
+
+def normalise_host(host: str) -> str:
+    """One spelling per address: ``LOCALHOST`` → ``localhost``, ``127.1`` → ``127.0.0.1``,
+    ``[::1]`` → ``::1``; names other than IP literals are only lower-cased."""
+    name = host.strip().strip("[]").lower()
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if name and all(part.isdigit() for part in name.split(".")):
+        try:  # the shorthands inet_aton accepts (127.1, 2130706433)
+            return socket.inet_ntoa(socket.inet_aton(name))
+        except OSError:
+            pass
+    return name
+
 
 def is_loopback(host: str) -> bool:
     """True when every address ``host`` names is a loopback one (127.0.0.0/8, ::1)."""
-    if host == "localhost":
+    name = normalise_host(host)
+    if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
         pass
     try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
+        infos = socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError):
         raise UsageError(f"cannot resolve host {host!r}") from None
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
@@ -35,6 +55,18 @@ def check_binding(host: str, token: str | None) -> None:
             f"binding to {host} makes the index reachable from other machines: set a token"
             " with --token or SEMSEARCH_TOKEN (every request must then carry it)"
         )
+
+
+def loopback_host_names(host: str) -> tuple[str, ...]:
+    """The Host header names a loopback server answers without a token: the usual loopback
+    spellings and the address it was started on, as typed and normalised. A web page on
+    another site can make a browser send none of them (DNS rebinding needs a domain name)."""
+    names = ["localhost", "*.localhost", "127.0.0.1", "[::1]"]
+    for name in (host.strip().lower(), normalise_host(host)):
+        shown = f"[{name.strip('[]')}]" if ":" in name else name
+        if shown and shown not in names:
+            names.append(shown)
+    return tuple(names)
 
 
 def require(module: str, what: str) -> Any:
@@ -84,22 +116,45 @@ def serve_http(
     server.run()
 
 
-def make_server(service: Any, *, host: str, port: int, token: str | None) -> Any:
-    """A uvicorn server for ``service`` (``.run()`` it, or ``.run(sockets=[...])``)."""
+def make_server(
+    service: Any,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    header_timeout: float | None = None,
+    max_waiting: int | None = None,
+    deadline: float | None = None,
+) -> Any:
+    """A uvicorn server for ``service`` (``.run()`` it, or ``.run(sockets=[...])``). The
+    optional limits default to those of :mod:`.connections` and :mod:`.http`."""
     check_binding(host, token)
     uvicorn = require("uvicorn", "the HTTP server (uvicorn)")
-    from .http import create_app
+    from . import connections
+    from .http import REQUEST_DEADLINE, create_app
 
-    app = create_app(service, token=token, loopback_only_hosts=is_loopback(host))
+    waiting = max_waiting or connections.MAX_WAITING
+    protocol = type(
+        "Guarded",
+        (connections.GuardedH11,),
+        {"header_timeout": header_timeout or connections.HEADER_TIMEOUT, "max_waiting": waiting},
+    )
+    hosts = loopback_host_names(host) if is_loopback(host) and not token else None
+    app = create_app(
+        service, token=token, allowed_hosts=hosts, deadline=deadline or REQUEST_DEADLINE
+    )
     config = uvicorn.Config(
         app,
-        host=host,
+        host=normalise_host(host),
         port=port,
+        http=protocol,
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=64 * 1024,
-        limit_concurrency=256,
+        # Connections waiting for a request head are capped at max_waiting by the protocol;
+        # this many more are left for requests being answered.
+        limit_concurrency=waiting + ACTIVE_CONNECTIONS,
         server_header=False,
     )
     return uvicorn.Server(config)

@@ -35,6 +35,14 @@ class WritesDisabled(SemsearchError):
     """A write was asked of a server started without ``--allow-writes``."""
 
 
+class DeadlineExceeded(SemsearchError):
+    """A request ran past its deadline (HTTP 503); the work done so far is dropped."""
+
+
+#: Queries ranked per step of a batch search; the deadline is checked between steps.
+QUERIES_PER_STEP = 8
+
+
 class _Pool:
     """Open readers of one generation, lent out one per request."""
 
@@ -44,6 +52,7 @@ class _Pool:
         self.stamp = stamp
         self.generation = generation
         self.readers = readers
+        self.chunks = len(readers[0])
         self.free: queue.SimpleQueue[SemanticIndex] = queue.SimpleQueue()
         for r in readers:
             self.free.put(r)
@@ -141,30 +150,41 @@ class SearchService:
 
     # --- requests ------------------------------------------------------------------------
 
-    def search(self, req: P.SearchRequest) -> dict[str, Any]:
+    def search(self, req: P.SearchRequest, *, deadline: float | None = None) -> dict[str, Any]:
+        """The hits of each query, ranked a few queries at a time so that a batch stops at
+        ``deadline`` (a ``time.monotonic()`` value) instead of holding its worker; with
+        ``highlight``, only the first ``P.HIGHLIGHT_HITS`` hits of each query get a span."""
         t0 = time.perf_counter()
+
+        def check() -> None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(
+                    "the search ran out of time; ask for fewer queries, a smaller k or no highlight"
+                )
+
+        results = []
         with self.reader() as index:
-            batches = index.search_batch(
-                list(req.queries),
-                req.k,
-                mode=req.mode,
-                where=req.where,
-                per_source=req.per_source,
-                diverse=req.diverse,
-                min_score=req.min_score,
-            )
-            spans = (
-                [
-                    index.best_sentences(q, hits)
-                    for q, hits in zip(req.queries, batches, strict=True)
-                ]
-                if req.highlight
-                else [None] * len(batches)
-            )
-        results = [
-            {"query": q, "hits": [_hit(h, sp[i] if sp else None) for i, h in enumerate(hits)]}
-            for q, hits, sp in zip(req.queries, batches, spans, strict=True)
-        ]
+            for at in range(0, len(req.queries), QUERIES_PER_STEP):
+                check()
+                step = list(req.queries[at : at + QUERIES_PER_STEP])
+                batches = index.search_batch(
+                    step,
+                    req.k,
+                    mode=req.mode,
+                    where=req.where,
+                    per_source=req.per_source,
+                    diverse=req.diverse,
+                    min_score=req.min_score,
+                )
+                for q, hits in zip(step, batches, strict=True):
+                    spans: list[tuple[int, int]] = []
+                    if req.highlight:
+                        check()
+                        spans = index.best_sentences(q, hits[: P.HIGHLIGHT_HITS])
+                    shown = [
+                        _hit(h, spans[i] if i < len(spans) else None) for i, h in enumerate(hits)
+                    ]
+                    results.append({"query": q, "hits": shown})
         took = round((time.perf_counter() - t0) * 1000, 3)
         if req.batch:
             return {"mode": req.mode, "k": req.k, "results": results, "took_ms": took}
@@ -173,8 +193,8 @@ class SearchService:
     def read(self, req: P.ReadRequest) -> dict[str, Any]:
         with self.reader() as index:
             if req.doc_id is not None:
-                return read_document(index, req.doc_id)
-            return read_chunk(index, int(req.chunk_id or 0), req.context)
+                return read_document(index, req.doc_id, req.offset, req.max_chars)
+            return read_chunk(index, int(req.chunk_id or 0), req.context, req.max_chars)
 
     def info(self) -> dict[str, Any]:
         with self.reader() as index:
@@ -184,9 +204,15 @@ class SearchService:
         return info
 
     def health(self) -> dict[str, Any]:
-        with self.reader() as index:
-            chunks = len(index)
-        return {"status": "ok", "chunks": chunks}
+        """Cheap enough for the event loop: a stat of CURRENT, no reader, no reopening (the
+        next search or read picks up a new generation)."""
+        try:
+            self._stamp()
+        except OSError:
+            self._gone = f"the index at {self.path} is gone (directory or CURRENT deleted)"
+            raise IndexGone(self._gone) from None
+        pool = self._pool
+        return {"status": "ok", "chunks": pool.chunks if pool else 0}
 
     # --- writes --------------------------------------------------------------------------
 
@@ -241,4 +267,4 @@ def _plain(value: Any) -> Any:
         return value if isinstance(value, dict | list | int | float | str | None) else str(value)
 
 
-__all__ = ["IndexGone", "SearchService", "UsageError", "WritesDisabled"]
+__all__ = ["DeadlineExceeded", "IndexGone", "SearchService", "UsageError", "WritesDisabled"]

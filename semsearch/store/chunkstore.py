@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,9 @@ from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
 from .tokenize import TERMS_VERSION
+from .where import where_sql
+
+log = logging.getLogger("semsearch")
 
 _SCHEMA = (
     """
@@ -50,6 +54,13 @@ CREATE TABLE chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
+CREATE TABLE skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
 """
     + fts.SCHEMA
 )
@@ -61,8 +72,6 @@ _CHUNK_COLUMNS = ("row", "chunk_id", "doc_id", "ordinal", "start", "end", "line_
 #: What a version-1 store lacks, and the value it reads as.
 _DEFAULTS = {"title": "''", "kind": "'text'", "size": "NULL", "mtime_ns": "NULL",
              "inode": "NULL", "page": "NULL", "section": "''"}  # fmt: skip
-#: SQLite's integers are 64-bit; a filter value beyond that is refused, not wrapped.
-_INT64 = 1 << 63
 
 
 class ChunkRow(NamedTuple):
@@ -101,6 +110,19 @@ class ChunkRecord(NamedTuple):
     doc_stat: tuple[int, int, int] | None = None
     #: The reader that made the document: text, code, markdown, html, pdf, record, ...
     kind: str = "text"
+    #: SHA-256 of the document as indexed (of the file's bytes, for a whole file).
+    sha256: str | None = None
+
+
+class SkippedFile(NamedTuple):
+    """A file a build could not read (binary, corrupt, unreadable), with the stat it had:
+    while the stat is the same it is known to be skipped without being read again."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    reason: str
 
 
 class StoredDocument(NamedTuple):
@@ -128,6 +150,8 @@ def _reading(method: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.DatabaseError as exc:
+            if "pattern too complex" in str(exc):  # the caller's glob, not the file
+                raise UsageError(f"the glob is too long or complex ({exc})") from None
             raise _damaged(args[0], exc) from None
 
     return wrapper
@@ -148,6 +172,7 @@ class ChunkStore:
         self.path = path
         self._columns = _present_columns(conn)
         self._postings: kw_postings.SegmentPostings | None = None
+        self._warned: set[str] = set()
 
     @classmethod
     def create(cls, path: Path | str) -> ChunkStore:
@@ -205,10 +230,23 @@ class ChunkStore:
         """Insert a document and its chunks (rows already numbered by the builder)."""
         self.conn.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.doc_id, doc.source, doc.sha256, doc.n_chunks, json.dumps(meta) if meta else None,
+            (doc.doc_id, doc.source, doc.sha256, doc.n_chunks, self._dump_meta(doc.source, meta),
              doc.title, doc.kind, doc.size, doc.mtime_ns, doc.inode),
         )  # fmt: skip
         self.add_chunks(doc.doc_id, rows)
+
+    def _dump_meta(self, source: str, meta: Mapping[str, Any] | None) -> str | None:
+        """Metadata as strict JSON: NaN and Infinity (which a JSONL file may hold) are stored
+        as null, with one warning per source, since no JSON reader accepts them."""
+        if not meta:
+            return None
+        try:
+            return json.dumps(meta, allow_nan=False)
+        except ValueError:
+            if source not in self._warned:
+                self._warned.add(source)
+                log.warning("%s: metadata holds NaN or Infinity, stored as null", source)
+            return json.dumps(_finite(meta), allow_nan=False)
 
     def add_chunks(self, doc_id: str, rows: Sequence[ChunkRow]) -> None:
         """Append chunks of a document already added (a long document arrives in pieces)."""
@@ -281,6 +319,19 @@ class ChunkStore:
             (*stat, doc_id),
         )
 
+    def add_skipped(self, files: Iterable[SkippedFile]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?, ?)", files)
+
+    def skipped_files(self) -> dict[str, SkippedFile]:
+        """The files skipped when this generation was built (none for an older store)."""
+        if "skipped" not in self._columns:
+            return {}
+        try:
+            rows = self.conn.execute("SELECT path, size, mtime_ns, inode, reason FROM skipped")
+            return {r[0]: SkippedFile(*r) for r in rows}
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self, exc) from None
+
     def commit(self) -> None:
         """Finish the keyword index (document-level rows, postings) and commit: once, last."""
         fts.finish(self.conn)
@@ -331,6 +382,14 @@ class ChunkStore:
         return [r[0] for r in cur]
 
     @_reading
+    def documents_named(self, name: str) -> list[str]:
+        """Ids of documents whose id or source is exactly ``name`` (no glob characters)."""
+        cur = self.conn.execute(
+            "SELECT doc_id FROM documents WHERE doc_id = ?1 OR source = ?1", (name,)
+        )
+        return [r[0] for r in cur]
+
+    @_reading
     def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
         """Records for the given vector rows (in batches, so a long list stays cheap)."""
         wanted = [int(r) for r in rows]
@@ -364,14 +423,15 @@ class ChunkStore:
         stat_cols = self._select("documents", ("size", "mtime_ns", "inode", "kind"), "d")
         cur = self.conn.execute(
             f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
-            f" {stat_cols} FROM chunks c JOIN documents d USING (doc_id) WHERE {condition}",
+            f" {stat_cols}, d.sha256 FROM chunks c JOIN documents d USING (doc_id)"
+            f" WHERE {condition}",
             args,
         )
         out = []
         for r in cur:
-            *head, meta, size, mtime_ns, inode, kind = r
+            *head, meta, size, mtime_ns, inode, kind, sha256 = r
             stat = None if size is None else (size, mtime_ns, inode)
-            fields = (*head, _load_meta(meta), stat, kind)
+            fields = (*head, _load_meta(meta), stat, kind, sha256)
             out.append(ChunkRecord(*fields))
         return out
 
@@ -454,49 +514,6 @@ class ChunkStore:
         return fts.stored_version(self.conn) == TERMS_VERSION and kw_postings.stored(self.conn)
 
 
-def where_sql(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    """SQL conditions for a filter: ``source`` is a glob (on the whole path or any trailing
-    part of it); other keys must equal the document's metadata value (``None`` matches JSON
-    null). Keys may hold any character; values must be JSON scalars."""
-    if not isinstance(where, Mapping):
-        raise UsageError(f"where must be a mapping of key to value, got {type(where).__name__}")
-    clauses: list[str] = []
-    args: list[Any] = []
-    for key, value in where.items():
-        if not isinstance(key, str):
-            raise UsageError(f"where keys must be strings, got {key!r:.40}")
-        if key == "source":
-            if not isinstance(value, str):
-                raise UsageError("where['source'] must be a glob string")
-            clauses.append("(d.source GLOB ? OR d.source GLOB ?)")
-            args += [value, "*/" + value]
-            continue
-        test, extra = _value_test(key, value)
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each(d.meta) m WHERE m.key = ? AND {test})")
-        args += [key, *extra]
-    return clauses, args
-
-
-def _value_test(key: str, value: Any) -> tuple[str, list[Any]]:
-    if value is None:
-        return "m.type = 'null'", []
-    if isinstance(value, bool):
-        return "m.type = ?", ["true" if value else "false"]
-    if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise UsageError(f"where[{key!r:.40}] is too large an integer")
-        return "m.type IN ('integer', 'real') AND m.value = ?", [value]
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise UsageError(f"where[{key!r:.40}] must be a finite number")
-        return "m.type IN ('integer', 'real') AND m.value = ?", [value]
-    if isinstance(value, str):
-        return "m.type = 'text' AND m.value = ?", [value]
-    raise UsageError(
-        f"where[{key!r:.40}] must be a string, number, boolean or None, not {type(value).__name__}"
-    )
-
-
 def _hide(conn: sqlite3.Connection, dead: Collection[str]) -> None:
     """Temporary views over ``documents`` and ``chunks`` without the ``dead`` documents:
     SQLite resolves unqualified names in ``temp`` first, so every query sees only the
@@ -512,16 +529,29 @@ def _hide(conn: sqlite3.Connection, dead: Collection[str]) -> None:
 
 def _present_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
     out = {}
-    for table in ("documents", "chunks"):
-        out[table] = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    for table in ("documents", "chunks", "skipped"):
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if columns:
+            out[table] = columns
     return out
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _load_meta(raw: str | None) -> Mapping[str, Any] | None:
+    """Stored metadata; a NaN an older index holds reads as None, so output is JSON."""
     if not raw:
         return None
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = json.loads(raw, parse_constant=lambda _: None)
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -34,11 +34,13 @@ from pathlib import Path
 
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
+from .chunkstore import SkippedFile
 from .manifest import (
     LOCK,
     MANIFEST,
     POINTER,
     SEGMENT_FILES,
+    SKIPPED,
     TOMBSTONES,
     VECTORS,
     Manifest,
@@ -187,13 +189,14 @@ class IndexDir:
         kept: Sequence[SegmentRef] = (),
         tombstones: Mapping[str, Sequence[str]] | None = None,
         own_live: tuple[int, int] = (-1, -1),
+        skipped: Sequence[SkippedFile] = (),
     ) -> Path:
         """Seal ``tmp`` (tombstones, checksums, manifest, fsync), rename it live, swap CURRENT,
         tidy up. The generation searches the ``kept`` segments of earlier generations, then
         its own (the segment files in ``tmp``, if any); ``tombstones`` hide documents in
         kept segments. A manifest of an older format (a copy) is published as it is."""
         gen = self._next()
-        manifest_bytes = _seal(tmp, manifest, gen.name, kept, tombstones, own_live)
+        manifest_bytes = _seal(tmp, manifest, gen.name, kept, tombstones, own_live, skipped)
         os.rename(tmp, gen)
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
         digest = hashlib.sha256(manifest_bytes).hexdigest()
@@ -269,10 +272,15 @@ def _seal(
     kept: Sequence[SegmentRef],
     tombstones: Mapping[str, Sequence[str]] | None,
     own_live: tuple[int, int] = (-1, -1),
+    skipped: Sequence[SkippedFile] = (),
 ) -> bytes:
-    """Write tombstones and the manifest (with every file's checksum) into ``tmp``, fsync."""
+    """Write tombstones, skipped files and the manifest (with every file's checksum) into
+    ``tmp``, fsync."""
     if tombstones:
         write_synced(tmp / TOMBSTONES, json.dumps(tombstones, sort_keys=True).encode())
+    if skipped:
+        rows = sorted(list(f) for f in skipped)
+        write_synced(tmp / SKIPPED, json.dumps(rows, ensure_ascii=False).encode())
     files = {
         p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
         for p in sorted(tmp.iterdir())

@@ -33,10 +33,12 @@ VECTORS = "vectors.npy"
 FAISS = "index.faiss"
 #: Deleted document ids per segment, as of this generation (JSON: segment name -> ids).
 TOMBSTONES = "tombstones.json"
+#: Files a build could not read, with their stat, as of this generation (JSON list).
+SKIPPED = "skipped.json"
 #: The files of one segment; a generation's own segment lives in its directory.
 SEGMENT_FILES = (CHUNKS, VECTORS, FAISS)
 #: The only files a generation may list; anything else in a manifest is refused.
-KNOWN_FILES = (*SEGMENT_FILES, TOMBSTONES)
+KNOWN_FILES = (*SEGMENT_FILES, TOMBSTONES, SKIPPED)
 #: On every load, files up to this size are checksummed too; bigger ones only by
 #: ``semsearch info --verify`` and before a build carries their rows forward.
 VERIFY_ON_LOAD_BYTES = 32 << 20
@@ -69,6 +71,8 @@ class Manifest:
     excludes: tuple[str, ...] = ()
     #: Version 3: the segments searched, oldest first (see :class:`SegmentRef`).
     segments: tuple[Mapping[str, Any], ...] = ()
+    #: Follow file links wherever they point (by default only into the roots).
+    follow_symlinks: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -138,6 +142,10 @@ def _check_field(name: str, value: Any, path: Path) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
         return tuple(value)
+    if name == "follow_symlinks":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
     if name in ("created", "recall_at_10"):
         if value is None and name == "recall_at_10":
             return None

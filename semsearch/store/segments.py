@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import IndexFormatError
 from ..util import first_line
-from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, StoredDocument
-from .manifest import CHUNKS, TOMBSTONES, Manifest, SegmentRef, segment_refs
+from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, SkippedFile, StoredDocument
+from .manifest import CHUNKS, SKIPPED, TOMBSTONES, Manifest, SegmentRef, segment_refs
 from .postings import CHUNK, DOC
 from .tokenize import terms as analyze
 
@@ -46,6 +46,27 @@ def read_tombstones(gen: Path, m: Manifest) -> Tombstones:
     return {str(k): list(v) for k, v in data.items()}
 
 
+def read_skipped(gen: Path, m: Manifest) -> dict[str, SkippedFile]:
+    """The files skipped as of generation ``gen`` (kept in its own store before format 3)."""
+    if m.format_version < 3:
+        if CHUNKS not in m.files:
+            return {}
+        store = ChunkStore.open_readonly(gen / CHUNKS)
+        try:
+            return store.skipped_files()
+        finally:
+            store.close()
+    if SKIPPED not in m.files:
+        return {}
+    path = gen / SKIPPED
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = [SkippedFile(str(p), int(a), int(b), int(c), str(r)) for p, a, b, c, r in data]
+    except (OSError, ValueError, TypeError, RecursionError) as exc:
+        raise IndexFormatError(f"{path}: cannot be read ({first_line(exc)})") from None
+    return {f.path: f for f in files}
+
+
 @dataclass(frozen=True)
 class Segment:
     """One open segment: where its files are, its first global row, its store."""
@@ -59,8 +80,11 @@ class Segment:
 class SegmentedStore:
     """The read API of :class:`ChunkStore` over every segment of one generation."""
 
-    def __init__(self, segments: Sequence[Segment]) -> None:
+    def __init__(
+        self, segments: Sequence[Segment], skipped: Mapping[str, SkippedFile] | None = None
+    ) -> None:
         self.segments = tuple(segments)
+        self._skipped = dict(skipped or {})
         self.offsets = np.array([s.offset for s in self.segments], dtype=np.int64)
         self.rows = sum(s.ref.rows for s in self.segments)
         self._keyword: SegmentedKeyword | None = None
@@ -84,7 +108,17 @@ class SegmentedStore:
             for s in segments:
                 s.store.close()
             raise
-        return cls(segments)
+        try:
+            skipped = read_skipped(gen, m)
+        except BaseException:
+            for s in segments:
+                s.store.close()
+            raise
+        return cls(segments, skipped)
+
+    def skipped_files(self) -> dict[str, SkippedFile]:
+        """The files skipped as of this generation, by path."""
+        return dict(self._skipped)
 
     def close(self) -> None:
         for s in self.segments:
@@ -147,6 +181,10 @@ class SegmentedStore:
 
     def document_ids(self, pattern: str | None = None) -> list[str]:
         return [i for s in self.segments for i in s.store.document_ids(pattern)]
+
+    def documents_named(self, name: str) -> list[str]:
+        """Ids of live documents whose id or source is exactly ``name``."""
+        return [i for s in self.segments for i in s.store.documents_named(name)]
 
     def documents(self) -> Iterator[StoredDocument]:
         yield from heapq.merge(
@@ -352,20 +390,23 @@ class SegmentedKeyword:
                 out.update((r + base, d) for r, d in found.items())
         return out
 
-    def document_frequencies(self, query_terms: Iterable[str]) -> dict[str, int]:
-        """Live documents holding each term (terms held by none are left out)."""
+    def document_frequencies(self, query_terms: Iterable[str], level: int = DOC) -> dict[str, int]:
+        """Live documents (or chunks) holding each term (terms held by none left out)."""
         out = {}
         for t in set(query_terms):
-            df = sum(len(ids) for _, ids, _ in self._live_postings(DOC, t))
+            df = sum(len(ids) for _, ids, _ in self._live_postings(level, t))
             if df:
                 out[t] = df
         return out
 
-    def full_match(self, query_terms: Sequence[str]) -> float:
-        """BM25 of a document holding every query term once at average length: the sum of
-        the terms' document-level idf (repeats count, as in the query)."""
-        df = self.document_frequencies(query_terms)
-        n = self.n_docs
+    def full_match(self, query_terms: Sequence[str], *, chunks: bool = False) -> float:
+        """BM25 of a document (or of a chunk, when ``chunks``) holding every query term
+        once at average length: the sum of the terms' idf at that level (repeats count, as
+        in the query). It turns a BM25 score into a fraction that means the same from one
+        query to the next."""
+        level = CHUNK if chunks else DOC
+        df = self.document_frequencies(query_terms, level)
+        n = self.n_chunks if chunks else self.n_docs
         return sum(
             max(math.log((n - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in query_terms if t in df
         )

@@ -36,8 +36,9 @@ from ..build.plan import Plan, make_plan
 from ..embed import Embedder
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..ingest.discover import discover
+from ..ingest.document import Document
 from ..ingest.read import expand_items
-from ..store.chunkstore import StoredDocument
+from ..store.chunkstore import SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from . import fingerprint
@@ -69,6 +70,12 @@ class Delta:
         return self.plan.changed
 
     @property
+    def sources(self) -> tuple[str, ...]:
+        """The files to add, update or remove, each once, in order."""
+        queued = (i.source if isinstance(i, Document) else str(i) for i in self.plan.process)
+        return tuple(dict.fromkeys([*queued, *sorted(self.plan.drop)]))
+
+    @property
     def pending(self) -> int:
         """Documents to add, update or remove."""
         return self.plan.added + self.plan.updated + self.plan.removed
@@ -84,6 +91,8 @@ class Refresh:
     pending: int
     missing: tuple[str, ...]
     reason: str = ""
+    #: The files found added, changed or gone (for a watcher's batch line).
+    files: tuple[str, ...] = ()
 
 
 class LazyEngine(Engine):
@@ -137,12 +146,13 @@ def watch_base(root: str) -> str:
     return str(Path(*fixed)) if fixed else os.sep
 
 
-def discover_roots(
-    roots: Sequence[str], globs: Sequence[str], excludes: Sequence[str]
-) -> list[Path]:
+def discover_roots(manifest: Manifest, roots: Sequence[str]) -> list[Path]:
     """The files ``semsearch index ROOTS`` would index now (the same discovery and ignore
-    rules); roots that vanished are simply not walked."""
-    return discover(roots, list(globs), allow_empty=True, excludes=excludes)
+    rules, as the index remembers them); roots that vanished are simply not walked."""
+    return discover(
+        roots, list(manifest.globs), allow_empty=True, excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
+    )  # fmt: skip
 
 
 def check(
@@ -183,19 +193,20 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> De
     if known is not None and known["fingerprint"] == digest and not full:
         plan = Plan(unchanged=known["unchanged"], skipped=known["skipped"])
         return Delta(manifest, pointer, present, missing, (), plan)
-    files = discover_roots(present, manifest.globs, manifest.excludes)
+    files = discover_roots(manifest, present)
     items = expand_items(files)  # a data file's rows are its documents, as when indexed
-    docs = _documents(index_dir)
-    plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs)
+    docs, skipped = _documents(index_dir)
+    plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs, skipped)
     if not plan.changed:
         fingerprint.remember(index_dir.path, key, digest, plan.unchanged, plan.skipped)
     return Delta(manifest, pointer, present, missing, tuple(files), plan, tuple(items))
 
 
-def _documents(index_dir: IndexDir) -> dict[str, StoredDocument]:
+def _documents(index_dir: IndexDir) -> tuple[dict[str, StoredDocument], dict[str, SkippedFile]]:
+    """The generation's documents by id, and the files it skipped by path."""
     store = index_dir.open_store()
     try:
-        return {d.doc_id: d for d in store.documents()}
+        return {d.doc_id: d for d in store.documents()}, store.skipped_files()
     finally:
         store.close()
 
@@ -247,6 +258,7 @@ def refresh(
     changes = Changes(
         items=delta.items, roots=[Path(r) for r in delta.roots],
         globs=manifest.globs, excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
     )  # fmt: skip
     engine = LazyEngine(make_engine, manifest)
     wait = lock_timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
@@ -270,7 +282,7 @@ def refresh(
         return _unapplied(delta, started, "another process is writing the index")
     finally:
         engine.close()
-    return Refresh(stats, True, 0, delta.missing)
+    return Refresh(stats, True, 0, delta.missing, files=delta.sources)
 
 
 def _unapplied(delta: Delta, started: float, reason: str) -> Refresh:

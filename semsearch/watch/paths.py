@@ -74,7 +74,8 @@ def apply(
         )  # fmt: skip
     finally:
         engine.close()
-    return Refresh(stats, True, 0, ())
+    files = tuple(dict.fromkeys([*map(str, targeted.update), *sorted(targeted.remove)]))
+    return Refresh(stats, True, 0, (), files=files)
 
 
 def _literal(text: str) -> str:

@@ -51,6 +51,8 @@ WATCH_LOCK = "WATCH"
 #: Changed paths kept per root for a batch; past this the root is walked whole instead, so
 #: memory stays bounded however many events arrive.
 MAX_PATHS = 2048
+#: Changed files a batch line names before "+N more" (all of them when verbose).
+NAMES_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class BatchReport:
     changed: bool
     error: str | None = None
     pending: int = 0
+    #: The files this batch added, updated or removed (documents of a data file: once).
+    files: tuple[str, ...] = ()
 
 
 class Watcher:
@@ -91,6 +95,7 @@ class Watcher:
         force_polling: bool | None = None,
         lock_timeout: float = 10.0,
         on_batch: Callable[[BatchReport], None] | None = None,
+        verbose: bool = False,
     ) -> None:
         self.index_dir = IndexDir(index)
         _, manifest = self.index_dir.manifest()  # a clear error when there is no index
@@ -108,6 +113,7 @@ class Watcher:
         self.force_polling = force_polling
         self.lock_timeout = lock_timeout
         self.on_batch = on_batch
+        self.verbose = verbose
         self.batches = 0
         self.last: BatchReport | None = None
         where = self.index_dir.path
@@ -334,14 +340,30 @@ class Watcher:
             return
         self._failures = 0
         s = result.stats
+        files = result.files if s.changed else ()
         report = BatchReport(s.added, s.updated, s.removed, time.perf_counter() - started,
-                             events, s.changed, None, result.pending)  # fmt: skip
+                             events, s.changed, None, result.pending, files)  # fmt: skip
         if events or s.changed:
             log.info(
-                "%s %d added, %d updated, %d removed in %.2fs",
+                "%s %d added, %d updated, %d removed in %.2fs%s",
                 time.strftime("%H:%M:%S"), s.added, s.updated, s.removed, report.seconds,
+                self._names(files),
             )  # fmt: skip
         self._publish(report)
+
+    def _names(self, files: Sequence[str]) -> str:
+        """``: a.md, sub/b.md, c.txt +4 more`` (every name when verbose), relative to the
+        root each is under."""
+        if not files:
+            return ""
+        shown = files if self.verbose else files[:NAMES_SHOWN]
+        names = []
+        for f in shown:
+            root = self._root_of(f)
+            base = watch_base(root) if root is not None else None
+            names.append(os.path.relpath(f, base) if base and os.path.isdir(base) else f)
+        more = len(files) - len(shown)
+        return ": " + ", ".join(names) + (f" +{more:,} more" if more else "")
 
     def _publish(self, report: BatchReport) -> None:
         self.batches += 1

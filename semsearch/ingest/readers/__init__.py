@@ -1,7 +1,7 @@
 """Format readers: one small interface, chosen by suffix then content sniffing."""
 
 from .base import HEADING_SEP, Extracted, Reader, ReaderMissing, Unreadable
-from .data import DATA_SUFFIXES, Row, read_rows
+from .data import DATA_SUFFIXES, Row, Skipped, read_rows
 from .select import READERS, choose, size_factor
 from .text import decode
 
@@ -13,6 +13,7 @@ __all__ = [
     "Reader",
     "ReaderMissing",
     "Row",
+    "Skipped",
     "Unreadable",
     "choose",
     "decode",

@@ -7,9 +7,10 @@ import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from .base import Unreadable
+from ..limits import MAX_ROWS
+from .base import DROP, Unreadable, meta_value
 from .text import decode
 
 DATA_SUFFIXES = frozenset({".jsonl", ".ndjson", ".csv", ".tsv"})
@@ -19,44 +20,64 @@ DEFAULT_TEXT_FIELDS = ("text", "content", "body", "abstract", "description")
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One record: its text, its other scalar fields, and the 1-based line it starts on."""
+    """One record: its text, its other fields (JSON-typed), and the 1-based line it starts on."""
 
     text: str
     meta: Mapping[str, Any]
     line: int
 
 
-def read_rows(data: bytes, suffix: str, text_field: str | None, name: str) -> Iterator[Row]:
-    """Rows of a JSONL or CSV/TSV file; rows without the text field are skipped (counted
-    by the caller). Raises Unreadable when no row has the field."""
+class Skipped(NamedTuple):
+    """A line left out (not JSON, a number too long, nesting too deep) or the row bound
+    reached: the caller warns, naming the file and line."""
+
+    line: int
+    reason: str
+
+
+def read_rows(
+    data: bytes, suffix: str, text_field: str | None, name: str
+) -> Iterator[Row | Skipped]:
+    """Rows of a JSONL or CSV/TSV file, lazily; rows without the text field are skipped
+    (counted by the caller). At most ``MAX_ROWS`` rows. Raises Unreadable when no row has
+    the field."""
     text = decode(data)
     records = _jsonl(text) if suffix in (".jsonl", ".ndjson") else _csv(text, suffix)
-    found = False
+    found = 0
     for line, record in records:
+        if isinstance(record, Skipped):
+            yield record
+            continue
         field = text_field or next((f for f in DEFAULT_TEXT_FIELDS if f in record), None)
         value = record.get(field) if field else None
         if not isinstance(value, str) or not value.strip():
             continue
-        found = True
-        meta = {k: v for k, v in record.items() if k != field and _scalar(v)}
-        yield Row(value, meta, line)
+        if found == MAX_ROWS:
+            yield Skipped(line, f"only the first {MAX_ROWS} rows are indexed")
+            return
+        found += 1
+        meta = {k: meta_value(v) for k, v in record.items() if k != field}
+        yield Row(value, {k: v for k, v in meta.items() if v is not DROP}, line)
     if not found:
         wanted = text_field or " / ".join(DEFAULT_TEXT_FIELDS)
         raise Unreadable(f"no row has a text field {wanted!r} (choose one with --text-field)")
 
 
-def _scalar(v: Any) -> bool:
-    return isinstance(v, (str, int, float, bool)) or v is None
-
-
-def _jsonl(text: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _jsonl(text: str) -> Iterator[tuple[int, Mapping[str, Any] | Skipped]]:
     for n, line in enumerate(io.StringIO(text), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise Unreadable(f"line {n} is not JSON ({exc.msg})") from None
+            yield n, Skipped(n, f"not JSON ({exc.msg}); line skipped")
+            continue
+        except ValueError:  # an integer past Python's digit limit (4300 by default)
+            yield n, Skipped(n, "a number with too many digits; line skipped")
+            continue
+        except RecursionError:
+            yield n, Skipped(n, "JSON nested too deep; line skipped")
+            continue
         if isinstance(record, Mapping):
             yield n, record
 

@@ -78,7 +78,7 @@ class DocxReader(Reader):
         except (KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise Unreadable(f"not a valid DOCX ({exc})") from None
         body, sections = out.finish()
-        return Extracted(body, self.kind, title or name, sections, None)
+        return Extracted(body, self.kind, title or name, sections, None, out.warnings())
 
 
 def _heading_level(style: str) -> int:

@@ -42,10 +42,12 @@ class EpubReader(Reader):
                 }
                 base = posixpath.dirname(opf_path)
                 out = SectionBuilder()
+                seen: set[str] = set()
                 for ref in opf.iter(f"{_OPF}itemref"):
                     href = items.get(ref.get("idref"))
-                    if not href:
-                        continue
+                    if not href or href in seen or out.full:
+                        continue  # a spine naming one chapter 2,000 times reads it once
+                    seen.add(href)
                     chapter = html.read(z.read(posixpath.join(base, href)), href)
                     out.begin()  # a chapter's text before its first heading has none
                     pos = 0
@@ -59,4 +61,4 @@ class EpubReader(Reader):
         except (KeyError, ET.ParseError, zipfile.BadZipFile, ValueError) as exc:
             raise Unreadable(f"not a valid EPUB ({exc})") from None
         text, sections = out.finish()
-        return Extracted(text, self.kind, title or name, sections, None)
+        return Extracted(text, self.kind, title or name, sections, None, out.warnings())

@@ -8,10 +8,18 @@ breaks so sentences and chunks do not run across them.
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
-from .base import Extracted, Reader, ReaderMissing, SectionBuilder, heading_path
+from .base import (
+    Extracted,
+    Reader,
+    ReaderMissing,
+    SectionBuilder,
+    heading_path,
+    merge_bare_headings,
+)
 from .text import decode
 
 #: Removed with everything inside them before any text is taken.
@@ -29,10 +37,37 @@ _BLOCK = frozenset(
 )
 _SPACE = re.compile(r"\s+")
 _BLOCK_CSS = ", ".join(sorted(_BLOCK - {"pre", "body", "html"}))
-# Private-use characters (never whitespace to the regex engine, unlike \x1c-\x1f).
-_BLOCK_MARK, _PRE_OPEN, _PRE_CLOSE = "\ue000", "\ue001", "\ue002"
-_HEAD_OPEN, _HEAD_CLOSE = "\ue003", "\ue004"
-_BREAK = re.compile("[ \t]*\ue000[\ue000 \t]*")
+
+
+class _Marks(NamedTuple):
+    """Characters marking blocks, ``<pre>`` and headings in the text taken in one call:
+    private-use characters (never whitespace to the regex engine, unlike \x1c-\x1f) that
+    the page itself does not contain, so its own text is never taken for a mark."""
+
+    block: str
+    pre_open: str
+    pre_close: str
+    head_open: str
+    head_close: str
+    brk: re.Pattern[str]  # a block mark with the spaces around it: a paragraph break
+
+    @classmethod
+    def of(cls, chars: str) -> _Marks:
+        b = re.escape(chars[0])
+        brk = re.compile(f"[ \t]*{b}[{b} \t]*")
+        return cls(chars[0], chars[1], chars[2], chars[3], chars[4], brk)
+
+
+_MARKS = _Marks.of("\ue000\ue001\ue002\ue003\ue004")
+_PRIVATE_USE = itertools.chain(range(0xE000, 0xF900), range(0xF0000, 0xFFFFE))
+
+
+def _marks_for(text: str) -> _Marks:
+    """The usual marks, or private-use characters absent from ``text`` if it has any."""
+    if not any(c in text for c in _MARKS[:5]):
+        return _MARKS
+    free = (chr(c) for c in _PRIVATE_USE if chr(c) not in text)
+    return _Marks.of("".join(itertools.islice(free, 5)))
 
 
 class HtmlReader(Reader):
@@ -69,6 +104,7 @@ class HtmlReader(Reader):
             out.begin(heading=path)
             out.add(f"{heading}\n\n{body}\n\n" if heading else f"{body}\n\n")
         text, sections = out.finish()
+        sections = merge_bare_headings(text, sections)
         if not title:
             h1 = tree.css_first("h1")
             title = _SPACE.sub(" ", h1.text()).strip() if h1 is not None else name
@@ -79,38 +115,39 @@ def _segments(root: Any) -> list[tuple[int, str, str]]:
     """(heading level, heading, text below it) in document order; level 0 for the text
     before the first heading.
 
-    Markers are inserted around blocks, ``<pre>`` and headings, then the whole text is
+    Marks are inserted around blocks, ``<pre>`` and headings, then the whole text is
     taken in one call: the DOM is walked in C, not node by node in Python (30x faster).
     """
+    marks = _marks_for(root.text(deep=True, separator="", strip=False))
     for node in root.css(_BLOCK_CSS):
-        node.insert_before(_BLOCK_MARK)
-        node.insert_after(_BLOCK_MARK)
+        node.insert_before(marks.block)
+        node.insert_after(marks.block)
     for node in root.css("pre"):
-        node.insert_before(_PRE_OPEN)
-        node.insert_after(_PRE_CLOSE)
+        node.insert_before(marks.pre_open)
+        node.insert_after(marks.pre_close)
     for node in root.css("h1, h2, h3, h4, h5, h6"):
-        node.insert_before(f"{_HEAD_OPEN}{node.tag[1]}")
-        node.insert_after(_HEAD_CLOSE)
+        node.insert_before(f"{marks.head_open}{node.tag[1]}")
+        node.insert_after(marks.head_close)
     raw = root.text(deep=True, separator="", strip=False)
     out: list[tuple[int, str, str]] = []
-    for i, part in enumerate(raw.split(_HEAD_OPEN)):
+    for i, part in enumerate(raw.split(marks.head_open)):
         level, heading, body = 0, "", part
-        if i > 0 and _HEAD_CLOSE in part:
-            head, _, body = part.partition(_HEAD_CLOSE)
-            level, heading = int(head[0]), _clean(head[1:]).replace("\n", " ").strip()
-        text = _clean(body)
+        if i > 0 and marks.head_close in part:
+            head, _, body = part.partition(marks.head_close)
+            level, heading = int(head[0]), _clean(head[1:], marks).replace("\n", " ").strip()
+        text = _clean(body, marks)
         if heading or text:
             out.append((level, heading, text))
     return out
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, marks: _Marks) -> str:
     """Collapse whitespace outside ``<pre>`` (kept as is inside), block marks to breaks."""
     pieces = []
-    for i, chunk in enumerate(text.split(_PRE_OPEN)):
-        pre, _, rest = chunk.partition(_PRE_CLOSE) if i > 0 else ("", "", chunk)
+    for i, chunk in enumerate(text.split(marks.pre_open)):
+        pre, _, rest = chunk.partition(marks.pre_close) if i > 0 else ("", "", chunk)
         if pre:
-            pieces.append(_BLOCK_MARK + pre.replace(_BLOCK_MARK, "").strip("\n") + _BLOCK_MARK)
+            pieces.append(marks.block + pre.replace(marks.block, "").strip("\n") + marks.block)
         pieces.append(_SPACE.sub(" ", rest))
-    joined = _BREAK.sub("\n\n", "".join(pieces))
-    return joined.replace(_HEAD_CLOSE, "").strip()
+    joined = marks.brk.sub("\n\n", "".join(pieces))
+    return joined.replace(marks.head_close, "").strip()

@@ -41,4 +41,4 @@ class OdtReader(Reader):
                 out.begin(heading=heading_path(stack, level, text))
             out.add(text + "\n\n")
         body, sections = out.finish()
-        return Extracted(body, self.kind, title.strip() or name, sections, None)
+        return Extracted(body, self.kind, title.strip() or name, sections, None, out.warnings())
