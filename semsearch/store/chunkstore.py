@@ -54,6 +54,7 @@ CREATE TABLE chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
+CREATE INDEX documents_source ON documents(source);
 CREATE TABLE skipped (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -384,8 +385,10 @@ class ChunkStore:
     @_reading
     def documents_named(self, name: str) -> list[str]:
         """Ids of documents whose id or source is exactly ``name`` (no glob characters)."""
-        cur = self.conn.execute(
-            "SELECT doc_id FROM documents WHERE doc_id = ?1 OR source = ?1", (name,)
+        cur = self.conn.execute(  # two indexed lookups (an OR would scan every document)
+            "SELECT doc_id FROM documents WHERE doc_id = ?1"
+            " UNION SELECT doc_id FROM documents WHERE source = ?1",
+            (name,),
         )
         return [r[0] for r in cur]
 
