@@ -63,7 +63,8 @@ def test_hybrid_ranks_the_script_match_first(world: SemanticIndex, lang: str) ->
         ("كَتَبَ كتب", ["كتب", "كتب"]),  # Arabic short vowels dropped
         ("中文检索", ["中文", "文检", "检索"]),  # CJK as overlapping pairs
         ("が", ["が"]),  # a lone kana stays, its dakuten kept (が is not か)
-        ("foo_bar x", ["foo", "bar"]),  # underscores split, one-letter words dropped
+        # underscores split (the whole name kept too), one-letter words dropped
+        ("foo_bar x", ["foo", "bar", "foobar"]),
     ],
 )
 def test_terms(text: str, expected: list[str]) -> None:

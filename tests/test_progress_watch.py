@@ -19,7 +19,7 @@ def test_non_tty_progress_prints_a_line_every_few_seconds(monkeypatch: pytest.Mo
     monkeypatch.setattr(output.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(output.sys, "stderr", err)
     with output.Bar("Indexing") as bar:
-        bar.update(1, 40)  # too soon: nothing
+        bar.update(1, 40)  # the first line at once, then one every few seconds
         clock[0] += output.PROGRESS_EVERY + 0.1
         bar.update(10, 40)
         clock[0] += 1.0
@@ -27,7 +27,11 @@ def test_non_tty_progress_prints_a_line_every_few_seconds(monkeypatch: pytest.Mo
         clock[0] += output.PROGRESS_EVERY
         bar.update(30, 40)
     lines = err.getvalue().splitlines()
-    assert lines == ["Indexing: 10/40 files (25%), 5s", "Indexing: 30/40 files (75%), 11s"]
+    assert lines == [
+        "Indexing: 1/40 files (2%), 0s",
+        "Indexing: 10/40 files (25%), 5s",
+        "Indexing: 30/40 files (75%), 11s",
+    ]
 
 
 @pytest.mark.parametrize("verbose", [False, True])

@@ -97,7 +97,8 @@ def test_mixed_folder_hits_are_clean_and_located(mixed: Path, real_embedder) -> 
     assert md.line_start == 1 and md.text.startswith("# Notes\n\n## Travel")
 
     code = index.search("read the settings file", k=1, mode="dense")[0]
-    assert Path(code.source).name == "parse.py" and code.line_start == 1
+    assert Path(code.source).name == "parse.py" and code.section == "parse_config"
+    assert code.line_start == 4  # the definition is a chunk of its own, without the imports
 
     fr = index.search("stock market", k=5, where={"lang": "fr"})
     assert [h.text for h in fr] == ["Les marchés boursiers ont chuté lundi."]

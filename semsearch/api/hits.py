@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,6 +50,8 @@ class Hit:
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
+    #: Grouped by file: the document's next best chunks, best first (with their lines).
+    more: tuple[Passage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ class Parts(NamedTuple):
     keyword: float | None
 
 
-def to_hit(r: ChunkRecord, score: float, parts: Parts) -> Hit:
+def to_hit(r: ChunkRecord, score: float, parts: Parts, more: Sequence[ChunkRecord] = ()) -> Hit:
     return Hit(
         score=score,
         text=r.text,
@@ -140,6 +142,7 @@ def to_hit(r: ChunkRecord, score: float, parts: Parts) -> Hit:
         bm25=_finite(parts.bm25),
         stale=staleness(r),
         kind=r.kind,
+        more=tuple(to_passage(m) for m in more),
     )
 
 

@@ -27,7 +27,7 @@ from ..errors import IndexFormatError, UsageError
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search import DEFAULT_MODE, Mode, Options, retrieve
+from ..search import DEFAULT_MODE, Grouping, Mode, Options, Ranked, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
@@ -282,6 +282,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Grouping | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
 
@@ -290,11 +291,13 @@ class SemanticIndex:
         hits come back whenever ``k`` chunks match: ``{"source": "*.md"}`` (a glob on the
         path) and metadata equality (``None`` matches null). ``per_source`` caps hits per
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
-        below it.
+        below it. ``group="file"`` returns files instead of chunks: one hit per document
+        (its best chunk, with its next best in ``Hit.more``), scored by all its chunks'
+        evidence and code-aware signals (:mod:`semsearch.search.group`).
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score,
+            min_score=min_score, group=group,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -307,6 +310,7 @@ class SemanticIndex:
         per_source: int | None = None,
         diverse: bool = False,
         min_score: float | None = None,
+        group: Grouping | None = None,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together."""
         if isinstance(queries, str):
@@ -315,7 +319,7 @@ class SemanticIndex:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
             check_text(q, "the query")
-        opts = Options(k, mode, where, per_source, diverse, min_score)
+        opts = Options(k, mode, where, per_source, diverse, min_score, group)
         opts.check()
         v = self._view
         if not queries:
@@ -333,7 +337,7 @@ class SemanticIndex:
                 f"index at {self._dir.path} is damaged ({exc}); check it with "
                 "semsearch info --verify"
             ) from None
-        wanted = np.unique(np.concatenate([r.rows for r in ranked]))
+        wanted = np.unique(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
         records = v.store.fetch(wanted)
         if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
             raise IndexFormatError(
@@ -345,10 +349,13 @@ class SemanticIndex:
             none = [None] * len(r.rows)
             measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
             parts = [none if a is None else a.tolist() for a in measured]
+            further = r.further if r.further is not None else [()] * len(r.rows)
             out.append(
                 [
-                    to_hit(records[int(i)], float(s), Parts(*p))
-                    for i, s, *p in zip(r.rows.tolist(), r.scores.tolist(), *parts, strict=True)
+                    to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
+                    for i, s, more, *p in zip(
+                        r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
+                    )
                 ]
             )
         return out
@@ -446,6 +453,15 @@ class SemanticIndex:
 
         gen, manifest = self._dir.manifest()
         return check_files(gen, manifest, checksums=True)
+
+
+def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:
+    """The further chunk rows of grouped hits, to fetch with the hits' own."""
+    return [
+        np.asarray([m for more in r.further for m in more], dtype=np.int64)
+        for r in ranked
+        if r.further is not None
+    ]
 
 
 def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:

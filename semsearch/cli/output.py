@@ -110,6 +110,8 @@ def print_hits(
         body = " ".join(p for p in (before, "\x00" + match + "\x01" if match else "", after) if p)
         wrapped = textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   ")
         typer.echo(wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m"))
+        for more in getattr(h, "more", ()):  # grouped by file: the file's further chunks
+            typer.echo(f"   also {location(more, samples)}")
         typer.echo("")
 
 
@@ -138,6 +140,7 @@ class Bar:
         self.label = label
         self.bar: Any = None
         self.done = 0
+        self.said = False
         self.tty = sys.stderr.isatty()
         self.started = self.last = time.monotonic()
 
@@ -156,8 +159,9 @@ class Bar:
 
     def _line(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY or done >= total:
+        if self.said and (now - self.last < PROGRESS_EVERY or done >= total):
             return
+        self.said = True  # the first line at once: a log shows what started
         self.last = now
         pct = 100 * done // total if total else 100
         typer.echo(

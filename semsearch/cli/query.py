@@ -6,6 +6,7 @@ import json
 import math
 import re
 from dataclasses import asdict
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,6 +17,10 @@ from .output import Bar, color_enabled, plural, print_hits
 
 if TYPE_CHECKING:
     from ..api import SemanticIndex
+
+
+class Group(str, Enum):
+    file = "file"
 
 
 @app.command()
@@ -36,6 +41,14 @@ def query(
     diverse: Annotated[
         bool, typer.Option("--diverse", help="Prefer hits unlike each other (MMR).")
     ] = False,
+    group: Annotated[
+        Group | None,
+        typer.Option(
+            "--group",
+            help="file: one hit per file, scored by all its chunks, with its further "
+            "matching chunks' lines.",
+        ),
+    ] = None,
     where_: Annotated[
         list[str] | None,
         typer.Option(
@@ -122,6 +135,7 @@ def query(
         per_source=per_source,
         diverse=diverse,
         min_score=min_score,
+        group=group.value if group else None,
     )
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -27,11 +27,14 @@ from .fuse import (
     keyword_part,
     order,
 )
+from .group import Candidate, as_arrays, group_by_document
 from .keyword import KeywordHits, keyword_hits
 from .shape import cap_per_source, mmr, mmr_pool
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
+Grouping = Literal["file"]
+GROUPINGS: tuple[str, ...] = ("file",)
 #: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
 DEFAULT_MODE: Mode = "hybrid"
 #: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
@@ -48,6 +51,7 @@ class Options:
     per_source: int | None = None
     diverse: bool = False
     min_score: float | None = None
+    group: Grouping | None = None
 
     def check(self) -> None:
         if not isinstance(self.k, int) or isinstance(self.k, bool) or not 0 < self.k <= MAX_K:
@@ -60,6 +64,8 @@ class Options:
             raise UsageError(f"min-score must be a finite number, got {self.min_score!r:.40}")
         if not isinstance(self.diverse, bool):
             raise UsageError("diverse must be true or false")
+        if self.group is not None and self.group not in GROUPINGS:
+            raise UsageError(f"unknown grouping {self.group!r:.40}: choose {', '.join(GROUPINGS)}")
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.per_source is not None and (
@@ -83,6 +89,8 @@ class Ranked:
     bm25: np.ndarray | None = None
     dense_part: np.ndarray | None = None
     keyword_part: np.ndarray | None = None
+    #: Grouped by file: each row's further chunk rows of its document (tuples), best first.
+    further: np.ndarray | None = None
 
     def take(self, keep: np.ndarray) -> Ranked:
         """The rows at positions ``keep`` (a mask or positions), parts included."""
@@ -92,7 +100,7 @@ class Ranked:
 
         return Ranked(
             self.rows[keep], self.scores[keep], cut(self.cosine), cut(self.bm25),
-            cut(self.dense_part), cut(self.keyword_part),
+            cut(self.dense_part), cut(self.keyword_part), cut(self.further),
         )  # fmt: skip
 
 
@@ -111,7 +119,7 @@ def retrieve(
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
         return [empty for _ in queries]
-    shaping = opts.per_source is not None or opts.diverse
+    shaping = opts.per_source is not None or opts.diverse or opts.group is not None
     depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
     embedded = opts.mode != "keyword"
     qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
@@ -126,7 +134,7 @@ def retrieve(
         else:
             ranked = _hybrid(qvecs, dense, hits, kw, index, vectors, depth, subset)
     return [
-        _shape(r, opts, store, vectors, qvecs[n] if embedded else None)
+        _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
     ]
 
@@ -217,7 +225,10 @@ def _shape(
     store: SegmentedStore,
     vectors: SegmentedVectors,
     qvec: np.ndarray | None,
+    query: str = "",
 ) -> Ranked:
+    if opts.group == "file" and len(ranked.rows):
+        ranked = _by_file(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -230,3 +241,17 @@ def _shape(
         ranked = ranked.take(pool)
         ranked = ranked.take(mmr(ranked.scores, vecs[pool], opts.k))
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
+
+
+def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
+    """One row per document (its best chunk), scored by :mod:`.group`."""
+    records = store.fetch(ranked.rows)
+    candidates = [
+        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text, rec.section)
+        for r, s in zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
+        if (rec := records[int(r)])
+    ]
+    rows, scores, further = as_arrays(group_by_document(query, candidates))
+    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
+    at = np.array([pos[int(r)] for r in rows], dtype=np.int64)
+    return replace(ranked.take(at), rows=rows, scores=scores, further=further)

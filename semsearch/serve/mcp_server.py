@@ -38,7 +38,11 @@ value), {"year": {"$gte": 2020}}, {"lang": {"$in": ["en", "de"]}}; also $nin, $n
 $lte.
 per_source: at most this many hits per file (use 1 to see more different files).
 diverse: re-rank so near-duplicate passages do not crowd the list.
-min_score: drop weak hits (hybrid scores are in [0, 1])."""
+min_score: drop weak hits (hybrid scores are in [0, 1]).
+group: "file" returns files instead of passages: one hit per file, scored by its best
+passage (definitions of the names asked for count more; tests, vendored and generated
+files less), with `more`: the locations of its further matching passages. Use it to find
+which files to open, e.g. in a code base."""
 
 READ_DOC = f"""\
 Read indexed text from the index itself, at most max_chars characters (default {P.READ_CHARS},
@@ -97,14 +101,19 @@ def create_mcp(service: SearchService) -> Any:
         per_source: _arg(S["per_source"]) = None,  # type: ignore[valid-type]
         diverse: _arg(S["diverse"]) = False,  # type: ignore[valid-type]
         min_score: _arg(S["min_score"]) = None,  # type: ignore[valid-type]
+        group: _arg(S["group"]) = None,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
         raw = given(
             q=query, k=k, mode=mode, source=source, where=where, per_source=per_source,
-            diverse=diverse, min_score=min_score,
+            diverse=diverse, min_score=min_score, group=group,
         )  # fmt: skip
         result = call(lambda: service.search(P.search_request(raw)))
         result["hits"] = [
-            {f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "")} for h in result["hits"]
+            {
+                **{f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "")},
+                **({"more": [_location(p) for p in h["more"]]} if h.get("more") else {}),
+            }
+            for h in result["hits"]
         ]
         result.pop("took_ms", None)
         return result
@@ -128,6 +137,14 @@ def create_mcp(service: SearchService) -> Any:
     mcp.tool(description=READ_DOC)(read)
     mcp.tool(description=STATUS_DOC)(index_status)
     return mcp
+
+
+def _location(passage: dict[str, Any]) -> str:
+    """``path:first-last`` of a grouped hit's further passage, as hits cite theirs."""
+    lines = f"{passage['line_start']}" + (
+        f"-{passage['line_end']}" if passage["line_end"] != passage["line_start"] else ""
+    )
+    return f"{passage['source']}:{lines}"
 
 
 def serve_mcp(index: str | os.PathLike[str]) -> None:

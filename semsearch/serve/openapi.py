@@ -55,6 +55,11 @@ _HIT_FIELDS: dict[str, dict[str, Any]] = {
         "items": {"type": "integer"},
         "description": "[start, end) of the best sentence in text (with highlight=true)",
     },
+    "more": {
+        "type": "array",
+        "items": {"type": "object"},
+        "description": "group=file: the file's further matching chunks (passages with lines)",
+    },
 }
 _HIT = {"type": "object", "properties": _HIT_FIELDS}
 

@@ -14,6 +14,8 @@ from ..errors import UsageError
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+Grouping = Literal["file"]
+GROUPINGS: tuple[Grouping, ...] = ("file",)
 #: Largest ``k`` one query may ask for: enough for an agent, small enough to stay fast.
 MAX_K = 1000
 #: Most queries in one batch request.
@@ -52,6 +54,7 @@ class SearchRequest:
     diverse: bool = False
     min_score: float | None = None
     highlight: bool = False
+    group: Grouping | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,12 @@ SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
         "description": "re-rank so near-duplicate passages do not crowd the list",
     },
     "min_score": {"type": "number", "description": "drop hits scoring below this"},
+    "group": {
+        "type": "string",
+        "enum": list(GROUPINGS),
+        "description": "file: one hit per file (best chunk first), its further matching"
+        " chunks in 'more'",
+    },
     "highlight": {
         "type": "boolean",
         "default": False,
@@ -187,6 +196,9 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
         if not isinstance(source, str) or not source:
             raise UsageError("'source' must be a non-empty glob string")
         where = {**(where or {}), "source": source}
+    group = raw.get("group")
+    if group is not None and group not in GROUPINGS:
+        raise UsageError(f"'group' must be one of {', '.join(GROUPINGS)}, got {group!r:.40}")
     mode = raw.get("mode", "hybrid")
     if mode not in MODES:
         raise UsageError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}")
@@ -206,6 +218,7 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
         diverse=_bool(raw.get("diverse", False), "diverse"),
         min_score=_opt_float(raw.get("min_score"), "min_score"),
         highlight=_bool(raw.get("highlight", False), "highlight"),
+        group=cast(Grouping, group),
     )
 
 

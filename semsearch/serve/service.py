@@ -175,6 +175,7 @@ class SearchService:
                     per_source=req.per_source,
                     diverse=req.diverse,
                     min_score=req.min_score,
+                    group=req.group,
                 )
                 for q, hits in zip(step, batches, strict=True):
                     spans: list[tuple[int, int]] = []

@@ -3,6 +3,11 @@
 Documents and queries go through the same function, so whatever it does to a word it does
 on both sides. The output is plain space-separated terms that SQLite's FTS5 ``ascii``
 tokenizer splits back without changing them.
+
+Identifiers of source code are split into their words and also kept whole, so
+``parseConfig``, ``parse_config`` and ``config.parse`` share terms, and an exact identifier
+(or dotted path) still matches best: ``parse_config`` and ``parseConfig`` both give
+``pars config parseconfig``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import unicodedata
 from collections.abc import Callable
 
 #: Stored with every keyword index: terms made by another version are made again.
-TERMS_VERSION = "1"
+TERMS_VERSION = "2"
 
 #: Lucene's English stopword list (the one bm25s and the baselines use): dropped on both sides.
 STOPWORDS = frozenset(
@@ -29,6 +34,12 @@ _CJK = re.compile(
     "[\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+"
 )
+
+
+# An ASCII identifier or dotted path (not part of a longer word), case kept for camelCase.
+_IDENTIFIER = re.compile(r"(?<!\w)[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?!\w)")
+# Inside a word: lower/digit then upper (parseConfig), or an acronym's end (HTTPServer).
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def _script(ch: str) -> str:
@@ -72,7 +83,40 @@ def is_cjk(term: str) -> bool:
 
 
 def terms(text: str, *, stem: bool = True) -> list[str]:
-    """The keyword terms of ``text`` in order (stopwords and one-letter words dropped)."""
+    """The keyword terms of ``text`` (stopwords and one-letter words dropped): its words in
+    order, then the extra terms of its compound identifiers (:func:`identifier_terms`)."""
+    out = _words(text, stem)
+    for m in _IDENTIFIER.finditer(text):
+        token = m.group()
+        if "_" in token.strip("_") or "." in token or _CAMEL.search(token):
+            out.extend(identifier_terms(token, stem))
+    return out
+
+
+def identifier_terms(token: str, stem: bool = True) -> list[str]:
+    """What a compound identifier adds to its plain words: the parts of its camelCase
+    words (``parseConfig`` is one word otherwise), each snake_case name whole, and a
+    dotted path whole (``os.path.join`` → ``ospathjoin``). A whole name is made like a
+    camelCase word, so ``parse_config`` and ``parseConfig`` give the same term."""
+    out: list[str] = []
+    segments = []
+    for segment in token.split("."):
+        words = [w for w in segment.split("_") if w]
+        parts = [p for w in words for p in _CAMEL.split(w)]
+        for w in words:
+            pieces = _CAMEL.split(w)
+            if len(pieces) > 1:
+                out.extend(t for p in pieces for t in _word_terms(p.lower(), stem))
+        if len(words) > 1:
+            out.extend(_word_terms("".join(parts).lower(), stem))
+        if len(segment.strip("_")) > 1:
+            segments.append("".join(parts).lower())
+    if len(segments) > 1:
+        out.extend(_word_terms("".join(segments), stem))
+    return out
+
+
+def _words(text: str, stem: bool) -> list[str]:
     out: list[str] = []
     for word in _WORD.findall(_fold(text)):
         if not word.isascii() and _CJK.search(word):

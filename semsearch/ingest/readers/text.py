@@ -97,10 +97,20 @@ class TextReader(Reader):
 
 
 class CodeReader(Reader):
-    """Source code: chunked at top-level definitions and blank-line blocks (see chunk.py)."""
+    """Source code: one section per definition (see ingest/code.py), chunked from
+    blank-line blocks inside it (see chunk.py)."""
 
     kind = "code"
     suffixes = CODE_SUFFIXES
 
     def read(self, data: bytes, name: str) -> Extracted:
-        return Extracted(decode(data), self.kind, title=name)
+        from ..code import MAX_DEFINITIONS, definition_sections
+
+        text = decode(data)
+        outline = definition_sections(text, name)
+        cut = (
+            (f"more than {MAX_DEFINITIONS} definitions: the rest are chunked without names",)
+            if outline.cut
+            else ()
+        )
+        return Extracted(text, self.kind, title=name, sections=outline.sections, warnings=cut)
