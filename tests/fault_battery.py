@@ -303,7 +303,7 @@ KINDS = ("truncate", "empty", "flip", "text", "zero", "delete", "dir", "symlink"
 
 
 def run_corrupt(work: Path, rng: random.Random, tally: Tally, *, large: bool) -> None:
-    import semsearch.build.builder as builder
+    import semsearch.indexing.builder as builder
     import semsearch.store.manifest as manifest
 
     saved = manifest.VERIFY_ON_LOAD_BYTES, builder.VERIFY_ON_LOAD_BYTES

@@ -18,9 +18,9 @@ import semsearch.api.index as api_index
 import semsearch.api.operations as operations
 import semsearch.watch.delta as delta_module
 from semsearch import SemanticIndex, index_paths
-from semsearch.build import Changes
-from semsearch.build.plan import make_plan
 from semsearch.cli import main
+from semsearch.indexing import Changes
+from semsearch.indexing.plan import make_plan
 from semsearch.ingest.discover import discover
 from semsearch.store import IndexDir
 from semsearch.watch import check

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import semsearch.build.merge as merge
+import semsearch.indexing.merge as merge
 import semsearch.store.layout as layout
 from semsearch import SemanticIndex
-from semsearch.build.merge import choose_merges
+from semsearch.indexing.merge import choose_merges
 from semsearch.store import IndexDir
 from semsearch.store.manifest import segment_refs
 
@@ -256,7 +256,7 @@ def test_a_numpy_index_stays_numpy_through_upsert_and_refresh(tmp_path: Path) ->
     """Regression: ``update``, ``watch``, ``query --refresh`` and ``load().upsert()`` used to
     resolve the backend "auto" afresh and switch an index built with numpy to faiss."""
     from semsearch import index_paths
-    from semsearch.build import LocalEngine
+    from semsearch.indexing import LocalEngine
     from semsearch.watch.delta import refresh
 
     pytest.importorskip("faiss")  # without faiss, "auto" is numpy anyway: nothing to test

@@ -1,7 +1,7 @@
 """The Python API: :class:`SemanticIndex` composes chunking, embedding, the vector index
 and the chunk store; it implements none of them.
 
-Every change is written as a new on-disk generation by :mod:`semsearch.build`; an index
+Every change is written as a new on-disk generation by :mod:`semsearch.indexing`; an index
 made in Python without a path lives in a temporary directory until :meth:`save`.
 """
 
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import build as _build
 from .. import config as _config
-from ..build.settings import Requested
+from .. import indexing as _build
 from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
 from ..errors import IndexFormatError, UsageError
+from ..indexing.settings import Requested
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items

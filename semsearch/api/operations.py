@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import build as _build
 from .. import config as _config
-from ..build.settings import Requested
+from .. import indexing as _build
 from ..embed import (
     DEFAULT_MODEL,
     DEFAULT_PRECISION,
@@ -22,6 +21,7 @@ from ..embed import (
     load_embedder,
 )
 from ..errors import IndexFormatError, UsageError
+from ..indexing.settings import Requested
 from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
 from ..ingest.read import expand_items
 from ..store.embedding_cache import EmbeddingCache, encode_cached
@@ -142,7 +142,7 @@ def _make_engine(
         cache = EmbeddingCache(cfg.embedding_cache)
         return _build.LocalEngine(embedder, functools.partial(_embed, embedder, cache))
     if engine == "ray":
-        from ..build.ray import RayEngine
+        from ..indexing.ray import RayEngine
 
         model = None if embedder.name == DEFAULT_MODEL else embedder.name
         return RayEngine(

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..build import (
+from ..embed import Embedder
+from ..errors import IndexFormatError, IndexLockedError, UsageError
+from ..indexing import (
     BuildStats,
     Changes,
     ChunkParams,
@@ -31,10 +33,8 @@ from ..build import (
     Settings,
     build,
 )
-from ..build.engine import EngineCounts
-from ..build.plan import Plan, make_plan
-from ..embed import Embedder
-from ..errors import IndexFormatError, IndexLockedError, UsageError
+from ..indexing.engine import EngineCounts
+from ..indexing.plan import Plan, make_plan
 from ..ingest.discover import discover
 from ..ingest.document import Document
 from ..ingest.read import expand_items

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build import Changes, build
+from ..indexing import Changes, build
 from ..ingest.read import file_stat
 from ..store.layout import IndexDir
 from .delta import LazyEngine, MakeEngine, Refresh, settings_of
