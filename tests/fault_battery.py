@@ -696,6 +696,41 @@ def run_hostile(work: Path, tally: Tally, *, limit_mb: int = 1024, scale: float 
     if wanted - docs:
         tally.fail(f"hostile: missing from the index: {sorted(wanted - docs)}")
     print(f"  hostile: indexed {len(docs)} documents, {stats.skipped} skipped", flush=True)
+    run_hostile_tree(work / "tree", tally)
+
+
+def run_hostile_tree(work: Path, tally: Tally) -> None:
+    """A folder attacked through its names and rules: ignore lines git accepts but no regex
+    compiles, a file name that is not UTF-8, a link to a secret outside the folder, a binary
+    file. The good files are indexed, the secret is not, and an unchanged second run
+    publishes nothing (the skipped files are remembered)."""
+    from semsearch.api import list_sources
+
+    folder, outside = work / "docs", work / "outside"
+    corpus(folder, 3, "tree")
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "id_rsa").write_text("PRIVATE KEY do not index")
+    (folder / "leak.txt").symlink_to(outside / "id_rsa")
+    (folder / ".gitignore").write_text("[z-a]\nfoo\\\n\\\n!\n*.tmp\n")
+    (folder / "scratch.tmp").write_text("ignored by the good line")
+    os.close(os.open(os.fsencode(folder) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+    (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    idx = work / "idx"
+    tally.checks += 3
+    try:
+        index_paths([folder], idx, embedder=FakeEmbedder(), chunk_tokens=50)
+    except SemsearchError as exc:
+        tally.fail(f"hostile tree: the build stopped: {exc}")
+        return
+    names = {Path(s.source).name for s in list_sources(idx)}
+    good = {p.name for p in folder.glob("doc*.txt")}
+    if good - names or names & {"leak.txt", "scratch.tmp"}:
+        tally.fail(f"hostile tree: indexed {sorted(names)}")
+    before = (idx / "CURRENT").read_bytes()
+    index_paths([folder], idx, embedder=FakeEmbedder(), chunk_tokens=50)
+    if (idx / "CURRENT").read_bytes() != before:
+        tally.fail("hostile tree: an unchanged second run published a new generation")
+    print(f"  hostile tree: indexed {sorted(names)}", flush=True)
 
 
 # --- driver -----------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from .base import DEFAULT_PRECISION, PRECISIONS, Embedder, Kind, normalize
 from .load import check_recorded_model, load_embedder
-from .models import DEFAULT_MODEL, resolve_model
+from .models import DEFAULT_MODEL, STATIC_MODEL, resolve_model
 from .sbert import SentenceTransformerEmbedder
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_PRECISION",
     "PRECISIONS",
+    "STATIC_MODEL",
     "Embedder",
     "Kind",
     "SentenceTransformerEmbedder",

@@ -1,4 +1,5 @@
-"""Choosing an embedder: ONNX Runtime when it can be used ("auto"), sentence-transformers else."""
+"""Choosing an embedder: ONNX Runtime when it can be used ("auto"), sentence-transformers else;
+``static`` for the static model distilled from the bundled one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from .. import config
 from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from .base import DEFAULT_PRECISION, Embedder, check_precision
+from .models import STATIC_MODEL, STATIC_TEACHER, max_tokens_from_config, resolve_model
 from .sbert import SentenceTransformerEmbedder
 
 log = logging.getLogger("semsearch")
@@ -51,6 +53,8 @@ def check_recorded_model(model: str, where: object) -> None:
 @lru_cache(maxsize=8)
 def _load(model: str | None, precision: str, runtime: str, model_cache: Path) -> Embedder:
     check_precision(precision)
+    if model == STATIC_MODEL:
+        return _load_static(model_cache)
     if runtime not in config.RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}: choose one of {', '.join(config.RUNTIMES)}")
     if runtime == "torch":
@@ -68,9 +72,19 @@ def _load(model: str | None, precision: str, runtime: str, model_cache: Path) ->
         return SentenceTransformerEmbedder(model)
 
 
+def _load_static(model_cache: Path) -> Embedder:
+    """The static model, whatever the runtime and precision: they choose how a transformer
+    runs, and the static model has none. Distilled from its teacher on first use."""
+    from .static import StaticEmbedder
+    from .static_distill import ensure_static
+
+    identity, location = resolve_model(STATIC_TEACHER)
+    max_tokens = max_tokens_from_config(Path(location)) or Embedder.max_tokens
+    return StaticEmbedder(ensure_static(identity, location, model_cache, max_tokens=max_tokens))
+
+
 def _announce_first_export(model: str | None, precision: str, model_cache: Path) -> None:
     """The one-time export and quantisation take seconds with nothing to show: say so."""
-    from .models import resolve_model
     from .onnx_export import MODEL_FILE, onnx_model_dir
 
     try:

@@ -11,10 +11,14 @@ from ..errors import ModelError
 from ..util import first_line, read_json_object
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+#: The static model (:mod:`.static`), distilled on first use from ``STATIC_TEACHER``.
+STATIC_MODEL = "static"
+STATIC_TEACHER = DEFAULT_MODEL
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
 #: Models semsearch loads because an index's manifest names them; any other model (a
-#: local directory, a hub name) is loaded only when the user names it.
-KNOWN_MODELS = frozenset(_DEFAULT_ALIASES)
+#: local directory, a hub name) is loaded only when the user names it. The static model is
+#: made here from the bundled one, so it is as safe to load.
+KNOWN_MODELS = frozenset({*_DEFAULT_ALIASES, STATIC_MODEL})
 
 
 def resolve_model(model: str | None) -> tuple[str, str]:
@@ -60,6 +64,14 @@ def _hub_snapshot(name: str) -> str:
         f"cannot load model {name!r}: not in the local Hugging Face cache and not downloadable "
         f"({reason[:160]})"
     )
+
+
+def max_tokens_from_config(location: Path) -> int | None:
+    """The longest input a sentence-transformers model reads, without special tokens."""
+    config = read_json_object(location / "sentence_bert_config.json")
+    if config is not None and "max_seq_length" in config:
+        return int(config["max_seq_length"]) - 2
+    return None
 
 
 def dim_from_config(location: Path) -> int | None:

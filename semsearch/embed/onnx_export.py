@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,55 +58,73 @@ def import_onnxruntime() -> Any:
 # --------------------------------------------------------------------------- cache layout
 
 
+def model_cache_dir(identity: str, cache: Path) -> Path:
+    """The folder under ``cache`` for everything made from model ``identity``: its ONNX
+    exports and the static model distilled from it."""
+    tail = identity.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tail).strip("._")[:48] or "model"
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return cache / f"{safe}-{digest}"
+
+
 def onnx_model_dir(identity: str, precision: str, cache: Path) -> Path:
     """Where the export of ``identity`` at ``precision`` lives under ``cache`` (it may not
     exist yet)."""
     check_precision(precision)
-    tail = identity.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tail).strip("._")[:48] or "model"
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return cache / f"{safe}-{digest}" / precision
+    return model_cache_dir(identity, cache) / precision
 
 
 def ensure_onnx(identity: str, location: str, precision: str, cache: Path) -> Path:
-    """Return the cached export of a model, exporting it first if missing or stale.
-
-    A file lock makes concurrent first runs export once; the others wait and reuse it.
-    """
+    """Return the cached export of a model, exporting it first if missing or stale."""
     out = onnx_model_dir(identity, precision, cache)
-    fingerprint = _fingerprint(location)
-    if _is_current(out, identity, fingerprint):
+    stamp = fingerprint(location)
+
+    def make() -> None:
+        if precision == "int8":  # quantised from the fp32 export, made first if needed
+            fp32 = onnx_model_dir(identity, "fp32", cache)
+            if not _is_current(fp32, identity, stamp):
+                export_onnx(location, fp32, "fp32", identity=identity)
+            _quantize_dir(fp32, out)
+        else:
+            export_onnx(location, out, "fp32", identity=identity)
+
+    return ensure_cached(out, lambda: _is_current(out, identity, stamp), make, "ONNX model")
+
+
+def ensure_cached(
+    out: Path, current: Callable[[], bool], make: Callable[[], None], what: str
+) -> Path:
+    """``out`` once ``current()``, calling ``make()`` first when it is not. A file lock makes
+    concurrent first runs make it once; the others wait and reuse it."""
+    if current():
         return out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(out.parent / ".lock"):
-            if _is_current(out, identity, fingerprint):
-                return out
-            if precision == "int8":  # quantised from the fp32 export, made first if needed
-                fp32 = onnx_model_dir(identity, "fp32", cache)
-                if not _is_current(fp32, identity, fingerprint):
-                    export_onnx(location, fp32, "fp32", identity=identity)
-                _quantize_dir(fp32, out)
-            else:
-                export_onnx(location, out, "fp32", identity=identity)
+        with file_lock(out.parent / ".lock"):
+            if not current():
+                make()
     except OSError as exc:
-        raise ModelError(f"cannot write the ONNX model cache {out}: {first_line(exc)}") from None
+        raise ModelError(f"cannot write the {what} cache {out}: {first_line(exc)}") from None
     return out
 
 
-def _is_current(out: Path, identity: str, fingerprint: str) -> bool:
-    meta = read_json_object(out / META_FILE)
+def _is_current(out: Path, identity: str, stamp: str) -> bool:
+    expect = {"format": FORMAT_VERSION, "identity": identity, "fingerprint": stamp}
+    return is_complete(out, META_FILE, expect, (MODEL_FILE, TOKENIZER_FILE))
+
+
+def is_complete(out: Path, meta_file: str, expect: dict[str, Any], files: tuple[str, ...]) -> bool:
+    """Whether the cached model in ``out`` is whole (its meta, written last, exists) and was
+    made from what ``expect`` says (format version, source model, its fingerprint)."""
+    meta = read_json_object(out / meta_file)
     return (
         meta is not None
-        and meta.get("format") == FORMAT_VERSION
-        and meta.get("identity") == identity
-        and meta.get("fingerprint") == fingerprint
-        and (out / MODEL_FILE).is_file()
-        and (out / TOKENIZER_FILE).is_file()
+        and all(meta.get(key) == value for key, value in expect.items())
+        and all((out / name).is_file() for name in files)
     )
 
 
-def _fingerprint(location: str | Path) -> str:
+def fingerprint(location: str | Path) -> str:
     """Sizes and mtimes of the source files, so a changed local model is exported again."""
     base = Path(location)
     parts = []
@@ -118,7 +136,7 @@ def _fingerprint(location: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # no flock (Windows): exports still land atomically, maybe twice
@@ -170,7 +188,7 @@ def export_onnx(
     meta.update(
         format=FORMAT_VERSION,
         identity=ident,
-        fingerprint=_fingerprint(location),
+        fingerprint=fingerprint(location),
         precision="fp32",
     )
     if meta["max_seq_length"] is None:

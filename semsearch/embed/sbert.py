@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..util import first_line, read_json_object
+from ..util import first_line
 from .base import Embedder, Kind
-from .models import dim_from_config, resolve_model
+from .models import dim_from_config, max_tokens_from_config, resolve_model
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -21,9 +21,9 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: str | None = None, *, batch_size: int = 32) -> None:
         self.name, self.location = resolve_model(model)
         self.batch_size = batch_size
-        config = read_json_object(Path(self.location) / "sentence_bert_config.json")
-        if config is not None and "max_seq_length" in config:
-            self.max_tokens = int(config["max_seq_length"]) - 2
+        max_tokens = max_tokens_from_config(Path(self.location))
+        if max_tokens is not None:
+            self.max_tokens = max_tokens
         dim = dim_from_config(Path(self.location))
         if dim is not None:
             self.dim = dim  # known without loading torch

@@ -1,0 +1,252 @@
+"""The static model against BM25 and the transformer: quality, encode speed, indexing a tree.
+
+``python -m benchmarks.static_bench eval DIR... [--model static|default] [--modes ...]``
+    nDCG@10 per BEIR collection, as ``semsearch eval`` computes it (same cached index, a
+    document scored by its best chunk), plus what ``semsearch eval`` does not do yet: ArguAna's
+    queries are corpus documents, so a hit on the query's own id is dropped before scoring, as
+    BEIR's evaluator does (``ignore_identical_ids``). Collections without a ``test`` qrels
+    file are skipped; CoSQA is scored on ``test.tsv`` (its ``dev.tsv`` is for tuning).
+``python -m benchmarks.static_bench speed [--texts N] [--rounds R]``
+    encode throughput of the static model and the int8 transformer on the same SciFact
+    abstracts, side by side in one process: median texts/s over rounds, and their ratio.
+``python -m benchmarks.static_bench tree PATH... [--default-files N]``
+    wall time of ``semsearch index FILES --model static`` (every ``.py`` file under the paths)
+    against the default model, each in a fresh index with an empty embedding cache; the
+    default model runs on a sample of about N files (extrapolated by chunk count) when N is
+    given.
+
+Every result is printed as JSON on one line, with the CPU flags that matter for int8 GEMMs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EVAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    present = set(line.split(":", 1)[-1].split())
+    return [f for f in CPU_FLAGS if f in present]
+
+
+def _emit(record: dict[str, Any]) -> None:
+    record.setdefault("cpu_flags", cpu_flags())
+    record.setdefault("loadavg", round(os.getloadavg()[0], 2))
+    print(json.dumps(record), flush=True)
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def eval_collection(
+    root: Path, model: str | None, modes: list[str], max_queries: int | None = None
+) -> dict[str, Any]:
+    from semsearch import config
+    from semsearch.api import SemanticIndex
+    from semsearch.embed import load_embedder
+    from semsearch.evaluation.beir import load_beir
+    from semsearch.evaluation.metrics import evaluate
+    from semsearch.evaluation.run import CHUNK_DEPTH, QUERY_BATCH, _index_key
+    from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
+
+    collection = load_beir(root, "test")
+    embedder = load_embedder(model)
+    index_dir = config.load().eval_cache / _index_key(
+        collection.corpus_path, embedder, DEFAULT_CHUNK_TOKENS
+    )
+    index = SemanticIndex(embedder=embedder, chunk_tokens=DEFAULT_CHUNK_TOKENS, path=index_dir)
+    docs = list(collection.corpus())
+    started = time.perf_counter()
+    index.upsert([d.full_text for d in docs], ids=[d.id for d in docs])
+    index_s = time.perf_counter() - started
+    texts = {d.id: d.text for d in docs}
+    queries = list(collection.queries)
+    # Queries that are corpus documents (ArguAna): same id and same text. Numeric ids
+    # shared by chance (CACM, MED) do not count.
+    drop_self = sum(texts.get(q.id) == q.text for q in queries) > len(queries) // 2
+    if max_queries and len(queries) > max_queries:  # every k-th: the same sample every run
+        queries = queries[:: -(-len(queries) // max_queries)]
+    judged = {q.id: collection.qrels[q.id] for q in queries if q.id in collection.qrels}
+    scores: dict[str, float] = {}
+    for mode in modes:
+        run: dict[str, list[tuple[str, float]]] = {}
+        started = time.perf_counter()
+        for start in range(0, len(queries), QUERY_BATCH):
+            batch = queries[start : start + QUERY_BATCH]
+            hits = index.search_batch([q.text for q in batch], CHUNK_DEPTH, mode=mode)  # type: ignore[arg-type]
+            for q, qhits in zip(batch, hits, strict=True):
+                best: dict[str, float] = {}
+                for h in qhits:
+                    if drop_self and h.doc_id == q.id:
+                        continue
+                    best.setdefault(h.doc_id, h.score)
+                run[q.id] = list(best.items())[:100]
+        scores[mode] = round(evaluate(judged, run, ks=(10,)).at(10).ndcg, 4)
+        scores[f"{mode}_query_s"] = round(time.perf_counter() - started, 2)
+    return {
+        "section": "eval",
+        "collection": root.name,
+        "model": embedder.name,
+        "precision": embedder.precision,
+        "documents": len(docs),
+        "queries": len(queries),
+        "queries_in_collection": len(collection.queries),
+        "self_hits_dropped": drop_self,
+        "index_s": round(index_s, 1),
+        "ndcg_at_10": scores,
+    }
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def speed(n_texts: int, rounds: int, eval_dir: Path) -> dict[str, Any]:
+    """Texts/s of each model on the same ``n_texts`` abstracts, rounds interleaved. The
+    static model is timed twice: ``static`` repeats those texts (its word memo warm, as in
+    a long build), ``static_cold`` encodes every SciFact abstract once with an empty memo."""
+    from semsearch.embed import load_embedder
+    from semsearch.evaluation.beir import read_corpus
+
+    everything = [d.full_text for d in read_corpus(eval_dir / "scifact" / "corpus.jsonl")]
+    texts = everything[:n_texts]
+    static = load_embedder("static")
+    int8 = load_embedder(None, "int8")
+    rates: dict[str, list[float]] = {"static": [], "static_cold": [], "int8": []}
+
+    def timed(name: str, run: Any, count: int) -> None:
+        started = time.perf_counter()
+        run()
+        rates[name].append(count / (time.perf_counter() - started))
+
+    def cold() -> None:
+        words = getattr(static, "_words", None)
+        if words is not None:
+            words._memo.clear()
+        for start in range(0, len(everything), 256):
+            static.encode(everything[start : start + 256])
+
+    for _ in range(rounds):  # interleaved, so load drifts hit all alike
+        timed("static", lambda: [static.encode(texts) for _ in range(20)], 20 * len(texts))
+        timed("static_cold", cold, len(everything))
+        timed("int8", lambda: int8.encode(texts), len(texts))
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    return {
+        "section": "speed",
+        "texts": len(texts),
+        "cold_texts": len(everything),
+        "rounds": rounds,
+        "texts_per_s_median": {k: round(v, 1) for k, v in median.items()},
+        "texts_per_s_all": {k: [round(x, 1) for x in v] for k, v in rates.items()},
+        "ratio_static_over_int8": round(median["static"] / median["int8"], 1),
+        "ratio_static_cold_over_int8": round(median["static_cold"] / median["int8"], 1),
+    }
+
+
+# --------------------------------------------------------------------------- a real tree
+
+
+def _index_wall(paths: list[str], model: str | None, work: Path) -> tuple[float, dict[str, Any]]:
+    """One ``semsearch index`` run in a fresh index and embedding cache; the model cache
+    (ONNX export, static model) is the user's, so no one-time preparation is timed."""
+    from semsearch import config
+
+    env = dict(os.environ)
+    env["SEMSEARCH_MODEL_CACHE"] = str(config.load().model_cache)
+    env["SEMSEARCH_CACHE"] = str(work / "cache")
+    index = work / "index"
+    cmd = [sys.executable, "-m", "semsearch", "index", *paths, "--index", str(index)]
+    if model:
+        cmd += ["--model", model]
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    info = subprocess.run(
+        [sys.executable, "-m", "semsearch", "info", "--index", str(index), "--json"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return wall, json.loads(info)
+
+
+def tree(roots: list[Path], default_files: int | None) -> dict[str, Any]:
+    """Index the ``.py`` files under ``roots`` with each model. The subset for the default
+    model is every k-th file, so it samples the whole tree rather than its first folder."""
+    files = sorted(str(p) for root in roots for p in root.rglob("*.py") if p.is_file())
+    out: dict[str, Any] = {"section": "tree", "roots": [str(r) for r in roots], "files": len(files)}
+    with tempfile.TemporaryDirectory(prefix="static-bench-") as tmp:
+        static_s, info = _index_wall(files, "static", Path(tmp) / "static")
+        out["static"] = {"wall_s": round(static_s, 1), "chunks": info.get("chunks")}
+        out["static"]["chunks_per_s"] = round((info.get("chunks") or 0) / static_s, 1)
+        step = max(1, len(files) // default_files) if default_files else 1
+        subset = files[::step]
+        default_s, dinfo = _index_wall(subset, None, Path(tmp) / "default")
+        entry: dict[str, Any] = {"wall_s": round(default_s, 1), "chunks": dinfo.get("chunks")}
+        # Extrapolating the whole wall time (start-up included) slightly overstates the
+        # default model's time; chunks per second is the fairer comparison.
+        entry["chunks_per_s"] = round((dinfo.get("chunks") or 0) / default_s, 1)
+        if default_files:
+            scale = (info.get("chunks") or 0) / max(1, dinfo.get("chunks") or 1)
+            entry.update(files=len(subset), extrapolated_wall_s=round(default_s * scale, 1))
+        out["default"] = entry
+        full_default = entry.get("extrapolated_wall_s", entry["wall_s"])
+        out["ratio_default_over_static"] = round(full_default / static_s, 1)
+    return out
+
+
+def fuse_alpha() -> float:
+    from semsearch.search import fuse
+
+    return float((fuse.blend.__defaults__ or (fuse.ALPHA,))[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser("eval")
+    ev.add_argument("dirs", nargs="*", type=Path)
+    ev.add_argument("--model", default="static", help="static, or 'default' for the transformer")
+    ev.add_argument("--modes", default="dense,keyword,hybrid")
+    ev.add_argument("--max-queries", type=int, default=None, help="score a sample of queries")
+    ev.add_argument("--alpha", type=float, default=None, help="experiment: hybrid dense weight")
+    sp = sub.add_parser("speed")
+    sp.add_argument("--texts", type=int, default=400)
+    sp.add_argument("--rounds", type=int, default=5)
+    sp.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
+    tr = sub.add_parser("tree")
+    tr.add_argument("roots", nargs="+", type=Path)
+    tr.add_argument("--default-files", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.cmd == "eval":
+        dirs = args.dirs or sorted(p for p in EVAL_DIR.iterdir() if p.is_dir())
+        model = None if args.model == "default" else args.model
+        if args.alpha is not None:  # what-if only: the library's weight is search.fuse.ALPHA
+            from semsearch.search import fuse
+
+            fuse.blend.__defaults__ = (args.alpha,)
+        for d in dirs:
+            record = eval_collection(d, model, args.modes.split(","), args.max_queries)
+            _emit({**record, "alpha": fuse_alpha()})
+    elif args.cmd == "speed":
+        _emit(speed(args.texts, args.rounds, args.eval_dir))
+    else:
+        _emit(tree(args.roots, args.default_files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
