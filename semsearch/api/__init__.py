@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         index_info,
         index_paths,
         list_sources,
+        optimize_index,
         refresh_index,
         remove_documents,
         sample_index_dir,
@@ -32,7 +33,7 @@ _WHERE = {
     **dict.fromkeys(
         (
             "SourceStatus", "default_index_dir", "ensure_sample_index", "index_info",
-            "index_paths", "list_sources", "refresh_index", "remove_documents",
+            "index_paths", "list_sources", "optimize_index", "refresh_index", "remove_documents",
             "sample_index_dir",
         ),
         ".operations",
@@ -54,6 +55,7 @@ __all__ = [
     "index_info",
     "index_paths",
     "list_sources",
+    "optimize_index",
     "refresh_index",
     "remove_documents",
     "sample_index_dir",

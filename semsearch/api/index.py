@@ -1,7 +1,7 @@
 """The Python API: :class:`SemanticIndex` composes chunking, embedding, the vector index
 and the chunk store; it implements none of them.
 
-Every change is written as a new on-disk generation by :mod:`semsearch.build`; an index
+Every change is written as a new on-disk generation by :mod:`semsearch.indexing`; an index
 made in Python without a path lives in a temporary directory until :meth:`save`.
 """
 
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import build as _build
 from .. import config as _config
-from ..build.settings import Requested
+from .. import indexing as _build
 from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
 from ..errors import IndexFormatError, UsageError
+from ..indexing.settings import Requested
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
@@ -233,6 +233,10 @@ class SemanticIndex:
         """Chunk and embed every document again under this object's settings (after changing
         model, precision or chunking); nothing indexed is dropped."""
         return self._apply(_build.Changes(rebuild=True), progress)
+
+    def optimize(self) -> _build.BuildStats:
+        """Merge every segment into one, dropping deleted rows (searches answer the same)."""
+        return self._apply(_build.Changes(compact=True))
 
     def delete(self, ids: Iterable[str], *, glob: bool = False) -> int:
         """Remove documents by id or source path; returns how many were removed. Each name

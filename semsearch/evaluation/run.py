@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .. import config
 from ..api import SemanticIndex
-from ..build import Progress
 from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
+from ..indexing import Progress
 from ..ingest.chunk import DEFAULT_CHUNK_TOKENS
 from ..search import MODES, Mode
 from ..util import file_digest

@@ -13,10 +13,8 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..store import fts
-from ..store.chunkstore import ChunkStore
-from ..store.fts import KeywordIndex
-from ..store.where import where_sql
+from ..index.segmented import SegmentedVectors
+from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
@@ -27,7 +25,7 @@ from .fuse import (
     order,
 )
 from .group import Candidate, as_arrays, group_by_document
-from .keyword import KeywordHits, complete, keyword_hits
+from .keyword import KeywordHits, keyword_hits
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
 
@@ -71,8 +69,8 @@ def retrieve(
     *,
     embedder: Embedder,
     index: VectorIndex,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
 ) -> list[Ranked]:
     """Rank rows for each query according to ``opts`` (checked by the caller)."""
     subset = store.rows_where(opts.where) if opts.where else None
@@ -88,13 +86,11 @@ def retrieve(
         ranked = [Ranked(rows, cos, cosine=cos, dense_part=cos) for rows, cos in dense]
     else:
         kw = store.keyword_index()
-        clauses, args = where_sql(opts.where or {})
-        found = [keyword_hits(kw, q, depth, clauses, args) for q in queries]
-        hits = [h for h, _ in found]
+        hits = [keyword_hits(kw, q, depth, subset) for q in queries]
         if opts.mode == "keyword":
-            ranked = [_keyword_ranked(h, docs) for h, docs in found]
+            ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
+            ranked = _hybrid(qvecs, dense, hits, kw, index, vectors, depth, subset)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
@@ -109,10 +105,11 @@ def _dense(
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
-def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
-    """Chunks by keyword evidence (their document's BM25 and their own); the score is the
-    keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
-    evidence = h.evidence(h.rows, docs)
+def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
+    """Chunks by keyword evidence (their document's BM25, if among the best documents, and
+    their own); the score is the keyword part of :mod:`.fuse`, a fraction of the most BM25
+    can give the query."""
+    evidence = h.evidence(h.rows, docs, every_doc=False)
     pos = order(h.rows, evidence)
     scores = keyword_part(evidence[pos], h.full_evidence).astype(np.float32)
     return Ranked(h.rows[pos], scores, bm25=evidence[pos], keyword_part=scores)
@@ -122,10 +119,9 @@ def _hybrid(
     qvecs: np.ndarray,
     dense: list[tuple[np.ndarray, np.ndarray]],
     hits: list[KeywordHits],
-    kw: KeywordIndex,
+    kw: SegmentedKeyword,
     index: VectorIndex,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    vectors: SegmentedVectors,
     depth: int,
     subset: np.ndarray | None,
 ) -> list[Ranked]:
@@ -135,8 +131,7 @@ def _hybrid(
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
         rows = np.union1d(dense[n][0], h.rows)
-        docs = fts.doc_ids_of(store.conn, rows)
-        hits[n] = h = complete(h, kw, rows, docs)
+        docs = kw.doc_of(rows)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
         s = blend(
             dense_part(cos, _floor(dense[n][1])), keyword_part(h.evidence(rows, docs), h.full_match)
@@ -148,8 +143,7 @@ def _hybrid(
     out = []
     for n, h in enumerate(hits):
         rows = np.union1d(second[n][0], first[n])
-        docs = fts.doc_ids_of(store.conn, rows)
-        h = complete(h, kw, rows, docs)
+        docs = kw.doc_of(rows)
         vecs = np.asarray(vectors[rows], np.float32)
         evidence = h.evidence(rows, docs)
         dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
@@ -168,11 +162,11 @@ def _floor(cosines: np.ndarray) -> float:
 
 
 def _best_documents(
-    ranked_rows: np.ndarray, docs: Sequence[str], rows: np.ndarray, m: int
+    ranked_rows: np.ndarray, docs: np.ndarray, rows: np.ndarray, m: int
 ) -> np.ndarray:
     """The first ``m`` rows of ``ranked_rows`` from distinct documents."""
-    doc_of = dict(zip(rows.tolist(), docs, strict=True))
-    seen: set[str] = set()
+    doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
+    seen: set[int] = set()
     picked = []
     for r in ranked_rows.tolist():
         if doc_of[r] not in seen:
@@ -186,8 +180,8 @@ def _best_documents(
 def _shape(
     ranked: Ranked,
     opts: Options,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
     qvec: np.ndarray | None,
     query: str = "",
 ) -> Ranked:
@@ -207,7 +201,7 @@ def _shape(
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
 
 
-def _by_file(ranked: Ranked, store: ChunkStore, query: str) -> Ranked:
+def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
     """One row per document (its best chunk), scored by :mod:`.group`."""
     records = store.fetch(ranked.rows)
     candidates = [
