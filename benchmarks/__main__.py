@@ -40,7 +40,7 @@ from . import (
 #: Where runs write unless told otherwise: ignored by git, so an ad-hoc or quick run never
 #: overwrites the committed quiet-run results.
 SCRATCH = REPO / "benchmarks" / "_work" / "results"
-#: Run by default; ``--sections`` may also name "incremental" and "ray" (see DELEGATED).
+#: Run by default; ``--sections`` may also name "incremental", "ray" and "scale" (DELEGATED).
 SECTIONS = ("throughput", "index", "cold_cli", "peers")
 #: (full, quick) defaults.
 SIZES = {
@@ -133,6 +133,7 @@ DELEGATED = {
     "index": "benchmarks.index_bench",
     "incremental": "benchmarks.incremental_bench",
     "ray": "benchmarks.ray_bench",
+    "scale": "benchmarks.scale_bench",
 }
 
 

@@ -123,7 +123,7 @@ def phase_build(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             spent["extract"] += time.perf_counter() - t
 
-    import semsearch.build.engine as engine_mod
+    import semsearch.indexing.engine as engine_mod
 
     engine_mod.read_document = timed  # type: ignore[assignment]
     size = sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file())

@@ -45,9 +45,9 @@ def run(
     except ImportError:
         out["skipped"] = "ray is not installed: pip install 'semsearch[ray]'"
         return
-    from semsearch.build.engine import LocalEngine
-    from semsearch.build.ray import RayEngine
     from semsearch.embed import load_embedder
+    from semsearch.indexing.engine import LocalEngine
+    from semsearch.indexing.ray import RayEngine
 
     tmp = scratch_dir("ray")
     try:
@@ -113,7 +113,7 @@ def _build(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One full build through the real builder (wall time includes the engine's start-up);
     its figures, and the vectors it wrote."""
-    from semsearch.build import Changes, Settings, build
+    from semsearch.indexing import Changes, Settings, build
     from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
     from semsearch.ingest.discover import discover
     from semsearch.store import IndexDir

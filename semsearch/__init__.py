@@ -14,7 +14,7 @@ from ._version import __version__
 
 #: Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
-    "BuildStats": ".build",
+    "BuildStats": ".indexing",
     "Chunk": ".ingest",
     "ChunkContext": ".api",
     "DocumentView": ".api",
@@ -79,7 +79,6 @@ if TYPE_CHECKING:
         default_index_dir,
         index_paths,
     )
-    from .build import BuildStats
     from .embed import Embedder, SentenceTransformerEmbedder, load_embedder
     from .errors import (
         IndexFormatError,
@@ -90,6 +89,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .index import FaissIndex, NumpyIndex, SearchResult, VectorIndex
+    from .indexing import BuildStats
     from .ingest import Chunk, chunk_text
 
 

@@ -4,9 +4,10 @@
 
 Parts (all by default):
 
-* ``kill``     SIGKILL at random points of ``index``, ``update`` and ``remove`` run in a
-               subprocess; afterwards the index must answer exactly as before the operation
-               or exactly as after it (an uninterrupted run on a copy gives "after").
+* ``kill``     SIGKILL at random points of ``index``, ``update``, ``optimize`` (a merge of
+               every segment) and ``remove`` run in a subprocess; afterwards the index must
+               answer exactly as before the operation or exactly as after it (an
+               uninterrupted run on a copy gives "after"); a merge never changes answers.
 * ``diskfull`` builds into a small tmpfs (root only; else injected ENOSPC): one
                ``SemsearchError`` line, and the old index answers as before.
 * ``corrupt``  truncate, flip, zero, delete, replace with a directory or a symlink: CURRENT,
@@ -106,6 +107,8 @@ _OP = textwrap.dedent(
     op, idx, arg = sys.argv[1:4]
     if op == "remove":
         SemanticIndex.load(idx, embedder=FakeEmbedder()).delete([arg], glob=True)
+    elif op == "optimize":
+        SemanticIndex.load(idx, embedder=FakeEmbedder()).optimize()
     else:
         index_paths([arg], idx, embedder=FakeEmbedder(), chunk_tokens=20)
     """
@@ -121,7 +124,7 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
     index_paths([docs], idx, embedder=FakeEmbedder(), chunk_tokens=20)
     n_extra = 0
     for r in range(rounds):
-        op = ["index", "update", "remove"][r % 3]
+        op = ["index", "update", "optimize", "remove"][r % 4]
         if op == "index":  # a new folder of documents
             corpus(extra, 300, f"new{r}", start=n_extra)
             n_extra += 300
@@ -131,8 +134,15 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
                 p.write_text(p.read_text() + f" Edited in round {r}.")
             corpus(docs, 20, f"round{r}", start=1000 + 20 * r)
             arg = str(docs)
-        else:
+        elif op == "remove":
             arg = str(docs / f"doc00{r % 6}*")
+        else:  # merge every segment (the update before left at least two)
+            arg = ""
+            segments = len(
+                json.loads((IndexDir(idx).current() / "manifest.json").read_text())["segments"]
+            )
+            if segments < 2:
+                tally.fail(f"optimize round {r}: only {segments} segment to merge")
         before = answer(idx)
         ref = work / "ref"
         shutil.rmtree(ref, ignore_errors=True)
@@ -158,6 +168,8 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
                 tally.fail(f"kill {op} at {delay:.2f}s: verify: {problems}")
             if now != before and now != after:
                 tally.fail(f"kill {op} at {delay:.2f}s: answers neither as before nor after")
+            if op == "optimize" and now != before:
+                tally.fail(f"kill optimize at {delay:.2f}s: a merge changed the answers")
             if now == after:
                 break  # the operation was published; the next kills would be no-ops
         # Finish the operation (unless a killed run already published it), so the next
@@ -291,7 +303,7 @@ KINDS = ("truncate", "empty", "flip", "text", "zero", "delete", "dir", "symlink"
 
 
 def run_corrupt(work: Path, rng: random.Random, tally: Tally, *, large: bool) -> None:
-    import semsearch.build.builder as builder
+    import semsearch.indexing.builder as builder
     import semsearch.store.manifest as manifest
 
     saved = manifest.VERIFY_ON_LOAD_BYTES, builder.VERIFY_ON_LOAD_BYTES
@@ -684,6 +696,41 @@ def run_hostile(work: Path, tally: Tally, *, limit_mb: int = 1024, scale: float 
     if wanted - docs:
         tally.fail(f"hostile: missing from the index: {sorted(wanted - docs)}")
     print(f"  hostile: indexed {len(docs)} documents, {stats.skipped} skipped", flush=True)
+    run_hostile_tree(work / "tree", tally)
+
+
+def run_hostile_tree(work: Path, tally: Tally) -> None:
+    """A folder attacked through its names and rules: ignore lines git accepts but no regex
+    compiles, a file name that is not UTF-8, a link to a secret outside the folder, a binary
+    file. The good files are indexed, the secret is not, and an unchanged second run
+    publishes nothing (the skipped files are remembered)."""
+    from semsearch.api import list_sources
+
+    folder, outside = work / "docs", work / "outside"
+    corpus(folder, 3, "tree")
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "id_rsa").write_text("PRIVATE KEY do not index")
+    (folder / "leak.txt").symlink_to(outside / "id_rsa")
+    (folder / ".gitignore").write_text("[z-a]\nfoo\\\n\\\n!\n*.tmp\n")
+    (folder / "scratch.tmp").write_text("ignored by the good line")
+    os.close(os.open(os.fsencode(folder) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+    (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    idx = work / "idx"
+    tally.checks += 3
+    try:
+        index_paths([folder], idx, embedder=FakeEmbedder(), chunk_tokens=50)
+    except SemsearchError as exc:
+        tally.fail(f"hostile tree: the build stopped: {exc}")
+        return
+    names = {Path(s.source).name for s in list_sources(idx)}
+    good = {p.name for p in folder.glob("doc*.txt")}
+    if good - names or names & {"leak.txt", "scratch.tmp"}:
+        tally.fail(f"hostile tree: indexed {sorted(names)}")
+    before = (idx / "CURRENT").read_bytes()
+    index_paths([folder], idx, embedder=FakeEmbedder(), chunk_tokens=50)
+    if (idx / "CURRENT").read_bytes() != before:
+        tally.fail("hostile tree: an unchanged second run published a new generation")
+    print(f"  hostile tree: indexed {sorted(names)}", flush=True)
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -725,7 +772,9 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fault_battery", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=6, help="kill rounds (index/update/remove)")
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="kill rounds (index/update/optimize/remove)"
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the race")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--only", choices=["kill", "diskfull", "corrupt", "race", "hostile"])

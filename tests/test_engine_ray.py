@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 
 from semsearch.api import SemanticIndex
-from semsearch.build import BuildStats, Changes, Settings, build
-from semsearch.build.engine import ChunkParams, Engine, Item, LocalEngine
-from semsearch.build.ray import RayBuildError, RayEngine, ShardWorker, _describe
 from semsearch.embed import Embedder, load_embedder
 from semsearch.errors import MissingDependencyError, ModelError
+from semsearch.indexing import BuildStats, Changes, Settings, build
+from semsearch.indexing.engine import ChunkParams, Engine, Item, LocalEngine
+from semsearch.indexing.ray import RayBuildError, RayEngine, ShardWorker, _describe
 from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
 from semsearch.ingest.document import documents_from_texts
 from semsearch.store import CHUNKS, VECTORS, IndexDir
@@ -316,7 +316,7 @@ def test_actors_cap_onnx_threads_to_their_cpus(
 def test_ray_log_lines_stay_out_of_the_terminal(capfd: pytest.CaptureFixture[str]) -> None:
     """Lines Ray's C++ core and loggers write to fd 2 are dropped; ours, and partial progress
     redraws, pass through; with verbose everything passes."""
-    from semsearch.build.ray import _ray_log_lines_hidden
+    from semsearch.indexing.ray import _ray_log_lines_hidden
 
     ray_c = b"[2026-11-27 21:47:57,580 E 24479 24479] core_worker.cc:2465: Actor with ...\n"
     ray_py = b"2026-11-27 21:47:20,152\tWARNING authentication_token_setup.py:85 -- Token ...\n"

@@ -18,13 +18,11 @@ import semsearch.api.index as api_index
 import semsearch.api.operations as operations
 import semsearch.watch.delta as delta_module
 from semsearch import SemanticIndex, index_paths
-from semsearch.build import Changes
-from semsearch.build.plan import make_plan
 from semsearch.cli import main
+from semsearch.indexing import Changes
+from semsearch.indexing.plan import make_plan
 from semsearch.ingest.discover import discover
 from semsearch.store import IndexDir
-from semsearch.store.chunkstore import ChunkStore
-from semsearch.store.manifest import CHUNKS
 from semsearch.watch import check
 
 from .conftest import FakeEmbedder
@@ -41,8 +39,7 @@ def _sha_file(p: Path) -> str:
 
 
 def _stored(idx: Path) -> dict[str, str]:
-    gen, _ = IndexDir(idx).manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = IndexDir(idx).open_store()
     try:
         return {d.doc_id: d.sha256 for d in store.documents()}
     finally:
@@ -102,8 +99,7 @@ def _agrees_with_brute_force(root: Path, idx: Path, ops, remember_first: bool) -
     updated = {s for s in now if s in stored and stored[s] != now[s]}
     removed = {s for s in stored if s not in now}
 
-    gen, _ = IndexDir(idx).manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = IndexDir(idx).open_store()
     docs = {d.doc_id: d for d in store.documents()}
     store.close()
     plan = make_plan(Changes(items=discover([root]), roots=[root]), docs)

@@ -276,8 +276,8 @@ _BARE_HTML = (
 def test_a_heading_with_no_body_joins_the_section_after_it(
     tmp_path: Path, name: str, page: str
 ) -> None:
-    from semsearch.build.engine import chunk_rows
-    from semsearch.build.settings import ChunkParams
+    from semsearch.indexing.engine import chunk_rows
+    from semsearch.indexing.settings import ChunkParams
     from semsearch.ingest.readers import HEADING_SEP
 
     from .conftest import FakeEmbedder

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from semsearch import SemanticIndex
 from semsearch.search.keyword import edit_distance
-from semsearch.store.fts import KeywordIndex
+from semsearch.store.chunkstore import ChunkStore
+from semsearch.store.manifest import SegmentRef
+from semsearch.store.postings import CHUNK
+from semsearch.store.segments import Segment, SegmentedStore
 from semsearch.store.tokenize import terms
 
 from .conftest import FakeEmbedder
@@ -125,20 +129,42 @@ def test_keyword_index_follows_updates_and_deletes(tmp_path) -> None:
     assert kw.document_frequencies(["vanilla", "nutmeg", "subsidi"]) == {"vanilla": 1}
 
 
-def test_a_store_from_before_terms_is_still_searched() -> None:
-    conn = sqlite3.connect(":memory:")
+def test_a_store_from_before_terms_is_still_searched(tmp_path: Path) -> None:
+    """A segment written before terms and postings existed (porter FTS5 over the text) is
+    analyzed again when opened, in memory, and searched like any other."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
     conn.executescript(
-        "CREATE TABLE documents (doc_id TEXT PRIMARY KEY);"
-        "CREATE TABLE chunks (row INTEGER PRIMARY KEY, doc_id TEXT, text TEXT);"
+        "CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT, sha256 TEXT,"
+        " n_chunks INTEGER, meta TEXT);"
+        "CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id INTEGER, doc_id TEXT,"
+        ' ordinal INTEGER, start INTEGER, "end" INTEGER, line_start INTEGER,'
+        " line_end INTEGER, text TEXT);"
         "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='row',"
         " tokenize='porter unicode61');"
-        "INSERT INTO documents VALUES ('a'), ('b');"
-        "INSERT INTO chunks VALUES (0, 'a', 'Running shoes for trail runners'),"
-        " (1, 'b', 'Apple pie');"
+        "INSERT INTO documents VALUES ('a', 'a', '', 1, NULL), ('b', 'b', '', 1, NULL);"
+        "INSERT INTO chunks VALUES (0, 0, 'a', 0, 0, 31, 1, 1, 'Running shoes for trail runners'),"
+        " (1, 1, 'b', 0, 0, 9, 1, 1, 'Apple pie');"
         "INSERT INTO chunks_fts(rowid, text) SELECT row, text FROM chunks;"
     )
-    kw = KeywordIndex(conn)
-    assert kw.legacy and not kw.current
-    rows, scores, docs = kw.chunks(kw.query_terms("run shoe"), 5)
-    assert rows.tolist() == [0] and docs == ["a"] and scores[0] > 0
+    conn.commit()
+    conn.close()
+    ref = SegmentRef("gen-000001", 2, {})
+    store = SegmentedStore([Segment(ref, tmp_path, 0, ChunkStore.open_readonly(path))])
+    kw = store.keyword_index()
+    assert not kw.current and kw.n_docs == 2
+    found = kw.score(kw.query_terms("run shoe"), CHUNK)
+    assert found.ids.tolist() == [0] and found.scores[0] > 0
     assert kw.full_match(kw.query_terms("run shoe")) > 0
+
+
+def test_edit_distances_at_once_equal_one_at_a_time() -> None:
+    from semsearch.search.keyword import edit_distances
+
+    rng = np.random.default_rng(4)
+    words = ["".join(rng.choice(list("abcde"), size=rng.integers(1, 9))) for _ in range(400)]
+    for a in ["abcd", "ba", "eeeedd", "acbde", "a"]:
+        for limit in (1, 2):
+            got = edit_distances(a, words, limit)
+            want = [min(edit_distance(a, w, limit), limit + 1) for w in words]
+            assert [min(g, limit + 1) for g in got.tolist()] == want

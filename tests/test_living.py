@@ -33,7 +33,7 @@ def _write_corpus(root: Path, n: int, salt: str = "") -> None:
 
 def _chunk_ids(index: SemanticIndex) -> dict[tuple[str, int], int]:
     store = index._view.store  # white-box: ids per (doc, ordinal)
-    records = store.fetch(range(len(index)))
+    records = store.fetch(range(store.rows))  # dead rows (tombstones) are not returned
     return {(r.doc_id, r.ordinal): r.chunk_id for r in records.values()}
 
 

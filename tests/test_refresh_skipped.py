@@ -9,8 +9,6 @@ from pathlib import Path
 from semsearch import index_paths
 from semsearch.api.operations import refresh_index
 from semsearch.store import IndexDir
-from semsearch.store.chunkstore import ChunkStore
-from semsearch.store.manifest import CHUNKS
 from semsearch.watch import check
 
 from .conftest import FakeEmbedder
@@ -51,8 +49,7 @@ def test_skipped_file_remembered_with_stat_and_reason(tmp_path: Path, fake: Fake
     root, idx = tmp_path / "docs", tmp_path / "idx"
     _tree(root)
     index_paths([root], idx, embedder=fake)
-    gen, _ = IndexDir(idx).manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = IndexDir(idx).open_store()  # kept with the generation (skipped.json)
     try:
         skipped = store.skipped_files()
     finally:

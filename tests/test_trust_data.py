@@ -120,7 +120,7 @@ def test_case2_damaged_faiss_is_rebuilt_and_no_document_is_dropped(tmp_path: Pat
 def test_case3_large_vectors_verified_before_rows_are_carried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.build.builder as builder
+    import semsearch.indexing.builder as builder
     import semsearch.store.manifest as manifest
 
     # Make every file "large" (checksummed only on --verify and before carrying rows).

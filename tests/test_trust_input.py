@@ -177,7 +177,7 @@ def _damage_sqlite(path: Path) -> None:
 def test_damaged_large_chunk_database_is_one_line(
     capsys: pytest.CaptureFixture[str], ix: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.build.builder as builder
+    import semsearch.indexing.builder as builder
     import semsearch.store.manifest as manifest
 
     monkeypatch.setattr(manifest, "VERIFY_ON_LOAD_BYTES", 0)  # as if it were over 32 MiB
@@ -357,7 +357,7 @@ def test_ctrl_c_in_process_is_one_line_and_130(
     def interrupt(*_a: object, **_k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(SemanticIndex, "search", interrupt)
+    monkeypatch.setattr(SemanticIndex, "search_with", interrupt)
     assert one_line(capsys, ["query", "trade", "--index", str(built)], 130) == (
         "semsearch: interrupted"
     )

@@ -19,8 +19,6 @@ import pytest
 
 from semsearch import IndexLockedError, SemanticIndex, index_paths
 from semsearch.store import IndexDir
-from semsearch.store.chunkstore import ChunkStore
-from semsearch.store.manifest import CHUNKS
 from semsearch.watch import BatchReport, Watcher
 from semsearch.watch.watcher import MAX_PATHS
 
@@ -31,8 +29,7 @@ WAIT = 20.0  # seconds: the longest any one change may take to show
 
 def _indexed(idx: Path) -> dict[str, str]:
     """source -> content hash of the live generation, read straight from disk."""
-    gen, _ = IndexDir(idx).manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = IndexDir(idx).open_store()
     try:
         return {d.source: d.sha256 for d in store.documents()}
     finally:
@@ -239,11 +236,11 @@ def test_a_full_disk_is_one_error_and_retried(tree, monkeypatch, caplog) -> None
     real = IndexDir.publish
     fails = {"left": 1}
 
-    def publish(self, tmp, manifest):  # type: ignore[no-untyped-def]
+    def publish(self, tmp, manifest, *args, **kwargs):  # type: ignore[no-untyped-def]
         if fails["left"]:
             fails["left"] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, tmp, manifest)
+        return real(self, tmp, manifest, *args, **kwargs)
 
     monkeypatch.setattr(IndexDir, "publish", publish)
     before = _indexed(idx)

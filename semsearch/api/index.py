@@ -1,13 +1,12 @@
 """The Python API: :class:`SemanticIndex` composes chunking, embedding, the vector index
 and the chunk store; it implements none of them.
 
-Every change is written as a new on-disk generation by :mod:`semsearch.build`; an index
+Every change is written as a new on-disk generation by :mod:`semsearch.indexing`; an index
 made in Python without a path lives in a temporary directory until :meth:`save`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -15,27 +14,38 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import build as _build
 from .. import config as _config
-from ..build.settings import Requested
+from .. import indexing as _build
 from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
 from ..errors import IndexFormatError, UsageError
+from ..indexing.settings import Requested
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search import DEFAULT_MODE, Grouping, Mode, Options, Ranked, retrieve
+from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
 from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
+from ..search.retrieve import Ranked, retrieve
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, to_hit
+from .hits import (
+    ChunkContext,
+    DocumentView,
+    Hit,
+    IndexInfo,
+    Parts,
+    Passage,
+    fold_copies,
+    to_hit,
+)
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -225,6 +235,10 @@ class SemanticIndex:
         model, precision or chunking); nothing indexed is dropped."""
         return self._apply(_build.Changes(rebuild=True), progress)
 
+    def optimize(self) -> _build.BuildStats:
+        """Merge every segment into one, dropping deleted rows (searches answer the same)."""
+        return self._apply(_build.Changes(compact=True))
+
     def delete(self, ids: Iterable[str], *, glob: bool = False) -> int:
         """Remove documents by id or source path; returns how many were removed. Each name
         matches exactly (``a[1]`` is the id ``a[1]``) unless ``glob`` is True, when it is a
@@ -281,6 +295,7 @@ class SemanticIndex:
         diverse: bool = False,
         min_score: float | None = None,
         group: Grouping | None = None,
+        collapse: bool = True,
         rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
@@ -292,14 +307,15 @@ class SemanticIndex:
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
         below it. ``group="file"`` returns files instead of chunks: one hit per document
         (its best chunk, with its next best in ``Hit.more``), scored by all its chunks'
-        evidence and code-aware signals (:mod:`semsearch.search.group`). ``rerank`` (a
-        local sentence-transformers CrossEncoder directory, or a loaded :class:`Reranker`)
-        re-scores the best ``max(k, RERANK_DEPTH)`` hits; each hit's ``score`` is then the
-        cross-encoder's (``min_score`` applies before it).
+        evidence and code-aware signals (:mod:`semsearch.search.group`). ``collapse`` folds
+        copies of one passage in other files into the first hit, whose ``also_in`` names
+        them. ``rerank`` (a local sentence-transformers CrossEncoder directory, or a loaded
+        :class:`Reranker`) re-scores the best ``max(k, RERANK_DEPTH)`` hits; each hit's
+        ``score`` is then the cross-encoder's (``min_score`` applies before it).
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score, group=group, rerank=rerank,
+            min_score=min_score, group=group, collapse=collapse, rerank=rerank,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -313,35 +329,53 @@ class SemanticIndex:
         diverse: bool = False,
         min_score: float | None = None,
         group: Grouping | None = None,
+        collapse: bool = True,
         rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together (``rerank``: as
         in :meth:`search`)."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
+        opts = SearchOptions(
+            k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
+            min_score=min_score, group=group, collapse=collapse,
+        )  # fmt: skip
+        return self.search_with(queries, opts, rerank=rerank)
+
+    def search_with(
+        self,
+        queries: Sequence[str],
+        opts: SearchOptions,
+        *,
+        rerank: str | os.PathLike[str] | Reranker | None = None,
+    ) -> list[list[Hit]]:
+        """Best hits for each query by options built once (every front end's way in);
+        ``rerank`` as in :meth:`search`."""
+        if isinstance(queries, str):
+            raise UsageError("search_with takes a list of queries")
+        if rerank is not None:
+            reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
+            first = self.search_with(queries, replace(opts, k=max(opts.k, RERANK_DEPTH)))
+            return [
+                _reranked(reranker, q, hits, opts.k) for q, hits in zip(queries, first, strict=True)
+            ]
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
             check_text(q, "the query")
-        opts = Options(k, mode, where, per_source, diverse, min_score, group)
-        opts.check()
-        if rerank is not None:
-            reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
-            first = self.search_batch(
-                queries, max(k, RERANK_DEPTH), mode=mode, where=where, per_source=per_source,
-                diverse=diverse, min_score=min_score, group=group,
-            )  # fmt: skip
-            return [_reranked(reranker, q, hits, k) for q, hits in zip(queries, first, strict=True)]
         v = self._view
         if not queries:
             return []
         if v is None or v.manifest.chunks == 0:
             return [[] for _ in queries]
         self._warn_if_truncated(queries)
+        # Folding copies leaves fewer hits: rank twice as many to fill k (diverse needs not,
+        # its MMR already keeps near-duplicates apart).
+        deep = opts.k * 2 if opts.collapse and not opts.diverse else opts.k
         try:
             ranked = retrieve(
-                queries, opts, embedder=self.embedder, index=v.index, store=v.store,
-                vectors=v.vectors,
+                queries, replace(opts, k=min(deep, MAX_K)), embedder=self.embedder,
+                index=v.index, store=v.store, vectors=v.vectors,
             )  # fmt: skip
         except sqlite3.DatabaseError as exc:  # a damaged page of a large, unchecked database
             raise IndexFormatError(
@@ -361,14 +395,15 @@ class SemanticIndex:
             measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
             parts = [none if a is None else a.tolist() for a in measured]
             further = r.further if r.further is not None else [()] * len(r.rows)
-            out.append(
-                [
-                    to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
-                    for i, s, more, *p in zip(
-                        r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
-                    )
-                ]
-            )
+            hits = [
+                to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
+                for i, s, more, *p in zip(
+                    r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
+                )
+            ]
+            if opts.collapse:
+                hits = fold_copies(hits)
+            out.append(hits[: opts.k])
         return out
 
     def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
@@ -398,6 +433,11 @@ class SemanticIndex:
     def chunk(self, chunk_id: int, context: int = 1) -> ChunkContext:
         """A chunk by id with up to ``context`` chunks of its document on each side."""
         return reading.chunk(self._require_view().store, chunk_id, context)
+
+    def passages(self, doc_id: str) -> tuple[Passage, ...]:
+        """A document's chunks in order, with their lines, pages and sections: what a
+        location (``path:12``, ``path p. 3``, ``path › Section``) is looked up in."""
+        return reading.passages(self._require_view().store, doc_id)
 
     def _require_view(self) -> View:
         if self._view is None:
@@ -469,10 +509,7 @@ class SemanticIndex:
 def _reranked(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[Hit]:
     """``hits`` re-ordered by the cross-encoder, its score as each hit's, the best ``k``."""
     pos, scores = rerank_order(reranker, query, [h.text for h in hits])
-    return [
-        dataclasses.replace(hits[p], score=float(s))
-        for p, s in zip(pos[:k], scores[:k], strict=True)
-    ]
+    return [replace(hits[p], score=float(s)) for p, s in zip(pos[:k], scores[:k], strict=True)]
 
 
 def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:

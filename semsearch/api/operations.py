@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import build as _build
 from .. import config as _config
-from ..build.settings import Requested
+from .. import indexing as _build
 from ..embed import (
     DEFAULT_MODEL,
     DEFAULT_PRECISION,
@@ -22,6 +21,7 @@ from ..embed import (
     load_embedder,
 )
 from ..errors import IndexFormatError, UsageError
+from ..indexing.settings import Requested
 from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
 from ..ingest.read import expand_items
 from ..store.embedding_cache import EmbeddingCache, encode_cached
@@ -142,7 +142,7 @@ def _make_engine(
         cache = EmbeddingCache(cfg.embedding_cache)
         return _build.LocalEngine(embedder, functools.partial(_embed, embedder, cache))
     if engine == "ray":
-        from ..build.ray import RayEngine
+        from ..indexing.ray import RayEngine
 
         model = None if embedder.name == DEFAULT_MODEL else embedder.name
         return RayEngine(
@@ -240,15 +240,34 @@ def index_info(index: str | os.PathLike[str] | None = None) -> IndexInfo:
     """What the index at ``index`` holds, read from its manifest and file list: neither the
     model nor the embedding cache is touched (``semsearch info`` on a read-only cache)."""
     from ..index import resolve_backend
-    from ..store.manifest import FAISS, check_files
+    from ..store.manifest import FAISS, check_files, segment_refs
 
     index_dir = IndexDir(index if index is not None else _config.load().index_dir)
     gen, manifest = index_dir.manifest()
-    problems = [p for p in check_files(gen, manifest) if not p.startswith(FAISS)]
+    problems = [p for p in check_files(gen, manifest) if FAISS not in p.split(":", 1)[0]]
     if problems:
         raise IndexFormatError(f"index at {index_dir.path} is damaged: {problems[0]}")
-    backend = resolve_backend("auto") if (gen / FAISS).is_file() else "numpy"
+    faiss = any(FAISS in s.files for s in segment_refs(gen, manifest))
+    backend = resolve_backend("auto") if faiss else "numpy"
     return reading.describe_generation(gen, manifest, backend, index_dir.path)
+
+
+def optimize_index(index: str | os.PathLike[str] | None = None) -> _build.BuildStats:
+    """Merge every segment of the on-disk index into one, dropping deleted rows. A segment
+    whose chunk database is damaged is left out with a warning, so the intact ones make a
+    working index again (index the left-out files again to get them back)."""
+    cfg = _config.load()
+    index_dir = IndexDir(index if index is not None else cfg.index_dir)
+    from ..watch.delta import LazyEngine, settings_of
+
+    manifest = index_dir.manifest()[1]
+    engine = LazyEngine(
+        _engine_factory(cfg, index_dir.path), manifest
+    )  # model: damaged vectors only
+    try:
+        return _build.build(index_dir, _build.Changes(compact=True), engine, settings_of(manifest))
+    finally:
+        engine.close()
 
 
 def ensure_sample_index(progress: _build.Progress | None = None) -> tuple[Path, bool]:
@@ -276,12 +295,9 @@ class SourceStatus:
 
 def list_sources(index: str | os.PathLike[str] | None = None) -> list[SourceStatus]:
     """Every document of the index at ``index`` with its type, chunks, size and status."""
-    from ..store.chunkstore import ChunkStore
-    from ..store.manifest import CHUNKS
 
     cfg = _config.load()
-    gen, _ = IndexDir(index if index is not None else cfg.index_dir).manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = IndexDir(index if index is not None else cfg.index_dir).open_store()
     out = []
     try:
         for d in store.documents():

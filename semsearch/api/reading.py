@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +12,17 @@ import numpy as np
 from ..embed import Embedder
 from ..errors import UsageError
 from ..ingest.chunk import sentence_spans
-from ..store.chunkstore import ChunkStore
-from ..store.layout import IndexDir
-from ..store.manifest import MANIFEST, Manifest
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_passage
+from ..store.layout import IndexDir, generation_size
+from ..store.manifest import Manifest, SegmentRef, segment_refs
+from ..store.segments import SegmentedStore, read_skipped, read_tombstones
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage, to_passage
 from .view import View
 
-#: Neighbouring chunks a caller may ask for on each side of one chunk.
-MAX_CONTEXT = 50
+#: Neighbouring chunks a caller may ask for on each side of one chunk (every front end's cap).
+MAX_CONTEXT = 20
 
 
-def document(store: ChunkStore, doc_id: str) -> DocumentView:
+def document(store: SegmentedStore, doc_id: str) -> DocumentView:
     """A whole document, its text rebuilt from the chunks (never read from disk, so no
     parameter can make this read a file outside the index)."""
     found = store.document(str(doc_id))
@@ -32,7 +33,7 @@ def document(store: ChunkStore, doc_id: str) -> DocumentView:
     return DocumentView(d.doc_id, d.source, d.title, d.kind, text, d.n_chunks, meta)
 
 
-def chunk(store: ChunkStore, chunk_id: int, context: int) -> ChunkContext:
+def chunk(store: SegmentedStore, chunk_id: int, context: int) -> ChunkContext:
     """A chunk by id with up to ``context`` chunks of its document on each side."""
     if isinstance(chunk_id, bool) or not isinstance(chunk_id, int):
         raise UsageError(f"chunk id must be an integer, got {chunk_id!r:.40}")
@@ -51,6 +52,14 @@ def chunk(store: ChunkStore, chunk_id: int, context: int) -> ChunkContext:
     return ChunkContext(to_passage(rec), before, after)
 
 
+def passages(store: SegmentedStore, doc_id: str) -> tuple[Passage, ...]:
+    """A document's chunks in order, each with its lines, page and section."""
+    found = tuple(to_passage(r) for r in store.document_records(str(doc_id)))
+    if not found:
+        raise UsageError(f"no document {str(doc_id)[:200]!r} in the index")
+    return found
+
+
 def best_sentences(embedder: Embedder, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
     """For each hit, the span of its sentence closest to ``query``; one embedding batch."""
     spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
@@ -67,17 +76,32 @@ def best_sentences(embedder: Embedder, query: str, hits: Sequence[Hit]) -> list[
 
 
 def copy_generation(view: View, target: IndexDir) -> Path:
-    """Publish a copy of an open generation into another index directory, atomically."""
+    """Publish a copy of an open generation (its segments and tombstones) into another index
+    directory, atomically: the copied segments are named only by the last step, the swap."""
+    m = view.manifest
     with target.lock():
         target.cleanup()
-        tmp = target.new_tmp()
+        refs = segment_refs(view.gen, m)
+        renamed: dict[str, SegmentRef] = {}
+        tmp: Path | None = None
         try:
-            for f in view.gen.iterdir():
-                if f.name != MANIFEST:
-                    shutil.copyfile(f, tmp / f.name)
-            return target.publish(tmp, view.manifest)
+            for ref in refs:
+                tmp = target.new_tmp()
+                for name in ref.files:
+                    shutil.copyfile(view.gen.parent / ref.name / name, tmp / name)
+                sealed = target.add_segment(tmp, replace(m, format_version=3))
+                renamed[ref.name] = sealed._replace(documents=ref.documents, chunks=ref.chunks)
+                tmp = None
+            tombstones = {renamed[k].name: v for k, v in read_tombstones(view.gen, m).items()}
+            tmp = target.new_tmp()  # the copy's own generation only lists the segments
+            skipped = tuple(read_skipped(view.gen, m).values())
+            return target.publish(
+                tmp, replace(m, format_version=3), list(renamed.values()), tombstones,
+                skipped=skipped,
+            )  # fmt: skip
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
 
 
@@ -100,7 +124,7 @@ def describe_generation(gen: Path, m: Manifest, backend: str, path: Path | None)
         index_type=m.index_type,
         chunk_tokens=m.chunk_tokens,
         overlap=m.overlap,
-        size_bytes=sum(p.stat().st_size for p in gen.iterdir() if p.is_file()),
+        size_bytes=generation_size(gen, m),
         recall_at_10=m.recall_at_10,
         roots=tuple(m.roots),
     )

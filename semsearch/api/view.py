@@ -12,10 +12,11 @@ import numpy as np
 from ..embed import Embedder
 from ..errors import IndexFormatError
 from ..index import FaissIndex, NumpyIndex, VectorIndex, index_class
-from ..store.chunkstore import ChunkStore
+from ..index.segmented import Part, SegmentedIndex, SegmentedVectors
 from ..store.layout import IndexDir
-from ..store.manifest import CHUNKS, FAISS, VECTORS, Manifest, check_files
+from ..store.manifest import FAISS, VECTORS, Manifest, check_files
 from ..store.npy import load_vectors
+from ..store.segments import Segment, SegmentedStore
 
 log = logging.getLogger("semsearch")
 
@@ -25,15 +26,16 @@ _ATTEMPTS = 50
 
 @dataclass
 class View:
-    """One generation, open: its manifest, chunk store, vector index and vectors. The store
-    is closed when the last search holding the view lets go of it."""
+    """One generation, open: its manifest, its segments' chunk stores, vector indexes and
+    vectors, read by global row. The stores are closed when the last search holding the
+    view lets go of it."""
 
     gen: Path
     pointer: tuple[str, ...]
     manifest: Manifest
-    store: ChunkStore
+    store: SegmentedStore
     index: VectorIndex
-    vectors: np.ndarray  # memory-mapped
+    vectors: SegmentedVectors  # memory-mapped, per segment
 
     def __post_init__(self) -> None:
         weakref.finalize(self, self.store.close)
@@ -67,7 +69,8 @@ def _open(index_dir: IndexDir, pointer: tuple[str, ...], embedder: Embedder, bac
         raise IndexFormatError(f"index at {root} changed while opening")
     gen, manifest = index_dir.manifest(current)
     problems = {p.split(":", 1)[0]: p for p in check_files(gen, manifest)}
-    faiss_damaged = problems.pop(FAISS, None)
+    faiss_damaged = {k.rpartition("/")[0]: p for k, p in problems.items() if k.endswith(FAISS)}
+    problems = {k: p for k, p in problems.items() if not k.endswith(FAISS)}
     if problems:
         raise IndexFormatError(f"index at {root} is damaged: {next(iter(problems.values()))}")
     if embedder.name != manifest.model:
@@ -78,26 +81,53 @@ def _open(index_dir: IndexDir, pointer: tuple[str, ...], embedder: Embedder, bac
         raise IndexFormatError(
             f"index at {root} has dimension {manifest.dim}, the model gives {embedder.dim}"
         )
-    store = ChunkStore.open_readonly(gen / CHUNKS)
-    vectors = load_vectors(gen / VECTORS, manifest.dim)
-    if len(vectors) != manifest.chunks:
-        raise IndexFormatError(f"index at {root} is damaged: vectors.npy has {len(vectors)} rows")
+    store = SegmentedStore.open(gen, manifest)
+    try:
+        parts, blocks = [], []
+        for seg in store.segments:
+            damaged = faiss_damaged.get("" if seg.ref.name == gen.name else seg.ref.name)
+            index, vectors = _segment_index(seg, manifest.dim, backend, damaged, root)
+            parts.append(Part(index, seg.offset, seg.ref.rows, seg.store.dead_rows()))
+            blocks.append(vectors)
+        one = len(parts) == 1 and not len(parts[0].dead)
+        index = parts[0].searcher if one else SegmentedIndex(manifest.dim, parts)
+    except BaseException:
+        store.close()
+        raise
+    if len(index) != manifest.chunks:
+        store.close()
+        raise IndexFormatError(
+            f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
+        )
+    return View(gen, pointer, manifest, store, index, SegmentedVectors(manifest.dim, blocks))
+
+
+def _segment_index(
+    seg: Segment, dim: int, backend: str, faiss_damaged: str | None, root: Path
+) -> tuple[VectorIndex, np.ndarray]:
+    """One segment's vectors (memory-mapped) and the index searching them."""
+    vectors = load_vectors(seg.path / VECTORS, dim)
+    if len(vectors) != seg.ref.rows:
+        raise IndexFormatError(
+            f"index at {root} is damaged: {seg.ref.name}/vectors.npy has {len(vectors)} rows"
+        )
     cls = index_class(backend)
     index: VectorIndex
     if faiss_damaged:
         # Derived from vectors.npy, which is intact: search that exactly instead.
         log.warning("%s; searching the vectors exactly until the next update", faiss_damaged)
-        index = NumpyIndex(manifest.dim, vectors)
-    elif cls is FaissIndex and (gen / FAISS).is_file():
+        index = NumpyIndex(dim, vectors)
+    elif cls is FaissIndex and (seg.path / FAISS).is_file():
         try:
-            index = FaissIndex.load(gen / FAISS, manifest.dim, vectors=vectors)
+            index = FaissIndex.load(seg.path / FAISS, dim, vectors=vectors)
         except IndexFormatError as exc:
             log.warning("%s; searching the vectors exactly until the next update", exc)
-            index = NumpyIndex(manifest.dim, vectors)
+            index = NumpyIndex(dim, vectors)
     else:
-        index = NumpyIndex(manifest.dim, vectors)
-    if len(index) != manifest.chunks:
+        index = NumpyIndex(dim, vectors)
+    if len(index) != seg.ref.rows:
         raise IndexFormatError(
-            f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
+            f"index at {root} is damaged: {len(index)} vectors in {seg.ref.name} for "
+            f"{seg.ref.rows} rows"
         )
-    return View(gen, pointer, manifest, store, index, vectors)
+    return index, vectors

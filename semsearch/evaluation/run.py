@@ -15,9 +15,9 @@ from typing import Literal
 
 from .. import config
 from ..api import SemanticIndex
-from ..build import Progress
 from ..embed import DEFAULT_PRECISION, Embedder, load_embedder
 from ..errors import UsageError
+from ..indexing import Progress
 from ..ingest.chunk import DEFAULT_CHUNK_TOKENS
 from ..search import MODES, Mode
 from ..search.rerank import RERANK_DEPTH, load_reranker

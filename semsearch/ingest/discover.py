@@ -194,7 +194,9 @@ def _absolute(path: Path) -> Path:
 
 def is_index_dir(path: Path) -> bool:
     """A semsearch index directory (never indexed as documents, even when nested)."""
-    return (path / "CURRENT").is_file() and (path / "LOCK").exists()
+    from ..store.manifest import LOCK, POINTER
+
+    return (path / POINTER).is_file() and (path / LOCK).exists()
 
 
 def is_excluded_dir(path: Path) -> bool:

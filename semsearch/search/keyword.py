@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ..store.fts import KeywordIndex
+from ..store.postings import CHUNK, DOC
+from ..store.segments import Scored
+from ..store.segments import SegmentedKeyword as KeywordIndex
 from ..store.tokenize import is_cjk
 
 #: Matching chunks taken per document among the best documents (a long document's best).
@@ -48,12 +49,11 @@ def query_terms(kw: KeywordIndex, text: str, *, fuzzy: bool = True) -> list[str]
 def nearest_terms(kw: KeywordIndex, term: str) -> list[str]:
     """Indexed terms within the edit budget of ``term``: closest, then most frequent."""
     budget = 1 if len(term) < 8 else 2
-    scored = []
-    for cand, df in kw.near(term[0], len(term) - budget, len(term) + budget):
-        d = edit_distance(term, cand, budget)
-        if d <= budget:
-            scored.append((d, -df, cand))
-    scored.sort()
+    cands = kw.near(term[0], len(term) - budget, len(term) + budget)
+    found = edit_distances(term, cands, budget)
+    close = {c: int(d) for c, d in zip(cands, found.tolist(), strict=True) if d <= budget}
+    df = kw.document_frequencies(close)  # only for the few within the budget
+    scored = sorted((d, -df[c], c) for c, d in close.items() if c in df)
     return [c for _, _, c in scored[:FUZZY_CHOICES]]
 
 
@@ -77,62 +77,118 @@ def edit_distance(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+def edit_distances(a: str, cands: Sequence[str], limit: int) -> np.ndarray:
+    """:func:`edit_distance` from ``a`` to every candidate at once (NumPy over the
+    candidates, one step per pair of positions): hundreds of candidates in a millisecond
+    or two, where the scalar version takes a hundred. Values above ``limit`` are not exact."""
+    if not cands:
+        return np.zeros(0, np.int64)
+    lens = np.fromiter((len(c) for c in cands), np.int64, len(cands))
+    width = int(lens.max())
+    codes = np.full((len(cands), width), -1, np.int64)
+    for row, c in enumerate(cands):
+        codes[row, : len(c)] = [ord(ch) for ch in c]
+    mine = [ord(ch) for ch in a]
+    prev2 = np.zeros((len(cands), width + 1), np.int64)
+    prev = np.broadcast_to(np.arange(width + 1), (len(cands), width + 1)).copy()
+    for i in range(1, len(mine) + 1):
+        cur = np.empty_like(prev)
+        cur[:, 0] = i
+        for j in range(1, width + 1):
+            cost = codes[:, j - 1] != mine[i - 1]
+            v = np.minimum(np.minimum(prev[:, j], cur[:, j - 1]) + 1, prev[:, j - 1] + cost)
+            if i > 1 and j > 1:
+                swap = (codes[:, j - 2] == mine[i - 1]) & (codes[:, j - 1] == mine[i - 2])
+                v = np.where(swap, np.minimum(v, prev2[:, j - 2] + 1), v)
+            cur[:, j] = v
+        prev2, prev = prev, cur
+        if prev.min() > limit:
+            return np.full(len(cands), limit + 1, np.int64)
+    return prev[np.arange(len(cands)), lens]
+
+
 @dataclass(frozen=True)
 class KeywordHits:
-    """One query's keyword candidates (chunk rows, best first by nothing in particular),
-    the BM25 known so far per chunk and per document, and what turns evidence into a
-    fraction (:func:`semsearch.search.fuse.keyword_part`): ``full_match``, a full match's
-    document-level BM25 (hybrid's part, saturating at 1: among strong keyword matches the
-    dense part decides), and ``full_evidence`` (keyword mode's score, which never
-    saturates, so it tells strong matches apart)."""
+    """One query's keyword candidates (global chunk rows), every chunk and document it
+    matches with their BM25, the best documents, and the full-match BM25 that turns scores
+    into fractions (:func:`semsearch.search.fuse.keyword_part`)."""
 
     rows: np.ndarray
-    chunk_bm25: dict[int, float]
-    doc_bm25: dict[str, float]
+    chunks: Scored
+    docs: Scored
+    top_docs: np.ndarray  # sorted document keys
+    #: What turns evidence into a fraction (:func:`semsearch.search.fuse.keyword_part`):
+    #: a full match's document-level BM25 (hybrid's part, saturating at 1: among strong
+    #: keyword matches the dense part decides), and ``full_evidence`` (keyword mode's
+    #: score, which never saturates, so it tells strong matches apart).
     full_match: float
     terms: tuple[str, ...]
     full_evidence: float = 0.0
 
-    def evidence(self, rows: np.ndarray, doc_ids: Sequence[str]) -> np.ndarray:
+    def evidence(self, rows: np.ndarray, docs: np.ndarray, *, every_doc: bool = True) -> np.ndarray:
         """Keyword evidence of each chunk: its document's BM25 and its own, weighted
         ``1 - CHUNK_WEIGHT : CHUNK_WEIGHT`` (the document ranks, the chunk picks the
-        passage). 0 where no query term matched."""
-        doc = np.array([self.doc_bm25.get(d, 0.0) for d in doc_ids], dtype=np.float64)
-        own = np.array([self.chunk_bm25.get(int(r), 0.0) for r in rows], dtype=np.float64)
+        passage). 0 where no query term matched. Unless ``every_doc``, only the best
+        documents lend their BM25 (keyword mode)."""
+        doc = _lookup(self.docs, docs)
+        if not every_doc:
+            doc = np.where(np.isin(docs, self.top_docs), doc, 0.0)
+        own = _lookup(self.chunks, rows)
         return (1.0 - CHUNK_WEIGHT) * doc + CHUNK_WEIGHT * own
+
+
+def _lookup(scored: Scored, ids: np.ndarray) -> np.ndarray:
+    """Scores of ``ids`` (0 where absent)."""
+    ids = np.asarray(ids, np.int64)
+    if not len(scored.ids) or not len(ids):
+        return np.zeros(len(ids), np.float64)
+    at = np.minimum(np.searchsorted(scored.ids, ids), len(scored.ids) - 1)
+    return np.where(scored.ids[at] == ids, scored.scores[at], 0.0)
+
+
+def _best(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the best ``k`` by score, ties to the smaller id."""
+    if len(ids) > k:
+        kth = -np.partition(-scores, k - 1)[k - 1]
+        pos = np.flatnonzero(scores >= kth)
+    else:
+        pos = np.arange(len(ids))
+    return pos[np.lexsort((ids[pos], -scores[pos]))][:k]
 
 
 def keyword_hits(
     kw: KeywordIndex,
     text: str,
     depth: int,
-    clauses: Sequence[str] = (),
-    args: Sequence[Any] = (),
+    subset: np.ndarray | None = None,
     *,
     fuzzy: bool = True,
-) -> tuple[KeywordHits, list[str]]:
-    """The best ``depth`` chunks by BM25, plus the matching chunks of the best ``depth``
-    documents by document-level BM25 (a document can match as a whole where no single
-    chunk holds all the query's words). Returns the hits and each row's document."""
+) -> KeywordHits:
+    """The best ``depth`` chunks by BM25, plus the best ``DOC_CHUNK_FACTOR * depth``
+    matching chunks of the best ``depth`` documents by document-level BM25 (a document can
+    match as a whole where no single chunk holds all the query's words). ``subset``: the
+    only rows allowed (sorted), and documents only through them."""
     qt = query_terms(kw, text, fuzzy=fuzzy)
-    rows, bm25, docs = kw.chunks(qt, depth, clauses, args)
-    top = kw.top_documents(qt, depth, clauses, args)
-    if top:
-        inside = f"d.doc_id IN ({','.join('?' * len(top))})"
-        more = kw.chunks(qt, DOC_CHUNK_FACTOR * depth, [*clauses, inside], [*args, *top])
-        rows = np.concatenate([rows, more[0]])
-        bm25 = np.concatenate([bm25, more[1]])
-        docs = docs + more[2]
-        rows, first = np.unique(rows, return_index=True)
-        bm25 = bm25[first]
-        docs = [docs[i] for i in first.tolist()]
-    chunk = dict(zip(rows.tolist(), bm25.tolist(), strict=True))
-    doc_bm25 = dict(top)
-    if kw.legacy:  # no document table: a document is as good as its best chunk
-        for d, s in zip(docs, bm25.tolist(), strict=True):
-            doc_bm25[d] = max(doc_bm25.get(d, 0.0), s)
+    chunks, docs = kw.score(qt, CHUNK), kw.score(qt, DOC)
+    rows, scores = chunks.ids, chunks.scores
+    doc_keys, doc_scores = docs.ids, docs.scores
+    if subset is not None:
+        keep = np.isin(rows, subset)
+        rows, scores = rows[keep], scores[keep]
+        keep_docs = np.isin(doc_keys, kw.doc_of(subset))
+        doc_keys, doc_scores = doc_keys[keep_docs], doc_scores[keep_docs]
+    best = rows[_best(rows, scores, depth)] if depth > 0 else rows[:0]
+    top = _top_documents(kw, doc_keys, doc_scores, depth)
+    if len(top):
+        inside = np.isin(kw.doc_of(rows), top)
+        more = rows[inside][_best(rows[inside], scores[inside], DOC_CHUNK_FACTOR * depth)]
+        best = np.union1d(best, more)
+    else:
+        best = np.unique(best)
     full = kw.full_match(qt)
-    return KeywordHits(rows, chunk, doc_bm25, full, tuple(qt), full_evidence(kw, qt, full)), docs
+    return KeywordHits(
+        best, chunks, docs, np.sort(top), full, tuple(qt), full_evidence(kw, qt, full)
+    )
 
 
 def full_evidence(kw: KeywordIndex, query_terms: Sequence[str], doc_full: float) -> float:
@@ -144,20 +200,17 @@ def full_evidence(kw: KeywordIndex, query_terms: Sequence[str], doc_full: float)
     return (1.0 - CHUNK_WEIGHT) * doc_full + CHUNK_WEIGHT * own
 
 
-def complete(
-    hits: KeywordHits, kw: KeywordIndex, rows: np.ndarray, doc_ids: Sequence[str]
-) -> KeywordHits:
-    """``hits`` with the BM25 of ``rows`` and of their documents filled in (for dense
-    candidates the keyword lists did not reach)."""
-    missing_rows = [r for r in rows.tolist() if r not in hits.chunk_bm25]
-    missing_docs = [d for d in set(doc_ids) if d not in hits.doc_bm25]
-    if not missing_rows and not missing_docs:
-        return hits
-    chunk = {**hits.chunk_bm25, **kw.chunk_scores(hits.terms, missing_rows)}
-    docs = dict(hits.doc_bm25)
-    if kw.legacy:
-        for r, d in zip(rows.tolist(), doc_ids, strict=True):
-            docs[d] = max(docs.get(d, 0.0), chunk.get(r, 0.0))
-    else:
-        docs.update(kw.documents(hits.terms, missing_docs))
-    return KeywordHits(hits.rows, chunk, docs, hits.full_match, hits.terms, hits.full_evidence)
+def _top_documents(kw: KeywordIndex, keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Keys of the best ``k`` documents (as a set), equal scores at the cut decided by
+    document id, as one segment would: ids are read only for such a tie."""
+    if k <= 0 or not len(keys):
+        return keys[:0]
+    if len(keys) <= k:
+        return keys
+    kth = -np.partition(-scores, k - 1)[k - 1]
+    above, tied = keys[scores > kth], keys[scores == kth]
+    if len(above) + len(tied) <= k:
+        return np.concatenate([above, tied])
+    names = kw.doc_ids(tied.tolist())
+    chosen = sorted(tied.tolist(), key=lambda key: names[int(key)])[: k - len(above)]
+    return np.concatenate([above, np.asarray(chosen, np.int64)])

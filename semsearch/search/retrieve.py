@@ -6,20 +6,15 @@ turns them into hits.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
 
 import numpy as np
 
 from ..embed import Embedder
-from ..errors import UsageError
 from ..index import VectorIndex
-from ..store import fts
-from ..store.chunkstore import ChunkStore
-from ..store.fts import KeywordIndex
-from ..store.where import where_sql
+from ..index.segmented import SegmentedVectors
+from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
@@ -31,52 +26,14 @@ from .fuse import (
     order,
 )
 from .group import Candidate, as_arrays, group_by_document
-from .keyword import KeywordHits, complete, keyword_hits
+from .keyword import KeywordHits, keyword_hits
+from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
 
-Mode = Literal["dense", "keyword", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
-Grouping = Literal["file"]
-GROUPINGS: tuple[str, ...] = ("file",)
-#: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
-DEFAULT_MODE: Mode = "hybrid"
 #: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
 CANDIDATES = 200
-#: The most hits one query may ask for: bounds memory and time whatever the caller sends.
-MAX_K = 10_000
-
-
-@dataclass(frozen=True)
-class Options:
-    k: int
-    mode: Mode = DEFAULT_MODE
-    where: Mapping[str, Any] | None = None
-    per_source: int | None = None
-    diverse: bool = False
-    min_score: float | None = None
-    group: Grouping | None = None
-
-    def check(self) -> None:
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or not 0 < self.k <= MAX_K:
-            raise UsageError(f"k must be an integer from 1 to {MAX_K}, got {self.k!r:.40}")
-        if self.min_score is not None and (
-            isinstance(self.min_score, bool)
-            or not isinstance(self.min_score, (int, float))
-            or not math.isfinite(self.min_score)
-        ):
-            raise UsageError(f"min-score must be a finite number, got {self.min_score!r:.40}")
-        if not isinstance(self.diverse, bool):
-            raise UsageError("diverse must be true or false")
-        if self.group is not None and self.group not in GROUPINGS:
-            raise UsageError(f"unknown grouping {self.group!r:.40}: choose {', '.join(GROUPINGS)}")
-        if self.mode not in MODES:
-            raise UsageError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if self.per_source is not None and (
-            not isinstance(self.per_source, int)
-            or isinstance(self.per_source, bool)
-            or self.per_source <= 0
-        ):
-            raise UsageError(f"per-source cap must be positive, got {self.per_source}")
+#: What a query asks besides its text: declared once, in :mod:`.request`.
+Options = SearchOptions
 
 
 @dataclass(frozen=True)
@@ -113,11 +70,10 @@ def retrieve(
     *,
     embedder: Embedder,
     index: VectorIndex,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
 ) -> list[Ranked]:
-    """Rank rows for each query according to ``opts``."""
-    opts.check()
+    """Rank rows for each query according to ``opts`` (checked by the caller)."""
     subset = store.rows_where(opts.where) if opts.where else None
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -131,13 +87,11 @@ def retrieve(
         ranked = [Ranked(rows, cos, cosine=cos, dense_part=cos) for rows, cos in dense]
     else:
         kw = store.keyword_index()
-        clauses, args = where_sql(opts.where or {})
-        found = [keyword_hits(kw, q, depth, clauses, args) for q in queries]
-        hits = [h for h, _ in found]
+        hits = [keyword_hits(kw, q, depth, subset) for q in queries]
         if opts.mode == "keyword":
-            ranked = [_keyword_ranked(h, docs) for h, docs in found]
+            ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            ranked = _hybrid(qvecs, dense, hits, kw, index, store, vectors, depth, subset)
+            ranked = _hybrid(qvecs, dense, hits, kw, index, vectors, depth, subset)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
@@ -152,10 +106,11 @@ def _dense(
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
-def _keyword_ranked(h: KeywordHits, docs: Sequence[str]) -> Ranked:
-    """Chunks by keyword evidence (their document's BM25 and their own); the score is the
-    keyword part of :mod:`.fuse`, a fraction of the most BM25 can give the query."""
-    evidence = h.evidence(h.rows, docs)
+def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
+    """Chunks by keyword evidence (their document's BM25, if among the best documents, and
+    their own); the score is the keyword part of :mod:`.fuse`, a fraction of the most BM25
+    can give the query."""
+    evidence = h.evidence(h.rows, docs, every_doc=False)
     pos = order(h.rows, evidence)
     scores = keyword_part(evidence[pos], h.full_evidence).astype(np.float32)
     return Ranked(h.rows[pos], scores, bm25=evidence[pos], keyword_part=scores)
@@ -165,10 +120,9 @@ def _hybrid(
     qvecs: np.ndarray,
     dense: list[tuple[np.ndarray, np.ndarray]],
     hits: list[KeywordHits],
-    kw: KeywordIndex,
+    kw: SegmentedKeyword,
     index: VectorIndex,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    vectors: SegmentedVectors,
     depth: int,
     subset: np.ndarray | None,
 ) -> list[Ranked]:
@@ -178,8 +132,7 @@ def _hybrid(
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
         rows = np.union1d(dense[n][0], h.rows)
-        docs = fts.doc_ids_of(store.conn, rows)
-        hits[n] = h = complete(h, kw, rows, docs)
+        docs = kw.doc_of(rows)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
         s = blend(
             dense_part(cos, _floor(dense[n][1])),
@@ -193,8 +146,7 @@ def _hybrid(
     out = []
     for n, h in enumerate(hits):
         rows = np.union1d(second[n][0], first[n])
-        docs = fts.doc_ids_of(store.conn, rows)
-        h = complete(h, kw, rows, docs)
+        docs = kw.doc_of(rows)
         vecs = np.asarray(vectors[rows], np.float32)
         evidence = h.evidence(rows, docs)
         dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
@@ -213,11 +165,11 @@ def _floor(cosines: np.ndarray) -> float:
 
 
 def _best_documents(
-    ranked_rows: np.ndarray, docs: Sequence[str], rows: np.ndarray, m: int
+    ranked_rows: np.ndarray, docs: np.ndarray, rows: np.ndarray, m: int
 ) -> np.ndarray:
     """The first ``m`` rows of ``ranked_rows`` from distinct documents."""
-    doc_of = dict(zip(rows.tolist(), docs, strict=True))
-    seen: set[str] = set()
+    doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
+    seen: set[int] = set()
     picked = []
     for r in ranked_rows.tolist():
         if doc_of[r] not in seen:
@@ -231,8 +183,8 @@ def _best_documents(
 def _shape(
     ranked: Ranked,
     opts: Options,
-    store: ChunkStore,
-    vectors: np.ndarray,
+    store: SegmentedStore,
+    vectors: SegmentedVectors,
     qvec: np.ndarray | None,
     query: str = "",
 ) -> Ranked:
@@ -252,7 +204,7 @@ def _shape(
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
 
 
-def _by_file(ranked: Ranked, store: ChunkStore, query: str) -> Ranked:
+def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
     """One row per document (its best chunk), scored by :mod:`.group`."""
     records = store.fetch(ranked.rows)
     candidates = [

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
@@ -20,6 +20,8 @@ import numpy as np
 
 from ..errors import IndexFormatError, UsageError
 from . import fts
+from . import postings as kw_postings
+from .tokenize import TERMS_VERSION
 from .where import where_sql
 
 log = logging.getLogger("semsearch")
@@ -52,6 +54,7 @@ CREATE TABLE chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
+CREATE INDEX documents_source ON documents(source);
 CREATE TABLE skipped (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -169,7 +172,7 @@ class ChunkStore:
         self.conn = conn
         self.path = path
         self._columns = _present_columns(conn)
-        self._keyword: fts.KeywordIndex | None = None
+        self._postings: kw_postings.SegmentPostings | None = None
         self._warned: set[str] = set()
 
     @classmethod
@@ -183,17 +186,34 @@ class ChunkStore:
         return cls(conn, None if str(path) == ":memory:" else Path(path))
 
     @classmethod
-    def open_readonly(cls, path: Path) -> ChunkStore:
-        """Open a published store; ``immutable`` skips locking: published files never change."""
+    def open_readonly(cls, path: Path, dead: Collection[str] = ()) -> ChunkStore:
+        """Open a published store; ``immutable`` skips locking: published files never change.
+
+        ``dead`` are documents deleted since (tombstones): temporary views named like the
+        tables hide them and their chunks from every query, keyword ones included."""
         if not path.is_file():
             raise IndexFormatError(f"{path}: file is missing")
         uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
         try:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             conn.execute("SELECT count(*) FROM documents").fetchone()
+            if dead:
+                _hide(conn, dead)
             return cls(conn, path)
         except sqlite3.Error as exc:
             raise IndexFormatError(f"{path}: not a valid chunk database ({exc})") from None
+
+    @_reading
+    def dead_rows(self) -> np.ndarray:
+        """Sorted rows of the chunks hidden by tombstones (empty when none)."""
+        try:
+            cur = self.conn.execute(
+                "SELECT row FROM main.chunks WHERE doc_id IN (SELECT doc_id FROM temp.dead)"
+                " ORDER BY row"
+            )
+        except sqlite3.OperationalError:  # no tombstones: no temp.dead table
+            return np.zeros(0, np.int64)
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def close(self) -> None:
         self.conn.close()
@@ -240,34 +260,65 @@ class ChunkStore:
     def set_chunk_count(self, doc_id: str, n_chunks: int) -> None:
         self.conn.execute("UPDATE documents SET n_chunks = ? WHERE doc_id = ?", (n_chunks, doc_id))
 
-    def copy_documents_from(self, old: ChunkStore, drop: set[str]) -> np.ndarray:
-        """Copy every document of ``old`` except ``drop`` in one SQL pass, renumbering rows
-        0..n-1 in the old order. Returns the old rows copied, in order, to copy vectors by."""
+    def copy_documents_from(
+        self,
+        old: ChunkStore,
+        drop: Collection[str],
+        start: int = 0,
+        only: Collection[str] | None = None,
+    ) -> np.ndarray:
+        """Copy every document of ``old`` except ``drop`` (or only those in ``only``) in one
+        SQL pass, renumbering rows ``start..`` in the old order. Returns the old rows copied,
+        in order, to copy vectors by. Rows hidden by ``old``'s tombstones are never copied."""
         if old.path is None:
             raise UsageError("can only copy from a store on disk")
         c = self.conn
         c.execute("ATTACH DATABASE ? AS old", (f"{old.path.resolve().as_uri()}?mode=ro",))
         try:
+            gone = set(drop) | set(old.dead_ids())
             c.execute("CREATE TEMP TABLE drop_ids(doc_id TEXT PRIMARY KEY)")
-            c.executemany("INSERT INTO drop_ids VALUES (?)", [(d,) for d in drop])
+            c.executemany("INSERT INTO drop_ids VALUES (?)", [(d,) for d in gone])
             keep = "doc_id NOT IN (SELECT doc_id FROM temp.drop_ids)"
+            if only is not None:
+                c.execute("CREATE TEMP TABLE only_ids(doc_id TEXT PRIMARY KEY)")
+                c.executemany("INSERT INTO only_ids VALUES (?)", [(d,) for d in only])
+                keep += " AND doc_id IN (SELECT doc_id FROM temp.only_ids)"
             doc_cols = old._select("documents", _DOC_COLUMNS, "d")
-            c.execute(f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}")
+            c.execute(
+                f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}"
+                " ORDER BY d.rowid"
+            )
             chunk_cols = old._select("chunks", _CHUNK_COLUMNS[1:], "c")
             c.execute(
-                f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, {chunk_cols}"
-                f" FROM old.chunks c WHERE {keep} ORDER BY row"
+                f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1 + ?,"
+                f" {chunk_cols} FROM old.chunks c WHERE {keep} ORDER BY row",
+                (start,),
             )
-            fts.copy_from(c, "old")
+            fts.copy_from(c, "old", start)
             cur = c.execute(f"SELECT row FROM old.chunks WHERE {keep} ORDER BY row")
             rows = np.fromiter((r[0] for r in cur), dtype=np.int64)
             c.execute("DROP TABLE temp.drop_ids")
+            c.execute("DROP TABLE IF EXISTS temp.only_ids")
             c.commit()
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{old.path}: cannot be read ({exc})") from None
         finally:
             c.execute("DETACH DATABASE old")
         return rows
+
+    def dead_ids(self) -> list[str]:
+        """Documents hidden by tombstones."""
+        try:
+            return [r[0] for r in self.conn.execute("SELECT doc_id FROM temp.dead")]
+        except sqlite3.OperationalError:
+            return []
+
+    def update_stat(self, doc_id: str, stat: tuple[int, int, int]) -> None:
+        """Record a document's new file stat (its content is unchanged)."""
+        self.conn.execute(
+            "UPDATE documents SET size = ?, mtime_ns = ?, inode = ? WHERE doc_id = ?",
+            (*stat, doc_id),
+        )
 
     def add_skipped(self, files: Iterable[SkippedFile]) -> None:
         self.conn.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?, ?)", files)
@@ -283,9 +334,41 @@ class ChunkStore:
             raise _damaged(self, exc) from None
 
     def commit(self) -> None:
-        """Finish the keyword index (document-level rows) and commit: call once, last."""
+        """Finish the keyword index (document-level rows, postings) and commit: once, last."""
         fts.finish(self.conn)
+        kw_postings.write(self.conn)
         self.conn.commit()
+
+    @_reading
+    def postings(self) -> kw_postings.SegmentPostings:
+        """This segment's keyword postings (see :mod:`.postings`)."""
+        if self._postings is None:
+            self._postings = kw_postings.SegmentPostings(self.conn)
+        return self._postings
+
+    @_reading
+    def dead_doc_rowids(self) -> np.ndarray:
+        """``rowid`` of the documents hidden by tombstones (the document postings' ids)."""
+        try:
+            cur = self.conn.execute(
+                "SELECT rowid FROM main.documents WHERE doc_id IN (SELECT doc_id FROM temp.dead)"
+            )
+        except sqlite3.OperationalError:  # no tombstones
+            return np.zeros(0, np.int64)
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    @_reading
+    def doc_ids_by_rowid(self, rowids: Iterable[int]) -> dict[int, str]:
+        wanted = [int(r) for r in rowids]
+        out: dict[int, str] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            cur = self.conn.execute(
+                f"SELECT rowid, doc_id FROM main.documents WHERE rowid IN ({marks})", part
+            )
+            out.update((int(r), str(d)) for r, d in cur)
+        return out
 
     # --- reading -------------------------------------------------------------------------
 
@@ -302,8 +385,10 @@ class ChunkStore:
     @_reading
     def documents_named(self, name: str) -> list[str]:
         """Ids of documents whose id or source is exactly ``name`` (no glob characters)."""
-        cur = self.conn.execute(
-            "SELECT doc_id FROM documents WHERE doc_id = ?1 OR source = ?1", (name,)
+        cur = self.conn.execute(  # two indexed lookups (an OR would scan every document)
+            "SELECT doc_id FROM documents WHERE doc_id = ?1"
+            " UNION SELECT doc_id FROM documents WHERE source = ?1",
+            (name,),
         )
         return [r[0] for r in cur]
 
@@ -421,11 +506,28 @@ class ChunkStore:
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     @_reading
-    def keyword_index(self) -> fts.KeywordIndex:
-        """The BM25 side of this store (see :mod:`.fts`)."""
-        if self._keyword is None:
-            self._keyword = fts.KeywordIndex(self.conn)
-        return self._keyword
+    def doc_ids_of(self, rows: Iterable[int]) -> list[str]:
+        """The document of each chunk row, in the order given."""
+        return fts.doc_ids_of(self.conn, rows)
+
+    @_reading
+    def terms_current(self) -> bool:
+        """Whether the keyword terms were made by this version's analyzer (else a write
+        rewrites the segment, making them again from the texts)."""
+        return fts.stored_version(self.conn) == TERMS_VERSION and kw_postings.stored(self.conn)
+
+
+def _hide(conn: sqlite3.Connection, dead: Collection[str]) -> None:
+    """Temporary views over ``documents`` and ``chunks`` without the ``dead`` documents:
+    SQLite resolves unqualified names in ``temp`` first, so every query sees only the
+    live rows (``main.`` reaches the whole segment)."""
+    conn.execute("CREATE TEMP TABLE dead(doc_id TEXT PRIMARY KEY)")
+    conn.executemany("INSERT OR IGNORE INTO temp.dead VALUES (?)", [(d,) for d in dead])
+    live = "WHERE doc_id NOT IN (SELECT doc_id FROM temp.dead)"
+    conn.execute(
+        f"CREATE TEMP VIEW documents AS SELECT rowid AS rowid, * FROM main.documents {live}"
+    )
+    conn.execute(f"CREATE TEMP VIEW chunks AS SELECT * FROM main.chunks {live}")
 
 
 def _present_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:

@@ -1,15 +1,20 @@
 """The on-disk index: a directory of immutable generations and a pointer to the live one.
 
     INDEX_DIR/
-      CURRENT              name of the live generation, replaced atomically
+      CURRENT              name of the live generation and its manifest's SHA-256
       LOCK                 flock held by the one writer
-      gen-000007/          manifest.json, chunks.sqlite, vectors.npy [, index.faiss]
+      gen-000007/          manifest.json [, tombstones.json]
+                           [, chunks.sqlite, vectors.npy, index.faiss: its own segment]
 
-A writer builds a new generation in a temporary directory beside the others, fsyncs
-it, renames it into place and only then swaps ``CURRENT``. A crash at any point leaves
-the previous generation live and loadable; readers see one whole generation or the
-other. Nothing is pickled: JSON, SQLite, ``.npy`` (``allow_pickle=False``) and faiss's
-own format only.
+A generation searches a list of segments (its manifest names them, oldest first): its own,
+holding what the write that made it added or merged, and segments of earlier generations,
+which it references without copying; ``tombstones.json`` hides the documents deleted or
+replaced since they were written. A writer builds a new generation in a temporary
+directory beside the others, fsyncs it, renames it into place and only then swaps
+``CURRENT``. A crash at any point leaves the previous generation live and loadable;
+readers see one whole generation or the other. A generation directory is removed once no
+kept generation searches its segment. Nothing is pickled: JSON, SQLite, ``.npy``
+(``allow_pickle=False``) and faiss's own format only.
 """
 
 from __future__ import annotations
@@ -18,17 +23,31 @@ import contextlib
 import fcntl
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
-from .manifest import MANIFEST, Manifest
+from .chunkstore import SkippedFile
+from .manifest import (
+    LOCK,
+    MANIFEST,
+    POINTER,
+    SEGMENT_FILES,
+    SKIPPED,
+    TOMBSTONES,
+    VECTORS,
+    Manifest,
+    SegmentRef,
+    segment_refs,
+)
+from .segments import SegmentedStore
 
 _GEN_PREFIX = "gen-"
 _TMP_PREFIX = ".tmp-"
@@ -47,7 +66,7 @@ class IndexDir:
 
     def exists(self) -> bool:
         """True when the directory holds an index (a CURRENT pointer that is a plain file)."""
-        pointer = self.path / "CURRENT"
+        pointer = self.path / POINTER
         return pointer.is_file() and not pointer.is_symlink()
 
     def has_generations(self) -> bool:
@@ -55,9 +74,7 @@ class IndexDir:
         is (or was) an index, even if its pointer is now damaged or missing."""
         if not self.path.is_dir():
             return False
-        return any(
-            p.name == "CURRENT" or p.name.startswith(_GEN_PREFIX) for p in self.path.iterdir()
-        )
+        return any(p.name == POINTER or p.name.startswith(_GEN_PREFIX) for p in self.path.iterdir())
 
     def current(self) -> Path:
         """The live generation's directory, or IndexFormatError naming what is wrong.
@@ -87,7 +104,7 @@ class IndexDir:
 
     def _pointer(self) -> list[str]:
         """CURRENT's words: the generation's name and its manifest's SHA-256."""
-        pointer = self.path / "CURRENT"
+        pointer = self.path / POINTER
         if pointer.is_symlink():
             raise IndexFormatError(f"{self.path}: CURRENT is a symbolic link; refusing to follow")
         try:
@@ -124,7 +141,7 @@ class IndexDir:
         self._check_ours()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise UsageError(
                 f"cannot use {self.path} as an index directory: {exc.strerror or exc}"
@@ -152,7 +169,7 @@ class IndexDir:
             foreign = [
                 p.name
                 for p in self.path.iterdir()
-                if p.name != "LOCK" and not p.name.startswith((_TMP_PREFIX, _GEN_PREFIX))
+                if p.name != LOCK and not p.name.startswith((_TMP_PREFIX, _GEN_PREFIX))
             ]
             if foreign:
                 raise UsageError(
@@ -165,29 +182,41 @@ class IndexDir:
         tmp.mkdir(parents=True)
         return tmp
 
-    def publish(self, tmp: Path, manifest: Manifest) -> Path:
-        """Seal ``tmp`` (checksums, manifest, fsync), rename it live, swap CURRENT, tidy up."""
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
-            for p in sorted(tmp.iterdir())
-            if p.is_file() and p.name != MANIFEST
-        }
-        manifest = Manifest(**{**asdict(manifest), "files": files})
-        manifest_bytes = manifest.to_json().encode()
-        write_synced(tmp / MANIFEST, manifest_bytes)
-        for p in tmp.iterdir():
-            fsync_path(p)
-        fsync_path(tmp)
-        number = max((_gen_number(p.name) for p in self.path.iterdir()), default=0) + 1
-        gen = self.path / f"{_GEN_PREFIX}{number:06d}"
+    def publish(
+        self,
+        tmp: Path,
+        manifest: Manifest,
+        kept: Sequence[SegmentRef] = (),
+        tombstones: Mapping[str, Sequence[str]] | None = None,
+        own_live: tuple[int, int] = (-1, -1),
+        skipped: Sequence[SkippedFile] = (),
+    ) -> Path:
+        """Seal ``tmp`` (tombstones, checksums, manifest, fsync), rename it live, swap CURRENT,
+        tidy up. The generation searches the ``kept`` segments of earlier generations, then
+        its own (the segment files in ``tmp``, if any); ``tombstones`` hide documents in
+        kept segments. A manifest of an older format (a copy) is published as it is."""
+        gen = self._next()
+        manifest_bytes = _seal(tmp, manifest, gen.name, kept, tombstones, own_live, skipped)
         os.rename(tmp, gen)
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         write_synced(pointer_tmp, f"{gen.name} {digest}\n".encode())
-        os.replace(pointer_tmp, self.path / "CURRENT")
+        os.replace(pointer_tmp, self.path / POINTER)
         fsync_path(self.path)
         self.cleanup(keep=gen)
         return gen
+
+    def add_segment(self, tmp: Path, manifest: Manifest) -> SegmentRef:
+        """Seal ``tmp`` (segment files) as a generation of its own that CURRENT does not
+        name: a segment for the generation published next (which must list it)."""
+        gen = self._next()
+        _seal(tmp, manifest, gen.name, (), None)
+        os.rename(tmp, gen)
+        return segment_refs(gen, Manifest.from_file(gen / MANIFEST))[0]
+
+    def _next(self) -> Path:
+        number = max((_gen_number(p.name) for p in self.path.iterdir()), default=0) + 1
+        return self.path / f"{_GEN_PREFIX}{number:06d}"
 
     def cleanup(self, keep: Path | None = None) -> None:
         """Remove interrupted builds and generations older than the last ``_KEEP_OLD``."""
@@ -198,8 +227,15 @@ class IndexDir:
         live = keep.name if keep else None
         now = time.time()
         superseded = list(itertools.pairwise(gens))[: max(len(gens) - 1 - _KEEP_OLD, 0)]
-        for g, successor in superseded:
-            if g.name != live and now - _published_at(successor) > _GRACE_SECONDS:
+        doomed = {
+            g.name
+            for g, successor in superseded
+            if g.name != live and now - _published_at(successor) > _GRACE_SECONDS
+        }
+        # A generation's segment lives on while a generation kept still searches it.
+        used = {s for g in gens if g.name not in doomed for s in _segments_of(g)}
+        for g in gens:
+            if g.name in doomed and g.name not in used and "*" not in used:
                 shutil.rmtree(g, ignore_errors=True)
         for p in self.path.iterdir():
             if p.name.startswith(_TMP_PREFIX) and not p.name.startswith(
@@ -211,8 +247,76 @@ class IndexDir:
                     p.unlink(missing_ok=True)
 
     def size_on_disk(self) -> int:
-        gen = self.current()
-        return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+        gen, m = self.manifest()
+        return generation_size(gen, m)
+
+    def open_store(self) -> SegmentedStore:
+        """The live generation's documents and chunks, for reading (close it after)."""
+        gen, m = self.manifest()
+        return SegmentedStore.open(gen, m)
+
+
+def generation_size(gen: Path, m: Manifest) -> int:
+    """Bytes of a generation's own files and of the segments it searches."""
+    total = sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+    for seg in segment_refs(gen, m):
+        if seg.name != gen.name:
+            total += sum(int(f["size"]) for f in seg.files.values())
+    return total
+
+
+def _seal(
+    tmp: Path,
+    manifest: Manifest,
+    name: str,
+    kept: Sequence[SegmentRef],
+    tombstones: Mapping[str, Sequence[str]] | None,
+    own_live: tuple[int, int] = (-1, -1),
+    skipped: Sequence[SkippedFile] = (),
+) -> bytes:
+    """Write tombstones, skipped files and the manifest (with every file's checksum) into
+    ``tmp``, fsync."""
+    if tombstones:
+        write_synced(tmp / TOMBSTONES, json.dumps(tombstones, sort_keys=True).encode())
+    if skipped:
+        rows = sorted(list(f) for f in skipped)
+        write_synced(tmp / SKIPPED, json.dumps(rows, ensure_ascii=False).encode())
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
+        for p in sorted(tmp.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    fields: dict[str, object] = {**asdict(manifest), "files": files}
+    if manifest.format_version >= 3:
+        own = {n: f for n, f in files.items() if n in SEGMENT_FILES}
+        refs = [*kept, SegmentRef(name, _rows_of(tmp), own, *own_live)] if own else list(kept)
+        fields["segments"] = tuple(r.to_data() for r in refs)
+    manifest_bytes = Manifest(**fields).to_json().encode()  # type: ignore[arg-type]
+    write_synced(tmp / MANIFEST, manifest_bytes)
+    for p in tmp.iterdir():
+        fsync_path(p)
+    fsync_path(tmp)
+    return manifest_bytes
+
+
+def _rows_of(seg: Path) -> int:
+    """Rows of a segment's vector file (its header says; checked again when it is opened)."""
+    from .npy import memmap_npy
+
+    try:
+        return int(memmap_npy(seg / VECTORS).shape[0])
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{seg / VECTORS}: cannot be read ({exc})") from None
+
+
+def _segments_of(gen: Path) -> set[str]:
+    """Names of the segments a generation searches (read without trusting it: a damaged
+    manifest keeps every segment, since what it referenced cannot be known)."""
+    try:
+        m = Manifest.from_file(gen / MANIFEST)
+    except IndexFormatError:
+        return {"*"} if gen.is_dir() else set()
+    return {s.name for s in segment_refs(gen, m)}
 
 
 def _published_at(gen: Path) -> float:

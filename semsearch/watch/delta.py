@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..build import (
+from ..embed import Embedder
+from ..errors import IndexFormatError, IndexLockedError, UsageError
+from ..indexing import (
     BuildStats,
     Changes,
     ChunkParams,
@@ -31,16 +33,14 @@ from ..build import (
     Settings,
     build,
 )
-from ..build.engine import EngineCounts
-from ..build.plan import Plan, make_plan
-from ..embed import Embedder
-from ..errors import IndexFormatError, IndexLockedError, UsageError
+from ..indexing.engine import EngineCounts
+from ..indexing.plan import Plan, make_plan
 from ..ingest.discover import discover
 from ..ingest.document import Document
 from ..ingest.read import expand_items
-from ..store.chunkstore import ChunkStore, SkippedFile, StoredDocument
+from ..store.chunkstore import SkippedFile, StoredDocument
 from ..store.layout import IndexDir
-from ..store.manifest import CHUNKS, Manifest
+from ..store.manifest import Manifest
 from . import fingerprint
 
 log = logging.getLogger("semsearch")
@@ -178,7 +178,7 @@ def check(
 
 def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> Delta:
     pointer = index_dir.pointer()
-    gen, manifest = index_dir.manifest()
+    _, manifest = index_dir.manifest()
     wanted = list(manifest.roots) if roots is None else [str(r) for r in roots]
     if not wanted:
         raise UsageError(
@@ -195,16 +195,16 @@ def _check(index_dir: IndexDir, roots: Collection[str] | None, full: bool) -> De
         return Delta(manifest, pointer, present, missing, (), plan)
     files = discover_roots(manifest, present)
     items = expand_items(files)  # a data file's rows are its documents, as when indexed
-    docs, skipped = _documents(gen / CHUNKS)
+    docs, skipped = _documents(index_dir)
     plan = make_plan(Changes(items=items, roots=[Path(r) for r in present]), docs, skipped)
     if not plan.changed:
         fingerprint.remember(index_dir.path, key, digest, plan.unchanged, plan.skipped)
     return Delta(manifest, pointer, present, missing, tuple(files), plan, tuple(items))
 
 
-def _documents(path: Path) -> tuple[dict[str, StoredDocument], dict[str, SkippedFile]]:
+def _documents(index_dir: IndexDir) -> tuple[dict[str, StoredDocument], dict[str, SkippedFile]]:
     """The generation's documents by id, and the files it skipped by path."""
-    store = ChunkStore.open_readonly(path)
+    store = index_dir.open_store()
     try:
         return {d.doc_id: d for d in store.documents()}, store.skipped_files()
     finally:

@@ -106,9 +106,9 @@ def _stat_line(h: Any, name: str, st: os.stat_result) -> None:
 
 
 def _is_index(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "CURRENT")) and os.path.exists(
-        os.path.join(path, "LOCK")
-    )
+    from ..ingest.discover import is_index_dir
+
+    return is_index_dir(Path(path))
 
 
 def key(pointer: Sequence[str], roots: Sequence[str]) -> str:

@@ -17,11 +17,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build import Changes, build
+from ..indexing import Changes, build
 from ..ingest.read import file_stat
-from ..store.chunkstore import ChunkStore
 from ..store.layout import IndexDir
-from ..store.manifest import CHUNKS
 from .delta import LazyEngine, MakeEngine, Refresh, settings_of
 
 #: Ignore files change what discovery admits: any event on one means a full refresh.
@@ -38,8 +36,7 @@ class Targeted:
 
 def classify(index_dir: IndexDir, paths: Collection[str]) -> Targeted | None:
     """The direct changes for ``paths``, or None when discovery must decide."""
-    gen, _ = index_dir.manifest()
-    store = ChunkStore.open_readonly(gen / CHUNKS)
+    store = index_dir.open_store()
     try:
         update: list[Path] = []
         remove: set[str] = set()

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..build import Engine
 from ..embed import Embedder
 from ..errors import IndexLockedError, IndexWriteError, SemsearchError, UsageError
+from ..indexing import Engine
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import first_line

@@ -1,14 +1,16 @@
 """Streaming, incremental builds: every change to an index is a new generation.
 
-The builder keeps what has not changed (rows, chunk ids and vectors copied in bulk, never
-re-embedded), drops what is gone, and asks an engine to chunk and embed only new and
-changed documents, writing them in fixed-size pieces. Memory is bounded by the piece,
-not the corpus or one document.
+A generation keeps the old segments as they are and writes one segment of its own: the
+new and changed documents (chunked and embedded by an engine, in fixed-size pieces), plus
+the documents of any old segments the merge policy (:mod:`.merge`) folds in, copied in
+bulk (rows, chunk ids, terms and vectors, never re-embedded). Deleted and replaced
+documents of kept segments become tombstones. So a write costs what it changes, plus an
+occasional merge; memory is bounded by the piece, not the corpus or one document.
 
-What is derived is never trusted more than what it derives from: the faiss index and the
-keyword index are rebuilt for every generation, vectors carried forward are checked against
-their checksum first (and re-embedded from the chunk texts if damaged), and a damaged chunk
-database stops the build with one line instead of silently starting over.
+What is derived is never trusted more than what it derives from: a segment whose faiss
+index or vectors fail their checksum is rewritten (vectors re-embedded from the chunk
+texts), vectors are fully verified before they are carried into a merge, and a damaged
+chunk database stops the build with one line instead of silently starting over.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import shutil
 import sqlite3
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,15 +36,26 @@ from ..store.manifest import (
     CHUNKS,
     FAISS,
     FORMAT_VERSION,
+    TOMBSTONES,
     VECTORS,
     VERIFY_ON_LOAD_BYTES,
     Manifest,
     check_files,
     file_ok,
+    segment_refs,
 )
 from ..store.npy import VectorWriter, load_vectors
+from ..store.segments import (
+    LiveDocuments,
+    Segment,
+    SegmentedStore,
+    Tombstones,
+    read_skipped,
+    read_tombstones,
+)
 from ..util import first_line
 from .engine import Engine, Processed
+from .merge import choose_merges
 from .plan import Plan, file_sha256, make_plan
 from .settings import BuildStats, Changes, Item, Progress, Settings
 
@@ -67,7 +81,7 @@ def build(
     resolve_index_type(settings.backend, settings.index_type)  # fail before any work
     with index_dir.lock(lock_timeout):
         index_dir.cleanup()
-        old = _Old.open(index_dir, settings, changes.rebuild)
+        old = _Old.open(index_dir, settings, changes.rebuild, salvage=changes.compact)
         _check_chunk_tokens(settings, engine, old.manifest)
         gen = _Generation(index_dir, engine, settings, changes, old)
         try:
@@ -119,13 +133,29 @@ class _Old:
     def __init__(self) -> None:
         self.gen: Path | None = None
         self.manifest: Manifest | None = None
-        self.store: ChunkStore | None = None
-        self.docs: dict[str, StoredDocument] = {}
+        self.store: SegmentedStore | None = None
+        self.docs: Mapping[str, StoredDocument] = {}
+        self.tombstones: Tombstones = {}
+        #: Segments to rewrite whatever the policy says: damaged derived files, old terms.
+        self.repair: set[str] = set()
+        self.bad_vectors: set[str] = set()
+        #: Live documents and chunks of each segment.
+        self.live: dict[str, tuple[int, int]] = {}
+        #: Files skipped as of the live generation (path -> record).
         self.skipped: dict[str, SkippedFile] = {}
-        self.vectors_ok = True
+
+    def home(self, doc_id: str) -> str | None:
+        """The segment holding a live document."""
+        docs = self.docs
+        return docs.home(doc_id) if isinstance(docs, LiveDocuments) else None
 
     @classmethod
-    def open(cls, index_dir: IndexDir, settings: Settings, rebuild: bool) -> _Old:
+    def open(
+        cls, index_dir: IndexDir, settings: Settings, rebuild: bool, *, salvage: bool = False
+    ) -> _Old:
+        """The live generation, checked. A damaged chunk database stops a write in one
+        line; when ``salvage`` (optimize), its segment is left out instead, with a warning,
+        and the intact segments make the new index."""
         old = cls()
         root = index_dir.path
         if not index_dir.exists():
@@ -153,61 +183,89 @@ class _Old:
                 f"the index was built with {'; '.join(diff)}; drop the option to keep the "
                 "index's settings, or add --rebuild to re-embed every document"
             )
-        problems = {p.split(":", 1)[0]: p for p in check_files(gen, m)}
-        if CHUNKS in problems:
-            raise IndexFormatError(
-                f"cannot update the index at {root}: {problems[CHUNKS]}. Nothing was changed; "
-                "its documents cannot be recovered from a damaged chunk database, so move "
-                f"{root} aside and index your files into a new one"
-            )
-        if FAISS in problems:
-            log.warning("%s; it is rebuilt from the vectors", problems[FAISS])
+        lost: set[str] = set()
+        for problem in check_files(gen, m, checksums=salvage):
+            where, _, _ = problem.partition(":")
+            holder, _, name = where.rpartition("/")
+            holder = holder or gen.name
+            if name == CHUNKS and salvage:
+                log.warning(
+                    "%s; the documents of segment %s are left out (index their files again)",
+                    problem, holder,
+                )  # fmt: skip
+                lost.add(holder)
+                continue
+            if name in (CHUNKS, TOMBSTONES):
+                several = len(segment_refs(gen, m)) > 1 and name == CHUNKS
+                raise IndexFormatError(
+                    f"cannot update the index at {root}: {problem}. Nothing was changed; "
+                    "its documents cannot be recovered from a damaged chunk database, so "
+                    + (
+                        "semsearch optimize rebuilds the index from its intact segments"
+                        if several
+                        else f"move {root} aside and index your files into a new one"
+                    )
+                )
+            if name == FAISS:
+                log.warning("%s; it is rebuilt from the vectors", problem)
+            else:
+                log.warning("%s; the vectors are re-embedded from the chunk texts", problem)
+                old.bad_vectors.add(holder)
+            old.repair.add(holder)
         old.gen, old.manifest = gen, m
-        old.store = ChunkStore.open_readonly(gen / CHUNKS)
-        old.docs = {d.doc_id: d for d in old.store.documents()}
-        old.skipped = old.store.skipped_files()
-        if len(old.docs) != m.documents or old.store.count_chunks() != m.chunks:
+        old.tombstones = read_tombstones(gen, m)
+        old.skipped = read_skipped(gen, m)
+        old.store = SegmentedStore.open(gen, m, skip=lost)
+        old.repair |= lost  # left out of the new generation
+        old.docs = LiveDocuments(old.store)
+        old.live = {  # recorded by the manifest; counted only for older ones
+            s.ref.name: (s.ref.documents, s.ref.chunks)
+            if s.ref.documents >= 0 and s.ref.chunks >= 0
+            else (s.store.count_documents(), s.store.count_chunks())
+            for s in old.store.segments
+        }
+        for seg in old.store.segments:
+            if not seg.store.terms_current():
+                old.repair.add(seg.ref.name)
+        counts = tuple(map(sum, zip(*old.live.values(), strict=True))) or (0, 0)
+        if not lost and counts != (m.documents, m.chunks):
             old.close()
             raise IndexFormatError(
                 f"cannot update the index at {root}: chunks.sqlite does not hold what the "
                 "manifest says. Nothing was changed"
             )
-        if VECTORS in problems:
-            log.warning("%s; the vectors are re-embedded from the chunk texts", problems[VECTORS])
-            old.vectors_ok = False
         return old
 
-    def check_chunks(self) -> None:
+    def check_chunks(self, seg: Segment) -> None:
         """Refuse to carry chunk rows whose file fails its checksum: a large database is not
-        checksummed on load, and same-size damage would otherwise pass into a generation
-        with a fresh, valid checksum (and its text and keyword index would disagree)."""
-        if self.gen is None or self.manifest is None:
-            return
-        size = self.manifest.files.get(CHUNKS, {}).get("size", 0)
-        if size > VERIFY_ON_LOAD_BYTES and not file_ok(self.gen, self.manifest, CHUNKS):
+        checksummed on load, and same-size damage would otherwise pass into a segment with
+        a fresh, valid checksum (and its text and keyword index would disagree)."""
+        size = seg.ref.files.get(CHUNKS, {}).get("size", 0)
+        if size > VERIFY_ON_LOAD_BYTES and not file_ok(seg.path, seg.ref.files, CHUNKS):
             raise IndexFormatError(
-                f"cannot update the index at {self.gen.parent}: {CHUNKS} does not match its "
-                "checksum (file altered). Nothing was changed; its documents cannot be "
-                "recovered from a damaged chunk database, so index your files into a new one"
+                f"cannot update the index at {seg.path.parent}: {seg.ref.name}/{CHUNKS} does "
+                "not match its checksum (file altered). Nothing was changed; its documents "
+                "cannot be recovered from a damaged chunk database, so index your files into "
+                "a new one"
             )
 
-    def vectors(self) -> np.ndarray | None:
-        """The old vectors, fully verified first when too large to have been checked on load
-        (so damage is never carried into a generation with a fresh, valid checksum)."""
-        if self.gen is None or self.manifest is None or not self.vectors_ok:
+    def vectors(self, seg: Segment) -> np.ndarray | None:
+        """A segment's vectors, fully verified first when too large to have been checked on
+        load (so damage is never carried into a segment with a fresh, valid checksum)."""
+        if self.manifest is None or seg.ref.name in self.bad_vectors:
             return None
-        info = self.manifest.files.get(VECTORS, {})
+        info = seg.ref.files.get(VECTORS, {})
         if info.get("size", 0) > VERIFY_ON_LOAD_BYTES and not file_ok(
-            self.gen, self.manifest, VECTORS
+            seg.path, seg.ref.files, VECTORS
         ):
             log.warning("vectors.npy does not match its checksum; re-embedding from the chunks")
-            self.vectors_ok = False
+            self.bad_vectors.add(seg.ref.name)
             return None
         try:
-            return load_vectors(self.gen / VECTORS, self.manifest.dim)
+            return load_vectors(seg.path / VECTORS, self.manifest.dim)
         except IndexFormatError as exc:
             log.warning("%s; re-embedding from the chunks", exc)
-            self.vectors_ok = False
+            self.bad_vectors.add(seg.ref.name)
             return None
 
     def close(self) -> None:
@@ -217,7 +275,11 @@ class _Old:
 
 
 class _Generation:
-    """One build: owns the temporary generation until it is published or removed."""
+    """One build: owns the temporary generation until it is published or removed.
+
+    The new generation keeps the old segments as they are (their deleted and replaced
+    documents tombstoned) and writes one segment of its own: the documents added or
+    changed, plus those of any old segments the merge policy rewrites."""
 
     def __init__(
         self, index_dir: IndexDir, engine: Engine, settings: Settings, changes: Changes, old: _Old
@@ -227,15 +289,24 @@ class _Generation:
         self.tmp: Path | None = None
         self.next_chunk_id = old.manifest.next_chunk_id if old.manifest else 0
         self.built: VectorIndex | None = None
+        self.merged: set[str] = set()
+        self.skipped: list[SkippedFile] = []
+        #: Documents of kept segments hidden from now on (replaced, removed or carried).
+        self.dead: set[str] = set()
 
     def run(self, progress: Progress | None) -> BuildStats:
         plan = make_plan(self.changes, self.old.docs, self.old.skipped)
         if self.changes.rebuild:
             self._rebuild_kept(plan)
-        stale_terms = self.old.store is not None and not self.old.store.keyword_index().current
-        if self.old.manifest is not None and not plan.changed and not stale_terms:
-            return self._stats(plan, changed=False)
-        self.old.check_chunks()
+        segments = self.old.store.segments if self.old.store else ()
+        sizes = [(s.ref.name, s.ref.rows, self._live_rows(s.ref.name)) for s in segments]
+        compact = self.changes.compact and (len(sizes) > 1 or any(r > n for _, r, n in sizes))
+        needed = plan.changed or compact or self.old.repair
+        if self.old.manifest is not None and not needed:
+            return self._stats(plan, changed=False)  # merges ride along with writes only
+        self.merged = choose_merges(
+            sizes, self.old.repair, everything=self.changes.rebuild or compact
+        )
         self.tmp = self.index_dir.new_tmp()
         self.store = ChunkStore.create(self.tmp / CHUNKS)
         self.writer = VectorWriter(self.tmp / VECTORS, self.settings.dim)
@@ -254,17 +325,51 @@ class _Generation:
             if progress and (piece is None or not piece.more):
                 progress(done, total)
         plan.skipped_sources.extend(self.engine.counts.skipped)
+        for doc_id, st in plan.restat.items():
+            self.store.update_stat(doc_id, st)
         self._remember_skipped(plan, unreadable)
         self.store.commit()
-        documents, chunks = self.store.count_documents(), self.store.count_chunks()
+        own_docs, own_chunks = self.store.count_documents(), self.store.count_chunks()
+        kept_refs = []
+        for seg in segments:
+            if seg.ref.name in self.merged:
+                continue
+            gone = [self.old.docs[d] for d in self.dead if self.old.home(d) == seg.ref.name]
+            docs, rows = self.old.live[seg.ref.name]
+            live = (docs - len(gone), rows - sum(d.n_chunks for d in gone))
+            kept_refs.append(seg.ref._replace(documents=live[0], chunks=live[1]))
+        kept = [s for s in segments if s.ref.name not in self.merged]
+        documents = own_docs + sum(r.documents for r in kept_refs)
+        chunks = own_chunks + sum(r.chunks for r in kept_refs)
         if chunks == 0 and self.old.manifest is None:
             raise UsageError("no text to index: every file was empty, binary or unreadable")
         self.store.close()
         self.writer.close()
-        self._write_vector_index()
-        self.index_dir.publish(self.tmp, self._manifest(documents, chunks))
+        if own_docs or not kept:
+            self._write_vector_index()
+        else:  # nothing of its own: the generation only hides documents
+            for name in (CHUNKS, VECTORS):
+                (self.tmp / name).unlink()
+        tombstones = {
+            s.ref.name: sorted(
+                {*self.old.tombstones.get(s.ref.name, ())}
+                | {d for d in self.dead if self.old.home(d) == s.ref.name}
+            )
+            for s in kept
+        }
+        self.index_dir.publish(
+            self.tmp,
+            self._manifest(documents, chunks),
+            kept_refs,
+            {k: v for k, v in tombstones.items() if v},
+            (own_docs, own_chunks),
+            self.skipped,
+        )
         self.tmp = None
         return self._stats(plan, changed=True, documents=documents, chunks=chunks)
+
+    def _live_rows(self, name: str) -> int:
+        return self.old.live.get(name, (0, 0))[1]
 
     def close(self) -> None:
         if self.tmp is not None:  # failed or interrupted: the live generation is untouched
@@ -300,26 +405,38 @@ class _Generation:
     # --- writing ----------------------------------------------------------------------------
 
     def _copy_kept(self, plan: Plan) -> None:
-        """Bulk-copy every old document not dropped: rows renumbered, ids and vectors kept;
-        vectors that fail their checksum are embedded again from the chunk texts."""
+        """Rewrite the merged segments' documents not dropped into the new segment, and
+        carry over documents of kept segments whose file stat moved (so it is recorded).
+        Every other kept document stays where it is, untouched; dropped ones are hidden."""
         if self.old.store is None:
             return
-        kept_rows = self.store.copy_documents_from(self.old.store, plan.drop)
-        for doc_id, (size, mtime_ns, inode) in plan.restat.items():
-            self.store.conn.execute(
-                "UPDATE documents SET size = ?, mtime_ns = ?, inode = ? WHERE doc_id = ?",
-                (size, mtime_ns, inode, doc_id),
-            )
-        vectors = self.old.vectors() if len(kept_rows) else None
+        for seg in self.old.store.segments:
+            if seg.ref.name in self.merged:
+                self._carry(seg, plan.drop, None)
+        self.dead |= {d for d in plan.drop if d in self.old.docs}
+        restat = [d for d in plan.restat if self.old.home(d) not in self.merged]
+        for seg in self.old.store.segments:
+            mine = {d for d in restat if self.old.home(d) == seg.ref.name}
+            if mine and seg.ref.name not in self.merged:
+                self._carry(seg, (), mine)
+                self.dead |= mine
+
+    def _carry(self, seg: Segment, drop: Collection[str], only: Collection[str] | None) -> None:
+        """Copy documents of an old segment into the new one: rows, chunk ids, terms and
+        vectors kept (vectors that fail their checksum embedded again from the texts)."""
+        self.old.check_chunks(seg)
+        start = self.row
+        rows = self.store.copy_documents_from(seg.store, drop, start, only)
+        vectors = self.old.vectors(seg) if len(rows) else None
         if vectors is not None:
-            for start in range(0, len(kept_rows), COPY_BLOCK):
-                block = kept_rows[start : start + COPY_BLOCK]
+            for at in range(0, len(rows), COPY_BLOCK):
+                block = rows[at : at + COPY_BLOCK]
                 self.writer.append(np.asarray(vectors[block], dtype=np.float32))
         else:
-            for start in range(0, len(kept_rows), EMBED_BLOCK):
-                texts = self.store.chunk_texts(start, start + EMBED_BLOCK)
+            for at in range(start, start + len(rows), EMBED_BLOCK):
+                texts = self.store.chunk_texts(at, min(at + EMBED_BLOCK, start + len(rows)))
                 self.writer.append(self.engine.encode(texts))
-        self.row = len(kept_rows)
+        self.row += len(rows)
 
     def _skipped(self, plan: Plan, item: Item, unreadable: list[str]) -> None:
         """Count an item the engine could not read: its old version kept if it had one,
@@ -336,29 +453,28 @@ class _Generation:
                 unreadable.append(doc_id)
 
     def _remember_skipped(self, plan: Plan, unreadable: list[str]) -> None:
+        """Files skipped, kept with the generation (not a segment: they hold no rows)."""
         reasons = self.engine.counts.reasons
-        self.store.add_skipped(plan.still_skipped.values())
-        self.store.add_skipped(
-            SkippedFile(p, *plan.stats[p], reasons.get(p, "could not be read")) for p in unreadable
-        )
+        self.skipped = [
+            *plan.still_skipped.values(),
+            *(SkippedFile(p, *plan.stats[p], reasons.get(p, "could not be read"))
+              for p in unreadable),
+        ]  # fmt: skip
 
     def _keep_old(self, item: Item) -> bool:
         """A changed file that cannot be read now (vanished, truncated, corrupt) keeps the
         version indexed before, with its chunk ids and vectors: nothing indexed is lost."""
         doc_id = item.doc_id if isinstance(item, Document) else str(item)
-        old = self.old.docs.get(doc_id)
-        if self.old.store is None or old is None or self.changes.rebuild:
+        home = self.old.home(doc_id)
+        if self.old.store is None or home is None or self.changes.rebuild:
             return False
-        vectors = self.old.vectors()
-        if vectors is None:
+        seg = next(s for s in self.old.store.segments if s.ref.name == home)
+        if home not in self.merged:
+            self.dead.discard(doc_id)  # still live where it is
+            return True
+        if self.old.vectors(seg) is None:
             return False
-        found = self.old.store.document(doc_id)
-        rows = self.old.store.document_rows(doc_id)
-        self.store.add_document(
-            old, [r._replace(row=self.row + i) for i, r in enumerate(rows)], found and found[1]
-        )
-        self.writer.append(np.asarray(vectors[[r.row for r in rows]], dtype=np.float32))
-        self.row += len(rows)
+        self._carry(seg, (), {doc_id})
         return True
 
     def _write(self, piece: Processed, *, first: bool) -> None:
@@ -406,9 +522,16 @@ class _Generation:
         self.built = index
 
     def _manifest(self, documents: int, chunks: int) -> Manifest:
-        if self.built is None:
-            raise IndexFormatError("internal error: no vector index built")
         roots, globs, excludes, follow = _remembered(self.old.manifest, self.changes)
+        if self.built is None:  # only tombstones: the index is described as it was
+            if self.old.manifest is None:
+                raise IndexFormatError("internal error: no vector index built")
+            return replace(
+                self.old.manifest, format_version=FORMAT_VERSION, semsearch_version=__version__,
+                documents=documents, chunks=chunks, next_chunk_id=self.next_chunk_id,
+                created=time.time(), roots=roots, globs=globs, excludes=excludes,
+                follow_symlinks=follow,
+            )  # fmt: skip
         return new_manifest(
             self.settings, documents, chunks, self.next_chunk_id, self.built,
             roots=roots, globs=globs, excludes=excludes, follow_symlinks=follow,

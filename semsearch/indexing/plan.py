@@ -57,11 +57,12 @@ def file_sha256(path: Path) -> str | None:
 
 def make_plan(
     changes: Changes,
-    old: dict[str, StoredDocument],
+    old: Mapping[str, StoredDocument],
     skipped: Mapping[str, SkippedFile] | None = None,
 ) -> Plan:
-    """Classify ``changes.items`` against the old index's documents (``doc_id`` -> record)
-    and the files it skipped (path -> record; tried again on ``rebuild``)."""
+    """Classify ``changes.items`` against the old index's documents (``doc_id`` -> record,
+    looked up one at a time unless ``changes.roots`` asks what disappeared) and the files
+    it skipped (path -> record; tried again on ``rebuild``)."""
     plan = Plan()
     seen: set[str] = set()
     for item in changes.items:
@@ -106,9 +107,11 @@ def make_plan(
         else:
             plan.added += 1
     prefixes = [str(r).rstrip("/") for r in changes.roots]
-    for doc_id in old:
-        under_root = any(doc_id == p or doc_id.startswith(p + "/") for p in prefixes)
-        if (doc_id not in seen and under_root) or doc_id in changes.remove:
-            plan.drop.add(doc_id)
+    if prefixes:  # what is gone from the roots: every document must be looked at
+        for doc_id in old:
+            under_root = any(doc_id == p or doc_id.startswith(p + "/") for p in prefixes)
+            if doc_id not in seen and under_root:
+                plan.drop.add(doc_id)
+    plan.drop.update(d for d in changes.remove if d in old)
     plan.removed = len(plan.drop) - plan.updated
     return plan

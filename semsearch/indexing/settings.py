@@ -87,7 +87,11 @@ class Requested:
         chunk_tokens = self.chunk_tokens
         overlap = self.overlap
         index_type = self.index_type
+        backend = self.backend
         if m is not None:
+            # Backend and index type are the index's own unless asked: "auto" would pick
+            # faiss again for an index built with --backend numpy.
+            backend = m.backend if backend == "auto" else backend
             chunk_tokens = m.chunk_tokens if chunk_tokens is None else chunk_tokens
             overlap = m.overlap if overlap is None else overlap
             if index_type is None:
@@ -100,7 +104,7 @@ class Requested:
             if chunk_tokens is None
             else chunk_tokens,
             overlap=0 if overlap is None else overlap,
-            backend=self.backend,
+            backend=backend,
             index_type=index_type or "auto",
         )
         if m is not None and not rebuild:
@@ -129,7 +133,7 @@ class Changes:
     Documents under ``roots`` that are not among ``items`` are removed, as are ``remove``.
     ``rebuild`` re-chunks and re-embeds every document kept, under the build's settings.
     ``globs``, ``excludes`` and ``follow_symlinks`` are remembered with ``roots`` so the
-    index can be refreshed.
+    index can be refreshed. ``compact`` merges every segment into one.
     """
 
     items: Sequence[Item] = ()
@@ -139,6 +143,8 @@ class Changes:
     globs: Sequence[str] = ()
     excludes: Sequence[str] = ()
     follow_symlinks: bool = False
+    #: Merge every segment into one (dropping tombstoned rows), whatever the policy says.
+    compact: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,145 @@
+"""In-process latency at scale: ``python -m benchmarks.scale_bench [--chunks N ...]``.
+
+For each size (100k chunks by default; ``--chunks 100000 1000000`` adds a million) an index
+is built from generated Zipf sentences (see :mod:`benchmarks.serve_bench`) with the fast
+stand-in embedder for the corpus vectors, then opened with the real model, which embeds
+every query. It prints p50/p90 for hybrid, keyword and dense search through
+``SemanticIndex.search`` (query embedding included; its own p50 is printed beside), and the
+median latency of adding, replacing and deleting one document through the API (each a new
+generation: one small segment and tombstones). Also printed: segments, bytes on disk, and
+the 1-minute load average, since absolute numbers on a busy machine are only comparable
+side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from .serve_bench import MODES, sentences, stand_in, vocabulary
+
+WORK = Path(__file__).resolve().parent / "_work" / "scale"
+QUERIES = 60
+EDITS = 7
+
+
+def build(n: int, real: Any) -> Path:
+    """An index of ``n`` one-chunk documents (reused when already built for this ``n``)."""
+    from semsearch import SemanticIndex
+    from semsearch.store import IndexDir
+
+    path = WORK / f"index-{n}"
+    if IndexDir(path).exists():
+        print(f"  reusing {path}", flush=True)
+        return path
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    emb = stand_in(real.name, real.precision, real.dim)
+    index = SemanticIndex(path=path, embedder=emb)
+    t0 = time.perf_counter()
+    step = 100_000
+    for start in range(0, n, step):  # bounded memory; the policy merges as it goes
+        texts = sentences(min(step, n - start), vocabulary(), seed=n + start, lo=8, hi=24)
+        index.add_texts(texts, ids=[f"doc-{start + i:07d}" for i in range(len(texts))])
+    if hasattr(index, "optimize"):  # (absent before segments: then one generation anyway)
+        index.optimize()
+    print(f"  built {n:,} chunks in {time.perf_counter() - t0:.0f}s", flush=True)
+    return path
+
+
+def _ms(values: list[float], q: float) -> float:
+    return round(1000 * statistics.quantiles(values, n=100)[int(q) - 1], 2)
+
+
+def measure(n: int, real: Any) -> dict[str, Any]:
+    from semsearch import SemanticIndex
+
+    path = build(n, real)
+    index = SemanticIndex.load(path, embedder=real)
+    queries = sentences(QUERIES, vocabulary(), seed=7, lo=2, hi=5, skip=100)
+    out: dict[str, Any] = {"chunks": n}
+    for q in queries[:5]:  # warm: model, memory maps, caches
+        index.search(q, k=10)
+    embed = []
+    for q in queries:
+        t0 = time.perf_counter()
+        real.encode([q], kind="query")
+        embed.append(time.perf_counter() - t0)
+    out["query_embedding_p50_ms"] = _ms(embed, 50)
+    for mode in MODES:
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            index.search(q, k=10, mode=mode)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - t0)
+        out[f"{mode}_p50_ms"], out[f"{mode}_p90_ms"] = _ms(times, 50), _ms(times, 90)
+    writer = SemanticIndex.load(path, embedder=stand_in(real.name, real.precision, real.dim))
+    extra = sentences(EDITS, vocabulary(), seed=99, lo=8, hi=24)
+    for name, op in (
+        ("add", lambda i: writer.add_texts([extra[i]], ids=[f"bench-{i}"])),
+        ("replace", lambda i: writer.upsert([extra[i] + " changed"], ids=[f"bench-{i}"])),
+        ("delete", lambda i: writer.delete([f"bench-{i}"])),
+    ):
+        times = []
+        for i in range(EDITS):
+            t0 = time.perf_counter()
+            op(i)
+            times.append(time.perf_counter() - t0)
+        out[f"{name}_one_median_s"] = round(statistics.median(times), 3)
+    info = writer.info()
+    store = writer._require_view().store
+    out["segments_after_edits"] = len(getattr(store, "segments", [store]))
+    out["size_bytes"] = info.size_bytes
+    out["loadavg_1min"] = os.getloadavg()[0]
+    return out
+
+
+def run(quick: bool, section: dict[str, Any], model_dir: str | None = None) -> None:
+    """Entry point for ``python -m benchmarks --sections scale``."""
+    section.update(main_sizes([5_000] if quick else [100_000], model_dir))
+
+
+def main_sizes(sizes: list[int], model_dir: str | None) -> dict[str, Any]:
+    from semsearch.embed import load_embedder
+
+    real = load_embedder(model_dir) if model_dir else load_embedder()
+    flags = _cpu_flags()
+    results: dict[str, Any] = {"cpu_flags": flags, "sizes": []}
+    for n in sizes:
+        print(f"scale: {n:,} chunks", flush=True)
+        r = measure(n, real)
+        results["sizes"].append(r)
+        print("  " + ", ".join(f"{k} {v}" for k, v in r.items()), flush=True)
+    return results
+
+
+def _cpu_flags() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
+    )
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_vnni") if f in flags)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scale_bench", description=__doc__)
+    p.add_argument("--chunks", type=int, nargs="+", default=[100_000])
+    p.add_argument("--model", help="model directory [default: the bundled one]")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import json
+
+    print(json.dumps(main_sizes(args.chunks, args.model), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

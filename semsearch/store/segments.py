@@ -1,0 +1,426 @@
+"""A generation read as one store: its segments' chunk stores behind global row numbers.
+
+Segment ``i`` owns rows ``offsets[i] .. offsets[i] + rows_i - 1`` of the generation (dead
+rows included, so numbers never move while the generation lives). Tombstoned documents are
+hidden inside each segment's store (:meth:`ChunkStore.open_readonly`), so every query here
+sees live chunks only. Searches fan out to the segments and merge.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import IndexFormatError
+from ..util import first_line
+from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, SkippedFile, StoredDocument
+from .manifest import CHUNKS, SKIPPED, TOMBSTONES, Manifest, SegmentRef, segment_refs
+from .postings import CHUNK, DOC
+from .tokenize import terms as analyze
+
+#: Tombstones of one generation: segment name -> deleted document ids.
+Tombstones = dict[str, list[str]]
+
+
+def read_tombstones(gen: Path, m: Manifest) -> Tombstones:
+    """The generation's tombstones (none for a version 1 or 2 generation)."""
+    if TOMBSTONES not in m.files:
+        return {}
+    path = gen / TOMBSTONES
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise IndexFormatError(f"{path}: cannot be read ({first_line(exc)})") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(i, str) for i in v) for v in data.values()
+    ):
+        raise IndexFormatError(f"{path}: not a mapping of segment to document ids")
+    return {str(k): list(v) for k, v in data.items()}
+
+
+def read_skipped(gen: Path, m: Manifest) -> dict[str, SkippedFile]:
+    """The files skipped as of generation ``gen`` (kept in its own store before format 3)."""
+    if m.format_version < 3:
+        if CHUNKS not in m.files:
+            return {}
+        store = ChunkStore.open_readonly(gen / CHUNKS)
+        try:
+            return store.skipped_files()
+        finally:
+            store.close()
+    if SKIPPED not in m.files:
+        return {}
+    path = gen / SKIPPED
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = [SkippedFile(str(p), int(a), int(b), int(c), str(r)) for p, a, b, c, r in data]
+    except (OSError, ValueError, TypeError, RecursionError) as exc:
+        raise IndexFormatError(f"{path}: cannot be read ({first_line(exc)})") from None
+    return {f.path: f for f in files}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One open segment: where its files are, its first global row, its store."""
+
+    ref: SegmentRef
+    path: Path
+    offset: int
+    store: ChunkStore
+
+
+class SegmentedStore:
+    """The read API of :class:`ChunkStore` over every segment of one generation."""
+
+    def __init__(
+        self, segments: Sequence[Segment], skipped: Mapping[str, SkippedFile] | None = None
+    ) -> None:
+        self.segments = tuple(segments)
+        self._skipped = dict(skipped or {})
+        self.offsets = np.array([s.offset for s in self.segments], dtype=np.int64)
+        self.rows = sum(s.ref.rows for s in self.segments)
+        self._keyword: SegmentedKeyword | None = None
+
+    @classmethod
+    def open(cls, gen: Path, m: Manifest, skip: Collection[str] = ()) -> SegmentedStore:
+        """Open generation ``gen``'s segments but ``skip`` (files already checked by the
+        caller)."""
+        dead = read_tombstones(gen, m)
+        segments: list[Segment] = []
+        offset = 0
+        try:
+            for ref in segment_refs(gen, m):
+                if ref.name in skip:
+                    continue
+                path = gen.parent / ref.name
+                store = ChunkStore.open_readonly(path / CHUNKS, dead.get(ref.name, ()))
+                segments.append(Segment(ref, path, offset, store))
+                offset += ref.rows
+        except BaseException:
+            for s in segments:
+                s.store.close()
+            raise
+        try:
+            skipped = read_skipped(gen, m)
+        except BaseException:
+            for s in segments:
+                s.store.close()
+            raise
+        return cls(segments, skipped)
+
+    def skipped_files(self) -> dict[str, SkippedFile]:
+        """The files skipped as of this generation, by path."""
+        return dict(self._skipped)
+
+    def close(self) -> None:
+        for s in self.segments:
+            s.store.close()
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def split(self, rows: Iterable[int]) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
+        """``(segment, positions, local rows)`` for the given global rows, per segment."""
+        arr = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, np.int64)
+        if len(self.segments) == 1:
+            yield self.segments[0], np.arange(len(arr)), arr
+            return
+        which = np.searchsorted(self.offsets, arr, side="right") - 1
+        for i, seg in enumerate(self.segments):
+            pos = np.flatnonzero(which == i)
+            if len(pos):
+                yield seg, pos, arr[pos] - seg.offset
+
+    def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
+        out: dict[int, ChunkRecord] = {}
+        for seg, _, local in self.split(rows):
+            for r, rec in seg.store.fetch(local.tolist()).items():
+                out[r + seg.offset] = rec._replace(row=r + seg.offset)
+        return out
+
+    def doc_ids_of(self, rows: np.ndarray) -> list[str]:
+        """The document of each chunk row, in the order given."""
+        out = [""] * len(rows)
+        for seg, pos, local in self.split(rows):
+            for p, d in zip(pos.tolist(), seg.store.doc_ids_of(local.tolist()), strict=True):
+                out[p] = d
+        return out
+
+    def chunk_texts(self, start: int, stop: int) -> list[str]:
+        """Texts of the live rows ``start..stop-1`` in row order."""
+        out: list[str] = []
+        for seg in self.segments:
+            lo, hi = max(start - seg.offset, 0), min(stop - seg.offset, seg.ref.rows)
+            if lo < hi:
+                out += seg.store.chunk_texts(lo, hi)
+        return out
+
+    def rows_where(self, where: Mapping[str, Any]) -> np.ndarray:
+        parts = [s.store.rows_where(where) + s.offset for s in self.segments]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def dead_rows(self) -> np.ndarray:
+        parts = [s.store.dead_rows() + s.offset for s in self.segments]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    # --- documents -------------------------------------------------------------------------
+
+    def holder(self, doc_id: str) -> Segment | None:
+        """The segment holding a live document (newest first: a document lives in one)."""
+        for seg in reversed(self.segments):
+            if seg.store.document(doc_id) is not None:
+                return seg
+        return None
+
+    def document_ids(self, pattern: str | None = None) -> list[str]:
+        return [i for s in self.segments for i in s.store.document_ids(pattern)]
+
+    def documents_named(self, name: str) -> list[str]:
+        """Ids of live documents whose id or source is exactly ``name``."""
+        return [i for s in self.segments for i in s.store.documents_named(name)]
+
+    def documents(self) -> Iterator[StoredDocument]:
+        yield from heapq.merge(
+            *(s.store.documents() for s in self.segments), key=lambda d: d.doc_id
+        )
+
+    def document(self, doc_id: str) -> tuple[StoredDocument, Mapping[str, Any] | None] | None:
+        seg = self.holder(doc_id)
+        return None if seg is None else seg.store.document(doc_id)
+
+    def document_text(self, doc_id: str) -> str:
+        seg = self.holder(doc_id)
+        return "" if seg is None else seg.store.document_text(doc_id)
+
+    def document_rows(self, doc_id: str) -> list[ChunkRow]:
+        """A document's chunks with their segment-local rows."""
+        seg = self.holder(doc_id)
+        return [] if seg is None else seg.store.document_rows(doc_id)
+
+    def document_records(
+        self, doc_id: str, first: int = 0, last: int | None = None
+    ) -> list[ChunkRecord]:
+        seg = self.holder(doc_id)
+        if seg is None:
+            return []
+        recs = seg.store.document_records(doc_id, first, last)
+        return [r._replace(row=r.row + seg.offset) for r in recs]
+
+    def chunk_by_id(self, chunk_id: int) -> ChunkRecord | None:
+        for seg in reversed(self.segments):
+            rec = seg.store.chunk_by_id(chunk_id)
+            if rec is not None:
+                return rec._replace(row=rec.row + seg.offset)
+        return None
+
+    def count_documents(self) -> int:
+        return sum(s.store.count_documents() for s in self.segments)
+
+    def count_chunks(self) -> int:
+        return sum(s.store.count_chunks() for s in self.segments)
+
+    def keyword_index(self) -> SegmentedKeyword:
+        if self._keyword is None:
+            self._keyword = SegmentedKeyword(self)
+        return self._keyword
+
+
+class Scored(NamedTuple):
+    """Every unit (global chunk row or document key) a query matches, ascending, and its BM25."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float64
+
+
+class LiveDocuments(Mapping[str, StoredDocument]):
+    """The live documents of a generation by id, looked up one at a time (a write touching
+    a few documents never reads them all); iterating reads them all, once."""
+
+    def __init__(self, store: SegmentedStore) -> None:
+        self._store = store
+        self._found: dict[str, tuple[StoredDocument, str] | None] = {}
+        self._all: dict[str, StoredDocument] | None = None
+
+    def home(self, doc_id: str) -> str | None:
+        """The segment holding a live document."""
+        got = self._lookup(doc_id)
+        return None if got is None else got[1]
+
+    def _lookup(self, doc_id: str) -> tuple[StoredDocument, str] | None:
+        if doc_id not in self._found:
+            seg = self._store.holder(doc_id)
+            found = seg.store.document(doc_id) if seg is not None else None
+            self._found[doc_id] = (found[0], seg.ref.name) if found and seg else None
+        return self._found[doc_id]
+
+    def __getitem__(self, doc_id: str) -> StoredDocument:
+        got = self._lookup(doc_id)
+        if got is None:
+            raise KeyError(doc_id)
+        return got[0]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self._lookup(doc_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def __len__(self) -> int:
+        return self._store.count_documents()
+
+    def _every(self) -> dict[str, StoredDocument]:
+        if self._all is None:
+            self._all = {}
+            for seg in self._store.segments:
+                for d in seg.store.documents():
+                    self._all[d.doc_id] = d
+                    self._found[d.doc_id] = (d, seg.ref.name)
+        return self._all
+
+
+class SegmentedKeyword:
+    """BM25 over every live chunk and document of a generation, with collection statistics
+    (unit count, document frequency, average length) taken over all live segments: the
+    scores equal those of the same documents written as one segment.
+
+    The formula is FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, idf = ln((N - n + 0.5) /
+    (n + 0.5)) floored at 1e-6, a repeated query term counted again), so rankings match
+    the index format before segments."""
+
+    def __init__(self, store: SegmentedStore) -> None:
+        self._store = store
+        self._parts = [s.store.postings() for s in store.segments]
+        self._chunk_live = [
+            _mask(len(p.chunk_lengths), s.store.dead_rows())
+            for p, s in zip(self._parts, store.segments, strict=True)
+        ]
+        self._doc_live = []
+        for p, s in zip(self._parts, store.segments, strict=True):
+            live = np.zeros(len(p.doc_lengths), bool)
+            live[p.doc_rowids] = True
+            live[s.store.dead_doc_rowids()] = False
+            self._doc_live.append(live)
+        sizes = [len(p.doc_lengths) for p in self._parts]
+        #: A document's global key: its segment's base plus its rowid there.
+        self.doc_base = np.cumsum([0, *sizes])[:-1].astype(np.int64)
+        self.n_chunks = int(sum(m.sum() for m in self._chunk_live))
+        self.n_docs = int(sum(m.sum() for m in self._doc_live))
+        chunk_len = sum(
+            int(p.chunk_lengths[m].sum())
+            for p, m in zip(self._parts, self._chunk_live, strict=True)
+        )
+        doc_len = sum(
+            int(p.doc_lengths[m].sum()) for p, m in zip(self._parts, self._doc_live, strict=True)
+        )
+        self._avgdl = (chunk_len / max(self.n_chunks, 1), doc_len / max(self.n_docs, 1))
+        self.current = all(s.store.terms_current() for s in store.segments)
+
+    def query_terms(self, text: str) -> list[str]:
+        return analyze(text)
+
+    def _live_postings(self, level: int, term: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(segment, ids, tfs)`` of a term's live postings in each segment holding it."""
+        out = []
+        lives = self._chunk_live if level == CHUNK else self._doc_live
+        for i, (p, live) in enumerate(zip(self._parts, lives, strict=True)):
+            ids, tfs = p.get(level, term)
+            if len(ids):
+                keep = live[ids]
+                if not keep.all():
+                    ids, tfs = ids[keep], tfs[keep]
+                if len(ids):
+                    out.append((i, ids, tfs))
+        return out
+
+    def score(self, query_terms: Sequence[str], level: int) -> Scored:
+        """BM25 of every chunk (``CHUNK``: ids are global rows) or document (``DOC``: ids are
+        document keys) holding a query term."""
+        n = self.n_chunks if level == CHUNK else self.n_docs
+        avgdl = self._avgdl[level]
+        ids_all, contrib_all = [], []
+        for term, times in Counter(query_terms).items():
+            found = self._live_postings(level, term)
+            df = sum(len(ids) for _, ids, _ in found)
+            if not df:
+                continue
+            idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+            for seg, ids, tfs in found:
+                p = self._parts[seg]
+                lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
+                tf = tfs.astype(np.float64)
+                norm = K1 * (1.0 - B + B * lengths / avgdl)
+                contrib_all.append(times * idf * tf * (K1 + 1.0) / (tf + norm))
+                base = self._store.segments[seg].offset if level == CHUNK else self.doc_base[seg]
+                ids_all.append(ids.astype(np.int64) + base)
+        if not ids_all:
+            return Scored(np.zeros(0, np.int64), np.zeros(0, np.float64))
+        ids = np.concatenate(ids_all)
+        contrib = np.concatenate(contrib_all)
+        if len(ids_all) == 1:
+            return Scored(ids, contrib)
+        unique, inverse = np.unique(ids, return_inverse=True)
+        return Scored(unique, np.bincount(inverse, weights=contrib, minlength=len(unique)))
+
+    def doc_of(self, rows: np.ndarray) -> np.ndarray:
+        """The document key of each global chunk row."""
+        rows = np.asarray(rows, np.int64)
+        out = np.empty(len(rows), np.int64)
+        for seg, pos, local in self._store.split(rows):
+            i = self._store.segments.index(seg)
+            out[pos] = self._parts[i].row_doc[local] + self.doc_base[i]
+        return out
+
+    def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
+        """The document id of each document key."""
+        keys = np.asarray(list(keys), np.int64)
+        out: dict[int, str] = {}
+        which = np.searchsorted(self.doc_base, keys, side="right") - 1
+        for i, seg in enumerate(self._store.segments):
+            mine = keys[which == i]
+            if len(mine):
+                base = int(self.doc_base[i])
+                found = seg.store.doc_ids_by_rowid((mine - base).tolist())
+                out.update((r + base, d) for r, d in found.items())
+        return out
+
+    def document_frequencies(self, query_terms: Iterable[str], level: int = DOC) -> dict[str, int]:
+        """Live documents (or chunks) holding each term (terms held by none left out)."""
+        out = {}
+        for t in set(query_terms):
+            df = sum(len(ids) for _, ids, _ in self._live_postings(level, t))
+            if df:
+                out[t] = df
+        return out
+
+    def full_match(self, query_terms: Sequence[str], *, chunks: bool = False) -> float:
+        """BM25 of a document (or of a chunk, when ``chunks``) holding every query term
+        once at average length: the sum of the terms' idf at that level (repeats count, as
+        in the query). It turns a BM25 score into a fraction that means the same from one
+        query to the next."""
+        level = CHUNK if chunks else DOC
+        df = self.document_frequencies(query_terms, level)
+        n = self.n_chunks if chunks else self.n_docs
+        return sum(
+            max(math.log((n - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in query_terms if t in df
+        )
+
+    def near(self, first: str, lo: int, hi: int) -> list[str]:
+        """Indexed terms starting with ``first``, of length ``lo``..``hi`` (the candidates
+        for a typo's correction; some may be held by deleted documents only)."""
+        return sorted({t for p in self._parts for t in p.near(first, lo, hi)})
+
+
+K1, B = 1.2, 0.75
+
+
+def _mask(size: int, dead: np.ndarray) -> np.ndarray:
+    mask = np.ones(size, bool)
+    mask[dead[dead < size]] = False
+    return mask
