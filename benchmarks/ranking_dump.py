@@ -27,6 +27,7 @@ from semsearch.evaluation.beir import load_beir
 from semsearch.evaluation.run import CHUNK_DEPTH, _index_key, self_hit_queries
 from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
 from semsearch.search.fuse import (
+    FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
     blend,
@@ -35,8 +36,7 @@ from semsearch.search.fuse import (
     keyword_part,
     order,
 )
-from semsearch.search.keyword import complete, keyword_hits
-from semsearch.store import fts
+from semsearch.search.keyword import keyword_hits
 
 R = importlib.import_module("semsearch.search.retrieve")
 OUT = Path(__file__).resolve().parent / "_work"
@@ -67,14 +67,14 @@ def main() -> int:
     moved = np.empty_like(qv)
     stage = []
     for n, q in enumerate(queries):
-        h, _ = keyword_hits(kw, q.text, CHUNK_DEPTH)
+        h = keyword_hits(kw, q.text, CHUNK_DEPTH)
         rows = np.union1d(first[n][0], h.rows)
-        dids = fts.doc_ids_of(v.store.conn, rows)
-        h = complete(h, kw, rows, dids)
+        dids = kw.doc_of(rows)
         cos = np.asarray(v.vectors[rows], np.float32) @ qv[n]
         s = blend(
             dense_part(cos, R._floor(first[n][1])),
             keyword_part(h.evidence(rows, dids), h.full_match),
+            FEEDBACK_ALPHA,
         )
         best = R._best_documents(rows[order(rows, s)], dids, rows, FEEDBACK_DOCS)
         moved[n] = feedback_query(qv[n], np.asarray(v.vectors[best], np.float32), FEEDBACK_WEIGHT)
@@ -83,8 +83,7 @@ def main() -> int:
     for n in range(len(queries)):
         h, rows0 = stage[n]
         rows = np.union1d(second[n][0], rows0)
-        dids = fts.doc_ids_of(v.store.conn, rows)
-        h = complete(h, kw, rows, dids)
+        dids = kw.doc_of(rows)
         vecs = np.asarray(v.vectors[rows], np.float32)
         rec["doc"].append(np.asarray(dids))
         rec["cos"].append((vecs @ qv[n]).astype(np.float32))
