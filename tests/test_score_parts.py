@@ -36,7 +36,9 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> SemanticIndex:
     )
 
 
-def rebuilt(mode: str, dense: float | None, keyword: float | None) -> float:
+def rebuilt(
+    mode: str, dense: float | None, keyword: float | None, weight: float | None = None
+) -> float:
     """The formula the Hit docstring and the README state."""
     if mode == "dense":
         assert dense is not None
@@ -44,8 +46,9 @@ def rebuilt(mode: str, dense: float | None, keyword: float | None) -> float:
     if mode == "keyword":
         assert keyword is not None
         return keyword
-    assert dense is not None and keyword is not None
-    return ALPHA * dense + (1 - ALPHA) * keyword
+    assert dense is not None and keyword is not None and weight is not None
+    assert abs(weight - ALPHA) <= 0.25  # the prior, moved at most SHRINK of the way
+    return weight * dense + (1 - weight) * keyword
 
 
 @pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
@@ -54,7 +57,9 @@ def test_score_is_rebuilt_from_its_parts(index: SemanticIndex, mode: str, query:
     hits = index.search(query, k=20, mode=mode)  # type: ignore[arg-type]
     assert len(hits) == 20
     for h in hits:
-        assert h.score == pytest.approx(rebuilt(mode, h.dense_score, h.keyword_score), abs=1e-6)
+        assert h.score == pytest.approx(
+            rebuilt(mode, h.dense_score, h.keyword_score, h.dense_weight), abs=1e-6
+        )
         if mode != "dense":
             assert h.keyword_score is not None and 0.0 <= h.keyword_score <= 1.0
             assert h.bm25 is not None and h.bm25 >= 0.0
@@ -77,7 +82,8 @@ def test_json_carries_parts_on_the_score_scale(tmp_path: Path, index: SemanticIn
 
     hit = asdict(index.search("river lake", k=1, mode="hybrid")[0])
     back = json.loads(json.dumps(hit, allow_nan=False))
-    assert {"score", "dense_score", "keyword_score", "cosine", "bm25"} <= set(back)
+    assert {"score", "dense_score", "keyword_score", "cosine", "bm25", "dense_weight"} <= set(back)
+    w = back["dense_weight"]
     assert back["score"] == pytest.approx(
-        ALPHA * back["dense_score"] + (1 - ALPHA) * back["keyword_score"], abs=1e-6
+        w * back["dense_score"] + (1 - w) * back["keyword_score"], abs=1e-6
     )

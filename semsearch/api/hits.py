@@ -23,7 +23,9 @@ class Hit:
     ``score`` is the ranking score of the query's mode, rebuilt from its parts thus:
     dense: ``score = dense_score`` (the cosine similarity); keyword: ``score =
     keyword_score`` (``bm25`` as a 0-1 fraction of a full match at document and chunk
-    level); hybrid: ``score = 0.35 * dense_score + 0.65 * keyword_score``, where
+    level); hybrid: ``score = dense_weight * dense_score + (1 - dense_weight) *
+    keyword_score``, with the query's own ``dense_weight`` (0.35 unless one list is far more
+    confident than the other, see :func:`semsearch.search.fuse.dense_weight`), where
     ``dense_score`` is the 0-1 rise of the cosine above the query's background and
     ``keyword_score`` is ``bm25`` over a full document match, capped at 1. ``cosine``
     (with the query as typed) and ``bm25`` (the raw keyword evidence) are the raw
@@ -50,6 +52,7 @@ class Hit:
     keyword_score: float | None = None
     cosine: float | None = None
     bm25: float | None = None
+    dense_weight: float | None = None
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
@@ -124,6 +127,7 @@ class Parts(NamedTuple):
     bm25: float | None
     dense: float | None
     keyword: float | None
+    dense_weight: float | None = None
 
 
 def to_hit(r: ChunkRecord, score: float, parts: Parts, more: Sequence[ChunkRecord] = ()) -> Hit:
@@ -145,6 +149,7 @@ def to_hit(r: ChunkRecord, score: float, parts: Parts, more: Sequence[ChunkRecor
         keyword_score=_finite(parts.keyword),
         cosine=_finite(parts.cosine),
         bm25=_finite(parts.bm25),
+        dense_weight=parts.dense_weight,
         stale=staleness(r),
         kind=r.kind,
         more=tuple(to_passage(m) for m in more),

@@ -396,8 +396,13 @@ class SemanticIndex:
             parts = [none if a is None else a.tolist() for a in measured]
             further = r.further if r.further is not None else [()] * len(r.rows)
             hits = [
-                to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
-                for i, s, more, *p in zip(
+                to_hit(
+                    records[int(i)],
+                    float(s),
+                    Parts(cos, bm, dp, kp, r.dense_weight),
+                    [records[int(m)] for m in more],
+                )
+                for i, s, more, cos, bm, dp, kp in zip(
                     r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
                 )
             ]

@@ -21,6 +21,7 @@ from .fuse import (
     FEEDBACK_WEIGHT,
     blend,
     dense_part,
+    dense_weight,
     feedback_query,
     keyword_part,
     order,
@@ -51,6 +52,8 @@ class Ranked:
     keyword_part: np.ndarray | None = None
     #: Grouped by file: each row's further chunk rows of its document (tuples), best first.
     further: np.ndarray | None = None
+    #: Hybrid: the query's own dense weight (:func:`semsearch.search.fuse.dense_weight`).
+    dense_weight: float | None = None
 
     def take(self, keep: np.ndarray) -> Ranked:
         """The rows at positions ``keep`` (a mask or positions), parts included."""
@@ -60,7 +63,7 @@ class Ranked:
 
         return Ranked(
             self.rows[keep], self.scores[keep], cut(self.cosine), cut(self.bm25),
-            cut(self.dense_part), cut(self.keyword_part), cut(self.further),
+            cut(self.dense_part), cut(self.keyword_part), cut(self.further), self.dense_weight,
         )  # fmt: skip
 
 
@@ -151,11 +154,11 @@ def _hybrid(
         evidence = h.evidence(rows, docs)
         dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
         kp = keyword_part(evidence, h.full_match)
-        s = blend(dp, kp)
+        w = dense_weight(dp, kp)
+        s = blend(dp, kp, w)
         pos = order(rows, s)
-        out.append(
-            Ranked(rows[pos], s[pos], (vecs @ qvecs[n])[pos], evidence[pos], dp[pos], kp[pos])
-        )
+        cos = (vecs @ qvecs[n])[pos]
+        out.append(Ranked(rows[pos], s[pos], cos, evidence[pos], dp[pos], kp[pos], None, w))
     return out
 
 

@@ -50,6 +50,10 @@ _HIT_FIELDS: dict[str, dict[str, Any]] = {
     "metadata": {"type": ["object", "null"], "description": "front matter or upsert metadata"},
     "dense_score": {"type": ["number", "null"], "description": "cosine similarity part"},
     "keyword_score": {"type": ["number", "null"], "description": "BM25 part"},
+    "dense_weight": {
+        "type": ["number", "null"],
+        "description": "hybrid: score = w * dense_score + (1 - w) * keyword_score",
+    },
     "stale": {
         "type": ["string", "null"],
         "description": "changed or deleted when the file differs from what was indexed",
