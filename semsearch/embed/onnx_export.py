@@ -69,21 +69,27 @@ def model_cache_dir(identity: str, cache: Path) -> Path:
     return cache / f"{safe}-{digest}"
 
 
-def int8_weight_bits(cpuinfo: str | None = None) -> int:
-    """Significant bits of int8 weights on this CPU: 8 where it has an int8 dot-product
-    instruction (AVX-512 VNNI, AVX-VNNI, AMX), whose 32-bit sums cannot saturate; 7 elsewhere,
-    where u8 x s8 pair sums are 16-bit and full 8-bit weights can overflow them."""
+def int8_dot_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """This CPU's (or the given ``/proc/cpuinfo`` text's) int8 dot-product flags; none where
+    cpuinfo cannot be read (not Linux), which keeps the safe 7-bit weights."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:  # not Linux: the 7-bit weights are exact on every x86 CPU
-            return 7
+        except OSError:
+            return frozenset()
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "flags":
             flags.update(value.split())
-    return 8 if flags & _INT8_DOT_FLAGS else 7
+    return frozenset(flags & _INT8_DOT_FLAGS)
+
+
+def int8_weight_bits(cpuinfo: str | None = None) -> int:
+    """Significant bits of int8 weights on this CPU: 8 where it has an int8 dot-product
+    instruction (AVX-512 VNNI, AVX-VNNI, AMX), whose 32-bit sums cannot saturate; 7 elsewhere,
+    where u8 x s8 pair sums are 16-bit and full 8-bit weights can overflow them."""
+    return 8 if int8_dot_flags(cpuinfo) else 7
 
 
 def onnx_model_dir(
