@@ -126,7 +126,7 @@ def _onnx(precision: str) -> Callable[[str], _Encoder]:
 
 
 def _onnx_int8(weight_bits: int) -> Callable[[str], _Encoder]:
-    """int8 with a forced weight width (the default follows the CPU: 8 bits with VNNI)."""
+    """int8 with a given weight width (the default export has 7 bits on every CPU)."""
 
     def make(model_dir: str) -> _Encoder:
         from semsearch import config
@@ -153,13 +153,13 @@ EMBEDDERS: dict[str, tuple[Callable[[str], _Encoder], str]] = {
 
 
 def cpu_int8() -> dict[str, Any]:
-    """The CPU's int8 dot-product flags and the int8 weight width semsearch picks for it:
-    every speed figure is only meaningful beside them."""
+    """The CPU's int8 dot-product flags and the widest int8 weights exact on it: every speed
+    figure is only meaningful beside them."""
     try:
         from semsearch.embed.onnx_export import int8_dot_flags, int8_weight_bits
     except ImportError:
         return {}
-    return {"int8_dot_flags": sorted(int8_dot_flags()), "weight_bits": int8_weight_bits()}
+    return {"int8_dot_flags": sorted(int8_dot_flags()), "exact_weight_bits": int8_weight_bits()}
 
 
 def _importable(module: str) -> bool:

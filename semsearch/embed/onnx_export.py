@@ -40,6 +40,10 @@ _LEGACY_POOLING_KEYS = {  # sentence-transformers' concatenation order
     "pooling_mode_lasttoken": "lasttoken",
 }
 _ST_MODULES = {"Transformer", "Pooling", "Normalize"}
+#: Weight bits of int8 exports on every CPU. 8 bits are exact on VNNI CPUs and closer to fp32
+#: (cosine 0.9952 vs 0.9939) but no faster and not better at retrieval (docs/speed.md), and
+#: one width everywhere keeps vectors alike across a mixed Ray cluster.
+INT8_WEIGHT_BITS = 7
 #: /proc/cpuinfo flags of an int8 dot product with 32-bit sums (vpdpbusd, AMX TMUL).
 _INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", TOKENIZER_FILE)
@@ -86,9 +90,10 @@ def int8_dot_flags(cpuinfo: str | None = None) -> frozenset[str]:
 
 
 def int8_weight_bits(cpuinfo: str | None = None) -> int:
-    """Significant bits of int8 weights on this CPU: 8 where it has an int8 dot-product
+    """The widest int8 weights that are exact on this CPU: 8 where it has an int8 dot-product
     instruction (AVX-512 VNNI, AVX-VNNI, AMX), whose 32-bit sums cannot saturate; 7 elsewhere,
-    where u8 x s8 pair sums are 16-bit and full 8-bit weights can overflow them."""
+    where u8 x s8 pair sums are 16-bit and full 8-bit weights can overflow them. Exports use
+    :data:`INT8_WEIGHT_BITS` unless told otherwise (see docs/speed.md for why)."""
     return 8 if int8_dot_flags(cpuinfo) else 7
 
 
@@ -96,11 +101,10 @@ def onnx_model_dir(
     identity: str, precision: str, cache: Path, *, weight_bits: int | None = None
 ) -> Path:
     """Where the export of ``identity`` at ``precision`` lives under ``cache`` (it may not
-    exist yet). int8 exports are keyed on their weight bits (by default this CPU's), so a
-    cache shared with another kind of CPU holds one export for each."""
+    exist yet). int8 exports are keyed on their weight bits, so one cache holds both."""
     check_precision(precision)
     name = precision
-    if precision == "int8" and (weight_bits or int8_weight_bits()) == 8:
+    if precision == "int8" and (weight_bits or INT8_WEIGHT_BITS) == 8:
         name = "int8-w8"
     return model_cache_dir(identity, cache) / name
 
@@ -109,7 +113,7 @@ def ensure_onnx(
     identity: str, location: str, precision: str, cache: Path, *, weight_bits: int | None = None
 ) -> Path:
     """Return the cached export of a model, exporting it first if missing or stale."""
-    bits = (weight_bits or int8_weight_bits()) if precision == "int8" else None
+    bits = (weight_bits or INT8_WEIGHT_BITS) if precision == "int8" else None
     out = onnx_model_dir(identity, precision, cache, weight_bits=bits)
     stamp = fingerprint(location)
     expect: dict[str, Any] = {"weight_bits": bits} if bits == 8 else {}
@@ -209,7 +213,7 @@ def export_onnx(
     if precision == "int8":
         with tempfile.TemporaryDirectory(prefix="semsearch-onnx-") as tmp:
             export_onnx(location, tmp, "fp32", identity=ident)
-            _quantize_dir(Path(tmp), out, weight_bits or int8_weight_bits())
+            _quantize_dir(Path(tmp), out, weight_bits or INT8_WEIGHT_BITS)
         return out
     src = _local_dir(str(location))
     meta = _st_config(src)
@@ -367,7 +371,7 @@ def _torch_export(location: str, model_path: Path, tokenizer_path: Path) -> dict
     }
 
 
-def _quantize_dir(fp32_dir: Path, out: Path, weight_bits: int = 7) -> None:
+def _quantize_dir(fp32_dir: Path, out: Path, weight_bits: int = INT8_WEIGHT_BITS) -> None:
     """Fuse the transformer's graph, then int8 its weights per output channel.
 
     ONNX Runtime's BERT fusions (Attention, SkipLayerNormalization, BiasGelu,
