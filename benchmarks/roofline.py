@@ -125,12 +125,41 @@ def _onnx(precision: str) -> Callable[[str], _Encoder]:
     return make
 
 
+def _onnx_int8(weight_bits: int) -> Callable[[str], _Encoder]:
+    """int8 with a given weight width (the default export has 7 bits on every CPU)."""
+
+    def make(model_dir: str) -> _Encoder:
+        from semsearch import config
+        from semsearch.embed import resolve_model
+        from semsearch.embed.onnx_export import ensure_onnx
+        from semsearch.embed.onnx_runtime import OnnxEmbedder
+
+        identity, location = resolve_model(semsearch_model_arg(model_dir))
+        cache = config.load().model_cache
+        out = ensure_onnx(identity, location, "int8", cache, weight_bits=weight_bits)
+        return OnnxEmbedder(model_dir=out)
+
+    return make
+
+
 #: name -> (factory, module that must be importable). Add new backends here.
 EMBEDDERS: dict[str, tuple[Callable[[str], _Encoder], str]] = {
     "st-fp32": (_st_fp32, "sentence_transformers"),
     "onnx-fp32": (_onnx("fp32"), "semsearch.embed.onnx_runtime"),
     "onnx-int8": (_onnx("int8"), "semsearch.embed.onnx_runtime"),
+    "onnx-int8-w7": (_onnx_int8(7), "semsearch.embed.onnx_runtime"),
+    "onnx-int8-w8": (_onnx_int8(8), "semsearch.embed.onnx_runtime"),
 }
+
+
+def cpu_int8() -> dict[str, Any]:
+    """The CPU's int8 dot-product flags and the widest int8 weights exact on it: every speed
+    figure is only meaningful beside them."""
+    try:
+        from semsearch.embed.onnx_export import int8_dot_flags, int8_weight_bits
+    except ImportError:
+        return {}
+    return {"int8_dot_flags": sorted(int8_dot_flags()), "exact_weight_bits": int8_weight_bits()}
 
 
 def _importable(module: str) -> bool:
@@ -292,6 +321,7 @@ def run(
             "flops_per_token_matmul": 2 * matmul_params(cfg),
         },
         "ort_gemm": int8,
+        "cpu_int8": cpu_int8(),
         "samples": {},
         "skipped": {},
     }

@@ -26,10 +26,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def model_dirs() -> dict[str, Path]:
-    """The session's exports (conftest points SEMSEARCH_MODEL_CACHE at a temporary dir)."""
+    """The session's exports (conftest points SEMSEARCH_MODEL_CACHE at a temporary dir), int8
+    with both weight widths: 7 bits (CPUs without VNNI) and 8 bits (VNNI CPUs)."""
     identity, location = resolve_model(None)
     cache = Path(os.environ["SEMSEARCH_MODEL_CACHE"])
-    return {p: ensure_onnx(identity, location, p, cache) for p in ("fp32", "int8")}
+    dirs = {
+        f"int8-w{b}": ensure_onnx(identity, location, "int8", cache, weight_bits=b) for b in (7, 8)
+    }
+    return {**dirs, "fp32": ensure_onnx(identity, location, "fp32", cache)}
 
 
 def _texts() -> list[str]:
@@ -39,7 +43,7 @@ def _texts() -> list[str]:
     return [*paragraphs[:10], paragraphs[-1], paragraphs[0], paragraphs[0] + "!", *QUERIES]
 
 
-@pytest.mark.parametrize("precision", ["int8", "fp32"])
+@pytest.mark.parametrize("precision", ["int8-w7", "int8-w8", "fp32"])
 def test_vector_does_not_depend_on_the_batch(model_dirs: dict[str, Path], precision: str) -> None:
     emb = OnnxEmbedder(model_dir=model_dirs[precision])
     texts = _texts()
@@ -60,7 +64,7 @@ def test_vector_does_not_depend_on_the_batch(model_dirs: dict[str, Path], precis
     np.testing.assert_array_equal(emb.encode(QUERIES, kind="query"), q_alone)
 
 
-@pytest.mark.parametrize("precision", ["int8", "fp32"])
+@pytest.mark.parametrize("precision", ["int8-w7", "int8-w8", "fp32"])
 def test_vector_does_not_depend_on_threads(model_dirs: dict[str, Path], precision: str) -> None:
     """Ray actors run with as many threads as they have CPUs; their vectors must still equal
     the local build's."""

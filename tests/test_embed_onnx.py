@@ -135,6 +135,39 @@ def test_ensure_onnx_reuses_the_export(
     assert meta["max_seq_length"] == 256 and meta["pooling"] == ["mean"]
 
 
+def test_int8_weight_bits_follow_the_cpu(tmp_path: Path) -> None:
+    """8-bit weights are exact only where an int8 dot product sums into 32 bits; exports are
+    keyed on their width, and the default stays 7 bits on every CPU."""
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert embed_onnx.int8_weight_bits(avx2) == 7
+    assert embed_onnx.int8_weight_bits(avx2.replace("fma", "fma avx512f avx512_vnni")) == 8
+    assert embed_onnx.int8_weight_bits(avx2.replace("fma", "avx_vnni")) == 8
+    assert embed_onnx.int8_weight_bits("model name\t: avx512_vnni in a name\n") == 7
+    dirs = {b: onnx_model_dir("m", "int8", tmp_path, weight_bits=b) for b in (7, 8)}
+    assert dirs[7] != dirs[8] and dirs[7].parent == dirs[8].parent
+    # The default is the 7-bit export, in the folder earlier versions used.
+    assert onnx_model_dir("m", "int8", tmp_path) == dirs[7] and dirs[7].name == "int8"
+
+
+@pytest.mark.slow
+def test_8bit_weights_stay_close_and_are_their_own_export(
+    exported: dict[str, Path], reference_vectors: dict[str, np.ndarray]
+) -> None:
+    identity, location = resolve_model(None)
+    dirs = {
+        b: ensure_onnx(identity, location, "int8", exported["root"], weight_bits=b) for b in (7, 8)
+    }
+    assert dirs[7] != dirs[8]
+    embs = {b: OnnxEmbedder(model_dir=d) for b, d in dirs.items()}
+    assert embs[8].meta["weight_bits"] == 8 and embs[7].meta["weight_bits"] == 7
+    assert embs[7].cache_tag != embs[8].cache_tag  # their vectors never share a cache entry
+    cos = _cosines(embs[8], reference_vectors)
+    assert cos.mean() >= 0.99, cos.mean()
+    assert cos.min() >= 0.97, cos.min()
+    texts = _seed_paragraphs()[:4]
+    assert not np.array_equal(embs[7].encode(texts), embs[8].encode(texts))
+
+
 def _fail(*args: object, **kwargs: object) -> None:
     raise AssertionError("exported again")
 

@@ -40,6 +40,12 @@ _LEGACY_POOLING_KEYS = {  # sentence-transformers' concatenation order
     "pooling_mode_lasttoken": "lasttoken",
 }
 _ST_MODULES = {"Transformer", "Pooling", "Normalize"}
+#: Weight bits of int8 exports on every CPU. 8 bits are exact on VNNI CPUs and closer to fp32
+#: (cosine 0.9952 vs 0.9939) but no faster and not better at retrieval (docs/speed.md), and
+#: one width everywhere keeps vectors alike across a mixed Ray cluster.
+INT8_WEIGHT_BITS = 7
+#: /proc/cpuinfo flags of an int8 dot product with 32-bit sums (vpdpbusd, AMX TMUL).
+_INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", TOKENIZER_FILE)
 
 
@@ -67,28 +73,61 @@ def model_cache_dir(identity: str, cache: Path) -> Path:
     return cache / f"{safe}-{digest}"
 
 
-def onnx_model_dir(identity: str, precision: str, cache: Path) -> Path:
+def int8_dot_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """This CPU's (or the given ``/proc/cpuinfo`` text's) int8 dot-product flags; none where
+    cpuinfo cannot be read (not Linux), which keeps the safe 7-bit weights."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return frozenset()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return frozenset(flags & _INT8_DOT_FLAGS)
+
+
+def int8_weight_bits(cpuinfo: str | None = None) -> int:
+    """The widest int8 weights that are exact on this CPU: 8 where it has an int8 dot-product
+    instruction (AVX-512 VNNI, AVX-VNNI, AMX), whose 32-bit sums cannot saturate; 7 elsewhere,
+    where u8 x s8 pair sums are 16-bit and full 8-bit weights can overflow them. Exports use
+    :data:`INT8_WEIGHT_BITS` unless told otherwise (see docs/speed.md for why)."""
+    return 8 if int8_dot_flags(cpuinfo) else 7
+
+
+def onnx_model_dir(
+    identity: str, precision: str, cache: Path, *, weight_bits: int | None = None
+) -> Path:
     """Where the export of ``identity`` at ``precision`` lives under ``cache`` (it may not
-    exist yet)."""
+    exist yet). int8 exports are keyed on their weight bits, so one cache holds both."""
     check_precision(precision)
-    return model_cache_dir(identity, cache) / precision
+    name = precision
+    if precision == "int8" and (weight_bits or INT8_WEIGHT_BITS) == 8:
+        name = "int8-w8"
+    return model_cache_dir(identity, cache) / name
 
 
-def ensure_onnx(identity: str, location: str, precision: str, cache: Path) -> Path:
+def ensure_onnx(
+    identity: str, location: str, precision: str, cache: Path, *, weight_bits: int | None = None
+) -> Path:
     """Return the cached export of a model, exporting it first if missing or stale."""
-    out = onnx_model_dir(identity, precision, cache)
+    bits = (weight_bits or INT8_WEIGHT_BITS) if precision == "int8" else None
+    out = onnx_model_dir(identity, precision, cache, weight_bits=bits)
     stamp = fingerprint(location)
+    expect: dict[str, Any] = {"weight_bits": bits} if bits == 8 else {}
 
     def make() -> None:
-        if precision == "int8":  # quantised from the fp32 export, made first if needed
+        if bits is not None:  # quantised from the fp32 export, made first if needed
             fp32 = onnx_model_dir(identity, "fp32", cache)
             if not _is_current(fp32, identity, stamp):
                 export_onnx(location, fp32, "fp32", identity=identity)
-            _quantize_dir(fp32, out)
+            _quantize_dir(fp32, out, bits)
         else:
             export_onnx(location, out, "fp32", identity=identity)
 
-    return ensure_cached(out, lambda: _is_current(out, identity, stamp), make, "ONNX model")
+    return ensure_cached(out, lambda: _is_current(out, identity, stamp, expect), make, "ONNX model")
 
 
 def ensure_cached(
@@ -108,8 +147,8 @@ def ensure_cached(
     return out
 
 
-def _is_current(out: Path, identity: str, stamp: str) -> bool:
-    expect = {"format": FORMAT_VERSION, "identity": identity, "fingerprint": stamp}
+def _is_current(out: Path, identity: str, stamp: str, extra: dict[str, Any] | None = None) -> bool:
+    expect = {"format": FORMAT_VERSION, "identity": identity, "fingerprint": stamp, **(extra or {})}
     return is_complete(out, META_FILE, expect, (MODEL_FILE, TOKENIZER_FILE))
 
 
@@ -159,6 +198,7 @@ def export_onnx(
     precision: str = "fp32",
     *,
     identity: str | None = None,
+    weight_bits: int | None = None,
 ) -> Path:
     """Export the sentence-transformers model at ``location`` into ``out_dir`` and return it.
 
@@ -173,7 +213,7 @@ def export_onnx(
     if precision == "int8":
         with tempfile.TemporaryDirectory(prefix="semsearch-onnx-") as tmp:
             export_onnx(location, tmp, "fp32", identity=ident)
-            _quantize_dir(Path(tmp), out)
+            _quantize_dir(Path(tmp), out, weight_bits or INT8_WEIGHT_BITS)
         return out
     src = _local_dir(str(location))
     meta = _st_config(src)
@@ -331,17 +371,19 @@ def _torch_export(location: str, model_path: Path, tokenizer_path: Path) -> dict
     }
 
 
-def _quantize_dir(fp32_dir: Path, out: Path) -> None:
+def _quantize_dir(fp32_dir: Path, out: Path, weight_bits: int = INT8_WEIGHT_BITS) -> None:
     """Fuse the transformer's graph, then int8 its weights per output channel.
 
     ONNX Runtime's BERT fusions (Attention, SkipLayerNormalization, BiasGelu,
     EmbedLayerNormalization) let the quantiser cover the Q/K/V projections too (QAttention)
-    and cut the element-wise passes between the GEMMs. Weights keep 7 bits (``reduce_range``):
-    x86 CPUs without VNNI multiply u8 x s8 pairs into saturating 16-bit sums, which full 8-bit
-    weights can overflow; with 7 bits the integer GEMM is exact on every x86 CPU (cosine to
-    fp32 0.9934 instead of 0.9925 on SciFact chunks). Activations are quantised at run time
-    over one text at a time (``OnnxEmbedder.encode``), so no calibration data is needed and a
-    text's vector never depends on what else is embedded with it.
+    and cut the element-wise passes between the GEMMs. By default weights keep 7 bits
+    (``reduce_range``): x86 CPUs without VNNI multiply u8 x s8 pairs into saturating 16-bit
+    sums, which full 8-bit weights can overflow; with 7 bits the integer GEMM is exact on every
+    x86 CPU (cosine to fp32 0.9934 instead of 0.9925 on SciFact chunks). VNNI sums into 32
+    bits, so there ``weight_bits=8`` is exact too and closer to fp32 (0.9952 against 0.9939
+    on SciFact abstracts). Activations are quantised at run time over one text at a time
+    (``OnnxEmbedder.encode``), so no calibration data is needed and a text's vector never
+    depends on what else is embedded with it.
     """
     import_onnxruntime()
     import onnx
@@ -374,7 +416,7 @@ def _quantize_dir(fp32_dir: Path, out: Path) -> None:
                 fused,
                 tmp,
                 per_channel=True,
-                reduce_range=True,
+                reduce_range=weight_bits < 8,
                 op_types_to_quantize=["MatMul", "Attention"],
                 weight_type=QuantType.QInt8,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -390,4 +432,5 @@ def _quantize_dir(fp32_dir: Path, out: Path) -> None:
         tmp.unlink(missing_ok=True)
         fused.unlink(missing_ok=True)
     meta["precision"] = "int8"
+    meta["weight_bits"] = weight_bits
     write_atomic(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())

@@ -67,7 +67,9 @@ class OnnxEmbedder(Embedder):
         self.precision = str(meta["precision"])
         # Vectors of an older export format differ (int8 used to depend on the batch): they
         # must never be served from the cache for this one.
-        self._cache_tag = f"{self.precision}-onnx{meta.get('format')}"
+        # 8-bit weights (VNNI CPUs) give other int8 vectors than 7-bit ones.
+        bits = "-w8" if meta.get("weight_bits") == 8 else ""
+        self._cache_tag = f"{self.precision}-onnx{meta.get('format')}{bits}"
         self.dim = int(meta["dim"])
         self.max_seq_length = int(meta["max_seq_length"])
         self.max_tokens = self.max_seq_length - 2
