@@ -21,14 +21,15 @@ import numpy as np
 
 from .. import config as _config
 from .. import indexing as _build
-from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
+from ..embed import Embedder
 from ..errors import IndexFormatError, UsageError
+from ..indexing import writer as _writer
 from ..indexing.settings import Requested
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
 from ..search import DEFAULT_MODE, Grouping, Mode, Options, Ranked, retrieve
-from ..store.embedding_cache import EmbeddingCache, encode_cached
+from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import check_text, first_line
@@ -78,24 +79,11 @@ class SemanticIndex:
             backend=backend,
             index_type=index_type,
         )
-        if embedder is None:
-            if model is None and manifest is not None:
-                check_recorded_model(manifest.model, self._dir.path)
-            embedder = load_embedder(
-                self._requested.model_for(manifest),
-                self._requested.precision_for(manifest, DEFAULT_PRECISION),
-            )
-        self.embedder = embedder
-        self.settings = self._requested.resolve(
-            manifest,
-            embedder.name,
-            embedder.precision,
-            embedder.dim,
-            rebuild=True,
-            max_tokens=embedder.max_tokens,
+        self._writer = _writer.open_writer(
+            self._dir.path, manifest, self._requested, embedder=embedder, cache=cache, rebuild=True
         )
-        self._cache = cache
-        self._engine: _build.Engine | None = None
+        self.embedder = self._writer.embedder
+        self.settings = self._writer.settings
         self._write_lock = threading.RLock()
         self._view: View | None = None
         self._warned_long = False
@@ -125,15 +113,7 @@ class SemanticIndex:
     @property
     def engine(self) -> _build.Engine:
         """The local engine, made on first write: reading never opens the embedding cache."""
-        if self._engine is None:
-            cache = self._cache or EmbeddingCache(_config.load().embedding_cache)
-            embedder = self.embedder
-
-            def embed(texts: Sequence[str]) -> tuple[np.ndarray, int]:
-                return encode_cached(embedder, texts, cache)
-
-            self._engine = _build.LocalEngine(embedder, embed)
-        return self._engine
+        return self._writer.engine
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "(temporary)"
