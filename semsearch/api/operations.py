@@ -180,14 +180,13 @@ def optimize_index(index: str | os.PathLike[str] | None = None) -> _build.BuildS
     working index again (index the left-out files again to get them back)."""
     cfg = _config.load()
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
-    from ..watch.delta import LazyEngine, settings_of
+    from ..watch.delta import LazyEngine
 
     manifest = index_dir.manifest()[1]
-    engine = LazyEngine(
-        _writer.engine_maker(index_dir.path), manifest
-    )  # model: damaged vectors only
+    writer = _writer.open_writer(index_dir.path, manifest)
+    engine = LazyEngine(lambda _: writer.engine, manifest)  # model: damaged vectors only
     try:
-        return _build.build(index_dir, _build.Changes(compact=True), engine, settings_of(manifest))
+        return _build.build(index_dir, _build.Changes(compact=True), engine, writer.settings)
     finally:
         engine.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,13 +28,14 @@ ENGINES = ("local", "ray")
 
 
 class Writer:
-    """An index opened for writing: its settings, embedder and (made on first use, so a
-    write that embeds nothing never opens the cache) its engine."""
+    """An index opened for writing: its settings, and its embedder, cache and engine, each
+    made on first use (a write that embeds nothing never loads the model or opens the cache).
+    """
 
     def __init__(
         self,
         settings: Settings,
-        embedder: Embedder,
+        embedder: Embedder | Callable[[], Embedder],
         *,
         cache: EmbeddingCache | None = None,
         engine: str = "local",
@@ -42,10 +44,19 @@ class Writer:
     ) -> None:
         if engine not in ENGINES:
             raise UsageError(f"unknown engine {engine!r}: choose local or ray")
-        self.settings, self.embedder = settings, embedder
+        self.settings = settings
+        self._embedder = embedder if isinstance(embedder, Embedder) else None
+        self._load = None if isinstance(embedder, Embedder) else embedder
         self._cache = cache
         self._kind, self._address, self._workers = engine, ray_address, ray_workers
         self._engine: Engine | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            assert self._load is not None
+            self._embedder = self._load()
+        return self._embedder
 
     @property
     def cache(self) -> EmbeddingCache:
@@ -109,21 +120,20 @@ def open_writer(
     """Open the index at ``where`` (whose live manifest is ``manifest``, None when new) for
     writing under ``requested`` settings: anything not asked is the index's own."""
     requested = requested or Requested()
+    kw: dict[str, Any] = {
+        "cache": cache, "engine": engine, "ray_address": ray_address, "ray_workers": ray_workers
+    }  # fmt: skip
+    if embedder is None and manifest is not None and requested.model is None:
+        if requested.precision in (None, manifest.precision):
+            # The index's own model: settings from its manifest, the model loaded when needed.
+            own = requested.resolve(
+                manifest, manifest.model, manifest.precision, manifest.dim, rebuild=rebuild
+            )
+            return Writer(own, functools.partial(_load_recorded, where, manifest), **kw)
+        check_recorded_model(manifest.model, where)
     if embedder is None:
-        if requested.model is None and manifest is not None:
-            check_recorded_model(manifest.model, where)
-        cfg = _config.load()
-        embedder = load_embedder(
-            requested.model_for(manifest),
-            requested.precision_for(manifest, DEFAULT_PRECISION),
-            runtime=cfg.runtime,
-            model_cache=cfg.model_cache,
-        )
-    same_model = manifest is not None and embedder.name == manifest.model
-    if manifest is not None and same_model and not rebuild and embedder.dim != manifest.dim:
-        raise IndexFormatError(
-            f"model {manifest.model} now gives {embedder.dim}-dimensional vectors but the "
-            f"index at {where} holds {manifest.dim}; rebuild it to use them"
+        embedder = _load(
+            requested.model_for(manifest), requested.precision_for(manifest, DEFAULT_PRECISION)
         )
     settings = requested.resolve(
         manifest,
@@ -133,14 +143,25 @@ def open_writer(
         rebuild=rebuild,
         max_tokens=embedder.max_tokens,
     )
-    return Writer(
-        settings,
-        embedder,
-        cache=cache,
-        engine=engine,
-        ray_address=ray_address,
-        ray_workers=ray_workers,
-    )
+    return Writer(settings, embedder, **kw)
+
+
+def _load(model: str | None, precision: str) -> Embedder:
+    cfg = _config.load()
+    return load_embedder(model, precision, runtime=cfg.runtime, model_cache=cfg.model_cache)
+
+
+def _load_recorded(where: Path, manifest: Manifest) -> Embedder:
+    """The model an index records, loaded on the index's word only if semsearch knows it
+    (D25), and only if it still gives vectors of the index's dimension."""
+    check_recorded_model(manifest.model, where)
+    embedder = _load(manifest.model, manifest.precision)
+    if embedder.dim != manifest.dim:
+        raise IndexFormatError(
+            f"model {manifest.model} now gives {embedder.dim}-dimensional vectors but the "
+            f"index at {where} holds {manifest.dim}; rebuild it to use them"
+        )
+    return embedder
 
 
 def engine_maker(where: Path, embedder: Embedder | None = None) -> Callable[[Manifest], Engine]:
