@@ -110,3 +110,33 @@ def test_no_other_maker_of_embedder_or_engine() -> None:
         if makers.search(line) and not line.lstrip().startswith(("class ", "def "))
     ]
     assert found == []
+
+
+def test_opening_an_index_reads_current_and_the_manifest_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.store.layout import IndexDir as Dir
+    from semsearch.store.manifest import Manifest
+
+    docs, idx, emb = tmp_path / "docs", tmp_path / "idx", FakeEmbedder()
+    docs.mkdir()
+    (docs / "a.txt").write_text("owls hunt at night")
+    index_paths([docs], idx, embedder=emb)
+    SemanticIndex.load(idx, embedder=emb).add_texts(["bats"])  # two segments
+    reads = {"CURRENT": 0, "manifest": 0, "parsed": 0}
+    pointer, checked, parse = Dir._pointer, Dir._checked_manifest, Manifest.from_data.__func__
+
+    def count(key: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*a: Any, **k: Any) -> Any:
+            reads[key] += 1
+            return real(*a, **k)
+
+        return counted
+
+    monkeypatch.setattr(Dir, "_pointer", count("CURRENT", pointer))
+    monkeypatch.setattr(Dir, "_checked_manifest", count("manifest", checked))
+    monkeypatch.setattr(Manifest, "from_data", classmethod(count("parsed", parse)))
+    index = SemanticIndex.load(idx, embedder=emb)
+    assert reads == {"CURRENT": 1, "manifest": 1, "parsed": 1}
+    assert len(index.search("owls", k=1)) == 1
+    assert index.reload_if_changed() is False and reads["CURRENT"] == 2  # a check: one read
