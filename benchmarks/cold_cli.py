@@ -8,7 +8,9 @@ process, not a cold disk, which a benchmark cannot reproduce without root.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -97,11 +99,23 @@ def run(runs: int = 10, *, warmup: bool = True) -> dict[str, Any]:
         log(f"cold CLI: {runs} timed runs of {out['command']!r}" + (" (+1 warm-up)" * warmup))
         if warmup:
             _check(cmd, env, "cli warm-up")
-        walls = []
+        # Side by side, interleaved so machine noise hits all alike: the query, --help and
+        # the import a sentence-transformers script pays before its first line of work.
+        helps, walls, st_imports = [], [], []
+        help_cmd = [*cli_command(), "--help"]
+        st_cmd = [sys.executable, "-c", "import sentence_transformers"]
+        has_st = importlib.util.find_spec("sentence_transformers") is not None
         for _ in range(runs):
-            t = time.perf_counter()
-            _check(cmd, env, "cli query")
-            walls.append(time.perf_counter() - t)
+            helps.append(_timed(help_cmd, env, "cli --help"))
+            walls.append(_timed(cmd, env, "cli query"))
+            if has_st:
+                st_imports.append(_timed(st_cmd, env, "import sentence_transformers"))
+        out["help_s"] = {"median": median(helps), "min": min(helps), "max": max(helps)}
+        if st_imports:
+            out["import_sentence_transformers_s"] = {"median": median(st_imports)}
+            out["query_over_st_import"] = median(walls) / median(st_imports)
+        out["cpu_flags"] = cpu_flags()
+        out["load_average"] = os.getloadavg()
         out["wall_s"] = {
             "median": median(walls),
             "min": min(walls),
@@ -121,6 +135,26 @@ def run(runs: int = 10, *, warmup: bool = True) -> dict[str, Any]:
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _timed(cmd: list[str], env: dict[str, str], what: str) -> float:
+    t = time.perf_counter()
+    _check(cmd, env, what)
+    return time.perf_counter() - t
+
+
+def cpu_flags() -> list[str]:
+    """The vector extensions that decide ONNX Runtime's speed, as /proc/cpuinfo lists them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
+    )
+    return sorted(
+        f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    )
 
 
 def _check(cmd: list[str], env: dict[str, str], what: str) -> str:

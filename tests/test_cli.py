@@ -42,12 +42,14 @@ def test_trade_decline_finds_the_mutual_trade_chunk(seeds_index: Path, capsys) -
     assert source_text[top["start"] : top["end"]] == top["text"]
 
 
-def test_human_output_shows_rank_score_source_and_text(seeds_index: Path, capsys) -> None:
+def test_human_output_shows_location_score_and_best_sentence(seeds_index: Path, capsys) -> None:
     code, out, _ = run(capsys, "query", "trade decline", "-k", "2", "--index", str(seeds_index))
     assert code == 0
-    first = out.splitlines()[0]
-    assert first.startswith("1. 0.") and "000_70defebb133c6857.txt:" in first
-    assert "2. " in out and "mutual trade" in out
+    lines = out.splitlines()
+    assert len(lines) == 4  # two hits, two lines each
+    assert "000_70defebb133c6857.txt:" in lines[0] and " 0." in lines[0]
+    text = " ".join((SEEDS / "000_70defebb133c6857.txt").read_text().split())
+    assert lines[1].startswith("  ") and lines[1].strip() in text  # the file's own words
 
 
 def test_info_describes_the_index(seeds_index: Path, capsys) -> None:
@@ -84,9 +86,9 @@ def test_default_index_is_built_from_seeds_on_first_query(capsys, tmp_path: Path
     [
         (["query", ""], 2, "query is empty"),
         (["query", "   "], 2, "query is empty"),
-        (["query", "x", "-k", "0"], 2, "from 1 to"),
-        (["query", "x", "-k", "-3"], 2, "from 1 to"),
-        (["query", "x", "-k", "99999999999999999999"], 2, "from 1 to"),
+        (["query", "x", "-k", "0"], 2, "between 1 and 10000"),
+        (["query", "x", "-k", "-3"], 2, "between 1 and 10000"),
+        (["query", "x", "-k", "99999999999999999999"], 2, "between 1 and 10000"),
         (["query", "x", "-k", "many"], 2, "Invalid value"),
         (["index", "/no/such/path"], 2, "no such file or directory"),
         (["query", "x", "--index", "/no/such/index"], 1, "no index at"),

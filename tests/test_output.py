@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from semsearch import SemanticIndex
-from semsearch.cli.output import display_path, location, safe
+from semsearch.api.hits import location
+from semsearch.cli.output import display_path, safe
 from semsearch.embed import load as load_mod
 
 from .conftest import FakeEmbedder

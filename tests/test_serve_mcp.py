@@ -91,7 +91,7 @@ def test_search_read_and_status_match_the_api(
 @pytest.mark.parametrize(
     ("tool", "args", "message"),
     [
-        ("search", {"query": "trade", "k": 0}, "between 1 and 1000"),
+        ("search", {"query": "trade", "k": 0}, "between 1 and 10000"),
         ("search", {"query": "  "}, "non-empty string"),
         ("search", {"query": "trade", "mode": "magic"}, ""),
         ("read", {}, "exactly one of"),

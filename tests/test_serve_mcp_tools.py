@@ -17,6 +17,7 @@ pytest.importorskip("mcp", reason="pip install 'semsearch[serve]'")
 from mcp import Client
 
 from semsearch import SemanticIndex
+from semsearch.api.request import MAX_K, MODES
 from semsearch.serve import params as P
 from semsearch.serve.mcp_server import create_mcp
 from semsearch.serve.service import SearchService
@@ -140,7 +141,7 @@ def test_tool_descriptions_say_how_to_cite(server: Any) -> None:
     assert "location" in tools["search"].description and "cite" in tools["search"].description
     assert "next" in tools["read"].description
     props = tools["search"].input_schema["properties"]
-    assert props["mode"]["enum"] == list(P.MODES) and props["k"]["maximum"] == P.MAX_K
+    assert props["mode"]["enum"] == list(MODES) and props["k"]["maximum"] == MAX_K == 10_000
     assert {"where", "source"} <= set(props)
     assert {"offset", "max_chars"} <= set(tools["read"].input_schema["properties"])
 

@@ -357,7 +357,7 @@ def test_ctrl_c_in_process_is_one_line_and_130(
     def interrupt(*_a: object, **_k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(SemanticIndex, "search", interrupt)
+    monkeypatch.setattr(SemanticIndex, "search_with", interrupt)
     assert one_line(capsys, ["query", "trade", "--index", str(built)], 130) == (
         "semsearch: interrupted"
     )

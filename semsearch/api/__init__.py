@@ -1,20 +1,44 @@
-"""The Python API: :class:`SemanticIndex` and whole-index operations."""
+"""The Python API: :class:`SemanticIndex` and whole-index operations.
 
-from .dryrun import DryRun, dry_run
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage
-from .index import SemanticIndex
-from .operations import (
-    SourceStatus,
-    default_index_dir,
-    ensure_sample_index,
-    index_info,
-    index_paths,
-    list_sources,
-    optimize_index,
-    refresh_index,
-    remove_documents,
-    sample_index_dir,
-)
+Names load on first use (PEP 562): a front end importing :mod:`.request` or :mod:`.hits`
+does not pay for the index, the store and numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .dryrun import DryRun, dry_run
+    from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage
+    from .index import SemanticIndex
+    from .operations import (
+        SourceStatus,
+        default_index_dir,
+        ensure_sample_index,
+        index_info,
+        index_paths,
+        list_sources,
+        optimize_index,
+        refresh_index,
+        remove_documents,
+        sample_index_dir,
+    )
+
+_WHERE = {
+    **dict.fromkeys(("DryRun", "dry_run"), ".dryrun"),
+    **dict.fromkeys(("ChunkContext", "DocumentView", "Hit", "IndexInfo", "Passage"), ".hits"),
+    "SemanticIndex": ".index",
+    **dict.fromkeys(
+        (
+            "SourceStatus", "default_index_dir", "ensure_sample_index", "index_info",
+            "index_paths", "list_sources", "optimize_index", "refresh_index", "remove_documents",
+            "sample_index_dir",
+        ),
+        ".operations",
+    ),
+}  # fmt: skip
 
 __all__ = [
     "ChunkContext",
@@ -36,3 +60,9 @@ __all__ = [
     "remove_documents",
     "sample_index_dir",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..store.chunkstore import ChunkRecord
 from ..util import file_digest
+
+if TYPE_CHECKING:  # the front ends import this module; the store (numpy, SQLite) stays out
+    from ..store.chunkstore import ChunkRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class Hit:
     stale: str | None = None
     #: The reader that made the document (text, code, markdown, html, pdf, record, ...).
     kind: str = "text"
+    #: Other files holding the same passage, folded into this hit (the ``collapse`` option).
+    also_in: tuple[str, ...] = ()
     #: Grouped by file: the document's next best chunks, best first (with their lines).
     more: tuple[Passage, ...] = ()
 
@@ -175,6 +180,110 @@ def file_state(source: str, indexed: tuple[int, int, int], sha256: str | None) -
     except OSError:
         return "deleted"
     return None if same else "changed"
+
+
+#: Readers whose line numbers count in extracted text, not in the file (HTML, office and
+#: e-book documents, PDF pages): such hits are located by page or section, never by line.
+_NO_FILE_LINES = frozenset({"html", "docx", "epub", "odt", "pdf"})
+
+
+def file_lines(hit: Hit | Passage) -> tuple[int, int] | None:
+    """The hit's first and last line in its source file, None when they are not the file's."""
+    kind = getattr(hit, "kind", "text")  # a Passage (a grouped hit's further chunk) has none
+    if kind in _NO_FILE_LINES or hit.page is not None or kind == "record":
+        return None
+    return hit.line_start, hit.line_end
+
+
+def location(hit: Hit | Passage, path: str | None = None) -> str:
+    """Where a hit is, the one form every front end prints and agents cite: ``path:line``
+    or ``path:start-end`` for text, code and Markdown (real file lines), ``path p. N`` for
+    a PDF page, ``path:N`` for the row of a data file, and `` › Section`` after it when the
+    file has headings (alone for HTML and documents, whose extracted lines are not the
+    file's). ``path`` is the source as the front end shows paths (default: as stored)."""
+    where = hit.source if path is None else path
+    section = hit.section
+    lines = file_lines(hit)
+    if getattr(hit, "kind", "text") == "record":
+        row = str(hit.doc_id).rsplit("#", 1)[-1]
+        where += f":{row}" if row.isdigit() else ""
+        section = ""
+    elif hit.page is not None:
+        where += f" p. {hit.page}"
+    elif lines is not None:
+        where += f":{lines[0]}" if lines[0] == lines[1] else f":{lines[0]}-{lines[1]}"
+    return f"{where} › {section}" if section else where
+
+
+class Located(NamedTuple):
+    """A location read back (:func:`parse_location`): the path and what narrows it."""
+
+    path: str
+    lines: tuple[int, int] | None = None
+    page: int | None = None
+    section: str = ""
+
+
+_PAGE = re.compile(r"^(?P<path>.+) p\. (?P<page>\d+)$")
+_LINES = re.compile(r"^(?P<path>.+):(?P<a>\d+)(?:-(?P<b>\d+))?$")
+
+
+def parse_location(text: str) -> Located:
+    """The parts of a location :func:`location` printed: ``path:12``, ``path:12-20``,
+    ``path p. 3``, ``path › Section`` (after any of those), or a bare path."""
+    where, _, section = text.partition(" › ")
+    if m := _PAGE.match(where):
+        return Located(m["path"], page=int(m["page"]), section=section)
+    if (m := _LINES.match(where)) and not os.path.exists(where):
+        a = int(m["a"])
+        return Located(m["path"], (a, int(m["b"] or a)), section=section)
+    return Located(where, section=section)
+
+
+def located(passages: Sequence[Passage], loc: Located) -> list[int]:
+    """Positions of the passages a location names: overlapping its lines, on its page,
+    under its section (or a section below it)."""
+    out = []
+    for n, p in enumerate(passages):
+        if loc.lines is not None and not (
+            p.line_start <= loc.lines[1] and loc.lines[0] <= p.line_end
+        ):
+            continue
+        if loc.page is not None and p.page != loc.page:
+            continue
+        if loc.section and not (p.section + " › ").startswith(loc.section + " › "):
+            continue
+        out.append(n)
+    return out
+
+
+def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:
+    """A hit as JSON (CLI ``--json``, HTTP, MCP): its fields and its ``location``, with
+    ``line_start``/``line_end`` null where they are not the file's lines."""
+    out = asdict(hit)
+    out["location"] = location(hit, path)
+    for more, passage in zip(out["more"], hit.more, strict=True):
+        more["location"] = location(passage, path)  # the same document: the same path
+    if file_lines(hit) is None:
+        out["line_start"] = out["line_end"] = None
+    return out
+
+
+def fold_copies(hits: Sequence[Hit]) -> list[Hit]:
+    """Hits with each copy of a passage in another file folded into its best hit, which
+    names the other files in ``also_in`` (see :func:`semsearch.search.collapse.copies`)."""
+    from ..search.collapse import copies
+
+    of = copies([h.text for h in hits], [h.source for h in hits])
+    also: dict[int, list[str]] = {}
+    for n, m in enumerate(of):
+        if m >= 0:
+            also.setdefault(m, []).append(hits[n].source)
+    return [
+        replace(h, also_in=tuple(dict.fromkeys(also[n]))) if n in also else h
+        for n, h in enumerate(hits)
+        if of[n] < 0
+    ]
 
 
 def _finite(value: float | None) -> float | None:

@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,22 @@ from ..indexing.settings import Requested
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
-from ..search import DEFAULT_MODE, Grouping, Mode, Options, Ranked, retrieve
+from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
+from ..search.retrieve import Ranked, retrieve
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
 from ..util import check_text, first_line
 from . import reading
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Parts, to_hit
+from .hits import (
+    ChunkContext,
+    DocumentView,
+    Hit,
+    IndexInfo,
+    Parts,
+    Passage,
+    fold_copies,
+    to_hit,
+)
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -282,6 +293,7 @@ class SemanticIndex:
         diverse: bool = False,
         min_score: float | None = None,
         group: Grouping | None = None,
+        collapse: bool = True,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
 
@@ -292,11 +304,13 @@ class SemanticIndex:
         source; ``diverse`` re-ranks with MMR; ``min_score`` drops hits whose ``score`` is
         below it. ``group="file"`` returns files instead of chunks: one hit per document
         (its best chunk, with its next best in ``Hit.more``), scored by all its chunks'
-        evidence and code-aware signals (:mod:`semsearch.search.group`).
+        evidence and code-aware signals (:mod:`semsearch.search.group`). ``collapse`` folds
+        copies of one passage in other files into the first hit, whose ``also_in`` names
+        them.
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score, group=group,
+            min_score=min_score, group=group, collapse=collapse,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -310,26 +324,38 @@ class SemanticIndex:
         diverse: bool = False,
         min_score: float | None = None,
         group: Grouping | None = None,
+        collapse: bool = True,
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
+        opts = SearchOptions(
+            k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
+            min_score=min_score, group=group, collapse=collapse,
+        )  # fmt: skip
+        return self.search_with(queries, opts)
+
+    def search_with(self, queries: Sequence[str], opts: SearchOptions) -> list[list[Hit]]:
+        """Best hits for each query by options built once (every front end's way in)."""
+        if isinstance(queries, str):
+            raise UsageError("search_with takes a list of queries")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
             check_text(q, "the query")
-        opts = Options(k, mode, where, per_source, diverse, min_score, group)
-        opts.check()
         v = self._view
         if not queries:
             return []
         if v is None or v.manifest.chunks == 0:
             return [[] for _ in queries]
         self._warn_if_truncated(queries)
+        # Folding copies leaves fewer hits: rank twice as many to fill k (diverse needs not,
+        # its MMR already keeps near-duplicates apart).
+        deep = opts.k * 2 if opts.collapse and not opts.diverse else opts.k
         try:
             ranked = retrieve(
-                queries, opts, embedder=self.embedder, index=v.index, store=v.store,
-                vectors=v.vectors,
+                queries, replace(opts, k=min(deep, MAX_K)), embedder=self.embedder,
+                index=v.index, store=v.store, vectors=v.vectors,
             )  # fmt: skip
         except sqlite3.DatabaseError as exc:  # a damaged page of a large, unchecked database
             raise IndexFormatError(
@@ -349,14 +375,15 @@ class SemanticIndex:
             measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
             parts = [none if a is None else a.tolist() for a in measured]
             further = r.further if r.further is not None else [()] * len(r.rows)
-            out.append(
-                [
-                    to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
-                    for i, s, more, *p in zip(
-                        r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
-                    )
-                ]
-            )
+            hits = [
+                to_hit(records[int(i)], float(s), Parts(*p), [records[int(m)] for m in more])
+                for i, s, more, *p in zip(
+                    r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
+                )
+            ]
+            if opts.collapse:
+                hits = fold_copies(hits)
+            out.append(hits[: opts.k])
         return out
 
     def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
@@ -386,6 +413,11 @@ class SemanticIndex:
     def chunk(self, chunk_id: int, context: int = 1) -> ChunkContext:
         """A chunk by id with up to ``context`` chunks of its document on each side."""
         return reading.chunk(self._require_view().store, chunk_id, context)
+
+    def passages(self, doc_id: str) -> tuple[Passage, ...]:
+        """A document's chunks in order, with their lines, pages and sections: what a
+        location (``path:12``, ``path p. 3``, ``path › Section``) is looked up in."""
+        return reading.passages(self._require_view().store, doc_id)
 
     def _require_view(self) -> View:
         if self._view is None:

@@ -15,11 +15,11 @@ from ..ingest.chunk import sentence_spans
 from ..store.layout import IndexDir, generation_size
 from ..store.manifest import Manifest, SegmentRef, segment_refs
 from ..store.segments import SegmentedStore, read_skipped, read_tombstones
-from .hits import ChunkContext, DocumentView, Hit, IndexInfo, to_passage
+from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage, to_passage
 from .view import View
 
-#: Neighbouring chunks a caller may ask for on each side of one chunk.
-MAX_CONTEXT = 50
+#: Neighbouring chunks a caller may ask for on each side of one chunk (every front end's cap).
+MAX_CONTEXT = 20
 
 
 def document(store: SegmentedStore, doc_id: str) -> DocumentView:
@@ -50,6 +50,14 @@ def chunk(store: SegmentedStore, chunk_id: int, context: int) -> ChunkContext:
     before = tuple(to_passage(r) for r in around if r.ordinal < rec.ordinal)
     after = tuple(to_passage(r) for r in around if r.ordinal > rec.ordinal)
     return ChunkContext(to_passage(rec), before, after)
+
+
+def passages(store: SegmentedStore, doc_id: str) -> tuple[Passage, ...]:
+    """A document's chunks in order, each with its lines, page and section."""
+    found = tuple(to_passage(r) for r in store.document_records(str(doc_id)))
+    if not found:
+        raise UsageError(f"no document {str(doc_id)[:200]!r} in the index")
+    return found
 
 
 def best_sentences(embedder: Embedder, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:

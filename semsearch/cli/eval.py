@@ -9,11 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..embed.base import DEFAULT_PRECISION
 from .app import JsonOpt, Mode, Precision, app
 from .output import Bar
-
-_DEFAULT_PRECISION = Precision(DEFAULT_PRECISION)
 
 
 @app.command(name="eval")
@@ -28,18 +25,20 @@ def eval_(
     chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
     split: Annotated[str, typer.Option(help="Which qrels file to use.")] = "test",
     precision: Annotated[
-        Precision, typer.Option(help="fp32 or int8 vectors.")
-    ] = _DEFAULT_PRECISION,
+        Precision | None,
+        typer.Option(help="fp32 or int8 vectors [default: the library's, as semsearch index]."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score retrieval on a labelled BEIR collection: nDCG@10, Recall@10/100, MRR@10."""
+    from ..embed.base import DEFAULT_PRECISION  # numpy: not for every command's start-up
     from ..evaluation import run_eval
 
     modes: list[Any] = [m.value for m in mode] if mode else [m.value for m in Mode]
     with Bar("Indexing corpus") as bar:
         report = run_eval(
             dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,
-            precision=precision.value, progress=bar.update,
+            precision=precision.value if precision else DEFAULT_PRECISION, progress=bar.update,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))

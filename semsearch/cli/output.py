@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 import unicodedata
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,52 +66,6 @@ def display_path(source: str, samples: Path | None = None) -> str:
         return "~/" + safe(str(path.relative_to(home)), name=True)
     except ValueError:
         return safe(source, name=True)
-
-
-#: Readers whose line numbers count in extracted text, not in the file: located by section.
-_NO_FILE_LINES = frozenset({"html", "docx", "epub", "odt"})
-
-
-def location(hit: Any, samples: Path | None = None) -> str:
-    """Where a hit is, in a form editors and terminals jump to: ``path:line`` for text,
-    code and Markdown, ``path p. N`` for a PDF page, ``path:N`` for the row of a data file,
-    and ``› Section`` after it when the file has headings (alone for HTML and documents,
-    whose extracted lines are not the file's)."""
-    where = display_path(hit.source, samples)
-    kind = getattr(hit, "kind", "text")
-    section = hit.section
-    if kind == "record":
-        row = str(hit.doc_id).rsplit("#", 1)[-1]
-        where += f":{row}" if row.isdigit() else ""
-        section = ""
-    elif hit.page is not None:
-        where += f" p. {hit.page}"
-    elif kind not in _NO_FILE_LINES:
-        lines = (
-            hit.line_start if hit.line_start == hit.line_end else f"{hit.line_start}-{hit.line_end}"
-        )
-        where += f":{lines}"
-    if section:
-        where += f" › {safe(section)}"
-    return where
-
-
-def print_hits(
-    hits: Sequence[Any], best: list[tuple[int, int]] | None, samples: Path | None
-) -> None:
-    """Rank, score, location, then the chunk, its best-matching sentence in bold yellow."""
-    for rank, h in enumerate(hits, 1):
-        note = {"changed": "  [file changed since indexed]", "deleted": "  [file deleted]"}
-        typer.echo(f"{rank}. {h.score:.3f}  {location(h, samples)}{note.get(h.stale or '', '')}")
-        a, b = best[rank - 1] if best else (0, 0)
-        parts = (safe(" ".join(p.split())) for p in (h.text[:a], h.text[a:b], h.text[b:]))
-        before, match, after = parts
-        body = " ".join(p for p in (before, "\x00" + match + "\x01" if match else "", after) if p)
-        wrapped = textwrap.fill(body, width=100, initial_indent="   ", subsequent_indent="   ")
-        typer.echo(wrapped.replace("\x00", "\x1b[1;33m").replace("\x01", "\x1b[0m"))
-        for more in getattr(h, "more", ()):  # grouped by file: the file's further chunks
-            typer.echo(f"   also {location(more, samples)}")
-        typer.echo("")
 
 
 def human_size(n: int) -> str:

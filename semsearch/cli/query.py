@@ -5,50 +5,62 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict
-from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..api.hits import hit_record
+from ..api.request import (
+    DEFAULT_MODE,
+    Grouping,
+    Mode,
+    SearchOptions,
+    option_bounds,
+    option_default,
+    option_help,
+)
 from ..errors import UsageError
-from .app import IndexOpt, JsonOpt, Mode, app
-from .output import Bar, color_enabled, plural, print_hits
+from .app import IndexOpt, JsonOpt, app
+from .hitprint import Style, print_files, print_hits
+from .output import Bar, color_enabled, plural
 
 if TYPE_CHECKING:
     from ..api import SemanticIndex
 
 
-class Group(str, Enum):
-    file = "file"
+def _said(name: str) -> str:
+    """An option's help, as the CLI's sentences start: capitalised."""
+    words = option_help(name)
+    return words[:1].upper() + words[1:]
 
 
 @app.command()
 def query(
     text: Annotated[str, typer.Argument(help="What to search for.")],
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results (1-10000).")] = 5,
+    k: Annotated[
+        int,
+        typer.Option(
+            "-k",
+            "--top-k",
+            help=f"{_said('k')} ({'-'.join(map(str, option_bounds('k')))}).",
+        ),
+    ] = option_default("k"),
     index: IndexOpt = None,
     as_json: JsonOpt = False,
     source: Annotated[
         str | None, typer.Option("--source", help="Only hits from sources matching this glob.")
     ] = None,
-    mode: Annotated[
-        Mode, typer.Option(help="dense (meaning), keyword (BM25) or hybrid (both, fused).")
-    ] = Mode.hybrid,
+    mode: Annotated[Mode, typer.Option(help=option_help("mode") + ".")] = DEFAULT_MODE,
     per_source: Annotated[
-        int | None, typer.Option("--per-source", min=1, help="At most N hits per source.")
-    ] = None,
-    diverse: Annotated[
-        bool, typer.Option("--diverse", help="Prefer hits unlike each other (MMR).")
-    ] = False,
-    group: Annotated[
-        Group | None,
+        int | None,
         typer.Option(
-            "--group",
-            help="file: one hit per file, scored by all its chunks, with its further "
-            "matching chunks' lines.",
+            "--per-source",
+            help=_said("per_source") + ".",
         ),
     ] = None,
+    diverse: Annotated[
+        bool, typer.Option("--diverse", help=_said("diverse") + ".")
+    ] = option_default("diverse"),
     where_: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,6 +97,34 @@ def query(
             "semsearch does not know; never loaded on the index's word alone.",
         ),
     ] = None,
+    group: Annotated[
+        Grouping | None, typer.Option("--group", help=option_help("group") + ".")
+    ] = None,
+    keep_copies: Annotated[
+        bool,
+        typer.Option("--no-collapse", help=f"Do not {option_help('collapse').split(' (')[0]}."),
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Print each hit's whole chunk, not its best sentence.")
+    ] = False,
+    files_only: Annotated[
+        bool,
+        typer.Option(
+            "-l", "--files-with-matches", help="Print only the files with hits, best first."
+        ),
+    ] = False,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "-C", "--context", min=0, help="Show N lines of the file around the best sentence."
+        ),
+    ] = None,
+    after: Annotated[
+        int | None, typer.Option("-A", "--after-context", min=0, help="N lines after.")
+    ] = None,
+    before: Annotated[
+        int | None, typer.Option("-B", "--before-context", min=0, help="N lines before.")
+    ] = None,
     refresh: Annotated[
         bool,
         typer.Option("--refresh", help="Apply changes in the indexed folders first."),
@@ -102,14 +142,14 @@ def query(
 
     Exits with status 1 and "no results" when nothing passes, like grep.
     """
-    from ..search import MAX_K
-
     if not text.strip():
         raise UsageError("query is empty")
-    if not 0 < k <= MAX_K:
-        raise UsageError(f"-k must be an integer from 1 to {MAX_K}, got {k}")
-    if min_score is not None and not math.isfinite(min_score):
-        raise UsageError(f"--min-score must be a finite number, got {min_score}")
+    if min_score is not None and not math.isfinite(min_score):  # the one check the library's
+        raise UsageError(f"--min-score must be a finite number, got {min_score}")  # words miss
+    options = SearchOptions(
+        k=k, mode=mode, where=parse_where(where_ or [], source), per_source=per_source,
+        diverse=diverse, min_score=min_score, group=group, collapse=not keep_copies,
+    )  # fmt: skip
     from .. import api
     from ..config import bundled_seeds
 
@@ -127,26 +167,31 @@ def query(
     searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:
         _refresh(searcher, refresh_budget)
-    hits = searcher.search(
-        text,
-        k=k,
-        mode=mode.value,
-        where=parse_where(where_ or [], source),
-        per_source=per_source,
-        diverse=diverse,
-        min_score=min_score,
-        group=group.value if group else None,
-    )
+    hits = searcher.search_with([text], options)[0]
     if as_json:
-        typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([hit_record(h) for h in hits], ensure_ascii=False, indent=2))
+    elif files_only:
+        print_files(hits, samples)
     elif hits:
-        # The highlight costs an embedding of every sentence shown (~0.2 s for k=5), so
-        # it is computed only where it can be seen: on a terminal.
-        best = searcher.best_sentences(text, hits) if color_enabled() else None
-        print_hits(hits, best, samples)
+        style = Style(
+            full=full,
+            before=min(_lines(before, context), MAX_CONTEXT_LINES),
+            after=min(_lines(after, context), MAX_CONTEXT_LINES),
+            color=color_enabled(),
+        )
+        print_hits(hits, searcher.best_sentences(text, hits), samples, style)
     if not hits:
         typer.echo("no results", err=True)
         raise typer.Exit(1)
+
+
+#: Most file lines ``-A``/``-B``/``-C`` print on each side of a match.
+MAX_CONTEXT_LINES = 1000
+
+
+def _lines(one_side: int | None, both: int | None) -> int:
+    """``-A``/``-B`` win over ``-C``, as in grep."""
+    return one_side if one_side is not None else both or 0
 
 
 def _refresh(searcher: SemanticIndex, budget: float) -> None:

@@ -1,17 +1,27 @@
-"""Searching: dense, keyword and hybrid candidates, fused and shaped into a page of hits."""
+"""Searching: dense, keyword and hybrid candidates, fused and shaped into a page of hits.
 
-from .retrieve import (
-    CANDIDATES,
-    DEFAULT_MODE,
-    GROUPINGS,
-    MAX_K,
-    MODES,
-    Grouping,
-    Mode,
-    Options,
-    Ranked,
-    retrieve,
-)
+Names load on first use (PEP 562), so the light :mod:`.request` (the search options every
+front end declares its flags and schemas from) imports without numpy or the store. The
+ranking function is ``semsearch.search.retrieve.retrieve`` (the package attribute of that
+name is its module).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .request import DEFAULT_MODE, GROUPINGS, MAX_K, MODES, Grouping, Mode, SearchOptions
+    from .retrieve import CANDIDATES, Options, Ranked
+
+_WHERE = {
+    **dict.fromkeys(
+        ("DEFAULT_MODE", "GROUPINGS", "MAX_K", "MODES", "Grouping", "Mode", "SearchOptions"),
+        ".request",
+    ),
+    **dict.fromkeys(("CANDIDATES", "Options", "Ranked"), ".retrieve"),
+}
 
 __all__ = [
     "CANDIDATES",
@@ -23,5 +33,11 @@ __all__ = [
     "Mode",
     "Options",
     "Ranked",
-    "retrieve",
+    "SearchOptions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)

@@ -6,15 +6,12 @@ turns them into hits.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
 
 import numpy as np
 
 from ..embed import Embedder
-from ..errors import UsageError
 from ..index import VectorIndex
 from ..index.segmented import SegmentedVectors
 from ..store.segments import SegmentedKeyword, SegmentedStore
@@ -29,51 +26,13 @@ from .fuse import (
 )
 from .group import Candidate, as_arrays, group_by_document
 from .keyword import KeywordHits, keyword_hits
+from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
 
-Mode = Literal["dense", "keyword", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
-Grouping = Literal["file"]
-GROUPINGS: tuple[str, ...] = ("file",)
-#: Default retrieval mode, chosen by measurement on four collections (README, "Ranking quality").
-DEFAULT_MODE: Mode = "hybrid"
 #: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
 CANDIDATES = 200
-#: The most hits one query may ask for: bounds memory and time whatever the caller sends.
-MAX_K = 10_000
-
-
-@dataclass(frozen=True)
-class Options:
-    k: int
-    mode: Mode = DEFAULT_MODE
-    where: Mapping[str, Any] | None = None
-    per_source: int | None = None
-    diverse: bool = False
-    min_score: float | None = None
-    group: Grouping | None = None
-
-    def check(self) -> None:
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or not 0 < self.k <= MAX_K:
-            raise UsageError(f"k must be an integer from 1 to {MAX_K}, got {self.k!r:.40}")
-        if self.min_score is not None and (
-            isinstance(self.min_score, bool)
-            or not isinstance(self.min_score, (int, float))
-            or not math.isfinite(self.min_score)
-        ):
-            raise UsageError(f"min-score must be a finite number, got {self.min_score!r:.40}")
-        if not isinstance(self.diverse, bool):
-            raise UsageError("diverse must be true or false")
-        if self.group is not None and self.group not in GROUPINGS:
-            raise UsageError(f"unknown grouping {self.group!r:.40}: choose {', '.join(GROUPINGS)}")
-        if self.mode not in MODES:
-            raise UsageError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if self.per_source is not None and (
-            not isinstance(self.per_source, int)
-            or isinstance(self.per_source, bool)
-            or self.per_source <= 0
-        ):
-            raise UsageError(f"per-source cap must be positive, got {self.per_source}")
+#: What a query asks besides its text: declared once, in :mod:`.request`.
+Options = SearchOptions
 
 
 @dataclass(frozen=True)
@@ -113,8 +72,7 @@ def retrieve(
     store: SegmentedStore,
     vectors: SegmentedVectors,
 ) -> list[Ranked]:
-    """Rank rows for each query according to ``opts``."""
-    opts.check()
+    """Rank rows for each query according to ``opts`` (checked by the caller)."""
     subset = store.rows_where(opts.where) if opts.where else None
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))

@@ -6,6 +6,7 @@ Descriptions are written for the model that reads them: what the tool is for, wh
 which mode, and how to read around a hit.
 """
 
+import inspect
 import os
 from typing import Annotated, Any
 
@@ -42,7 +43,9 @@ min_score: drop weak hits (hybrid scores are in [0, 1]).
 group: "file" returns files instead of passages: one hit per file, scored by its best
 passage (definitions of the names asked for count more; tests, vendored and generated
 files less), with `more`: the locations of its further matching passages. Use it to find
-which files to open, e.g. in a code base."""
+which files to open, e.g. in a code base.
+collapse (default true): copies of a passage in other files are folded into one hit whose
+`also_in` lists those files."""
 
 READ_DOC = f"""\
 Read indexed text from the index itself, at most max_chars characters (default {P.READ_CHARS},
@@ -61,7 +64,7 @@ index type and its path. Use it to check that the index covers what you are look
 #: Hit fields an agent gets (the HTTP API returns them all); empty ones are left out.
 HIT_FIELDS = (
     "score", "location", "source", "text", "chunk_id", "doc_id", "line_start", "line_end",
-    "page", "section", "title", "metadata", "stale",
+    "page", "section", "title", "metadata", "stale", "also_in",
 )  # fmt: skip
 
 
@@ -72,6 +75,27 @@ def _arg(schema: dict[str, Any]) -> Any:
     from pydantic import Field
 
     return Annotated[Any, Field(json_schema_extra=dict(schema))]
+
+
+#: The search tool's arguments besides the query: every search option (from the one
+#: request declaration) and the ``source`` glob; the page's ``highlight`` is left out.
+SEARCH_ARGS = tuple(n for n in P.SEARCH_SCHEMA if n not in ("q", "queries", "highlight"))
+
+
+def _signature(schemas: dict[str, dict[str, Any]], required: str) -> inspect.Signature:
+    """A tool signature built from JSON Schemas, so the SDK lists exactly the declared
+    arguments, with the declared defaults, and an option added to the request appears here
+    with no edit."""
+    params = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if name == required else schema.get("default"),
+            annotation=_arg(schema),
+        )
+        for name, schema in schemas.items()
+    ]
+    return inspect.Signature(params, return_annotation=dict[str, Any])
 
 
 def create_mcp(service: SearchService) -> Any:
@@ -92,31 +116,22 @@ def create_mcp(service: SearchService) -> Any:
     def given(**values: Any) -> dict[str, Any]:
         return {k: v for k, v in values.items() if v is not None}
 
-    def search(
-        query: _arg(S["q"]),  # type: ignore[valid-type]
-        k: _arg(S["k"]) = 5,  # type: ignore[valid-type]
-        mode: _arg(S["mode"]) = "hybrid",  # type: ignore[valid-type]
-        source: _arg(S["source"]) = None,  # type: ignore[valid-type]
-        where: _arg(S["where"]) = None,  # type: ignore[valid-type]
-        per_source: _arg(S["per_source"]) = None,  # type: ignore[valid-type]
-        diverse: _arg(S["diverse"]) = False,  # type: ignore[valid-type]
-        min_score: _arg(S["min_score"]) = None,  # type: ignore[valid-type]
-        group: _arg(S["group"]) = None,  # type: ignore[valid-type]
-    ) -> dict[str, Any]:
-        raw = given(
-            q=query, k=k, mode=mode, source=source, where=where, per_source=per_source,
-            diverse=diverse, min_score=min_score, group=group,
-        )  # fmt: skip
+    def search(query: Any, **options: Any) -> dict[str, Any]:
+        raw = given(q=query, **options)
         result = call(lambda: service.search(P.search_request(raw)))
         result["hits"] = [
             {
-                **{f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "")},
-                **({"more": [_location(p) for p in h["more"]]} if h.get("more") else {}),
+                **{f: h[f] for f in HIT_FIELDS if h.get(f) not in (None, "", [], ())},
+                **({"more": [p["location"] for p in h["more"]]} if h.get("more") else {}),
             }
             for h in result["hits"]
         ]
         result.pop("took_ms", None)
         return result
+
+    search.__signature__ = _signature(  # type: ignore[attr-defined]
+        {"query": S["q"], **{n: S[n] for n in SEARCH_ARGS}}, required="query"
+    )
 
     def read(
         doc_id: _arg(R["doc_id"]) = None,  # type: ignore[valid-type]
@@ -137,14 +152,6 @@ def create_mcp(service: SearchService) -> Any:
     mcp.tool(description=READ_DOC)(read)
     mcp.tool(description=STATUS_DOC)(index_status)
     return mcp
-
-
-def _location(passage: dict[str, Any]) -> str:
-    """``path:first-last`` of a grouped hit's further passage, as hits cite theirs."""
-    lines = f"{passage['line_start']}" + (
-        f"-{passage['line_end']}" if passage["line_end"] != passage["line_start"] else ""
-    )
-    return f"{passage['source']}:{lines}"
 
 
 def serve_mcp(index: str | os.PathLike[str]) -> None:

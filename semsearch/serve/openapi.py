@@ -31,14 +31,18 @@ _HIT_FIELDS: dict[str, dict[str, Any]] = {
     "source": {"type": "string", "description": "file path (or the id given at upsert)"},
     "location": {
         "type": "string",
-        "description": "where to cite it: source:line_start-line_end",
+        "description": "where to cite it: path:12-18 (text, code), path p. 4 (PDF),"
+        " path › Section (HTML)",
     },
     "doc_id": {"type": "string", "description": "pass to /read for the document"},
     "chunk_id": {"type": "integer", "description": "pass to /read for the text around"},
     "start": {"type": "integer", "description": "first character in the document"},
     "end": {"type": "integer", "description": "character after the last"},
-    "line_start": {"type": "integer", "description": "first line in the document"},
-    "line_end": {"type": "integer", "description": "last line in the document"},
+    "line_start": {
+        "type": ["integer", "null"],
+        "description": "first line in the file (null where extracted lines are not the file's)",
+    },
+    "line_end": {"type": ["integer", "null"], "description": "last line in the file"},
     "page": {"type": ["integer", "null"], "description": "PDF page"},
     "section": {"type": "string", "description": "heading path, if the file has headings"},
     "title": {"type": "string", "description": "document title"},
@@ -49,6 +53,11 @@ _HIT_FIELDS: dict[str, dict[str, Any]] = {
     "stale": {
         "type": ["string", "null"],
         "description": "changed or deleted when the file differs from what was indexed",
+    },
+    "also_in": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "other files holding the same passage, folded into this hit",
     },
     "highlight": {
         "type": "array",

@@ -5,19 +5,14 @@ with one message that the HTTP and MCP layers pass on as is."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any
 
+from ..api.reading import MAX_CONTEXT
+from ..api.request import SearchOptions, json_schema
 from ..errors import UsageError
 
-Mode = Literal["dense", "keyword", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
-Grouping = Literal["file"]
-GROUPINGS: tuple[Grouping, ...] = ("file",)
-#: Largest ``k`` one query may ask for: enough for an agent, small enough to stay fast.
-MAX_K = 1000
 #: Most queries in one batch request.
 MAX_QUERIES = 64
 #: Most hits one request may ask for in all (queries × k): 64 queries × k=1000 held every
@@ -28,8 +23,6 @@ MAX_RESULTS = 10_000
 HIGHLIGHT_HITS = 10
 #: Longest query text, in characters (the model reads ~256 tokens anyway).
 MAX_QUERY_CHARS = 4000
-#: Most neighbouring chunks ``read`` returns on each side of a chunk.
-MAX_CONTEXT = 20
 #: Characters one ``read`` returns unless asked otherwise: about 8k tokens, a page an agent's
 #: context can take; the rest comes with the ``next`` cursor.
 READ_CHARS = 32_000
@@ -45,16 +38,12 @@ MAX_WHERE_ITEMS = 1000
 
 @dataclass(frozen=True)
 class SearchRequest:
+    """The queries (one, or a batch) and the options (:class:`SearchOptions`, checked)."""
+
     queries: tuple[str, ...]
     batch: bool
-    k: int = 5
-    mode: Mode = "hybrid"
-    where: Mapping[str, Any] | None = None
-    per_source: int | None = None
-    diverse: bool = False
-    min_score: float | None = None
+    options: SearchOptions
     highlight: bool = False
-    group: Grouping | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +66,9 @@ class UpsertItem:
 
 
 #: JSON Schema of each search field: the OpenAPI parameters and the MCP tool arguments.
+#: The options' own schemas come from :class:`SearchOptions`; only the front end's
+#: additions (the query text, ``source`` as a short form of ``where``, the page's
+#: ``highlight``) are declared here.
 SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
     "q": {
         "type": "string",
@@ -89,45 +81,8 @@ SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
         "maxItems": MAX_QUERIES,
         "description": f"a batch of queries; queries × k is at most {MAX_RESULTS}",
     },
-    "k": {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_K,
-        "default": 5,
-        "description": "hits per query",
-    },
-    "mode": {
-        "type": "string",
-        "enum": list(MODES),
-        "default": "hybrid",
-        "description": "hybrid (meaning and words), dense (meaning) or keyword (BM25)",
-    },
+    **json_schema(),
     "source": {"type": "string", "description": "glob on the source path, e.g. *.md or */2024/*"},
-    "where": {
-        "type": "object",
-        "description": (
-            "metadata filters: field: value, or field: {op: value} with op one of"
-            " $in $nin $ne $gt $gte $lt $lte (GET: JSON text)"
-        ),
-    },
-    "per_source": {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_K,
-        "description": "at most this many hits per source file",
-    },
-    "diverse": {
-        "type": "boolean",
-        "default": False,
-        "description": "re-rank so near-duplicate passages do not crowd the list",
-    },
-    "min_score": {"type": "number", "description": "drop hits scoring below this"},
-    "group": {
-        "type": "string",
-        "enum": list(GROUPINGS),
-        "description": "file: one hit per file (best chunk first), its further matching"
-        " chunks in 'more'",
-    },
     "highlight": {
         "type": "boolean",
         "default": False,
@@ -135,6 +90,7 @@ SEARCH_SCHEMA: dict[str, dict[str, Any]] = {
         " hits",
     },
 }
+SEARCH_SCHEMA["where"]["description"] += " (GET: JSON text)"
 
 #: JSON Schema of each read field.
 READ_SCHEMA: dict[str, dict[str, Any]] = {
@@ -196,30 +152,25 @@ def search_request(raw: Mapping[str, Any]) -> SearchRequest:
         if not isinstance(source, str) or not source:
             raise UsageError("'source' must be a non-empty glob string")
         where = {**(where or {}), "source": source}
-    group = raw.get("group")
-    if group is not None and group not in GROUPINGS:
-        raise UsageError(f"'group' must be one of {', '.join(GROUPINGS)}, got {group!r:.40}")
-    mode = raw.get("mode", "hybrid")
-    if mode not in MODES:
-        raise UsageError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}")
-    k = _int(raw.get("k", 5), "k", 1, MAX_K)
-    if len(queries) * k > MAX_RESULTS:
+    options = _options({**raw, "where": where})
+    if len(queries) * options.k > MAX_RESULTS:
         raise UsageError(
-            f"{len(queries)} queries × k={k} asks for {len(queries) * k} hits; at most "
-            f"{MAX_RESULTS} per request (send fewer queries or a smaller k)"
+            f"{len(queries)} queries × k={options.k} asks for {len(queries) * options.k} hits;"
+            f" at most {MAX_RESULTS} per request (send fewer queries or a smaller k)"
         )
     return SearchRequest(
-        queries=queries,
-        batch=batch,
-        k=k,
-        mode=cast(Mode, mode),
-        where=where,
-        per_source=_opt_int(raw.get("per_source"), "per_source", 1, MAX_K),
-        diverse=_bool(raw.get("diverse", False), "diverse"),
-        min_score=_opt_float(raw.get("min_score"), "min_score"),
-        highlight=_bool(raw.get("highlight", False), "highlight"),
-        group=cast(Grouping, group),
+        queries, batch, options, highlight=_bool(raw.get("highlight", False), "highlight")
     )
+
+
+def _options(raw: Mapping[str, Any]) -> SearchOptions:
+    """The options, checked once by their own declaration; its messages name the field,
+    quoted here as the other parameter errors are."""
+    try:
+        return SearchOptions.from_mapping(raw)
+    except UsageError as exc:
+        name = str(exc).split(" ", 1)[0]
+        raise UsageError(str(exc).replace(name, f"{name!r}", 1)) from None
 
 
 def read_request(raw: Mapping[str, Any]) -> ReadRequest:
@@ -306,17 +257,18 @@ def parse_json(text: str | bytes, what: str) -> Any:
 def _scalar(key: str, value: str) -> Any:
     if key == "where":
         return parse_json(value, "'where'")
-    if key in ("k", "per_source", "chunk_id", "context", "offset", "max_chars"):
+    kind = (SEARCH_SCHEMA.get(key) or READ_SCHEMA.get(key) or {}).get("type")
+    if kind == "integer":
         try:
             return int(value)
         except ValueError:
             raise UsageError(f"{key!r} must be an integer, got {value!r}") from None
-    if key == "min_score":
+    if kind == "number":
         try:
             return float(value)
         except ValueError:
-            raise UsageError(f"'min_score' must be a number, got {value!r}") from None
-    if key in ("diverse", "highlight"):
+            raise UsageError(f"{key!r} must be a number, got {value!r}") from None
+    if kind == "boolean":
         if value.lower() in ("1", "true", "yes", "on", ""):
             return True
         if value.lower() in ("0", "false", "no", "off"):
@@ -345,18 +297,6 @@ def _int(value: Any, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise UsageError(f"{name!r} must be between {low} and {high}, got {value}")
     return value
-
-
-def _opt_int(value: Any, name: str, low: int, high: int) -> int | None:
-    return None if value is None else _int(value, name, low, high)
-
-
-def _opt_float(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UsageError(f"{name!r} must be a finite number, got {json.dumps(value)[:40]}")
-    return float(value)
 
 
 def _bool(value: Any, name: str) -> bool:

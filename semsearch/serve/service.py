@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import SemanticIndex
+from ..api.hits import hit_record
 from ..errors import IndexFormatError, SemsearchError, UsageError
 from ..store.layout import IndexDir
 from . import params as P
@@ -155,6 +156,7 @@ class SearchService:
         ``deadline`` (a ``time.monotonic()`` value) instead of holding its worker; with
         ``highlight``, only the first ``P.HIGHLIGHT_HITS`` hits of each query get a span."""
         t0 = time.perf_counter()
+        opts = req.options
 
         def check() -> None:
             if deadline is not None and time.monotonic() > deadline:
@@ -167,16 +169,7 @@ class SearchService:
             for at in range(0, len(req.queries), QUERIES_PER_STEP):
                 check()
                 step = list(req.queries[at : at + QUERIES_PER_STEP])
-                batches = index.search_batch(
-                    step,
-                    req.k,
-                    mode=req.mode,
-                    where=req.where,
-                    per_source=req.per_source,
-                    diverse=req.diverse,
-                    min_score=req.min_score,
-                    group=req.group,
-                )
+                batches = index.search_with(step, opts)
                 for q, hits in zip(step, batches, strict=True):
                     spans: list[tuple[int, int]] = []
                     if req.highlight:
@@ -188,8 +181,8 @@ class SearchService:
                     results.append({"query": q, "hits": shown})
         took = round((time.perf_counter() - t0) * 1000, 3)
         if req.batch:
-            return {"mode": req.mode, "k": req.k, "results": results, "took_ms": took}
-        return {"mode": req.mode, "k": req.k, **results[0], "took_ms": took}
+            return {"mode": opts.mode, "k": opts.k, "results": results, "took_ms": took}
+        return {"mode": opts.mode, "k": opts.k, **results[0], "took_ms": took}
 
     def read(self, req: P.ReadRequest) -> dict[str, Any]:
         with self.reader() as index:
@@ -252,10 +245,7 @@ class SearchService:
 
 
 def _hit(hit: Any, span: tuple[int, int] | None) -> dict[str, Any]:
-    out = asdict(hit)
-    out["location"] = f"{hit.source}:{hit.line_start}" + (
-        f"-{hit.line_end}" if hit.line_end != hit.line_start else ""
-    )
+    out = hit_record(hit)
     if span is not None:
         out["highlight"] = [int(span[0]), int(span[1])]
     return out
