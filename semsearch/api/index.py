@@ -30,6 +30,7 @@ from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
 from ..ingest.read import expand_items
 from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
+from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
 from ..search.retrieve import Ranked, retrieve
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
@@ -294,6 +295,7 @@ class SemanticIndex:
         min_score: float | None = None,
         group: Grouping | None = None,
         collapse: bool = True,
+        rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``, best first.
 
@@ -306,11 +308,13 @@ class SemanticIndex:
         (its best chunk, with its next best in ``Hit.more``), scored by all its chunks'
         evidence and code-aware signals (:mod:`semsearch.search.group`). ``collapse`` folds
         copies of one passage in other files into the first hit, whose ``also_in`` names
-        them.
+        them. ``rerank`` (a local sentence-transformers CrossEncoder directory, or a loaded
+        :class:`Reranker`) re-scores the best ``max(k, RERANK_DEPTH)`` hits; each hit's
+        ``score`` is then the cross-encoder's (``min_score`` applies before it).
         """
         return self.search_batch(
             [query], k, mode=mode, where=where, per_source=per_source, diverse=diverse,
-            min_score=min_score, group=group, collapse=collapse,
+            min_score=min_score, group=group, collapse=collapse, rerank=rerank,
         )[0]  # fmt: skip
 
     def search_batch(
@@ -325,20 +329,35 @@ class SemanticIndex:
         min_score: float | None = None,
         group: Grouping | None = None,
         collapse: bool = True,
+        rerank: str | os.PathLike[str] | Reranker | None = None,
     ) -> list[list[Hit]]:
-        """Best ``k`` chunks for each query; queries are embedded together."""
+        """Best ``k`` chunks for each query; queries are embedded together (``rerank``: as
+        in :meth:`search`)."""
         if isinstance(queries, str):
             raise UsageError("search_batch takes a list of queries; use search() for one")
         opts = SearchOptions(
             k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
             min_score=min_score, group=group, collapse=collapse,
         )  # fmt: skip
-        return self.search_with(queries, opts)
+        return self.search_with(queries, opts, rerank=rerank)
 
-    def search_with(self, queries: Sequence[str], opts: SearchOptions) -> list[list[Hit]]:
-        """Best hits for each query by options built once (every front end's way in)."""
+    def search_with(
+        self,
+        queries: Sequence[str],
+        opts: SearchOptions,
+        *,
+        rerank: str | os.PathLike[str] | Reranker | None = None,
+    ) -> list[list[Hit]]:
+        """Best hits for each query by options built once (every front end's way in);
+        ``rerank`` as in :meth:`search`."""
         if isinstance(queries, str):
             raise UsageError("search_with takes a list of queries")
+        if rerank is not None:
+            reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
+            first = self.search_with(queries, replace(opts, k=max(opts.k, RERANK_DEPTH)))
+            return [
+                _reranked(reranker, q, hits, opts.k) for q, hits in zip(queries, first, strict=True)
+            ]
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise UsageError("query is empty")
@@ -484,6 +503,12 @@ class SemanticIndex:
 
         gen, manifest = self._dir.manifest()
         return check_files(gen, manifest, checksums=True)
+
+
+def _reranked(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[Hit]:
+    """``hits`` re-ordered by the cross-encoder, its score as each hit's, the best ``k``."""
+    pos, scores = rerank_order(reranker, query, [h.text for h in hits])
+    return [replace(hits[p], score=float(s)) for p, s in zip(pos[:k], scores[:k], strict=True)]
 
 
 def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,12 @@ import typer
 
 from .app import JsonOpt, Mode, Precision, app
 from .output import Bar
+
+
+class SelfHits(str, Enum):
+    auto = "auto"
+    drop = "drop"
+    keep = "keep"
 
 
 @app.command(name="eval")
@@ -23,10 +30,31 @@ def eval_(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name or local directory.")] = None,
     chunk_tokens: Annotated[int, typer.Option(min=8, help="Token budget per chunk.")] = 200,
-    split: Annotated[str, typer.Option(help="Which qrels file to use.")] = "test",
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Which qrels file to score: qrels/SPLIT.tsv (e.g. dev to tune, test to report)."
+        ),
+    ] = "test",
+    self_hits: Annotated[
+        SelfHits,
+        typer.Option(
+            "--self-hits",
+            help="A hit whose id is the query's id: auto drops it when that document's text "
+            "is the query (ArguAna), drop always (BEIR), keep never.",
+        ),
+    ] = SelfHits.auto,
     precision: Annotated[
         Precision | None,
         typer.Option(help="fp32 or int8 vectors [default: the library's, as semsearch index]."),
+    ] = None,
+    rerank: Annotated[
+        Path | None,
+        typer.Option(
+            "--rerank",
+            help="A local sentence-transformers CrossEncoder directory: re-score each "
+            "mode's best 100 chunks with it.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -39,6 +67,7 @@ def eval_(
         report = run_eval(
             dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,
             precision=precision.value if precision else DEFAULT_PRECISION, progress=bar.update,
+            self_hits=self_hits.value, rerank=rerank,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
@@ -48,6 +77,10 @@ def eval_(
         f"{report.queries} queries; model {report.model} ({report.precision}); "
         f"{report.scoring}"
     )
+    if report.self_hits_dropped:
+        typer.echo(
+            f"self-hits: {report.self_hits_dropped} queries' own document left out of their hits"
+        )
     typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'Recall@10':>10} {'Recall@100':>11} {'MRR@10':>7}")
     for r in report.results:
         typer.echo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -81,9 +82,11 @@ def query(
                 "Drop hits whose score (the number printed before each hit) is below this. "
                 "dense: cosine similarity. keyword (0-1): BM25 (of the document, and a "
                 "quarter of the chunk's own) as a fraction of the most BM25 can give the "
-                "query's words (each once, at average length: 0.45). hybrid (0-1): 0.35 x "
+                "query's words (each once, at average length: 0.45). hybrid (0-1): w x "
                 "the cosine's rise above the query's background (as a fraction of the way "
-                "to 1) + 0.65 x the keyword fraction of a full document match, capped at 1. "
+                "to 1) + (1 - w) x the keyword fraction of a full document match, capped at "
+                "1, where the dense weight w (0.26-0.51; 0.35 when neither list stands out) "
+                "leans towards the list whose best hits stand clear of the rest. "
                 "--json shows these parts as dense_score and keyword_score, the raw "
                 "measures as cosine and bm25."
             ),
@@ -95,6 +98,14 @@ def query(
             "--model",
             help="Load this model (a directory or hub name) for an index built with a model "
             "semsearch does not know; never loaded on the index's word alone.",
+        ),
+    ] = None,
+    rerank: Annotated[
+        Path | None,
+        typer.Option(
+            "--rerank",
+            help="A local sentence-transformers CrossEncoder directory: re-score the best "
+            "100 hits with it (slower; the score printed is then the cross-encoder's).",
         ),
     ] = None,
     group: Annotated[
@@ -167,7 +178,7 @@ def query(
     searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:
         _refresh(searcher, refresh_budget)
-    hits = searcher.search_with([text], options)[0]
+    hits = searcher.search_with([text], options, rerank=rerank)[0]
     if as_json:
         typer.echo(json.dumps([hit_record(h) for h in hits], ensure_ascii=False, indent=2))
     elif files_only:

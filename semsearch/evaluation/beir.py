@@ -66,7 +66,14 @@ def load_beir(root: str | Path, split: str = "test") -> BeirCollection:
     corpus = base / "corpus.jsonl"
     if not corpus.is_file():
         raise UsageError(f"BEIR collection {base}: missing corpus.jsonl")
-    qrels = read_qrels(base / "qrels" / f"{split}.tsv")
+    qrels_file = base / "qrels" / f"{split}.tsv"
+    if not qrels_file.is_file():
+        have = sorted(p.stem for p in (base / "qrels").glob("*.tsv"))
+        raise UsageError(
+            f"missing qrels file {qrels_file} "
+            f"(splits in this collection: {', '.join(have) if have else 'none'})"
+        )
+    qrels = read_qrels(qrels_file)
     all_queries = read_queries(base / "queries.jsonl")
     missing = [qid for qid in qrels if qid not in all_queries]
     if missing:

@@ -7,7 +7,12 @@
   words (each word's idf x (k1 + 1), reached as a word repeats without end). It reads the
   same whatever the query's length or the words' rarity; one mention of every query word
   in a document of average length gives 1 / (k1 + 1) = 0.45.
-* hybrid: ``ALPHA * dense + (1 - ALPHA) * keyword``, in [0, 1].
+* hybrid: ``w * dense + (1 - w) * keyword``, in [0, 1], where the dense weight ``w`` is
+  set per query (:func:`dense_weight`): ``ALPHA`` moved by ``SHRINK`` towards the dense
+  list's share of the two lists' confidence. A list is confident when its best candidate
+  stands clear of the next ones; a list that rates everything alike (an English model
+  reading Chinese, a keyword list of stopwords) gets little say. Chosen by leaving one of
+  nine collections out at a time (docs/ranking.md).
 
 Pure functions on arrays, so each can be checked against a hand computation.
 """
@@ -16,15 +21,21 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Weight of the dense part in the hybrid score, chosen by leaving one collection out at a
-#: time over four BEIR collections (README, "Ranking quality").
+#: Prior weight of the dense part in the hybrid score and how far each query's lists move
+#: it (:func:`dense_weight`); chosen by leaving one of nine collections out at a time.
 ALPHA = 0.35
+SHRINK = 0.25
+#: Candidates whose scores measure a list's confidence (:func:`confidence`).
+CONFIDENCE_TOP = 10
 #: FTS5's BM25 k1 + 1: a word's score approaches idf x this as it repeats.
 K1_PLUS_1 = 2.2
 #: Pseudo-relevance feedback: the query vector moves towards the mean vector of the first
 #: pass's best FEEDBACK_DOCS hits (distinct documents) with this weight (README).
 FEEDBACK_WEIGHT = 1.0
 FEEDBACK_DOCS = 3
+#: The first pass that picks those documents blends with the fixed prior weight: the
+#: per-query weight was measured on the final blend only (docs/ranking.md).
+FEEDBACK_ALPHA = ALPHA
 
 
 def dense_part(cosine: np.ndarray, floor: float) -> np.ndarray:
@@ -42,9 +53,32 @@ def keyword_part(bm25: np.ndarray, full_match: float) -> np.ndarray:
     return np.clip(b / (K1_PLUS_1 * full_match), 0.0, 1.0)
 
 
-def blend(dense: np.ndarray, keyword: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """The hybrid score of each candidate from its two parts (each in [0, 1])."""
-    return alpha * np.asarray(dense, np.float64) + (1.0 - alpha) * np.asarray(keyword, np.float64)
+def confidence(part: np.ndarray, top: int = CONFIDENCE_TOP) -> float:
+    """How far a list's best score stands above its best ``top`` on average, as a fraction
+    of the best, in [0, 1); 0 for a list with nothing above 0."""
+    v = np.asarray(part, np.float64)
+    if len(v) == 0:
+        return 0.0
+    best = np.sort(v)[::-1][:top]
+    return float((best[0] - best.mean()) / best[0]) if best[0] > 0 else 0.0
+
+
+def dense_weight(dense: np.ndarray, keyword: np.ndarray) -> float:
+    """One query's dense weight: ``ALPHA`` moved ``SHRINK`` of the way towards the dense
+    list's share of the two confidences (``ALPHA`` when neither list is confident)."""
+    cd, ck = confidence(dense), confidence(keyword)
+    if cd + ck <= 0:
+        return ALPHA
+    return (1.0 - SHRINK) * ALPHA + SHRINK * cd / (cd + ck)
+
+
+def blend(dense: np.ndarray, keyword: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """The hybrid score of each candidate from its two parts (each in [0, 1]), with the
+    query's own dense weight (:func:`dense_weight`) unless ``alpha`` fixes it."""
+    d = np.asarray(dense, np.float64)
+    k = np.asarray(keyword, np.float64)
+    w = dense_weight(d, k) if alpha is None else alpha
+    return w * d + (1.0 - w) * k
 
 
 def order(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:

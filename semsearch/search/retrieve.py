@@ -16,6 +16,7 @@ from ..index import VectorIndex
 from ..index.segmented import SegmentedVectors
 from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
+    FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
     blend,
@@ -134,7 +135,9 @@ def _hybrid(
         docs = kw.doc_of(rows)
         cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
         s = blend(
-            dense_part(cos, _floor(dense[n][1])), keyword_part(h.evidence(rows, docs), h.full_match)
+            dense_part(cos, _floor(dense[n][1])),
+            keyword_part(h.evidence(rows, docs), h.full_match),
+            FEEDBACK_ALPHA,
         )
         best = _best_documents(rows[order(rows, s)], docs, rows, FEEDBACK_DOCS)
         moved[n] = feedback_query(qvecs[n], np.asarray(vectors[best], np.float32), FEEDBACK_WEIGHT)

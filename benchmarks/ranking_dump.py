@@ -1,0 +1,112 @@
+"""Dump each query's fusion inputs on a BEIR collection, for fusion experiments offline.
+
+Uses the same cached index as ``semsearch eval`` (same chunks and vectors). For every
+judged query it stores, per candidate chunk (union of the dense and keyword lists, both
+``semsearch eval``'s depth, and the dense list after the default feedback step): document
+id, cosine with the query, cosine with the feedback-moved query, keyword evidence; and per
+query the background cosines (first pass and after feedback), BM25's full-match ceiling
+and the query's term count. Output: ``benchmarks/_work/dump_<name>.npz`` (no pickle).
+
+    python benchmarks/ranking_dump.py /work/shared/eval/scifact [--split test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semsearch import config
+from semsearch.api import SemanticIndex
+from semsearch.embed import load_embedder
+from semsearch.evaluation.beir import load_beir
+from semsearch.evaluation.run import CHUNK_DEPTH, _index_key, self_hit_queries
+from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
+from semsearch.search.fuse import (
+    FEEDBACK_ALPHA,
+    FEEDBACK_DOCS,
+    FEEDBACK_WEIGHT,
+    blend,
+    dense_part,
+    feedback_query,
+    keyword_part,
+    order,
+)
+from semsearch.search.keyword import keyword_hits
+
+R = importlib.import_module("semsearch.search.retrieve")
+OUT = Path(__file__).resolve().parent / "_work"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", type=Path)
+    ap.add_argument("--split", default="test")
+    a = ap.parse_args()
+    col = load_beir(a.dataset, a.split)
+    emb = load_embedder()
+    index_dir = config.load().eval_cache / _index_key(col.corpus_path, emb, DEFAULT_CHUNK_TOKENS)
+    idx = SemanticIndex(embedder=emb, chunk_tokens=DEFAULT_CHUNK_TOKENS, path=index_dir)
+    docs = list(col.corpus())
+    t0 = time.time()
+    idx.upsert([d.full_text for d in docs], ids=[d.id for d in docs])
+    print(f"index ready in {time.time() - t0:.0f}s", file=sys.stderr)
+    own = self_hit_queries(list(col.queries), docs, "auto")
+    v = idx._view
+    assert v is not None
+    kw = v.store.keyword_index()
+    queries = list(col.queries)
+    qv = emb.encode([q.text for q in queries], kind="query")
+    first = R._dense(v.index, qv, CHUNK_DEPTH, None)
+    rec: dict[str, list[np.ndarray]] = {k: [] for k in ("doc", "cos", "cos2", "kw", "off")}
+    per_q: dict[str, list[float]] = {k: [] for k in ("floor", "floor2", "full", "nterms")}
+    moved = np.empty_like(qv)
+    stage = []
+    for n, q in enumerate(queries):
+        h = keyword_hits(kw, q.text, CHUNK_DEPTH)
+        rows = np.union1d(first[n][0], h.rows)
+        dids = kw.doc_of(rows)
+        cos = np.asarray(v.vectors[rows], np.float32) @ qv[n]
+        s = blend(
+            dense_part(cos, R._floor(first[n][1])),
+            keyword_part(h.evidence(rows, dids), h.full_match),
+            FEEDBACK_ALPHA,
+        )
+        best = R._best_documents(rows[order(rows, s)], dids, rows, FEEDBACK_DOCS)
+        moved[n] = feedback_query(qv[n], np.asarray(v.vectors[best], np.float32), FEEDBACK_WEIGHT)
+        stage.append((h, rows))
+    second = R._dense(v.index, moved, CHUNK_DEPTH, None)
+    for n in range(len(queries)):
+        h, rows0 = stage[n]
+        rows = np.union1d(second[n][0], rows0)
+        dids = kw.doc_of(rows)
+        vecs = np.asarray(v.vectors[rows], np.float32)
+        rec["doc"].append(np.asarray(dids))
+        rec["cos"].append((vecs @ qv[n]).astype(np.float32))
+        rec["cos2"].append((vecs @ moved[n]).astype(np.float32))
+        rec["kw"].append(h.evidence(rows, dids).astype(np.float32))
+        rec["off"].append(np.asarray([len(rows)]))
+        per_q["floor"].append(R._floor(first[n][1]))
+        per_q["floor2"].append(R._floor(second[n][1]))
+        per_q["full"].append(h.full_match)
+        per_q["nterms"].append(len(h.terms))
+    name = a.dataset.name + ("" if a.split == "test" else f"-{a.split}")
+    OUT.mkdir(exist_ok=True)
+    np.savez(
+        OUT / f"dump_{name}.npz",
+        qid=np.asarray([q.id for q in queries]),
+        own=np.asarray([q.id in own for q in queries]),
+        ndocs=np.asarray([len(docs)]),
+        **{k: np.concatenate(x) for k, x in rec.items()},
+        **{k: np.asarray(x) for k, x in per_q.items()},
+    )
+    print(f"{name}: {len(queries)} queries dumped in {time.time() - t0:.0f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
