@@ -63,7 +63,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, fake: FakeEmbedder) -> Any:
     """The CLI in-process, with indexes made by the fake embedder loading it back."""
     from semsearch.cli import main
 
-    monkeypatch.setattr("semsearch.api.index.load_embedder", lambda *a, **k: fake)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: fake)
     known = frozenset({*models.KNOWN_MODELS, fake.name})
     monkeypatch.setattr("semsearch.embed.models.KNOWN_MODELS", known)
     return main
@@ -183,7 +183,7 @@ def test_info_and_verify_do_not_load_the_model(
     cache.chmod(0o555)
     monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(cache))
     monkeypatch.setenv("SEMSEARCH_CACHE", str(cache))
-    monkeypatch.setattr("semsearch.api.index.load_embedder", _no_model)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", _no_model)
     capsys.readouterr()
     assert cli(["info", "--verify", "-i", str(tmp_path / "i")]) == 0
     out = capsys.readouterr()
@@ -206,7 +206,7 @@ def test_a_manifest_naming_an_unknown_model_is_refused(
     SemanticIndex.from_texts(["some text"], embedder=planted, path=tmp_path / "i")
     loaded: list[Any] = []
     monkeypatch.setattr(
-        "semsearch.api.index.load_embedder", lambda *a, **k: loaded.append(a) or planted
+        "semsearch.indexing.writer.load_embedder", lambda *a, **k: loaded.append(a) or planted
     )
     with pytest.raises(IndexFormatError, match=r"evil-model.*pass that model explicitly"):
         SemanticIndex.load(tmp_path / "i")
@@ -224,7 +224,7 @@ def test_cli_query_refuses_then_takes_model(
     planted = FakeEmbedder()
     planted.name = "someone/hub-model"
     SemanticIndex.from_texts(["some text"], embedder=planted, path=tmp_path / "i")
-    monkeypatch.setattr("semsearch.api.index.load_embedder", lambda *a, **k: planted)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: planted)
     capsys.readouterr()
     assert cli(["query", "some", "-i", str(tmp_path / "i")]) == 1
     err = capsys.readouterr().err
@@ -353,7 +353,7 @@ def test_index_paths_does_not_load_a_recorded_unknown_model(
     planted.name = str(tmp_path)
     SemanticIndex.from_texts(["some text"], embedder=planted, path=tmp_path / "i")
     (tmp_path / "new.txt").write_text("another text")
-    monkeypatch.setattr("semsearch.api.operations.load_embedder", _no_model)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", _no_model)
     with pytest.raises(IndexFormatError, match="pass that model explicitly"):
         index_paths([tmp_path / "new.txt"], tmp_path / "i")
 
@@ -370,6 +370,6 @@ def test_refresh_does_not_load_a_recorded_unknown_model(
     planted.name = str(tmp_path / "planted-model")
     index_paths([folder], tmp_path / "i", embedder=planted)
     (folder / "b.txt").write_text("another text")  # a change: the refresh needs the model
-    monkeypatch.setattr("semsearch.api.operations.load_embedder", _no_model)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", _no_model)
     with pytest.raises(IndexFormatError, match="pass that model explicitly"):
         refresh_index(tmp_path / "i")

@@ -173,5 +173,5 @@ def test_follow_symlinks_is_remembered_for_refresh(tmp_path: Path, fake, monkeyp
     stats = index_paths([tmp_path / "notes"], idx, embedder=fake, follow_symlinks=True)
     assert stats.documents == 2
     (tmp_path / "notes" / "b.txt").write_text("another note\n")
-    monkeypatch.setattr("semsearch.api.operations.load_embedder", lambda *a, **k: fake)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: fake)
     assert refresh_index(idx).documents == 3  # the link is still followed

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import semsearch.api.index as api_index
 import semsearch.api.operations as operations
 import semsearch.watch.delta as delta_module
 from semsearch import SemanticIndex, index_paths
@@ -157,8 +156,8 @@ def _no_model_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*a: object, **k: object) -> None:
         raise AssertionError("an unchanged refresh must not load the model or open the cache")
 
-    monkeypatch.setattr(operations, "load_embedder", refuse)
-    monkeypatch.setattr(operations, "EmbeddingCache", refuse)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", refuse)
+    monkeypatch.setattr("semsearch.indexing.writer.EmbeddingCache", refuse)
 
 
 def test_unchanged_refresh_loads_no_model_and_opens_no_cache(built, monkeypatch) -> None:
@@ -202,7 +201,7 @@ def test_data_files_are_checked_by_their_rows(tmp_path, monkeypatch) -> None:
     index_paths([docs], idx, embedder=emb)
     first = check(IndexDir(idx), full=True)
     assert not first.changed, first.plan  # rows are documents: the data file is not "new"
-    monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: emb)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: emb)
     rows.write_text('{"text": "first row about owls"}\n{"text": "a new second row"}\n')
     stats = operations.refresh_index(idx)
     assert (stats.added, stats.updated, stats.removed) == (0, 1, 0)  # rows are numbered
@@ -212,7 +211,9 @@ def test_data_files_are_checked_by_their_rows(tmp_path, monkeypatch) -> None:
 def test_changed_refresh_loads_the_model_and_applies_everything(built, monkeypatch) -> None:
     docs, idx, emb = built
     loads = []
-    monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: loads.append(a) or emb)
+    monkeypatch.setattr(
+        "semsearch.indexing.writer.load_embedder", lambda *a, **k: loads.append(a) or emb
+    )
     (docs / "n01.txt").write_text("Rewritten: glaciers.")
     (docs / "n02.txt").unlink()
     (docs / "sub" / "new.txt").write_text("Brand new: deserts.")
@@ -224,7 +225,7 @@ def test_changed_refresh_loads_the_model_and_applies_everything(built, monkeypat
 
 def test_rebuild_from_remembered_roots_never_trusts_the_fingerprint(built, monkeypatch) -> None:
     docs, idx, emb = built
-    monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: emb)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: emb)
     assert not check(IndexDir(idx)).changed  # in sync: the fingerprint is remembered
     stats = operations.refresh_index(idx, rebuild=True)
     assert (stats.documents, stats.updated, stats.removed) == (31, 31, 0)
@@ -233,7 +234,7 @@ def test_rebuild_from_remembered_roots_never_trusts_the_fingerprint(built, monke
 
 def test_cli_update_is_index_with_no_paths(built, monkeypatch, capsys) -> None:
     docs, idx, emb = built
-    monkeypatch.setattr(operations, "load_embedder", lambda *a, **k: emb)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: emb)
     (docs / "n05.txt").write_text("Changed for update.")
     assert main(["update", "--index", str(idx), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -297,7 +298,7 @@ def test_a_build_that_outruns_the_budget_publishes_nothing(built) -> None:
 
 def test_cli_query_refresh(built, monkeypatch, capsys) -> None:
     docs, idx, emb = built
-    monkeypatch.setattr(api_index, "load_embedder", lambda *a, **k: emb)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: emb)
     monkeypatch.setattr("semsearch.embed.models.KNOWN_MODELS", frozenset({emb.name}))
     (docs / "sub" / "lava.txt").write_text("Now the file speaks of penguins.")
     args = ["query", "penguins", "--index", str(idx), "--mode", "keyword", "--json"]

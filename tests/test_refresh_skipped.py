@@ -32,7 +32,7 @@ def test_unchanged_tree_with_skipped_files_publishes_nothing(
     first = index_paths([root], idx, embedder=fake)
     assert (first.added, first.skipped, first.documents) == (2, 2, 2)
     pointer = IndexDir(idx).pointer()
-    monkeypatch.setattr("semsearch.api.operations.load_embedder", lambda *a, **k: fake)
+    monkeypatch.setattr("semsearch.indexing.writer.load_embedder", lambda *a, **k: fake)
     again = refresh_index(idx)
     assert not again.changed
     assert (again.added, again.unchanged, again.skipped) == (0, 2, 2)

@@ -215,7 +215,7 @@ def test_case4_reading_never_opens_the_cache(
     monkeypatch.setattr(EmbeddingCache, "_connect", lambda self: opened.append("x"))
     index = SemanticIndex.load(idx, embedder=emb)
     assert index.search("doc topic", k=2) and index.info().documents == 3
-    assert opened == [] and index._engine is None
+    assert opened == [] and index._writer._engine is None
     assert blocker.read_text() == "x"
 
 

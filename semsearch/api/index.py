@@ -22,8 +22,9 @@ import numpy as np
 
 from .. import config as _config
 from .. import indexing as _build
-from ..embed import DEFAULT_PRECISION, Embedder, check_recorded_model, load_embedder
+from ..embed import Embedder
 from ..errors import IndexFormatError, UsageError
+from ..indexing import writer as _writer
 from ..indexing.settings import Requested
 from ..ingest.discover import discover
 from ..ingest.document import documents_from_texts
@@ -31,9 +32,8 @@ from ..ingest.read import expand_items
 from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
 from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
 from ..search.retrieve import Ranked, retrieve
-from ..store.embedding_cache import EmbeddingCache, encode_cached
-from ..store.layout import IndexDir
-from ..store.manifest import Manifest
+from ..store.embedding_cache import EmbeddingCache
+from ..store.layout import IndexDir, Live
 from ..util import check_text, first_line
 from . import reading
 from .hits import (
@@ -81,7 +81,24 @@ class SemanticIndex:
             self._tmp = tempfile.TemporaryDirectory(prefix="semsearch-")
             path = Path(self._tmp.name) / "index"
         self._dir = IndexDir(path)
-        manifest = _manifest_or_none(self._dir)
+        self._open(model, backend, chunk_tokens, overlap, embedder, index_type, precision, cache)
+
+    def _open(
+        self,
+        model: str | None,
+        backend: str,
+        chunk_tokens: int | None,
+        overlap: int | None,
+        embedder: Embedder | None,
+        index_type: str | None,
+        precision: str | None,
+        cache: EmbeddingCache | None,
+        live: Live | None = None,
+    ) -> None:
+        """Open ``self._dir``; ``live`` is its live generation when the caller read it."""
+        if live is None and self._dir.exists():
+            live = self._dir.live()
+        manifest = live.manifest if live is not None else None
         self._requested = Requested(
             model=model if embedder is None else embedder.name,
             precision=precision if embedder is None else embedder.precision,
@@ -90,29 +107,16 @@ class SemanticIndex:
             backend=backend,
             index_type=index_type,
         )
-        if embedder is None:
-            if model is None and manifest is not None:
-                check_recorded_model(manifest.model, self._dir.path)
-            embedder = load_embedder(
-                self._requested.model_for(manifest),
-                self._requested.precision_for(manifest, DEFAULT_PRECISION),
-            )
-        self.embedder = embedder
-        self.settings = self._requested.resolve(
-            manifest,
-            embedder.name,
-            embedder.precision,
-            embedder.dim,
-            rebuild=True,
-            max_tokens=embedder.max_tokens,
+        self._writer = _writer.open_writer(
+            self._dir.path, manifest, self._requested, embedder=embedder, cache=cache, rebuild=True
         )
-        self._cache = cache
-        self._engine: _build.Engine | None = None
+        self.embedder = self._writer.embedder
+        self.settings = self._writer.settings
         self._write_lock = threading.RLock()
         self._view: View | None = None
         self._warned_long = False
-        if self._dir.exists():
-            self._reload()
+        if live is not None:
+            self._reload(live)
 
     @classmethod
     def load(
@@ -125,9 +129,12 @@ class SemanticIndex:
     ) -> SemanticIndex:
         """Open an existing index directory (default: the configured one). Checks the
         format, the files, and that the model matches."""
-        index_dir = IndexDir(path if path is not None else _config.load().index_dir)
-        index_dir.manifest()  # a clear error when there is no readable index here
-        return cls(model, embedder=embedder, path=index_dir.path, backend=backend)
+        index = cls.__new__(cls)
+        index._tmp = None
+        index._dir = IndexDir(path if path is not None else _config.load().index_dir)
+        live = index._dir.live()  # a clear error when there is no readable index here
+        index._open(model, backend, None, None, embedder, None, None, None, live)
+        return index
 
     @property
     def path(self) -> Path | None:
@@ -137,15 +144,7 @@ class SemanticIndex:
     @property
     def engine(self) -> _build.Engine:
         """The local engine, made on first write: reading never opens the embedding cache."""
-        if self._engine is None:
-            cache = self._cache or EmbeddingCache(_config.load().embedding_cache)
-            embedder = self.embedder
-
-            def embed(texts: Sequence[str]) -> tuple[np.ndarray, int]:
-                return encode_cached(embedder, texts, cache)
-
-            self._engine = _build.LocalEngine(embedder, embed)
-        return self._engine
+        return self._writer.engine
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "(temporary)"
@@ -492,12 +491,12 @@ class SemanticIndex:
         self._reload()
         return True
 
-    def _reload(self) -> None:
-        """Open the live generation. A writer may publish (and later delete) generations
-        while we open one; then we retry on the newer one, so a reader always gets a whole
-        generation and never an error caused by the race."""
+    def _reload(self, live: Live | None = None) -> None:
+        """Open the live generation (``live``, when just read). A writer may publish (and
+        later delete) generations while we open one; then we retry on the newer one, so a
+        reader always gets a whole generation and never an error caused by the race."""
         with self._write_lock:
-            self._view = open_view(self._dir, self.embedder, self.settings.backend)
+            self._view = open_view(self._dir, self.embedder, self.settings.backend, live)
 
     def info(self) -> IndexInfo:
         """What the live generation holds and how it was built."""
@@ -524,12 +523,6 @@ def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:
         for r in ranked
         if r.further is not None
     ]
-
-
-def _manifest_or_none(index_dir: IndexDir) -> Manifest | None:
-    if not index_dir.exists():
-        return None
-    return index_dir.manifest()[1]
 
 
 def _json_metadata(

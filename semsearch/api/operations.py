@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config as _config
 from .. import indexing as _build
-from ..embed import (
-    DEFAULT_MODEL,
-    DEFAULT_PRECISION,
-    Embedder,
-    check_recorded_model,
-    load_embedder,
-)
-from ..errors import IndexFormatError, UsageError
+from ..embed import Embedder
+from ..errors import IndexFormatError
+from ..indexing import writer as _writer
 from ..indexing.settings import Requested
 from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
 from ..ingest.read import expand_items
-from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from . import reading
@@ -32,8 +25,6 @@ from .hits import IndexInfo, file_state
 from .index import SemanticIndex
 
 log = logging.getLogger("semsearch")
-
-_refresh_engine = Callable[[Manifest], _build.Engine]
 
 
 def default_index_dir() -> Path:
@@ -89,35 +80,19 @@ def index_paths(
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     manifest = _readable_manifest(index_dir)
     requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
-    if embedder is None:
-        if model is None and manifest is not None:
-            check_recorded_model(manifest.model, index_dir.path)
-        embedder = load_embedder(
-            requested.model_for(manifest),
-            requested.precision_for(manifest, DEFAULT_PRECISION),
-            runtime=cfg.runtime,
-            model_cache=cfg.model_cache,
-        )
-    settings = requested.resolve(
-        manifest,
-        embedder.name,
-        embedder.precision,
-        embedder.dim,
-        rebuild=rebuild,
-        max_tokens=embedder.max_tokens,
-    )
+    writer = _writer.open_writer(
+        index_dir.path, manifest, requested, embedder=embedder, rebuild=rebuild,
+        engine=engine, ray_address=ray_address, ray_workers=ray_workers,
+    )  # fmt: skip
     changes = _build.Changes(
         items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes),
         follow_symlinks=follow_symlinks,
     )  # fmt: skip
-    worker = _make_engine(engine, embedder, cfg, ray_address, ray_workers)
     try:
-        stats = _build.build(index_dir, changes, worker, settings, progress=progress)
+        stats = _build.build(index_dir, changes, writer.engine, writer.settings, progress=progress)
         return dataclasses.replace(stats, skipped=stats.skipped + len(found.skipped))
     finally:
-        close = getattr(worker, "close", None)
-        if close is not None:
-            close()
+        writer.close()
 
 
 def _readable_manifest(index_dir: IndexDir) -> Manifest | None:
@@ -129,41 +104,6 @@ def _readable_manifest(index_dir: IndexDir) -> Manifest | None:
         return index_dir.manifest()[1]
     except IndexFormatError:
         return None
-
-
-def _make_engine(
-    engine: str,
-    embedder: Embedder,
-    cfg: _config.Config,
-    address: str | None,
-    workers: int | None,
-) -> _build.Engine:
-    if engine == "local":
-        cache = EmbeddingCache(cfg.embedding_cache)
-        return _build.LocalEngine(embedder, functools.partial(_embed, embedder, cache))
-    if engine == "ray":
-        from ..indexing.ray import RayEngine
-
-        model = None if embedder.name == DEFAULT_MODEL else embedder.name
-        return RayEngine(
-            model,
-            address=address,
-            num_workers=workers,
-            make_embedder=functools.partial(
-                load_embedder,
-                model,
-                embedder.precision,
-                runtime=cfg.runtime,
-                model_cache=cfg.model_cache,
-            ),
-            expect=(embedder.name, embedder.precision, embedder.dim),
-            embedding_cache=cfg.embedding_cache,
-        )
-    raise UsageError(f"unknown engine {engine!r}: choose local or ray")
-
-
-def _embed(embedder: Embedder, cache: EmbeddingCache, texts: Sequence[str]):  # type: ignore[no-untyped-def]
-    return encode_cached(embedder, texts, cache)
 
 
 def refresh_index(
@@ -184,34 +124,13 @@ def refresh_index(
     cfg = _config.load()
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     if rebuild:
-        return _rebuild_remembered(index_dir, cfg, progress)
-    result = _delta.refresh(index_dir, _engine_factory(cfg, index_dir.path), progress=progress)
+        return _rebuild_remembered(index_dir, progress)
+    result = _delta.refresh(index_dir, _writer.engine_maker(index_dir.path), progress=progress)
     _delta.warn_missing(result.missing)
     return result.stats
 
 
-def _engine_factory(cfg: _config.Config, where: Path) -> _refresh_engine:
-    """Makes the local engine for an index's own model, when a refresh needs one (a model
-    semsearch knows: an index's word alone never loads a directory or a hub name)."""
-
-    def make(manifest: Manifest) -> _build.Engine:
-        check_recorded_model(manifest.model, where)
-        embedder = load_embedder(
-            manifest.model, manifest.precision, runtime=cfg.runtime, model_cache=cfg.model_cache
-        )
-        if embedder.dim != manifest.dim:
-            raise IndexFormatError(
-                f"model {manifest.model} now gives {embedder.dim}-dimensional vectors but the "
-                f"index holds {manifest.dim}; rebuild it with semsearch index --rebuild"
-            )
-        return _make_engine("local", embedder, cfg, None, None)
-
-    return make
-
-
-def _rebuild_remembered(
-    index_dir: IndexDir, cfg: _config.Config, progress: _build.Progress | None
-) -> _build.BuildStats:
+def _rebuild_remembered(index_dir: IndexDir, progress: _build.Progress | None) -> _build.BuildStats:
     """``semsearch index --rebuild`` with no paths: re-embed everything from the remembered
     roots (no cheap check: every document is embedded again anyway)."""
     from ..watch import delta as _delta
@@ -224,8 +143,11 @@ def _rebuild_remembered(
         globs=manifest.globs, excludes=manifest.excludes,
         follow_symlinks=manifest.follow_symlinks,
     )  # fmt: skip
-    worker = _engine_factory(cfg, index_dir.path)(manifest)
-    return _build.build(index_dir, changes, worker, _delta.settings_of(manifest), progress=progress)
+    writer = _writer.open_writer(index_dir.path, manifest, rebuild=True)
+    try:
+        return _build.build(index_dir, changes, writer.engine, writer.settings, progress=progress)
+    finally:
+        writer.close()
 
 
 def remove_documents(
@@ -258,14 +180,13 @@ def optimize_index(index: str | os.PathLike[str] | None = None) -> _build.BuildS
     working index again (index the left-out files again to get them back)."""
     cfg = _config.load()
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
-    from ..watch.delta import LazyEngine, settings_of
+    from ..watch.delta import LazyEngine
 
     manifest = index_dir.manifest()[1]
-    engine = LazyEngine(
-        _engine_factory(cfg, index_dir.path), manifest
-    )  # model: damaged vectors only
+    writer = _writer.open_writer(index_dir.path, manifest)
+    engine = LazyEngine(lambda _: writer.engine, manifest)  # model: damaged vectors only
     try:
-        return _build.build(index_dir, _build.Changes(compact=True), engine, settings_of(manifest))
+        return _build.build(index_dir, _build.Changes(compact=True), engine, writer.settings)
     finally:
         engine.close()
 

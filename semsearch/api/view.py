@@ -13,7 +13,7 @@ from ..embed import Embedder
 from ..errors import IndexFormatError
 from ..index import FaissIndex, NumpyIndex, VectorIndex, index_class
 from ..index.segmented import Part, SegmentedIndex, SegmentedVectors
-from ..store.layout import IndexDir
+from ..store.layout import IndexDir, Live
 from ..store.manifest import FAISS, VECTORS, Manifest, check_files
 from ..store.npy import load_vectors
 from ..store.segments import Segment, SegmentedStore
@@ -41,33 +41,33 @@ class View:
         weakref.finalize(self, self.store.close)
 
 
-def open_view(index_dir: IndexDir, embedder: Embedder, backend: str) -> View:
-    """Open the live generation; retry on the newer one when a writer swapped (or removed)
-    it while we were opening it, so readers never see a missing or mixed generation."""
+def open_view(
+    index_dir: IndexDir, embedder: Embedder, backend: str, live: Live | None = None
+) -> View:
+    """Open the live generation (``live``, when the caller has just read it); retry on the
+    newer one when a writer swapped (or removed) it while we were opening it, so readers
+    never see a missing or mixed generation."""
     last: Exception | None = None
+    seen: tuple[str, ...] | None = None  # CURRENT when the last failed attempt began
     for _ in range(_ATTEMPTS):
-        pointer = index_dir.pointer()
         try:
-            return _open(index_dir, pointer, embedder, backend)
+            live = live or index_dir.live()
+            return _open(index_dir.path, live, embedder, backend)
         except (IndexFormatError, OSError) as exc:
-            last = exc
+            last, tried, live = exc, (live.pointer if live is not None else seen), None
             try:
-                moved = index_dir.pointer() != pointer
+                seen = index_dir.pointer()
             except IndexFormatError:
-                moved = False
-            if not moved:
+                break
+            if seen == tried:  # CURRENT did not move: the failure is the index's own
                 break
     if isinstance(last, OSError):
         raise IndexFormatError(f"index at {index_dir.path} cannot be read: {last}") from None
     raise last if last is not None else IndexFormatError(f"cannot open {index_dir.path}")
 
 
-def _open(index_dir: IndexDir, pointer: tuple[str, ...], embedder: Embedder, backend: str) -> View:
-    root = index_dir.path
-    current = index_dir.current()
-    if current.name != pointer[0]:
-        raise IndexFormatError(f"index at {root} changed while opening")
-    gen, manifest = index_dir.manifest(current)
+def _open(root: Path, live: Live, embedder: Embedder, backend: str) -> View:
+    pointer, gen, manifest = live
     problems = {p.split(":", 1)[0]: p for p in check_files(gen, manifest)}
     faiss_damaged = {k.rpartition("/")[0]: p for k, p in problems.items() if k.endswith(FAISS)}
     problems = {k: p for k, p in problems.items() if not k.endswith(FAISS)}

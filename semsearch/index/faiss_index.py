@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexFormatError, MissingDependencyError, UsageError
+from ..store.manifest import FAISS
 from ..store.npy import load_vectors
 from ..util import first_line
 from . import ann
@@ -22,7 +23,7 @@ class FaissIndex(VectorIndex):
     needed only by ``ivfpq``, which re-scores its compressed candidates exactly."""
 
     backend = "faiss"
-    file_name = "index.faiss"
+    file_name = FAISS
 
     def __init__(self, dim: int, index: Any = None, *, vectors: np.ndarray | None = None) -> None:
         super().__init__(dim)

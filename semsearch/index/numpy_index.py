@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store.manifest import VECTORS
 from ..store.npy import load_vectors
 from .base import DB_BLOCK, QUERY_BLOCK, SearchResult, VectorIndex, check_k, check_subset, top_k
 
@@ -14,7 +15,7 @@ class NumpyIndex(VectorIndex):
     """Exact search with a matrix product and ``argpartition``, in fixed-size blocks."""
 
     backend = "numpy"
-    file_name = "vectors.npy"
+    file_name = VECTORS
 
     def __init__(self, dim: int, vectors: np.ndarray | None = None) -> None:
         super().__init__(dim)

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
@@ -58,6 +59,14 @@ _KEEP_OLD = 1
 _GRACE_SECONDS = 2.0
 
 
+class Live(NamedTuple):
+    """The live generation as one read saw it: CURRENT's words, the directory, the manifest."""
+
+    pointer: tuple[str, ...]
+    gen: Path
+    manifest: Manifest
+
+
 class IndexDir:
     """One index directory: finds the live generation, locks writers, publishes new ones."""
 
@@ -82,13 +91,12 @@ class IndexDir:
         CURRENT and the generation must be plain entries inside this directory: a symlink
         could make a reader trust files from anywhere on the machine.
         """
-        if not self.path.exists():
-            raise IndexFormatError(
-                f"no index at {self.path} (build one with: semsearch index PATH)"
-            )
-        if not self.path.is_dir():
-            raise UsageError(f"{self.path} is not a directory")
-        name = self._pointer()[0]
+        self._check_dir()
+        return self._gen_of(self._pointer())
+
+    def _gen_of(self, parts: Sequence[str]) -> Path:
+        """The generation directory CURRENT's words ``parts`` name, checked."""
+        name = parts[0]
         gen = self.path / name
         if not name.startswith(_GEN_PREFIX) or not name[len(_GEN_PREFIX) :].isdigit():
             raise IndexFormatError(f"{self.path}: CURRENT names no generation ({name[:40]!r})")
@@ -97,6 +105,22 @@ class IndexDir:
         if not gen.is_dir():
             raise IndexFormatError(f"{self.path}: CURRENT names a missing generation {name!r}")
         return gen
+
+    def live(self) -> Live:
+        """The live generation, read once: CURRENT read, its manifest parsed and checked
+        against the digest CURRENT keeps, each one time."""
+        self._check_dir()
+        parts = self._pointer()
+        gen = self._gen_of(parts)
+        return Live(tuple(parts), gen, self._checked_manifest(gen, parts))
+
+    def _check_dir(self) -> None:
+        if not self.path.exists():
+            raise IndexFormatError(
+                f"no index at {self.path} (build one with: semsearch index PATH)"
+            )
+        if not self.path.is_dir():
+            raise UsageError(f"{self.path} is not a directory")
 
     def pointer(self) -> tuple[str, ...]:
         """CURRENT's content (generation name and manifest digest): cheap to compare."""
@@ -124,16 +148,27 @@ class IndexDir:
         return parts
 
     def manifest(self, gen: Path | None = None) -> tuple[Path, Manifest]:
-        """The live generation and its manifest, checked against the digest kept in CURRENT."""
-        gen = gen or self.current()
-        parts = self._pointer()
+        """The live generation (or ``gen``) and its manifest, checked against the digest
+        kept in CURRENT."""
+        if gen is None:
+            live = self.live()
+            return live.gen, live.manifest
+        return gen, self._checked_manifest(gen, self._pointer())
+
+    def _checked_manifest(self, gen: Path, parts: Sequence[str]) -> Manifest:
         path = gen / MANIFEST
         if path.is_symlink():
             raise IndexFormatError(f"{path}: manifest is a symbolic link; refusing to read it")
         checkable = len(parts) == 2 and parts[0] == gen.name and path.is_file()
-        if checkable and file_digest(path) != parts[1]:
+        if not checkable:
+            return Manifest.from_file(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise IndexFormatError(f"{path}: manifest cannot be read ({exc})") from None
+        if hashlib.sha256(raw).hexdigest() != parts[1]:
             raise IndexFormatError(f"{path}: manifest checksum does not match CURRENT (altered)")
-        return gen, Manifest.from_file(path)
+        return Manifest.from_bytes(raw, path)
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 10.0) -> Iterator[None]:

@@ -80,10 +80,19 @@ class Manifest:
     @classmethod
     def from_file(cls, path: Path) -> Manifest:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise IndexFormatError(f"{path}: manifest is missing") from None
-        except (OSError, ValueError, RecursionError) as exc:
+        except OSError as exc:
+            raise IndexFormatError(f"{path}: manifest is not valid JSON ({exc})") from None
+        return cls.from_bytes(raw, path)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, path: Path) -> Manifest:
+        """Parse a manifest already read (``path`` names it in errors)."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
             reason = "too deeply nested" if isinstance(exc, RecursionError) else exc
             raise IndexFormatError(f"{path}: manifest is not valid JSON ({reason})") from None
         return cls.from_data(data, path)

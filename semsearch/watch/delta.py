@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embed import Embedder
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..indexing import (
     BuildStats,
@@ -27,7 +26,6 @@ from ..indexing import (
     ChunkParams,
     Engine,
     Item,
-    LocalEngine,
     Processed,
     Requested,
     Settings,
@@ -293,31 +291,3 @@ def _unapplied(delta: Delta, started: float, reason: str) -> Refresh:
 def warn_missing(missing: Sequence[str]) -> None:
     for root in missing:
         log.warning("%s is missing; its documents are kept until it is back", root)
-
-
-def local_engine_maker(embedder: Embedder | None) -> Callable[[Manifest], Engine]:
-    """A local engine for each batch that needs one; the model is loaded once, on first use."""
-    from .. import config
-    from ..embed import load_embedder
-    from ..store.embedding_cache import EmbeddingCache, encode_cached
-
-    loaded: list[Embedder] = [embedder] if embedder is not None else []
-    caches: list[EmbeddingCache] = []
-
-    def make(manifest: Manifest) -> Engine:
-        cfg = config.load()
-        if not loaded:
-            loaded.append(
-                load_embedder(
-                    manifest.model,
-                    manifest.precision,
-                    runtime=cfg.runtime,
-                    model_cache=cfg.model_cache,
-                )
-            )
-        if not caches:
-            caches.append(EmbeddingCache(cfg.embedding_cache))
-        emb, cache = loaded[0], caches[0]
-        return LocalEngine(emb, lambda texts: encode_cached(emb, texts, cache))
-
-    return make

@@ -33,10 +33,11 @@ from typing import Any
 from ..embed import Embedder
 from ..errors import IndexLockedError, IndexWriteError, SemsearchError, UsageError
 from ..indexing import Engine
+from ..indexing.writer import engine_maker
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from ..util import first_line
-from .delta import local_engine_maker, refresh, root_present, watch_base
+from .delta import refresh, root_present, watch_base
 from .paths import apply, classify
 
 log = logging.getLogger("semsearch")
@@ -108,7 +109,7 @@ class Watcher:
                 f"the index at {self.index_dir.path} remembers no folders to watch; "
                 "name the paths to watch"
             )
-        self._make_engine = make_engine or local_engine_maker(embedder)
+        self._make_engine = make_engine or engine_maker(self.index_dir.path, embedder)
         self.debounce, self.step, self.tick, self.rescan = debounce, step, tick, rescan
         self.force_polling = force_polling
         self.lock_timeout = lock_timeout
