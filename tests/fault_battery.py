@@ -303,16 +303,16 @@ KINDS = ("truncate", "empty", "flip", "text", "zero", "delete", "dir", "symlink"
 
 
 def run_corrupt(work: Path, rng: random.Random, tally: Tally, *, large: bool) -> None:
-    import semsearch.indexing.builder as builder
+    import semsearch.indexing.previous as previous
     import semsearch.store.manifest as manifest
 
-    saved = manifest.VERIFY_ON_LOAD_BYTES, builder.VERIFY_ON_LOAD_BYTES
+    saved = manifest.VERIFY_ON_LOAD_BYTES, previous.VERIFY_ON_LOAD_BYTES
     if large:  # as if every file were over the 32 MiB checksum-on-load limit
-        manifest.VERIFY_ON_LOAD_BYTES = builder.VERIFY_ON_LOAD_BYTES = 0
+        manifest.VERIFY_ON_LOAD_BYTES = previous.VERIFY_ON_LOAD_BYTES = 0
     try:
         _corrupt_all(work, rng, tally, large)
     finally:
-        manifest.VERIFY_ON_LOAD_BYTES, builder.VERIFY_ON_LOAD_BYTES = saved
+        manifest.VERIFY_ON_LOAD_BYTES, previous.VERIFY_ON_LOAD_BYTES = saved
 
 
 def _corrupt_all(work: Path, rng: random.Random, tally: Tally, large: bool) -> None:

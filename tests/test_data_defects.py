@@ -242,7 +242,7 @@ def test_same_size_damage_to_a_large_chunk_db_is_not_carried(
 
     # Stand-in for "over 32 MiB": files above 1 KiB are no longer checksummed on load.
     monkeypatch.setattr("semsearch.store.manifest.VERIFY_ON_LOAD_BYTES", 1024)
-    monkeypatch.setattr("semsearch.indexing.builder.VERIFY_ON_LOAD_BYTES", 1024)
+    monkeypatch.setattr("semsearch.indexing.previous.VERIFY_ON_LOAD_BYTES", 1024)
     path = tmp_path / "i"
     SemanticIndex.from_texts(
         [f"passage {n} about zebrafish" for n in range(40)], embedder=fake, path=path

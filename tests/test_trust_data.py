@@ -120,12 +120,12 @@ def test_case2_damaged_faiss_is_rebuilt_and_no_document_is_dropped(tmp_path: Pat
 def test_case3_large_vectors_verified_before_rows_are_carried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.indexing.builder as builder
+    import semsearch.indexing.previous as previous
     import semsearch.store.manifest as manifest
 
     # Make every file "large" (checksummed only on --verify and before carrying rows).
     monkeypatch.setattr(manifest, "VERIFY_ON_LOAD_BYTES", 0)
-    monkeypatch.setattr(builder, "VERIFY_ON_LOAD_BYTES", 0)
+    monkeypatch.setattr(previous, "VERIFY_ON_LOAD_BYTES", 0)
     emb = FakeEmbedder()
     docs, idx = _corpus(tmp_path / "docs", 20, "doc"), tmp_path / "ix"
     index_paths([docs], idx, embedder=emb, backend="numpy")

@@ -177,11 +177,11 @@ def _damage_sqlite(path: Path) -> None:
 def test_damaged_large_chunk_database_is_one_line(
     capsys: pytest.CaptureFixture[str], ix: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.indexing.builder as builder
+    import semsearch.indexing.previous as previous
     import semsearch.store.manifest as manifest
 
     monkeypatch.setattr(manifest, "VERIFY_ON_LOAD_BYTES", 0)  # as if it were over 32 MiB
-    monkeypatch.setattr(builder, "VERIFY_ON_LOAD_BYTES", 0)
+    monkeypatch.setattr(previous, "VERIFY_ON_LOAD_BYTES", 0)
     _damage_sqlite(IndexDir(ix).current() / "chunks.sqlite")
     for args, code in (
         (["query", "trade decline", "--index", str(ix)], 1),
