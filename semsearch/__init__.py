@@ -7,10 +7,10 @@ ONNX Runtime or torch until a name that needs them is asked for.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+from .util import lazy_exports
 
 #: Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
@@ -93,14 +93,4 @@ if TYPE_CHECKING:
     from .ingest import Chunk, chunk_text
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +82,24 @@ def check_text(value: str, what: str) -> str:
         shown = value.encode("utf-8", "backslashreplace").decode("ascii", "replace")
         raise UsageError(f"{what} is not valid UTF-8: {shown[:80]!r}") from None
     return value
+
+
+def lazy_exports(
+    package: str, where: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's PEP 562 ``__getattr__`` and ``__dir__``: each name in ``where`` is
+    imported from its module (relative to ``package``) on first use and kept, so importing
+    a package costs nothing until a name is needed (the CLI's start-up)."""
+
+    def __getattr__(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        setattr(sys.modules[package], name, value)  # resolved once
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *where})
+
+    return __getattr__, __dir__

@@ -8,8 +8,9 @@ name is its module).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..util import lazy_exports
 
 if TYPE_CHECKING:
     from .request import DEFAULT_MODE, GROUPINGS, MAX_K, MODES, Grouping, Mode, SearchOptions
@@ -37,7 +38,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
