@@ -14,13 +14,14 @@ import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
+from .records import ChunkRecord, ChunkRow, SkippedFile, StoredDocument
 from .tokenize import TERMS_VERSION
 from .where import where_sql
 
@@ -73,69 +74,6 @@ _CHUNK_COLUMNS = ("row", "chunk_id", "doc_id", "ordinal", "start", "end", "line_
 #: What a version-1 store lacks, and the value it reads as.
 _DEFAULTS = {"title": "''", "kind": "'text'", "size": "NULL", "mtime_ns": "NULL",
              "inode": "NULL", "page": "NULL", "section": "''"}  # fmt: skip
-
-
-class ChunkRow(NamedTuple):
-    """A chunk as the builder writes it. Engines leave ``row`` and ``chunk_id`` at -1."""
-
-    row: int
-    chunk_id: int
-    ordinal: int
-    start: int
-    end: int
-    line_start: int
-    line_end: int
-    page: int | None
-    section: str
-    text: str
-
-
-class ChunkRecord(NamedTuple):
-    """A stored chunk with everything a hit shows."""
-
-    row: int
-    chunk_id: int
-    doc_id: str
-    source: str
-    title: str
-    ordinal: int
-    start: int
-    end: int
-    line_start: int
-    line_end: int
-    page: int | None
-    section: str
-    text: str
-    metadata: Mapping[str, Any] | None
-    #: ``(size, mtime_ns, inode)`` of the source file when indexed (None for texts).
-    doc_stat: tuple[int, int, int] | None = None
-    #: The reader that made the document: text, code, markdown, html, pdf, record, ...
-    kind: str = "text"
-    #: SHA-256 of the document as indexed (of the file's bytes, for a whole file).
-    sha256: str | None = None
-
-
-class SkippedFile(NamedTuple):
-    """A file a build could not read (binary, corrupt, unreadable), with the stat it had:
-    while the stat is the same it is known to be skipped without being read again."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
-    reason: str
-
-
-class StoredDocument(NamedTuple):
-    doc_id: str
-    source: str
-    sha256: str
-    n_chunks: int
-    title: str
-    kind: str
-    size: int | None
-    mtime_ns: int | None
-    inode: int | None
 
 
 _P = ParamSpec("_P")
