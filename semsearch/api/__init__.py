@@ -11,37 +11,54 @@ from typing import TYPE_CHECKING
 from ..util import lazy_exports
 
 if TYPE_CHECKING:
+    from .directory import (
+        check_index,
+        default_index_dir,
+        index_exists,
+        indexed_roots,
+        live_stamp,
+        sample_index_dir,
+        verify_files,
+    )
     from .dryrun import DryRun, dry_run
     from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage
     from .index import SemanticIndex
     from .operations import (
         SourceStatus,
-        default_index_dir,
         ensure_sample_index,
         index_info,
         index_paths,
         list_sources,
         optimize_index,
+        parse_size,
         refresh_index,
         remove_documents,
-        sample_index_dir,
     )
+    from .watching import BatchReport, Watcher
 
 _WHERE = {
+    **dict.fromkeys(
+        (
+            "check_index", "default_index_dir", "index_exists", "indexed_roots", "live_stamp",
+            "sample_index_dir", "verify_files",
+        ),
+        ".directory",
+    ),
     **dict.fromkeys(("DryRun", "dry_run"), ".dryrun"),
     **dict.fromkeys(("ChunkContext", "DocumentView", "Hit", "IndexInfo", "Passage"), ".hits"),
     "SemanticIndex": ".index",
     **dict.fromkeys(
         (
-            "SourceStatus", "default_index_dir", "ensure_sample_index", "index_info",
-            "index_paths", "list_sources", "optimize_index", "refresh_index", "remove_documents",
-            "sample_index_dir",
+            "SourceStatus", "ensure_sample_index", "index_info", "index_paths", "list_sources",
+            "optimize_index", "parse_size", "refresh_index", "remove_documents",
         ),
         ".operations",
     ),
+    **dict.fromkeys(("BatchReport", "Watcher"), ".watching"),
 }  # fmt: skip
 
 __all__ = [
+    "BatchReport",
     "ChunkContext",
     "DocumentView",
     "DryRun",
@@ -50,16 +67,23 @@ __all__ = [
     "Passage",
     "SemanticIndex",
     "SourceStatus",
+    "Watcher",
+    "check_index",
     "default_index_dir",
     "dry_run",
     "ensure_sample_index",
+    "index_exists",
     "index_info",
     "index_paths",
+    "indexed_roots",
     "list_sources",
+    "live_stamp",
     "optimize_index",
+    "parse_size",
     "refresh_index",
     "remove_documents",
     "sample_index_dir",
+    "verify_files",
 ]
 
 

@@ -26,9 +26,6 @@ from ..embed import Embedder
 from ..errors import IndexFormatError, UsageError
 from ..indexing import writer as _writer
 from ..indexing.settings import Requested
-from ..ingest.discover import discover
-from ..ingest.document import documents_from_texts
-from ..ingest.read import expand_items
 from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
 from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
 from ..search.retrieve import Ranked, retrieve
@@ -142,6 +139,11 @@ class SemanticIndex:
         return None if self._tmp is not None else self._dir.path
 
     @property
+    def generation(self) -> str | None:
+        """The name of the generation this handle searches (None before the first write)."""
+        return self._view.gen.name if self._view is not None else None
+
+    @property
     def engine(self) -> _build.Engine:
         """The local engine, made on first write: reading never opens the embedding cache."""
         return self._writer.engine
@@ -190,6 +192,8 @@ class SemanticIndex:
     ) -> _build.BuildStats:
         """Add new documents from strings; an id already present is an error (see upsert).
         Default ids are ``text-<n>``, numbered after the highest one in the index."""
+        from ..ingest.document import documents_from_texts
+
         texts = list(texts)
         with self._write_lock:
             if ids is None:
@@ -210,6 +214,8 @@ class SemanticIndex:
         progress: _build.Progress | None = None,
     ) -> _build.BuildStats:
         """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
+        from ..ingest.document import documents_from_texts
+
         docs = documents_from_texts(texts, ids, _json_metadata(metadata))
         return self._apply(_build.Changes(items=docs), progress)
 
@@ -223,6 +229,9 @@ class SemanticIndex:
         """Index files, directories and globs; re-running it updates what changed and drops
         files that disappeared from the given directories. Rows of JSONL/CSV files become
         documents whose text is ``text_field`` (default: text, content, body, ...)."""
+        from ..ingest.discover import discover  # reading files: not on the search path
+        from ..ingest.read import expand_items
+
         given = list(paths)
         globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
         files = expand_items(discover(given, globs), text_field)
@@ -386,7 +395,7 @@ class SemanticIndex:
         if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
             raise IndexFormatError(
                 f"index at {self._dir.path} is damaged: {len(wanted) - len(records)} chunk "
-                "rows are missing from chunks.sqlite; check it with semsearch info --verify"
+                "rows are missing from its chunk database; verify its files' checksums"
             )
         out = []
         for r in ranked:
@@ -480,7 +489,7 @@ class SemanticIndex:
 
     def reload_if_changed(self) -> bool:
         """Pick up a generation published by another process or thread; True if it did.
-        Costs one read of the small CURRENT file when nothing changed."""
+        Costs one read of the small live-generation pointer when nothing changed."""
         v = self._view
         try:
             pointer = self._dir.pointer()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -17,27 +16,16 @@ from ..errors import IndexFormatError
 from ..indexing import writer as _writer
 from ..indexing.settings import Requested
 from ..ingest.discover import DEFAULT_MAX_FILE_SIZE, discover_files
+from ..ingest.discover import parse_size as parse_size  # "10MB" -> bytes, for front ends
 from ..ingest.read import expand_items
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
 from . import reading
+from .directory import sample_index_dir
 from .hits import IndexInfo, file_state
 from .index import SemanticIndex
 
 log = logging.getLogger("semsearch")
-
-
-def default_index_dir() -> Path:
-    """``$SEMSEARCH_INDEX``, else ``$XDG_DATA_HOME/semsearch/index`` (~/.local/share/...)."""
-    return _config.load().index_dir
-
-
-def sample_index_dir() -> Path:
-    """Where the bundled sample articles are indexed: apart from the user's own index, so
-    they never show up among the user's results; one per seeds folder, so a reinstall that
-    moves them (``seeds/`` or ``semsearch/_seeds``) gets an index of the files it has."""
-    seeds = str(_config.bundled_seeds()).encode("utf-8", "surrogateescape")
-    return _config.load().cache_dir / f"samples-index-{hashlib.sha256(seeds).hexdigest()[:12]}"
 
 
 def index_paths(

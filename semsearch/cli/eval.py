@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict
 from enum import Enum
@@ -59,15 +60,15 @@ def eval_(
     as_json: JsonOpt = False,
 ) -> None:
     """Score retrieval on a labelled BEIR collection: nDCG@10, Recall@10/100, MRR@10."""
-    from ..embed.base import DEFAULT_PRECISION  # numpy: not for every command's start-up
     from ..evaluation import run_eval
 
     modes: list[Any] = [m.value for m in mode] if mode else [m.value for m in Mode]
+    # No --precision: run_eval's default, the library's own.
+    run = functools.partial(run_eval, precision=precision.value) if precision else run_eval
     with Bar("Indexing corpus") as bar:
-        report = run_eval(
+        report = run(
             dataset, modes=modes, model=model, chunk_tokens=chunk_tokens, split=split,
-            precision=precision.value if precision else DEFAULT_PRECISION, progress=bar.update,
-            self_hits=self_hits.value, rerank=rerank,
+            progress=bar.update, self_hits=self_hits.value, rerank=rerank,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))

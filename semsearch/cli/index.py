@@ -101,11 +101,10 @@ def index(
     or a !PATTERN line in .semsearchignore.
     """
     from .. import api
-    from ..ingest.discover import parse_size
 
     if verbose:  # read by the Ray engine (and anything else that logs at DEBUG)
         logging.getLogger("semsearch").setLevel(logging.DEBUG)
-    limit = parse_size(max_file_size)
+    limit = api.parse_size(max_file_size)
     where = index if index is not None else api.default_index_dir()
     if dry_run:
         _print_dry_run(

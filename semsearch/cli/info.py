@@ -22,17 +22,15 @@ def info(
 ) -> None:
     """Describe an index: documents, chunks, model, backend, size on disk."""
     from .. import api
-    from ..store import IndexDir, check_files
 
     where = index if index is not None else api.default_index_dir()
     if verify:  # works even when the index is too damaged to open
-        gen, manifest = IndexDir(where).manifest()
-        problems = check_files(gen, manifest, checksums=True)
+        generation, problems = api.verify_files(where)
         for problem in problems:
             typer.echo(f"damaged: {safe(problem)}", err=True)
         if problems:
             raise typer.Exit(1)
-        typer.echo(f"{gen.name}: all files match their checksums", err=True)
+        typer.echo(f"{generation}: all files match their checksums", err=True)
     details = api.index_info(where)
     if as_json:
         typer.echo(json.dumps(asdict(details), indent=2))

@@ -166,14 +166,16 @@ def query(
 
     where = index if index is not None else api.default_index_dir()
     samples = None
-    if index is None and not (where / "CURRENT").exists():
+    if index is None and not api.index_exists(where):
         typer.echo(
             f"No index at {where} yet: searching the bundled sample articles "
             "(semsearch index PATH builds your own).",
             err=True,
         )
-        with Bar("Indexing samples") as bar:
-            where, _ = api.ensure_sample_index(progress=bar.update)
+        where = api.sample_index_dir()
+        if not api.index_exists(where):  # built once; later queries only open it
+            with Bar("Indexing samples") as bar:
+                where, _ = api.ensure_sample_index(progress=bar.update)
         samples = bundled_seeds()
     searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:

@@ -36,7 +36,7 @@ def show(
     loc = parse_location(where)
     ix = index if index is not None else api.default_index_dir()
     path = loc.path
-    if index is None and path.startswith("samples/") and not (ix / "CURRENT").exists():
+    if index is None and path.startswith("samples/") and not api.index_exists(ix):
         ix, path = api.sample_index_dir(), str(bundled_seeds() / path.removeprefix("samples/"))
     searcher = api.SemanticIndex.load(ix)
     doc_id = str(Path(path).expanduser().absolute()) if not Path(path).is_absolute() else path

@@ -73,21 +73,18 @@ def watch(
     yet are indexed first. Stopping exits with status 130 and leaves the index intact.
     """
     from .. import api
-    from ..store.layout import IndexDir
-    from ..watch import BatchReport, Watcher
 
     where = Path(index if index is not None else api.default_index_dir())
-    index_dir = IndexDir(where)
     if paths:
         _index_new_roots(paths, where, follow_symlinks)
-    elif not index_dir.exists():
+    elif not api.index_exists(where):
         raise UsageError(f"no index at {where} yet: name the folders to watch")
 
-    def report(batch: BatchReport) -> None:
+    def report(batch: api.BatchReport) -> None:
         if as_json:
             typer.echo(json.dumps(asdict(batch)))
 
-    watcher = Watcher(where, paths or None, force_polling=poll or None, debounce=debounce,
+    watcher = api.Watcher(where, paths or None, force_polling=poll or None, debounce=debounce,
                       on_batch=report, verbose=verbose)  # fmt: skip
     roots = ", ".join(display_path(r) for r in watcher.roots[:3])
     more = f" and {len(watcher.roots) - 3:,} more" if len(watcher.roots) > 3 else ""
@@ -109,10 +106,8 @@ def _index_new_roots(paths: list[str], where: Path, follow_symlinks: bool) -> No
     import os
 
     from .. import api
-    from ..store.layout import IndexDir
 
-    index_dir = IndexDir(where)
-    known = set(index_dir.manifest()[1].roots) if index_dir.exists() else set()
+    known = api.indexed_roots(where)
     new = [p for p in paths if os.path.abspath(Path(p).expanduser()) not in known]
     if not new:
         return

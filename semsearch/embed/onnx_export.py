@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +137,11 @@ def ensure_cached(
     concurrent first runs make it once; the others wait and reuse it."""
     if current():
         return out
+    from filelock import FileLock  # only when something is made: not on a model load
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(out.parent / ".lock"):
+        with FileLock(out.parent / ".lock", preserve_lock_file=True):
             if not current():
                 make()
     except OSError as exc:
@@ -172,21 +174,6 @@ def fingerprint(location: str | Path) -> str:
             st = (base / name).stat()
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): exports still land atomically, maybe twice
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- export

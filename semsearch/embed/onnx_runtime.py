@@ -160,6 +160,13 @@ class OnnxEmbedder(Embedder):
     def _special_ids(self) -> set[int]:
         return {i for i, tok in self._tok.get_added_tokens_decoder().items() if tok.special}
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, exact up to the model's input length and capped at it above
+        (the encoding tokenizer truncates): enough to tell a query that will be cut, without
+        loading the untruncated tokenizer (~45 ms) on a search."""
+        encs = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
     # -- chunking support
 
     @cached_property

@@ -1,9 +1,29 @@
 """Building an index: plan what changed, chunk and embed it (locally or on Ray), write a
-generation."""
+generation.
 
-from .builder import build, new_manifest
-from .engine import Engine, LocalEngine, Processed
-from .settings import BuildStats, Changes, ChunkParams, Item, Progress, Requested, Settings
+Names load on first use (PEP 562): opening an index to search it reaches
+:mod:`.writer` and :mod:`.settings` only, never the build machinery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..util import lazy_exports
+
+if TYPE_CHECKING:
+    from .builder import build, new_manifest
+    from .engine import Engine, LocalEngine, Processed
+    from .settings import BuildStats, Changes, ChunkParams, Item, Progress, Requested, Settings
+
+_WHERE = {
+    **dict.fromkeys(("build", "new_manifest"), ".builder"),
+    **dict.fromkeys(("Engine", "LocalEngine", "Processed"), ".engine"),
+    **dict.fromkeys(
+        ("BuildStats", "Changes", "ChunkParams", "Item", "Progress", "Requested", "Settings"),
+        ".settings",
+    ),
+}
 
 __all__ = [
     "BuildStats",
@@ -19,3 +39,5 @@ __all__ = [
     "build",
     "new_manifest",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +21,10 @@ from ..embed import DEFAULT_MODEL, DEFAULT_PRECISION, Embedder, check_recorded_m
 from ..errors import IndexFormatError, UsageError
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.manifest import Manifest
-from .engine import Engine, LocalEngine
 from .settings import Requested, Settings
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 ENGINES = ("local", "ray")
 
@@ -91,6 +93,8 @@ class Writer:
                 expect=(embedder.name, embedder.precision, embedder.dim),
                 embedding_cache=cfg.embedding_cache,
             )
+        from .engine import LocalEngine  # the chunking and reading a search never needs
+
         return LocalEngine(embedder, functools.partial(_embed, embedder, self.cache))
 
     def close(self) -> None:

@@ -20,16 +20,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import api
 from ..api import SemanticIndex
 from ..api.hits import hit_record
 from ..errors import IndexFormatError, SemsearchError, UsageError
-from ..store.layout import IndexDir
 from . import params as P
 from .reading import read_chunk, read_document
 
 
 class IndexGone(SemsearchError):
-    """The index directory (or its CURRENT pointer) disappeared while serving."""
+    """The index directory (or its live-generation pointer) disappeared while serving."""
 
 
 class WritesDisabled(SemsearchError):
@@ -39,6 +39,9 @@ class WritesDisabled(SemsearchError):
 class DeadlineExceeded(SemsearchError):
     """A request ran past its deadline (HTTP 503); the work done so far is dropped."""
 
+
+#: What a request says once the index it served is deleted.
+_GONE = "the index at {} is gone (directory or its live-generation pointer deleted)"
 
 #: Queries ranked per step of a batch search; the deadline is checked between steps.
 QUERIES_PER_STEP = 8
@@ -85,19 +88,15 @@ class SearchService:
 
     # --- generations ---------------------------------------------------------------------
 
-    def _stamp(self) -> tuple[int, int, int]:
-        st = os.stat(self.path / "CURRENT")
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def _refresh(self) -> _Pool:
-        """The pool for the live generation, reopening it when CURRENT changed. A stat per
-        request; the reopen happens in one request while the others keep the old pool."""
+        """The pool for the live generation, reopening it when a new one went live. A stat
+        per request; the reopen happens in one request while the others keep the old pool."""
         try:
-            stamp = self._stamp()
+            stamp = api.live_stamp(self.path)
         except OSError:
             if self._pool is None:
-                IndexDir(self.path).current()  # raises the layout's own "no index at ..." line
-            self._gone = f"the index at {self.path} is gone (directory or CURRENT deleted)"
+                api.check_index(self.path)  # raises the store's own "no index at ..." line
+            self._gone = _GONE.format(self.path)
             raise IndexGone(self._gone) from None
         pool = self._pool
         if pool is not None and pool.stamp == stamp:
@@ -122,16 +121,12 @@ class SearchService:
             self._reload_lock.release()
 
     def _open(self, stamp: tuple[int, int, int]) -> _Pool:
-        try:
-            generation = (self.path / "CURRENT").read_text(encoding="utf-8").split()[0]
-        except (OSError, IndexError, UnicodeDecodeError):
-            raise IndexFormatError(f"{self.path}: CURRENT is missing or damaged") from None
         first = SemanticIndex.load(self.path, embedder=self._embedder)
         self._embedder = first.embedder
         readers = [first]
         for _ in range(self.workers - 1):
             readers.append(SemanticIndex.load(self.path, embedder=self._embedder))
-        return _Pool(stamp, generation, readers)
+        return _Pool(stamp, first.generation or "", readers)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[SemanticIndex]:
@@ -198,12 +193,12 @@ class SearchService:
         return info
 
     def health(self) -> dict[str, Any]:
-        """Cheap enough for the event loop: a stat of CURRENT, no reader, no reopening (the
-        next search or read picks up a new generation)."""
+        """Cheap enough for the event loop: one stat, no reader, no reopening (the next
+        search or read picks up a new generation)."""
         try:
-            self._stamp()
+            api.live_stamp(self.path)
         except OSError:
-            self._gone = f"the index at {self.path} is gone (directory or CURRENT deleted)"
+            self._gone = _GONE.format(self.path)
             raise IndexGone(self._gone) from None
         pool = self._pool
         return {"status": "ok", "chunks": pool.chunks if pool else 0}

@@ -2,7 +2,9 @@
 
     INDEX_DIR/
       CURRENT              name of the live generation and its manifest's SHA-256
-      LOCK                 flock held by the one writer
+      LOCK                 file lock held by the one writer
+      WATCH                file lock held by the one watcher (its pid inside)
+      FRESH                fingerprint of the folders last found in sync (semsearch.watch)
       gen-000007/          manifest.json [, tombstones.json]
                            [, chunks.sqlite, vectors.npy, index.faiss: its own segment]
 
@@ -20,7 +22,6 @@ kept generation searches its segment. Nothing is pickled: JSON, SQLite, ``.npy``
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
@@ -28,15 +29,16 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
 from .chunkstore import SkippedFile
 from .manifest import (
+    FRESH,
     LOCK,
     MANIFEST,
     POINTER,
@@ -44,11 +46,15 @@ from .manifest import (
     SKIPPED,
     TOMBSTONES,
     VECTORS,
+    WATCH_LOCK,
     Manifest,
     SegmentRef,
     segment_refs,
 )
 from .segments import SegmentedStore
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 _GEN_PREFIX = "gen-"
 _TMP_PREFIX = ".tmp-"
@@ -122,6 +128,13 @@ class IndexDir:
         if not self.path.is_dir():
             raise UsageError(f"{self.path} is not a directory")
 
+    def stamp(self) -> tuple[int, int, int]:
+        """CURRENT's identity as one stat sees it (inode, mtime, size): every publish
+        replaces the file, so a changed stamp means a new live generation. Cheap enough to
+        check per request; OSError when the pointer (or the directory) is gone."""
+        st = os.stat(self.path / POINTER)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def pointer(self) -> tuple[str, ...]:
         """CURRENT's content (generation name and manifest digest): cheap to compare."""
         return tuple(self._pointer())
@@ -172,30 +185,39 @@ class IndexDir:
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 10.0) -> Iterator[None]:
-        """Exclusive writer lock; waits up to ``timeout`` seconds, then fails clearly."""
+        """Exclusive writer lock (between processes and between threads of one process);
+        waits up to ``timeout`` seconds, then fails clearly."""
+        from filelock import FileLock, Timeout  # writers only: not on the search path
+
         self._check_ours()
+        lock = FileLock(self.path / LOCK, preserve_lock_file=True)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            lock.acquire(timeout=timeout, poll_interval=0.1)
+        except Timeout:
+            raise IndexLockedError(
+                f"{self.path} is being written by another process; try again later"
+            ) from None
         except OSError as exc:
             raise UsageError(
                 f"cannot use {self.path} as an index directory: {exc.strerror or exc}"
             ) from None
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise IndexLockedError(
-                            f"{self.path} is being written by another process; try again later"
-                        ) from None
-                    time.sleep(0.1)
             yield
         finally:
-            os.close(fd)  # closing releases the lock
+            lock.release()
+
+    def watch_lock(self, on_acquired: Callable[[int], None] | None = None) -> BaseFileLock:
+        """The one-watcher-per-index lock, not yet taken (``acquire(timeout=0)`` it);
+        ``on_acquired(fd)`` may write to the lock file, which the holder keeps."""
+        from filelock import FileLock
+
+        return FileLock(self.path / WATCH_LOCK, preserve_lock_file=True, on_acquired=on_acquired)
+
+    @property
+    def fresh_file(self) -> Path:
+        """Where the fingerprint of folders last found in sync is kept."""
+        return self.path / FRESH
 
     def _check_ours(self) -> None:
         if self.path.exists() and not self.path.is_dir():

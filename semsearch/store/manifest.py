@@ -27,6 +27,10 @@ READABLE_VERSIONS = (1, 2, 3)
 #: The index directory's pointer to the live generation, and the writers' lock file.
 POINTER = "CURRENT"
 LOCK = "LOCK"
+#: Held by the one watcher of an index (its pid inside).
+WATCH_LOCK = "WATCH"
+#: The fingerprint of the folders last found in sync (semsearch.watch.fingerprint).
+FRESH = "FRESH"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.sqlite"
 VECTORS = "vectors.npy"

@@ -29,7 +29,6 @@ from ..indexing import (
     Processed,
     Requested,
     Settings,
-    build,
 )
 from ..indexing.engine import EngineCounts
 from ..indexing.plan import Plan, make_plan
@@ -250,6 +249,8 @@ def refresh(
     if not delta.changed:
         stats = unchanged_stats(delta, time.monotonic() - started)
         return Refresh(stats, True, 0, delta.missing)
+    from ..indexing.builder import build  # the write: loaded only when something changed
+
     if deadline is not None and time.monotonic() >= deadline:
         return _unapplied(delta, started, "time budget used up by the check")
     manifest = delta.manifest

@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..store.manifest import FRESH
 from ..util import read_json_object, write_atomic
 
 log = logging.getLogger("semsearch")
 
-#: Beside CURRENT in the index folder: the fingerprint of a tree found in sync.
-FRESH = "FRESH"
 _RULE_NAMES = (".gitignore", ".semsearchignore", ".git")
 
 

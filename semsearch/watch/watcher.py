@@ -20,7 +20,6 @@ distinct path changed since the last batch).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
@@ -28,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..embed import Embedder
 from ..errors import IndexLockedError, IndexWriteError, SemsearchError, UsageError
@@ -40,6 +39,9 @@ from ..util import first_line
 from .delta import refresh, root_present, watch_base
 from .paths import apply, classify
 
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
 log = logging.getLogger("semsearch")
 
 #: Editor swap, backup and temporary files: never worth a batch of their own.
@@ -47,8 +49,6 @@ _SCRATCH_SUFFIXES = (".swp", ".swo", ".swx", ".swpx", ".kate-swp", "~", "___jb_t
                      "___jb_old___")  # fmt: skip
 #: Ignore files are hidden but change what is indexed.
 _RULE_FILES = frozenset({".gitignore", ".semsearchignore"})
-#: A lock file beside the index's own writer lock: one watcher per index.
-WATCH_LOCK = "WATCH"
 #: Changed paths kept per root for a batch; past this the root is walked whole instead, so
 #: memory stays bounded however many events arrive.
 MAX_PATHS = 2048
@@ -123,7 +123,7 @@ class Watcher:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
+        self._lock: BaseFileLock | None = None
         self._full: set[str] = set()  # roots whose next batch walks them whole
         self._paths: dict[str, set[str]] = {}  # root -> changed paths (at most MAX_PATHS)
         self._events = 0
@@ -182,32 +182,28 @@ class Watcher:
     # --- the one-watcher-per-index lock --------------------------------------------------------
 
     def _acquire(self) -> None:
-        path = self.index_dir.path / WATCH_LOCK
+        from filelock import Timeout
+
+        lock = self.index_dir.watch_lock(on_acquired=_write_pid)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise IndexWriteError(
-                f"cannot watch {self.index_dir.path}: {exc.strerror or exc}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = _read_pid(fd)
-            os.close(fd)
+            lock.acquire(timeout=0)
+        except Timeout:
+            other = _read_pid(lock.lock_file)
             who = f" (pid {other})" if other else ""
             raise IndexLockedError(
                 f"another watcher{who} is keeping {self.index_dir.path} up to date; "
                 "stop it first (one watcher per index)"
             ) from None
-        with contextlib.suppress(OSError):  # the pid is a courtesy (a full disk refuses it)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        except OSError as exc:
+            raise IndexWriteError(
+                f"cannot watch {self.index_dir.path}: {exc.strerror or exc}"
+            ) from None
+        self._lock = lock
 
     def _release(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -389,7 +385,14 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _read_pid(fd: int) -> str:
+def _write_pid(fd: int) -> None:
+    """The holder's pid in the watch lock file: a courtesy (a full disk refuses it)."""
     with contextlib.suppress(OSError):
-        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _read_pid(path: str) -> str:
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        return f.read(32).decode("ascii", "replace").strip()
     return ""

@@ -1,0 +1,143 @@
+"""What a cold ``semsearch query`` loads, and the shortcuts that keep it light giving the same
+answers: small segments searched exactly with NumPy (oracle: faiss), the query's token count
+from the encoding tokenizer (oracle: the untruncated one), the live-generation stamp."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch import SemanticIndex, api, index_paths
+from semsearch.api import view as view_module
+from semsearch.embed import Embedder
+from semsearch.index import FaissIndex, NumpyIndex
+
+from .conftest import REPO, SEEDS, FakeEmbedder
+
+#: Modules a search must not import: the build, the file readers, the watcher, faiss for a
+#: small index, the lock library (writers only).
+NOT_ON_THE_QUERY_PATH = (
+    "faiss",
+    "filelock",
+    "semsearch.indexing.builder",
+    "semsearch.ingest.discover",
+    "semsearch.watch.watcher",
+)
+
+_PROBE = """
+import json, sys
+watched = json.loads(sys.argv.pop(1))
+from semsearch.cli import main
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted(m for m in watched if m in sys.modules)
+print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
+"""
+
+
+def _probe(args: list[str], watched: tuple[str, ...]) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(watched), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    report: dict[str, object] = json.loads(proc.stderr.strip().splitlines()[-1])
+    report["stdout"] = proc.stdout
+    return report
+
+
+@pytest.mark.slow
+def test_cold_query_and_unchanged_refresh_load_no_build_machinery(
+    tmp_path: Path, real_embedder: Embedder
+) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(SEEDS, docs)
+    idx = tmp_path / "idx"
+    index_paths([docs], idx, embedder=real_embedder)
+    plain = _probe(["query", "trade decline", "--index", str(idx)], NOT_ON_THE_QUERY_PATH)
+    assert plain["code"] in (0, None) and "trade" in str(plain["stdout"]).lower()
+    assert plain["loaded"] == []
+    # --refresh with nothing changed checks the folders but builds nothing ...
+    fresh = _probe(
+        ["query", "trade decline", "--index", str(idx), "--refresh"],
+        ("faiss", "filelock", "semsearch.indexing.builder"),
+    )
+    assert fresh["code"] in (0, None) and fresh["loaded"] == []
+    # ... and a change does load the build, and is applied before the search.
+    (docs / "new.txt").write_text("Glaciers retreat as the climate warms.")
+    changed = _probe(
+        ["query", "glaciers", "--index", str(idx), "--refresh", "--json"],
+        ("semsearch.indexing.builder",),
+    )
+    assert changed["loaded"] == ["semsearch.indexing.builder"]
+    assert any(h["source"].endswith("new.txt") for h in json.loads(str(changed["stdout"])))
+
+
+def _texts(n: int) -> list[str]:
+    # Few words, so many texts tie exactly (same bag of words, same vector).
+    words = ["trade", "decline", "river", "market", "code"]
+    return [f"{words[i % 5]} {words[(i * 3) % 5]} {words[(i // 7) % 5]}" for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 37, view_module.SMALL_EXACT_ROWS - 1])
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_small_segment_searched_exactly_gives_faiss_hits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, k: int
+) -> None:
+    idx = tmp_path / "idx"
+    built = SemanticIndex(embedder=FakeEmbedder(), path=idx, backend="faiss")
+    built.add_texts(_texts(n))
+    queries = ["trade decline", "river market code", "nothing shared"]
+    exact = SemanticIndex.load(idx, embedder=FakeEmbedder())
+    assert isinstance(exact._require_view().index, NumpyIndex)
+    monkeypatch.setattr(view_module, "SMALL_EXACT_ROWS", 0)  # the oracle: faiss's own search
+    oracle = SemanticIndex.load(idx, embedder=FakeEmbedder())
+    assert isinstance(oracle._require_view().index, FaissIndex)
+    for q in queries:
+        got = exact.search(q, k=k, mode="dense", collapse=False)
+        want = oracle.search(q, k=k, mode="dense", collapse=False)
+        scores = [h.score for h in got]
+        np.testing.assert_allclose(scores, [h.score for h in want], rtol=0, atol=1e-6)
+        # faiss's kernel may leave equal vectors an ulp apart, so only tied hits may differ:
+        # everything above the last score is the same, in the same order.
+        above = [h.chunk_id for h in got if h.score > scores[-1] + 1e-6]
+        assert above == [h.chunk_id for h in want if h.score > scores[-1] + 1e-6]
+        for a, b in itertools.pairwise(got):  # exact ties go to the smaller id
+            assert a.score > b.score or (a.score == b.score and a.chunk_id < b.chunk_id)
+
+
+@pytest.mark.slow
+def test_query_token_count_matches_the_untruncated_tokenizer(real_embedder: Embedder) -> None:
+    limit = real_embedder.max_tokens
+    texts = ["trade decline", "", "naïve café résumé 東京 🙂 " * 3, "word " * (limit - 1)]
+    spans = [len(s) for s in real_embedder.token_spans(texts)]  # the untruncated tokenizer
+    assert real_embedder.count_tokens(texts) == spans
+    long = "word " * (limit + 40)
+    assert real_embedder.count_tokens([long])[0] > limit  # still known to be cut
+
+
+def test_live_stamp_moves_with_each_published_generation(tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    index = SemanticIndex(embedder=FakeEmbedder(), path=idx)
+    index.add_texts(["one"])
+    first = api.live_stamp(idx)
+    assert api.live_stamp(idx) == first
+    assert api.index_exists(idx)
+    index.add_texts(["two"])
+    assert api.live_stamp(idx) != first
+    assert index.generation is not None and (idx / index.generation).is_dir()
+    shutil.rmtree(idx)
+    with pytest.raises(OSError):
+        api.live_stamp(idx)
+    assert not api.index_exists(idx)
