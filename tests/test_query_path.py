@@ -141,3 +141,34 @@ def test_live_stamp_moves_with_each_published_generation(tmp_path: Path) -> None
     with pytest.raises(OSError):
         api.live_stamp(idx)
     assert not api.index_exists(idx)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["One sentence only."],
+        ["Trade fell. Markets rose. Trade fell.", "Trade fell. Rivers run.", "Just one here."],
+        ["A b c. D e f. G h i.", "", "Trade decline. Trade decline."],
+    ],
+)
+def test_best_sentences_match_embedding_every_sentence(tmp_path: Path, texts: list[str]) -> None:
+    from semsearch.api.hits import Hit
+    from semsearch.api.reading import best_sentences
+    from semsearch.ingest.chunk import sentence_spans
+
+    def hit(text: str) -> Hit:  # best_sentences reads a hit's text only
+        h = Hit.__new__(Hit)
+        object.__setattr__(h, "text", text)
+        return h
+
+    emb = FakeEmbedder()
+    hits = [hit(t) for t in texts]
+    got = best_sentences(emb, "trade decline", hits)
+    qvec = emb.encode(["trade decline"], kind="query")[0]
+    for h, span in zip(hits, got, strict=True):  # the oracle: every sentence on its own
+        spans = sentence_spans(h.text) or [(0, len(h.text))]
+        scores = [float(emb.encode([h.text[a:b]])[0] @ qvec) for a, b in spans]
+        assert span == spans[int(np.argmax(scores))]
+    calls = emb.calls
+    assert best_sentences(emb, "trade decline", [hit("Only one."), hit("")]) == [(0, 9), (0, 0)]
+    assert emb.calls == calls  # nothing competes: no model run

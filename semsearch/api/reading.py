@@ -61,18 +61,24 @@ def passages(store: SegmentedStore, doc_id: str) -> tuple[Passage, ...]:
 
 
 def best_sentences(embedder: Embedder, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
-    """For each hit, the span of its sentence closest to ``query``; one embedding batch."""
+    """For each hit, the span of its sentence closest to ``query``; one embedding batch.
+
+    Only sentences that compete are embedded, each distinct text once (a text's vector does
+    not depend on its batch): a one-sentence hit needs no model run."""
     spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
-    texts = [h.text[a:b] for h, sp in zip(hits, spans, strict=True) for a, b in sp]
-    if not texts:
-        return []
+    rows: dict[str, int] = {}
+    for h, sp in zip(hits, spans, strict=True):
+        if len(sp) > 1:
+            for a, b in sp:
+                rows.setdefault(h.text[a:b], len(rows))
+    if not rows:
+        return [sp[0] for sp in spans]
     qvec = embedder.encode([query], kind="query")[0]
-    scores = embedder.encode(texts) @ qvec
-    out, pos = [], 0
-    for sp in spans:
-        out.append(sp[int(np.argmax(scores[pos : pos + len(sp)]))])
-        pos += len(sp)
-    return out
+    scores = embedder.encode(list(rows)) @ qvec
+    return [
+        sp[int(np.argmax([scores[rows[h.text[a:b]]] for a, b in sp]))] if len(sp) > 1 else sp[0]
+        for h, sp in zip(hits, spans, strict=True)
+    ]
 
 
 def copy_generation(view: View, target: IndexDir) -> Path:
