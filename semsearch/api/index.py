@@ -428,6 +428,11 @@ class SemanticIndex:
     def __len__(self) -> int:
         return len(self._view.index) if self._view else 0
 
+    @property
+    def generation(self) -> str | None:
+        """The name of the generation searches read now (None for an empty index)."""
+        return self._view.gen.name if self._view else None
+
     # --- reading -----------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> DocumentView:

@@ -30,6 +30,22 @@ def serve(
         int | None,
         typer.Option(min=1, max=64, help="Worker threads (default: one per core, at least 2)."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="local: search in this process; ray: fan out to shards on Ray."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join [default: start a local one].")
+    ] = None,
+    shards: Annotated[
+        int, typer.Option(min=1, max=256, help="Ray: shard groups the segments are spread over.")
+    ] = 2,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=16, help="Ray: replicas of each shard group.")
+    ] = 1,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also show Ray's own warnings and log lines.")
+    ] = False,
 ) -> None:
     """Serve the index over HTTP: JSON API, OpenAPI docs at /docs, a search page at /."""
     from .. import config
@@ -38,7 +54,12 @@ def serve(
     cfg = config.load()
     where = index if index is not None else cfg.index_dir
     token = token or cfg.token
-    serve_http(where, host=host, port=port, token=token, allow_writes=allow_writes, workers=workers)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"must be local or ray, got {engine!r}", param_hint="--engine")
+    serve_http(
+        where, host=host, port=port, token=token, allow_writes=allow_writes, workers=workers,
+        engine=engine, shards=shards, replicas=replicas, ray_address=ray_address, verbose=verbose,
+    )  # fmt: skip
 
 
 @app.command()
