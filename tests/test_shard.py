@@ -193,3 +193,23 @@ def test_segments_are_balanced_by_rows_and_stay_where_they_were(groups: int) -> 
     more = [*refs[2:], ref("gen-000099", 5)]
     again = plan_segments(more, groups, sticky)
     assert again[:-1] == at[2:]
+
+
+def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
+    """Two vector searches, one scoring round and (for new terms) one frequency round; the
+    documents of rows come with them, so no round of its own."""
+    path, emb, local = built
+    remote, groups, _ = sharded(path, emb, 3)
+    calls: list[str] = []
+    fan_out = groups.fan_out
+
+    def counted(c: Any) -> Any:
+        calls.append(next(iter(c.values())).method)
+        return fan_out(c)
+
+    groups.fan_out = counted  # type: ignore[method-assign]
+    same(local.search("reef anchor gull", k=5), remote.search("reef anchor gull", k=5))
+    assert sorted(calls) == ["df", "score", "search", "search"]
+    calls.clear()
+    remote.search("anchor reef", k=5)  # the terms' frequencies are known by now
+    assert sorted(calls) == ["score", "search", "search"]

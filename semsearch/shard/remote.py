@@ -50,6 +50,8 @@ from .replica import Assigned, SegmentStats
 
 #: Document frequencies remembered per generation (a term's is fixed while it lives).
 DF_CACHE = 100_000
+#: Rows whose document key is remembered per generation (:class:`RowDocs`).
+ROW_MEMO = 2_000_000
 
 
 class Placed(NamedTuple):
@@ -158,16 +160,47 @@ class Sharding:
         self.groups.release(name)
 
 
+class RowDocs:
+    """Document keys of rows the groups have already named (with a search's hits and a
+    term's matches), so ``doc_of`` rarely needs a round of its own. Facts of one generation,
+    shared by threads; forgotten past ``limit`` rows."""
+
+    def __init__(self, limit: int = ROW_MEMO) -> None:
+        self.limit = limit
+        self._table = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._lock = threading.Lock()
+
+    def add(self, rows: np.ndarray, docs: np.ndarray) -> None:
+        if not len(rows):
+            return
+        with self._lock:
+            old_rows, old_docs = self._table
+            if len(old_rows) + len(rows) > self.limit:
+                old_rows, old_docs = old_rows[:0], old_docs[:0]
+            both, first = np.unique(np.concatenate([old_rows, rows]), return_index=True)
+            self._table = (both, np.concatenate([old_docs, docs])[first])
+
+    def find(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(document key or -1, whether known) of each row."""
+        known_rows, known_docs = self._table
+        if not len(known_rows):
+            return np.full(len(rows), -1, np.int64), np.zeros(len(rows), bool)
+        at = np.minimum(np.searchsorted(known_rows, rows), len(known_rows) - 1)
+        hit = known_rows[at] == rows
+        return np.where(hit, known_docs[at], -1), hit
+
+
 class ShardedIndex(VectorIndex):
     """Vector search over the groups of one generation, merged to the best ``k``."""
 
     file_name = ""
 
-    def __init__(self, dim: int, layout: Layout, groups: Groups, rows: int) -> None:
+    def __init__(self, dim: int, layout: Layout, groups: Groups, rows: int, memo: RowDocs) -> None:
         super().__init__(dim)
         self.layout = layout
         self.groups = groups
         self.total = rows
+        self.memo = memo
         self.backend = "ray"
         self.index_type = "sharded"
 
@@ -179,17 +212,20 @@ class ShardedIndex(VectorIndex):
         k = check_k(k)
         ids = None if subset is None else check_subset(subset, max(self.total, 1))
         gen = self.layout.generation
-        got = self.groups.fan_out(
-            {g: Call("search", (gen, q, k, ids)) for g in range(self.groups.groups)}
-        )
+        calls = {g: Call("search", (gen, q, k, ids)) for g in range(self.groups.groups)}
+        got = self.groups.fan_out(calls)
         parts = [got[g] for g in range(self.groups.groups) if got[g].ids.shape[1]]
         if not parts:
             empty = np.empty((len(q), 0))
             return SearchResult(empty.astype(np.float32), empty.astype(np.int64))
         s = np.hstack([p.scores for p in parts])
         i = np.hstack([p.ids for p in parts])
-        s = np.where(i >= 0, s, -np.inf).astype(np.float32)
-        i = np.where(i >= 0, i, np.iinfo(np.int64).max)
+        d = np.hstack([p.docs for p in parts])
+        named = i >= 0
+        rows = i[named]
+        self.memo.add(rows, d[named] + self.layout.doc_base[self.layout.segment_of(rows)])
+        s = np.where(named, s, -np.inf).astype(np.float32)
+        i = np.where(named, i, np.iinfo(np.int64).max)
         best_s, best_i = top_k(s, i, min(k, s.shape[1]))
         return SearchResult(best_s, np.where(best_i == np.iinfo(np.int64).max, -1, best_i))
 
@@ -206,67 +242,95 @@ class ShardedIndex(VectorIndex):
 
 class ShardedKeyword(SegmentedKeyword):
     """BM25 with the statistics of the whole generation, scored on the groups. Inherits the
-    parts computed from document frequencies alone (``full_match``, ``query_terms``)."""
+    parts computed from document frequencies alone (``full_match``, ``query_terms``).
 
-    def __init__(self, layout: Layout, groups: Groups) -> None:  # no postings here
+    Rounds are few: a term's frequencies at both levels come in one (and are kept for the
+    generation), both levels' scores in one (the level not asked for waits in this thread
+    for the call that follows, as :func:`semsearch.search.keyword.keyword_hits` makes it),
+    and documents of rows come with the scores and searches that found them."""
+
+    def __init__(self, layout: Layout, groups: Groups, memo: RowDocs) -> None:  # no postings
         self.layout = layout
         self.groups = groups
+        self.memo = memo
         self.n_chunks = layout.n_chunks
         self.n_docs = layout.n_docs
         self._avgdl = layout.avgdl
         self.doc_base = layout.doc_base
         self.current = layout.current
         self._df: dict[tuple[int, str], int] = {}
+        self._waiting = threading.local()
 
     def _all(self, method: str, *args: Any) -> dict[int, Any]:
         gen = self.layout.generation
-        return self.groups.fan_out(
-            {g: Call(method, (gen, *args)) for g in range(self.groups.groups)}
-        )
+        calls = {g: Call(method, (gen, *args)) for g in range(self.groups.groups)}
+        return self.groups.fan_out(calls)
 
     def document_frequencies(self, query_terms: Iterable[str], level: int = DOC) -> dict[str, int]:
         terms = set(query_terms)
         unknown = sorted(t for t in terms if (level, t) not in self._df)
         if unknown:
-            summed_df: Counter[str] = Counter()
-            for found in self._all("df", unknown, level).values():
-                summed_df.update(found)
+            found: list[Counter[str]] = [Counter(), Counter()]
+            for both in self._all("df", unknown).values():
+                for lv in (CHUNK, DOC):
+                    found[lv].update(both[lv])
             if len(self._df) > DF_CACHE:
                 self._df.clear()
-            self._df.update(((level, t), summed_df.get(t, 0)) for t in unknown)
+            for lv in (CHUNK, DOC):
+                self._df.update(((lv, t), found[lv].get(t, 0)) for t in unknown)
         return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
 
     def score(self, query_terms: Sequence[str], level: int) -> Scored:
-        n = self.n_chunks if level == CHUNK else self.n_docs
+        key = tuple(query_terms)
+        waiting = getattr(self._waiting, "scored", None)
+        self._waiting.scored = None
+        if waiting is not None and waiting[0] == (key, level):
+            return cast(Scored, waiting[1])
+        both = self._score_both(query_terms)
+        other = DOC if level == CHUNK else CHUNK
+        self._waiting.scored = ((key, other), both[other])
+        return both[level]
+
+    def _score_both(self, query_terms: Sequence[str]) -> tuple[Scored, Scored]:
         counts = Counter(query_terms)
-        df = self.document_frequencies(counts, level)
-        weights = [(t, times * idf(n, df[t])) for t, times in counts.items() if t in df]
-        if not weights:
-            return summed([], [])
-        got = self._all("score", weights, level, self._avgdl[level])
-        ids_all, contrib_all = [], []
-        for i in range(len(weights)):
-            parts = sorted(
-                (p for g in got for p in got[g][i]), key=lambda p: self.layout.order[p.segment]
-            )
-            for p in parts:
-                seg = self.layout.segments[self.layout.order[p.segment]]
-                ids_all.append(p.ids + (seg.offset if level == CHUNK else seg.doc_base))
-                contrib_all.append(p.scores)
-        return summed(ids_all, contrib_all)
+        weights = []
+        for level, n in ((CHUNK, self.n_chunks), (DOC, self.n_docs)):
+            df = self.document_frequencies(counts, level)
+            weights.append([(t, times * idf(n, df[t])) for t, times in counts.items() if t in df])
+        if not any(weights):
+            return summed([], []), summed([], [])
+        got = self._all("score", weights, self._avgdl)
+        out = []
+        order = self.layout.order
+        for level in (CHUNK, DOC):
+            ids_all, contrib_all = [], []
+            for i in range(len(weights[level])):
+                parts = [p for g in sorted(got) for p in got[g][level][i]]
+                for p in sorted(parts, key=lambda p: order[p.segment]):
+                    seg = self.layout.segments[order[p.segment]]
+                    ids_all.append(p.ids + (seg.offset if level == CHUNK else seg.doc_base))
+                    contrib_all.append(p.scores)
+                    if p.docs is not None:
+                        self.memo.add(ids_all[-1], p.docs + seg.doc_base)
+            out.append(summed(ids_all, contrib_all))
+        return out[0], out[1]
 
     def doc_of(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, np.int64)
-        out = np.empty(len(rows), np.int64)
-        if not len(rows):
+        out, known = self.memo.find(rows)
+        if known.all():
             return out
-        seg = self.layout.segment_of(rows)
+        ask = np.flatnonzero(~known)
+        seg = self.layout.segment_of(rows[ask])
         group = np.array([s.group for s in self.layout.segments], np.int64)[seg]
         gen = self.layout.generation
         at = {g: np.flatnonzero(group == g) for g in np.unique(group).tolist()}
-        got = self.groups.fan_out({g: Call("row_docs", (gen, rows[pos])) for g, pos in at.items()})
+        got = self.groups.fan_out(
+            {g: Call("row_docs", (gen, rows[ask[pos]])) for g, pos in at.items()}
+        )
         for g, pos in at.items():
-            out[pos] = got[g] + self.layout.doc_base[seg[pos]]
+            out[ask[pos]] = got[g] + self.layout.doc_base[seg[pos]]
+        self.memo.add(rows[ask], out[ask])
         return out
 
     def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
@@ -317,9 +381,10 @@ def open_view(
     except BaseException:
         sharding.drop(gen.name)
         raise
-    store.keyword = ShardedKeyword(layout, sharding.groups)
+    memo = RowDocs()
+    store.keyword = ShardedKeyword(layout, sharding.groups, memo)
     blocks = [load_vectors(s.path / VECTORS, manifest.dim) for s in store.segments]
-    index = ShardedIndex(manifest.dim, layout, sharding.groups, store.rows)
+    index = ShardedIndex(manifest.dim, layout, sharding.groups, store.rows, memo)
     if len(index) != manifest.chunks:
         store.close()
         sharding.drop(gen.name)

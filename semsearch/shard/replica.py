@@ -18,10 +18,9 @@ import numpy as np
 
 from ..api.view import _segment_index
 from ..errors import IndexFormatError
-from ..index.base import SearchResult
 from ..index.segmented import Part, SegmentedIndex
 from ..store.manifest import CHUNKS, SegmentRef
-from ..store.postings import CHUNK
+from ..store.postings import CHUNK, DOC
 from ..store.segments import Scored as Scored
 from ..store.segments import Segment, SegmentedKeyword, SegmentedStore, bm25
 
@@ -48,11 +47,22 @@ class SegmentStats(NamedTuple):
 
 
 class TermPart(NamedTuple):
-    """One term's BM25 in one segment: segment-local ids (rows or document rowids)."""
+    """One term's BM25 in one segment: segment-local ids (rows or document rowids), and for
+    chunks each one's document rowid (so the coordinator need not ask again)."""
 
     segment: str
     ids: np.ndarray
     scores: np.ndarray
+    docs: np.ndarray | None = None
+
+
+class Found(NamedTuple):
+    """A vector search's best rows (global, -1 for none) with each one's document rowid in
+    its segment (-1 for none)."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+    docs: np.ndarray
 
 
 class Loaded:
@@ -108,14 +118,17 @@ class Loaded:
 
     # --- vectors ---------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None) -> SearchResult:
+    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None) -> Found:
         """Best ``k`` of this shard's live rows for each query, by global row."""
         if self.index is None:
             empty = np.empty((len(queries), 0))
-            return SearchResult(empty.astype(np.float32), empty.astype(np.int64))
+            return Found(empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64))
         local = None if subset is None else self._to_local(np.asarray(subset, np.int64))
         r = self.index.search(queries, k, local)
-        return SearchResult(r.scores, np.where(r.ids >= 0, self._to_global(r.ids), -1))
+        ids = np.where(r.ids >= 0, self._to_global(r.ids), -1)
+        docs = np.full(ids.shape, -1, np.int64)
+        docs[ids >= 0] = self.row_docs(ids[ids >= 0])
+        return Found(r.scores, ids, docs)
 
     def _to_local(self, rows: np.ndarray) -> np.ndarray:
         """This shard's rows among global ``rows`` (sorted), renumbered shard-locally."""
@@ -132,27 +145,31 @@ class Loaded:
 
     # --- keywords --------------------------------------------------------------------------
 
-    def df(self, terms: Sequence[str], level: int) -> dict[str, int]:
-        return self.keyword.document_frequencies(terms, level)
+    def df(self, terms: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Chunks and documents holding each term (both levels: one round for both)."""
+        kw = self.keyword
+        return kw.document_frequencies(terms, CHUNK), kw.document_frequencies(terms, DOC)
 
     def score(
-        self, weights: Sequence[tuple[str, float]], level: int, avgdl: float
-    ) -> list[list[TermPart]]:
-        """For each ``(term, idf x repeats)``, its BM25 in each segment holding it (segment
-        order), with the global ``avgdl``: the pieces one process would add."""
+        self, weights: Sequence[Sequence[tuple[str, float]]], avgdl: Sequence[float]
+    ) -> list[list[list[TermPart]]]:
+        """For each level and each of its ``(term, idf x repeats)``, the term's BM25 in each
+        segment holding it (segment order), with the global ``avgdl`` of the level: the
+        pieces one process would add."""
         kw = self.keyword
         out = []
-        for term, weight in weights:
-            found = []
-            for seg, ids, tfs in kw._live_postings(level, term):
-                p = kw._parts[seg]
-                lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
-                found.append(
-                    TermPart(
-                        self.names[seg], ids.astype(np.int64), bm25(tfs, lengths, weight, avgdl)
-                    )
-                )
-            out.append(found)
+        for level, terms in enumerate(weights):
+            scored = []
+            for term, weight in terms:
+                found = []
+                for seg, ids, tfs in kw._live_postings(level, term):
+                    p = kw._parts[seg]
+                    lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
+                    s = bm25(tfs, lengths, weight, avgdl[level])
+                    docs = p.row_doc[ids].astype(np.int64) if level == CHUNK else None
+                    found.append(TermPart(self.names[seg], ids.astype(np.int64), s, docs))
+                scored.append(found)
+            out.append(scored)
         return out
 
     def row_docs(self, rows: np.ndarray) -> np.ndarray:
@@ -207,16 +224,19 @@ class ShardReplica:
 
     def search(
         self, generation: str, queries: np.ndarray, k: int, subset: np.ndarray | None
-    ) -> SearchResult:
+    ) -> Found:
         return self._at(generation).search(queries, k, subset)
 
-    def df(self, generation: str, terms: Sequence[str], level: int) -> dict[str, int]:
-        return self._at(generation).df(terms, level)
+    def df(self, generation: str, terms: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        return self._at(generation).df(terms)
 
     def score(
-        self, generation: str, weights: Sequence[tuple[str, float]], level: int, avgdl: float
-    ) -> list[list[TermPart]]:
-        return self._at(generation).score(weights, level, avgdl)
+        self,
+        generation: str,
+        weights: Sequence[Sequence[tuple[str, float]]],
+        avgdl: Sequence[float],
+    ) -> list[list[list[TermPart]]]:
+        return self._at(generation).score(weights, avgdl)
 
     def row_docs(self, generation: str, rows: np.ndarray) -> np.ndarray:
         return self._at(generation).row_docs(rows)
