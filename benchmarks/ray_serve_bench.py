@@ -1,4 +1,4 @@
-"""The sharded server on Ray beside the single-process one: ``python -m benchmarks.ray_serve_bench``.
+"""The sharded server on Ray beside the local one: ``python -m benchmarks.ray_serve_bench``.
 
 The index: ``--chunks`` one-chunk documents of the stand-in corpus of
 :mod:`benchmarks.scale_bench` (generated Zipf sentences, stand-in vectors; queries embedded
