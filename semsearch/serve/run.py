@@ -115,15 +115,7 @@ def serve_http(
     from .service import SearchService
 
     one_thread_per_search()
-    if engine not in ("local", "ray"):
-        raise UsageError(f"engine must be local or ray, got {engine!r}")
-    backend = None
-    if engine == "ray":
-        from ..shard.serving import RayServing
-
-        backend = RayServing(
-            index, shards=shards, replicas=replicas, address=ray_address, verbose=verbose
-        )
+    backend = make_engine(index, engine, shards, replicas, ray_address, verbose)
     try:
         service = SearchService(
             index, workers=workers or default_workers(), allow_writes=allow_writes, engine=backend
@@ -135,6 +127,24 @@ def serve_http(
     finally:
         if backend is not None:
             backend.close()
+
+
+def make_engine(
+    index: str | os.PathLike[str],
+    engine: str,
+    shards: int = 2,
+    replicas: int = 1,
+    ray_address: str | None = None,
+    verbose: bool = False,
+) -> Any:
+    """None for the local engine (the service's default), else the Ray one, started."""
+    if engine not in ("local", "ray"):
+        raise UsageError(f"engine must be local or ray, got {engine!r}")
+    if engine == "local":
+        return None
+    from ..shard.serving import RayServing
+
+    return RayServing(index, shards=shards, replicas=replicas, address=ray_address, verbose=verbose)
 
 
 def make_server(
