@@ -213,3 +213,22 @@ def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
     calls.clear()
     remote.search("anchor reef", k=5)  # the terms' frequencies are known by now
     assert sorted(calls) == ["score", "search", "search"]
+
+
+def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
+    path, emb, local = built
+    remote, groups, _ = sharded(path, emb, 2)
+    remote.search("warmup", k=1, mode="keyword")
+    calls: list[str] = []
+    fan_out = groups.fan_out
+
+    def counted(c: Any) -> Any:
+        calls.append(next(iter(c.values())).method)
+        return fan_out(c)
+
+    groups.fan_out = counted  # type: ignore[method-assign]
+    for q in ("lighthuose", "anchr reef", "lighthuose"):
+        same(local.search(q, k=5, mode="keyword"), remote.search(q, k=5, mode="keyword"))
+    # lighthuose: df, near (with the candidates' frequencies), score; anchr: df, near, score;
+    # the repeat: score only (frequencies and candidates are kept for the generation).
+    assert calls == ["df", "near", "score", "df", "near", "score", "score"]

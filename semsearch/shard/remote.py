@@ -50,6 +50,8 @@ from .replica import Assigned, SegmentStats
 
 #: Document frequencies remembered per generation (a term's is fixed while it lives).
 DF_CACHE = 100_000
+#: Typo-correction candidate lists remembered per generation.
+NEAR_CACHE = 4_096
 #: Rows whose document key is remembered per generation (:class:`RowDocs`).
 ROW_MEMO = 2_000_000
 
@@ -143,7 +145,11 @@ class Sharding:
                     plan[g].append(Assigned(ref, offset, tuple(dead.get(ref.name, ()))))
                     offset += ref.rows
                 m = live.manifest
-                stats = self.groups.load(name, m.dim, backend, plan)
+                try:
+                    stats = self.groups.load(name, m.dim, backend, plan)
+                except BaseException:
+                    self.groups.release(name)  # the replicas that did open it let it go
+                    raise
                 self._layouts[name] = Layout(name, plan, stats)
                 self._sticky = {ref.name: g for ref, g in zip(refs, at, strict=True)}
             self._holders[name] += 1
@@ -259,6 +265,7 @@ class ShardedKeyword(SegmentedKeyword):
         self.doc_base = layout.doc_base
         self.current = layout.current
         self._df: dict[tuple[int, str], int] = {}
+        self._near: dict[tuple[str, int, int], list[str]] = {}
         self._waiting = threading.local()
 
     def _all(self, method: str, *args: Any) -> dict[int, Any]:
@@ -270,15 +277,19 @@ class ShardedKeyword(SegmentedKeyword):
         terms = set(query_terms)
         unknown = sorted(t for t in terms if (level, t) not in self._df)
         if unknown:
-            found: list[Counter[str]] = [Counter(), Counter()]
-            for both in self._all("df", unknown).values():
-                for lv in (CHUNK, DOC):
-                    found[lv].update(both[lv])
-            if len(self._df) > DF_CACHE:
-                self._df.clear()
-            for lv in (CHUNK, DOC):
-                self._df.update(((lv, t), found[lv].get(t, 0)) for t in unknown)
+            self._remember(unknown, self._all("df", unknown).values())
         return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
+
+    def _remember(self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]) -> None:
+        """Keep the frequencies of ``terms`` at both levels, summed over the groups' answers."""
+        summed_df: list[Counter[str]] = [Counter(), Counter()]
+        for both in found:
+            for lv in (CHUNK, DOC):
+                summed_df[lv].update(both[lv])
+        if len(self._df) > DF_CACHE:
+            self._df.clear()
+        for lv in (CHUNK, DOC):
+            self._df.update(((lv, t), summed_df[lv].get(t, 0)) for t in terms)
 
     def score(self, query_terms: Sequence[str], level: int) -> Scored:
         key = tuple(query_terms)
@@ -346,7 +357,17 @@ class ShardedKeyword(SegmentedKeyword):
         return out
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:
-        return sorted({t for found in self._all("near", first, lo, hi).values() for t in found})
+        """Candidates for a typo's correction (kept for the generation), their document
+        frequencies remembered on the way."""
+        key = (first, lo, hi)
+        if key not in self._near:
+            got = list(self._all("near", first, lo, hi).values())
+            terms = sorted({t for found, _ in got for t in found})
+            self._remember(terms, [both for _, both in got])
+            if len(self._near) > NEAR_CACHE:
+                self._near.clear()
+            self._near[key] = terms
+        return list(self._near[key])
 
 
 class ShardedStore(SegmentedStore):

@@ -185,8 +185,13 @@ class Loaded:
         seg = self.store.segments[self.names.index(segment)]
         return seg.store.doc_ids_by_rowid(rowids)
 
-    def near(self, first: str, lo: int, hi: int) -> list[str]:
-        return self.keyword.near(first, lo, hi)
+    def near(
+        self, first: str, lo: int, hi: int
+    ) -> tuple[list[str], tuple[dict[str, int], dict[str, int]]]:
+        """Indexed terms for a typo's correction, with their live frequencies here at both
+        levels (which the correction and its scoring ask next: one round for all)."""
+        found = self.keyword.near(first, lo, hi)
+        return found, self.df(found)
 
 
 class ShardReplica:
@@ -244,7 +249,9 @@ class ShardReplica:
     def doc_ids(self, generation: str, segment: str, rowids: Sequence[int]) -> dict[int, str]:
         return self._at(generation).doc_ids(segment, rowids)
 
-    def near(self, generation: str, first: str, lo: int, hi: int) -> list[str]:
+    def near(
+        self, generation: str, first: str, lo: int, hi: int
+    ) -> tuple[list[str], tuple[dict[str, int], dict[str, int]]]:
         return self._at(generation).near(first, lo, hi)
 
 
