@@ -185,10 +185,9 @@ def overhead(path: Path, shards: int, args: argparse.Namespace, real: Any) -> di
 
     from semsearch import SemanticIndex
     from semsearch.search.request import SearchOptions
+    from semsearch.serve.run import one_thread_per_search
     from semsearch.shard.groups import Call, RayGroups
     from semsearch.shard.remote import ShardedSemanticIndex, Sharding
-
-    from semsearch.serve.run import one_thread_per_search
 
     one_thread_per_search()  # as both servers do (and the shard actors)
     ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
