@@ -227,8 +227,9 @@ def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
         return fan_out(c)
 
     groups.fan_out = counted  # type: ignore[method-assign]
-    for q in ("lighthuose", "anchr reef", "lighthuose"):
+    for q in ("lighthuose", "anchr harbuor reef", "lighthuose"):
         same(local.search(q, k=5, mode="keyword"), remote.search(q, k=5, mode="keyword"))
-    # lighthuose: df, near (with the candidates' frequencies), score; anchr: df, near, score;
-    # the repeat: score only (frequencies and candidates are kept for the generation).
+    # lighthuose: df, near (the candidates with their frequencies), score; two typos: the
+    # same three rounds; the repeat: score only (frequencies and candidates are kept for
+    # the generation).
     assert calls == ["df", "near", "score", "df", "near", "score", "score"]

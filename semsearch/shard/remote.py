@@ -45,6 +45,8 @@ from ..store.segments import (
     read_tombstones,
     summed,
 )
+from ..search.keyword import FUZZY_MIN_LENGTH, near_range
+from ..store.tokenize import is_cjk
 from .groups import Call, Groups
 from .replica import Assigned, SegmentStats
 
@@ -278,6 +280,8 @@ class ShardedKeyword(SegmentedKeyword):
         unknown = sorted(t for t in terms if (level, t) not in self._df)
         if unknown:
             self._remember(unknown, self._all("df", unknown).values())
+            typos = [t for t in unknown if not self._df[(DOC, t)] and _correctable(t)]
+            self._fetch_near([near_range(t) for t in typos])
         return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
 
     def _remember(self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]) -> None:
@@ -357,17 +361,23 @@ class ShardedKeyword(SegmentedKeyword):
         return out
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:
-        """Candidates for a typo's correction (kept for the generation), their document
-        frequencies remembered on the way."""
-        key = (first, lo, hi)
-        if key not in self._near:
-            got = list(self._all("near", first, lo, hi).values())
-            terms = sorted({t for found, _ in got for t in found})
-            self._remember(terms, [both for _, both in got])
-            if len(self._near) > NEAR_CACHE:
-                self._near.clear()
+        """Candidates for a typo's correction (kept for the generation; those of a query's
+        unknown terms were fetched with their frequencies, in one round)."""
+        self._fetch_near([(first, lo, hi)])
+        return list(self._near[(first, lo, hi)])
+
+    def _fetch_near(self, ranges: Sequence[tuple[str, int, int]]) -> None:
+        ranges = sorted(set(r for r in ranges if r not in self._near))
+        if not ranges:
+            return
+        got = self._all("near", ranges)
+        if len(self._near) + len(ranges) > NEAR_CACHE:
+            self._near.clear()
+        for i, key in enumerate(ranges):
+            answers = [got[g][i] for g in sorted(got)]
+            terms = sorted({t for found, _ in answers for t in found})
+            self._remember(terms, [both for _, both in answers])
             self._near[key] = terms
-        return list(self._near[key])
 
 
 class ShardedStore(SegmentedStore):
@@ -433,3 +443,8 @@ class ShardedSemanticIndex(SemanticIndex):
             self._view = open_view(
                 self._dir, self.embedder, self.settings.backend, self.sharding, live
             )
+
+
+def _correctable(term: str) -> bool:
+    """Whether the keyword search may try to correct ``term`` when the index lacks it."""
+    return len(term) >= FUZZY_MIN_LENGTH and not is_cjk(term)

@@ -186,12 +186,16 @@ class Loaded:
         return seg.store.doc_ids_by_rowid(rowids)
 
     def near(
-        self, first: str, lo: int, hi: int
-    ) -> tuple[list[str], tuple[dict[str, int], dict[str, int]]]:
-        """Indexed terms for a typo's correction, with their live frequencies here at both
-        levels (which the correction and its scoring ask next: one round for all)."""
-        found = self.keyword.near(first, lo, hi)
-        return found, self.df(found)
+        self, ranges: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[list[str], tuple[dict[str, int], dict[str, int]]]]:
+        """For each ``(first letter, shortest, longest)``, the indexed terms a typo may be
+        corrected to, with their live frequencies here at both levels (which the correction
+        and its scoring ask next: one round for all)."""
+        out = []
+        for first, lo, hi in ranges:
+            found = self.keyword.near(first, lo, hi)
+            out.append((found, self.df(found)))
+        return out
 
 
 class ShardReplica:
@@ -250,9 +254,9 @@ class ShardReplica:
         return self._at(generation).doc_ids(segment, rowids)
 
     def near(
-        self, generation: str, first: str, lo: int, hi: int
-    ) -> tuple[list[str], tuple[dict[str, int], dict[str, int]]]:
-        return self._at(generation).near(first, lo, hi)
+        self, generation: str, ranges: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[list[str], tuple[dict[str, int], dict[str, int]]]]:
+        return self._at(generation).near(ranges)
 
 
 def _one_thread() -> None:
