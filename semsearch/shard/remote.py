@@ -33,6 +33,7 @@ from ..embed import Embedder
 from ..errors import IndexFormatError
 from ..index.base import SearchResult, VectorIndex, check_k, check_subset, top_k
 from ..index.segmented import SegmentedVectors
+from ..search.keyword import FUZZY_MIN_LENGTH, near_range
 from ..store.layout import IndexDir, Live
 from ..store.manifest import VECTORS, segment_refs
 from ..store.npy import load_vectors
@@ -45,7 +46,6 @@ from ..store.segments import (
     read_tombstones,
     summed,
 )
-from ..search.keyword import FUZZY_MIN_LENGTH, near_range
 from ..store.tokenize import is_cjk
 from .groups import Call, Groups
 from .replica import Assigned, SegmentStats
