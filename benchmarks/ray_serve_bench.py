@@ -89,9 +89,10 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _actors(server: ServerProcess) -> list[int]:
+def _actors() -> list[int]:
+    """The shard actor processes of this run (under our Ray, or a server's own)."""
     found = []
-    for p in _descendants(server.proc.pid):
+    for p in _descendants(os.getpid()):
         try:
             if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::ShardReplica"):
                 found.append(p)
@@ -123,14 +124,17 @@ def _rss_mb(pids: list[int]) -> float:
     return total
 
 
-def http(path: Path, shards: int | None, args: argparse.Namespace) -> dict[str, Any]:
-    """One server (local when ``shards`` is None): every mode at every concurrency."""
+def http(path: Path, shards: int | None, args: argparse.Namespace, address: str) -> dict[str, Any]:
+    """One server (local when ``shards`` is None; else joining the Ray cluster at
+    ``address``): every mode at every concurrency."""
     extra = [] if shards is None else ["--engine", "ray", "--shards", str(shards)]
+    extra += [] if shards is None else ["--ray-address", address]
     name = "local" if shards is None else f"ray x{shards}"
     server = ServerProcess(path, args.workers, extra)
     cells = []
     try:
-        actors = _actors(server)
+        time.sleep(1)  # the overhead runs' actors, killed, are gone
+        actors = _actors()
         for mode in args.modes:  # warm-up: first queries of a mode touch cold pages
             asyncio.run(load(server.port, query_paths(args.warmup, mode, seed=1), 2, 60))
         out: dict[str, Any] = {
@@ -179,10 +183,6 @@ def http(path: Path, shards: int | None, args: argparse.Namespace) -> dict[str, 
 
 def overhead(path: Path, shards: int, args: argparse.Namespace, real: Any) -> dict[str, Any]:
     """Per-query time of the sharded searcher minus the local one, same queries, in turn."""
-    import logging
-
-    import ray
-
     from semsearch import SemanticIndex
     from semsearch.search.request import SearchOptions
     from semsearch.serve.run import one_thread_per_search
@@ -190,7 +190,6 @@ def overhead(path: Path, shards: int, args: argparse.Namespace, real: Any) -> di
     from semsearch.shard.remote import ShardedSemanticIndex, Sharding
 
     one_thread_per_search()  # as both servers do (and the shard actors)
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     groups = RayGroups(str(path), shards)
     rounds = 0
     fan_out = groups.fan_out
@@ -243,7 +242,23 @@ def overhead(path: Path, shards: int, args: argparse.Namespace, real: Any) -> di
         return out
     finally:
         groups.close()
-        ray.shutdown()
+
+
+def start_ray() -> str:
+    """One local Ray for the whole run (its start is slow on a busy machine): the overhead
+    runs use it, the sharded servers join it. Returns its address."""
+    import logging
+
+    import ray
+
+    for attempt in range(3):
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            return str(ray.get_runtime_context().gcs_address)
+        except Exception as exc:
+            print(f"  ray did not start ({exc}); attempt {attempt + 2} of 3", flush=True)
+            ray.shutdown()
+    raise SystemExit("ray did not start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,9 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     result["out"] = str(args.out) if args.out else None
     print(f"cpu flags: {result['cpu_flags']}; cores {os.cpu_count()}; load {_load():.2f}")
     path = build(args.chunks, args.segments, real)
-    result["overhead"] = [overhead(path, s, args, real) for s in args.shards]
-    if not args.skip_http:
-        result["http"] = [http(path, None, args)] + [http(path, s, args) for s in args.shards]
+    import ray
+
+    address = start_ray()
+    try:
+        result["overhead"] = [overhead(path, s, args, real) for s in args.shards]
+        if not args.skip_http:
+            servers = [None, *args.shards]
+            result["http"] = [http(path, s, args, address) for s in servers]
+    finally:
+        ray.shutdown()
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str))
     return 0
