@@ -351,13 +351,20 @@ class ShardedKeyword(SegmentedKeyword):
     def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
         keys = np.asarray(list(keys), np.int64)
         which = np.searchsorted(self.doc_base, keys, side="right") - 1
-        out: dict[int, str] = {}
-        gen = self.layout.generation
+        asked: dict[int, list[tuple[str, list[int]]]] = {}
+        bases: dict[int, list[int]] = {}
         for i in np.unique(which).tolist():
             seg = self.layout.segments[i]
-            mine = (keys[which == i] - seg.doc_base).tolist()
-            got = self.groups.fan_out({seg.group: Call("doc_ids", (gen, seg.name, mine))})
-            out.update((r + seg.doc_base, d) for r, d in got[seg.group].items())
+            asked.setdefault(seg.group, []).append(
+                (seg.name, (keys[which == i] - seg.doc_base).tolist())
+            )
+            bases.setdefault(seg.group, []).append(int(seg.doc_base))
+        gen = self.layout.generation
+        got = self.groups.fan_out({g: Call("doc_ids", (gen, a)) for g, a in asked.items()})
+        out: dict[int, str] = {}
+        for g, found in got.items():
+            for base, names in zip(bases[g], found, strict=True):
+                out.update((r + base, d) for r, d in names.items())
         return out
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:

@@ -181,9 +181,13 @@ class Loaded:
             out[pos] = self.keyword._parts[i].row_doc[loc]
         return out
 
-    def doc_ids(self, segment: str, rowids: Sequence[int]) -> dict[int, str]:
-        seg = self.store.segments[self.names.index(segment)]
-        return seg.store.doc_ids_by_rowid(rowids)
+    def doc_ids(self, asked: Sequence[tuple[str, Sequence[int]]]) -> list[dict[int, str]]:
+        """The document id of each ``(segment, document rowids)``'s rowids."""
+        out = []
+        for segment, rowids in asked:
+            seg = self.store.segments[self.names.index(segment)]
+            out.append(seg.store.doc_ids_by_rowid(rowids))
+        return out
 
     def near(
         self, ranges: Sequence[tuple[str, int, int]]
@@ -250,8 +254,10 @@ class ShardReplica:
     def row_docs(self, generation: str, rows: np.ndarray) -> np.ndarray:
         return self._at(generation).row_docs(rows)
 
-    def doc_ids(self, generation: str, segment: str, rowids: Sequence[int]) -> dict[int, str]:
-        return self._at(generation).doc_ids(segment, rowids)
+    def doc_ids(
+        self, generation: str, asked: Sequence[tuple[str, Sequence[int]]]
+    ) -> list[dict[int, str]]:
+        return self._at(generation).doc_ids(asked)
 
     def near(
         self, generation: str, ranges: Sequence[tuple[str, int, int]]
