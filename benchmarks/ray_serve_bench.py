@@ -284,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     result["out"] = str(args.out) if args.out else None
     print(f"cpu flags: {result['cpu_flags']}; cores {os.cpu_count()}; load {_load():.2f}")
     path = build(args.chunks, args.segments, real)
+    # faiss.omp_set_num_threads(1), which the servers call at start, holds for the calling
+    # thread only; their searches run on worker threads with OpenMP's default (2 here) and
+    # spin against each other under load. Both servers and the actors get one thread here.
+    os.environ["OMP_NUM_THREADS"] = "1"
     import ray
 
     address = start_ray()

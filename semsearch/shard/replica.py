@@ -238,6 +238,7 @@ class ShardReplica:
     def search(
         self, generation: str, queries: np.ndarray, k: int, subset: np.ndarray | None
     ) -> Found:
+        _one_thread()  # per call: the setting is per thread, and calls run on a pool's threads
         return self._at(generation).search(queries, k, subset)
 
     def df(self, generation: str, terms: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
@@ -266,7 +267,8 @@ class ShardReplica:
 
 
 def _one_thread() -> None:
-    """One OpenMP thread per faiss search: a replica's parallelism is its concurrent calls."""
+    """One OpenMP thread per faiss search in the calling thread (``omp_set_num_threads`` does
+    not reach other threads): a replica's parallelism is its concurrent calls."""
     try:
         import faiss
     except ImportError:
