@@ -101,6 +101,12 @@ def test_a_lost_shard_is_reported_by_health_and_queries_get_503(
         assert answer["generation"] == local.generation
         health = service.health()
         assert health["status"] == "ok" and [s["live"] for s in health["shards"]] == [1, 1]
+        # A generation published by another writer: the next request answers from it, named.
+        local.upsert(["quokka harbour brand new"], ids=["fresh"])
+        fresh = service.search(search_request({"q": "quokka", "k": 1, "mode": "keyword"}))
+        assert fresh["generation"] == local.generation != answer["generation"]
+        assert fresh["hits"][0]["doc_id"] == "fresh"
+        answer = service.search(req)
         ray_cluster.kill(engine.groups.members[1][0])
         t0 = time.monotonic()
         with pytest.raises(ShardUnavailable, match="shard 1 of 2 has no live replica") as caught:
