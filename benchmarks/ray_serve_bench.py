@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overhead", type=int, default=40, help="queries for the overhead run")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -292,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
 
     address = start_ray()
     try:
-        result["overhead"] = [overhead(path, s, args, real) for s in args.shards]
+        if not args.skip_overhead:
+            result["overhead"] = [overhead(path, s, args, real) for s in args.shards]
         if not args.skip_http:
             servers = [None, *args.shards]
             result["http"] = [http(path, s, args, address) for s in servers]

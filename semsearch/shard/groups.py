@@ -78,8 +78,9 @@ class Groups:
     def close(self) -> None:
         """Stop the replicas this object started."""
 
-    def ping(self) -> None:
-        """Check every replica not yet lost; mark the dead ones lost."""
+    def ping(self, timeout: float | None = None) -> None:
+        """Check every replica not yet lost (within ``timeout``, default the call timeout);
+        mark the dead ones lost."""
 
     # --- calls -----------------------------------------------------------------------------
 
@@ -213,7 +214,7 @@ class RayGroups(Groups):
         self.members: list[list[Any]] = [
             [actor.remote(root) for _ in range(replicas)] for _ in range(groups)
         ]
-        self.ping()
+        self.ping(LOAD_TIMEOUT)  # starting an actor's process can be slow on a busy node
 
     def release(self, generation: str) -> None:
         if self.ray.is_initialized():  # never start Ray again to free what it no longer holds
@@ -247,9 +248,10 @@ class RayGroups(Groups):
                 raise ShardUnavailable(f"a shard failed: {first_line(cause or exc)}") from None
         return out
 
-    def ping(self) -> None:
+    def ping(self, timeout: float | None = None) -> None:
         calls = [(g, r) for g in range(self.groups) for r in self.live(g)]
-        answers = self._wait([self._submit(g, r, Call("ping", ())) for g, r in calls], self.timeout)
+        handles = [self._submit(g, r, Call("ping", ())) for g, r in calls]
+        answers = self._wait(handles, timeout or self.timeout)
         for (g, r), (ok, why) in zip(calls, answers, strict=True):
             if not ok:
                 self._lose(g, r, why)
