@@ -233,3 +233,14 @@ def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
     # same three rounds; the repeat: score only (frequencies and candidates are kept for
     # the generation).
     assert calls == ["df", "near", "score", "df", "near", "score", "score"]
+
+
+@pytest.mark.parametrize("command", ["serve", "mcp"])
+def test_an_unknown_engine_is_one_usage_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semsearch.cli import main
+
+    code = main([command, "--index", str(tmp_path), "--engine", "spark"])
+    err = capsys.readouterr().err
+    assert code == 2 and "must be local or ray" in err and "Traceback" not in err
