@@ -138,7 +138,7 @@ def build_index(n: int, real: Any) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, index: Path, workers: int | None) -> None:
+    def __init__(self, index: Path, workers: int | None, extra: Sequence[str] = ()) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -154,6 +154,7 @@ class ServerProcess:
         ]
         if workers:
             args += ["--workers", str(workers)]
+        args += list(extra)  # e.g. --engine ray --shards 2 (benchmarks/ray_serve_bench.py)
         env = {**os.environ, "SEMSEARCH_CACHE": str(WORK / "cache"), "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(args, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300

@@ -31,6 +31,10 @@ class IndexLockedError(SemsearchError):
     """Another process is writing the same index."""
 
 
+class ServiceUnavailable(SemsearchError):
+    """Part of a server cannot answer now (a shard group lost every replica): HTTP 503."""
+
+
 class MissingDependencyError(SemsearchError):
     """An optional backend was asked for but is not installed."""
 

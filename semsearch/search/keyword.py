@@ -46,10 +46,17 @@ def query_terms(kw: KeywordIndex, text: str, *, fuzzy: bool = True) -> list[str]
     return out
 
 
+def near_range(term: str) -> tuple[str, int, int]:
+    """What :meth:`KeywordIndex.near` is asked for ``term``'s corrections: its first letter
+    and the lengths within its edit budget."""
+    budget = 1 if len(term) < 8 else 2
+    return term[0], len(term) - budget, len(term) + budget
+
+
 def nearest_terms(kw: KeywordIndex, term: str) -> list[str]:
     """Indexed terms within the edit budget of ``term``: closest, then most frequent."""
     budget = 1 if len(term) < 8 else 2
-    cands = kw.near(term[0], len(term) - budget, len(term) + budget)
+    cands = kw.near(*near_range(term))
     found = edit_distances(term, cands, budget)
     close = {c: int(d) for c, d in zip(cands, found.tolist(), strict=True) if d <= budget}
     df = kw.document_frequencies(close)  # only for the few within the budget

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import IndexLockedError, SemsearchError, UsageError
+from ..errors import IndexLockedError, SemsearchError, ServiceUnavailable, UsageError
 from . import params as P
 from .openapi import docs_html, openapi_spec
 from .reading import NotFound
@@ -73,7 +73,7 @@ def _status(exc: SemsearchError) -> int:
         return 410
     if isinstance(exc, IndexLockedError):
         return 409
-    if isinstance(exc, DeadlineExceeded):
+    if isinstance(exc, DeadlineExceeded | ServiceUnavailable):
         return 503
     if isinstance(exc, UsageError):
         return 400

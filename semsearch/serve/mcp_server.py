@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from ..errors import SemsearchError
 from . import params as P
-from .run import one_thread_per_search, require
+from .run import make_engine, one_thread_per_search, require
 from .service import SearchService
 
 INSTRUCTIONS = """\
@@ -154,9 +154,15 @@ def create_mcp(service: SearchService) -> Any:
     return mcp
 
 
-def serve_mcp(index: str | os.PathLike[str]) -> None:
-    """Load the index once and answer MCP requests on stdin/stdout until the client leaves."""
+def serve_mcp(index: str | os.PathLike[str], **engine: Any) -> None:
+    """Load the index once and answer MCP requests on stdin/stdout until the client leaves;
+    ``engine``: ``make_engine``'s arguments (``engine="ray", shards=...``)."""
     require("mcp", "the MCP server (mcp)")
     one_thread_per_search()
-    service = SearchService(index, workers=2)
-    create_mcp(service).run("stdio")
+    backend = make_engine(index, **engine) if engine else None
+    try:
+        service = SearchService(index, workers=2, engine=backend)
+        create_mcp(service).run("stdio")
+    finally:
+        if backend is not None:
+            backend.close()

@@ -99,8 +99,14 @@ def serve_http(
     token: str | None = None,
     allow_writes: bool = False,
     workers: int | None = None,
+    engine: str = "local",
+    shards: int = 2,
+    replicas: int = 1,
+    ray_address: str | None = None,
+    verbose: bool = False,
 ) -> None:
-    """Load the index once and serve it until interrupted."""
+    """Load the index once and serve it until interrupted; ``engine="ray"`` spreads its
+    segments over ``shards`` groups of ``replicas`` Ray actors (docs/ray-serving.md)."""
     check_binding(host, token)
     if not 0 <= port <= 65535:
         raise UsageError(f"port must be between 0 and 65535, got {port}")
@@ -109,11 +115,36 @@ def serve_http(
     from .service import SearchService
 
     one_thread_per_search()
-    service = SearchService(index, workers=workers or default_workers(), allow_writes=allow_writes)
-    server = make_server(service, host=host, port=port, token=token)
-    shown = f"[{host}]" if ":" in host else host
-    log.info("serving %s on http://%s:%d/ (Ctrl-C stops)", service.path, shown, port)
-    server.run()
+    backend = make_engine(index, engine, shards, replicas, ray_address, verbose)
+    try:
+        service = SearchService(
+            index, workers=workers or default_workers(), allow_writes=allow_writes, engine=backend
+        )
+        server = make_server(service, host=host, port=port, token=token)
+        shown = f"[{host}]" if ":" in host else host
+        log.info("serving %s on http://%s:%d/ (Ctrl-C stops)", service.path, shown, port)
+        server.run()
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+def make_engine(
+    index: str | os.PathLike[str],
+    engine: str,
+    shards: int = 2,
+    replicas: int = 1,
+    ray_address: str | None = None,
+    verbose: bool = False,
+) -> Any:
+    """None for the local engine (the service's default), else the Ray one, started."""
+    if engine not in ("local", "ray"):
+        raise UsageError(f"engine must be local or ray, got {engine!r}")
+    if engine == "local":
+        return None
+    from ..shard.serving import RayServing
+
+    return RayServing(index, shards=shards, replicas=replicas, address=ray_address, verbose=verbose)
 
 
 def make_server(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import api
 from ..api import SemanticIndex
@@ -47,6 +47,34 @@ _GONE = "the index at {} is gone (directory or its live-generation pointer delet
 QUERIES_PER_STEP = 8
 
 
+class Engine(Protocol):
+    """How the service opens its readers: in this process, or fanning out to shards on Ray
+    (:mod:`semsearch.shard.serving`). Both give a :class:`SemanticIndex`, so every front end
+    reads the same hits either way."""
+
+    def open(self, path: Path, embedder: Any) -> SemanticIndex: ...
+
+    def health(self) -> dict[str, Any]:
+        """Extra fields for /health; raises ``ServiceUnavailable`` when it cannot answer.
+        Called on the event loop: must not block."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalEngine:
+    """Readers in this process."""
+
+    def open(self, path: Path, embedder: Any) -> SemanticIndex:
+        return SemanticIndex.load(path, embedder=embedder)
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 class _Pool:
     """Open readers of one generation, lent out one per request."""
 
@@ -72,8 +100,10 @@ class SearchService:
         workers: int = 2,
         allow_writes: bool = False,
         embedder: Any = None,
+        engine: Engine | None = None,
     ) -> None:
         self.path = Path(path)
+        self.engine: Engine = engine or LocalEngine()
         self.workers = max(1, workers)
         self.allow_writes = allow_writes
         self._embedder = embedder
@@ -121,11 +151,11 @@ class SearchService:
             self._reload_lock.release()
 
     def _open(self, stamp: tuple[int, int, int]) -> _Pool:
-        first = SemanticIndex.load(self.path, embedder=self._embedder)
+        first = self.engine.open(self.path, self._embedder)
         self._embedder = first.embedder
         readers = [first]
         for _ in range(self.workers - 1):
-            readers.append(SemanticIndex.load(self.path, embedder=self._embedder))
+            readers.append(self.engine.open(self.path, self._embedder))
         return _Pool(stamp, first.generation or "", readers)
 
     @contextlib.contextmanager
@@ -161,6 +191,7 @@ class SearchService:
 
         results = []
         with self.reader() as index:
+            generation = index.generation
             for at in range(0, len(req.queries), QUERIES_PER_STEP):
                 check()
                 step = list(req.queries[at : at + QUERIES_PER_STEP])
@@ -175,9 +206,10 @@ class SearchService:
                     ]
                     results.append({"query": q, "hits": shown})
         took = round((time.perf_counter() - t0) * 1000, 3)
+        head = {"mode": opts.mode, "k": opts.k, "generation": generation}
         if req.batch:
-            return {"mode": opts.mode, "k": opts.k, "results": results, "took_ms": took}
-        return {"mode": opts.mode, "k": opts.k, **results[0], "took_ms": took}
+            return {**head, "results": results, "took_ms": took}
+        return {**head, **results[0], "took_ms": took}
 
     def read(self, req: P.ReadRequest) -> dict[str, Any]:
         with self.reader() as index:
@@ -201,7 +233,7 @@ class SearchService:
             self._gone = _GONE.format(self.path)
             raise IndexGone(self._gone) from None
         pool = self._pool
-        return {"status": "ok", "chunks": pool.chunks if pool else 0}
+        return {"status": "ok", "chunks": pool.chunks if pool else 0, **self.engine.health()}
 
     # --- writes --------------------------------------------------------------------------
 

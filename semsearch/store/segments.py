@@ -350,23 +350,14 @@ class SegmentedKeyword:
             df = sum(len(ids) for _, ids, _ in found)
             if not df:
                 continue
-            idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+            weight = times * idf(n, df)
             for seg, ids, tfs in found:
                 p = self._parts[seg]
                 lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
-                tf = tfs.astype(np.float64)
-                norm = K1 * (1.0 - B + B * lengths / avgdl)
-                contrib_all.append(times * idf * tf * (K1 + 1.0) / (tf + norm))
+                contrib_all.append(bm25(tfs, lengths, weight, avgdl))
                 base = self._store.segments[seg].offset if level == CHUNK else self.doc_base[seg]
                 ids_all.append(ids.astype(np.int64) + base)
-        if not ids_all:
-            return Scored(np.zeros(0, np.int64), np.zeros(0, np.float64))
-        ids = np.concatenate(ids_all)
-        contrib = np.concatenate(contrib_all)
-        if len(ids_all) == 1:
-            return Scored(ids, contrib)
-        unique, inverse = np.unique(ids, return_inverse=True)
-        return Scored(unique, np.bincount(inverse, weights=contrib, minlength=len(unique)))
+        return summed(ids_all, contrib_all)
 
     def doc_of(self, rows: np.ndarray) -> np.ndarray:
         """The document key of each global chunk row."""
@@ -407,9 +398,7 @@ class SegmentedKeyword:
         level = CHUNK if chunks else DOC
         df = self.document_frequencies(query_terms, level)
         n = self.n_chunks if chunks else self.n_docs
-        return sum(
-            max(math.log((n - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in query_terms if t in df
-        )
+        return sum(idf(n, df[t]) for t in query_terms if t in df)
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:
         """Indexed terms starting with ``first``, of length ``lo``..``hi`` (the candidates
@@ -418,6 +407,31 @@ class SegmentedKeyword:
 
 
 K1, B = 1.2, 0.75
+
+
+def idf(n: int, df: int) -> float:
+    """FTS5's idf of a term held by ``df`` of ``n`` units, floored at 1e-6."""
+    return max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+
+
+def bm25(tfs: np.ndarray, lengths: np.ndarray, weight: float, avgdl: float) -> np.ndarray:
+    """One term's BM25 in units with term frequencies ``tfs`` and ``lengths``; ``weight``:
+    its idf times its repeats in the query."""
+    tf = tfs.astype(np.float64)
+    norm = K1 * (1.0 - B + B * lengths / avgdl)
+    return weight * tf * (K1 + 1.0) / (tf + norm)
+
+
+def summed(ids_all: Sequence[np.ndarray], contrib_all: Sequence[np.ndarray]) -> Scored:
+    """Per-term contributions summed per unit (added in the order given), ids ascending."""
+    if not ids_all:
+        return Scored(np.zeros(0, np.int64), np.zeros(0, np.float64))
+    ids = np.concatenate(ids_all)
+    contrib = np.concatenate(contrib_all)
+    if len(ids_all) == 1:
+        return Scored(ids, contrib)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return Scored(unique, np.bincount(inverse, weights=contrib, minlength=len(unique)))
 
 
 def _mask(size: int, dead: np.ndarray) -> np.ndarray:

@@ -1,0 +1,457 @@
+"""The coordinator's view of a sharded generation: the same ``View`` the local searcher
+reads, whose vector index and keyword index fan out to the shard groups and merge.
+
+Everything else of a query (embedding, fusion, feedback, shaping, hits) is the local code
+unchanged, so answers equal the local server's by construction; what differs is only where
+the two corpus-wide scans run:
+
+* vectors: each group returns its best ``k`` per query (global rows, ties to the smaller
+  row); the coordinator keeps the best ``k`` of those, the rule every index follows.
+* BM25: statistics are global. Unit counts and length sums come with the load; each query
+  term's document frequency is summed over the groups (and kept for the generation), its
+  idf computed here and sent back; the groups return each segment's term scores and the
+  coordinator adds them in the order one process would.
+
+The coordinator keeps what a query reads by row (the chunk stores' SQLite pages, the
+memory-mapped vectors of the few hundred candidates) and holds no postings or index.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, cast
+
+import numpy as np
+
+from ..api import SemanticIndex
+from ..api.view import View
+from ..embed import Embedder
+from ..errors import IndexFormatError
+from ..index.base import SearchResult, VectorIndex, check_k, check_subset, top_k
+from ..index.segmented import SegmentedVectors
+from ..search.keyword import FUZZY_MIN_LENGTH, near_range
+from ..store.layout import IndexDir, Live
+from ..store.manifest import VECTORS, segment_refs
+from ..store.npy import load_vectors
+from ..store.postings import CHUNK, DOC
+from ..store.segments import (
+    Scored,
+    SegmentedKeyword,
+    SegmentedStore,
+    idf,
+    read_tombstones,
+    summed,
+)
+from ..store.tokenize import is_cjk
+from .groups import Call, Groups
+from .replica import Assigned, SegmentStats
+
+#: Document frequencies remembered per generation (a term's is fixed while it lives).
+DF_CACHE = 100_000
+#: Typo-correction candidate lists remembered per generation.
+NEAR_CACHE = 4_096
+#: Rows whose document key is remembered per generation (:class:`RowDocs`).
+ROW_MEMO = 2_000_000
+
+
+class Placed(NamedTuple):
+    """A segment of the generation: where it lives and where its rows and documents start."""
+
+    name: str
+    group: int
+    offset: int
+    rows: int
+    doc_base: int
+
+
+class Layout:
+    """One generation spread over the groups, with its global BM25 statistics."""
+
+    def __init__(
+        self,
+        generation: str,
+        plan: Sequence[Sequence[Assigned]],
+        stats: Sequence[Sequence[SegmentStats]],
+    ) -> None:
+        self.generation = generation
+        by_name = {s.name: s for group in stats for s in group}
+        where = [(a, g) for g, group in enumerate(plan) for a in group]
+        where.sort(key=lambda ag: ag[0].offset)
+        placed, base = [], 0
+        for a, g in where:
+            placed.append(Placed(a.ref.name, g, a.offset, a.ref.rows, base))
+            base += by_name[a.ref.name].doc_slots
+        self.segments = tuple(placed)
+        self.offsets = np.array([p.offset for p in placed], np.int64)
+        self.doc_base = np.array([p.doc_base for p in placed], np.int64)
+        self.order = {p.name: i for i, p in enumerate(placed)}
+        every = list(by_name.values())
+        self.n_chunks = sum(s.live_chunks for s in every)
+        self.n_docs = sum(s.live_docs for s in every)
+        self.avgdl = (
+            sum(s.chunk_length for s in every) / max(self.n_chunks, 1),
+            sum(s.doc_length for s in every) / max(self.n_docs, 1),
+        )
+        self.vectors = sum(s.vectors for s in every)
+        self.current = all(s.terms_current for s in every)
+        self.groups = len(plan)
+
+    def segment_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.offsets, rows, side="right") - 1
+
+
+def plan_segments(refs: Sequence[Any], groups: int, sticky: dict[str, int]) -> list[int]:
+    """The group of each segment: where it already was, else the group with the fewest rows
+    (ties to the lower group), biggest segments placed first."""
+    load = [0] * groups
+    out: dict[int, int] = {}
+    for i, ref in enumerate(refs):
+        g = sticky.get(ref.name)
+        if g is not None and g < groups:
+            out[i] = g
+            load[g] += ref.rows
+    for i in sorted(
+        (i for i in range(len(refs)) if i not in out), key=lambda i: (-refs[i].rows, i)
+    ):
+        g = min(range(groups), key=lambda g: (load[g], g))
+        out[i] = g
+        load[g] += refs[i].rows
+    return [out[i] for i in range(len(refs))]
+
+
+class Sharding:
+    """Generations loaded on the groups, each held while a view of it is open."""
+
+    def __init__(self, groups: Groups) -> None:
+        self.groups = groups
+        self._layouts: dict[str, Layout] = {}
+        self._holders: Counter[str] = Counter()
+        self._sticky: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, live: Live, backend: str) -> Layout:
+        """Load ``live`` on every replica (once) and hold it; returns when all have it."""
+        name = live.gen.name
+        with self._lock:
+            if name not in self._layouts:
+                refs = segment_refs(live.gen, live.manifest)
+                dead = read_tombstones(live.gen, live.manifest)
+                at = plan_segments(refs, self.groups.groups, self._sticky)
+                plan: list[list[Assigned]] = [[] for _ in range(self.groups.groups)]
+                offset = 0
+                for ref, g in zip(refs, at, strict=True):
+                    plan[g].append(Assigned(ref, offset, tuple(dead.get(ref.name, ()))))
+                    offset += ref.rows
+                m = live.manifest
+                try:
+                    stats = self.groups.load(name, m.dim, backend, plan)
+                except BaseException:
+                    self.groups.release(name)  # the replicas that did open it let it go
+                    raise
+                self._layouts[name] = Layout(name, plan, stats)
+                self._sticky = {ref.name: g for ref, g in zip(refs, at, strict=True)}
+            self._holders[name] += 1
+            return self._layouts[name]
+
+    def drop(self, name: str) -> None:
+        """A view of ``name`` closed; the last one lets the replicas free it."""
+        with self._lock:
+            self._holders[name] -= 1
+            if self._holders[name] > 0:
+                return
+            del self._holders[name]
+            self._layouts.pop(name, None)
+        self.groups.release(name)
+
+
+class RowDocs:
+    """Document keys of rows the groups have already named (with a search's hits and a
+    term's matches), so ``doc_of`` rarely needs a round of its own. Facts of one generation,
+    shared by threads; forgotten past ``limit`` rows."""
+
+    def __init__(self, limit: int = ROW_MEMO) -> None:
+        self.limit = limit
+        self._table = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._lock = threading.Lock()
+
+    def add(self, rows: np.ndarray, docs: np.ndarray) -> None:
+        if not len(rows):
+            return
+        with self._lock:
+            old_rows, old_docs = self._table
+            if len(old_rows) + len(rows) > self.limit:
+                old_rows, old_docs = old_rows[:0], old_docs[:0]
+            both, first = np.unique(np.concatenate([old_rows, rows]), return_index=True)
+            self._table = (both, np.concatenate([old_docs, docs])[first])
+
+    def find(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(document key or -1, whether known) of each row."""
+        known_rows, known_docs = self._table
+        if not len(known_rows):
+            return np.full(len(rows), -1, np.int64), np.zeros(len(rows), bool)
+        at = np.minimum(np.searchsorted(known_rows, rows), len(known_rows) - 1)
+        hit = known_rows[at] == rows
+        return np.where(hit, known_docs[at], -1), hit
+
+
+class ShardedIndex(VectorIndex):
+    """Vector search over the groups of one generation, merged to the best ``k``."""
+
+    file_name = ""
+
+    def __init__(self, dim: int, layout: Layout, groups: Groups, rows: int, memo: RowDocs) -> None:
+        super().__init__(dim)
+        self.layout = layout
+        self.groups = groups
+        self.total = rows
+        self.memo = memo
+        self.backend = "ray"
+        self.index_type = "sharded"
+
+    def __len__(self) -> int:
+        return self.layout.vectors
+
+    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> SearchResult:
+        q = self._check(queries, "queries")
+        k = check_k(k)
+        ids = None if subset is None else check_subset(subset, max(self.total, 1))
+        gen = self.layout.generation
+        calls = {g: Call("search", (gen, q, k, ids)) for g in range(self.groups.groups)}
+        got = self.groups.fan_out(calls)
+        parts = [got[g] for g in range(self.groups.groups) if got[g].ids.shape[1]]
+        if not parts:
+            empty = np.empty((len(q), 0))
+            return SearchResult(empty.astype(np.float32), empty.astype(np.int64))
+        s = np.hstack([p.scores for p in parts])
+        i = np.hstack([p.ids for p in parts])
+        d = np.hstack([p.docs for p in parts])
+        named = i >= 0
+        rows = i[named]
+        self.memo.add(rows, d[named] + self.layout.doc_base[self.layout.segment_of(rows)])
+        s = np.where(named, s, -np.inf).astype(np.float32)
+        i = np.where(named, i, np.iinfo(np.int64).max)
+        best_s, best_i = top_k(s, i, min(k, s.shape[1]))
+        return SearchResult(best_s, np.where(best_i == np.iinfo(np.int64).max, -1, best_i))
+
+    def add(self, vectors: np.ndarray) -> None:
+        raise NotImplementedError("a sharded generation is read-only")
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError("each segment saves its own index")
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> VectorIndex:
+        raise NotImplementedError("open a sharded generation through semsearch.shard")
+
+
+class ShardedKeyword(SegmentedKeyword):
+    """BM25 with the statistics of the whole generation, scored on the groups. Inherits the
+    parts computed from document frequencies alone (``full_match``, ``query_terms``).
+
+    Rounds are few: a term's frequencies at both levels come in one (and are kept for the
+    generation), both levels' scores in one (the level not asked for waits in this thread
+    for the call that follows, as :func:`semsearch.search.keyword.keyword_hits` makes it),
+    and documents of rows come with the scores and searches that found them."""
+
+    def __init__(self, layout: Layout, groups: Groups, memo: RowDocs) -> None:  # no postings
+        self.layout = layout
+        self.groups = groups
+        self.memo = memo
+        self.n_chunks = layout.n_chunks
+        self.n_docs = layout.n_docs
+        self._avgdl = layout.avgdl
+        self.doc_base = layout.doc_base
+        self.current = layout.current
+        self._df: dict[tuple[int, str], int] = {}
+        self._near: dict[tuple[str, int, int], list[str]] = {}
+        self._waiting = threading.local()
+
+    def _all(self, method: str, *args: Any) -> dict[int, Any]:
+        gen = self.layout.generation
+        calls = {g: Call(method, (gen, *args)) for g in range(self.groups.groups)}
+        return self.groups.fan_out(calls)
+
+    def document_frequencies(self, query_terms: Iterable[str], level: int = DOC) -> dict[str, int]:
+        terms = set(query_terms)
+        unknown = sorted(t for t in terms if (level, t) not in self._df)
+        if unknown:
+            self._remember(unknown, self._all("df", unknown).values())
+            typos = [t for t in unknown if not self._df[(DOC, t)] and _correctable(t)]
+            self._fetch_near([near_range(t) for t in typos])
+        return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
+
+    def _remember(self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]) -> None:
+        """Keep the frequencies of ``terms`` at both levels, summed over the groups' answers."""
+        summed_df: list[Counter[str]] = [Counter(), Counter()]
+        for both in found:
+            for lv in (CHUNK, DOC):
+                summed_df[lv].update(both[lv])
+        if len(self._df) > DF_CACHE:
+            self._df.clear()
+        for lv in (CHUNK, DOC):
+            self._df.update(((lv, t), summed_df[lv].get(t, 0)) for t in terms)
+
+    def score(self, query_terms: Sequence[str], level: int) -> Scored:
+        key = tuple(query_terms)
+        waiting = getattr(self._waiting, "scored", None)
+        self._waiting.scored = None
+        if waiting is not None and waiting[0] == (key, level):
+            return cast(Scored, waiting[1])
+        both = self._score_both(query_terms)
+        other = DOC if level == CHUNK else CHUNK
+        self._waiting.scored = ((key, other), both[other])
+        return both[level]
+
+    def _score_both(self, query_terms: Sequence[str]) -> tuple[Scored, Scored]:
+        counts = Counter(query_terms)
+        weights = []
+        for level, n in ((CHUNK, self.n_chunks), (DOC, self.n_docs)):
+            df = self.document_frequencies(counts, level)
+            weights.append([(t, times * idf(n, df[t])) for t, times in counts.items() if t in df])
+        if not any(weights):
+            return summed([], []), summed([], [])
+        got = self._all("score", weights, self._avgdl)
+        out = []
+        order = self.layout.order
+        for level in (CHUNK, DOC):
+            ids_all, contrib_all = [], []
+            for i in range(len(weights[level])):
+                parts = [p for g in sorted(got) for p in got[g][level][i]]
+                for p in sorted(parts, key=lambda p: order[p.segment]):
+                    seg = self.layout.segments[order[p.segment]]
+                    ids_all.append(p.ids + (seg.offset if level == CHUNK else seg.doc_base))
+                    contrib_all.append(p.scores)
+                    if p.docs is not None:
+                        self.memo.add(ids_all[-1], p.docs + seg.doc_base)
+            out.append(summed(ids_all, contrib_all))
+        return out[0], out[1]
+
+    def doc_of(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        out, known = self.memo.find(rows)
+        if known.all():
+            return out
+        ask = np.flatnonzero(~known)
+        seg = self.layout.segment_of(rows[ask])
+        group = np.array([s.group for s in self.layout.segments], np.int64)[seg]
+        gen = self.layout.generation
+        at = {g: np.flatnonzero(group == g) for g in np.unique(group).tolist()}
+        got = self.groups.fan_out(
+            {g: Call("row_docs", (gen, rows[ask[pos]])) for g, pos in at.items()}
+        )
+        for g, pos in at.items():
+            out[ask[pos]] = got[g] + self.layout.doc_base[seg[pos]]
+        self.memo.add(rows[ask], out[ask])
+        return out
+
+    def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
+        keys = np.asarray(list(keys), np.int64)
+        which = np.searchsorted(self.doc_base, keys, side="right") - 1
+        asked: dict[int, list[tuple[str, list[int]]]] = {}
+        bases: dict[int, list[int]] = {}
+        for i in np.unique(which).tolist():
+            seg = self.layout.segments[i]
+            asked.setdefault(seg.group, []).append(
+                (seg.name, (keys[which == i] - seg.doc_base).tolist())
+            )
+            bases.setdefault(seg.group, []).append(int(seg.doc_base))
+        gen = self.layout.generation
+        got = self.groups.fan_out({g: Call("doc_ids", (gen, a)) for g, a in asked.items()})
+        out: dict[int, str] = {}
+        for g, found in got.items():
+            for base, names in zip(bases[g], found, strict=True):
+                out.update((r + base, d) for r, d in names.items())
+        return out
+
+    def near(self, first: str, lo: int, hi: int) -> list[str]:
+        """Candidates for a typo's correction (kept for the generation; those of a query's
+        unknown terms were fetched with their frequencies, in one round)."""
+        self._fetch_near([(first, lo, hi)])
+        return list(self._near[(first, lo, hi)])
+
+    def _fetch_near(self, ranges: Sequence[tuple[str, int, int]]) -> None:
+        ranges = sorted(set(r for r in ranges if r not in self._near))
+        if not ranges:
+            return
+        got = self._all("near", ranges)
+        if len(self._near) + len(ranges) > NEAR_CACHE:
+            self._near.clear()
+        for i, key in enumerate(ranges):
+            answers = [got[g][i] for g in sorted(got)]
+            terms = sorted({t for found, _ in answers for t in found})
+            self._remember(terms, [both for _, both in answers])
+            self._near[key] = terms
+
+
+class ShardedStore(SegmentedStore):
+    """The generation's chunk stores, read by row here; keyword search on the groups."""
+
+    keyword: ShardedKeyword | None = None
+
+    def keyword_index(self) -> SegmentedKeyword:
+        assert self.keyword is not None
+        return self.keyword
+
+
+def open_view(
+    index_dir: IndexDir,
+    embedder: Embedder,
+    backend: str,
+    sharding: Sharding,
+    live: Live | None = None,
+) -> View:
+    """The live generation (``live``, when just read), loaded on every group and held until
+    the view is dropped."""
+    live = live or index_dir.live()
+    _, gen, manifest = live
+    if embedder.name != manifest.model or embedder.dim != manifest.dim:
+        raise IndexFormatError(
+            f"index at {index_dir.path} was built with model {manifest.model!r} "
+            f"({manifest.dim} dimensions), not {embedder.name!r}"
+        )
+    layout = sharding.hold(live, backend)
+    try:
+        store = cast(ShardedStore, ShardedStore.open(gen, manifest))
+    except BaseException:
+        sharding.drop(gen.name)
+        raise
+    memo = RowDocs()
+    store.keyword = ShardedKeyword(layout, sharding.groups, memo)
+    blocks = [load_vectors(s.path / VECTORS, manifest.dim) for s in store.segments]
+    index = ShardedIndex(manifest.dim, layout, sharding.groups, store.rows, memo)
+    if len(index) != manifest.chunks:
+        store.close()
+        sharding.drop(gen.name)
+        raise IndexFormatError(
+            f"index at {index_dir.path} is damaged: {len(index)} vectors for "
+            f"{manifest.chunks} chunks"
+        )
+    view = View(gen, live.pointer, manifest, store, index, SegmentedVectors(manifest.dim, blocks))
+    weakref.finalize(view, sharding.drop, gen.name)
+    return view
+
+
+class ShardedSemanticIndex(SemanticIndex):
+    """A :class:`SemanticIndex` whose searches fan out to ``sharding``'s groups (made by
+    :meth:`bound`); reading, hits and writes are the local ones."""
+
+    sharding: ClassVar[Sharding]
+
+    @classmethod
+    def bound(cls, sharding: Sharding) -> type[ShardedSemanticIndex]:
+        return type(cls.__name__, (cls,), {"sharding": sharding})
+
+    def _reload(self, live: Live | None = None) -> None:
+        with self._write_lock:
+            self._view = open_view(
+                self._dir, self.embedder, self.settings.backend, self.sharding, live
+            )
+
+
+def _correctable(term: str) -> bool:
+    """Whether the keyword search may try to correct ``term`` when the index lacks it."""
+    return len(term) >= FUZZY_MIN_LENGTH and not is_cjk(term)
