@@ -12,8 +12,8 @@ import pytest
 
 from semsearch import SemanticIndex
 from semsearch.indexing import merge
+from semsearch.search import group as grouping
 from semsearch.search.group import (
-    DEFINITION_BONUS,
     SHOWN_CHUNKS,
     defines,
     group_rows,
@@ -34,21 +34,26 @@ def _loop_groups(
     by_doc: dict[int, list[tuple[float, int]]] = {}
     doc_factor: dict[int, float] = {}
     for r, s, d, is_def, f in zip(rows, scores, docs, defining, factor, strict=True):
-        score = s * (1.0 + DEFINITION_BONUS) if is_def else s
+        score = s * (1.0 + grouping.DEFINITION_BONUS) if is_def else s
         by_doc.setdefault(d, []).append((score, r))
         doc_factor[d] = f
     out = []
     for d, chunks in by_doc.items():
         chunks.sort(key=lambda sr: (-sr[0], sr[1]))
-        out.append((chunks[0][1], chunks[0][0] * doc_factor[d],
-                    tuple(r for _, r in chunks[1:SHOWN_CHUNKS])))  # fmt: skip
+        further = chunks[1:SHOWN_CHUNKS]
+        score = chunks[0][0] + grouping.FURTHER_BONUS * sum(s for s, _ in further)
+        out.append((chunks[0][1], score * doc_factor[d], tuple(r for _, r in further)))
     out.sort(key=lambda g: (-g[1], g[0]))
     return out
 
 
+@pytest.mark.parametrize("further_bonus", [0.0, 0.1])
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("n", [1, 2, 7, 61, 200])
-def test_group_rows_equals_the_loop(seed: int, n: int) -> None:
+def test_group_rows_equals_the_loop(
+    seed: int, n: int, further_bonus: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grouping, "FURTHER_BONUS", further_bonus)
     rng = np.random.default_rng(seed * 1000 + n)
     rows = rng.permutation(5 * n)[:n]
     # Few distinct scores and documents: many ties within and across documents.

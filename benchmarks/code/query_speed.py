@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks.code.score import HERE, SOURCE_GLOBS
 from benchmarks.cold_cli import cpu_flags
+from semsearch.search import group
 from semsearch.search import retrieve as retrieve_module
 from semsearch.search.group import path_factor, query_names
 
@@ -48,7 +49,8 @@ def old_pattern(names: Sequence[str]) -> re.Pattern[str]:
 
 def full_record_grouping(ranked: Any, store: Any, query: str) -> Any:
     """The grouping before: every candidate's record fetched (text included), one regular
-    expression for definitions, grouped by document id in a Python loop."""
+    expression for definitions, grouped by document id in a Python loop (the further-chunk
+    bonus added, so both give the same hits)."""
     records = store.fetch(ranked.rows)
     names = query_names(query)
     pattern = old_pattern(names) if names else None
@@ -59,13 +61,14 @@ def full_record_grouping(ranked: Any, store: Any, query: str) -> Any:
         score = s
         named = rec.section.rsplit(".", 1)[-1] in names
         if pattern and (named or (any(n in rec.text for n in names) and pattern.search(rec.text))):
-            score *= 1.3
+            score *= 1.0 + group.DEFINITION_BONUS
         by_doc.setdefault(rec.doc_id, []).append((score, r))
         factor.setdefault(rec.doc_id, path_factor(rec.source))
     groups = []
     for doc, chunks in by_doc.items():
         chunks.sort(key=lambda sr: (-sr[0], sr[1]))
-        groups.append((chunks[0][1], chunks[0][0] * factor[doc], tuple(r for _, r in chunks[1:3])))
+        score = chunks[0][0] + group.FURTHER_BONUS * sum(s for s, _ in chunks[1:3])
+        groups.append((chunks[0][1], score * factor[doc], tuple(r for _, r in chunks[1:3])))
     groups.sort(key=lambda g: (-g[1], g[0]))
     rows = np.array([g[0] for g in groups], np.int64)
     further = np.empty(len(groups), dtype=object)

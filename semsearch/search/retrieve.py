@@ -26,7 +26,13 @@ from .fuse import (
     keyword_part,
     order,
 )
-from .group import defines, definition_pattern, group_rows, path_factor, query_names
+from .group import (
+    defines,
+    definition_pattern,
+    group_rows,
+    path_factor,
+    query_names,
+)
 from .keyword import KeywordHits, keyword_hits
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
