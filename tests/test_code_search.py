@@ -10,7 +10,6 @@ import pytest
 
 from semsearch import SemanticIndex, UsageError
 from semsearch.ingest.code import definition_sections
-from semsearch.search import group as grouping
 from semsearch.search.group import defines, group_rows, path_factor, query_names
 from semsearch.store.tokenize import terms
 
@@ -179,10 +178,7 @@ def test_tests_and_vendored_files_are_down_weighted() -> None:
         assert ranked[0][0] == "pkg/core.py", path
 
 
-def test_a_file_scores_its_best_chunk_and_shows_its_further_ones(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(grouping, "FURTHER_BONUS", 0.0)
+def test_a_file_scores_its_best_chunk_and_shows_its_further_ones() -> None:
     rows = np.array([1, 2, 3, 4, 5])
     grouped = group_rows(
         rows, np.array([0.5, 0.48, 0.4, 0.3, 0.2], np.float32), np.array([7, 9, 9, 9, 9]),
@@ -191,16 +187,6 @@ def test_a_file_scores_its_best_chunk_and_shows_its_further_ones(
     assert grouped.rows.tolist() == [1, 2]
     assert grouped.scores.tolist() == pytest.approx([0.5, 0.48])
     assert grouped.further.tolist() == [(), (3, 4)]  # SHOWN_CHUNKS in all, best first
-
-
-def test_further_hits_reinforce_their_file() -> None:
-    """A file with three good chunks passes one with a single slightly better one."""
-    grouped = group_rows(
-        np.array([1, 2, 3, 4]), np.array([0.5, 0.48, 0.4, 0.3], np.float32),
-        np.array([7, 9, 9, 9]), np.zeros(4, bool), np.ones(4),
-    )  # fmt: skip
-    assert grouped.rows.tolist() == [2, 1]
-    assert grouped.scores[0] == pytest.approx(0.48 + grouping.FURTHER_BONUS * (0.4 + 0.3))
 
 
 # --- code structure ---------------------------------------------------------------------------

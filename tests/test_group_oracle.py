@@ -40,20 +40,15 @@ def _loop_groups(
     out = []
     for d, chunks in by_doc.items():
         chunks.sort(key=lambda sr: (-sr[0], sr[1]))
-        further = chunks[1:SHOWN_CHUNKS]
-        score = chunks[0][0] + grouping.FURTHER_BONUS * sum(s for s, _ in further)
-        out.append((chunks[0][1], score * doc_factor[d], tuple(r for _, r in further)))
+        further = tuple(r for _, r in chunks[1:SHOWN_CHUNKS])
+        out.append((chunks[0][1], chunks[0][0] * doc_factor[d], further))
     out.sort(key=lambda g: (-g[1], g[0]))
     return out
 
 
-@pytest.mark.parametrize("further_bonus", [0.0, 0.1])
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("n", [1, 2, 7, 61, 200])
-def test_group_rows_equals_the_loop(
-    seed: int, n: int, further_bonus: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(grouping, "FURTHER_BONUS", further_bonus)
+def test_group_rows_equals_the_loop(seed: int, n: int) -> None:
     rng = np.random.default_rng(seed * 1000 + n)
     rows = rng.permutation(5 * n)[:n]
     # Few distinct scores and documents: many ties within and across documents.

@@ -49,8 +49,7 @@ def old_pattern(names: Sequence[str]) -> re.Pattern[str]:
 
 def full_record_grouping(ranked: Any, store: Any, query: str) -> Any:
     """The grouping before: every candidate's record fetched (text included), one regular
-    expression for definitions, grouped by document id in a Python loop (the further-chunk
-    bonus added, so both give the same hits)."""
+    expression for definitions, grouped by document id in a Python loop."""
     records = store.fetch(ranked.rows)
     names = query_names(query)
     pattern = old_pattern(names) if names else None
@@ -67,8 +66,7 @@ def full_record_grouping(ranked: Any, store: Any, query: str) -> Any:
     groups = []
     for doc, chunks in by_doc.items():
         chunks.sort(key=lambda sr: (-sr[0], sr[1]))
-        score = chunks[0][0] + group.FURTHER_BONUS * sum(s for s, _ in chunks[1:3])
-        groups.append((chunks[0][1], score * factor[doc], tuple(r for _, r in chunks[1:3])))
+        groups.append((chunks[0][1], chunks[0][0] * factor[doc], tuple(r for _, r in chunks[1:3])))
     groups.sort(key=lambda g: (-g[1], g[0]))
     rows = np.array([g[0] for g in groups], np.int64)
     further = np.empty(len(groups), dtype=object)

@@ -6,12 +6,11 @@ file-level nDCG@10 on ``benchmarks/code`` in paired per-query comparisons
 (docs/code-search.md, "Signals one by one"):
 
 * definition over reference: a chunk that defines a name the query asks for;
-* tests, vendored and generated files are down-weighted;
-* several hits in one file reinforce it (its further chunks add a tenth of their scores).
+* tests, vendored and generated files are down-weighted.
 
-Two were measured and are not applied: a bonus for the query's words in the file's path,
-and a larger definition bonus for symbol-like queries (neither told from noise, each hurt
-somewhere).
+Three were measured and are not applied: a bonus for the query's words in the file's path
+and a larger definition bonus for symbol-like queries (neither told from noise, each lost
+queries), and further chunks of a file adding to its score (helped here, hurt CoSQA).
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ SHOWN_CHUNKS = 3
 DEFINITION_BONUS = 0.3
 #: Score factor of tests, vendored and generated files.
 DOWNWEIGHT = 0.8
-#: Weight of a file's further chunks (its next ``SHOWN_CHUNKS - 1``) added to its best.
-FURTHER_BONUS = 0.1
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Keywords that introduce a definition in the languages the chunker knows (``async def``
@@ -126,9 +123,8 @@ def group_rows(
 ) -> Grouped:  # fmt: skip
     """Group ranked chunk ``rows`` (with their ``scores``) by their document (``docs``,
     any integer key). A row that ``defines`` a name the query asks for scores
-    ``1 + DEFINITION_BONUS`` times its own; a document scores its best chunk's plus
-    ``FURTHER_BONUS`` times the sum of its further ones', times its ``factor``
-    (:func:`path_factor`, given per row). Documents are ordered by score, then by
+    ``1 + DEFINITION_BONUS`` times its own; a document scores its best chunk's times its
+    ``factor`` (:func:`path_factor`, given per row). Documents are ordered by score, then by
     best row; a document's chunks by score, then by row; ``SHOWN_CHUNKS`` kept."""
     rows = np.asarray(rows, np.int64)
     if not len(rows):
@@ -139,15 +135,7 @@ def group_rows(
     starts = np.flatnonzero(np.r_[True, sorted_docs[1:] != sorted_docs[:-1]])
     ends = np.r_[starts[1:], len(rows)]
     best = by_doc[starts]
-    # Each sorted position's group and rank within it: ranks 1.. are the further chunks.
-    group = np.repeat(np.arange(len(starts)), ends - starts)
-    rank = np.arange(len(rows)) - starts[group]
-    shown = (rank > 0) & (rank < SHOWN_CHUNKS)
-    further_sum = np.zeros(len(starts))
-    np.add.at(further_sum, group[shown], adjusted[by_doc[shown]])
-    doc_scores = (adjusted[best] + FURTHER_BONUS * further_sum) * np.asarray(factor, np.float64)[
-        best
-    ]
+    doc_scores = adjusted[best] * np.asarray(factor, np.float64)[best]
     order = np.lexsort((rows[best], -doc_scores))
     further = np.empty(len(order), dtype=object)
     for i, g in enumerate(order.tolist()):
