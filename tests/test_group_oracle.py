@@ -169,3 +169,22 @@ def test_defines_equals_the_regular_expression(seed: int) -> None:
         common = ["def ", "class ", " ", "*", "\n", names[0], names[-1]]
         text = "".join(rng.choice(_PIECES + common * 4, int(rng.integers(1, 30))).tolist())
         assert defines(text, names) == _regex_defines(text, names), (text, names)
+
+
+@pytest.mark.parametrize("names", [["compute_backoff_1"], ["run", "Worker2"], ["nowhere_at_all"]])
+def test_mentions_equals_reading_every_record(repo: Path, tmp_path: Path, names: list[str]) -> None:
+    index = SemanticIndex.from_paths(
+        [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
+    )
+    assert index._view is not None
+    store = index._view.store
+    every = np.arange(store.rows)
+    records = store.fetch(every)
+    want = {
+        r: (rec.text if any(n in rec.text for n in names) else "")
+        for r, rec in records.items()
+        if rec.section.rsplit(".", 1)[-1] in names or any(n in rec.text for n in names)
+    }
+    got = {m.row: m.text for m in store.mentions(every[::-1], names)}
+    assert got == want
+    assert bool(want) == (names != ["nowhere_at_all"])

@@ -352,7 +352,7 @@ class ChunkStore:
         wanted = [int(r) for r in rows]
         if not names or not wanted:
             return []
-        section = self._select("chunks", ("section",), "c").split(" AS ")[0]
+        section = 'c."section"' if "section" in self._columns.get("chunks", set()) else "''"
         named = " OR ".join(f"{section} = ? OR {section} GLOB ?" for _ in names)
         found = " OR ".join("instr(c.text, ?) > 0" for _ in names)
         # Names are identifiers: no GLOB metacharacters to escape.
