@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semsearch import SemanticIndex, UsageError
 from semsearch.ingest.code import definition_sections
-from semsearch.search.group import Candidate, defines, group_by_document, query_names
+from semsearch.search.group import defines, group_rows, path_factor, query_names
 from semsearch.store.tokenize import terms
 
 from .conftest import FakeEmbedder
@@ -148,42 +149,44 @@ def test_defines_finds_definitions_not_calls() -> None:
     )
 
 
-def _candidate(row: int, source: str, text: str, score: float = 0.5) -> Candidate:
-    return Candidate(row, score, source, source, text)
+def _grouped(query: str, chunks: list[tuple[int, str, str, float]]) -> list[tuple[str, float]]:
+    """Group ``(row, file, text, score)`` chunks as search does (files as doc keys)."""
+    rows, files, texts, scores = zip(*chunks, strict=True)
+    names = query_names(query)
+    keys = {f: i for i, f in enumerate(dict.fromkeys(files))}
+    grouped = group_rows(
+        np.array(rows), np.array(scores, np.float32), np.array([keys[f] for f in files]),
+        np.array([defines(t, names) for t in texts]), np.array([path_factor(f) for f in files]),
+    )  # fmt: skip
+    file_of = dict(zip(rows, files, strict=True))
+    return [(file_of[int(r)], float(s)) for r, s in zip(grouped.rows, grouped.scores, strict=True)]
 
 
 def test_definition_ranks_over_reference() -> None:
-    groups = group_by_document(
+    ranked = _grouped(
         "compute_backoff",
-        [
-            _candidate(1, "src/client.py", "x = compute_backoff(2)", 0.55),
-            _candidate(2, "src/retry.py", "def compute_backoff(attempt):", 0.5),
-        ],
-    )
-    assert [g.doc_id for g in groups] == ["src/retry.py", "src/client.py"]
+        [(1, "src/client.py", "x = compute_backoff(2)", 0.55),
+         (2, "src/retry.py", "def compute_backoff(attempt):", 0.5)],
+    )  # fmt: skip
+    assert [f for f, _ in ranked] == ["src/retry.py", "src/client.py"]
 
 
 def test_tests_and_vendored_files_are_down_weighted() -> None:
     for path in ("tests/test_retry.py", "vendor/lib/retry.py", "pkg/retry_test.go"):
-        groups = group_by_document(
-            "retry logic", [_candidate(1, path, "retry"), _candidate(2, "pkg/core.py", "retry")]
-        )
-        assert groups[0].doc_id == "pkg/core.py", path
+        chunks = [(1, path, "retry", 0.5), (2, "pkg/core.py", "retry", 0.5)]
+        ranked = _grouped("retry logic", chunks)
+        assert ranked[0][0] == "pkg/core.py", path
 
 
 def test_a_file_scores_its_best_chunk_and_shows_its_further_ones() -> None:
-    groups = group_by_document(
-        "retry logic",
-        [
-            _candidate(1, "a.py", "retry", 0.50),
-            _candidate(2, "b.py", "retry", 0.48),
-            _candidate(3, "b.py", "retry", 0.40),
-            _candidate(4, "b.py", "retry", 0.30),
-            _candidate(5, "b.py", "retry", 0.20),
-        ],
-    )
-    assert [(g.doc_id, g.score) for g in groups] == [("a.py", 0.5), ("b.py", 0.48)]
-    assert groups[1].rows == (2, 3, 4)  # SHOWN_CHUNKS, best first
+    rows = np.array([1, 2, 3, 4, 5])
+    grouped = group_rows(
+        rows, np.array([0.5, 0.48, 0.4, 0.3, 0.2], np.float32), np.array([7, 9, 9, 9, 9]),
+        np.zeros(5, bool), np.ones(5),
+    )  # fmt: skip
+    assert grouped.rows.tolist() == [1, 2]
+    assert grouped.scores.tolist() == pytest.approx([0.5, 0.48])
+    assert grouped.further.tolist() == [(), (3, 4)]  # SHOWN_CHUNKS in all, best first
 
 
 # --- code structure ---------------------------------------------------------------------------

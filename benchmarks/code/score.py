@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,46 @@ class Row:
     index_s: float
     query_p50_ms: float
     files: int
+    #: nDCG@10 of each query by id (paired comparisons: ``benchmarks.code.compare``).
+    per_query: dict[str, float]
+
+
+#: A named set of values for constants of :mod:`semsearch.search.group` ("" is the code as is).
+Variant = tuple[str, dict[str, Any]]
+BASE: Variant = ("", {})
+
+
+def label(mode: str, variant: str) -> str:
+    return f"{mode}+{variant}" if variant else mode
+
+
+def parse_variant(text: str) -> Variant:
+    """``NAME:CONST=VALUE[,CONST=VALUE...]`` (``nodef:DEFINITION_BONUS=0``)."""
+    from semsearch.search import group
+
+    name, _, body = text.partition(":")
+    values: dict[str, Any] = {}
+    for setting in filter(None, body.split(",")):
+        const, value = setting.split("=", 1)
+        if not hasattr(group, const):
+            raise SystemExit(f"semsearch.search.group has no {const}")
+        values[const] = type(getattr(group, const))(value)
+    return name, values
+
+
+@contextmanager
+def applied(values: dict[str, Any]) -> Iterator[None]:
+    """The constants of :mod:`semsearch.search.group` set to ``values`` meanwhile."""
+    from semsearch.search import group
+
+    old = {k: getattr(group, k) for k in values}
+    for k, v in values.items():
+        setattr(group, k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(group, k, v)
 
 
 def source_files(root: Path) -> list[Path]:
@@ -60,13 +102,13 @@ def files_of(sources: Sequence[str], root: Path) -> list[str]:
     return list(seen)
 
 
-def semsearch_index(root: Path, cache: Path | None) -> tuple[float, Any]:
+def semsearch_index(root: Path, cache: Path | None, model: str | None = None) -> tuple[float, Any]:
     """A fresh index of the tree's source files and the seconds it took to build."""
     from semsearch import SemanticIndex
     from semsearch.store.embedding_cache import EmbeddingCache
 
     tmp = Path(tempfile.mkdtemp(prefix="code-bench-"))
-    index = SemanticIndex(path=tmp / "index", cache=EmbeddingCache(cache or tmp / "cache"))
+    index = SemanticIndex(model, path=tmp / "index", cache=EmbeddingCache(cache or tmp / "cache"))
     t0 = time.perf_counter()
     index.add_paths([root], glob=list(SOURCE_GLOBS))
     return time.perf_counter() - t0, index
@@ -109,38 +151,44 @@ def bm25_searcher(root: Path) -> tuple[float, Callable[[str], list[str]]]:
 
 
 def score_tree(
-    tree: dict[str, Any], root: Path, modes: Sequence[str], group: str | None, cache: Path | None
-) -> list[Row]:
+    tree: dict[str, Any], root: Path, modes: Sequence[str], group: str | None, cache: Path | None,
+    model: str | None = None, variants: Sequence[Variant] = (("", {}),),
+) -> list[Row]:  # fmt: skip
     """Every mode on one tree; semsearch's index is built once and shared by its modes."""
     index_s, index = (0.0, None)
     if any(m != "bm25" for m in modes):
-        index_s, index = semsearch_index(root, cache)
+        index_s, index = semsearch_index(root, cache, model)
     rows = []
     for mode in modes:
-        if mode == "bm25":
-            took, search = bm25_searcher(root)
-        else:
-            took, search = index_s, semsearch_searcher(index, root, mode, group)
-        search(tree["queries"][0]["query"])  # warm up (model load, first page reads)
-        per_type: dict[str, list[float]] = {"nl": [], "symbol": []}
-        times = []
-        for q in tree["queries"]:
-            t0 = time.perf_counter()
-            ranking = search(q["query"])
-            times.append(time.perf_counter() - t0)
-            per_type[q["type"]].append(ndcg_at_k(q["relevant"], ranking, K))
-        every = per_type["nl"] + per_type["symbol"]
-        rows.append(Row(
-            tree["name"], mode, statistics.fmean(every), statistics.fmean(per_type["nl"]),
-            statistics.fmean(per_type["symbol"]), took, 1000 * statistics.median(times),
-            len(source_files(root)),
-        ))  # fmt: skip
+        for variant, values in variants if mode != "bm25" else [BASE]:
+            if mode == "bm25":
+                took, search = bm25_searcher(root)
+            else:
+                took, search = index_s, semsearch_searcher(index, root, mode, group)
+            with applied(values):
+                search(tree["queries"][0]["query"])  # warm up (model load, first page reads)
+                per_query, times = {}, []
+                for q in tree["queries"]:
+                    t0 = time.perf_counter()
+                    ranking = search(q["query"])
+                    times.append(time.perf_counter() - t0)
+                    per_query[q["id"]] = ndcg_at_k(q["relevant"], ranking, K)
+            kind = {q["id"]: q["type"] for q in tree["queries"]}
+            nl = [v for i, v in per_query.items() if kind[i] == "nl"]
+            symbol = [v for i, v in per_query.items() if kind[i] == "symbol"]
+            rows.append(Row(
+                tree["name"], label(mode, variant), statistics.fmean(per_query.values()),
+                statistics.fmean(nl) if nl else math.nan,
+                statistics.fmean(symbol) if symbol else math.nan, took,
+                1000 * statistics.median(times), len(source_files(root)), per_query,
+            ))  # fmt: skip
     return rows
 
 
 def score_beir(
-    root: Path, split: str, modes: Sequence[str], group: str | None, cache: Path | None
-) -> list[Row]:
+    root: Path, split: str, modes: Sequence[str], group: str | None, cache: Path | None,
+    model: str | None = None, variants: Sequence[Variant] = (("", {}),),
+) -> list[Row]:  # fmt: skip
     """A BEIR collection of code (cosqa): each document is a file, scored like a tree."""
     from semsearch import SemanticIndex
     from semsearch.evaluation.beir import load_beir
@@ -148,7 +196,7 @@ def score_beir(
 
     collection = load_beir(root, split)
     tmp = Path(tempfile.mkdtemp(prefix="code-bench-"))
-    index = SemanticIndex(path=tmp / "index", cache=EmbeddingCache(cache or tmp / "cache"))
+    index = SemanticIndex(model, path=tmp / "index", cache=EmbeddingCache(cache or tmp / "cache"))
     docs = list(collection.corpus())
     t0 = time.perf_counter()
     index.add_texts([d.full_text for d in docs], ids=[d.id for d in docs])
@@ -156,16 +204,19 @@ def score_beir(
     extra = {"group": group} if group else {}
     rows = []
     for mode in modes:
-        scores, times = [], []
-        for q in collection.queries:
-            t0 = time.perf_counter()
-            hits = index.search(q.text, DEPTH, mode=mode, **extra)
-            times.append(time.perf_counter() - t0)
-            ranking = list(dict.fromkeys(h.doc_id for h in hits))
-            scores.append(ndcg_at_k(collection.qrels[q.id], ranking, K))
-        mean = statistics.fmean(scores)
-        rows.append(Row(f"{root.name}/{split}", mode, mean, mean, float("nan"), index_s,
-                        1000 * statistics.median(times), len(docs)))  # fmt: skip
+        for variant, values in variants:
+            per_query, times = {}, []
+            with applied(values):
+                for q in collection.queries:
+                    t0 = time.perf_counter()
+                    hits = index.search(q.text, DEPTH, mode=mode, **extra)
+                    times.append(time.perf_counter() - t0)
+                    ranking = list(dict.fromkeys(h.doc_id for h in hits))
+                    per_query[q.id] = ndcg_at_k(collection.qrels[q.id], ranking, K)
+            mean = statistics.fmean(per_query.values())
+            name, p50 = f"{root.name}/{split}", 1000 * statistics.median(times)
+            rows.append(Row(name, label(mode, variant), mean, mean, math.nan, index_s, p50,
+                            len(docs), per_query))  # fmt: skip
     return rows
 
 
@@ -181,28 +232,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="embedding cache to reuse between runs (index times are then not cold)",
     )  # fmt: skip
     ap.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="set a constant of semsearch.search.group first (ablations: DEFINITION_BONUS=0)",
+        "--variant", action="append", default=[], metavar="NAME:CONST=VALUE[,...]",
+        help="also score with constants of semsearch.search.group changed "
+        "(nodef:DEFINITION_BONUS=0)",
     )  # fmt: skip
+    ap.add_argument("--model", default=None, help="the model to index with (static, ...)")
     ap.add_argument("--beir", type=Path, default=None, help="score a BEIR collection instead")
     ap.add_argument("--split", default="test", help="its qrels file (dev to tune, test)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
     spec = json.loads(args.queries.read_text())
-    for setting in args.set:
-        from semsearch.search import group
-
-        name, value = setting.split("=", 1)
-        if not hasattr(group, name):
-            print(f"semsearch.search.group has no {name}", file=sys.stderr)
-            return 2
-        setattr(group, name, type(getattr(group, name))(value))
+    variants = [BASE] + [parse_variant(v) for v in args.variant]
     where = dict(t.split("=", 1) for t in args.tree)
     modes = args.mode or ["bm25", "keyword", "dense", "hybrid"]
     rows: list[Row] = []
     if args.beir:
         rows = score_beir(args.beir, args.split, [m for m in modes if m != "bm25"],
-                          args.group, args.cache)  # fmt: skip
+                          args.group, args.cache, args.model, variants)  # fmt: skip
         for row in rows:
             print(f"{row.tree} {row.mode:8} nDCG@10 {row.ndcg:.4f}  index {row.index_s:.1f}s "
                   f"p50 {row.query_p50_ms:.1f} ms", flush=True)  # fmt: skip
@@ -214,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not root.is_dir():
             print(f"tree {tree['name']}: {root} is not a directory", file=sys.stderr)
             return 1
-        for row in score_tree(tree, root, modes, args.group, args.cache):
+        for row in score_tree(tree, root, modes, args.group, args.cache, args.model, variants):
             rows.append(row)
             print(
                 f"{row.tree:14} {row.mode:8} nDCG@10 {row.ndcg:.3f} (nl {row.ndcg_nl:.3f}, "
@@ -222,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({row.files} files)  p50 {row.query_p50_ms:6.1f} ms",
                 flush=True,
             )
-    for mode in modes:
+    for mode in dict.fromkeys(r.mode for r in rows):
         mine = [r for r in rows if r.mode == mode]
         if mine:
             print(

@@ -1,22 +1,23 @@
 """File-level results: a programmer, or an agent, wants files, not five chunks of one file.
 
 A document's score is its best chunk's, adjusted by code-aware signals; its further
-matching chunks are shown with it. Each signal was kept because it raised file-level
-nDCG@10 on ``benchmarks/code`` (docs/code-search.md):
+matching chunks are shown with it. Each signal was kept because leaving it out lowered
+file-level nDCG@10 on ``benchmarks/code`` in paired per-query comparisons
+(docs/code-search.md, "Signals one by one"):
 
 * definition over reference: a chunk that defines a name the query asks for;
 * tests, vendored and generated files are down-weighted.
 
-Two others lowered it and are not applied: a bonus for the query's words in the file's
-path (hybrid 0.907 without, 0.898 with) and one for further matching chunks of the same
-file (0.909 without, 0.898 with 0.1 x the next two chunks' scores).
+Three were measured and are not applied: a bonus for the query's words in the file's path
+and a larger definition bonus for symbol-like queries (neither told from noise, each lost
+queries), and further chunks of a file adding to its score (helped here, hurt CoSQA).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,39 +29,20 @@ DEFINITION_BONUS = 0.3
 DOWNWEIGHT = 0.8
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Keywords that introduce a definition in the languages the chunker knows.
-_DEFINERS = (
-    r"def|class|function|func|fn|sub|module|struct|interface|type|enum|trait|impl|"
-    r"defmodule|defp?|defmacro|const|let|var|async\s+def|async\s+function"
+# Keywords that introduce a definition in the languages the chunker knows (``async def``
+# and ``async function`` end in one of them).
+_DEFINERS = frozenset(
+    "def class function func fn sub module struct interface type enum trait impl defmodule "
+    "defp defmacro const let var".split()
 )
+_LONGEST_DEFINER = max(map(len, _DEFINERS))
+_WORD_BEFORE = re.compile(r"\w*\Z")
 _TEST_PATH = re.compile(
     r"(^|/)(tests?|__tests__|spec|testing)/|(^|/)test_[^/]*$|_(test|spec)\.[a-z]+$|"
     r"\.(test|spec)\.[a-z]+$"
 )
 _VENDORED_PATH = re.compile(r"(^|/)(vendor|vendored|third_party|node_modules|external)/")
 _GENERATED_PATH = re.compile(r"(_pb2\.py|\.pb\.go|\.min\.js|[._]generated\.[a-z]+)$")
-
-
-@dataclass(frozen=True)
-class Group:
-    """One document's evidence: its chunk rows best first and its combined score."""
-
-    doc_id: str
-    rows: tuple[int, ...]
-    score: float
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What grouping needs to know of one ranked chunk."""
-
-    row: int
-    score: float
-    doc_id: str
-    source: str
-    text: str
-    #: The chunk's section: for code, the qualified name of its definition (``Lock.acquire``).
-    section: str = ""
 
 
 def query_names(query: str) -> list[str]:
@@ -78,20 +60,45 @@ def query_names(query: str) -> list[str]:
 
 
 def definition_pattern(names: Sequence[str]) -> re.Pattern[str]:
-    """What defines one of ``names``: a keyword before it, or a C-style function head at
-    the start of a line (no ``;`` after it on that line)."""
+    """A C-style function head defining one of ``names``: at the start of a line, no ``;``
+    after it on that line."""
     alt = "|".join(re.escape(n) for n in names)
-    return re.compile(
-        rf"\b(?:{_DEFINERS})\s+\*?(?:{alt})\b|^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$",
-        re.MULTILINE,
-    )
+    return re.compile(rf"^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$", re.MULTILINE)
 
 
 def defines(text: str, names: Sequence[str], pattern: re.Pattern[str] | None = None) -> bool:
-    """Whether ``text`` defines one of ``names`` (``pattern``: their definition_pattern)."""
+    """Whether ``text`` defines one of ``names``: a definition keyword before it
+    (``def name``, ``class *name``), or a C-style function head (``pattern``: their
+    :func:`definition_pattern`)."""
     if not names or not any(n in text for n in names):  # cheap: most chunks never name them
         return False
-    return bool((pattern or definition_pattern(names)).search(text))
+    return _after_keyword(text, names) or bool((pattern or definition_pattern(names)).search(text))
+
+
+def _after_keyword(text: str, names: Sequence[str]) -> bool:
+    """Whether a whole-word occurrence of a name follows a definition keyword, whitespace
+    and an optional ``*``. Only the occurrences are looked at: a regular expression
+    trying every keyword at every word of the text cost most of a grouped query."""
+    for name in set(names):
+        at = text.find(name)
+        while at >= 0:
+            end = at + len(name)
+            if end == len(text) or not _is_word(text[end]):
+                j = at - 1 if at > 0 and text[at - 1] == "*" else at
+                k = j
+                while k > 0 and text[k - 1].isspace():
+                    k -= 1
+                if k < j:
+                    window = max(0, k - _LONGEST_DEFINER - 1)
+                    found = _WORD_BEFORE.search(text, window, k)
+                    if found and found.group() in _DEFINERS:
+                        return True
+            at = text.find(name, at + 1)
+    return False
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def path_factor(source: str) -> float:
@@ -102,35 +109,36 @@ def path_factor(source: str) -> float:
     return 1.0
 
 
-def group_by_document(query: str, candidates: Sequence[Candidate]) -> list[Group]:
-    """Documents best first, each with its best ``SHOWN_CHUNKS`` chunk rows."""
-    names = query_names(query)
-    pattern = definition_pattern(names) if names else None
-    by_doc: dict[str, list[tuple[float, int]]] = {}
-    factor: dict[str, float] = {}
-    for c in candidates:
-        score = c.score
-        if names and (c.section.rsplit(".", 1)[-1] in names or defines(c.text, names, pattern)):
-            score *= 1.0 + DEFINITION_BONUS
-        by_doc.setdefault(c.doc_id, []).append((score, c.row))
-        if c.doc_id not in factor:
-            factor[c.doc_id] = path_factor(c.source)
-    groups = []
-    for doc, chunks in by_doc.items():
-        chunks.sort(key=lambda sr: (-sr[0], sr[1]))
-        score = chunks[0][0] * factor[doc]
-        groups.append(Group(doc, tuple(r for _, r in chunks[:SHOWN_CHUNKS]), score))
-    groups.sort(key=lambda g: (-g.score, g.rows[0]))
-    return groups
+class Grouped(NamedTuple):
+    """Documents best first: each one's best chunk row, its score, and its further rows."""
+
+    rows: np.ndarray  # int64
+    scores: np.ndarray  # float32
+    further: np.ndarray  # object: a tuple of rows each
 
 
-def as_arrays(groups: Sequence[Group]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each group's best row, its score, and its further rows (an object array of tuples)."""
-    further = np.empty(len(groups), dtype=object)
-    for i, g in enumerate(groups):
-        further[i] = g.rows[1:]
-    return (
-        np.array([g.rows[0] for g in groups], dtype=np.int64),
-        np.array([g.score for g in groups], dtype=np.float32),
-        further,
-    )
+def group_rows(
+    rows: np.ndarray, scores: np.ndarray, docs: np.ndarray, defining: np.ndarray,
+    factor: np.ndarray,
+) -> Grouped:  # fmt: skip
+    """Group ranked chunk ``rows`` (with their ``scores``) by their document (``docs``,
+    any integer key). A row that ``defines`` a name the query asks for scores
+    ``1 + DEFINITION_BONUS`` times its own; a document scores its best chunk's times its
+    ``factor`` (:func:`path_factor`, given per row). Documents are ordered by score, then by
+    best row; a document's chunks by score, then by row; ``SHOWN_CHUNKS`` kept."""
+    rows = np.asarray(rows, np.int64)
+    if not len(rows):
+        return Grouped(rows, np.zeros(0, np.float32), np.empty(0, dtype=object))
+    adjusted = np.asarray(scores, np.float64) * np.where(defining, 1.0 + DEFINITION_BONUS, 1.0)
+    by_doc = np.lexsort((rows, -adjusted, docs))
+    sorted_docs = np.asarray(docs)[by_doc]
+    starts = np.flatnonzero(np.r_[True, sorted_docs[1:] != sorted_docs[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    best = by_doc[starts]
+    doc_scores = adjusted[best] * np.asarray(factor, np.float64)[best]
+    order = np.lexsort((rows[best], -doc_scores))
+    further = np.empty(len(order), dtype=object)
+    for i, g in enumerate(order.tolist()):
+        lo, hi = int(starts[g]) + 1, min(int(starts[g]) + SHOWN_CHUNKS, int(ends[g]))
+        further[i] = tuple(rows[by_doc[lo:hi]].tolist())
+    return Grouped(rows[best[order]], doc_scores[order].astype(np.float32), further)

@@ -26,7 +26,13 @@ from .fuse import (
     keyword_part,
     order,
 )
-from .group import Candidate, as_arrays, group_by_document
+from .group import (
+    defines,
+    definition_pattern,
+    group_rows,
+    path_factor,
+    query_names,
+)
 from .keyword import KeywordHits, keyword_hits
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
@@ -208,14 +214,25 @@ def _shape(
 
 
 def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
-    """One row per document (its best chunk), scored by :mod:`.group`."""
-    records = store.fetch(ranked.rows)
-    candidates = [
-        Candidate(int(r), float(s), rec.doc_id, rec.source, rec.text, rec.section)
-        for r, s in zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
-        if (rec := records[int(r)])
-    ]
-    rows, scores, further = as_arrays(group_by_document(query, candidates))
-    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
-    at = np.array([pos[int(r)] for r in rows], dtype=np.int64)
-    return replace(ranked.take(at), rows=rows, scores=scores, further=further)
+    """One row per document (its best chunk), scored by :mod:`.group`. No text is read
+    but of the chunks that name what the query asks for (the others cannot define it)."""
+    rows = ranked.rows
+    kw = store.keyword_index()
+    docs = kw.doc_of(rows)
+    keys, first = np.unique(docs, return_inverse=True)
+    sources = kw.doc_ids(keys.tolist(), "source")
+    factor = np.array([path_factor(sources[int(d)]) for d in keys], np.float64)[first]
+    defining = np.zeros(len(rows), bool)
+    names = query_names(query)
+    if names:
+        pattern = definition_pattern(names)
+        found = [
+            m.row for m in store.mentions(rows, names)
+            if m.section.rsplit(".", 1)[-1] in names or defines(m.text, names, pattern)
+        ]  # fmt: skip
+        defining = np.isin(rows, found)
+    grouped = group_rows(rows, ranked.scores, docs, defining, factor)
+    pos = {int(r): i for i, r in enumerate(rows.tolist())}
+    at = np.array([pos[int(r)] for r in grouped.rows], dtype=np.int64)
+    return replace(ranked.take(at), rows=grouped.rows, scores=grouped.scores,
+                   further=grouped.further)  # fmt: skip

@@ -14,14 +14,14 @@ import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 
 from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
-from .records import ChunkRecord, ChunkRow, SkippedFile, StoredDocument
+from .records import ChunkMention, ChunkRecord, ChunkRow, SkippedFile, StoredDocument
 from .tokenize import TERMS_VERSION
 from .where import where_sql
 
@@ -296,14 +296,17 @@ class ChunkStore:
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     @_reading
-    def doc_ids_by_rowid(self, rowids: Iterable[int]) -> dict[int, str]:
+    def doc_ids_by_rowid(
+        self, rowids: Iterable[int], column: Literal["doc_id", "source"] = "doc_id"
+    ) -> dict[int, str]:
+        """The id (or source) of each document by ``rowid``."""
         wanted = [int(r) for r in rowids]
         out: dict[int, str] = {}
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
             cur = self.conn.execute(
-                f"SELECT rowid, doc_id FROM main.documents WHERE rowid IN ({marks})", part
+                f"SELECT rowid, {column} FROM main.documents WHERE rowid IN ({marks})", part
             )
             out.update((int(r), str(d)) for r, d in cur)
         return out
@@ -339,6 +342,31 @@ class ChunkStore:
             part = wanted[i : i + 500]
             for rec in self._records(f"c.row IN ({','.join('?' * len(part))})", part):
                 out[rec.row] = rec
+        return out
+
+    @_reading
+    def mentions(self, rows: Iterable[int], names: Sequence[str]) -> list[ChunkMention]:
+        """Those of the given rows whose section is one of ``names`` (as a whole or as the
+        last part of a dotted name) or whose text contains one of them (case-sensitive),
+        the text given only then: what the other rows hold is never read out."""
+        wanted = [int(r) for r in rows]
+        if not names or not wanted:
+            return []
+        section = 'c."section"' if "section" in self._columns.get("chunks", set()) else "''"
+        named = " OR ".join(f"{section} = ? OR {section} GLOB ?" for _ in names)
+        found = " OR ".join("instr(c.text, ?) > 0" for _ in names)
+        # Names are identifiers: no GLOB metacharacters to escape.
+        args = [a for n in names for a in (n, "*." + n)]
+        out: list[ChunkMention] = []
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            cur = self.conn.execute(
+                f"SELECT c.row, {section}, CASE WHEN {found} THEN c.text ELSE '' END AS t"
+                f" FROM chunks c WHERE c.row IN ({','.join('?' * len(part))})"
+                f" AND (t != '' OR {named})",
+                [*names, *part, *args],
+            )
+            out.extend(ChunkMention(r, str(sec or ""), t) for r, sec, t in cur)
         return out
 
     @_reading

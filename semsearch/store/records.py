@@ -48,6 +48,15 @@ class ChunkRecord(NamedTuple):
     sha256: str | None = None
 
 
+class ChunkMention(NamedTuple):
+    """A chunk whose section or text names what a query asks for, with its text when the
+    text does (else "")."""
+
+    row: int
+    section: str
+    text: str
+
+
 class SkippedFile(NamedTuple):
     """A file a build could not read (binary, corrupt, unreadable), with the stat it had:
     while the stat is the same it is known to be skipped without being read again."""

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from ..util import first_line
 from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, SkippedFile, StoredDocument
 from .manifest import CHUNKS, SKIPPED, TOMBSTONES, Manifest, SegmentRef, segment_refs
 from .postings import CHUNK, DOC
+from .records import ChunkMention
 from .tokenize import terms as analyze
 
 #: Tombstones of one generation: segment name -> deleted document ids.
@@ -143,6 +144,13 @@ class SegmentedStore:
         for seg, _, local in self.split(rows):
             for r, rec in seg.store.fetch(local.tolist()).items():
                 out[r + seg.offset] = rec._replace(row=r + seg.offset)
+        return out
+
+    def mentions(self, rows: Iterable[int], names: Sequence[str]) -> list[ChunkMention]:
+        """:meth:`ChunkStore.mentions` over every segment (global rows)."""
+        out: list[ChunkMention] = []
+        for seg, _, local in self.split(rows):
+            out += [m._replace(row=m.row + seg.offset) for m in seg.store.mentions(local, names)]
         return out
 
     def doc_ids_of(self, rows: np.ndarray) -> list[str]:
@@ -368,8 +376,10 @@ class SegmentedKeyword:
             out[pos] = self._parts[i].row_doc[local] + self.doc_base[i]
         return out
 
-    def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
-        """The document id of each document key."""
+    def doc_ids(
+        self, keys: Iterable[int], column: Literal["doc_id", "source"] = "doc_id"
+    ) -> dict[int, str]:
+        """The document id (or source) of each document key."""
         keys = np.asarray(list(keys), np.int64)
         out: dict[int, str] = {}
         which = np.searchsorted(self.doc_base, keys, side="right") - 1
@@ -377,7 +387,7 @@ class SegmentedKeyword:
             mine = keys[which == i]
             if len(mine):
                 base = int(self.doc_base[i])
-                found = seg.store.doc_ids_by_rowid((mine - base).tolist())
+                found = seg.store.doc_ids_by_rowid((mine - base).tolist(), column)
                 out.update((r + base, d) for r, d in found.items())
         return out
 

@@ -1,0 +1,190 @@
+"""File grouping against brute force: the array grouping (`group_rows`) against a plain loop,
+and search's grouped path (no texts read but of chunks naming the query's names) against
+grouping every candidate's full record, as search did before."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch import SemanticIndex
+from semsearch.indexing import merge
+from semsearch.search import group as grouping
+from semsearch.search.group import (
+    SHOWN_CHUNKS,
+    defines,
+    group_rows,
+    path_factor,
+    query_names,
+)
+from semsearch.search.request import SearchOptions
+from semsearch.search.retrieve import retrieve
+
+from .conftest import FakeEmbedder
+
+
+def _loop_groups(
+    rows: list[int], scores: list[float], docs: list[int], defining: list[bool],
+    factor: list[float],
+) -> list[tuple[int, float, tuple[int, ...]]]:  # fmt: skip
+    """The oracle: one pass over the chunks, per-document lists sorted in Python."""
+    by_doc: dict[int, list[tuple[float, int]]] = {}
+    doc_factor: dict[int, float] = {}
+    for r, s, d, is_def, f in zip(rows, scores, docs, defining, factor, strict=True):
+        score = s * (1.0 + grouping.DEFINITION_BONUS) if is_def else s
+        by_doc.setdefault(d, []).append((score, r))
+        doc_factor[d] = f
+    out = []
+    for d, chunks in by_doc.items():
+        chunks.sort(key=lambda sr: (-sr[0], sr[1]))
+        further = tuple(r for _, r in chunks[1:SHOWN_CHUNKS])
+        out.append((chunks[0][1], chunks[0][0] * doc_factor[d], further))
+    out.sort(key=lambda g: (-g[1], g[0]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("n", [1, 2, 7, 61, 200])
+def test_group_rows_equals_the_loop(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed * 1000 + n)
+    rows = rng.permutation(5 * n)[:n]
+    # Few distinct scores and documents: many ties within and across documents.
+    scores = rng.choice(np.linspace(0.1, 0.9, 5), n).astype(np.float32)
+    docs = rng.integers(0, max(1, n // 3), n)
+    defining = rng.random(n) < 0.2
+    per_doc = rng.choice([1.0, 0.8], docs.max() + 1)
+    factor = per_doc[docs]
+    got = group_rows(rows, scores, docs, defining, factor)
+    want = _loop_groups(
+        rows.tolist(), scores.tolist(), docs.tolist(), defining.tolist(), factor.tolist()
+    )
+    assert got.rows.tolist() == [g[0] for g in want]
+    assert got.scores.tolist() == np.array([g[1] for g in want], np.float32).tolist()
+    assert got.further.tolist() == [g[2] for g in want]
+
+
+def test_group_rows_of_nothing() -> None:
+    got = group_rows(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                     np.zeros(0, bool), np.zeros(0))  # fmt: skip
+    assert len(got.rows) == len(got.scores) == len(got.further) == 0
+
+
+def _module(i: int) -> str:
+    return (
+        f'"""Module {i}: retry helpers and their callers."""\n\n\n'
+        f"def compute_backoff_{i % 3}(attempt):\n    return attempt * {i}\n\n\n"
+        f"class Worker{i % 4}:\n    def run(self):\n        compute_backoff_{(i + 1) % 3}(1)\n"
+        f"        return parse_config('retry {i}')\n\n\n"
+        + "".join(f"def helper_{i}_{j}(x):\n    return retry(x) + {j}\n\n\n" for j in range(i % 5))
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    for sub in ("", "tests", "vendor/dep", "pkg"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(24):
+        sub = ("", "tests", "vendor/dep", "pkg")[i % 4]
+        name = f"test_mod{i}.py" if sub == "tests" else f"mod{i}.py"
+        (root / sub / name).write_text(_module(i))
+    return root
+
+
+QUERIES = ["compute_backoff_1", "Worker2.run", "where is the retry backoff computed",
+           "parse_config", "helper_3_1 retry", "run"]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+def test_grouped_search_equals_grouping_full_records(
+    repo: Path, tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merge, "TIER_FACTOR", 0)  # keep every segment
+    monkeypatch.setattr(merge, "MIN_NEW_ROWS", 0)
+    index = SemanticIndex.from_paths(
+        [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
+    )
+    (repo / "pkg" / "late.py").write_text(_module(30))  # a second segment
+    (repo / "mod0.py").write_text(_module(31))  # a tombstone in the first
+    index.add_paths([repo])
+    view = index._view
+    assert view is not None and len(view.store.segments) >= 2
+    kw = view.store.keyword_index()
+    exercised = 0
+    for q in QUERIES:
+        common = dict(embedder=index.embedder, index=view.index, store=view.store,
+                      vectors=view.vectors)  # fmt: skip
+        (flat,) = retrieve([q], SearchOptions(k=200, mode=mode), **common)  # type: ignore[arg-type]
+        (got,) = retrieve([q], SearchOptions(k=10, mode=mode, group="file"), **common)  # type: ignore[arg-type]
+        records = view.store.fetch(flat.rows)  # every candidate's full record, text included
+        names = query_names(q)
+        defining = [
+            bool(names) and (records[r].section.rsplit(".", 1)[-1] in names
+                             or defines(records[r].text, names))
+            for r in flat.rows.tolist()
+        ]  # fmt: skip
+        want = _loop_groups(
+            flat.rows.tolist(), flat.scores.tolist(), kw.doc_of(flat.rows).tolist(), defining,
+            [path_factor(records[r].source) for r in flat.rows.tolist()],
+        )[:10]  # fmt: skip
+        assert len(flat.rows) < 200  # every candidate was seen by both
+        assert got.rows.tolist() == [g[0] for g in want], q
+        assert got.scores.tolist() == np.array([g[1] for g in want], np.float32).tolist(), q
+        assert list(got.further) == [g[2] for g in want], q
+        exercised += sum(defining)
+    assert exercised  # the definition bonus took part
+
+
+_OLD_DEFINERS = (
+    r"def|class|function|func|fn|sub|module|struct|interface|type|enum|trait|impl|"
+    r"defmodule|defp?|defmacro|const|let|var|async\s+def|async\s+function"
+)
+
+
+def _regex_defines(text: str, names: list[str]) -> bool:
+    """The oracle: one regular expression over the whole text (what ``defines`` was)."""
+    alt = "|".join(re.escape(n) for n in names)
+    return bool(re.search(
+        rf"\b(?:{_OLD_DEFINERS})\s+\*?(?:{alt})\b|^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$",
+        text, re.MULTILINE,
+    ))  # fmt: skip
+
+
+_PIECES = [
+    "def", "class", "async", "defp", "xdef", "_def", "func", "fn", "let", "é", "typé", " ",
+    "  ", "\t", "\n", "\u2003", "*", "(", ")", ";", ":", ".", "int", "static", "run",
+    "runner", "_run", "Run", "run_it", "acquire", "Lock", "x", "0", "defmodule",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_defines_equals_the_regular_expression(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    names = [["run"], ["run", "runner"], ["Lock", "acquire"], ["run_it"]][seed % 4]
+    for _ in range(200):
+        # Definition keywords, spaces and names often, so that both answers are common.
+        common = ["def ", "class ", " ", "*", "\n", names[0], names[-1]]
+        text = "".join(rng.choice(_PIECES + common * 4, int(rng.integers(1, 30))).tolist())
+        assert defines(text, names) == _regex_defines(text, names), (text, names)
+
+
+@pytest.mark.parametrize("names", [["compute_backoff_1"], ["run", "Worker2"], ["nowhere_at_all"]])
+def test_mentions_equals_reading_every_record(repo: Path, tmp_path: Path, names: list[str]) -> None:
+    index = SemanticIndex.from_paths(
+        [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
+    )
+    assert index._view is not None
+    store = index._view.store
+    every = np.arange(store.rows)
+    records = store.fetch(every)
+    want = {
+        r: (rec.text if any(n in rec.text for n in names) else "")
+        for r, rec in records.items()
+        if rec.section.rsplit(".", 1)[-1] in names or any(n in rec.text for n in names)
+    }
+    got = {m.row: m.text for m in store.mentions(every[::-1], names)}
+    assert got == want
+    assert bool(want) == (names != ["nowhere_at_all"])
