@@ -26,11 +26,13 @@ if TYPE_CHECKING:
         remove_documents,
         sample_index_dir,
     )
+    from .progressive import pending_upgrade, upgrade_index
 
 _WHERE = {
     **dict.fromkeys(("DryRun", "dry_run"), ".dryrun"),
     **dict.fromkeys(("ChunkContext", "DocumentView", "Hit", "IndexInfo", "Passage"), ".hits"),
     "SemanticIndex": ".index",
+    **dict.fromkeys(("pending_upgrade", "upgrade_index"), ".progressive"),
     **dict.fromkeys(
         (
             "SourceStatus", "default_index_dir", "ensure_sample_index", "index_info",
@@ -57,9 +59,11 @@ __all__ = [
     "index_paths",
     "list_sources",
     "optimize_index",
+    "pending_upgrade",
     "refresh_index",
     "remove_documents",
     "sample_index_dir",
+    "upgrade_index",
 ]
 
 

@@ -74,6 +74,8 @@ class SearchService:
         self.workers = max(1, workers)
         self.allow_writes = allow_writes
         self._embedder = embedder
+        #: No model given: follow the index's own, also when progressive indexing changes it.
+        self._follows = embedder is None
         self._reload_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pool: _Pool | None = None
@@ -126,7 +128,12 @@ class SearchService:
             generation = (self.path / "CURRENT").read_text(encoding="utf-8").split()[0]
         except (OSError, IndexError, UnicodeDecodeError):
             raise IndexFormatError(f"{self.path}: CURRENT is missing or damaged") from None
-        first = SemanticIndex.load(self.path, embedder=self._embedder)
+        try:
+            first = SemanticIndex.load(self.path, embedder=self._embedder)
+        except IndexFormatError:
+            if not self._follows or self._embedder is None:
+                raise
+            first = SemanticIndex.load(self.path)  # now another model (progressive phase 2)
         self._embedder = first.embedder
         readers = [first]
         for _ in range(self.workers - 1):
