@@ -336,3 +336,21 @@ def test_service_info_and_search_follow_the_upgrade(tree: Path, tmp_path: Path) 
     upgrade_index(where)
     info = service.info()
     assert (info["phase"], info["model"]) == ("complete", DEFAULT_MODEL)
+
+
+def test_reembed_keeps_the_chunking_and_needs_a_pending_upgrade(tmp_path: Path, tree: Path) -> None:
+    from dataclasses import replace
+
+    from semsearch.indexing import Changes, LocalEngine, build
+
+    from .conftest import FakeEmbedder
+
+    fake = FakeEmbedder()
+    ix = api.SemanticIndex(embedder=fake, path=tmp_path / "ix", chunk_tokens=50)
+    ix.add_paths([tree])
+    index_dir, settings = IndexDir(tmp_path / "ix"), ix.settings
+    before = _manifest(tmp_path / "ix")
+    with pytest.raises(UsageError, match="keeps the chunks"):
+        build(index_dir, Changes(reembed=True), LocalEngine(fake), replace(settings, overlap=1))
+    stats = build(index_dir, Changes(reembed=True), LocalEngine(fake), settings)
+    assert not stats.changed and _manifest(tmp_path / "ix") == before  # nothing pending
