@@ -354,3 +354,19 @@ def test_reembed_keeps_the_chunking_and_needs_a_pending_upgrade(tmp_path: Path, 
         build(index_dir, Changes(reembed=True), LocalEngine(fake), replace(settings, overlap=1))
     stats = build(index_dir, Changes(reembed=True), LocalEngine(fake), settings)
     assert not stats.changed and _manifest(tmp_path / "ix") == before  # nothing pending
+
+
+def test_cli_ctrl_c_in_phase_two_says_how_to_resume(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semsearch.cli import main
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "upgrade_index", interrupted)
+    where = tmp_path / "cli-index"
+    assert main(["index", str(tree), "--index", str(where), "--progressive"]) == 130
+    err = capsys.readouterr().err
+    assert "Phase 2 stopped" in err and "run semsearch index again to resume" in err
+    assert _manifest(where).phase == "phase-1"

@@ -173,8 +173,16 @@ def _phase_two(first: Any, where: Path, pending: str, as_json: bool) -> None:
             f"{pending} (stop it any time: running index again resumes it)",
             err=True,
         )
-    with Bar("Phase 2", unit="chunks") as bar:
-        stats = api.upgrade_index(where, progress=bar.update)
+    try:
+        with Bar("Phase 2", unit="chunks") as bar:
+            stats = api.upgrade_index(where, progress=bar.update)
+    except KeyboardInterrupt:
+        typer.echo(
+            "Phase 2 stopped: the index answers from phase 1 as before; run semsearch index "
+            "again to resume (chunks already embedded are not embedded again)",
+            err=True,
+        )
+        raise
     if stats is None:  # another process finished it meanwhile
         stats = first
     if as_json:
