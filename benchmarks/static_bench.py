@@ -14,6 +14,12 @@
     against the default model, each in a fresh index with an empty embedding cache; the
     default model runs on a sample of about N files (extrapolated by chunk count) when N is
     given.
+``python -m benchmarks.static_bench progressive PATH... [--sample-every K]``
+    progressive indexing of every file ``semsearch index`` takes under the paths: phase 1
+    (keyword + static vectors) on the whole tree and the wall time of a first query on it;
+    then, on every K-th file (a fixed sample), the plain transformer build against phase 1 +
+    phase 2 of the same files, each in a fresh index and embedding cache. The transformer's
+    time for the whole tree is extrapolated per chunk from the sample.
 
 Every result is printed as JSON on one line, with the CPU flags that matter for int8 GEMMs.
 """
@@ -208,6 +214,89 @@ def tree(roots: list[Path], default_files: int | None) -> dict[str, Any]:
     return out
 
 
+def _bench_env(work: Path) -> dict[str, str]:
+    from semsearch import config
+
+    env = dict(os.environ)
+    env["SEMSEARCH_MODEL_CACHE"] = str(config.load().model_cache)
+    env["SEMSEARCH_CACHE"] = str(work / "cache")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent.parent),
+                                                      env.get("PYTHONPATH")]))  # fmt: skip
+    return env
+
+
+def _timed_python(code: str, env: dict[str, str]) -> tuple[float, str]:
+    """Wall time of a fresh Python process running ``code`` (imports included, as a user
+    waits for them), and what it printed."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    return time.perf_counter() - started, done.stdout
+
+
+def _phase_one(files: list[str], work: Path) -> dict[str, Any]:
+    env = _bench_env(work)
+    code = (
+        "import json, sys; from semsearch import api; "
+        f"s = api.index_paths({files!r}, {str(work / 'index')!r}, progressive=True); "
+        "print(json.dumps({'chunks': s.chunks, 'documents': s.documents}))"
+    )
+    wall, out = _timed_python(code, env)
+    return {"wall_s": round(wall, 2), **json.loads(out.strip().splitlines()[-1])}
+
+
+def _phase_two(work: Path) -> dict[str, Any]:
+    code = (
+        "import json; from semsearch.api.progressive import upgrade_index; "
+        f"s = upgrade_index({str(work / 'index')!r}); "
+        "print(json.dumps({'chunks': s.chunks, 'cache_hits': s.cache_hits}))"
+    )
+    wall, out = _timed_python(code, _bench_env(work))
+    return {"wall_s": round(wall, 2), **json.loads(out.strip().splitlines()[-1])}
+
+
+def _first_query(work: Path, query: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "semsearch", "query", query, "--index", str(work / "index"),
+           "--json"]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=_bench_env(work), check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    hits = json.loads(done.stdout)
+    hits = hits.get("hits", hits) if isinstance(hits, dict) else hits
+    models = sorted({str(h.get("dense_model")) for h in hits if isinstance(h, dict)})
+    return {"wall_s": round(wall, 2), "hits": len(hits), "dense_model": models}
+
+
+def progressive(roots: list[str], sample_every: int) -> dict[str, Any]:
+    """Phase 1 on the whole tree; transformer build vs phase 1 + 2 on a fixed sample."""
+    from semsearch.ingest.discover import discover_files
+
+    files = sorted(str(p) for p in discover_files(roots, ()).files)
+    sample = files[::sample_every]
+    out: dict[str, Any] = {"section": "progressive", "roots": roots, "files": len(files),
+                           "sample_files": len(sample), "sample_every": sample_every}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="progressive-bench-") as tmp:
+        work = Path(tmp)
+        out["phase1"] = _phase_one(roots, work / "full")  # the folders, as a user names them
+        out["phase1"]["loadavg"] = round(os.getloadavg()[0], 2)
+        out["first_query"] = _first_query(work / "full", "how do I read a file line by line")
+        plain_s, info = _index_wall(sample, None, work / "plain")
+        out["sample_transformer"] = {"wall_s": round(plain_s, 2), "chunks": info.get("chunks"),
+                                     "loadavg": round(os.getloadavg()[0], 2)}  # fmt: skip
+        p1 = _phase_one(sample, work / "sample")
+        p2 = _phase_two(work / "sample")
+        out["sample_phase1"], out["sample_phase2"] = p1, p2
+        out["sample_phase2"]["loadavg"] = round(os.getloadavg()[0], 2)
+    per_chunk = plain_s / max(1, info.get("chunks") or 1)
+    full_transformer = per_chunk * out["phase1"]["chunks"]
+    out["transformer_full_extrapolated_s"] = round(full_transformer, 1)
+    out["ratio_transformer_over_phase1"] = round(full_transformer / out["phase1"]["wall_s"], 1)
+    out["ratio_phase2_over_transformer"] = round(p2["wall_s"] / plain_s, 2)
+    out["ratio_phase1_plus_2_over_transformer"] = round((p1["wall_s"] + p2["wall_s"]) / plain_s, 2)
+    return out
+
+
 def fuse_alpha() -> float:
     from semsearch.search import fuse
 
@@ -230,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("tree")
     tr.add_argument("roots", nargs="+", type=Path)
     tr.add_argument("--default-files", type=int, default=None)
+    pr = sub.add_parser("progressive")
+    pr.add_argument("roots", nargs="+")
+    pr.add_argument("--sample-every", type=int, default=20)
     args = parser.parse_args(argv)
     if args.cmd == "eval":
         dirs = args.dirs or sorted(p for p in EVAL_DIR.iterdir() if p.is_dir())
@@ -243,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             _emit({**record, "alpha": fuse_alpha()})
     elif args.cmd == "speed":
         _emit(speed(args.texts, args.rounds, args.eval_dir))
+    elif args.cmd == "progressive":
+        _emit(progressive(args.roots, args.sample_every))
     else:
         _emit(tree(args.roots, args.default_files))
     return 0

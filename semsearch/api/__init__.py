@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         refresh_index,
         remove_documents,
     )
+    from .progressive import pending_upgrade, upgrade_index
     from .watching import BatchReport, Watcher
 
 _WHERE = {
@@ -47,6 +48,7 @@ _WHERE = {
     **dict.fromkeys(("DryRun", "dry_run"), ".dryrun"),
     **dict.fromkeys(("ChunkContext", "DocumentView", "Hit", "IndexInfo", "Passage"), ".hits"),
     "SemanticIndex": ".index",
+    **dict.fromkeys(("pending_upgrade", "upgrade_index"), ".progressive"),
     **dict.fromkeys(
         (
             "SourceStatus", "ensure_sample_index", "index_info", "index_paths", "list_sources",
@@ -80,9 +82,11 @@ __all__ = [
     "live_stamp",
     "optimize_index",
     "parse_size",
+    "pending_upgrade",
     "refresh_index",
     "remove_documents",
     "sample_index_dir",
+    "upgrade_index",
     "verify_files",
 ]
 

@@ -60,6 +60,9 @@ class Hit:
     also_in: tuple[str, ...] = ()
     #: Grouped by file: the document's next best chunks, best first (with their lines).
     more: tuple[Passage, ...] = ()
+    #: The model whose vectors answered the dense part (None in keyword mode): the static
+    #: model while a progressive index is in phase 1, the transformer once it is complete.
+    dense_model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,10 @@ class IndexInfo:
     size_bytes: int
     recall_at_10: float | None
     roots: tuple[str, ...]
+    #: ``phase-1`` (keyword + static vectors answer; ``pending_model``'s vectors are still
+    #: to come) or ``complete``.
+    phase: str = "complete"
+    pending_model: str | None = None
 
 
 class Parts(NamedTuple):
@@ -130,7 +137,13 @@ class Parts(NamedTuple):
     dense_weight: float | None = None
 
 
-def to_hit(r: ChunkRecord, score: float, parts: Parts, more: Sequence[ChunkRecord] = ()) -> Hit:
+def to_hit(
+    r: ChunkRecord,
+    score: float,
+    parts: Parts,
+    more: Sequence[ChunkRecord] = (),
+    dense_model: str | None = None,
+) -> Hit:
     return Hit(
         score=score,
         text=r.text,
@@ -153,6 +166,7 @@ def to_hit(r: ChunkRecord, score: float, parts: Parts, more: Sequence[ChunkRecor
         stale=staleness(r),
         kind=r.kind,
         more=tuple(to_passage(m) for m in more),
+        dense_model=dense_model,
     )
 
 

@@ -96,6 +96,8 @@ class SemanticIndex:
         if live is None and self._dir.exists():
             live = self._dir.live()
         manifest = live.manifest if live is not None else None
+        #: Named a model: then it never follows the index to another one (progressive).
+        self._pinned = model is not None or embedder is not None or precision is not None
         self._requested = Requested(
             model=model if embedder is None else embedder.name,
             precision=precision if embedder is None else embedder.precision,
@@ -285,6 +287,7 @@ class SemanticIndex:
         self, changes: _build.Changes, progress: _build.Progress | None = None
     ) -> _build.BuildStats:
         with self._write_lock:
+            self._follow_model()  # phase 2 of a progressive build may have been published
             stats = _build.build(self._dir, changes, self.engine, self.settings, progress=progress)
             if stats.changed or self._view is None:
                 self._reload()
@@ -380,9 +383,10 @@ class SemanticIndex:
         # Folding copies leaves fewer hits: rank twice as many to fill k (diverse needs not,
         # its MMR already keeps near-duplicates apart).
         deep = opts.k * 2 if opts.collapse and not opts.diverse else opts.k
+        dense_model = None if opts.mode == "keyword" else v.manifest.model
         try:
             ranked = retrieve(
-                queries, replace(opts, k=min(deep, MAX_K)), embedder=self.embedder,
+                queries, replace(opts, k=min(deep, MAX_K)), embedder=v.embedder,
                 index=v.index, store=v.store, vectors=v.vectors,
             )  # fmt: skip
         except sqlite3.DatabaseError as exc:  # a damaged page of a large, unchecked database
@@ -409,6 +413,7 @@ class SemanticIndex:
                     float(s),
                     Parts(cos, bm, dp, kp, r.dense_weight),
                     [records[int(m)] for m in more],
+                    dense_model,
                 )
                 for i, s, more, cos, bm, dp, kp in zip(
                     r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
@@ -505,7 +510,30 @@ class SemanticIndex:
         later delete) generations while we open one; then we retry on the newer one, so a
         reader always gets a whole generation and never an error caused by the race."""
         with self._write_lock:
-            self._view = open_view(self._dir, self.embedder, self.settings.backend, live)
+            try:
+                self._view = open_view(self._dir, self.embedder, self.settings.backend, live)
+            except IndexFormatError:
+                if not self._follow_model():
+                    raise
+                self._view = open_view(self._dir, self.embedder, self.settings.backend)
+
+    def _follow_model(self) -> bool:
+        """Progressive indexing publishes phase 2 under another model: a handle that named
+        no model follows the index to it (each query is embedded by the model of the
+        vectors it searches, see :class:`View`). False when that is not what happened."""
+        if self._pinned:
+            return False
+        try:
+            m = self._dir.live().manifest
+        except IndexFormatError:
+            return False
+        if (m.model, m.precision) == (self.settings.model, self.settings.precision):
+            return False
+        self._writer = _writer.open_writer(
+            self._dir.path, m, replace(self._requested, model=None, precision=None), rebuild=True
+        )
+        self.embedder, self.settings = self._writer.embedder, self._writer.settings
+        return True
 
     def info(self) -> IndexInfo:
         """What the live generation holds and how it was built."""

@@ -49,6 +49,7 @@ def index_paths(
     max_file_size: int | None = DEFAULT_MAX_FILE_SIZE,
     text_field: str | None = None,
     follow_symlinks: bool = False,
+    progressive: bool = False,
 ) -> _build.BuildStats:
     """Build or update the on-disk index at ``index`` from files, streaming in batches.
 
@@ -56,6 +57,9 @@ def index_paths(
     unless ``rebuild``, which re-embeds every document already indexed under the new
     settings. File links are followed only into ``paths`` unless ``follow_symlinks``.
     ``engine="ray"`` hands reading, chunking and embedding to a Ray cluster.
+    ``progressive`` builds a new index as phase 1 (keyword + static vectors, searchable at
+    once); :func:`semsearch.api.progressive.upgrade_index` then brings it to the
+    transformer's quality (see :mod:`semsearch.api.progressive`).
     """
     cfg = _config.load()
     globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
@@ -68,13 +72,18 @@ def index_paths(
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     manifest = _readable_manifest(index_dir)
     requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
+    upgrade = None
+    if progressive:
+        from .progressive import phase_one
+
+        requested, upgrade = phase_one(requested, manifest)
     writer = _writer.open_writer(
         index_dir.path, manifest, requested, embedder=embedder, rebuild=rebuild,
         engine=engine, ray_address=ray_address, ray_workers=ray_workers,
     )  # fmt: skip
     changes = _build.Changes(
         items=files, roots=roots, rebuild=rebuild, globs=globs, excludes=tuple(excludes),
-        follow_symlinks=follow_symlinks,
+        follow_symlinks=follow_symlinks, upgrade=upgrade,
     )  # fmt: skip
     try:
         stats = _build.build(index_dir, changes, writer.engine, writer.settings, progress=progress)

@@ -133,4 +133,6 @@ def describe_generation(gen: Path, m: Manifest, backend: str, path: Path | None)
         size_bytes=generation_size(gen, m),
         recall_at_10=m.recall_at_10,
         roots=tuple(m.roots),
+        phase=m.phase,
+        pending_model=m.upgrade["model"] if m.upgrade else None,
     )

@@ -37,6 +37,9 @@ class View:
     store: SegmentedStore
     index: VectorIndex
     vectors: SegmentedVectors  # memory-mapped, per segment
+    #: The model of these vectors: a query is embedded by the view it searches, so a handle
+    #: that follows the index to another model (progressive phase 2) never mixes the two.
+    embedder: Embedder
 
     def __post_init__(self) -> None:
         weakref.finalize(self, self.store.close)
@@ -104,7 +107,8 @@ def _open(root: Path, live: Live, embedder: Embedder, backend: str) -> View:
         raise IndexFormatError(
             f"index at {root} is damaged: {len(index)} vectors for {manifest.chunks} chunks"
         )
-    return View(gen, pointer, manifest, store, index, SegmentedVectors(manifest.dim, blocks))
+    searched = SegmentedVectors(manifest.dim, blocks)
+    return View(gen, pointer, manifest, store, index, searched, embedder)
 
 
 def _segment_index(

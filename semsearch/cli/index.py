@@ -87,6 +87,15 @@ def index(
             "write nothing.",
         ),
     ] = False,
+    progressive: Annotated[
+        bool,
+        typer.Option(
+            "--progressive",
+            help="New index: searchable in seconds with keyword + static vectors (phase 1), "
+            "then upgraded in place to the transformer's (phase 2, resumed by running "
+            "index again if stopped).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Also show Ray's own warnings and log lines.")
@@ -136,13 +145,57 @@ def index(
                 max_file_size=limit,
                 text_field=text_field,
                 follow_symlinks=follow_symlinks,
+                progressive=progressive,
             )
         else:
             stats = api.refresh_index(where, progress=bar.update, rebuild=rebuild)
-    if as_json:
-        typer.echo(json.dumps({**asdict(stats), "index": str(Path(where).resolve())}, indent=2))
+    pending = api.pending_upgrade(where)
+    if pending is None:
+        if as_json:
+            out = {**asdict(stats), "index": str(Path(where).resolve())}
+            typer.echo(json.dumps(out, indent=2))
+            return
+        typer.echo(summary(stats, where), err=True)
         return
-    typer.echo(summary(stats, where), err=True)
+    _phase_two(stats, where, pending, as_json)
+
+
+def _phase_two(first: Any, where: Path, pending: str, as_json: bool) -> None:
+    """Progressive indexing: phase 1 is searchable now; embed with the transformer in the
+    foreground and publish it at once. Stopped, the index keeps answering from phase 1."""
+    from .. import api
+
+    if not as_json:
+        typer.echo(summary(first, where), err=True)
+        typer.echo(
+            f"Phase 1 searchable (keyword + static vectors); phase 2 embeds every chunk with "
+            f"{pending} (stop it any time: running index again resumes it)",
+            err=True,
+        )
+    try:
+        with Bar("Phase 2", unit="chunks") as bar:
+            stats = api.upgrade_index(where, progress=bar.update)
+    except KeyboardInterrupt:
+        typer.echo(
+            "Phase 2 stopped: the index answers from phase 1 as before; run semsearch index "
+            "again to resume (chunks already embedded are not embedded again)",
+            err=True,
+        )
+        raise
+    if stats is None:  # another process finished it meanwhile
+        stats = first
+    if as_json:
+        out = {**asdict(stats), "index": str(Path(where).resolve()), "phase": "complete",
+               "phase1": asdict(first)}  # fmt: skip
+        typer.echo(json.dumps(out, indent=2))
+        return
+    looked_up = stats.embedded_chunks + stats.cache_hits
+    typer.echo(
+        f"Phase 2 done: {plural(stats.chunks, 'chunk')} now answered by {pending} "
+        f"(cache hits {stats.cache_hits:,}/{looked_up:,}) in {stats.seconds:.1f}s -> "
+        f"{display_path(str(Path(where).resolve()))}",
+        err=True,
+    )
 
 
 def _print_dry_run(plan: Any, as_json: bool) -> None:

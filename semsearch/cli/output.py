@@ -89,8 +89,8 @@ class Bar:
     """A progress bar on stderr that appears once the total is known; when stderr is not a
     terminal, a plain line every few seconds instead (as pip does), so logs show progress."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, label: str, unit: str = "files") -> None:
+        self.label, self.unit = label, unit
         self.bar: Any = None
         self.done = 0
         self.said = False
@@ -118,7 +118,7 @@ class Bar:
         self.last = now
         pct = 100 * done // total if total else 100
         typer.echo(
-            f"{self.label}: {done:,}/{total:,} files ({pct}%), {now - self.started:.0f}s",
+            f"{self.label}: {done:,}/{total:,} {self.unit} ({pct}%), {now - self.started:.0f}s",
             err=True,
         )
 

@@ -21,6 +21,11 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
 KNOWN_MODELS = frozenset({*_DEFAULT_ALIASES, STATIC_MODEL})
 
 
+def is_default_model(model: str | None) -> bool:
+    """The bundled model, by any of its names (None included); nothing is resolved."""
+    return model is None or model in _DEFAULT_ALIASES
+
+
 def resolve_model(model: str | None) -> tuple[str, str]:
     """Return ``(identity, location)`` for a model name or path.
 

@@ -71,7 +71,11 @@ def build(
     resolve_index_type(settings.backend, settings.index_type)  # fail before any work
     with index_dir.lock(lock_timeout):
         index_dir.cleanup()
-        old = Previous.open(index_dir, settings, changes.rebuild, salvage=changes.compact)
+        old = Previous.open(
+            index_dir, settings, changes.rebuild or changes.reembed, salvage=changes.compact
+        )
+        if changes.reembed:
+            _check_same_chunking(settings, old.manifest)
         _check_chunk_tokens(settings, engine, old.manifest)
         gen = _Generation(index_dir, engine, settings, changes, old)
         try:
@@ -103,6 +107,18 @@ def _check_chunk_tokens(settings: Settings, engine: Engine, old: Manifest | None
         f"--chunk-tokens {settings.chunk_tokens} is more than the model reads "
         f"({limit} tokens); the rest of each chunk would be ignored. Use at most {limit}"
     )
+
+
+def _check_same_chunking(settings: Settings, old: Manifest | None) -> None:
+    """Re-embedding keeps the chunks as they are, so it needs the chunking they were made by."""
+    if old is None:
+        raise UsageError("there is no index to re-embed")
+    if (old.chunk_tokens, old.overlap) != settings.chunking:
+        raise UsageError(
+            f"re-embedding keeps the chunks, made with {old.chunk_tokens} tokens and overlap "
+            f"{old.overlap}; it cannot change them to {settings.chunk_tokens} and "
+            f"{settings.overlap}"
+        )
 
 
 def _is_write_failure(exc: RuntimeError) -> bool:
@@ -141,6 +157,10 @@ class _Generation:
         self.skipped: list[SkippedFile] = []
         #: Documents of kept segments hidden from now on (replaced, removed or carried).
         self.dead: set[str] = set()
+        #: Phase 2 of a progressive build: every chunk re-embedded, progress in chunks.
+        self.reembed = changes.reembed
+        self.progress: Progress | None = None
+        self.total_rows = 0
 
     def run(self, progress: Progress | None) -> BuildStats:
         plan = make_plan(self.changes, self.old.docs, self.old.skipped)
@@ -149,12 +169,16 @@ class _Generation:
         segments = self.old.store.segments if self.old.store else ()
         sizes = [(s.ref.name, s.ref.rows, self._live_rows(s.ref.name)) for s in segments]
         compact = self.changes.compact and (len(sizes) > 1 or any(r > n for _, r, n in sizes))
-        needed = plan.changed or compact or self.old.repair
+        if self.reembed and not (self.old.manifest and self.old.manifest.upgrade):
+            return self._stats(plan, changed=False)  # another process finished phase 2
+        needed = plan.changed or compact or self.old.repair or self.reembed
         if self.old.manifest is not None and not needed:
             return self._stats(plan, changed=False)  # merges ride along with writes only
         self.merged = choose_merges(
-            sizes, self.old.repair, everything=self.changes.rebuild or compact
+            sizes, self.old.repair, everything=self.changes.rebuild or compact or self.reembed
         )
+        if self.reembed:
+            self.progress, self.total_rows = progress, sum(n for _, _, n in sizes)
         self.tmp = self.index_dir.new_tmp()
         self.store = ChunkStore.create(self.tmp / CHUNKS)
         self.writer = VectorWriter(self.tmp / VECTORS, self.settings.dim)
@@ -275,7 +299,7 @@ class _Generation:
         self.old.check_chunks(seg)
         start = self.row
         rows = self.store.copy_documents_from(seg.store, drop, start, only)
-        vectors = self.old.vectors(seg) if len(rows) else None
+        vectors = self.old.vectors(seg) if len(rows) and not self.reembed else None
         if vectors is not None:
             for at in range(0, len(rows), COPY_BLOCK):
                 block = rows[at : at + COPY_BLOCK]
@@ -284,6 +308,8 @@ class _Generation:
             for at in range(start, start + len(rows), EMBED_BLOCK):
                 texts = self.store.chunk_texts(at, min(at + EMBED_BLOCK, start + len(rows)))
                 self.writer.append(self.engine.encode(texts))
+                if self.progress:
+                    self.progress(at + len(texts), self.total_rows)
         self.row += len(rows)
 
     def _skipped(self, plan: Plan, item: Item, unreadable: list[str]) -> None:
@@ -383,7 +409,20 @@ class _Generation:
         return new_manifest(
             self.settings, documents, chunks, self.next_chunk_id, self.built,
             roots=roots, globs=globs, excludes=excludes, follow_symlinks=follow,
+            upgrade=self._upgrade(),
         )  # fmt: skip
+
+    def _upgrade(self) -> dict[str, str] | None:
+        """The pending phase 2, kept across phase-1 updates; gone once it is done (or the
+        index is rebuilt under another model)."""
+        old = self.old.manifest
+        if self.reembed:
+            return None
+        if self.changes.upgrade is not None:
+            return dict(self.changes.upgrade)
+        if old is not None and old.upgrade and old.model == self.settings.model:
+            return dict(old.upgrade)
+        return None
 
     def _stats(
         self, plan: Plan, *, changed: bool, documents: int = -1, chunks: int = -1

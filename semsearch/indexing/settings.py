@@ -7,7 +7,7 @@ settings would throw away every document indexed before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -134,6 +134,12 @@ class Changes:
     ``rebuild`` re-chunks and re-embeds every document kept, under the build's settings.
     ``globs``, ``excludes`` and ``follow_symlinks`` are remembered with ``roots`` so the
     index can be refreshed. ``compact`` merges every segment into one.
+
+    Progressive indexing: ``upgrade`` (``{"model", "precision"}``) records, on a new index
+    built with the static model, the model phase 2 will re-embed with. ``reembed`` is phase
+    2: every chunk is embedded again from its stored text under the build's model (the
+    chunks, their ids and terms stay exactly as they are), into one segment published at
+    once, so no query ever mixes the vectors of two models.
     """
 
     items: Sequence[Item] = ()
@@ -145,6 +151,8 @@ class Changes:
     follow_symlinks: bool = False
     #: Merge every segment into one (dropping tombstoned rows), whatever the policy says.
     compact: bool = False
+    upgrade: Mapping[str, str] | None = None
+    reembed: bool = False
 
 
 @dataclass(frozen=True)

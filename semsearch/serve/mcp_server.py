@@ -59,12 +59,14 @@ it is null at the end. Give exactly one of doc_id and chunk_id."""
 
 STATUS_DOC = """\
 What the search index holds: number of documents and chunks, the embedding model, the
-index type and its path. Use it to check that the index covers what you are looking for."""
+index type and its path, and its phase: "phase-1" while a progressive index answers with
+fast static vectors and `pending_model`'s are being computed, else "complete". Use it to
+check that the index covers what you are looking for."""
 
 #: Hit fields an agent gets (the HTTP API returns them all); empty ones are left out.
 HIT_FIELDS = (
     "score", "location", "source", "text", "chunk_id", "doc_id", "line_start", "line_end",
-    "page", "section", "title", "metadata", "stale", "also_in",
+    "page", "section", "title", "metadata", "stale", "also_in", "dense_model",
 )  # fmt: skip
 
 

@@ -58,6 +58,10 @@ _HIT_FIELDS: dict[str, dict[str, Any]] = {
         "type": ["string", "null"],
         "description": "changed or deleted when the file differs from what was indexed",
     },
+    "dense_model": {
+        "type": ["string", "null"],
+        "description": "the model whose vectors answered (static in a progressive phase 1)",
+    },
     "also_in": {
         "type": "array",
         "items": {"type": "string"},

@@ -107,6 +107,8 @@ class SearchService:
         self.workers = max(1, workers)
         self.allow_writes = allow_writes
         self._embedder = embedder
+        #: No model given: follow the index's own, also when progressive indexing changes it.
+        self._follows = embedder is None
         self._reload_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pool: _Pool | None = None
@@ -151,7 +153,12 @@ class SearchService:
             self._reload_lock.release()
 
     def _open(self, stamp: tuple[int, int, int]) -> _Pool:
-        first = self.engine.open(self.path, self._embedder)
+        try:
+            first = self.engine.open(self.path, self._embedder)
+        except IndexFormatError:
+            if not self._follows or self._embedder is None:
+                raise
+            first = self.engine.open(self.path, None)  # now another model (progressive phase 2)
         self._embedder = first.embedder
         readers = [first]
         for _ in range(self.workers - 1):

@@ -38,6 +38,7 @@ from ..store.layout import IndexDir, Live
 from ..store.manifest import VECTORS, segment_refs
 from ..store.npy import load_vectors
 from ..store.postings import CHUNK, DOC
+from ..store.records import DocColumn
 from ..store.segments import (
     Scored,
     SegmentedKeyword,
@@ -348,7 +349,7 @@ class ShardedKeyword(SegmentedKeyword):
         self.memo.add(rows[ask], out[ask])
         return out
 
-    def doc_ids(self, keys: Iterable[int]) -> dict[int, str]:
+    def doc_ids(self, keys: Iterable[int], column: DocColumn = "doc_id") -> dict[int, str]:
         keys = np.asarray(list(keys), np.int64)
         which = np.searchsorted(self.doc_base, keys, side="right") - 1
         asked: dict[int, list[tuple[str, list[int]]]] = {}
@@ -360,7 +361,7 @@ class ShardedKeyword(SegmentedKeyword):
             )
             bases.setdefault(seg.group, []).append(int(seg.doc_base))
         gen = self.layout.generation
-        got = self.groups.fan_out({g: Call("doc_ids", (gen, a)) for g, a in asked.items()})
+        got = self.groups.fan_out({g: Call("doc_ids", (gen, a, column)) for g, a in asked.items()})
         out: dict[int, str] = {}
         for g, found in got.items():
             for base, names in zip(bases[g], found, strict=True):
@@ -430,7 +431,8 @@ def open_view(
             f"index at {index_dir.path} is damaged: {len(index)} vectors for "
             f"{manifest.chunks} chunks"
         )
-    view = View(gen, live.pointer, manifest, store, index, SegmentedVectors(manifest.dim, blocks))
+    vectors = SegmentedVectors(manifest.dim, blocks)
+    view = View(gen, live.pointer, manifest, store, index, vectors, embedder)
     weakref.finalize(view, sharding.drop, gen.name)
     return view
 
@@ -447,9 +449,16 @@ class ShardedSemanticIndex(SemanticIndex):
 
     def _reload(self, live: Live | None = None) -> None:
         with self._write_lock:
-            self._view = open_view(
-                self._dir, self.embedder, self.settings.backend, self.sharding, live
-            )
+            try:
+                self._view = open_view(
+                    self._dir, self.embedder, self.settings.backend, self.sharding, live
+                )
+            except IndexFormatError:
+                if not self._follow_model():  # progressive phase 2, as the local reader
+                    raise
+                self._view = open_view(
+                    self._dir, self.embedder, self.settings.backend, self.sharding
+                )
 
 
 def _correctable(term: str) -> bool:

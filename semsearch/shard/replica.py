@@ -21,6 +21,7 @@ from ..errors import IndexFormatError
 from ..index.segmented import Part, SegmentedIndex
 from ..store.manifest import CHUNKS, SegmentRef
 from ..store.postings import CHUNK, DOC
+from ..store.records import DocColumn
 from ..store.segments import Scored as Scored
 from ..store.segments import Segment, SegmentedKeyword, SegmentedStore, bm25
 
@@ -181,12 +182,14 @@ class Loaded:
             out[pos] = self.keyword._parts[i].row_doc[loc]
         return out
 
-    def doc_ids(self, asked: Sequence[tuple[str, Sequence[int]]]) -> list[dict[int, str]]:
-        """The document id of each ``(segment, document rowids)``'s rowids."""
+    def doc_ids(
+        self, asked: Sequence[tuple[str, Sequence[int]]], column: DocColumn = "doc_id"
+    ) -> list[dict[int, str]]:
+        """The document id (or source) of each ``(segment, document rowids)``'s rowids."""
         out = []
         for segment, rowids in asked:
             seg = self.store.segments[self.names.index(segment)]
-            out.append(seg.store.doc_ids_by_rowid(rowids))
+            out.append(seg.store.doc_ids_by_rowid(rowids, column))
         return out
 
     def near(
@@ -256,9 +259,12 @@ class ShardReplica:
         return self._at(generation).row_docs(rows)
 
     def doc_ids(
-        self, generation: str, asked: Sequence[tuple[str, Sequence[int]]]
+        self,
+        generation: str,
+        asked: Sequence[tuple[str, Sequence[int]]],
+        column: DocColumn = "doc_id",
     ) -> list[dict[int, str]]:
-        return self._at(generation).doc_ids(asked)
+        return self._at(generation).doc_ids(asked, column)
 
     def near(
         self, generation: str, ranges: Sequence[tuple[str, int, int]]

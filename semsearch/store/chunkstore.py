@@ -14,14 +14,14 @@ import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
-from .records import ChunkMention, ChunkRecord, ChunkRow, SkippedFile, StoredDocument
+from .records import ChunkMention, ChunkRecord, ChunkRow, DocColumn, SkippedFile, StoredDocument
 from .tokenize import TERMS_VERSION
 from .where import where_sql
 
@@ -297,7 +297,7 @@ class ChunkStore:
 
     @_reading
     def doc_ids_by_rowid(
-        self, rowids: Iterable[int], column: Literal["doc_id", "source"] = "doc_id"
+        self, rowids: Iterable[int], column: DocColumn = "doc_id"
     ) -> dict[int, str]:
         """The id (or source) of each document by ``rowid``."""
         wanted = [int(r) for r in rowids]

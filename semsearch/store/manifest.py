@@ -77,6 +77,16 @@ class Manifest:
     segments: tuple[Mapping[str, Any], ...] = ()
     #: Follow file links wherever they point (by default only into the roots).
     follow_symlinks: bool = False
+    #: Progressive indexing: the model (``{"model", "precision"}``) phase 2 re-embeds every
+    #: chunk with, while the index answers with the vectors of ``model`` (phase 1). None
+    #: when the index is complete.
+    upgrade: Mapping[str, str] | None = None
+
+    @property
+    def phase(self) -> str:
+        """``phase-1`` while transformer vectors are pending (see ``upgrade``), else
+        ``complete``."""
+        return "phase-1" if self.upgrade else "complete"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -173,6 +183,16 @@ def _check_field(name: str, value: Any, path: Path) -> Any:
         if not isinstance(value, dict):
             raise bad("an object")
         return value
+    if name == "upgrade":
+        if value is None:
+            return None
+        if (
+            not isinstance(value, dict)
+            or set(value) != {"model", "precision"}
+            or not all(isinstance(v, str) and v for v in value.values())
+        ):
+            raise bad("an object naming a model and a precision")
+        return dict(value)
     if name == "segments":
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise bad("a list of objects")

@@ -5,7 +5,10 @@ NamedTuples, so every layer can hold them without importing SQLite or numpy."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+#: Which column names a document: its id, or the file it came from.
+DocColumn = Literal["doc_id", "source"]
 
 
 class ChunkRow(NamedTuple):

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ..util import first_line
 from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, SkippedFile, StoredDocument
 from .manifest import CHUNKS, SKIPPED, TOMBSTONES, Manifest, SegmentRef, segment_refs
 from .postings import CHUNK, DOC
-from .records import ChunkMention
+from .records import ChunkMention, DocColumn
 from .tokenize import terms as analyze
 
 #: Tombstones of one generation: segment name -> deleted document ids.
@@ -377,7 +377,7 @@ class SegmentedKeyword:
         return out
 
     def doc_ids(
-        self, keys: Iterable[int], column: Literal["doc_id", "source"] = "doc_id"
+        self, keys: Iterable[int], column: DocColumn = "doc_id"
     ) -> dict[int, str]:
         """The document id (or source) of each document key."""
         keys = np.asarray(list(keys), np.int64)
