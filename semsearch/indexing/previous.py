@@ -112,7 +112,7 @@ class Previous:
                     f"cannot update the index at {root}: {problem}. Nothing was changed; "
                     "its documents cannot be recovered from a damaged chunk database, so "
                     + (
-                        "semsearch optimize rebuilds the index from its intact segments"
+                        "semsearch repair rebuilds the index from its intact segments"
                         if several
                         else f"move {root} aside and index your files into a new one"
                     )
