@@ -72,8 +72,7 @@ def build_index(tree: Path, idx: Path, env: dict[str, str], *, stand_in: bool = 
     if stand_in:
         cmd = [sys.executable, "-c", _STAND_IN_BUILD, str(tree), str(idx)]
     subprocess.run(
-        cmd, check=True, env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )  # fmt: skip
     return time.perf_counter() - t0
 

@@ -30,6 +30,10 @@ def serve(
         int | None,
         typer.Option(min=1, max=64, help="Worker threads (default: one per core, at least 2)."),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes sharing the port (default: 1)."),
+    ] = 1,
 ) -> None:
     """Serve the index over HTTP: JSON API, OpenAPI docs at /docs, a search page at /."""
     from .. import config
@@ -38,7 +42,10 @@ def serve(
     cfg = config.load()
     where = index if index is not None else cfg.index_dir
     token = token or cfg.token
-    serve_http(where, host=host, port=port, token=token, allow_writes=allow_writes, workers=workers)
+    serve_http(
+        where, host=host, port=port, token=token, allow_writes=allow_writes, workers=workers,
+        processes=processes,
+    )  # fmt: skip
 
 
 @app.command()
