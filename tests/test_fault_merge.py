@@ -273,3 +273,31 @@ def test_repair_rebuilds_damaged_derived_files_of_a_segment(
     assert code == 0, err
     assert content_answer(idx) == content_answer(base)
     assert _run(["verify", "--index", str(idx)], capsys)[0] == 0
+
+
+def test_repair_of_a_one_segment_index_rereads_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only segment's chunk database damaged: repair publishes the empty remainder and
+    reads every file again; verify --json says what it found, before and after."""
+    import json
+
+    from .fault_battery import corpus
+
+    docs, idx = corpus(tmp_path / "docs", 8, "one"), tmp_path / "idx"
+    index_paths([docs], idx, embedder=FakeEmbedder(), chunk_tokens=20)
+    want = content_answer(idx)
+    path = IndexDir(idx).current() / "chunks.sqlite"
+    path.write_bytes(path.read_bytes()[:-4096])
+    code, out, _ = _run(["verify", "--index", str(idx), "--json"], capsys)
+    found = json.loads(out)
+    assert code == 1 and not found["ok"]
+    assert [d["file"] for d in found["damage"]] == ["chunks.sqlite"]
+    with pytest.raises(SemsearchError, match="semsearch repair"):
+        index_paths([docs], idx, embedder=FakeEmbedder(), chunk_tokens=20)
+    monkeypatch.setattr("semsearch.indexing.writer._load", lambda *a: FakeEmbedder())
+    code, _, err = _run(["repair", "--index", str(idx)], capsys)
+    assert code == 0 and "left out damaged 1 segment" in err and "read 8 documents again" in err
+    assert content_answer(idx) == want
+    code, out, _ = _run(["verify", "--index", str(idx), "--json"], capsys)
+    assert code == 0 and json.loads(out)["ok"]

@@ -57,7 +57,7 @@ def repair(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         typer.echo(
             f"left out damaged {plural(len(done.dropped), 'segment')} "
             f"{', '.join(done.dropped)} ({plural(done.dropped_documents, 'document')}); "
-            f"read {plural(done.reread, 'file')} again",
+            f"read {plural(done.reread, 'document')} again from their files",
             err=True,
         )
     typer.echo(

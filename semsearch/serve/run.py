@@ -163,7 +163,10 @@ def serve_processes(run: Any, processes: int, host: str, port: int) -> None:
                 try:
                     _die_with_parent(signal.SIGTERM)
                     run(sock, False)
-                except BaseException:
+                except KeyboardInterrupt:
+                    pass
+                except BaseException as exc:
+                    log.error("server process %d stopped: %s", os.getpid(), exc)
                     code = 1
                 finally:
                     os._exit(code)
