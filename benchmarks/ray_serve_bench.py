@@ -130,7 +130,7 @@ def http(path: Path, shards: int | None, args: argparse.Namespace, address: str)
     extra = [] if shards is None else ["--engine", "ray", "--shards", str(shards)]
     extra += [] if shards is None else ["--ray-address", address]
     name = "local" if shards is None else f"ray x{shards}"
-    server = ServerProcess(path, args.workers, extra)
+    server = ServerProcess(path, args.workers, extra=extra)
     cells = []
     try:
         time.sleep(1)  # the overhead runs' actors, killed, are gone

@@ -138,7 +138,9 @@ def build_index(n: int, real: Any) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, index: Path, workers: int | None, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self, index: Path, workers: int | None, processes: int = 1, extra: Sequence[str] = ()
+    ) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -154,6 +156,8 @@ class ServerProcess:
         ]
         if workers:
             args += ["--workers", str(workers)]
+        if processes > 1:
+            args += ["--processes", str(processes)]
         args += list(extra)  # e.g. --engine ray --shards 2 (benchmarks/ray_serve_bench.py)
         env = {**os.environ, "SEMSEARCH_CACHE": str(WORK / "cache"), "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(args, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
@@ -181,8 +185,16 @@ class ServerProcess:
         return float("nan")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the server and of the processes it forked (``--processes``)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if stat.parent.name == str(self.proc.pid) or fields[1] == str(self.proc.pid):
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/task"))
@@ -265,12 +277,12 @@ def pct(values: Sequence[float], p: float) -> float:
     return float(np.percentile(np.asarray(values), p)) if values else float("nan")
 
 
-def run_size(n: int, args: argparse.Namespace, real: Any) -> dict[str, Any]:
-    print(f"\n== {n:,} chunks", flush=True)
+def run_size(n: int, args: argparse.Namespace, real: Any, processes: int = 1) -> dict[str, Any]:
+    print(f"\n== {n:,} chunks, {processes} server process(es)", flush=True)
     path = build_index(n, real)
-    server = ServerProcess(path, args.workers)
+    server = ServerProcess(path, args.workers, processes)
     cells: list[dict[str, Any]] = []
-    out: dict[str, Any] = {"chunks": n, "cells": cells}
+    out: dict[str, Any] = {"chunks": n, "processes": processes, "cells": cells}
     try:
         for mode in MODES:  # warm-up: first queries of a mode touch cold pages
             asyncio.run(load(server.port, query_paths(args.warmup, mode, seed=1), 2, 60))
@@ -380,10 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--soak", type=int, default=10_000, help="soak requests (0: skip)")
     p.add_argument("--soak-time-limit", type=float, default=900.0)
     p.add_argument("--workers", type=int, default=None, help="server worker threads")
+    p.add_argument(
+        "--processes", default="1",
+        help="server processes, one run each in this order (1,2,1,2 brackets load drift)",
+    )  # fmt: skip
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve.json"))
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.processes = [int(c) for c in args.processes.split(",")]
     os.environ["SEMSEARCH_CACHE"] = str(WORK / "cache")
     WORK.mkdir(parents=True, exist_ok=True)
     from semsearch.embed import load_embedder
@@ -395,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     results["query_embedding_in_process"] = embed_cost(real)
     embed_p50 = results["query_embedding_in_process"]["p50_ms"]
     print(f"real query embedding in process: p50 {embed_p50:.2f} ms", flush=True)
-    results["sizes"] = [run_size(n, args, real) for n in args.sizes]
+    results["sizes"] = [run_size(n, args, real, p) for n in args.sizes for p in args.processes]
     results["load_avg_end"] = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))

@@ -8,8 +8,16 @@ Parts (all by default):
                every segment) and ``remove`` run in a subprocess; afterwards the index must
                answer exactly as before the operation or exactly as after it (an
                uninterrupted run on a copy gives "after"); a merge never changes answers.
+* ``watch``    SIGKILL of ``semsearch watch`` at a random point of the batch applying edits
+               or new files: the index answers as before or as after, verifies clean, and a
+               restarted watcher catches up (:mod:`tests.fault_segments`).
 * ``diskfull`` builds into a small tmpfs (root only; else injected ENOSPC): one
-               ``SemsearchError`` line, and the old index answers as before.
+               ``SemsearchError`` line, and the old index answers as before; then a merge
+               of four segments on a tmpfs filled to 8..512 KiB free (the injected ENOSPC
+               at every write point of a merge is ``tests/test_fault_merge.py``).
+* ``segment``  each file of each segment of a four-segment index damaged (flip, truncate,
+               zero, delete): ``verify`` names segment and file, an update keeps everything
+               or refuses naming ``repair``, and ``repair`` rebuilds the same answers.
 * ``corrupt``  truncate, flip, zero, delete, replace with a directory or a symlink: CURRENT,
                manifest.json, chunks.sqlite, vectors.npy, index.faiss, also as if each file
                were too large to be checksummed on load. Loading and searching give one
@@ -52,6 +60,7 @@ if str(REPO) not in sys.path:
 
 from semsearch import SemanticIndex, SemsearchError, index_paths  # noqa: E402
 from semsearch.store import IndexDir  # noqa: E402
+from tests import fault_segments  # noqa: E402
 from tests.conftest import FakeEmbedder  # noqa: E402
 
 QUERIES = ["topic 3 old", "second sentence", "document 12", "new words here"]
@@ -87,6 +96,26 @@ def answer(idx: Path) -> Answer:
         for q in index.search_batch(QUERIES, 5)
     )
     return (docs, hits)
+
+
+def content_answer(idx: Path) -> Answer:
+    """What the index answers, independent of how its rows are laid out in segments (a
+    re-read document gets new chunk ids): every document's text, and for dense and keyword
+    search every matching chunk's document and score, as a sorted multiset (ties included)."""
+    index = SemanticIndex.load(idx, embedder=FakeEmbedder())
+    store = index._require_view().store
+    docs = tuple(sorted((d, store.document_text(d)) for d in store.document_ids()))
+    hits = tuple(
+        tuple(sorted((h.doc_id, round(h.score, 4)) for h in q))
+        for mode in ("dense", "keyword")
+        for q in index.search_batch(QUERIES, 1000, mode=mode, collapse=False)  # type: ignore[arg-type]
+    )
+    return (docs, hits)
+
+
+def segment_count(idx: Path) -> int:
+    manifest = json.loads((IndexDir(idx).current() / "manifest.json").read_text())
+    return len(manifest["segments"])
 
 
 def texts(idx: Path) -> dict[str, str]:
@@ -138,9 +167,7 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
             arg = str(docs / f"doc00{r % 6}*")
         else:  # merge every segment (the update before left at least two)
             arg = ""
-            segments = len(
-                json.loads((IndexDir(idx).current() / "manifest.json").read_text())["segments"]
-            )
+            segments = segment_count(idx)
             if segments < 2:
                 tally.fail(f"optimize round {r}: only {segments} segment to merge")
         before = answer(idx)
@@ -156,16 +183,9 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            tally.kills += 1
-            tally.checks += 1
-            try:
-                now = answer(idx)
-                problems = SemanticIndex.load(idx, embedder=FakeEmbedder()).verify()
-            except Exception as exc:
-                tally.fail(f"kill {op} at {delay:.2f}s: index unreadable: {exc!r}")
+            now = after_kill(idx, tally, f"kill {op} at {delay:.2f}s")
+            if now is None:
                 return
-            if problems:
-                tally.fail(f"kill {op} at {delay:.2f}s: verify: {problems}")
             if now != before and now != after:
                 tally.fail(f"kill {op} at {delay:.2f}s: answers neither as before nor after")
             if op == "optimize" and now != before:
@@ -182,6 +202,22 @@ def run_kill(work: Path, rounds: int, rng: random.Random, tally: Tally, kills: i
         print(f"  kill round {r + 1}/{rounds} ({op}): {tally.kills} kills so far", flush=True)
     if [p for p in idx.iterdir() if p.name.startswith(".tmp-")]:
         tally.fail("temporary generations left behind after a successful build")
+
+
+def after_kill(idx: Path, tally: Tally, what: str, read: Callable[[Path], Answer] = answer
+               ) -> Answer | None:  # fmt: skip
+    """Count a kill; the index's answer (``read``), None when unreadable; verify must pass."""
+    tally.kills += 1
+    tally.checks += 1
+    try:
+        now = read(idx)
+        problems = SemanticIndex.load(idx, embedder=FakeEmbedder()).verify()
+    except Exception as exc:
+        tally.fail(f"{what}: index unreadable: {exc!r}")
+        return None
+    if problems:
+        tally.fail(f"{what}: verify: {problems}")
+    return now
 
 
 # --- disk full ------------------------------------------------------------------------------
@@ -745,6 +781,7 @@ def run(
     kills: int = 4,
     sizes: range = range(300, 960, 60),
     hostile_scale: float = 1.0,
+    watch_rounds: int = 4,
 ) -> Tally:
     rng = random.Random(seed)
     tally = Tally()
@@ -754,9 +791,16 @@ def run(
         if only in (None, "kill"):
             print(f"kill: {rounds} rounds", flush=True)
             run_kill(work / "kill", rounds, rng, tally, kills)
+        if only in (None, "watch"):
+            print(f"watch: {watch_rounds} rounds", flush=True)
+            fault_segments.run_kill_watch(work / "watch", watch_rounds, rng, tally)
         if only in (None, "diskfull"):
             print("diskfull", flush=True)
             run_diskfull(work / "diskfull", tally, sizes)
+            fault_segments.run_diskfull_merge(work / "diskfull", tally)
+        if only in (None, "segment"):
+            print("segment", flush=True)
+            fault_segments.run_corrupt_segment(work / "segment", rng, tally)
         if only in (None, "corrupt"):
             print("corrupt", flush=True)
             run_corrupt(work / "corrupt", rng, tally, large=False)
@@ -777,7 +821,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the race")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--only", choices=["kill", "diskfull", "corrupt", "race", "hostile"])
+    parser.add_argument(
+        "--only", choices=["kill", "watch", "diskfull", "segment", "corrupt", "race", "hostile"]
+    )
     args = parser.parse_args(argv)
     for noisy in ("semsearch",):
         import logging

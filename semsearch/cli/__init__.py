@@ -19,6 +19,7 @@ from . import optimize as _optimize  # noqa: F401
 from . import query as _query  # noqa: F401
 from . import serve as _serve  # noqa: F401  (serve, mcp)
 from . import show as _show  # noqa: F401
+from . import verify as _verify  # noqa: F401  (verify, repair)
 from . import watch as _watch  # noqa: F401
 from .app import app
 from .output import OneLine, safe

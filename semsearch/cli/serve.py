@@ -49,6 +49,10 @@ def serve(
     shards: ShardsOpt = 2,
     replicas: ReplicasOpt = 1,
     verbose: VerboseOpt = False,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes sharing the port (default: 1)."),
+    ] = 1,
 ) -> None:
     """Serve the index over HTTP: JSON API, OpenAPI docs at /docs, a search page at /."""
     from .. import config
@@ -61,6 +65,7 @@ def serve(
     serve_http(
         where, host=host, port=port, token=token, allow_writes=allow_writes, workers=workers,
         engine=engine, shards=shards, replicas=replicas, ray_address=ray_address, verbose=verbose,
+        processes=processes,
     )  # fmt: skip
 
 

@@ -22,7 +22,6 @@ from ..store.manifest import (
     Manifest,
     check_files,
     file_ok,
-    segment_refs,
 )
 from ..store.npy import load_vectors
 from ..store.segments import (
@@ -107,13 +106,13 @@ class Previous:
                 lost.add(holder)
                 continue
             if name in (CHUNKS, TOMBSTONES):
-                several = len(segment_refs(gen, m)) > 1 and name == CHUNKS
                 raise IndexFormatError(
                     f"cannot update the index at {root}: {problem}. Nothing was changed; "
                     "its documents cannot be recovered from a damaged chunk database, so "
                     + (
-                        "semsearch optimize rebuilds the index from its intact segments"
-                        if several
+                        "semsearch repair rebuilds the index from its intact segments and "
+                        "reads the damaged one's files again"
+                        if name == CHUNKS
                         else f"move {root} aside and index your files into a new one"
                     )
                 )

@@ -3,10 +3,12 @@ of the optional ``serve`` extra, which happen here and only when a server starts
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from ..errors import MissingDependencyError, UsageError
@@ -84,11 +86,13 @@ def one_thread_per_search() -> None:
     one-query faiss search only adds threads that spin and wait for each other. Measured on
     this (busy) 2-core machine, 10k chunks: dense p50 108 ms with faiss's default 2 OpenMP
     threads, 6.7 ms with 1 (hybrid 137 vs 10 ms)."""
-    try:
-        import faiss
-    except ImportError:
-        return
-    faiss.omp_set_num_threads(1)
+    # omp_set_num_threads changes only the calling thread's setting, and searches run on
+    # worker threads: the environment variable, read when OpenMP loads (with faiss, lazily),
+    # is what every thread starts from. A value the user set is kept.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:  # already loaded: at least this thread
+        faiss.omp_set_num_threads(1)
 
 
 def serve_http(
@@ -104,29 +108,47 @@ def serve_http(
     replicas: int = 1,
     ray_address: str | None = None,
     verbose: bool = False,
+    processes: int = 1,
 ) -> None:
-    """Load the index once and serve it until interrupted; ``engine="ray"`` spreads its
-    segments over ``shards`` groups of ``replicas`` Ray actors (docs/ray-serving.md)."""
+    """Load the index once and serve it until interrupted. ``engine="ray"`` spreads its
+    segments over ``shards`` groups of ``replicas`` Ray actors (docs/ray-serving.md); with
+    ``processes`` > 1, that many local processes accept on one listening socket (see
+    :func:`serve_processes`)."""
     check_binding(host, token)
     if not 0 <= port <= 65535:
         raise UsageError(f"port must be between 0 and 65535, got {port}")
+    if processes < 1:
+        raise UsageError(f"processes must be at least 1, got {processes}")
     require("uvicorn", "the HTTP server (uvicorn)")
     require("starlette", "the HTTP server (starlette)")
     from .service import SearchService
 
-    one_thread_per_search()
-    backend = make_engine(index, engine, shards, replicas, ray_address, verbose)
-    try:
-        service = SearchService(
-            index, workers=workers or default_workers(), allow_writes=allow_writes, engine=backend
-        )
-        server = make_server(service, host=host, port=port, token=token)
-        shown = f"[{host}]" if ":" in host else host
-        log.info("serving %s on http://%s:%d/ (Ctrl-C stops)", service.path, shown, port)
-        server.run()
-    finally:
-        if backend is not None:
-            backend.close()
+    if processes > 1 and engine != "local":
+        raise UsageError("several server processes work with the local engine only")
+
+    def run(sock: socket.socket | None, first: bool) -> None:
+        one_thread_per_search()
+        backend = make_engine(index, engine, shards, replicas, ray_address, verbose)
+        try:
+            service = SearchService(
+                index, workers=workers or default_workers(), allow_writes=allow_writes,
+                engine=backend,
+            )  # fmt: skip
+            server = make_server(service, host=host, port=port, token=token)
+            if first:
+                shown = f"[{host}]" if ":" in host else host
+                many = f" by {processes} processes" if processes > 1 else ""
+                log.info("serving %s on http://%s:%d/%s (Ctrl-C stops)", service.path, shown,
+                         port, many)  # fmt: skip
+            server.run(sockets=[sock] if sock is not None else None)
+        finally:
+            if backend is not None:
+                backend.close()
+
+    if processes == 1 or not hasattr(os, "fork"):
+        run(None, True)
+    else:
+        serve_processes(run, processes, host, port)
 
 
 def make_engine(
@@ -145,6 +167,66 @@ def make_engine(
     from ..shard.serving import RayServing
 
     return RayServing(index, shards=shards, replicas=replicas, address=ray_address, verbose=verbose)
+
+
+def serve_processes(run: Any, processes: int, host: str, port: int) -> None:
+    """Serve from ``processes`` processes sharing one listening socket, each with its own
+    reader pool and model, forked before either is loaded. Python runs one thread at a time
+    per process, so the parts of a search that hold the interpreter (BM25 over postings,
+    fusion, shaping the JSON) run side by side only in separate processes; the vectors are
+    memory-mapped, so the page cache holds one copy for all. The first process supervises:
+    when it stops, the others are stopped."""
+    import signal
+
+    name = normalise_host(host)
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it small responses wait ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((name, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    children: list[int] = []
+    try:
+        for _ in range(processes - 1):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                code = 0
+                try:
+                    _die_with_parent(signal.SIGTERM)
+                    run(sock, False)
+                except KeyboardInterrupt:
+                    pass
+                except BaseException as exc:
+                    log.error("server process %d stopped: %s", os.getpid(), exc)
+                    code = 1
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        run(sock, True)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        sock.close()
+
+
+def _die_with_parent(sig: int) -> None:
+    """Linux: deliver ``sig`` to this process when its parent dies (best effort)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def make_server(

@@ -239,6 +239,9 @@ class ChunkStore:
             c.execute("DROP TABLE IF EXISTS temp.only_ids")
             c.commit()
         except sqlite3.DatabaseError as exc:
+            c.rollback()  # else DETACH fails ("database old is locked") and hides the cause
+            if _write_failure(exc):  # the new store's disk is full: the old one is fine
+                raise
             raise IndexFormatError(f"{old.path}: cannot be read ({exc})") from None
         finally:
             c.execute("DETACH DATABASE old")
@@ -524,3 +527,9 @@ def _load_meta(raw: str | None) -> Mapping[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _write_failure(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite failed to write (disk full, I/O error), not to read a damaged database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) or "disk is full" in str(exc)

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import time
@@ -52,6 +53,8 @@ from .manifest import (
     segment_refs,
 )
 from .segments import SegmentedStore
+
+log = logging.getLogger("semsearch")
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -257,10 +260,19 @@ class IndexDir:
         os.rename(tmp, gen)
         pointer_tmp = self.path / f"{_TMP_PREFIX}CURRENT-{os.getpid()}"
         digest = hashlib.sha256(manifest_bytes).hexdigest()
-        write_synced(pointer_tmp, f"{gen.name} {digest}\n".encode())
-        os.replace(pointer_tmp, self.path / POINTER)
-        fsync_path(self.path)
-        self.cleanup(keep=gen)
+        try:
+            write_synced(pointer_tmp, f"{gen.name} {digest}\n".encode())
+            os.replace(pointer_tmp, self.path / POINTER)
+        except BaseException:  # not published: CURRENT still names the previous generation
+            pointer_tmp.unlink(missing_ok=True)
+            shutil.rmtree(gen, ignore_errors=True)
+            raise
+        try:  # published: a failure from here on must not be reported as "unchanged"
+            fsync_path(self.path)
+            self.cleanup(keep=gen)
+        except OSError as exc:
+            log.warning("published %s, but could not sync or tidy %s: %s", gen.name,
+                        self.path, exc.strerror or exc)  # fmt: skip
         return gen
 
     def add_segment(self, tmp: Path, manifest: Manifest) -> SegmentRef:
