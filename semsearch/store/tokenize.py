@@ -66,6 +66,9 @@ LANGUAGE_WORDS = {
 }
 #: Latin text with no function word of any language is stemmed as this one.
 DEFAULT_LANGUAGE = "english"
+#: Function words needed to name a language: one is chance ("Chi-Square" is not Italian,
+#: "X + Y" not Spanish; CACM has such titles).
+MIN_EVIDENCE = 2
 
 _WORD = re.compile(r"[^\W_]+")
 # Han, Hiragana, Katakana, Hangul and their extensions: written without spaces between
@@ -125,11 +128,12 @@ def is_cjk(term: str) -> bool:
 
 def detect_language(words: list[str]) -> str | None:
     """The language whose function words are most frequent among ``words`` (folded), or
-    None when none is there or two languages tie (English wins a tie it is in)."""
+    None when fewer than ``MIN_EVIDENCE`` are there or two languages tie (English wins a
+    tie it is in)."""
     counts = {lang: sum(w in vocab for w in words) for lang, vocab in LANGUAGE_WORDS.items()}
     n = max(counts.values())
     tied = [lang for lang, c in counts.items() if c == n]
-    if n == 0 or (len(tied) > 1 and DEFAULT_LANGUAGE not in tied):
+    if n < MIN_EVIDENCE or (len(tied) > 1 and DEFAULT_LANGUAGE not in tied):
         return None
     return DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in tied else tied[0]
 
