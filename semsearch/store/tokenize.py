@@ -32,8 +32,10 @@ STOPWORDS = frozenset(
     "then there these they this to was will with".split()
 )
 
-#: Each Latin-script language's commonest function words, folded (accents dropped): what
-#: :func:`detect_language` counts, and (but English's) what its text loses as stopwords.
+#: Each Latin-script language's commonest function words of two letters or more, folded
+#: (accents dropped), leaving out those that are also English or code words (was, plus,
+#: per, non, su, es, os, as, do, is, op, te, con): what :func:`detect_language` counts,
+#: and (but English's) what its text loses as stopwords.
 LANGUAGE_WORDS = {
     "english": frozenset(
         "the of and to is in that it was for on are with as be by this at from have which "
@@ -41,27 +43,24 @@ LANGUAGE_WORDS = {
     ),
     "german": frozenset(
         "der die und den das nicht ist von zu mit sich des auf fur im dem eine einer ein "
-        "wie wird auch als bei nach sind wurde oder aus welche welcher was wer wo wann".split()
+        "wie wird auch als bei nach sind wurde oder aus welche welcher wer wo wann".split()
     ),
     "french": frozenset(
-        "le la les et des est une du que pour dans qui par sur au avec ce pas plus sont ont "
+        "le la les et des est une du que pour dans qui par sur au avec ce pas sont ont "
         "aux cette il elle quel quelle".split()
     ),
     "spanish": frozenset(
-        "el la los las y del que en es por con una para se al lo como mas fue su sus cual "
-        "quien donde".split()
+        "el la los las del que en por una para se lo como mas fue sus cual quien donde".split()
     ),
     "italian": frozenset(
-        "il di che la per un una sono del della con non si le gli nel alla anche come piu "
-        "quale chi dove".split()
+        "il di che la un una sono del della si le gli nel alla anche piu quale dove".split()
     ),
     "dutch": frozenset(
-        "de het een en van is dat op te zijn voor met niet aan er ook als bij door wordt "
+        "de het een en van dat zijn voor met niet aan er ook als bij door wordt "
         "welke wie waar".split()
     ),
     "portuguese": frozenset(
-        "o os as e do da dos das que em um uma para com nao por se mais foi sao ao qual "
-        "quem onde".split()
+        "da dos das que em um uma para com nao por se mais foi sao ao qual quem onde".split()
     ),
 }
 #: Latin text with no function word of any language is stemmed as this one.
@@ -130,7 +129,11 @@ def detect_language(words: list[str]) -> str | None:
     """The language whose function words are most frequent among ``words`` (folded), or
     None when fewer than ``MIN_EVIDENCE`` are there or two languages tie (English wins a
     tie it is in)."""
-    counts = {lang: sum(w in vocab for w in words) for lang, vocab in LANGUAGE_WORDS.items()}
+    counts = dict.fromkeys(LANGUAGE_WORDS, 0)
+    for w in words:
+        if len(w) > 1:  # one letter is a variable as often as a word (x, y, o, e)
+            for lang, vocab in LANGUAGE_WORDS.items():
+                counts[lang] += w in vocab
     n = max(counts.values())
     tied = [lang for lang, c in counts.items() if c == n]
     if n < MIN_EVIDENCE or (len(tied) > 1 and DEFAULT_LANGUAGE not in tied):
