@@ -16,14 +16,15 @@ import argparse
 import importlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from semsearch import config
 from semsearch.api import SemanticIndex
-from semsearch.embed import load_embedder
-from semsearch.evaluation.beir import load_beir
+from semsearch.embed import Embedder, load_embedder
+from semsearch.evaluation.beir import BeirCollection, BeirDoc, load_beir
 from semsearch.evaluation.run import CHUNK_DEPTH, _index_key, self_hit_queries
 from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
 from semsearch.search.fuse import (
@@ -42,21 +43,39 @@ R = importlib.import_module("semsearch.search.retrieve")
 OUT = Path(__file__).resolve().parent / "_work"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("dataset", type=Path)
-    ap.add_argument("--split", default="test")
-    a = ap.parse_args()
-    col = load_beir(a.dataset, a.split)
+@dataclass(frozen=True)
+class Cached:
+    """A BEIR collection and its cached ``semsearch eval`` index, opened for experiments."""
+
+    col: BeirCollection
+    docs: list[BeirDoc]
+    index: SemanticIndex
+    embedder: Embedder
+    own: set[str]  # queries whose own document is dropped from their hits
+
+
+def open_cached(dataset: Path, split: str = "test") -> Cached:
+    """The collection's index as ``semsearch eval`` caches it (built if missing)."""
+    col = load_beir(dataset, split)
     emb = load_embedder()
     index_dir = config.load().eval_cache / _index_key(col.corpus_path, emb, DEFAULT_CHUNK_TOKENS)
     idx = SemanticIndex(embedder=emb, chunk_tokens=DEFAULT_CHUNK_TOKENS, path=index_dir)
     docs = list(col.corpus())
     t0 = time.time()
     idx.upsert([d.full_text for d in docs], ids=[d.id for d in docs])
-    print(f"index ready in {time.time() - t0:.0f}s", file=sys.stderr)
-    own = self_hit_queries(list(col.queries), docs, "auto")
-    v = idx._view
+    print(f"{dataset.name}: index ready in {time.time() - t0:.0f}s", file=sys.stderr)
+    return Cached(col, docs, idx, emb, self_hit_queries(list(col.queries), docs, "auto"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", type=Path)
+    ap.add_argument("--split", default="test")
+    a = ap.parse_args()
+    t0 = time.time()
+    c = open_cached(a.dataset, a.split)
+    col, docs, emb, own = c.col, c.docs, c.embedder, c.own
+    v = c.index._view
     assert v is not None
     kw = v.store.keyword_index()
     queries = list(col.queries)
@@ -85,7 +104,8 @@ def main() -> int:
         rows = np.union1d(second[n][0], rows0)
         dids = kw.doc_of(rows)
         vecs = np.asarray(v.vectors[rows], np.float32)
-        rec["doc"].append(np.asarray(dids))
+        names = kw.doc_ids(np.unique(dids).tolist())
+        rec["doc"].append(np.asarray([names[int(d)] for d in dids]))
         rec["cos"].append((vecs @ qv[n]).astype(np.float32))
         rec["cos2"].append((vecs @ moved[n]).astype(np.float32))
         rec["kw"].append(h.evidence(rows, dids).astype(np.float32))

@@ -15,7 +15,8 @@ import numpy as np
 from ..store.postings import CHUNK, DOC
 from ..store.segments import Scored
 from ..store.segments import SegmentedKeyword as KeywordIndex
-from ..store.tokenize import is_cjk
+from ..store.tokenize import is_cjk, query_languages, terms
+from . import feedback as fb
 
 #: Matching chunks taken per document among the best documents (a long document's best).
 DOC_CHUNK_FACTOR = 4
@@ -30,7 +31,7 @@ FUZZY_MIN_LENGTH = 4
 def query_terms(kw: KeywordIndex, text: str, *, fuzzy: bool = True) -> list[str]:
     """The index terms of ``text`` (repeats kept: they weigh in BM25), unknown ones
     replaced by their nearest indexed spellings when ``fuzzy``."""
-    found = kw.query_terms(text)
+    found = _analysed(kw, text)
     if not fuzzy or not found:
         return found
     known = kw.document_frequencies(found)
@@ -51,6 +52,20 @@ def near_range(term: str) -> tuple[str, int, int]:
     and the lengths within its edit budget."""
     budget = 1 if len(term) < 8 else 2
     return term[0], len(term) - budget, len(term) + budget
+
+
+def _analysed(kw: KeywordIndex, text: str) -> list[str]:
+    """The query's terms in its own language; when it shows none (no function word), in the
+    language whose analysis the index knows best (most terms found; ties to the first
+    language, English)."""
+    options: list[list[str]] = []
+    for lang in query_languages(text):
+        found = terms(text, language=lang)
+        if found not in options:
+            options.append(found)
+    if len(options) == 1:
+        return options[0]
+    return max(options, key=lambda found: len(kw.document_frequencies(found)))
 
 
 def nearest_terms(kw: KeywordIndex, term: str) -> list[str]:
@@ -170,20 +185,27 @@ def keyword_hits(
     subset: np.ndarray | None = None,
     *,
     fuzzy: bool = True,
+    feedback: fb.Feedback | None = fb.DEFAULT,
 ) -> KeywordHits:
     """The best ``depth`` chunks by BM25, plus the best ``DOC_CHUNK_FACTOR * depth``
     matching chunks of the best ``depth`` documents by document-level BM25 (a document can
     match as a whole where no single chunk holds all the query's words). ``subset``: the
-    only rows allowed (sorted), and documents only through them."""
+    only rows allowed (sorted), and documents only through them. With ``feedback``, the
+    query is first expanded from its best documents (:mod:`.feedback`)."""
     qt = query_terms(kw, text, fuzzy=fuzzy)
-    chunks, docs = kw.score(qt, CHUNK), kw.score(qt, DOC)
+    allowed = kw.doc_of(subset) if subset is not None else None
+    weighted: Sequence[str] | dict[str, float] = qt
+    docs = kw.score(qt, DOC)
+    doc_keys, doc_scores = _allowed(docs, allowed)
+    if feedback is not None and len(doc_keys):
+        weighted = expand(kw, qt, doc_keys, doc_scores, feedback)
+        docs = kw.score(weighted, DOC)
+        doc_keys, doc_scores = _allowed(docs, allowed)
+    chunks = kw.score(weighted, CHUNK)
     rows, scores = chunks.ids, chunks.scores
-    doc_keys, doc_scores = docs.ids, docs.scores
     if subset is not None:
         keep = np.isin(rows, subset)
         rows, scores = rows[keep], scores[keep]
-        keep_docs = np.isin(doc_keys, kw.doc_of(subset))
-        doc_keys, doc_scores = doc_keys[keep_docs], doc_scores[keep_docs]
     best = rows[_best(rows, scores, depth)] if depth > 0 else rows[:0]
     top = _top_documents(kw, doc_keys, doc_scores, depth)
     if len(top):
@@ -192,13 +214,41 @@ def keyword_hits(
         best = np.union1d(best, more)
     else:
         best = np.unique(best)
-    full = kw.full_match(qt)
+    full = kw.full_match(weighted)
     return KeywordHits(
-        best, chunks, docs, np.sort(top), full, tuple(qt), full_evidence(kw, qt, full)
+        best, chunks, docs, np.sort(top), full, tuple(qt), full_evidence(kw, weighted, full)
     )
 
 
-def full_evidence(kw: KeywordIndex, query_terms: Sequence[str], doc_full: float) -> float:
+def _allowed(docs: Scored, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Keys and BM25 of the matched documents (only ``allowed`` ones, if given)."""
+    if allowed is None:
+        return docs.ids, docs.scores
+    keep = np.isin(docs.ids, allowed)
+    return docs.ids[keep], docs.scores[keep]
+
+
+def expand(
+    kw: KeywordIndex,
+    terms: Sequence[str],
+    doc_keys: np.ndarray,
+    doc_scores: np.ndarray,
+    setting: fb.Feedback,
+) -> dict[str, float]:
+    """The query's terms with weights, expanded from its best ``setting.docs`` documents."""
+    top = _best(doc_keys, doc_scores, setting.docs)
+    keys = doc_keys[top].tolist()
+    found = kw.document_terms(keys, fb.DOC_CHARS)
+    words = [found.get(int(k), []) for k in keys]
+    if setting.method == "rm3":
+        return fb.rm3(terms, words, doc_scores[top].tolist(), setting.terms, setting.original)
+    df = kw.document_frequencies({t for w in words for t in w})
+    return fb.bo1(terms, words, df, kw.n_docs, setting.terms, setting.original)
+
+
+def full_evidence(
+    kw: KeywordIndex, query_terms: Sequence[str] | dict[str, float], doc_full: float
+) -> float:
     """The evidence of a full match at both levels: each level's idf sum, weighted as
     :meth:`KeywordHits.evidence` weighs them. Chunk-level idf is larger (more, smaller
     rows), so a fraction of the document level's alone passes 1 on a chunk's own BM25

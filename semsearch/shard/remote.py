@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, cast
 
@@ -46,6 +46,7 @@ from ..store.segments import (
     idf,
     read_tombstones,
     summed,
+    term_weights,
 )
 from ..store.tokenize import is_cjk
 from .groups import Call, Groups
@@ -296,19 +297,19 @@ class ShardedKeyword(SegmentedKeyword):
         for lv in (CHUNK, DOC):
             self._df.update(((lv, t), summed_df[lv].get(t, 0)) for t in terms)
 
-    def score(self, query_terms: Sequence[str], level: int) -> Scored:
-        key = tuple(query_terms)
+    def score(self, query_terms: Sequence[str] | Mapping[str, float], level: int) -> Scored:
+        weights = term_weights(query_terms)
+        key = tuple(weights.items())
         waiting = getattr(self._waiting, "scored", None)
         self._waiting.scored = None
         if waiting is not None and waiting[0] == (key, level):
             return cast(Scored, waiting[1])
-        both = self._score_both(query_terms)
+        both = self._score_both(weights)
         other = DOC if level == CHUNK else CHUNK
         self._waiting.scored = ((key, other), both[other])
         return both[level]
 
-    def _score_both(self, query_terms: Sequence[str]) -> tuple[Scored, Scored]:
-        counts = Counter(query_terms)
+    def _score_both(self, counts: Mapping[str, float]) -> tuple[Scored, Scored]:
         weights = []
         for level, n in ((CHUNK, self.n_chunks), (DOC, self.n_docs)):
             df = self.document_frequencies(counts, level)

@@ -347,13 +347,14 @@ class SegmentedKeyword:
                     out.append((i, ids, tfs))
         return out
 
-    def score(self, query_terms: Sequence[str], level: int) -> Scored:
+    def score(self, query_terms: Sequence[str] | Mapping[str, float], level: int) -> Scored:
         """BM25 of every chunk (``CHUNK``: ids are global rows) or document (``DOC``: ids are
-        document keys) holding a query term."""
+        document keys) holding a query term; a mapping gives each term its weight (a
+        repeated term in a sequence weighs its count)."""
         n = self.n_chunks if level == CHUNK else self.n_docs
         avgdl = self._avgdl[level]
         ids_all, contrib_all = [], []
-        for term, times in Counter(query_terms).items():
+        for term, times in term_weights(query_terms).items():
             found = self._live_postings(level, term)
             df = sum(len(ids) for _, ids, _ in found)
             if not df:
@@ -400,15 +401,24 @@ class SegmentedKeyword:
                 out[t] = df
         return out
 
-    def full_match(self, query_terms: Sequence[str], *, chunks: bool = False) -> float:
+    def full_match(
+        self, query_terms: Sequence[str] | Mapping[str, float], *, chunks: bool = False
+    ) -> float:
         """BM25 of a document (or of a chunk, when ``chunks``) holding every query term
         once at average length: the sum of the terms' idf at that level (repeats count, as
-        in the query). It turns a BM25 score into a fraction that means the same from one
-        query to the next."""
+        in the query; a mapping's weights multiply). It turns a BM25 score into a fraction
+        that means the same from one query to the next."""
         level = CHUNK if chunks else DOC
-        df = self.document_frequencies(query_terms, level)
+        weights = term_weights(query_terms)
+        df = self.document_frequencies(weights, level)
         n = self.n_chunks if chunks else self.n_docs
-        return sum(idf(n, df[t]) for t in query_terms if t in df)
+        return sum(w * idf(n, df[t]) for t, w in weights.items() if t in df)
+
+    def document_terms(self, keys: Iterable[int], limit: int) -> dict[int, list[str]]:
+        """The keyword terms of each document key's text (its first ``limit`` characters),
+        for pseudo-relevance feedback."""
+        names = self.doc_ids(keys)
+        return {k: analyze(self._store.document_text(d)[:limit]) for k, d in names.items()}
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:
         """Indexed terms starting with ``first``, of length ``lo``..``hi`` (the candidates
@@ -442,6 +452,13 @@ def summed(ids_all: Sequence[np.ndarray], contrib_all: Sequence[np.ndarray]) -> 
         return Scored(ids, contrib)
     unique, inverse = np.unique(ids, return_inverse=True)
     return Scored(unique, np.bincount(inverse, weights=contrib, minlength=len(unique)))
+
+
+def term_weights(query_terms: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """Each query term's weight: a mapping's own, or a sequence's count of the term."""
+    if isinstance(query_terms, Mapping):
+        return {t: float(w) for t, w in query_terms.items() if w > 0}
+    return {t: float(c) for t, c in Counter(query_terms).items()}
 
 
 def _mask(size: int, dead: np.ndarray) -> np.ndarray:

@@ -4,6 +4,12 @@ Documents and queries go through the same function, so whatever it does to a wor
 on both sides. The output is plain space-separated terms that SQLite's FTS5 ``ascii``
 tokenizer splits back without changing them.
 
+Latin-script text is stemmed in its own language: :func:`detect_language` counts each
+language's commonest function words (after folding), so a German chunk or query is stemmed
+as German and loses German function words. A query with none of those words (``Häuser
+Berlin``) says nothing about its language; the keyword search then picks the analysis
+whose terms the index holds most (``semsearch.search.keyword.query_terms``).
+
 Identifiers of source code are split into their words and also kept whole, so
 ``parseConfig``, ``parse_config`` and ``config.parse`` share terms, and an exact identifier
 (or dotted path) still matches best: ``parse_config`` and ``parseConfig`` both give
@@ -18,13 +24,50 @@ import unicodedata
 from collections.abc import Callable
 
 #: Stored with every keyword index: terms made by another version are made again.
-TERMS_VERSION = "2"
+TERMS_VERSION = "3"
 
 #: Lucene's English stopword list (the one bm25s and the baselines use): dropped on both sides.
 STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their "
     "then there these they this to was will with".split()
 )
+
+#: Each Latin-script language's commonest function words of two letters or more, folded
+#: (accents dropped), leaving out those that are also English or code words (was, plus,
+#: per, non, su, es, os, as, do, is, op, te, con): what :func:`detect_language` counts,
+#: and (but English's) what its text loses as stopwords.
+LANGUAGE_WORDS = {
+    "english": frozenset(
+        "the of and to is in that it was for on are with as be by this at from have which "
+        "or has were not but an their been had".split()
+    ),
+    "german": frozenset(
+        "der die und den das nicht ist von zu mit sich des auf fur im dem eine einer ein "
+        "wie wird auch als bei nach sind wurde oder aus welche welcher wer wo wann".split()
+    ),
+    "french": frozenset(
+        "le la les et des est une du que pour dans qui par sur au avec ce pas sont ont "
+        "aux cette il elle quel quelle".split()
+    ),
+    "spanish": frozenset(
+        "el la los las del que en por una para se lo como mas fue sus cual quien donde".split()
+    ),
+    "italian": frozenset(
+        "il di che la un una sono del della si le gli nel alla anche piu quale dove".split()
+    ),
+    "dutch": frozenset(
+        "de het een en van dat zijn voor met niet aan er ook als bij door wordt "
+        "welke wie waar".split()
+    ),
+    "portuguese": frozenset(
+        "da dos das que em um uma para com nao por se mais foi sao ao qual quem onde".split()
+    ),
+}
+#: Latin text with no function word of any language is stemmed as this one.
+DEFAULT_LANGUAGE = "english"
+#: Function words needed to name a language: one is chance ("Chi-Square" is not Italian,
+#: "X + Y" not Spanish; CACM has such titles).
+MIN_EVIDENCE = 2
 
 _WORD = re.compile(r"[^\W_]+")
 # Han, Hiragana, Katakana, Hangul and their extensions: written without spaces between
@@ -51,7 +94,7 @@ def _script(ch: str) -> str:
     if 0x0600 <= o <= 0x06FF or 0x0750 <= o <= 0x077F:
         return "arabic"
     if o < 0x0250 or 0x1E00 <= o <= 0x1EFF:
-        return "english"
+        return "latin"
     return ""
 
 
@@ -82,10 +125,42 @@ def is_cjk(term: str) -> bool:
     return bool(_CJK.match(term))
 
 
-def terms(text: str, *, stem: bool = True) -> list[str]:
+def detect_language(words: list[str]) -> str | None:
+    """The language whose function words are most frequent among ``words`` (folded), or
+    None when fewer than ``MIN_EVIDENCE`` are there or two languages tie (English wins a
+    tie it is in)."""
+    counts = dict.fromkeys(LANGUAGE_WORDS, 0)
+    for w in words:
+        if len(w) > 1:  # one letter is a variable as often as a word (x, y, o, e)
+            for lang, vocab in LANGUAGE_WORDS.items():
+                counts[lang] += w in vocab
+    n = max(counts.values())
+    tied = [lang for lang, c in counts.items() if c == n]
+    if n < MIN_EVIDENCE or (len(tied) > 1 and DEFAULT_LANGUAGE not in tied):
+        return None
+    return DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in tied else tied[0]
+
+
+def query_languages(text: str) -> tuple[str, ...]:
+    """The languages a query's Latin-script words may be stemmed in: its detected one, or
+    every language of ``LANGUAGE_WORDS`` when it has none of their function words."""
+    words = _WORD.findall(_fold(text))
+    found = detect_language(words)
+    if found is not None:
+        return (found,)
+    if any(_script(w[0]) == "latin" for w in words):
+        return tuple(LANGUAGE_WORDS)
+    return (DEFAULT_LANGUAGE,)
+
+
+def terms(text: str, *, stem: bool = True, language: str | None = None) -> list[str]:
     """The keyword terms of ``text`` (stopwords and one-letter words dropped): its words in
-    order, then the extra terms of its compound identifiers (:func:`identifier_terms`)."""
-    out = _words(text, stem)
+    order, then the extra terms of its compound identifiers (:func:`identifier_terms`).
+    Latin-script words are stemmed in ``language``, by default the text's own
+    (:func:`detect_language`, else ``DEFAULT_LANGUAGE``)."""
+    words = _WORD.findall(_fold(text))
+    lang = language or detect_language(words) or DEFAULT_LANGUAGE
+    out = _words(words, stem, lang)
     for m in _IDENTIFIER.finditer(text):
         token = m.group()
         if "_" in token.strip("_") or "." in token or _CAMEL.search(token):
@@ -116,33 +191,38 @@ def identifier_terms(token: str, stem: bool = True) -> list[str]:
     return out
 
 
-def _words(text: str, stem: bool) -> list[str]:
+def _words(words: list[str], stem: bool, lang: str) -> list[str]:
     out: list[str] = []
-    for word in _WORD.findall(_fold(text)):
+    for word in words:
         if not word.isascii() and _CJK.search(word):
             pos = 0
             for m in _CJK.finditer(word):
                 if m.start() > pos:
-                    out.extend(_word_terms(word[pos : m.start()], stem))
+                    out.extend(_word_terms(word[pos : m.start()], stem, lang))
                 run = m.group()
                 out.extend(
                     [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
                 )
                 pos = m.end()
             if pos < len(word):
-                out.extend(_word_terms(word[pos:], stem))
+                out.extend(_word_terms(word[pos:], stem, lang))
         else:
-            out.extend(_word_terms(word, stem))
+            out.extend(_word_terms(word, stem, lang))
     return out
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _stem(word: str) -> str:
+def _stem(word: str, latin: str) -> str:
+    """``word`` stemmed for its script (Latin script: in the language ``latin``)."""
     language = _script(word[0])
+    if language == "latin":
+        language = latin
     return _stemmer(language)(word) if language else word
 
 
-def _word_terms(word: str, stem: bool) -> list[str]:
+def _word_terms(word: str, stem: bool, lang: str = DEFAULT_LANGUAGE) -> list[str]:
     if len(word) < 2 or word in STOPWORDS:
         return []
-    return [_stem(word) if stem else word]
+    if lang != DEFAULT_LANGUAGE and word in LANGUAGE_WORDS[lang]:
+        return []
+    return [_stem(word, lang) if stem else word]
