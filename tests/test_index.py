@@ -23,6 +23,7 @@ from semsearch.index import (
     resolve_index_type,
     top_k,
 )
+from semsearch.index.ivf import RowLists
 
 faiss = pytest.importorskip("faiss")
 
@@ -90,7 +91,9 @@ def exhaustive(index: VectorIndex) -> VectorIndex:
     """Widen an approximate index's search until it is exact (a copy; the cache stays tuned)."""
     if not isinstance(index, FaissIndex) or index.index_type == "flat":
         return index
-    copy = FaissIndex(index.dim, faiss.clone_index(index._index), vectors=_rows_of(index))
+    raw = index._index
+    raw = raw.clone() if isinstance(raw, RowLists) else faiss.clone_index(raw)
+    copy = FaissIndex(index.dim, raw, vectors=_rows_of(index))
     copy.set_search_params(max(len(index), 2048) if index.index_type == "hnsw" else 1 << 20)
     return copy
 
@@ -413,3 +416,49 @@ def test_damaged_vector_file_raises(tmp_path: Path) -> None:
     np.save(path, clustered(50).astype(np.float64))
     with pytest.raises(IndexFormatError):
         NumpyIndex.load(path, DIM)
+
+
+# -- ivf: row lists, no second copy of the vectors ---------------------------------------------
+
+
+def test_ivf_file_holds_no_copy_of_the_vectors(tmp_path: Path) -> None:
+    n = 3001  # odd: lists of uneven length
+    data = clustered(n)
+    index = built("ivf", n)
+    assert isinstance(index, FaissIndex) and isinstance(index._index, RowLists)
+    index.save(tmp_path / "index.faiss")
+    nlist = index.params["nlist"]
+    # header + centroids + offsets + one int64 per row; the vectors stay in vectors.npy only
+    assert (tmp_path / "index.faiss").stat().st_size == 32 + nlist * DIM * 4 + 8 * (nlist + 1 + n)
+    assert (tmp_path / "index.faiss").stat().st_size < data.nbytes / 2
+
+
+@pytest.mark.parametrize("dead_every", [3, 10])
+def test_ivf_recall_among_live_rows(dead_every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tombstoned rows arrive as a subset of live rows: the tuned index keeps its recall among
+    them, never returns a dead row, and every score it returns is the exact one."""
+    monkeypatch.setattr(ann, "FLAT_MAX_ROWS", 5)  # the subset goes through the lists
+    n = 3001
+    data, q = clustered(n), clustered(200, stream=1)
+    alive = np.setdiff1d(np.arange(n), np.arange(0, n, dead_every))
+    res = built("ivf", n).search(q, 10, subset=alive)
+    assert np.isin(res.ids, alive).all()
+    np.testing.assert_allclose(res.scores, np.einsum("qd,qkd->qk", q, data[res.ids]), atol=2e-5)
+    _, truth = oracle(data, q, 10, alive)
+    recall = np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(res.ids, truth, strict=True)])
+    assert recall >= ann.TARGET_RECALL
+
+
+def test_ivf_damaged_header_and_lists_raise(tmp_path: Path) -> None:
+    path = tmp_path / "index.faiss"
+    built("ivf", 1001).save(path)
+    np.save(tmp_path / "vectors.npy", clustered(1001))
+    blob = bytearray(path.read_bytes())
+    nlist = built("ivf", 1001).params["nlist"]
+    rows_at = 32 + nlist * DIM * 4 + 8 * (nlist + 1)
+    for where, value in ((4, 9), (rows_at, 1 << 40), (rows_at - 8, 5)):  # version, row, offset
+        bad = bytearray(blob)
+        bad[where : where + 8] = int(value).to_bytes(8, "little")
+        path.write_bytes(bytes(bad))
+        with pytest.raises(IndexFormatError):
+            FaissIndex.load(path, DIM)

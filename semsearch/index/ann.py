@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .ivf import RowLists
+
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 
 #: ``auto`` stays exact up to this many rows. Measured on the 2-core dev box shared with other
@@ -53,6 +55,8 @@ PQ_MIN_CANDIDATES = 64
 BLOCK_ROWS = 65_536
 
 _FOURCC = {b"IxFI": "flat", b"IHNf": "hnsw", b"IwFl": "ivf", b"IwPQ": "ivfpq"}
+#: The four-byte tag of faiss's ``IndexIVFFlat``, which kept a copy of the vectors in its lists.
+LEGACY_IVF = b"IwFl"
 
 
 def concrete(faiss: Any, index: Any) -> Any:
@@ -97,11 +101,10 @@ def new_index(faiss: Any, kind: str, dim: int, n: int) -> Any:
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         return index
     nlist = ivf_lists(n)
-    if kind == "ivf":
-        spec = f"IVF{nlist},Flat"
-    else:
-        m, nbits = pq_shape(dim, n)
-        spec = f"IVF{nlist},PQ{m}x{nbits}"
+    if kind == "ivf":  # lists of row numbers, scored from vectors.npy: no second copy
+        return RowLists(faiss, dim, nlist, IVF_KMEANS_ITER)
+    m, nbits = pq_shape(dim, n)
+    spec = f"IVF{nlist},PQ{m}x{nbits}"
     index = concrete(faiss, faiss.index_factory(dim, spec, ip))
     index.cp.niter = IVF_KMEANS_ITER
     index.cp.spherical = True  # unit-norm data: keep centroids on the sphere
@@ -130,19 +133,29 @@ def sample_rows(vectors: np.ndarray, count: int, rng: np.random.Generator) -> np
 
 
 def kind_of(index: Any) -> str:
+    """The index type; ``IndexIVFFlat`` (written before :class:`RowLists`) is an ``ivf`` too."""
     name = type(index).__name__
-    return {"IndexFlatIP": "flat", "IndexHNSWFlat": "hnsw", "IndexIVFFlat": "ivf"}.get(
-        name, "ivfpq" if name == "IndexIVFPQ" else name
-    )
+    kinds = {"IndexFlatIP": "flat", "IndexHNSWFlat": "hnsw", "IndexIVFFlat": "ivf"}
+    kinds["RowLists"] = "ivf"
+    return kinds.get(name, "ivfpq" if name == "IndexIVFPQ" else name)
 
 
 def sniff_kind(path: Path) -> str | None:
     """Index type from the file's four-byte tag, to pick the memory-mapping flags."""
+    return _FOURCC.get(_tag(path))
+
+
+def is_legacy(path: Path) -> bool:
+    """An ``IndexIVFFlat`` file (a second copy of the vectors): converted on the next write."""
+    return _tag(path) == LEGACY_IVF
+
+
+def _tag(path: Path) -> bytes:
     try:
         with open(path, "rb") as f:
-            return _FOURCC.get(f.read(4))
+            return f.read(4)
     except OSError:
-        return None
+        return b""
 
 
 def read_flags(faiss: Any, kind: str | None) -> int:
@@ -208,6 +221,8 @@ def describe(index: Any) -> dict[str, Any]:
         )
     elif kind in ("ivf", "ivfpq"):
         out.update(nlist=int(index.nlist), nprobe=int(index.nprobe))
+        if kind == "ivf":
+            out.update(lists="rows" if isinstance(index, RowLists) else "flat")
         if kind == "ivfpq":
             out.update(pq_m=int(index.pq.M), pq_nbits=int(index.pq.nbits), rerank=PQ_RERANK)
     return out

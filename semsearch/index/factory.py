@@ -62,7 +62,7 @@ def build_vector_index(
             truth.update(block, start)
         if progress is not None:
             progress(start + len(block), n)
-    out = FaissIndex(dim, raw, vectors=vectors if kind == "ivfpq" else None)
+    out = FaissIndex(dim, raw, vectors=vectors if kind in ("ivf", "ivfpq") else None)
     if truth is not None:
         out.tune(truth, target_recall)
     return out

@@ -14,13 +14,15 @@ from ..store.npy import load_vectors
 from ..util import first_line
 from . import ann
 from .base import TIE_MARGIN, SearchResult, VectorIndex, best_of, check_k, check_subset
+from .ivf import RowLists
 from .numpy_index import NumpyIndex
 
 
 class FaissIndex(VectorIndex):
     """Inner-product search with a faiss index: exact ``IndexFlatIP`` by default, or any type
     :func:`build_vector_index` makes. ``vectors`` (the float rows, usually memory-mapped) is
-    needed only by ``ivfpq``, which re-scores its compressed candidates exactly."""
+    needed by ``ivf`` (its lists hold row numbers only, see :mod:`.ivf`) and ``ivfpq``, which
+    score their candidates exactly from them."""
 
     backend = "faiss"
     file_name = FAISS
@@ -52,10 +54,20 @@ class FaissIndex(VectorIndex):
         ann.set_param(self._index, int(value))
         self.recall = None
 
+    @property
+    def needs_rows(self) -> bool:
+        """Whether searching reads the float rows (``vectors.npy``)."""
+        return self.index_type == "ivfpq" or isinstance(self._index, RowLists)
+
+    @property
+    def legacy(self) -> bool:
+        """An ``IndexIVFFlat`` keeping its own copy of the vectors (converted on a write)."""
+        return type(self._index).__name__ == "IndexIVFFlat"
+
     def add(self, vectors: np.ndarray) -> None:
         v = self._check(vectors, "vectors")
-        if self.index_type == "ivfpq" and self._rows is None:
-            raise UsageError("an ivfpq index needs its float vectors to add rows")
+        if self.needs_rows and self._rows is None:
+            raise UsageError(f"an {self.index_type} index needs its float vectors to add rows")
         self._writable()
         self._index.add(v)
         if self._rows is not None:
@@ -94,26 +106,31 @@ class FaissIndex(VectorIndex):
                 shutil.copyfile(mapped, path)
             return
         self._writable()
-        import_faiss().write_index(self._index, str(path))
+        if isinstance(self._index, RowLists):
+            self._index.write(Path(path))
+        else:
+            import_faiss().write_index(self._index, str(path))
 
     @classmethod
     def load(cls, path: Path, dim: int, vectors: np.ndarray | None = None) -> FaissIndex:
         """Memory-maps the file. ``vectors`` defaults to the ``vectors.npy`` beside ``path``
-        and is only read for ``ivfpq``."""
+        and is only read for ``ivf`` and ``ivfpq``."""
         faiss = import_faiss()
         path = Path(path)
-        kind = ann.sniff_kind(path)
-        flags = ann.read_flags(faiss, kind) | faiss.IO_FLAG_READ_ONLY
-        try:
-            index = faiss.read_index(str(path), flags)
-        except RuntimeError as exc:
-            raise IndexFormatError(
-                f"{path}: not a readable faiss index ({first_line(exc)})"
-            ) from None
+        index: Any
+        if ivf_file(path):
+            index = RowLists.read(faiss, path)
+        else:
+            flags = ann.read_flags(faiss, ann.sniff_kind(path)) | faiss.IO_FLAG_READ_ONLY
+            try:
+                index = ann.concrete(faiss, faiss.read_index(str(path), flags))
+            except RuntimeError as exc:
+                raise IndexFormatError(
+                    f"{path}: not a readable faiss index ({first_line(exc)})"
+                ) from None
         if index.d != dim:
             raise IndexFormatError(f"{path}: faiss index has dimension {index.d}, expected {dim}")
-        index = ann.concrete(faiss, index)
-        if vectors is None and ann.kind_of(index) == "ivfpq":
+        if vectors is None and (ann.kind_of(index) == "ivfpq" or isinstance(index, RowLists)):
             vectors = load_vectors(path.with_name(NumpyIndex.file_name), dim)
         if vectors is not None and len(vectors) != index.ntotal:
             raise IndexFormatError(
@@ -147,14 +164,18 @@ class FaissIndex(VectorIndex):
         boost: float = 1.0,
         value: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw approximate hits (``-1`` pads missing ones); ``ivfpq`` re-scored exactly.
+        """Raw approximate hits (``-1`` pads missing ones); ``ivf``/``ivfpq`` scored exactly.
         ``boost`` widens the search when a filter leaves only a fraction of the rows."""
-        faiss = import_faiss()
-        sel = ann.Selector(faiss, ids, len(self))
         if value is None:
             value = ann.get_param(self._index)
         if boost > 1.0 and value is not None:
             value = int(min(np.ceil(value * boost), ann.HNSW_EF[-1] * 4))
+        if isinstance(self._index, RowLists):
+            if self._rows is None:
+                raise UsageError("an ivf index needs its float vectors to score candidates")
+            return self._index.search(q, fetch, self._rows.all(), ids, value)
+        faiss = import_faiss()
+        sel = ann.Selector(faiss, ids, len(self))
         params = ann.search_parameters(faiss, self._index, sel.sel, value)
         if self.index_type != "ivfpq":
             scores, found = self._index.search(q, fetch, params=params)
@@ -202,6 +223,9 @@ class FaissIndex(VectorIndex):
         read it fully into memory before the first change."""
         if self._mapped_from is None:
             return
+        if isinstance(self._index, RowLists):  # adding rows builds new arrays, never writes
+            self._mapped_from = None
+            return
         faiss, value = import_faiss(), ann.get_param(self._index)
         try:
             index = ann.concrete(faiss, faiss.read_index(str(self._mapped_from)))
@@ -210,6 +234,13 @@ class FaissIndex(VectorIndex):
         if value is not None:
             ann.set_param(index, value)
         self._index, self._mapped_from = index, None
+
+
+def ivf_file(path: Path) -> bool:
+    """Whether ``path`` holds a :class:`RowLists` inverted file (not a faiss-format one)."""
+    from .ivf import sniff
+
+    return sniff(path)
 
 
 def import_faiss() -> Any:
