@@ -23,7 +23,6 @@ from semsearch.index import (
     resolve_index_type,
     top_k,
 )
-from semsearch.index.ivf import RowLists
 
 faiss = pytest.importorskip("faiss")
 
@@ -91,9 +90,7 @@ def exhaustive(index: VectorIndex) -> VectorIndex:
     """Widen an approximate index's search until it is exact (a copy; the cache stays tuned)."""
     if not isinstance(index, FaissIndex) or index.index_type == "flat":
         return index
-    raw = index._index
-    raw = raw.clone() if isinstance(raw, RowLists) else faiss.clone_index(raw)
-    copy = FaissIndex(index.dim, raw, vectors=_rows_of(index))
+    copy = FaissIndex(index.dim, faiss.clone_index(index._index), vectors=_rows_of(index))
     copy.set_search_params(max(len(index), 2048) if index.index_type == "hnsw" else 1 << 20)
     return copy
 
@@ -422,15 +419,16 @@ def test_damaged_vector_file_raises(tmp_path: Path) -> None:
 
 
 def test_ivf_file_holds_no_copy_of_the_vectors(tmp_path: Path) -> None:
+    """``ivf`` keeps 4-bit codes (half a byte per 4 dimensions) and row ids in its lists, not
+    the float rows: those are read from vectors.npy to re-score candidates."""
     n = 3001  # odd: lists of uneven length
     data = clustered(n)
     index = built("ivf", n)
-    assert isinstance(index, FaissIndex) and isinstance(index._index, RowLists)
+    assert isinstance(index, FaissIndex) and index.needs_rows and not index.legacy
     index.save(tmp_path / "index.faiss")
-    nlist = index.params["nlist"]
-    # header + centroids + offsets + one int64 per row; the vectors stay in vectors.npy only
-    assert (tmp_path / "index.faiss").stat().st_size == 32 + nlist * DIM * 4 + 8 * (nlist + 1 + n)
-    assert (tmp_path / "index.faiss").stat().st_size < data.nbytes / 2
+    codes = n * (ann.fastscan_m(DIM) // 2 + 8)  # codes + int64 ids
+    assert (tmp_path / "index.faiss").stat().st_size < codes + 4 * DIM * 64 + 2**16
+    assert (tmp_path / "index.faiss").stat().st_size < data.nbytes / 3
 
 
 @pytest.mark.parametrize("dead_every", [3, 10])
@@ -449,16 +447,20 @@ def test_ivf_recall_among_live_rows(dead_every: int, monkeypatch: pytest.MonkeyP
     assert recall >= ann.TARGET_RECALL
 
 
-def test_ivf_damaged_header_and_lists_raise(tmp_path: Path) -> None:
-    path = tmp_path / "index.faiss"
-    built("ivf", 1001).save(path)
-    np.save(tmp_path / "vectors.npy", clustered(1001))
-    blob = bytearray(path.read_bytes())
-    nlist = built("ivf", 1001).params["nlist"]
-    rows_at = 32 + nlist * DIM * 4 + 8 * (nlist + 1)
-    for where, value in ((4, 9), (rows_at, 1 << 40), (rows_at - 8, 5)):  # version, row, offset
-        bad = bytearray(blob)
-        bad[where : where + 8] = int(value).to_bytes(8, "little")
-        path.write_bytes(bytes(bad))
-        with pytest.raises(IndexFormatError):
-            FaissIndex.load(path, DIM)
+def test_released_pages_read_back_and_memory_arrays_are_untouched(tmp_path: Path) -> None:
+    """``release`` drops a memory map's pages from the process (the build streams vectors.npy
+    through it); the rows read back unchanged, and an array held in memory is never touched
+    (MADV_DONTNEED on anonymous memory would zero it)."""
+    from semsearch.store.npy import load_vectors, release
+
+    data = clustered(5000)
+    np.save(tmp_path / "vectors.npy", data)
+    mapped = load_vectors(tmp_path / "vectors.npy", DIM)
+    assert float(np.asarray(mapped).sum()) == pytest.approx(float(data.sum()), rel=1e-6)
+    release(mapped)
+    np.testing.assert_array_equal(np.asarray(mapped), data)
+    copy = data.copy()
+    release(copy)
+    release(mapped[10:20])
+    np.testing.assert_array_equal(copy, data)
+    np.testing.assert_array_equal(np.asarray(mapped[10:20]), data[10:20])

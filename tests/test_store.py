@@ -221,15 +221,14 @@ def _ivf_corpus(root: Path, n: int = 400) -> Path:
 
 def test_old_ivfflat_index_opens_and_is_converted_on_the_next_write(tmp_path: Path) -> None:
     """An index written when ``ivf`` meant faiss's IndexIVFFlat (a second copy of every vector
-    in its lists) answers as before, and the next write rewrites it as row lists."""
+    in its lists) answers as before, and the next write rewrites it with codes."""
     faiss = pytest.importorskip("faiss")
-    from semsearch.index import FaissIndex
-    from semsearch.index.faiss_index import ivf_file
+    from semsearch.index import FaissIndex, ann
 
     corpus, emb, idx = _ivf_corpus(tmp_path / "corpus"), FakeEmbedder(), tmp_path / "idx"
     index_paths([corpus], idx, embedder=emb, index_type="ivf")
     gen = _gen(idx)
-    assert ivf_file(gen / "index.faiss")  # new indexes keep row numbers only
+    assert not ann.is_legacy(gen / "index.faiss")  # new indexes keep codes, not vectors
     vectors = np.load(gen / "vectors.npy")
     legacy = faiss.index_factory(vectors.shape[1], "IVF8,Flat", faiss.METRIC_INNER_PRODUCT)
     legacy.train(vectors)
@@ -258,7 +257,7 @@ def test_old_ivfflat_index_opens_and_is_converted_on_the_next_write(tmp_path: Pa
     live = json.loads((_gen(idx) / "manifest.json").read_text())
     names = [seg["name"] for seg in live.get("segments", [])] or [_gen(idx).name]
     live_files = [p for p in segs if p.parent.name in names]
-    assert live_files and all(ivf_file(p) for p in live_files)
+    assert live_files and not any(ann.is_legacy(p) for p in live_files)
     index_paths([corpus], exact, embedder=emb)
     got, want = top(idx), top(exact)  # approximate again (tuned nprobe), scores exact
     assert got[0] == want[0] and len(set(got) & set(want)) >= 6

@@ -14,15 +14,14 @@ from ..store.npy import load_vectors
 from ..util import first_line
 from . import ann
 from .base import TIE_MARGIN, SearchResult, VectorIndex, best_of, check_k, check_subset
-from .ivf import RowLists
 from .numpy_index import NumpyIndex
 
 
 class FaissIndex(VectorIndex):
     """Inner-product search with a faiss index: exact ``IndexFlatIP`` by default, or any type
     :func:`build_vector_index` makes. ``vectors`` (the float rows, usually memory-mapped) is
-    needed by ``ivf`` (its lists hold row numbers only, see :mod:`.ivf`) and ``ivfpq``, which
-    score their candidates exactly from them."""
+    needed by ``ivf`` and ``ivfpq``: their lists hold compressed codes (a small fraction of
+    the vectors, no second copy), and their candidates are re-scored exactly from the rows."""
 
     backend = "faiss"
     file_name = FAISS
@@ -57,7 +56,7 @@ class FaissIndex(VectorIndex):
     @property
     def needs_rows(self) -> bool:
         """Whether searching reads the float rows (``vectors.npy``)."""
-        return self.index_type == "ivfpq" or isinstance(self._index, RowLists)
+        return ann.rescored(self._index)
 
     @property
     def legacy(self) -> bool:
@@ -106,10 +105,7 @@ class FaissIndex(VectorIndex):
                 shutil.copyfile(mapped, path)
             return
         self._writable()
-        if isinstance(self._index, RowLists):
-            self._index.write(Path(path))
-        else:
-            import_faiss().write_index(self._index, str(path))
+        import_faiss().write_index(self._index, str(path))
 
     @classmethod
     def load(cls, path: Path, dim: int, vectors: np.ndarray | None = None) -> FaissIndex:
@@ -117,20 +113,16 @@ class FaissIndex(VectorIndex):
         and is only read for ``ivf`` and ``ivfpq``."""
         faiss = import_faiss()
         path = Path(path)
-        index: Any
-        if ivf_file(path):
-            index = RowLists.read(faiss, path)
-        else:
-            flags = ann.read_flags(faiss, ann.sniff_kind(path)) | faiss.IO_FLAG_READ_ONLY
-            try:
-                index = ann.concrete(faiss, faiss.read_index(str(path), flags))
-            except RuntimeError as exc:
-                raise IndexFormatError(
-                    f"{path}: not a readable faiss index ({first_line(exc)})"
-                ) from None
+        flags = ann.read_flags(faiss, ann.sniff_kind(path)) | faiss.IO_FLAG_READ_ONLY
+        try:
+            index = ann.concrete(faiss, faiss.read_index(str(path), flags))
+        except RuntimeError as exc:
+            raise IndexFormatError(
+                f"{path}: not a readable faiss index ({first_line(exc)})"
+            ) from None
         if index.d != dim:
             raise IndexFormatError(f"{path}: faiss index has dimension {index.d}, expected {dim}")
-        if vectors is None and (ann.kind_of(index) == "ivfpq" or isinstance(index, RowLists)):
+        if vectors is None and ann.rescored(index):
             vectors = load_vectors(path.with_name(NumpyIndex.file_name), dim)
         if vectors is not None and len(vectors) != index.ntotal:
             raise IndexFormatError(
@@ -170,20 +162,16 @@ class FaissIndex(VectorIndex):
             value = ann.get_param(self._index)
         if boost > 1.0 and value is not None:
             value = int(min(np.ceil(value * boost), ann.HNSW_EF[-1] * 4))
-        if isinstance(self._index, RowLists):
-            if self._rows is None:
-                raise UsageError("an ivf index needs its float vectors to score candidates")
-            return self._index.search(q, fetch, self._rows.all(), ids, value)
         faiss = import_faiss()
         sel = ann.Selector(faiss, ids, len(self))
         params = ann.search_parameters(faiss, self._index, sel.sel, value)
-        if self.index_type != "ivfpq":
+        if not ann.rescored(self._index):
             scores, found = self._index.search(q, fetch, params=params)
             self._check_ids(found)
             return scores, found
         if self._rows is None:
-            raise UsageError("an ivfpq index needs its float vectors to re-score candidates")
-        wide = max(fetch * ann.PQ_RERANK, ann.PQ_MIN_CANDIDATES)
+            raise UsageError(f"an {self.index_type} index needs its float vectors to re-score")
+        wide = ann.rerank_width(self._index, fetch)
         _, found = self._index.search(q, wide, params=params)
         self._check_ids(found)
         return self._rows.scores(q, found), found
@@ -223,9 +211,6 @@ class FaissIndex(VectorIndex):
         read it fully into memory before the first change."""
         if self._mapped_from is None:
             return
-        if isinstance(self._index, RowLists):  # adding rows builds new arrays, never writes
-            self._mapped_from = None
-            return
         faiss, value = import_faiss(), ann.get_param(self._index)
         try:
             index = ann.concrete(faiss, faiss.read_index(str(self._mapped_from)))
@@ -234,13 +219,6 @@ class FaissIndex(VectorIndex):
         if value is not None:
             ann.set_param(index, value)
         self._index, self._mapped_from = index, None
-
-
-def ivf_file(path: Path) -> bool:
-    """Whether ``path`` holds a :class:`RowLists` inverted file (not a faiss-format one)."""
-    from .ivf import sniff
-
-    return sniff(path)
 
 
 def import_faiss() -> Any:
