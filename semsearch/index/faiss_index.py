@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from ..store.manifest import FAISS
-from ..store.npy import load_vectors, warm
+from ..store.npy import load_vectors
 from ..util import first_line
 from . import ann
 from .base import TIE_MARGIN, SearchResult, VectorIndex, best_of, check_k, check_subset
@@ -130,8 +130,6 @@ class FaissIndex(VectorIndex):
             )
         out = cls(dim, index, vectors=vectors)
         out._mapped_from = path
-        if vectors is not None and ann.rescored(index):
-            warm(vectors)  # re-scoring reads scattered rows: map their pages ahead
         return out
 
     # -- internals -------------------------------------------------------------------------

@@ -11,8 +11,6 @@ import contextlib
 import mmap
 import os
 import re
-import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -91,42 +89,6 @@ def release(vectors: np.ndarray) -> None:
     if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
         with contextlib.suppress(OSError, ValueError):  # a hint: the OS reclaims them later
             mm.madvise(mmap.MADV_DONTNEED)
-
-
-#: Linux 5.14+: fill the page tables of a mapping from the page cache (reading what is not
-#: cached). Python's mmap module does not name it before 3.13.
-_MADV_POPULATE_READ = 22
-
-
-def warm(vectors: np.ndarray) -> threading.Thread | None:
-    """Map every page of a memory-mapped array in a background thread.
-
-    Re-scoring candidates reads a few hundred rows scattered over ``vectors.npy``; the first
-    touch of each page costs a page fault (10-40 µs each on a busy machine, measured: 7-46 ms
-    for 868 rows of a fresh map, 0.3-0.9 ms once mapped). ``madvise(MADV_POPULATE_READ)``
-    maps them all at once, off the calling thread (ctypes releases the GIL); the pages are
-    the file's, shared with the OS page cache, not a copy. Returns the thread, or None when
-    there is nothing to do (an array in memory, or no such call on this system)."""
-    mm = getattr(vectors, "_mmap", None)
-    if not isinstance(mm, mmap.mmap) or len(mm) == 0 or not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        view = np.frombuffer(mm, dtype=np.uint8)
-        address = view.ctypes.data
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-    length = len(mm)
-
-    def populate() -> None:
-        libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), _MADV_POPULATE_READ)
-        _ = view  # keeps the buffer export (and so the mapping) alive while it runs
-
-    thread = threading.Thread(target=populate, name="semsearch-warm", daemon=True)
-    thread.start()
-    return thread
 
 
 class VectorWriter:
