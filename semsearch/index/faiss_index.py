@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from ..store.manifest import FAISS
-from ..store.npy import load_vectors
+from ..store.npy import load_vectors, release
 from ..util import first_line
 from . import ann
 from .base import TIE_MARGIN, SearchResult, VectorIndex, best_of, check_k, check_subset
@@ -199,8 +199,18 @@ class FaissIndex(VectorIndex):
         _, self.recall = ann.tune(self._index, truth, self._tune_search, target)
 
     def _tune_search(self, q: np.ndarray, k: int, value: int) -> np.ndarray:
-        """Ids as ``search`` would rank them, with the breadth set to ``value``."""
-        return best_of(*self._candidates(q, k, value=value), k)[1]
+        """Ids as ``search`` would rank them, with the breadth set to ``value``. Re-scoring
+        types drop the mapped pages of their rows every few queries: tuning touches ~1,000
+        scattered rows per query, and the kernel maps pages around each one, so 200 queries
+        would otherwise hold most of ``vectors.npy`` in the process (1.5 GB at 1M)."""
+        if self._rows is None:
+            return best_of(*self._candidates(q, k, value=value), k)[1]
+        out = []
+        for start in range(0, len(q), ann.TUNE_BLOCK):
+            block = q[start : start + ann.TUNE_BLOCK]
+            out.append(best_of(*self._candidates(block, k, value=value), k)[1])
+            release(self._rows.all())
+        return np.vstack(out) if out else np.empty((0, k), dtype=np.int64)
 
     def _check_ids(self, found: np.ndarray) -> None:
         if found.size and found.max() >= len(self):
