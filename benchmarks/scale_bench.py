@@ -60,6 +60,9 @@ def measure(n: int, real: Any) -> dict[str, Any]:
     from semsearch import SemanticIndex
 
     path = build(n, real)
+    import resource
+
+    built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     index = SemanticIndex.load(path, embedder=real)
     queries = sentences(QUERIES, vocabulary(), seed=7, lo=2, hi=5, skip=100)
     out: dict[str, Any] = {"chunks": n}
@@ -95,8 +98,31 @@ def measure(n: int, real: Any) -> dict[str, Any]:
     store = writer._require_view().store
     out["segments_after_edits"] = len(getattr(store, "segments", [store]))
     out["size_bytes"] = info.size_bytes
+    out.update(_files(store))
+    out["texts_bytes"] = _text_bytes(n)
+    out["peak_rss_after_build_mib"] = round(built_rss)
     out["loadavg_1min"] = os.getloadavg()[0]
     return out
+
+
+def _files(store: Any) -> dict[str, int]:
+    """Bytes per file kind over the live segments."""
+    out: dict[str, int] = {}
+    for seg in getattr(store, "segments", []):
+        for f in seg.path.iterdir():
+            if f.suffix in (".npy", ".faiss", ".sqlite"):
+                key = f"{f.name.replace('.', '_')}_bytes"
+                out[key] = out.get(key, 0) + f.stat().st_size
+    return out
+
+
+def _text_bytes(n: int) -> int:
+    """UTF-8 bytes of the texts :func:`build` indexed (generated again, as it made them)."""
+    step, total = 100_000, 0
+    for start in range(0, n, step):
+        texts = sentences(min(step, n - start), vocabulary(), seed=n + start, lo=8, hi=24)
+        total += sum(len(t.encode()) for t in texts)
+    return total
 
 
 def run(quick: bool, section: dict[str, Any], model_dir: str | None = None) -> None:

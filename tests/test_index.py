@@ -413,3 +413,56 @@ def test_damaged_vector_file_raises(tmp_path: Path) -> None:
     np.save(path, clustered(50).astype(np.float64))
     with pytest.raises(IndexFormatError):
         NumpyIndex.load(path, DIM)
+
+
+# -- ivf: row lists, no second copy of the vectors ---------------------------------------------
+
+
+def test_ivf_file_holds_no_copy_of_the_vectors(tmp_path: Path) -> None:
+    """``ivf`` keeps 4-bit codes (half a byte per 4 dimensions) and row ids in its lists, not
+    the float rows: those are read from vectors.npy to re-score candidates."""
+    n = 3001  # odd: lists of uneven length
+    data = clustered(n)
+    index = built("ivf", n)
+    assert isinstance(index, FaissIndex) and index.needs_rows and not index.legacy
+    index.save(tmp_path / "index.faiss")
+    codes = n * (ann.fastscan_m(DIM) // 2 + 8)  # codes + int64 ids
+    assert (tmp_path / "index.faiss").stat().st_size < codes + 4 * DIM * 64 + 2**16
+    assert (tmp_path / "index.faiss").stat().st_size < data.nbytes / 3
+
+
+@pytest.mark.parametrize("dead_every", [3, 10])
+def test_ivf_recall_among_live_rows(dead_every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tombstoned rows arrive as a subset of live rows: the tuned index keeps its recall among
+    them, never returns a dead row, and every score it returns is the exact one."""
+    monkeypatch.setattr(ann, "FLAT_MAX_ROWS", 5)  # the subset goes through the lists
+    n = 3001
+    data, q = clustered(n), clustered(200, stream=1)
+    alive = np.setdiff1d(np.arange(n), np.arange(0, n, dead_every))
+    res = built("ivf", n).search(q, 10, subset=alive)
+    assert np.isin(res.ids, alive).all()
+    np.testing.assert_allclose(res.scores, np.einsum("qd,qkd->qk", q, data[res.ids]), atol=2e-5)
+    _, truth = oracle(data, q, 10, alive)
+    recall = np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(res.ids, truth, strict=True)])
+    assert recall >= ann.TARGET_RECALL
+
+
+def test_released_pages_read_back_and_memory_arrays_are_untouched(
+    tmp_path: Path,
+) -> None:
+    """``release`` drops a memory map's pages from the process (the build streams vectors.npy
+    through it); the rows read back unchanged, and an array held in memory is never touched
+    (MADV_DONTNEED on anonymous memory would zero it)."""
+    from semsearch.store.npy import load_vectors, release
+
+    data = clustered(5000)
+    np.save(tmp_path / "vectors.npy", data)
+    mapped = load_vectors(tmp_path / "vectors.npy", DIM)
+    assert float(np.asarray(mapped).sum()) == pytest.approx(float(data.sum()), rel=1e-6)
+    release(mapped)
+    np.testing.assert_array_equal(np.asarray(mapped), data)
+    copy = data.copy()
+    release(copy)
+    release(mapped[10:20])
+    np.testing.assert_array_equal(copy, data)
+    np.testing.assert_array_equal(np.asarray(mapped[10:20]), data[10:20])

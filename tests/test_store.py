@@ -212,6 +212,58 @@ def test_second_writer_waits_then_fails_clearly(built: Path) -> None:
         pass
 
 
+def _ivf_corpus(root: Path, n: int = 400) -> Path:
+    root.mkdir()
+    for i in range(n):
+        (root / f"d{i}.txt").write_text(f"w{i} x{i * 7 % 101} y{i % 13} z{i % 29} topic {i % 17}.")
+    return root
+
+
+def test_old_ivfflat_index_opens_and_is_converted_on_the_next_write(tmp_path: Path) -> None:
+    """An index written when ``ivf`` meant faiss's IndexIVFFlat (a second copy of every vector
+    in its lists) answers as before, and the next write rewrites it with codes."""
+    faiss = pytest.importorskip("faiss")
+    from semsearch.index import FaissIndex, ann
+
+    corpus, emb, idx = _ivf_corpus(tmp_path / "corpus"), FakeEmbedder(), tmp_path / "idx"
+    index_paths([corpus], idx, embedder=emb, index_type="ivf")
+    gen = _gen(idx)
+    assert not ann.is_legacy(gen / "index.faiss")  # new indexes keep codes, not vectors
+    vectors = np.load(gen / "vectors.npy")
+    legacy = faiss.index_factory(vectors.shape[1], "IVF8,Flat", faiss.METRIC_INNER_PRODUCT)
+    legacy.train(vectors)
+    legacy.add(vectors)
+    faiss.downcast_index(legacy).nprobe = 8  # every list: exact
+    faiss.write_index(legacy, str(gen / "index.faiss"))
+    raw = (gen / "index.faiss").read_bytes()
+    data = json.loads((gen / "manifest.json").read_text())
+    for files in [data["files"], *(seg["files"] for seg in data.get("segments", []))]:
+        if "index.faiss" in files:
+            files["index.faiss"].update(size=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+    _rewrite_manifest(idx, **data)
+    exact = tmp_path / "exact"
+    index_paths([corpus], exact, embedder=emb, index_type="flat")
+
+    def top(path: Path) -> list[tuple[str, float]]:
+        hits = SemanticIndex.load(path, embedder=emb).search("topic 3 y5", k=8, mode="dense")
+        return [(h.source, round(h.score, 5)) for h in hits]
+
+    view = SemanticIndex.load(idx, embedder=emb)._view
+    assert view is not None and isinstance(view.index, FaissIndex) and view.index.legacy
+    assert top(idx) == top(exact)
+    (corpus / "new.txt").write_text("a brand new document about topic 3.")
+    index_paths([corpus], idx, embedder=emb)
+    segs = [p for p in _gen(idx).parent.glob("gen-*/index.faiss")]
+    live = json.loads((_gen(idx) / "manifest.json").read_text())
+    names = [seg["name"] for seg in live.get("segments", [])] or [_gen(idx).name]
+    live_files = [p for p in segs if p.parent.name in names]
+    assert live_files and not any(ann.is_legacy(p) for p in live_files)
+    index_paths([corpus], exact, embedder=emb)
+    got, want = top(idx), top(exact)  # approximate again (tuned nprobe), scores exact
+    assert got[0] == want[0] and len(set(got) & set(want)) >= 6
+    assert json.loads((_gen(idx) / "manifest.json").read_text())["recall_at_10"] >= 0.95
+
+
 def test_approximate_index_type_is_tuned_and_recorded(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import MissingDependencyError, UsageError
+from ..store.npy import release
 from . import ann
 from .base import BACKENDS, VectorIndex
 from .faiss_index import FaissIndex, import_faiss
@@ -52,6 +53,7 @@ def build_vector_index(
     rng = np.random.default_rng(seed)
     if not raw.is_trained:
         raw.train(ann.sample_rows(vectors, ann.train_rows(raw, n), rng))
+        release(vectors)
     truth = (
         None if kind == "flat" else ann.ExactNeighbours(vectors, ann.TUNE_QUERIES, ann.TUNE_K, rng)
     )
@@ -60,11 +62,13 @@ def build_vector_index(
         raw.add(block)
         if truth is not None:
             truth.update(block, start)
+        release(vectors)  # a pass over the map, not the map held in memory
         if progress is not None:
             progress(start + len(block), n)
-    out = FaissIndex(dim, raw, vectors=vectors if kind == "ivfpq" else None)
+    out = FaissIndex(dim, raw, vectors=vectors if kind in ("ivf", "ivfpq") else None)
     if truth is not None:
         out.tune(truth, target_recall)
+        release(vectors)
     return out
 
 

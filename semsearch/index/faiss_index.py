@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from ..store.manifest import FAISS
-from ..store.npy import load_vectors
+from ..store.npy import load_vectors, release
 from ..util import first_line
 from . import ann
 from .base import TIE_MARGIN, SearchResult, VectorIndex, best_of, check_k, check_subset
@@ -20,7 +20,8 @@ from .numpy_index import NumpyIndex
 class FaissIndex(VectorIndex):
     """Inner-product search with a faiss index: exact ``IndexFlatIP`` by default, or any type
     :func:`build_vector_index` makes. ``vectors`` (the float rows, usually memory-mapped) is
-    needed only by ``ivfpq``, which re-scores its compressed candidates exactly."""
+    needed by ``ivf`` and ``ivfpq``: their lists hold compressed codes (a small fraction of
+    the vectors, no second copy), and their candidates are re-scored exactly from the rows."""
 
     backend = "faiss"
     file_name = FAISS
@@ -52,10 +53,20 @@ class FaissIndex(VectorIndex):
         ann.set_param(self._index, int(value))
         self.recall = None
 
+    @property
+    def needs_rows(self) -> bool:
+        """Whether searching reads the float rows (``vectors.npy``)."""
+        return ann.rescored(self._index)
+
+    @property
+    def legacy(self) -> bool:
+        """An ``IndexIVFFlat`` keeping its own copy of the vectors (converted on a write)."""
+        return type(self._index).__name__ == "IndexIVFFlat"
+
     def add(self, vectors: np.ndarray) -> None:
         v = self._check(vectors, "vectors")
-        if self.index_type == "ivfpq" and self._rows is None:
-            raise UsageError("an ivfpq index needs its float vectors to add rows")
+        if self.needs_rows and self._rows is None:
+            raise UsageError(f"an {self.index_type} index needs its float vectors to add rows")
         self._writable()
         self._index.add(v)
         if self._rows is not None:
@@ -99,21 +110,19 @@ class FaissIndex(VectorIndex):
     @classmethod
     def load(cls, path: Path, dim: int, vectors: np.ndarray | None = None) -> FaissIndex:
         """Memory-maps the file. ``vectors`` defaults to the ``vectors.npy`` beside ``path``
-        and is only read for ``ivfpq``."""
+        and is only read for ``ivf`` and ``ivfpq``."""
         faiss = import_faiss()
         path = Path(path)
-        kind = ann.sniff_kind(path)
-        flags = ann.read_flags(faiss, kind) | faiss.IO_FLAG_READ_ONLY
+        flags = ann.read_flags(faiss, ann.sniff_kind(path)) | faiss.IO_FLAG_READ_ONLY
         try:
-            index = faiss.read_index(str(path), flags)
+            index = ann.concrete(faiss, faiss.read_index(str(path), flags))
         except RuntimeError as exc:
             raise IndexFormatError(
                 f"{path}: not a readable faiss index ({first_line(exc)})"
             ) from None
         if index.d != dim:
             raise IndexFormatError(f"{path}: faiss index has dimension {index.d}, expected {dim}")
-        index = ann.concrete(faiss, index)
-        if vectors is None and ann.kind_of(index) == "ivfpq":
+        if vectors is None and ann.rescored(index):
             vectors = load_vectors(path.with_name(NumpyIndex.file_name), dim)
         if vectors is not None and len(vectors) != index.ntotal:
             raise IndexFormatError(
@@ -147,22 +156,22 @@ class FaissIndex(VectorIndex):
         boost: float = 1.0,
         value: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw approximate hits (``-1`` pads missing ones); ``ivfpq`` re-scored exactly.
+        """Raw approximate hits (``-1`` pads missing ones); ``ivf``/``ivfpq`` scored exactly.
         ``boost`` widens the search when a filter leaves only a fraction of the rows."""
-        faiss = import_faiss()
-        sel = ann.Selector(faiss, ids, len(self))
         if value is None:
             value = ann.get_param(self._index)
         if boost > 1.0 and value is not None:
             value = int(min(np.ceil(value * boost), ann.HNSW_EF[-1] * 4))
+        faiss = import_faiss()
+        sel = ann.Selector(faiss, ids, len(self))
         params = ann.search_parameters(faiss, self._index, sel.sel, value)
-        if self.index_type != "ivfpq":
+        if not ann.rescored(self._index):
             scores, found = self._index.search(q, fetch, params=params)
             self._check_ids(found)
             return scores, found
         if self._rows is None:
-            raise UsageError("an ivfpq index needs its float vectors to re-score candidates")
-        wide = max(fetch * ann.PQ_RERANK, ann.PQ_MIN_CANDIDATES)
+            raise UsageError(f"an {self.index_type} index needs its float vectors to re-score")
+        wide = ann.rerank_width(self._index, fetch)
         _, found = self._index.search(q, wide, params=params)
         self._check_ids(found)
         return self._rows.scores(q, found), found
@@ -190,8 +199,18 @@ class FaissIndex(VectorIndex):
         _, self.recall = ann.tune(self._index, truth, self._tune_search, target)
 
     def _tune_search(self, q: np.ndarray, k: int, value: int) -> np.ndarray:
-        """Ids as ``search`` would rank them, with the breadth set to ``value``."""
-        return best_of(*self._candidates(q, k, value=value), k)[1]
+        """Ids as ``search`` would rank them, with the breadth set to ``value``. Re-scoring
+        types drop the mapped pages of their rows every few queries: tuning touches ~1,000
+        scattered rows per query, and the kernel maps pages around each one, so 200 queries
+        would otherwise hold most of ``vectors.npy`` in the process (1.5 GB at 1M)."""
+        if self._rows is None:
+            return best_of(*self._candidates(q, k, value=value), k)[1]
+        out = []
+        for start in range(0, len(q), ann.TUNE_BLOCK):
+            block = q[start : start + ann.TUNE_BLOCK]
+            out.append(best_of(*self._candidates(block, k, value=value), k)[1])
+            release(self._rows.all())
+        return np.vstack(out) if out else np.empty((0, k), dtype=np.int64)
 
     def _check_ids(self, found: np.ndarray) -> None:
         if found.size and found.max() >= len(self):

@@ -38,7 +38,7 @@ from ..store.manifest import (
     VECTORS,
     Manifest,
 )
-from ..store.npy import VectorWriter, load_vectors
+from ..store.npy import VectorWriter, load_vectors, release
 from ..store.segments import (
     Segment,
 )
@@ -304,6 +304,7 @@ class _Generation:
             for at in range(0, len(rows), COPY_BLOCK):
                 block = rows[at : at + COPY_BLOCK]
                 self.writer.append(np.asarray(vectors[block], dtype=np.float32))
+                release(vectors)
         else:
             for at in range(start, start + len(rows), EMBED_BLOCK):
                 texts = self.store.chunk_texts(at, min(at + EMBED_BLOCK, start + len(rows)))

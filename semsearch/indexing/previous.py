@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexFormatError, UsageError
+from ..index import ann
 from ..store.chunkstore import SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import (
@@ -135,8 +136,8 @@ class Previous:
             for s in old.store.segments
         }
         for seg in old.store.segments:
-            if not seg.store.terms_current():
-                old.repair.add(seg.ref.name)
+            if not seg.store.terms_current() or ann.is_legacy(seg.path / FAISS):
+                old.repair.add(seg.ref.name)  # old terms, or an IVF with a copy of the vectors
         counts = tuple(map(sum, zip(*old.live.values(), strict=True))) or (0, 0)
         if not lost and counts != (m.documents, m.chunks):
             old.close()

@@ -7,6 +7,8 @@ opening an index while a writer works). Our headers are simple enough to read ex
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import re
 from pathlib import Path
@@ -75,6 +77,18 @@ def load_vectors(path: Path, dim: int) -> np.ndarray:
             f"found {vectors.dtype} {vectors.shape}"
         )
     return vectors
+
+
+def release(vectors: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped array from this process's resident memory.
+
+    They stay in the OS page cache and the next read maps them back in, so a pass over a
+    large ``vectors.npy`` in blocks keeps the process's RSS at about one block instead of
+    growing to the whole file. Arrays held in memory are left alone."""
+    mm = getattr(vectors, "_mmap", None)
+    if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):  # a hint: the OS reclaims them later
+            mm.madvise(mmap.MADV_DONTNEED)
 
 
 class VectorWriter:
