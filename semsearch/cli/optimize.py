@@ -16,9 +16,9 @@ from .output import display_path, plural
 def optimize(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Merge the index's segments into one and drop deleted rows (searches answer the same).
 
-    Writes keep the segment count bounded on their own; this is for a quiet moment, or to
-    recover when one segment is damaged: it is left out with a warning and the intact ones
-    make the new index (index the files it held again with semsearch update).
+    Writes keep the segment count bounded on their own; this is for a quiet moment. A
+    damaged segment is left out with a warning and the intact ones make the new index;
+    semsearch repair does the same and also reads the left-out files again.
     """
     from .. import api
 
