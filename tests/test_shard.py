@@ -209,13 +209,13 @@ def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
 
     groups.fan_out = counted  # type: ignore[method-assign]
     same(local.search("reef anchor gull", k=5), remote.search("reef anchor gull", k=5))
-    assert sorted(calls) == ["df", "score", "search", "search"]
+    assert sorted(calls) == ["score", "search", "search", "terms"]
     calls.clear()
     remote.search("anchor reef", k=5)  # the terms' frequencies are known by now
     assert sorted(calls) == ["score", "search", "search"]
 
 
-def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
+def test_a_typo_costs_no_round_of_its_own_and_is_corrected_as_locally(built: Any) -> None:
     path, emb, local = built
     remote, groups, _ = sharded(path, emb, 2)
     remote.search("warmup", k=1, mode="keyword")
@@ -229,10 +229,10 @@ def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
     groups.fan_out = counted  # type: ignore[method-assign]
     for q in ("lighthuose", "anchr harbuor reef", "lighthuose"):
         same(local.search(q, k=5, mode="keyword"), remote.search(q, k=5, mode="keyword"))
-    # lighthuose: df, near (the candidates with their frequencies), score; two typos: the
-    # same three rounds; the repeat: score only (frequencies and candidates are kept for
-    # the generation).
-    assert calls == ["df", "near", "score", "df", "near", "score", "score"]
+    # lighthuose: terms (its frequencies, and as no group holds it, its close spellings
+    # with theirs), score; two typos: the same two rounds; the repeat: score only
+    # (frequencies and candidates are kept for the generation).
+    assert calls == ["terms", "score", "terms", "score", "score"]
 
 
 @pytest.mark.parametrize("command", ["serve", "mcp"])
