@@ -12,11 +12,19 @@ import numpy as np
 import pytest
 
 import semsearch.indexing.merge as merge
+import semsearch.shard.remote as remote_module
 from semsearch import SemanticIndex
 from semsearch.api.hits import Hit
+from semsearch.search.keyword import query_terms
 from semsearch.search.request import SearchOptions
 from semsearch.shard.groups import LocalGroups, ShardUnavailable
-from semsearch.shard.remote import ShardedKeyword, ShardedSemanticIndex, Sharding, plan_segments
+from semsearch.shard.remote import (
+    NEAR_CACHE,
+    ShardedKeyword,
+    ShardedSemanticIndex,
+    Sharding,
+    plan_segments,
+)
 from semsearch.store import IndexDir
 from semsearch.store.manifest import SegmentRef, segment_refs
 
@@ -233,6 +241,24 @@ def test_a_typo_costs_no_round_of_its_own_and_is_corrected_as_locally(built: Any
     # with theirs), score; two typos: the same two rounds; the repeat: score only
     # (frequencies and candidates are kept for the generation).
     assert calls == ["terms", "score", "terms", "score", "score"]
+
+
+@pytest.mark.parametrize("memo", [NEAR_CACHE, 1])  # 1: the thread forgets typos at once
+def test_typos_sharing_a_range_are_each_corrected_as_locally(
+    built: Any, memo: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``near`` answers a range from the close spellings of every typo of it the thread has
+    met; each caller's own are among them, and a forgotten range takes the full round."""
+    monkeypatch.setattr(remote_module, "NEAR_CACHE", memo)
+    path, emb, local = built
+    remote, _, _ = sharded(path, emb, 3)
+    lkw = local._view.store.keyword_index()  # type: ignore[union-attr]
+    rkw = remote._view.store.keyword_index()  # type: ignore[union-attr]
+    # anchr, ancor, achor: one range ('a', 4, 6), different close spellings
+    for q in ("anchr ancor achor", "ancor reef", "achor", "anchr harbuor", "lighthuose anchr"):
+        for mode in ("keyword", "hybrid"):
+            same(local.search(q, k=5, mode=mode), remote.search(q, k=5, mode=mode))
+        assert query_terms(rkw, q) == query_terms(lkw, q)
 
 
 @pytest.mark.parametrize("command", ["serve", "mcp"])

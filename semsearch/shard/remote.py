@@ -287,31 +287,37 @@ class ShardedKeyword(SegmentedKeyword):
         # thread.
         typos = sorted(t for t in terms if not self._df[(DOC, t)] and correctable(t))
         if typos:
-            missing = [t for t in typos if t not in self._close]
+            close = {t: self._close[t] for t in typos if t in self._close}
+            missing = [t for t in typos if t not in close]
             if missing:
-                self._lookup(missing)
+                close.update(self._lookup(missing))
             mine, stale = self._typos()
             if len(mine) + len(typos) > NEAR_CACHE:
                 # a range whose typos were forgotten may lack the caller's: its own round
                 stale.update(near_range(t) for t in mine)
                 mine.clear()
-            mine.update((t, self._close[t]) for t in typos)
+            mine.update(close)
         return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
 
-    def _lookup(self, terms: Sequence[str]) -> None:
+    def _lookup(self, terms: Sequence[str]) -> dict[str, list[str]]:
         """One round: the frequencies of ``terms`` at both levels, and for each that no group
-        holds (a typo), its close spellings with theirs, all kept for the generation."""
+        holds (a typo), its close spellings with theirs, all kept for the generation.
+        Returns each typo's close spellings."""
         got = [cast(TermStats, a) for a in self._all("terms", terms).values()]
         self._remember(terms, [(a.chunk, a.doc) for a in got])
-        typos = [t for t in terms if not self._df[(DOC, t)] and correctable(t)]
+        # every group lacks a typo, so every group sent the typo's close spellings it holds,
+        # with their frequencies there: summed, those are their global frequencies
+        typos = {
+            t: sorted({c for a in got for c in a.close.get(t, ())})
+            for t in terms
+            if not any(t in a.doc for a in got) and correctable(t)
+        }
+        for close in typos.values():
+            self._remember(close, [(a.chunk, a.doc) for a in got])
         if len(self._close) + len(typos) > NEAR_CACHE:
             self._close.clear()
-        for t in typos:
-            # every group lacks t, so every group sent t's candidates it holds, with their
-            # frequencies there: summed, those are the candidates' global frequencies
-            close = sorted({c for a in got for c in a.close.get(t, ())})
-            self._remember(close, [(a.chunk, a.doc) for a in got])
-            self._close[t] = close
+        self._close.update(typos)
+        return typos
 
     def _remember(self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]) -> None:
         """Keep the frequencies of ``terms`` at both levels, summed over the groups' answers."""

@@ -177,8 +177,9 @@ class Loaded:
         for t in terms:
             if t in doc or not correctable(t):
                 continue
-            budget = 1 if len(t) < 8 else 2  # as search.keyword.nearest_terms
-            cands = kw.near(*near_range(t))
+            first, lo, hi = near_range(t)
+            budget = len(t) - lo  # the edit budget search.keyword.nearest_terms keeps
+            cands = kw.near(first, lo, hi)
             found = edit_distances(t, cands, budget).tolist()
             close[t] = [c for c, d in zip(cands, found, strict=True) if d <= budget]
         more = sorted({c for cs in close.values() for c in cs} - set(terms))
