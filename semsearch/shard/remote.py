@@ -9,8 +9,10 @@ the two corpus-wide scans run:
   row); the coordinator keeps the best ``k`` of those, the rule every index follows.
 * BM25: statistics are global. Unit counts and length sums come with the load; each query
   term's document frequency is summed over the groups (and kept for the generation), its
-  idf computed here and sent back; the groups return each segment's term scores and the
-  coordinator adds them in the order one process would.
+  idf computed here and sent back; each group returns every matching unit of each of its
+  segments once, its terms' contributions added in the query's term order (the sum one
+  process makes: a unit lives in one segment), and the coordinator lays the segments side
+  by side.
 
 The coordinator keeps what a query reads by row (the chunk stores' SQLite pages, the
 memory-mapped vectors of the few hundred candidates) and holds no postings or index.
