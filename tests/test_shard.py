@@ -12,11 +12,19 @@ import numpy as np
 import pytest
 
 import semsearch.indexing.merge as merge
+import semsearch.shard.remote as remote_module
 from semsearch import SemanticIndex
 from semsearch.api.hits import Hit
+from semsearch.search.keyword import query_terms
 from semsearch.search.request import SearchOptions
 from semsearch.shard.groups import LocalGroups, ShardUnavailable
-from semsearch.shard.remote import ShardedKeyword, ShardedSemanticIndex, Sharding, plan_segments
+from semsearch.shard.remote import (
+    NEAR_CACHE,
+    ShardedKeyword,
+    ShardedSemanticIndex,
+    Sharding,
+    plan_segments,
+)
 from semsearch.store import IndexDir
 from semsearch.store.manifest import SegmentRef, segment_refs
 
@@ -209,13 +217,13 @@ def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
 
     groups.fan_out = counted  # type: ignore[method-assign]
     same(local.search("reef anchor gull", k=5), remote.search("reef anchor gull", k=5))
-    assert sorted(calls) == ["df", "score", "search", "search"]
+    assert sorted(calls) == ["score", "search", "search", "terms"]
     calls.clear()
     remote.search("anchor reef", k=5)  # the terms' frequencies are known by now
     assert sorted(calls) == ["score", "search", "search"]
 
 
-def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
+def test_a_typo_costs_no_round_of_its_own_and_is_corrected_as_locally(built: Any) -> None:
     path, emb, local = built
     remote, groups, _ = sharded(path, emb, 2)
     remote.search("warmup", k=1, mode="keyword")
@@ -229,10 +237,28 @@ def test_a_typo_costs_one_round_and_is_corrected_as_locally(built: Any) -> None:
     groups.fan_out = counted  # type: ignore[method-assign]
     for q in ("lighthuose", "anchr harbuor reef", "lighthuose"):
         same(local.search(q, k=5, mode="keyword"), remote.search(q, k=5, mode="keyword"))
-    # lighthuose: df, near (the candidates with their frequencies), score; two typos: the
-    # same three rounds; the repeat: score only (frequencies and candidates are kept for
-    # the generation).
-    assert calls == ["df", "near", "score", "df", "near", "score", "score"]
+    # lighthuose: terms (its frequencies, and as no group holds it, its close spellings
+    # with theirs), score; two typos: the same two rounds; the repeat: score only
+    # (frequencies and candidates are kept for the generation).
+    assert calls == ["terms", "score", "terms", "score", "score"]
+
+
+@pytest.mark.parametrize("memo", [NEAR_CACHE, 1])  # 1: the thread forgets typos at once
+def test_typos_sharing_a_range_are_each_corrected_as_locally(
+    built: Any, memo: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``near`` answers a range from the close spellings of every typo of it the thread has
+    met; each caller's own are among them, and a forgotten range takes the full round."""
+    monkeypatch.setattr(remote_module, "NEAR_CACHE", memo)
+    path, emb, local = built
+    remote, _, _ = sharded(path, emb, 3)
+    lkw = local._view.store.keyword_index()  # type: ignore[union-attr]
+    rkw = remote._view.store.keyword_index()  # type: ignore[union-attr]
+    # anchr, ancor, achor: one range ('a', 4, 6), different close spellings
+    for q in ("anchr ancor achor", "ancor reef", "achor", "anchr harbuor", "lighthuose anchr"):
+        for mode in ("keyword", "hybrid"):
+            same(local.search(q, k=5, mode=mode), remote.search(q, k=5, mode=mode))
+        assert query_terms(rkw, q) == query_terms(lkw, q)
 
 
 @pytest.mark.parametrize("command", ["serve", "mcp"])

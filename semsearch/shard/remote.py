@@ -9,8 +9,10 @@ the two corpus-wide scans run:
   row); the coordinator keeps the best ``k`` of those, the rule every index follows.
 * BM25: statistics are global. Unit counts and length sums come with the load; each query
   term's document frequency is summed over the groups (and kept for the generation), its
-  idf computed here and sent back; the groups return each segment's term scores and the
-  coordinator adds them in the order one process would.
+  idf computed here and sent back; each group returns every matching unit of each of its
+  segments once, its terms' contributions added in the query's term order (the sum one
+  process makes: a unit lives in one segment), and the coordinator lays the segments side
+  by side.
 
 The coordinator keeps what a query reads by row (the chunk stores' SQLite pages, the
 memory-mapped vectors of the few hundred candidates) and holds no postings or index.
@@ -33,7 +35,7 @@ from ..embed import Embedder
 from ..errors import IndexFormatError
 from ..index.base import SearchResult, VectorIndex, check_k, check_subset, top_k
 from ..index.segmented import SegmentedVectors
-from ..search.keyword import FUZZY_MIN_LENGTH, near_range
+from ..search.keyword import near_range
 from ..store.layout import IndexDir, Live
 from ..store.manifest import VECTORS, segment_refs
 from ..store.npy import load_vectors
@@ -48,9 +50,8 @@ from ..store.segments import (
     summed,
     term_weights,
 )
-from ..store.tokenize import is_cjk
 from .groups import Call, Groups
-from .replica import Assigned, SegmentStats
+from .replica import Assigned, SegmentStats, TermStats, correctable
 
 #: Document frequencies remembered per generation (a term's is fixed while it lives).
 DF_CACHE = 100_000
@@ -270,6 +271,7 @@ class ShardedKeyword(SegmentedKeyword):
         self.current = layout.current
         self._df: dict[tuple[int, str], int] = {}
         self._near: dict[tuple[str, int, int], list[str]] = {}
+        self._close: dict[str, list[str]] = {}
         self._waiting = threading.local()
 
     def _all(self, method: str, *args: Any) -> dict[int, Any]:
@@ -281,10 +283,43 @@ class ShardedKeyword(SegmentedKeyword):
         terms = set(query_terms)
         unknown = sorted(t for t in terms if (level, t) not in self._df)
         if unknown:
-            self._remember(unknown, self._all("df", unknown).values())
-            typos = [t for t in unknown if not self._df[(DOC, t)] and _correctable(t)]
-            self._fetch_near([near_range(t) for t in typos])
+            self._lookup(unknown)
+        # The typos among them: what :meth:`near` answers from next (the close spellings
+        # of each, fetched with its frequencies; again if forgotten meanwhile), kept in this
+        # thread.
+        typos = sorted(t for t in terms if not self._df[(DOC, t)] and correctable(t))
+        if typos:
+            close = {t: self._close[t] for t in typos if t in self._close}
+            missing = [t for t in typos if t not in close]
+            if missing:
+                close.update(self._lookup(missing))
+            mine, stale = self._typos()
+            if len(mine) + len(typos) > NEAR_CACHE:
+                # a range whose typos were forgotten may lack the caller's: its own round
+                stale.update(near_range(t) for t in mine)
+                mine.clear()
+            mine.update(close)
         return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
+
+    def _lookup(self, terms: Sequence[str]) -> dict[str, list[str]]:
+        """One round: the frequencies of ``terms`` at both levels, and for each that no group
+        holds (a typo), its close spellings with theirs, all kept for the generation.
+        Returns each typo's close spellings."""
+        got = [cast(TermStats, a) for a in self._all("terms", terms).values()]
+        self._remember(terms, [(a.chunk, a.doc) for a in got])
+        # every group lacks a typo, so every group sent the typo's close spellings it holds,
+        # with their frequencies there: summed, those are their global frequencies
+        typos = {
+            t: sorted({c for a in got for c in a.close.get(t, ())})
+            for t in terms
+            if not any(t in a.doc for a in got) and correctable(t)
+        }
+        for close in typos.values():
+            self._remember(close, [(a.chunk, a.doc) for a in got])
+        if len(self._close) + len(typos) > NEAR_CACHE:
+            self._close.clear()
+        self._close.update(typos)
+        return typos
 
     def _remember(self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]) -> None:
         """Keep the frequencies of ``terms`` at both levels, summed over the groups' answers."""
@@ -320,21 +355,39 @@ class ShardedKeyword(SegmentedKeyword):
         out = []
         order = self.layout.order
         for level in (CHUNK, DOC):
-            ids_all, contrib_all = [], []
-            for i in range(len(weights[level])):
-                parts = [p for g in sorted(got) for p in got[g][level][i]]
-                for p in sorted(parts, key=lambda p: order[p.segment]):
-                    seg = self.layout.segments[order[p.segment]]
-                    ids_all.append(p.ids + (seg.offset if level == CHUNK else seg.doc_base))
-                    contrib_all.append(p.scores)
-                    if p.docs is not None:
-                        self.memo.add(ids_all[-1], p.docs + seg.doc_base)
-            out.append(summed(ids_all, contrib_all))
+            # a unit lives in one segment, whose group summed its terms in query order:
+            # the segments' parts, in segment order, are the units ascending
+            parts = sorted(
+                (p for g in sorted(got) for p in got[g][level]), key=lambda p: order[p.segment]
+            )
+            ids_all, contrib_all, docs_all = [], [], []
+            for p in parts:
+                seg = self.layout.segments[order[p.segment]]
+                ids_all.append(
+                    p.ids.astype(np.int64) + (seg.offset if level == CHUNK else seg.doc_base)
+                )
+                contrib_all.append(p.scores)
+                if p.docs is not None:
+                    docs_all.append(p.docs.astype(np.int64) + seg.doc_base)
+            if not ids_all:
+                out.append(summed([], []))
+                continue
+            ids = np.concatenate(ids_all)
+            out.append(Scored(ids, np.concatenate(contrib_all)))
+            if level == CHUNK:
+                self._waiting.rows = (ids, np.concatenate(docs_all))
         return out[0], out[1]
 
     def doc_of(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, np.int64)
         out, known = self.memo.find(rows)
+        scored = getattr(self._waiting, "rows", None)  # this thread's last chunk scores
+        if scored is not None and not known.all() and len(scored[0]):
+            ask = np.flatnonzero(~known)
+            where = np.minimum(np.searchsorted(scored[0], rows[ask]), len(scored[0]) - 1)
+            hit = scored[0][where] == rows[ask]
+            out[ask[hit]] = scored[1][where[hit]]
+            known[ask[hit]] = True
         if known.all():
             return out
         ask = np.flatnonzero(~known)
@@ -370,10 +423,25 @@ class ShardedKeyword(SegmentedKeyword):
         return out
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:
-        """Candidates for a typo's correction (kept for the generation; those of a query's
-        unknown terms were fetched with their frequencies, in one round)."""
+        """Candidates for a typo's correction. For the typos of the query this thread is
+        reading (the last :meth:`document_frequencies` named them): their close spellings,
+        fetched with their frequencies, which is all that survives the caller's edit-budget
+        filter. Otherwise every indexed term in the range (a round of its own)."""
+        typos, stale = self._typos()
+        mine = [cs for t, cs in typos.items() if near_range(t) == (first, lo, hi)]
+        if mine and (first, lo, hi) not in stale:
+            # the union for every typo of this range this thread has met: the caller keeps
+            # those within its own typo's budget, which are among them
+            return sorted({c for cs in mine for c in cs})
         self._fetch_near([(first, lo, hi)])
         return list(self._near[(first, lo, hi)])
+
+    def _typos(self) -> tuple[dict[str, list[str]], set[tuple[str, int, int]]]:
+        """This thread's typos (up to ``NEAR_CACHE``) with their close spellings, and the
+        ranges some forgotten typo of which had."""
+        if getattr(self._waiting, "typos", None) is None:
+            self._waiting.typos, self._waiting.stale = {}, set()
+        return self._waiting.typos, self._waiting.stale
 
     def _fetch_near(self, ranges: Sequence[tuple[str, int, int]]) -> None:
         ranges = sorted(set(r for r in ranges if r not in self._near))
@@ -460,8 +528,3 @@ class ShardedSemanticIndex(SemanticIndex):
                 self._view = open_view(
                     self._dir, self.embedder, self.settings.backend, self.sharding
                 )
-
-
-def _correctable(term: str) -> bool:
-    """Whether the keyword search may try to correct ``term`` when the index lacks it."""
-    return len(term) >= FUZZY_MIN_LENGTH and not is_cjk(term)

@@ -19,11 +19,13 @@ import numpy as np
 from ..api.view import _segment_index
 from ..errors import IndexFormatError
 from ..index.segmented import Part, SegmentedIndex
+from ..search.keyword import FUZZY_MIN_LENGTH, edit_distances, near_range
 from ..store.manifest import CHUNKS, SegmentRef
 from ..store.postings import CHUNK, DOC
 from ..store.records import DocColumn
 from ..store.segments import Scored as Scored
-from ..store.segments import Segment, SegmentedKeyword, SegmentedStore, bm25
+from ..store.segments import Segment, SegmentedKeyword, SegmentedStore, bm25, summed
+from ..store.tokenize import is_cjk
 
 
 class Assigned(NamedTuple):
@@ -47,14 +49,26 @@ class SegmentStats(NamedTuple):
     vectors: int  # live vectors
 
 
-class TermPart(NamedTuple):
-    """One term's BM25 in one segment: segment-local ids (rows or document rowids), and for
-    chunks each one's document rowid (so the coordinator need not ask again)."""
+class SegmentScores(NamedTuple):
+    """A query's BM25 in one segment at one level: the segment-local ids (rows or document
+    rowids, ascending, int32) matching any term, each one's terms' contributions summed in
+    the query's term order (as one process adds them: a unit lives in one segment), and for
+    chunks each one's document rowid (int32; so the coordinator need not ask again)."""
 
     segment: str
     ids: np.ndarray
     scores: np.ndarray
     docs: np.ndarray | None = None
+
+
+class TermStats(NamedTuple):
+    """Frequencies here of asked terms at both levels (terms held by none left out), and
+    for each asked term this shard does not hold that a typo may be corrected from, the
+    indexed terms within its edit budget (their frequencies in ``chunk`` and ``doc``)."""
+
+    chunk: dict[str, int]
+    doc: dict[str, int]
+    close: dict[str, list[str]]
 
 
 class Found(NamedTuple):
@@ -151,26 +165,56 @@ class Loaded:
         kw = self.keyword
         return kw.document_frequencies(terms, CHUNK), kw.document_frequencies(terms, DOC)
 
+    def terms(self, terms: Sequence[str]) -> TermStats:
+        """:meth:`df` of ``terms``, and the close spellings of those this shard lacks that
+        are long enough to correct, with their frequencies: everything a query's words ask
+        of the keyword statistics, in one round. Only the candidates within a typo's edit
+        budget are counted and sent (thousands of indexed terms share a first letter and a
+        length range at a million chunks; a handful are within the budget)."""
+        kw = self.keyword
+        chunk, doc = self.df(terms)
+        close: dict[str, list[str]] = {}
+        for t in terms:
+            if t in doc or not correctable(t):
+                continue
+            first, lo, hi = near_range(t)
+            budget = len(t) - lo  # the edit budget search.keyword.nearest_terms keeps
+            cands = kw.near(first, lo, hi)
+            found = edit_distances(t, cands, budget).tolist()
+            close[t] = [c for c, d in zip(cands, found, strict=True) if d <= budget]
+        more = sorted({c for cs in close.values() for c in cs} - set(terms))
+        if more:
+            c_df, d_df = self.df(more)
+            chunk.update(c_df)
+            doc.update(d_df)
+        return TermStats(chunk, doc, close)
+
     def score(
         self, weights: Sequence[Sequence[tuple[str, float]]], avgdl: Sequence[float]
-    ) -> list[list[list[TermPart]]]:
-        """For each level and each of its ``(term, idf x repeats)``, the term's BM25 in each
-        segment holding it (segment order), with the global ``avgdl`` of the level: the
-        pieces one process would add."""
+    ) -> list[list[SegmentScores]]:
+        """For each level, with its ``(term, idf x repeats)`` and the global ``avgdl`` of the
+        level, the BM25 of every matching unit of each segment holding a term (segment order),
+        its terms' contributions added in term order, as one process adds them."""
         kw = self.keyword
         out = []
         for level, terms in enumerate(weights):
-            scored = []
+            ids_of: list[list[np.ndarray]] = [[] for _ in kw._parts]
+            contrib_of: list[list[np.ndarray]] = [[] for _ in kw._parts]
             for term, weight in terms:
-                found = []
                 for seg, ids, tfs in kw._live_postings(level, term):
                     p = kw._parts[seg]
                     lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
-                    s = bm25(tfs, lengths, weight, avgdl[level])
-                    docs = p.row_doc[ids].astype(np.int64) if level == CHUNK else None
-                    found.append(TermPart(self.names[seg], ids.astype(np.int64), s, docs))
-                scored.append(found)
-            out.append(scored)
+                    ids_of[seg].append(ids)
+                    contrib_of[seg].append(bm25(tfs, lengths, weight, avgdl[level]))
+            found = []
+            for seg, (ids_all, contrib_all) in enumerate(zip(ids_of, contrib_of, strict=True)):
+                if not ids_all:
+                    continue
+                ids, scores = summed(ids_all, contrib_all)
+                ids = ids.astype(np.int32)
+                docs = kw._parts[seg].row_doc[ids].astype(np.int32) if level == CHUNK else None
+                found.append(SegmentScores(self.names[seg], ids, scores, docs))
+            out.append(found)
         return out
 
     def row_docs(self, rows: np.ndarray) -> np.ndarray:
@@ -247,12 +291,15 @@ class ShardReplica:
     def df(self, generation: str, terms: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
         return self._at(generation).df(terms)
 
+    def terms(self, generation: str, terms: Sequence[str]) -> TermStats:
+        return self._at(generation).terms(terms)
+
     def score(
         self,
         generation: str,
         weights: Sequence[Sequence[tuple[str, float]]],
         avgdl: Sequence[float],
-    ) -> list[list[list[TermPart]]]:
+    ) -> list[list[SegmentScores]]:
         return self._at(generation).score(weights, avgdl)
 
     def row_docs(self, generation: str, rows: np.ndarray) -> np.ndarray:
@@ -270,6 +317,11 @@ class ShardReplica:
         self, generation: str, ranges: Sequence[tuple[str, int, int]]
     ) -> list[tuple[list[str], tuple[dict[str, int], dict[str, int]]]]:
         return self._at(generation).near(ranges)
+
+
+def correctable(term: str) -> bool:
+    """Whether the keyword search may try to correct ``term`` when the index lacks it."""
+    return len(term) >= FUZZY_MIN_LENGTH and not is_cjk(term)
 
 
 def _one_thread() -> None:
