@@ -69,3 +69,35 @@ def index() -> SemanticIndex:
 def test_keyword_query_in_its_own_language(index: SemanticIndex, query: str, doc: str) -> None:
     hits = index.search(query, k=5, mode="keyword")
     assert hits and hits[0].doc_id == doc
+
+
+class _CountingKeyword:
+    """Just enough of a keyword index: known terms, and how often it was asked."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known, self.calls = known, 0
+
+    def document_frequencies(self, query_terms: set[str], level: int = 0) -> dict[str, int]:
+        self.calls += 1
+        return {t: 1 for t in set(query_terms) if t in self.known}
+
+
+@pytest.mark.parametrize("query", ["running houses", "Häuser laufen schnell", "trade decline"])
+@pytest.mark.parametrize("known_language", ["english", "german", "french", None])
+def test_the_reading_is_chosen_with_one_lookup(query: str, known_language: str | None) -> None:
+    """Every reading's terms go to the index in one lookup (one round for a sharded index),
+    and the reading chosen is the one the old reading-by-reading rule chose: most terms
+    known, ties to the first language."""
+    from semsearch.search.keyword import _analysed
+
+    known = set(terms(query, language=known_language)) if known_language else set()
+    kw = _CountingKeyword(known)
+    got = _analysed(kw, query)  # type: ignore[arg-type]
+    options: list[list[str]] = []
+    for lang in query_languages(query):
+        found = terms(query, language=lang)
+        if found not in options:
+            options.append(found)
+    want = max(options, key=lambda found: len(set(found) & known))
+    assert got == want
+    assert kw.calls == (1 if len(options) > 1 else 0)
