@@ -203,11 +203,8 @@ def test_segments_are_balanced_by_rows_and_stay_where_they_were(groups: int) -> 
     assert again[:-1] == at[2:]
 
 
-def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
-    """Two vector searches, one scoring round and (for new terms) one frequency round; the
-    documents of rows come with them, so no round of its own."""
-    path, emb, local = built
-    remote, groups, _ = sharded(path, emb, 3)
+def count_rounds(groups: Any) -> list[str]:
+    """The method of each fan-out round ``groups`` makes from now on, in order."""
     calls: list[str] = []
     fan_out = groups.fan_out
 
@@ -215,7 +212,16 @@ def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
         calls.append(next(iter(c.values())).method)
         return fan_out(c)
 
-    groups.fan_out = counted  # type: ignore[method-assign]
+    groups.fan_out = counted
+    return calls
+
+
+def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
+    """Two vector searches, one scoring round and (for new terms) one frequency round; the
+    documents of rows come with them, so no round of its own."""
+    path, emb, local = built
+    remote, groups, _ = sharded(path, emb, 3)
+    calls = count_rounds(groups)
     same(local.search("reef anchor gull", k=5), remote.search("reef anchor gull", k=5))
     assert sorted(calls) == ["score", "search", "search", "terms"]
     calls.clear()
@@ -227,14 +233,7 @@ def test_a_typo_costs_no_round_of_its_own_and_is_corrected_as_locally(built: Any
     path, emb, local = built
     remote, groups, _ = sharded(path, emb, 2)
     remote.search("warmup", k=1, mode="keyword")
-    calls: list[str] = []
-    fan_out = groups.fan_out
-
-    def counted(c: Any) -> Any:
-        calls.append(next(iter(c.values())).method)
-        return fan_out(c)
-
-    groups.fan_out = counted  # type: ignore[method-assign]
+    calls = count_rounds(groups)
     for q in ("lighthuose", "anchr harbuor reef", "lighthuose"):
         same(local.search(q, k=5, mode="keyword"), remote.search(q, k=5, mode="keyword"))
     # lighthuose: terms (its frequencies, and as no group holds it, its close spellings

@@ -13,6 +13,7 @@ vectors and reads them from the ``vectors.npy`` next to its file.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -115,6 +116,24 @@ def best_of(
     order = np.lexsort((ids, -scores), axis=1)[:, :kk]
     short = valid.sum(axis=1) < kk
     return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1), short
+
+
+def merge_best(
+    scores: Sequence[np.ndarray], ids: Sequence[np.ndarray], k: int, n_queries: int
+) -> SearchResult:
+    """The best ``k`` of several result blocks (global ids, ``-1`` pads), by the rule of
+    :func:`top_k`: how segments and shard groups become one answer."""
+    if not scores:
+        empty = np.empty((n_queries, 0))
+        return SearchResult(empty.astype(np.float32), empty.astype(np.int64))
+    if len(scores) == 1:
+        return SearchResult(scores[0], ids[0])
+    i = np.hstack(ids)
+    named = i >= 0
+    s = np.where(named, np.hstack(scores), -np.inf).astype(np.float32)
+    i = np.where(named, i, np.iinfo(np.int64).max)
+    best_s, best_i = top_k(s, i, min(k, s.shape[1]))
+    return SearchResult(best_s, np.where(best_i == np.iinfo(np.int64).max, -1, best_i))
 
 
 def check_subset(subset: np.ndarray, n: int) -> np.ndarray:

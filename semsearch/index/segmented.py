@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import SearchResult, VectorIndex, check_k, check_subset, top_k
+from .base import SearchResult, VectorIndex, check_k, check_subset, merge_best
 
 
 class Part(NamedTuple):
@@ -66,17 +66,7 @@ class SegmentedIndex(VectorIndex):
             r = p.searcher.search(q, k, local)
             scores.append(r.scores)
             found.append(np.where(r.ids >= 0, r.ids + p.offset, -1))
-        if not scores:
-            empty = np.empty((len(q), 0))
-            return SearchResult(empty.astype(np.float32), empty.astype(np.int64))
-        if len(scores) == 1:
-            return SearchResult(scores[0], found[0])
-        s, i = np.hstack(scores), np.hstack(found)
-        s = np.where(i >= 0, s, -np.inf).astype(np.float32)
-        i = np.where(i >= 0, i, np.iinfo(np.int64).max)
-        kk = min(k, s.shape[1])
-        best_s, best_i = top_k(s, i, kk)
-        return SearchResult(best_s, np.where(best_i == np.iinfo(np.int64).max, -1, best_i))
+        return merge_best(scores, found, k, len(q))
 
     @staticmethod
     def _local(p: Part, ids: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from ..api import SemanticIndex
 from ..api.view import View
 from ..embed import Embedder
 from ..errors import IndexFormatError
-from ..index.base import SearchResult, VectorIndex, check_k, check_subset, top_k
+from ..index.base import SearchResult, VectorIndex, check_k, check_subset, merge_best
 from ..index.segmented import SegmentedVectors
 from ..search.keyword import near_range
 from ..store.layout import IndexDir, Live
@@ -226,19 +226,12 @@ class ShardedIndex(VectorIndex):
         calls = {g: Call("search", (gen, q, k, ids)) for g in range(self.groups.groups)}
         got = self.groups.fan_out(calls)
         parts = [got[g] for g in range(self.groups.groups) if got[g].ids.shape[1]]
-        if not parts:
-            empty = np.empty((len(q), 0))
-            return SearchResult(empty.astype(np.float32), empty.astype(np.int64))
-        s = np.hstack([p.scores for p in parts])
-        i = np.hstack([p.ids for p in parts])
-        d = np.hstack([p.docs for p in parts])
-        named = i >= 0
-        rows = i[named]
-        self.memo.add(rows, d[named] + self.layout.doc_base[self.layout.segment_of(rows)])
-        s = np.where(named, s, -np.inf).astype(np.float32)
-        i = np.where(named, i, np.iinfo(np.int64).max)
-        best_s, best_i = top_k(s, i, min(k, s.shape[1]))
-        return SearchResult(best_s, np.where(best_i == np.iinfo(np.int64).max, -1, best_i))
+        if parts:
+            i = np.hstack([p.ids for p in parts])
+            d = np.hstack([p.docs for p in parts])
+            rows = i[i >= 0]
+            self.memo.add(rows, d[i >= 0] + self.layout.doc_base[self.layout.segment_of(rows)])
+        return merge_best([p.scores for p in parts], [p.ids for p in parts], k, len(q))
 
     def add(self, vectors: np.ndarray) -> None:
         raise NotImplementedError("a sharded generation is read-only")
