@@ -187,7 +187,8 @@ def overhead(path: Path, shards: int, args: argparse.Namespace, real: Any) -> di
     from semsearch.search.request import SearchOptions
     from semsearch.serve.run import one_thread_per_search
     from semsearch.shard.groups import Call, RayGroups
-    from semsearch.shard.remote import ShardedSemanticIndex, Sharding
+    from semsearch.shard.placement import Sharding
+    from semsearch.shard.remote import ShardedSemanticIndex
 
     one_thread_per_search()  # as both servers do (and the shard actors)
     groups = RayGroups(str(path), shards)

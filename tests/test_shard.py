@@ -18,13 +18,8 @@ from semsearch.api.hits import Hit
 from semsearch.search.keyword import query_terms
 from semsearch.search.request import SearchOptions
 from semsearch.shard.groups import LocalGroups, ShardUnavailable
-from semsearch.shard.remote import (
-    NEAR_CACHE,
-    ShardedKeyword,
-    ShardedSemanticIndex,
-    Sharding,
-    plan_segments,
-)
+from semsearch.shard.placement import Sharding, plan_segments
+from semsearch.shard.remote import NEAR_CACHE, ShardedKeyword, ShardedSemanticIndex
 from semsearch.store import IndexDir
 from semsearch.store.manifest import SegmentRef, segment_refs
 

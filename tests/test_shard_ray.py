@@ -18,7 +18,8 @@ from semsearch.serve.http import _status
 from semsearch.serve.params import search_request
 from semsearch.serve.service import SearchService
 from semsearch.shard.groups import RayGroups, ShardUnavailable
-from semsearch.shard.remote import ShardedSemanticIndex, Sharding
+from semsearch.shard.placement import Sharding
+from semsearch.shard.remote import ShardedSemanticIndex
 from semsearch.shard.serving import RayServing
 
 from .conftest import FakeEmbedder

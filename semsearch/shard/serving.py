@@ -22,7 +22,8 @@ from ..api import SemanticIndex
 from ..indexing.ray import RayEngine
 from ..indexing.ray_logs import ray_log_lines_hidden
 from .groups import CALL_TIMEOUT, RayGroups, ShardUnavailable
-from .remote import ShardedSemanticIndex, Sharding
+from .placement import Sharding
+from .remote import ShardedSemanticIndex
 
 log = logging.getLogger("semsearch.shard")
 
