@@ -18,8 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .. import config as _config
 from .. import indexing as _build
 from ..embed import Embedder
@@ -28,7 +26,7 @@ from ..indexing import writer as _writer
 from ..indexing.settings import Requested
 from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
 from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
-from ..search.retrieve import Ranked, retrieve
+from ..search.retrieve import retrieve
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
 from ..util import check_text, first_line
@@ -38,11 +36,9 @@ from .hits import (
     DocumentView,
     Hit,
     IndexInfo,
-    Parts,
     Passage,
-    fold_copies,
-    to_hit,
 )
+from .ranked import ranked_hits
 from .view import View, open_view
 
 if TYPE_CHECKING:
@@ -394,35 +390,7 @@ class SemanticIndex:
                 f"index at {self._dir.path} is damaged ({exc}); check it with "
                 "semsearch info --verify"
             ) from None
-        wanted = np.unique(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
-        records = v.store.fetch(wanted)
-        if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
-            raise IndexFormatError(
-                f"index at {self._dir.path} is damaged: {len(wanted) - len(records)} chunk "
-                "rows are missing from its chunk database; verify its files' checksums"
-            )
-        out = []
-        for r in ranked:
-            none = [None] * len(r.rows)
-            measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
-            parts = [none if a is None else a.tolist() for a in measured]
-            further = r.further if r.further is not None else [()] * len(r.rows)
-            hits = [
-                to_hit(
-                    records[int(i)],
-                    float(s),
-                    Parts(cos, bm, dp, kp, r.dense_weight),
-                    [records[int(m)] for m in more],
-                    dense_model,
-                )
-                for i, s, more, cos, bm, dp, kp in zip(
-                    r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
-                )
-            ]
-            if opts.collapse:
-                hits = fold_copies(hits)
-            out.append(hits[: opts.k])
-        return out
+        return ranked_hits(ranked, v.store, opts, dense_model, where=self._dir.path)
 
     def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
         """For each hit, the span (within ``hit.text``) of the sentence closest to ``query``:
@@ -551,15 +519,6 @@ def _reranked(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[H
     """``hits`` re-ordered by the cross-encoder, its score as each hit's, the best ``k``."""
     pos, scores = rerank_order(reranker, query, [h.text for h in hits])
     return [replace(hits[p], score=float(s)) for p, s in zip(pos[:k], scores[:k], strict=True)]
-
-
-def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:
-    """The further chunk rows of grouped hits, to fetch with the hits' own."""
-    return [
-        np.asarray([m for more in r.further for m in more], dtype=np.int64)
-        for r in ranked
-        if r.further is not None
-    ]
 
 
 def _json_metadata(
