@@ -22,59 +22,18 @@ from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
 from .records import ChunkMention, ChunkRecord, ChunkRow, DocColumn, SkippedFile, StoredDocument
+from .schema import (
+    CHUNK_COLUMNS,
+    DOC_COLUMNS,
+    SCHEMA,
+    hide_dead,
+    present_columns,
+    select_columns,
+)
 from .tokenize import TERMS_VERSION
 from .where import where_sql
 
 log = logging.getLogger("semsearch")
-
-_SCHEMA = (
-    """
-CREATE TABLE documents (
-    doc_id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    n_chunks INTEGER NOT NULL,
-    meta TEXT,
-    title TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT 'text',
-    size INTEGER,
-    mtime_ns INTEGER,
-    inode INTEGER
-);
-CREATE TABLE chunks (
-    row INTEGER PRIMARY KEY,
-    chunk_id INTEGER NOT NULL UNIQUE,
-    doc_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    line_start INTEGER NOT NULL,
-    line_end INTEGER NOT NULL,
-    page INTEGER,
-    section TEXT NOT NULL DEFAULT '',
-    text TEXT NOT NULL
-);
-CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
-CREATE INDEX documents_source ON documents(source);
-CREATE TABLE skipped (
-    path TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    inode INTEGER NOT NULL,
-    reason TEXT NOT NULL
-);
-"""
-    + fts.SCHEMA
-)
-
-_DOC_COLUMNS = ("doc_id", "source", "sha256", "n_chunks", "meta", "title", "kind", "size",
-                "mtime_ns", "inode")  # fmt: skip
-_CHUNK_COLUMNS = ("row", "chunk_id", "doc_id", "ordinal", "start", "end", "line_start",
-                  "line_end", "page", "section", "text")  # fmt: skip
-#: What a version-1 store lacks, and the value it reads as.
-_DEFAULTS = {"title": "''", "kind": "'text'", "size": "NULL", "mtime_ns": "NULL",
-             "inode": "NULL", "page": "NULL", "section": "''"}  # fmt: skip
-
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -109,7 +68,7 @@ class ChunkStore:
     def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
         self.conn = conn
         self.path = path
-        self._columns = _present_columns(conn)
+        self._columns = present_columns(conn)
         self._postings: kw_postings.SegmentPostings | None = None
         self._warned: set[str] = set()
 
@@ -120,7 +79,7 @@ class ChunkStore:
         conn = sqlite3.connect(str(path), check_same_thread=False)
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
         return cls(conn, None if str(path) == ":memory:" else Path(path))
 
     @classmethod
@@ -136,7 +95,7 @@ class ChunkStore:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             conn.execute("SELECT count(*) FROM documents").fetchone()
             if dead:
-                _hide(conn, dead)
+                hide_dead(conn, dead)
             return cls(conn, path)
         except sqlite3.Error as exc:
             raise IndexFormatError(f"{path}: not a valid chunk database ({exc})") from None
@@ -158,8 +117,7 @@ class ChunkStore:
 
     def _select(self, table: str, names: Sequence[str], alias: str) -> str:
         """Column list for a SELECT, with defaults for columns an older store lacks."""
-        have = self._columns.get(table, set())
-        return ", ".join(f'{alias}."{n}"' if n in have else f"{_DEFAULTS[n]} AS {n}" for n in names)
+        return select_columns(self._columns.get(table, set()), names, alias)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -221,12 +179,12 @@ class ChunkStore:
                 c.execute("CREATE TEMP TABLE only_ids(doc_id TEXT PRIMARY KEY)")
                 c.executemany("INSERT INTO only_ids VALUES (?)", [(d,) for d in only])
                 keep += " AND doc_id IN (SELECT doc_id FROM temp.only_ids)"
-            doc_cols = old._select("documents", _DOC_COLUMNS, "d")
+            doc_cols = old._select("documents", DOC_COLUMNS, "d")
             c.execute(
                 f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}"
                 " ORDER BY d.rowid"
             )
-            chunk_cols = old._select("chunks", _CHUNK_COLUMNS[1:], "c")
+            chunk_cols = old._select("chunks", CHUNK_COLUMNS[1:], "c")
             c.execute(
                 f"INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1 + ?,"
                 f" {chunk_cols} FROM old.chunks c WHERE {keep} ORDER BY row",
@@ -484,28 +442,6 @@ class ChunkStore:
         """Whether the keyword terms were made by this version's analyzer (else a write
         rewrites the segment, making them again from the texts)."""
         return fts.stored_version(self.conn) == TERMS_VERSION and kw_postings.stored(self.conn)
-
-
-def _hide(conn: sqlite3.Connection, dead: Collection[str]) -> None:
-    """Temporary views over ``documents`` and ``chunks`` without the ``dead`` documents:
-    SQLite resolves unqualified names in ``temp`` first, so every query sees only the
-    live rows (``main.`` reaches the whole segment)."""
-    conn.execute("CREATE TEMP TABLE dead(doc_id TEXT PRIMARY KEY)")
-    conn.executemany("INSERT OR IGNORE INTO temp.dead VALUES (?)", [(d,) for d in dead])
-    live = "WHERE doc_id NOT IN (SELECT doc_id FROM temp.dead)"
-    conn.execute(
-        f"CREATE TEMP VIEW documents AS SELECT rowid AS rowid, * FROM main.documents {live}"
-    )
-    conn.execute(f"CREATE TEMP VIEW chunks AS SELECT * FROM main.chunks {live}")
-
-
-def _present_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    out = {}
-    for table in ("documents", "chunks", "skipped"):
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        if columns:
-            out[table] = columns
-    return out
 
 
 def _finite(value: Any) -> Any:
