@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..store.bm25 import Scored
 from ..store.postings import CHUNK, DOC
-from ..store.segments import Scored
 from ..store.segments import SegmentedKeyword as KeywordIndex
 from ..store.tokenize import is_cjk, query_languages, terms
 from . import feedback as fb

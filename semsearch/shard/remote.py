@@ -36,19 +36,13 @@ from ..errors import IndexFormatError
 from ..index.base import SearchResult, VectorIndex, check_k, check_subset, merge_best
 from ..index.segmented import SegmentedVectors
 from ..search.keyword import near_range
+from ..store.bm25 import Scored, idf, summed, term_weights
 from ..store.layout import IndexDir, Live
 from ..store.manifest import VECTORS
 from ..store.npy import load_vectors
 from ..store.postings import CHUNK, DOC
 from ..store.records import DocColumn
-from ..store.segments import (
-    Scored,
-    SegmentedKeyword,
-    SegmentedStore,
-    idf,
-    summed,
-    term_weights,
-)
+from ..store.segments import SegmentedKeyword, SegmentedStore
 from .groups import Call, Groups
 from .placement import Layout, Sharding
 from .replica import TermStats, correctable

@@ -20,11 +20,12 @@ from ..api.view import _segment_index
 from ..errors import IndexFormatError
 from ..index.segmented import Part, SegmentedIndex
 from ..search.keyword import FUZZY_MIN_LENGTH, edit_distances, near_range
+from ..store.bm25 import Scored as Scored
+from ..store.bm25 import bm25, summed
 from ..store.manifest import CHUNKS, SegmentRef
 from ..store.postings import CHUNK, DOC
 from ..store.records import DocColumn
-from ..store.segments import Scored as Scored
-from ..store.segments import Segment, SegmentedKeyword, SegmentedStore, bm25, summed
+from ..store.segments import Segment, SegmentedKeyword, SegmentedStore
 from ..store.tokenize import is_cjk
 
 

@@ -1,0 +1,54 @@
+"""BM25 as FTS5 computes it, in parts that one process and the shard groups share: the
+idf of a term, one term's contribution to its units, the sum over terms per unit, and a
+query's term weights."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Scored(NamedTuple):
+    """Every unit (global chunk row or document key) a query matches, ascending, and its BM25."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float64
+
+
+K1, B = 1.2, 0.75
+
+
+def idf(n: int, df: int) -> float:
+    """FTS5's idf of a term held by ``df`` of ``n`` units, floored at 1e-6."""
+    return max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+
+
+def bm25(tfs: np.ndarray, lengths: np.ndarray, weight: float, avgdl: float) -> np.ndarray:
+    """One term's BM25 in units with term frequencies ``tfs`` and ``lengths``; ``weight``:
+    its idf times its repeats in the query."""
+    tf = tfs.astype(np.float64)
+    norm = K1 * (1.0 - B + B * lengths / avgdl)
+    return weight * tf * (K1 + 1.0) / (tf + norm)
+
+
+def summed(ids_all: Sequence[np.ndarray], contrib_all: Sequence[np.ndarray]) -> Scored:
+    """Per-term contributions summed per unit (added in the order given), ids ascending."""
+    if not ids_all:
+        return Scored(np.zeros(0, np.int64), np.zeros(0, np.float64))
+    ids = np.concatenate(ids_all)
+    contrib = np.concatenate(contrib_all)
+    if len(ids_all) == 1:
+        return Scored(ids, contrib)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return Scored(unique, np.bincount(inverse, weights=contrib, minlength=len(unique)))
+
+
+def term_weights(query_terms: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """Each query term's weight: a mapping's own, or a sequence's count of the term."""
+    if isinstance(query_terms, Mapping):
+        return {t: float(w) for t, w in query_terms.items() if w > 0}
+    return {t: float(c) for t, c in Counter(query_terms).items()}
