@@ -255,6 +255,20 @@ def test_typos_sharing_a_range_are_each_corrected_as_locally(
         assert query_terms(rkw, q) == query_terms(lkw, q)
 
 
+def test_frequency_caches_cleared_mid_query_answer_as_locally(
+    built: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caches of size 0 are cleared by every lookup, including one the same query makes for
+    its typos' close spellings after its own terms were fetched: answers stay the local ones."""
+    monkeypatch.setattr(remote_module, "DF_CACHE", 0)
+    monkeypatch.setattr(remote_module, "NEAR_CACHE", 0)
+    path, emb, local = built
+    remote, _, _ = sharded(path, emb, 2)
+    for q in ("anchr reef harbour", "lighthuose anchr", "anchr reef harbour", "reef"):
+        for mode in ("keyword", "hybrid"):
+            same(local.search(q, k=5, mode=mode), remote.search(q, k=5, mode=mode))
+
+
 @pytest.mark.parametrize("command", ["serve", "mcp"])
 def test_an_unknown_engine_is_one_usage_line(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

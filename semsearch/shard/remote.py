@@ -158,32 +158,42 @@ class ShardedKeyword(SegmentedKeyword):
 
     def document_frequencies(self, query_terms: Iterable[str], level: int = DOC) -> dict[str, int]:
         terms = set(query_terms)
-        unknown = sorted(t for t in terms if (level, t) not in self._df)
+        # Read into a local copy: another thread's lookup, or this call's own, may clear the
+        # shared cache meanwhile.
+        df = {
+            k: v
+            for t in terms
+            for k in ((CHUNK, t), (DOC, t))
+            if (v := self._df.get(k)) is not None
+        }
+        unknown = sorted(t for t in terms if (level, t) not in df)
         if unknown:
-            self._lookup(unknown)
+            self._lookup(unknown, df)
         # The typos among them: what :meth:`near` answers from next (the close spellings
         # of each, fetched with its frequencies; again if forgotten meanwhile), kept in this
         # thread.
-        typos = sorted(t for t in terms if not self._df[(DOC, t)] and correctable(t))
+        typos = sorted(t for t in terms if not df[(DOC, t)] and correctable(t))
         if typos:
-            close = {t: self._close[t] for t in typos if t in self._close}
+            close = {t: c for t in typos if (c := self._close.get(t)) is not None}
             missing = [t for t in typos if t not in close]
             if missing:
-                close.update(self._lookup(missing))
+                close.update(self._lookup(missing, {}))
             mine, stale = self._typos()
             if len(mine) + len(typos) > NEAR_CACHE:
                 # a range whose typos were forgotten may lack the caller's: its own round
                 stale.update(near_range(t) for t in mine)
                 mine.clear()
             mine.update(close)
-        return {t: self._df[(level, t)] for t in terms if self._df[(level, t)]}
+        return {t: df[(level, t)] for t in terms if df[(level, t)]}
 
-    def _lookup(self, terms: Sequence[str]) -> dict[str, list[str]]:
-        """One round: the frequencies of ``terms`` at both levels, and for each that no group
-        holds (a typo), its close spellings with theirs, all kept for the generation.
-        Returns each typo's close spellings."""
+    def _lookup(
+        self, terms: Sequence[str], into: dict[tuple[int, str], int]
+    ) -> dict[str, list[str]]:
+        """One round: the frequencies of ``terms`` at both levels (added to ``into``), and for
+        each that no group holds (a typo), its close spellings with theirs, all kept for the
+        generation. Returns each typo's close spellings."""
         got = [cast(TermStats, a) for a in self._all("terms", terms).values()]
-        self._remember(terms, [(a.chunk, a.doc) for a in got])
+        into.update(self._remember(terms, [(a.chunk, a.doc) for a in got]))
         # every group lacks a typo, so every group sent the typo's close spellings it holds,
         # with their frequencies there: summed, those are their global frequencies
         typos = {
@@ -198,16 +208,20 @@ class ShardedKeyword(SegmentedKeyword):
         self._close.update(typos)
         return typos
 
-    def _remember(self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]) -> None:
-        """Keep the frequencies of ``terms`` at both levels, summed over the groups' answers."""
+    def _remember(
+        self, terms: Sequence[str], found: Iterable[Sequence[dict[str, int]]]
+    ) -> dict[tuple[int, str], int]:
+        """Keep the frequencies of ``terms`` at both levels, summed over the groups' answers,
+        and return them (the shared cache may be cleared by the next caller)."""
         summed_df: list[Counter[str]] = [Counter(), Counter()]
         for both in found:
             for lv in (CHUNK, DOC):
                 summed_df[lv].update(both[lv])
-        if len(self._df) > DF_CACHE:
+        new = {(lv, t): summed_df[lv].get(t, 0) for lv in (CHUNK, DOC) for t in terms}
+        if len(self._df) + len(new) > DF_CACHE:
             self._df.clear()
-        for lv in (CHUNK, DOC):
-            self._df.update(((lv, t), summed_df[lv].get(t, 0)) for t in terms)
+        self._df.update(new)
+        return new
 
     def score(self, query_terms: Sequence[str] | Mapping[str, float], level: int) -> Scored:
         weights = term_weights(query_terms)
@@ -310,8 +324,9 @@ class ShardedKeyword(SegmentedKeyword):
             # the union for every typo of this range this thread has met: the caller keeps
             # those within its own typo's budget, which are among them
             return sorted({c for cs in mine for c in cs})
-        self._fetch_near([(first, lo, hi)])
-        return list(self._near[(first, lo, hi)])
+        key = (first, lo, hi)
+        known = self._near.get(key)
+        return list(known if known is not None else self._fetch_near([key])[key])
 
     def _typos(self) -> tuple[dict[str, list[str]], set[tuple[str, int, int]]]:
         """This thread's typos (up to ``NEAR_CACHE``) with their close spellings, and the
@@ -320,18 +335,22 @@ class ShardedKeyword(SegmentedKeyword):
             self._waiting.typos, self._waiting.stale = {}, set()
         return self._waiting.typos, self._waiting.stale
 
-    def _fetch_near(self, ranges: Sequence[tuple[str, int, int]]) -> None:
-        ranges = sorted(set(r for r in ranges if r not in self._near))
-        if not ranges:
-            return
+    def _fetch_near(
+        self, ranges: Sequence[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], list[str]]:
+        """One round for the terms of ``ranges``, kept and returned (the shared cache may be
+        cleared by another thread before the caller reads it)."""
+        ranges = sorted(set(ranges))
         got = self._all("near", ranges)
-        if len(self._near) + len(ranges) > NEAR_CACHE:
-            self._near.clear()
+        fetched = {}
         for i, key in enumerate(ranges):
             answers = [got[g][i] for g in sorted(got)]
-            terms = sorted({t for found, _ in answers for t in found})
-            self._remember(terms, [both for _, both in answers])
-            self._near[key] = terms
+            fetched[key] = sorted({t for found, _ in answers for t in found})
+            self._remember(fetched[key], [both for _, both in answers])
+        if len(self._near) + len(ranges) > NEAR_CACHE:
+            self._near.clear()
+        self._near.update(fetched)
+        return fetched
 
 
 class ShardedStore(SegmentedStore):
