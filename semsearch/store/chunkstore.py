@@ -249,16 +249,12 @@ class ChunkStore:
         acc = self._writing()
         if not len(rows):
             return
-        lists = None
-        if old.terms_current():
-            lists = inverted.chunk_lists(old.conn)
-        elif postings_v3.has_lists(old.conn):
-            lists = postings_v3.chunk_lists(old.conn)
-        if lists is not None:
+        current, legacy = old.terms_current(), postings_v3.has_lists(old.conn)
+        if current or legacy:
             size = old.conn.execute("SELECT coalesce(max(row), -1) + 1 FROM main.chunks")
             remap = np.full(int(size.fetchone()[0]), -1, np.int64)
             remap[rows] = np.arange(start, start + len(rows))
-            acc.add_lists(lists, remap)
+            acc.add_stored(old.conn, remap, legacy=not current)
             return
         cur = self.conn.cursor().execute(
             "SELECT row, text FROM chunks WHERE row >= ? ORDER BY row", (start,)

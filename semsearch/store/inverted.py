@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .fts import DOC_CHUNKS
-from .postings import CHUNK, DOC, SCHEMA, decode, write_vectors
-from .postings_v3 import TermPostings
+from .postings import CHUNK, DOC, SCHEMA, write_vectors
 from .tokenize import terms as analyze
 
 #: Words gathered before they are folded into triples (bounds the raw word buffer).
@@ -54,7 +54,9 @@ class Inverted:
     """The postings of the segment being written."""
 
     def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
+        #: Term -> id, a new term numbered as it is first seen.
+        self.vocab: defaultdict[str, int] = defaultdict()
+        self.vocab.default_factory = self.vocab.__len__
         self.triples = Triples()
         self._words = array("i")
         self._rows = array("i")
@@ -62,33 +64,33 @@ class Inverted:
 
     def add_texts(self, rows: Iterable[int], texts: Iterable[str]) -> None:
         """Analyse new chunks' texts (rows ascending within one call)."""
-        vocab, words = self.vocab, self._words
-        setdefault = vocab.setdefault
+        number, words = self.vocab.__getitem__, self._words
         for row, text in zip(rows, texts, strict=True):
             found = analyze(text)
-            words.extend([setdefault(t, len(vocab)) for t in found])
+            words.extend(map(number, found))
             self._rows.append(row)
             self._counts.append(len(found))
         if len(words) >= _BLOCK_WORDS:
             self._fold()
 
-    def add_lists(self, lists: Iterable[TermPostings], remap: np.ndarray) -> None:
-        """An old segment's chunk postings, its rows renumbered by ``remap`` (old row ->
-        new row, -1 for rows not copied)."""
-        vocab = self.vocab
-        tids, lens = array("i"), array("i")
-        ids_parts, tf_parts = [], []
-        for t, ids, tfs in lists:
-            tids.append(vocab.setdefault(t, len(vocab)))
-            lens.append(len(ids))
-            ids_parts.append(ids)
-            tf_parts.append(tfs.astype(np.int32, copy=False))
-        if not ids_parts:
-            return
-        new = remap[np.concatenate(ids_parts)]
-        keep = new >= 0
-        terms = np.repeat(np.frombuffer(tids, np.int32), np.frombuffer(lens, np.int32))
-        self.triples.add(terms[keep], new[keep], np.concatenate(tf_parts)[keep])
+    def add_stored(self, conn: sqlite3.Connection, remap: np.ndarray, *, legacy: bool) -> None:
+        """An old segment's stored chunk postings (format 4, or ``legacy`` format 3), its
+        rows renumbered by ``remap`` (old row -> new row, -1 for rows not copied). Decoded
+        in blocks of lists, one NumPy pass per width: no per-term NumPy call."""
+        sql = (
+            "SELECT term, length(ids) / 4, ids, tfs FROM main.kw_postings WHERE level = 0"
+            if legacy
+            else "SELECT term, n, ids, tfs FROM main.kw_lists WHERE level = 0"
+        )
+        cur = conn.execute(sql)
+        while block := cur.fetchmany(_READ):
+            names, counts, ids, tfs = zip(*block, strict=True)
+            n = np.array(counts, np.int64)
+            tids = np.fromiter(map(self.vocab.__getitem__, names), np.int64, len(names))
+            for rows, freqs, terms in _decoded(n, ids, tfs, tids, legacy=legacy):
+                new = remap[rows]
+                keep = new >= 0
+                self.triples.add(terms[keep], new[keep], freqs[keep])
 
     def _fold(self) -> None:
         """Raw words of the chunks added since the last fold into triples."""
@@ -105,33 +107,46 @@ class Inverted:
         self._fold()
         conn.executescript(SCHEMA)
         names = list(self.vocab)
-        rank = np.empty(len(names), np.int64)
-        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
         by_rank = sorted(names)
-        tids, rows, tfs = self.triples.arrays()
+        rank = np.empty(len(names), np.int32)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
         n_rows, row_doc, first, doc_rowids = _units(conn)
-        chunk_lengths = np.bincount(rows, weights=tfs, minlength=n_rows).astype(np.int64)
-        order = np.argsort(rank[tids] * max(n_rows, 1) + rows)
-        t0, r0, f0 = rank[tids][order], rows[order], tfs[order]
-        del order, tids
-        docs = max(int(doc_rowids.max()) + 1 if len(doc_rowids) else 1, 1)
+        t0, r0, f0 = _by_term(rank, *self.triples.arrays(), n_rows)
+        chunk_lengths = np.bincount(r0, weights=f0, minlength=n_rows).astype(np.int64)
+        docs = int(doc_rowids.max()) + 1 if len(doc_rowids) else 1
         per_doc = np.bincount(row_doc, minlength=docs)
-        early = first[r0] & (per_doc[row_doc[r0]] > 1)
-        dkey = t0[early] * docs + row_doc[r0[early]]
+        early = first[r0] & (per_doc[row_doc[r0]] > 1)  # documents of several chunks
+        dkey = t0[early].astype(np.int64) * docs + row_doc[r0[early]]
         dtf = f0[early]
+        del early
         o = np.argsort(dkey, kind="stable")
         dkey, dtf = dkey[o], dtf[o]
         del o
         starts = np.flatnonzero(np.r_[True, dkey[1:] != dkey[:-1]]) if len(dkey) else dkey
         t1, d1 = dkey[starts] // docs, dkey[starts] % docs
         f1 = np.add.reduceat(dtf, starts) if len(dkey) else dtf
+        del dkey, dtf
         doc_lengths = np.bincount(
             row_doc[first], weights=chunk_lengths[first], minlength=docs
         ).astype(np.int64)
         sql = "INSERT INTO kw_lists VALUES (?, ?, ?, ?, ?)"
         conn.executemany(sql, _lists(CHUNK, by_rank, t0, r0, f0))
+        del t0, r0, f0
         conn.executemany(sql, _lists(DOC, by_rank, t1, d1, f1))
         write_vectors(conn, (chunk_lengths, doc_lengths, row_doc, doc_rowids))
+
+
+def _by_term(
+    rank: np.ndarray, tids: np.ndarray, rows: np.ndarray, tfs: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triples sorted by (term rank, row), int32, without more than one int64 key and one
+    permutation alive at once (they are the peak memory of a large merge)."""
+    key = rank[tids].astype(np.int64)
+    key *= max(n_rows, 1)
+    key += rows
+    order = np.argsort(key)
+    del key
+    return rank[tids[order]], rows[order], tfs[order]
 
 
 def _units(conn: sqlite3.Connection) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -167,7 +182,7 @@ def _lists(
         return
     starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
     counts = np.diff(np.r_[starts, len(terms)])
-    gaps = ids - np.r_[0, ids[:-1]]
+    gaps = np.diff(ids, prepend=ids[:0].dtype.type(0))
     gaps[starts] = ids[starts]
     id_blobs = _packed(gaps, starts, counts)
     tf_blobs = _packed(tfs, starts, counts)
@@ -193,9 +208,31 @@ def _packed(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> list[
     return out
 
 
-def chunk_lists(conn: sqlite3.Connection) -> Iterator[TermPostings]:
-    """A format-4 segment's chunk postings, term by term."""
-    cur = conn.execute("SELECT term, n, ids, tfs FROM main.kw_lists WHERE level = 0")
-    for term, n, ids, tfs in cur:
-        p = decode(n, ids, tfs)
-        yield TermPostings(str(term), p.ids, p.tfs)
+def _decoded(
+    n: np.ndarray,
+    ids: Sequence[bytes],
+    tfs: Sequence[bytes],
+    tids: np.ndarray,
+    *,
+    legacy: bool,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(rows, tfs, term ids)`` of a block of stored lists, one group of equal widths at a
+    time (format 4 ids are gaps: summed within each list)."""
+    id_width = np.fromiter(map(len, ids), np.int64, len(ids)) // np.maximum(n, 1)
+    tf_width = np.fromiter(map(len, tfs), np.int64, len(tfs)) // np.maximum(n, 1)
+    groups = {(4, 4)} if legacy else set(zip(id_width.tolist(), tf_width.tolist(), strict=True))
+    for wi, wt in sorted(groups):
+        mine = np.flatnonzero((id_width == wi) & (tf_width == wt) & (n > 0))
+        if not len(mine):
+            continue
+        take = mine.tolist()
+        kind = "<i4" if legacy else f"<u{wi}"
+        rows = np.frombuffer(b"".join([ids[k] for k in take]), kind).astype(np.int64)
+        freqs = np.frombuffer(b"".join([tfs[k] for k in take]), "<i4" if legacy else f"<u{wt}")
+        lens = n[mine]
+        if not legacy:  # gaps -> ids: a running sum restarted at each list
+            total = np.cumsum(rows)
+            ends = np.cumsum(lens)
+            before = np.r_[0, total[ends[:-1] - 1]]
+            rows = total - np.repeat(before, lens)
+        yield rows, freqs.astype(np.int32), np.repeat(tids[mine], lens)

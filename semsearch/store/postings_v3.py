@@ -13,7 +13,6 @@ from __future__ import annotations
 import sqlite3
 from array import array
 from collections import Counter
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -66,20 +65,6 @@ class OldPostings:
             (first, first + "\U0010ffff", lo, hi),
         )
         return [str(r[0]) for r in cur]
-
-
-class TermPostings(NamedTuple):
-    term: str
-    ids: np.ndarray  # int32, ascending
-    tfs: np.ndarray  # int32
-
-
-def chunk_lists(conn: sqlite3.Connection) -> Iterator[TermPostings]:
-    """A format-3 segment's stored chunk-level postings, term by term (see
-    :func:`has_lists`)."""
-    cur = conn.execute("SELECT term, ids, tfs FROM main.kw_postings WHERE level = 0")
-    for term, ids, tfs in cur:
-        yield TermPostings(str(term), np.frombuffer(ids, np.int32), np.frombuffer(tfs, np.int32))
 
 
 def has_lists(conn: sqlite3.Connection) -> bool:
