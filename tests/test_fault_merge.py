@@ -48,8 +48,9 @@ WRITE_POINTS = [
     ("semsearch.store.chunkstore", "ChunkStore", "create", "sqlite"),
     ("semsearch.store.chunkstore", "ChunkStore", "copy_documents_from", "sqlite"),
     ("semsearch.store.chunkstore", "ChunkStore", "commit", "sqlite"),
-    ("semsearch.store.fts", None, "copy_from", "sqlite"),  # inside the copy's transaction
-    ("semsearch.store.postings", None, "write", "sqlite"),  # inside the commit
+    # inside the copy's transaction, and inside the commit:
+    ("semsearch.store.chunkstore", "ChunkStore", "_copy_postings", "sqlite"),
+    ("semsearch.store.inverted", "Inverted", "write", "sqlite"),
     ("semsearch.store.npy", "VectorWriter", "append", "os"),
     ("semsearch.store.npy", "VectorWriter", "close", "os"),
     ("semsearch.index.faiss_index", "FaissIndex", "save", "faiss"),
@@ -110,7 +111,7 @@ def merge_points(
 
 def test_a_merge_passes_every_kind_of_write_point(merge_points: list[str]) -> None:
     kinds = {c.rsplit(".", 1)[-1] for c in merge_points}
-    assert {"create", "copy_documents_from", "copy_from", "commit", "write"} <= kinds
+    assert {"create", "copy_documents_from", "_copy_postings", "commit", "write"} <= kinds
     assert {"append", "close", "save"} <= kinds
     assert {"write_synced", "fsync_path", "rename", "replace"} <= kinds
 

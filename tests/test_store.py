@@ -15,6 +15,7 @@ import pytest
 
 from semsearch import IndexFormatError, SemanticIndex, UsageError, index_paths
 from semsearch.store import IndexDir
+from semsearch.store.manifest import FORMAT_VERSION
 
 from .conftest import REPO, SEEDS, FakeEmbedder
 
@@ -41,7 +42,7 @@ def test_layout_has_no_pickle_and_a_declared_manifest(built: Path) -> None:
     assert names == ["chunks.sqlite", "index.faiss", "manifest.json", "vectors.npy"]
     manifest = json.loads((gen / "manifest.json").read_text())
     assert manifest["model"] == "fake-bow" and manifest["dim"] == 64
-    assert manifest["documents"] == 5 and manifest["format_version"] == 3
+    assert manifest["documents"] == 5 and manifest["format_version"] == FORMAT_VERSION
     assert set(manifest["files"]) == {"chunks.sqlite", "index.faiss", "vectors.npy"}
     np.load(gen / "vectors.npy", allow_pickle=False)  # plain array, no objects
 

@@ -13,7 +13,7 @@ from ..embed import Embedder
 from ..errors import UsageError
 from ..ingest.chunk import sentence_spans
 from ..store.layout import IndexDir, generation_size
-from ..store.manifest import Manifest, SegmentRef, segment_refs
+from ..store.manifest import FORMAT_VERSION, Manifest, SegmentRef, segment_refs
 from ..store.segments import SegmentedStore, read_skipped, read_tombstones
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage, to_passage
 from .view import View
@@ -95,14 +95,14 @@ def copy_generation(view: View, target: IndexDir) -> Path:
                 tmp = target.new_tmp()
                 for name in ref.files:
                     shutil.copyfile(view.gen.parent / ref.name / name, tmp / name)
-                sealed = target.add_segment(tmp, replace(m, format_version=3))
+                sealed = target.add_segment(tmp, replace(m, format_version=FORMAT_VERSION))
                 renamed[ref.name] = sealed._replace(documents=ref.documents, chunks=ref.chunks)
                 tmp = None
             tombstones = {renamed[k].name: v for k, v in read_tombstones(view.gen, m).items()}
             tmp = target.new_tmp()  # the copy's own generation only lists the segments
             skipped = tuple(read_skipped(view.gen, m).values())
             return target.publish(
-                tmp, replace(m, format_version=3), list(renamed.values()), tombstones,
+                tmp, replace(m, format_version=FORMAT_VERSION), list(renamed.values()), tombstones,
                 skipped=skipped,
             )  # fmt: skip
         except BaseException:

@@ -19,21 +19,26 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 
 from ..errors import IndexFormatError, UsageError
-from . import fts
+from . import fts, inverted, postings_v3
 from . import postings as kw_postings
 from .records import ChunkMention, ChunkRecord, ChunkRow, DocColumn, SkippedFile, StoredDocument
 from .schema import (
     CHUNK_COLUMNS,
     DOC_COLUMNS,
-    SCHEMA,
+    INDEXES,
+    TABLES,
     hide_dead,
     present_columns,
     select_columns,
+    sha256_sql,
+    sha256_value,
 )
 from .tokenize import TERMS_VERSION
 from .where import where_sql
 
 log = logging.getLogger("semsearch")
+#: Rows a new segment buffers before one ``executemany`` writes them.
+_FLUSH_ROWS = 4096
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -66,11 +71,15 @@ class ChunkStore:
     """A SQLite file (or ``:memory:``) holding documents, chunks and their keyword index."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
-        self.conn = conn
+        self._conn = conn
         self.path = path
         self._columns = present_columns(conn)
         self._postings: kw_postings.SegmentPostings | None = None
         self._warned: set[str] = set()
+        #: A new segment's postings and rows not yet written (None when opened to read).
+        self._inverted: inverted.Inverted | None = None
+        self._doc_rows: list[tuple[Any, ...]] = []
+        self._chunk_rows: list[tuple[Any, ...]] = []
 
     @classmethod
     def create(cls, path: Path | str) -> ChunkStore:
@@ -79,8 +88,11 @@ class ChunkStore:
         conn = sqlite3.connect(str(path), check_same_thread=False)
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
-        conn.executescript(SCHEMA)
-        return cls(conn, None if str(path) == ":memory:" else Path(path))
+        conn.executescript(TABLES)
+        conn.create_function("sha256_bytes", 1, sha256_value, deterministic=True)
+        store = cls(conn, None if str(path) == ":memory:" else Path(path))
+        store._inverted = inverted.Inverted()
+        return store
 
     @classmethod
     def open_readonly(cls, path: Path, dead: Collection[str] = ()) -> ChunkStore:
@@ -113,11 +125,11 @@ class ChunkStore:
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
-    def _select(self, table: str, names: Sequence[str], alias: str) -> str:
+    def _select(self, table: str, names: Sequence[str], alias: str, *, raw: bool = False) -> str:
         """Column list for a SELECT, with defaults for columns an older store lacks."""
-        return select_columns(self._columns.get(table, set()), names, alias)
+        return select_columns(self._columns.get(table, set()), names, alias, raw=raw)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -125,10 +137,10 @@ class ChunkStore:
         self, doc: StoredDocument, rows: Sequence[ChunkRow], meta: Mapping[str, Any] | None
     ) -> None:
         """Insert a document and its chunks (rows already numbered by the builder)."""
-        self.conn.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.doc_id, doc.source, doc.sha256, doc.n_chunks, self._dump_meta(doc.source, meta),
-             doc.title, doc.kind, doc.size, doc.mtime_ns, doc.inode),
+        self._doc_rows.append(
+            (doc.doc_id, doc.source, sha256_value(doc.sha256), doc.n_chunks,
+             self._dump_meta(doc.source, meta), doc.title, doc.kind, doc.size, doc.mtime_ns,
+             doc.inode)
         )  # fmt: skip
         self.add_chunks(doc.doc_id, rows)
 
@@ -146,12 +158,37 @@ class ChunkStore:
             return json.dumps(_finite(meta), allow_nan=False)
 
     def add_chunks(self, doc_id: str, rows: Sequence[ChunkRow]) -> None:
-        """Append chunks of a document already added (a long document arrives in pieces)."""
-        self.conn.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.row, r.chunk_id, doc_id, *r[2:]) for r in rows],
-        )
-        fts.add(self.conn, ((r.row, r.text) for r in rows))
+        """Append chunks of a document already added (a long document arrives in pieces).
+        Rows are buffered and written in blocks; their terms are analysed now."""
+        self._chunk_rows += [(r.row, r.chunk_id, doc_id, *r[2:]) for r in rows]
+        self._writing().add_texts([r.row for r in rows], [r.text for r in rows])
+        if len(self._chunk_rows) >= _FLUSH_ROWS:
+            self._flush()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The database, with every buffered row written (so any query sees them)."""
+        if self._doc_rows or self._chunk_rows:
+            self._flush()
+        return self._conn
+
+    def _writing(self) -> inverted.Inverted:
+        if self._inverted is None:
+            raise UsageError("this chunk store was opened for reading")
+        return self._inverted
+
+    def _flush(self) -> None:
+        """Write the buffered documents and chunks (before anything reads or updates them)."""
+        docs, chunks = self._doc_rows, self._chunk_rows
+        self._doc_rows, self._chunk_rows = [], []
+        if docs:
+            self._conn.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", docs
+            )
+        if chunks:
+            self._conn.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunks
+            )
 
     def set_chunk_count(self, doc_id: str, n_chunks: int) -> None:
         self.conn.execute("UPDATE documents SET n_chunks = ? WHERE doc_id = ?", (n_chunks, doc_id))
@@ -179,7 +216,7 @@ class ChunkStore:
                 c.execute("CREATE TEMP TABLE only_ids(doc_id TEXT PRIMARY KEY)")
                 c.executemany("INSERT INTO only_ids VALUES (?)", [(d,) for d in only])
                 keep += " AND doc_id IN (SELECT doc_id FROM temp.only_ids)"
-            doc_cols = old._select("documents", DOC_COLUMNS, "d")
+            doc_cols = old._select("documents", DOC_COLUMNS, "d", raw=True)
             c.execute(
                 f"INSERT INTO documents SELECT {doc_cols} FROM old.documents d WHERE {keep}"
                 " ORDER BY d.rowid"
@@ -190,9 +227,9 @@ class ChunkStore:
                 f" {chunk_cols} FROM old.chunks c WHERE {keep} ORDER BY row",
                 (start,),
             )
-            fts.copy_from(c, "old", start)
             cur = c.execute(f"SELECT row FROM old.chunks WHERE {keep} ORDER BY row")
             rows = np.fromiter((r[0] for r in cur), dtype=np.int64)
+            self._copy_postings(old, rows, start)
             c.execute("DROP TABLE temp.drop_ids")
             c.execute("DROP TABLE IF EXISTS temp.only_ids")
             c.commit()
@@ -204,6 +241,26 @@ class ChunkStore:
         finally:
             c.execute("DETACH DATABASE old")
         return rows
+
+    def _copy_postings(self, old: ChunkStore, rows: np.ndarray, start: int) -> None:
+        """The copied chunks' postings: the old segment's, renumbered (``rows``: old rows
+        copied to ``start..``, in order), or its texts analysed again when its terms are of
+        another analyser."""
+        acc = self._writing()
+        if not len(rows):
+            return
+        current, legacy = old.terms_current(), postings_v3.has_lists(old.conn)
+        if current or legacy:
+            size = old.conn.execute("SELECT coalesce(max(row), -1) + 1 FROM main.chunks")
+            remap = np.full(int(size.fetchone()[0]), -1, np.int64)
+            remap[rows] = np.arange(start, start + len(rows))
+            acc.add_stored(old.conn, remap, legacy=not current)
+            return
+        cur = self.conn.cursor().execute(
+            "SELECT row, text FROM chunks WHERE row >= ? ORDER BY row", (start,)
+        )
+        while batch := cur.fetchmany(2000):
+            acc.add_texts([r for r, _ in batch], [t for _, t in batch])
 
     def dead_ids(self) -> list[str]:
         """Documents hidden by tombstones."""
@@ -233,10 +290,13 @@ class ChunkStore:
             raise _damaged(self, exc) from None
 
     def commit(self) -> None:
-        """Finish the keyword index (document-level rows, postings) and commit: once, last."""
-        fts.finish(self.conn)
-        kw_postings.write(self.conn)
+        """Write what is buffered, the secondary indexes (made after the bulk insert) and the
+        keyword postings, and commit: once, last."""
+        fts.finish(self.conn, kw_postings.STORE_FORMAT)
+        self.conn.executescript(INDEXES)
+        self._writing().write(self.conn)
         self.conn.commit()
+        self._inverted = None
 
     @_reading
     def postings(self) -> kw_postings.SegmentPostings:
@@ -353,7 +413,7 @@ class ChunkStore:
         stat_cols = self._select("documents", ("size", "mtime_ns", "inode", "kind"), "d")
         cur = self.conn.execute(
             f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
-            f" {stat_cols}, d.sha256 FROM chunks c JOIN documents d USING (doc_id)"
+            f" {stat_cols}, {sha256_sql('d')} FROM chunks c JOIN documents d USING (doc_id)"
             f" WHERE {condition}",
             args,
         )
@@ -440,8 +500,13 @@ class ChunkStore:
     @_reading
     def terms_current(self) -> bool:
         """Whether the keyword terms were made by this version's analyzer (else a write
-        rewrites the segment, making them again from the texts)."""
-        return fts.stored_version(self.conn) == TERMS_VERSION and kw_postings.stored(self.conn)
+        rewrites the segment, making them again from the texts), in this segment format
+        (else a write rewrites it in this one)."""
+        return (
+            fts.stored_version(self.conn) == TERMS_VERSION
+            and fts.stored_version(self.conn, key="store") == kw_postings.STORE_FORMAT
+            and kw_postings.stored(self.conn)
+        )
 
 
 def _finite(value: Any) -> Any:

@@ -1,10 +1,12 @@
-"""Each chunk's keyword terms, stored with the chunk: what the postings are built from.
+"""The keyword index's bookkeeping in a segment: which analyser made its terms and which
+format holds them (``keyword_meta``), where an older segment keeps its chunk terms, and
+the document of a chunk row.
 
 Texts become terms in Python (:mod:`.tokenize`: case and accent folding, per-script
-stemming, CJK character pairs) and are stored space-separated. Storing the terms lets a
-merge copy them in SQL instead of tokenizing again; chunks copied from a segment made with
-other terms (an older semsearch) are tokenized again from their text. Segments written
-before postings kept the terms in an FTS5 table, ``chunks_fts``; it is still read.
+stemming, CJK character pairs). Format 4 stores them only as postings (:mod:`.inverted`);
+format 3 also kept them per chunk, space-separated (``chunk_terms``), and format 2 in an
+FTS5 table, ``chunks_fts``; both are still read. Chunks copied from a segment made with
+other terms (an older semsearch) are analysed again from their text.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 from ..errors import IndexFormatError
-from .tokenize import TERMS_VERSION, terms
+from .tokenize import TERMS_VERSION
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -37,43 +39,14 @@ def _reading(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 SCHEMA = """
-CREATE TABLE chunk_terms (row INTEGER PRIMARY KEY, terms TEXT NOT NULL);
 CREATE TABLE keyword_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-#: Where a segment keeps its chunk terms: now, and before postings existed.
+#: Where a segment of an older format keeps its chunk terms: format 3, and format 2 (before
+#: postings). Format 4 keeps none: its postings hold them (:mod:`.inverted`).
 TERMS_TABLES = ("chunk_terms", "chunks_fts")
 #: Chunks of one document that make its document-level row (a book's 10,000th chunk adds
 #: nothing that BM25's length normalisation would not take away again).
 DOC_CHUNKS = 400
-_BATCH = 2000
-
-
-def add(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
-    """Index ``(row, text)`` pairs of new chunks."""
-    conn.executemany(
-        "INSERT INTO chunk_terms(row, terms) VALUES (?, ?)",
-        ((row, " ".join(terms(text))) for row, text in rows),
-    )
-
-
-def copy_from(conn: sqlite3.Connection, schema: str, start: int = 0) -> None:
-    """Store the terms of the chunks (rows ``start..``) just copied from the attached
-    database ``schema``: its stored terms when it was written with the same terms, else
-    their text again."""
-    if stored_version(conn, schema) == TERMS_VERSION:
-        table, key = terms_table(conn, schema)
-        conn.execute(
-            "INSERT INTO chunk_terms(row, terms) SELECT c.row, f.terms FROM chunks c"
-            f" JOIN {schema}.chunks oc ON oc.chunk_id = c.chunk_id"
-            f" JOIN {schema}.{table} f ON f.{key} = oc.row WHERE c.row >= ?",
-            (start,),
-        )
-        return
-    cur = conn.cursor().execute(
-        "SELECT row, text FROM chunks WHERE row >= ? ORDER BY row", (start,)
-    )
-    while batch := cur.fetchmany(_BATCH):
-        add(conn, batch)
 
 
 def terms_table(conn: sqlite3.Connection, schema: str = "main") -> tuple[str, str]:
@@ -85,16 +58,22 @@ def terms_table(conn: sqlite3.Connection, schema: str = "main") -> tuple[str, st
     return ("chunk_terms", "row") if "chunk_terms" in names else ("chunks_fts", "rowid")
 
 
-def finish(conn: sqlite3.Connection) -> None:
-    """Record the terms version; before publishing."""
-    conn.execute("INSERT OR REPLACE INTO keyword_meta VALUES ('terms', ?)", (TERMS_VERSION,))
+def finish(conn: sqlite3.Connection, store_format: str) -> None:
+    """Record the terms version and the segment's format; before publishing."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO keyword_meta VALUES (?, ?)",
+        [("terms", TERMS_VERSION), ("store", store_format)],
+    )
 
 
-def stored_version(conn: sqlite3.Connection, schema: str = "main") -> str | None:
-    """The terms version a store was written with; None for stores older than terms."""
+def stored_version(
+    conn: sqlite3.Connection, schema: str = "main", key: str = "terms"
+) -> str | None:
+    """The terms version (``key="store"``: the segment format) a store was written with;
+    None for stores older than it."""
     try:
         row = conn.execute(
-            f"SELECT value FROM {schema}.keyword_meta WHERE key = 'terms'"
+            f"SELECT value FROM {schema}.keyword_meta WHERE key = ?", (key,)
         ).fetchone()
     except sqlite3.OperationalError:
         return None

@@ -20,10 +20,12 @@ from ..errors import IndexFormatError
 from ..util import file_digest
 
 #: 2 added pages, sections, titles, file stats and remembered roots; 3 made a generation a
-#: list of segments plus tombstones. Versions 1 and 2 are still read (as one segment), so
-#: they can be updated or rebuilt without losing what they hold.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#: list of segments plus tombstones; 4 shrank the segments' chunk databases (compact
+#: postings, no stored chunk terms, binary hashes: ``store.postings``). Older versions are
+#: still read (1 and 2 as one segment), so they can be updated or rebuilt without losing
+#: what they hold; their segments are rewritten by the next write.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: The index directory's pointer to the live generation, and the writers' lock file.
 POINTER = "CURRENT"
 LOCK = "LOCK"

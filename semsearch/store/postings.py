@@ -1,187 +1,167 @@
 """A segment's keyword postings: for each term, the chunks (and documents) holding it and how
-often, as packed int32 arrays in the segment's SQLite file.
+often, in the segment's SQLite file.
 
 BM25 needs collection statistics (how many units, how many hold a term, their average
 length) that must span every live segment, which no per-table engine gives: FTS5's ``bm25()``
 sees one table. So the postings are ours, read a term at a time (one indexed lookup
-returning two blobs, turned into arrays without copying), and the scoring is NumPy
-(:mod:`semsearch.store.segments`). Chunk terms still come from the analyzer
-(:mod:`.tokenize`), stored per chunk (:mod:`.fts`) so merges need not analyze again.
+returning two small blobs, decoded by one or two NumPy calls), and the scoring is NumPy
+(:mod:`semsearch.store.segments`).
 
 Level 0 is chunks, by segment-local row; level 1 is documents, by ``documents.rowid``, whose
 terms are those of their first ``fts.DOC_CHUNKS`` chunks (as the document table had).
+
+Format 4 (this module; ``keyword_meta`` key ``store``), per ``(level, term)``: ``n`` postings,
+``ids`` as gaps from the previous id (the first from 0) and ``tfs``, each an unsigned array of
+the narrowest width (1, 2 or 4 bytes) its largest value fits, so the width is
+``len(blob) // n``. Level 1 holds only documents of two chunks or more: a one-chunk document's
+terms are its chunk's, read through the chunk postings (``single``). Each chunk's terms are
+not stored (the postings hold them, inverted: a merge remaps them, :mod:`.inverted`), and no
+array is wider than its largest value needs. Segments written before (format 3: int32 blobs,
+a document copy of every posting, ``chunk_terms``; or no postings at all) are read by
+:mod:`.postings_v3`, and rewritten by the next write.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from array import array
-from collections import Counter
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 
-from .fts import DOC_CHUNKS, TERMS_VERSION, stored_version, terms_table
-from .tokenize import terms as analyze
+from . import postings_v3
+from .postings_v3 import Postings
 
 CHUNK, DOC = 0, 1
+#: The segment format this module writes (``keyword_meta``'s ``store``; absent before).
+STORE_FORMAT = "4"
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS kw_postings (
-    level INTEGER NOT NULL, term TEXT NOT NULL, ids BLOB NOT NULL, tfs BLOB NOT NULL,
+CREATE TABLE IF NOT EXISTS kw_lists (
+    level INTEGER NOT NULL, term TEXT NOT NULL, n INTEGER NOT NULL,
+    ids BLOB NOT NULL, tfs BLOB NOT NULL,
     PRIMARY KEY (level, term)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS kw_arrays (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS kw_vectors (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
+_UNSIGNED: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 _EMPTY = np.zeros(0, np.int32)
+#: Decoded chunk-level postings kept per segment: a query's document level reads them again.
+_CACHED_TERMS = 256
 
 
-class Postings(NamedTuple):
-    ids: np.ndarray  # int32, ascending
-    tfs: np.ndarray  # int32
+def width(largest: int) -> int:
+    """Bytes of the narrowest unsigned type holding ``largest``."""
+    return 1 if largest < 1 << 8 else 2 if largest < 1 << 16 else 4
 
 
-class _Accumulator:
-    """Postings gathered unit by unit (units arrive in ascending id order)."""
+def decode(n: int, ids: bytes, tfs: bytes) -> Postings:
+    """One stored list back as arrays (ids ascending)."""
+    if not n:
+        return Postings(_EMPTY, _EMPTY)
+    gaps = np.frombuffer(ids, _UNSIGNED[len(ids) // n])
+    return Postings(np.cumsum(gaps, dtype=np.int32), np.frombuffer(tfs, _UNSIGNED[len(tfs) // n]))
 
-    def __init__(self) -> None:
-        self.ids: dict[str, array[int]] = {}
-        self.tfs: dict[str, array[int]] = {}
-        self.lengths: dict[int, int] = {}
 
-    def add(self, unit: int, words: list[str]) -> None:
-        self.lengths[unit] = len(words)
-        for t, n in Counter(words).items():
-            if t not in self.ids:
-                self.ids[t], self.tfs[t] = array("i"), array("i")
-            self.ids[t].append(unit)
-            self.tfs[t].append(n)
+def encode_array(values: np.ndarray) -> bytes:
+    """A non-negative array as ``<name>`` data: its narrowest unsigned type (see
+    :func:`decode_array`)."""
+    top = int(values.max()) if len(values) else 0
+    w = width(top)
+    return bytes([w]) + values.astype(_UNSIGNED[w]).tobytes()
 
-    def length_array(self, size: int) -> np.ndarray:
-        out = np.zeros(size, np.int32)
-        for unit, n in self.lengths.items():
-            out[unit] = n
-        return out
+
+def decode_array(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, _UNSIGNED[data[0]], offset=1).astype(np.int32)
 
 
 class SegmentPostings:
-    """One segment's postings: from its table, or built in memory for an older segment."""
+    """One segment's postings: format 4 from its tables, or an older segment's through
+    :mod:`.postings_v3` (its int32 table, or built in memory when it has none)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.memory: list[dict[str, Postings]] | None = None
-        arrays = _read_arrays(conn)
-        if arrays is None:  # written before postings existed: build them now, in memory
-            arrays, self.memory = _build(conn)
+        self._old: postings_v3.OldPostings | None = None
+        self._cache: dict[str, Postings] = {}
+        arrays = read_vectors(conn)
+        if arrays is None:
+            self._old = postings_v3.OldPostings(conn)
+            arrays = self._old.arrays
         self.chunk_lengths, self.doc_lengths, self.row_doc, self.doc_rowids = arrays
+        #: Rows whose document has this one chunk only (its document postings are its own).
+        per_doc = np.bincount(self.row_doc, minlength=len(self.doc_lengths))
+        self.single = per_doc[self.row_doc] == 1 if self._old is None else None
 
     def get(self, level: int, term: str) -> Postings:
-        if self.memory is not None:
-            return self.memory[level].get(term, Postings(_EMPTY, _EMPTY))
+        if self._old is not None:
+            return self._old.get(level, term)
+        if level == CHUNK:
+            return self._chunk(term)
+        own = self._stored(DOC, term)
+        ids, tfs = self._chunk(term)
+        if not len(ids):
+            return own
+        one = self.single[ids]  # type: ignore[index]
+        if not one.any():
+            return own
+        docs, counts = self.row_doc[ids[one]], tfs[one]
+        if len(own.ids):
+            docs = np.concatenate([docs, own.ids])
+            counts = np.concatenate([counts.astype(np.int32), own.tfs.astype(np.int32)])
+        if len(docs) > 1 and np.any(docs[1:] < docs[:-1]):
+            order = np.argsort(docs, kind="stable")
+            docs, counts = docs[order], counts[order]
+        return Postings(docs, counts)
+
+    def _chunk(self, term: str) -> Postings:
+        found = self._cache.get(term)
+        if found is None:
+            found = self._stored(CHUNK, term)
+            if len(self._cache) >= _CACHED_TERMS:
+                self._cache.clear()
+            self._cache[term] = found
+        return found
+
+    def _stored(self, level: int, term: str) -> Postings:
         row = self.conn.execute(
-            "SELECT ids, tfs FROM main.kw_postings WHERE level = ? AND term = ?", (level, term)
+            "SELECT n, ids, tfs FROM main.kw_lists WHERE level = ? AND term = ?", (level, term)
         ).fetchone()
-        if row is None:
-            return Postings(_EMPTY, _EMPTY)
-        return Postings(np.frombuffer(row[0], np.int32), np.frombuffer(row[1], np.int32))
+        return Postings(_EMPTY, _EMPTY) if row is None else decode(*row)
 
     def near(self, first: str, lo: int, hi: int) -> list[str]:
-        """Document-level terms starting with ``first``, of length ``lo``..``hi``."""
-        if self.memory is not None:
-            return sorted(t for t in self.memory[DOC] if t.startswith(first) and lo <= len(t) <= hi)
+        """Terms starting with ``first``, of length ``lo``..``hi`` (from the chunk level,
+        which holds every document-level term; a term only a document's 401st chunk holds
+        has no document frequency, and callers keep candidates that have one)."""
+        if self._old is not None:
+            return self._old.near(first, lo, hi)
         cur = self.conn.execute(
-            "SELECT term FROM main.kw_postings WHERE level = 1 AND term >= ? AND term < ?"
+            "SELECT term FROM main.kw_lists WHERE level = 0 AND term >= ? AND term < ?"
             " AND length(term) BETWEEN ? AND ?",
             (first, first + "\U0010ffff", lo, hi),
         )
         return [str(r[0]) for r in cur]
 
 
-def write(conn: sqlite3.Connection) -> None:
-    """Write the postings of a finished segment (call once, before it is published)."""
-    conn.executescript(SCHEMA)
-    (chunk_lengths, doc_lengths, row_doc, doc_rowids), levels = _build(conn)
-    for level, table in enumerate(levels):
-        conn.executemany(
-            "INSERT INTO kw_postings VALUES (?, ?, ?, ?)",
-            ((level, t, p.ids.tobytes(), p.tfs.tobytes()) for t, p in table.items()),
-        )
-    conn.executemany(
-        "INSERT OR REPLACE INTO kw_arrays VALUES (?, ?)",
-        [
-            ("chunk_lengths", chunk_lengths.tobytes()),
-            ("doc_lengths", doc_lengths.tobytes()),
-            ("row_doc", row_doc.tobytes()),
-            ("doc_rowids", doc_rowids.tobytes()),
-        ],
-    )
-
-
 def stored(conn: sqlite3.Connection) -> bool:
-    """Whether the segment holds its postings (written since postings exist)."""
-    return _read_arrays(conn) is not None
+    """Whether the segment holds its postings in this format."""
+    return read_vectors(conn) is not None
 
 
-_ARRAYS = ("chunk_lengths", "doc_lengths", "row_doc", "doc_rowids")
+_VECTORS = ("chunk_lengths", "doc_lengths", "row_doc", "doc_rowids")
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _read_arrays(conn: sqlite3.Connection) -> Arrays | None:
+def read_vectors(conn: sqlite3.Connection) -> Arrays | None:
+    """The segment's per-unit arrays (None for a segment of an older format)."""
     try:
-        found = dict(conn.execute("SELECT name, data FROM main.kw_arrays"))
+        found = dict(conn.execute("SELECT name, data FROM main.kw_vectors"))
     except sqlite3.OperationalError:
         return None
-    if any(n not in found for n in _ARRAYS):  # an older layout: built again
+    if any(n not in found for n in _VECTORS):
         return None
-    return tuple(  # type: ignore[return-value]
-        np.frombuffer(found[n], np.int32) for n in _ARRAYS
+    return tuple(decode_array(found[n]) for n in _VECTORS)  # type: ignore[return-value]
+
+
+def write_vectors(conn: sqlite3.Connection, arrays: Arrays) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO kw_vectors VALUES (?, ?)",
+        [(n, encode_array(a)) for n, a in zip(_VECTORS, arrays, strict=True)],
     )
-
-
-def _build(conn: sqlite3.Connection) -> tuple[Arrays, list[dict[str, Postings]]]:
-    """Postings of every chunk and document of the segment (dead ones included: tombstones
-    are applied when searching)."""
-    rows = int(conn.execute("SELECT coalesce(max(row), -1) + 1 FROM main.chunks").fetchone()[0])
-    docs = int(conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM main.documents").fetchone()[0])
-    row_doc = np.zeros(rows, np.int32)
-    chunks, documents = _Accumulator(), _Accumulator()
-    current = stored_version(conn) == TERMS_VERSION
-    table, key = terms_table(conn)
-    cur = conn.execute(
-        "SELECT d.rowid, c.row, c.ordinal, "
-        + ("f.terms" if current else "c.text")
-        + " FROM main.documents d JOIN main.chunks c ON c.doc_id = d.doc_id"
-        + (f" JOIN main.{table} f ON f.{key} = c.row" if current else "")
-        + " ORDER BY d.rowid, c.ordinal"
-    )
-    doc, doc_words = -1, list[str]()
-    taken = 0
-    for rowid, row, _, text in cur:
-        words = text.split() if current else analyze(text)
-        row_doc[row] = rowid
-        chunks.add(row, words)
-        if rowid != doc:
-            if doc >= 0:
-                documents.add(doc, doc_words)
-            doc, doc_words, taken = rowid, [], 0
-        if taken < DOC_CHUNKS:
-            doc_words += words
-            taken += 1
-    if doc >= 0:
-        documents.add(doc, doc_words)
-    for (rowid,) in conn.execute("SELECT rowid FROM main.documents"):
-        documents.lengths.setdefault(int(rowid), 0)  # a document without chunks
-    levels = [_sorted(chunks), _sorted(documents)]
-    rowids = np.array(sorted(documents.lengths), np.int32)
-    lengths = (chunks.length_array(rows), documents.length_array(docs), row_doc, rowids)
-    return lengths, levels
-
-
-def _sorted(acc: _Accumulator) -> dict[str, Postings]:
-    out = {}
-    for t, ids in acc.ids.items():
-        a, f = np.frombuffer(ids, np.int32), np.frombuffer(acc.tfs[t], np.int32)
-        if len(a) > 1 and np.any(a[1:] < a[:-1]):  # chunk rows can come out of order
-            order = np.argsort(a, kind="stable")
-            a, f = a[order], f[order]
-        out[t] = Postings(a, f)
-    return out

@@ -9,7 +9,10 @@ from collections.abc import Collection, Sequence
 
 from . import fts
 
-SCHEMA = (
+#: Tables of a new segment; its secondary indexes (:data:`INDEXES`) are made after the bulk
+#: insert, when the segment is committed. ``sha256`` holds 32 bytes (hex text before format 4,
+#: or when a document's hash is not a SHA-256 in hex).
+TABLES = (
     """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY,
@@ -25,7 +28,7 @@ CREATE TABLE documents (
 );
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY,
-    chunk_id INTEGER NOT NULL UNIQUE,
+    chunk_id INTEGER NOT NULL,
     doc_id TEXT NOT NULL,
     ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL,
@@ -36,8 +39,6 @@ CREATE TABLE chunks (
     section TEXT NOT NULL DEFAULT '',
     text TEXT NOT NULL
 );
-CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
-CREATE INDEX documents_source ON documents(source);
 CREATE TABLE skipped (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -48,6 +49,11 @@ CREATE TABLE skipped (
 """
     + fts.SCHEMA
 )
+INDEXES = """
+CREATE UNIQUE INDEX chunks_chunk_id ON chunks(chunk_id);
+CREATE INDEX chunks_doc ON chunks(doc_id, ordinal);
+CREATE INDEX documents_source ON documents(source);
+"""
 
 DOC_COLUMNS = ("doc_id", "source", "sha256", "n_chunks", "meta", "title", "kind", "size",
                 "mtime_ns", "inode")  # fmt: skip
@@ -58,9 +64,39 @@ DEFAULTS = {"title": "''", "kind": "'text'", "size": "NULL", "mtime_ns": "NULL",
              "inode": "NULL", "page": "NULL", "section": "''"}  # fmt: skip
 
 
-def select_columns(have: Collection[str], names: Sequence[str], alias: str) -> str:
-    """Column list for a SELECT, with defaults for columns an older store lacks."""
-    return ", ".join(f'{alias}."{n}"' if n in have else f"{DEFAULTS[n]} AS {n}" for n in names)
+def select_columns(
+    have: Collection[str], names: Sequence[str], alias: str, *, raw: bool = False
+) -> str:
+    """Column list for a SELECT, with defaults for columns an older store lacks; ``sha256``
+    reads as hex text (``raw``: as stored, to copy into a segment)."""
+    out = []
+    for n in names:
+        if n not in have:
+            out.append(f"{DEFAULTS[n]} AS {n}")
+        elif n == "sha256":
+            out.append(sha256_sql(alias, raw=raw))
+        else:
+            out.append(f'{alias}."{n}"')
+    return ", ".join(out)
+
+
+def sha256_sql(alias: str, *, raw: bool = False) -> str:
+    """A document's hash as hex text, whichever way it is stored; ``raw`` turns hex text
+    of an older segment into the 32 bytes a new one stores (``sha256_bytes``)."""
+    col = f"{alias}.sha256"
+    if raw:
+        return f"sha256_bytes({col}) AS sha256"
+    return f"CASE WHEN typeof({col}) = 'blob' THEN lower(hex({col})) ELSE {col} END AS sha256"
+
+
+def sha256_value(digest: str | bytes) -> str | bytes:
+    """How a document's hash is stored: 32 bytes for a SHA-256 in hex, else as given."""
+    if isinstance(digest, str) and len(digest) == 64 and not digest.strip(_HEX):
+        return bytes.fromhex(digest)
+    return digest
+
+
+_HEX = "0123456789abcdef"
 
 
 def hide_dead(conn: sqlite3.Connection, dead: Collection[str]) -> None:

@@ -1,0 +1,238 @@
+"""Making a new segment's postings (format 4, :mod:`.postings`) while it is written.
+
+New chunks are analysed once, as they are added (:mod:`.tokenize`); their terms become
+``(term, row, tf)`` triples a block at a time (NumPy: one sort per block, no Counter per
+chunk). Chunks copied from an older segment bring its stored chunk postings instead, their
+rows renumbered: nothing is analysed again unless the old segment's terms are of another
+analyser. At commit the triples are sorted once by (term, row) and written term by term in
+key order; the document level (documents of two chunks or more: their first ``DOC_CHUNKS``
+chunks summed) and every per-unit array are derived from them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .fts import DOC_CHUNKS
+from .postings import CHUNK, DOC, SCHEMA, write_vectors
+from .tokenize import terms as analyze
+
+#: Words gathered before they are folded into triples (bounds the raw word buffer).
+_BLOCK_WORDS = 1 << 22
+_READ = 65_536
+
+
+class Triples:
+    """``(term id, row, tf)`` postings of one level, in parts."""
+
+    def __init__(self) -> None:
+        self.terms: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+        self.tfs: list[np.ndarray] = []
+
+    def add(self, terms: np.ndarray, rows: np.ndarray, tfs: np.ndarray) -> None:
+        if len(terms):
+            self.terms.append(terms.astype(np.int32, copy=False))
+            self.rows.append(rows.astype(np.int32, copy=False))
+            self.tfs.append(tfs.astype(np.int32, copy=False))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.terms:
+            e = np.zeros(0, np.int32)
+            return e, e, e
+        out = tuple(np.concatenate(p) for p in (self.terms, self.rows, self.tfs))
+        self.terms, self.rows, self.tfs = [], [], []
+        return out  # type: ignore[return-value]
+
+
+class Inverted:
+    """The postings of the segment being written."""
+
+    def __init__(self) -> None:
+        #: Term -> id, a new term numbered as it is first seen.
+        self.vocab: defaultdict[str, int] = defaultdict()
+        self.vocab.default_factory = self.vocab.__len__
+        self.triples = Triples()
+        self._words = array("i")
+        self._rows = array("i")
+        self._counts = array("i")
+
+    def add_texts(self, rows: Iterable[int], texts: Iterable[str]) -> None:
+        """Analyse new chunks' texts (rows ascending within one call)."""
+        number, words = self.vocab.__getitem__, self._words
+        for row, text in zip(rows, texts, strict=True):
+            found = analyze(text)
+            words.extend(map(number, found))
+            self._rows.append(row)
+            self._counts.append(len(found))
+        if len(words) >= _BLOCK_WORDS:
+            self._fold()
+
+    def add_stored(self, conn: sqlite3.Connection, remap: np.ndarray, *, legacy: bool) -> None:
+        """An old segment's stored chunk postings (format 4, or ``legacy`` format 3), its
+        rows renumbered by ``remap`` (old row -> new row, -1 for rows not copied). Decoded
+        in blocks of lists, one NumPy pass per width: no per-term NumPy call."""
+        sql = (
+            "SELECT term, length(ids) / 4, ids, tfs FROM main.kw_postings WHERE level = 0"
+            if legacy
+            else "SELECT term, n, ids, tfs FROM main.kw_lists WHERE level = 0"
+        )
+        cur = conn.execute(sql)
+        while block := cur.fetchmany(_READ):
+            names, counts, ids, tfs = zip(*block, strict=True)
+            n = np.array(counts, np.int64)
+            tids = np.fromiter(map(self.vocab.__getitem__, names), np.int64, len(names))
+            for rows, freqs, terms in _decoded(n, ids, tfs, tids, legacy=legacy):
+                new = remap[rows]
+                keep = new >= 0
+                self.triples.add(terms[keep], new[keep], freqs[keep])
+
+    def _fold(self) -> None:
+        """Raw words of the chunks added since the last fold into triples."""
+        if not self._rows:
+            return
+        words = np.frombuffer(self._words, np.int32).astype(np.int64)
+        rows = np.repeat(np.frombuffer(self._rows, np.int32), np.frombuffer(self._counts, np.int32))
+        keys, tfs = np.unique((words << 32) | rows.astype(np.int64), return_counts=True)
+        self.triples.add(keys >> 32, keys & 0xFFFFFFFF, tfs)
+        self._words, self._rows, self._counts = array("i"), array("i"), array("i")
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Write the segment's postings and per-unit arrays (once, at commit)."""
+        self._fold()
+        conn.executescript(SCHEMA)
+        names = list(self.vocab)
+        by_rank = sorted(names)
+        rank = np.empty(len(names), np.int32)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        n_rows, row_doc, first, doc_rowids = _units(conn)
+        t0, r0, f0 = _by_term(rank, *self.triples.arrays(), n_rows)
+        chunk_lengths = np.bincount(r0, weights=f0, minlength=n_rows).astype(np.int64)
+        docs = int(doc_rowids.max()) + 1 if len(doc_rowids) else 1
+        per_doc = np.bincount(row_doc, minlength=docs)
+        early = first[r0] & (per_doc[row_doc[r0]] > 1)  # documents of several chunks
+        dkey = t0[early].astype(np.int64) * docs + row_doc[r0[early]]
+        dtf = f0[early]
+        del early
+        o = np.argsort(dkey, kind="stable")
+        dkey, dtf = dkey[o], dtf[o]
+        del o
+        starts = np.flatnonzero(np.r_[True, dkey[1:] != dkey[:-1]]) if len(dkey) else dkey
+        t1, d1 = dkey[starts] // docs, dkey[starts] % docs
+        f1 = np.add.reduceat(dtf, starts) if len(dkey) else dtf
+        del dkey, dtf
+        doc_lengths = np.bincount(
+            row_doc[first], weights=chunk_lengths[first], minlength=docs
+        ).astype(np.int64)
+        sql = "INSERT INTO kw_lists VALUES (?, ?, ?, ?, ?)"
+        conn.executemany(sql, _lists(CHUNK, by_rank, t0, r0, f0))
+        del t0, r0, f0
+        conn.executemany(sql, _lists(DOC, by_rank, t1, d1, f1))
+        write_vectors(conn, (chunk_lengths, doc_lengths, row_doc, doc_rowids))
+
+
+def _by_term(
+    rank: np.ndarray, tids: np.ndarray, rows: np.ndarray, tfs: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triples sorted by (term rank, row), int32, without more than one int64 key and one
+    permutation alive at once (they are the peak memory of a large merge)."""
+    key = rank[tids].astype(np.int64)
+    key *= max(n_rows, 1)
+    key += rows
+    order = np.argsort(key)
+    del key
+    return rank[tids[order]], rows[order], tfs[order]
+
+
+def _units(conn: sqlite3.Connection) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The segment's row count, each row's document rowid, whether the row is among its
+    document's first ``DOC_CHUNKS`` chunks (by ordinal), and every document rowid."""
+    n_rows = int(conn.execute("SELECT coalesce(max(row), -1) + 1 FROM main.chunks").fetchone()[0])
+    row_doc = np.zeros(n_rows, np.int64)
+    ordinal = np.zeros(n_rows, np.int64)
+    cur = conn.execute(
+        "SELECT c.row, d.rowid, c.ordinal FROM main.chunks c"
+        " JOIN main.documents d ON d.doc_id = c.doc_id"
+    )
+    while part := cur.fetchmany(_READ):
+        got = np.array(part, np.int64).reshape(-1, 3)
+        row_doc[got[:, 0]], ordinal[got[:, 0]] = got[:, 1], got[:, 2]
+    by = np.lexsort((ordinal, row_doc))
+    sorted_docs = row_doc[by]
+    starts = np.r_[0, np.flatnonzero(sorted_docs[1:] != sorted_docs[:-1]) + 1] if n_rows else by
+    position = np.arange(n_rows) - np.repeat(starts, np.diff(np.r_[starts, n_rows]))
+    first = np.zeros(n_rows, bool)
+    first[by] = position < DOC_CHUNKS
+    cur = conn.execute("SELECT rowid FROM main.documents ORDER BY rowid")
+    doc_rowids = np.fromiter((r[0] for r in cur), np.int64)
+    return n_rows, row_doc, first, doc_rowids
+
+
+def _lists(
+    level: int, names: list[str], terms: np.ndarray, ids: np.ndarray, tfs: np.ndarray
+) -> Iterator[tuple[int, str, int, bytes, bytes]]:
+    """``kw_lists`` rows of one level from triples sorted by (term rank, id): each list's
+    gaps and term frequencies in the narrowest width that holds its largest."""
+    if not len(terms):
+        return
+    starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
+    counts = np.diff(np.r_[starts, len(terms)])
+    gaps = np.diff(ids, prepend=ids[:0].dtype.type(0))
+    gaps[starts] = ids[starts]
+    id_blobs = _packed(gaps, starts, counts)
+    tf_blobs = _packed(tfs, starts, counts)
+    for k, s in enumerate(starts.tolist()):
+        yield level, names[int(terms[s])], int(counts[k]), id_blobs[k], tf_blobs[k]
+
+
+def _packed(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> list[bytes]:
+    """Each list's values as bytes of the narrowest unsigned width for its largest."""
+    top = np.maximum.reduceat(values, starts)
+    widths = np.where(top < 1 << 8, 1, np.where(top < 1 << 16, 2, 4))
+    out: list[bytes] = [b""] * len(starts)
+    for w, dtype in ((1, "<u1"), (2, "<u2"), (4, "<u4")):
+        mine = np.flatnonzero(widths == w)
+        if not len(mine):
+            continue
+        data = values[np.repeat(widths == w, counts)].astype(dtype).tobytes()
+        ends = np.cumsum(counts[mine] * w).tolist()
+        begin = 0
+        for k, end in zip(mine.tolist(), ends, strict=True):
+            out[k] = data[begin:end]
+            begin = end
+    return out
+
+
+def _decoded(
+    n: np.ndarray,
+    ids: Sequence[bytes],
+    tfs: Sequence[bytes],
+    tids: np.ndarray,
+    *,
+    legacy: bool,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(rows, tfs, term ids)`` of a block of stored lists, one group of equal widths at a
+    time (format 4 ids are gaps: summed within each list)."""
+    id_width = np.fromiter(map(len, ids), np.int64, len(ids)) // np.maximum(n, 1)
+    tf_width = np.fromiter(map(len, tfs), np.int64, len(tfs)) // np.maximum(n, 1)
+    groups = {(4, 4)} if legacy else set(zip(id_width.tolist(), tf_width.tolist(), strict=True))
+    for wi, wt in sorted(groups):
+        mine = np.flatnonzero((id_width == wi) & (tf_width == wt) & (n > 0))
+        if not len(mine):
+            continue
+        take = mine.tolist()
+        kind = "<i4" if legacy else f"<u{wi}"
+        rows = np.frombuffer(b"".join([ids[k] for k in take]), kind).astype(np.int64)
+        freqs = np.frombuffer(b"".join([tfs[k] for k in take]), "<i4" if legacy else f"<u{wt}")
+        lens = n[mine]
+        if not legacy:  # gaps -> ids: a running sum restarted at each list
+            total = np.cumsum(rows)
+            ends = np.cumsum(lens)
+            before = np.r_[0, total[ends[:-1] - 1]]
+            rows = total - np.repeat(before, lens)
+        yield rows, freqs.astype(np.int32), np.repeat(tids[mine], lens)
