@@ -256,3 +256,34 @@ def test_the_query_vector_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     calls = emb.calls
     query_vectors.query_vectors(emb, ["word0"]).result()  # evicted: embedded again
     assert emb.calls == calls + 1
+
+
+# --- BM25 sums and document membership over many postings ---------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_summed_postings_equal_the_unique_and_bincount_reference(seed: int) -> None:
+    from semsearch.store.bm25 import summed
+
+    rng = np.random.default_rng(seed)
+    parts = [
+        np.sort(rng.choice(300, int(rng.integers(1, 120)), replace=False)) for _ in range(1 + seed)
+    ]
+    if seed == 4:  # an unsorted part is still summed right
+        parts.append(rng.permutation(50))
+    contrib = [rng.random(len(p)) for p in parts]
+    got = summed(parts, contrib)
+    ids, c = np.concatenate(parts), np.concatenate(contrib)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    assert np.array_equal(got.ids, unique)
+    assert np.array_equal(got.scores, np.bincount(inverse, weights=c))  # same order of sums
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_member_equals_isin(seed: int) -> None:
+    from semsearch.search.keyword import _member
+
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 50 + 400 * seed, 1 + 997 * seed)
+    few = np.unique(rng.integers(0, 60, seed * 3))
+    assert np.array_equal(_member(keys, few), np.isin(keys, few))
