@@ -95,7 +95,7 @@ def main() -> int:
             keyword_part(h.evidence(rows, dids), h.full_match),
             FEEDBACK_ALPHA,
         )
-        best = R._best_documents(rows[order(rows, s)], dids, rows, FEEDBACK_DOCS)
+        best = rows[R._best_documents(order(rows, s), dids, FEEDBACK_DOCS)]
         moved[n] = feedback_query(qv[n], np.asarray(v.vectors[best], np.float32), FEEDBACK_WEIGHT)
         stage.append((h, rows))
     second = R._dense(v.index, moved, CHUNK_DEPTH, None)

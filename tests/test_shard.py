@@ -212,16 +212,17 @@ def count_rounds(groups: Any) -> list[str]:
 
 
 def test_a_hybrid_query_takes_few_rounds(built: Any) -> None:
-    """Two vector searches, one scoring round and (for new terms) one frequency round; the
-    documents of rows come with them, so no round of its own."""
+    """One vector search (its pool also serves the feedback pass), one scoring round and
+    (for new terms) one frequency round; the documents of rows come with them, so no round
+    of its own."""
     path, emb, local = built
     remote, groups, _ = sharded(path, emb, 3)
     calls = count_rounds(groups)
     same(local.search("reef anchor gull", k=5), remote.search("reef anchor gull", k=5))
-    assert sorted(calls) == ["score", "search", "search", "terms"]
+    assert sorted(calls) == ["score", "search", "terms"]
     calls.clear()
     remote.search("anchor reef", k=5)  # the terms' frequencies are known by now
-    assert sorted(calls) == ["score", "search", "search"]
+    assert sorted(calls) == ["score", "search"]
 
 
 def test_a_typo_costs_no_round_of_its_own_and_is_corrected_as_locally(built: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..store.npy import release
+from .base import row_dots
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 
@@ -309,7 +310,7 @@ class Rows:
                 ids = cand[ok]
                 order = np.argsort(ids, kind="stable")  # sequential reads of the map
                 s = np.empty(len(ids), dtype=np.float32)
-                s[order] = np.asarray(rows_of[ids[order]], dtype=np.float32) @ q[i]
+                s[order] = row_dots(np.asarray(rows_of[ids[order]], dtype=np.float32), q[i])
                 out[i, ok] = s
         return out
 

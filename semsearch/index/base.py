@@ -26,6 +26,8 @@ BACKENDS = ("auto", "faiss", "numpy")
 DB_BLOCK = 65_536
 #: Queries scored at once.
 QUERY_BLOCK = 256
+#: Rows per matrix-vector product in :func:`row_dots` (one BLAS thread each).
+DOT_BLOCK = 1024
 #: Approximate types fetch this many extra candidates (at most k more) so that equal scores
 #: straddling the cut resolve to the smaller id, as in exact search.
 TIE_MARGIN = 16
@@ -67,6 +69,14 @@ class VectorIndex(ABC):
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> SearchResult:
         """Best ``k`` rows per query; ``subset`` (int64 ids) restricts the candidates."""
 
+    def search_pool(
+        self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None = None
+    ) -> SearchResult:
+        """The best ``k`` rows per query (as :meth:`search` returns them) followed by the
+        next best, up to ``max(k, pool)`` rows in all, exactly scored and sorted. An index
+        that re-scores candidates returns those it re-scored anyway, which may be fewer."""
+        return self.search(queries, max(k, pool), subset)
+
     @abstractmethod
     def __len__(self) -> int: ...
 
@@ -84,6 +94,18 @@ class VectorIndex(ABC):
         if v.ndim != 2 or v.shape[1] != self.dim:
             raise UsageError(f"{what} must have shape (n, {self.dim}), got {v.shape}")
         return v
+
+
+def row_dots(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Inner product of each row with ``q`` (float32), :data:`DOT_BLOCK` rows per BLAS
+    call: past about 1,500 x 384 OpenBLAS splits one matrix-vector product over threads,
+    which took 36 ms instead of 0.06 ms for 2,000 rows on the busy 2-core machine."""
+    if len(rows) <= DOT_BLOCK:
+        return np.asarray(rows @ q, np.float32)
+    out = np.empty(len(rows), np.float32)
+    for start in range(0, len(rows), DOT_BLOCK):
+        out[start : start + DOT_BLOCK] = rows[start : start + DOT_BLOCK] @ q
+    return out
 
 
 def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -97,6 +97,25 @@ class FaissIndex(VectorIndex):
             scores[short], found[short] = s, i
         return SearchResult(scores, found)
 
+    def search_pool(
+        self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None = None
+    ) -> SearchResult:
+        """``ivf``/``ivfpq``: every candidate :meth:`search` re-scores for ``k`` (at most
+        ``pool``), best first; the first ``k`` are :meth:`search`'s."""
+        q = self._check(queries, "queries")
+        kk = check_k(k)
+        total = len(self)
+        ids = None if subset is None else check_subset(subset, total)
+        exact = ids is not None and len(ids) <= ann.FLAT_MAX_ROWS  # as search answers it
+        if not ann.rescored(self._index) or exact or kk >= (total if ids is None else len(ids)):
+            return super().search_pool(queries, k, pool, subset)
+        boost = 1.0 if ids is None else total / len(ids)
+        scores, found = self._candidates(q, kk + min(kk, TIE_MARGIN), ids, boost=boost)
+        scores, found, _ = best_of(scores, found, max(kk, min(pool, found.shape[1])))
+        if ((found >= 0).sum(axis=1) < kk).any():  # too few in the probed lists: exactly
+            return super().search_pool(queries, k, pool, subset)
+        return SearchResult(scores, np.where(np.isfinite(scores), found, -1))
+
     def save(self, path: Path) -> None:
         mapped = self._mapped_from
         if mapped is not None and ann.get_param(self._index) == self._mapped_param:

@@ -53,6 +53,17 @@ class SegmentedIndex(VectorIndex):
         return self._live
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> SearchResult:
+        return self._fan_out(queries, k, 0, subset)
+
+    def search_pool(
+        self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None = None
+    ) -> SearchResult:
+        return self._fan_out(queries, k, pool, subset)
+
+    def _fan_out(
+        self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None
+    ) -> SearchResult:
+        """Each segment's best ``k`` (with ``pool``: its :meth:`search_pool`), merged."""
         q = self._check(queries, "queries")
         k = check_k(k)
         ids = None if subset is None else check_subset(subset, max(self.total, 1))
@@ -63,10 +74,11 @@ class SegmentedIndex(VectorIndex):
                 continue
             if local is None and p.rows == 0:
                 continue
-            r = p.searcher.search(q, k, local)
+            s = p.searcher
+            r = s.search_pool(q, k, pool, local) if pool else s.search(q, k, local)
             scores.append(r.scores)
             found.append(np.where(r.ids >= 0, r.ids + p.offset, -1))
-        return merge_best(scores, found, k, len(q))
+        return merge_best(scores, found, max(k, pool), len(q))
 
     @staticmethod
     def _local(p: Part, ids: np.ndarray) -> np.ndarray:

@@ -211,7 +211,7 @@ def keyword_hits(
     best = rows[_best(rows, scores, depth)] if depth > 0 else rows[:0]
     top = _top_documents(kw, doc_keys, doc_scores, depth)
     if len(top):
-        inside = np.isin(kw.doc_of(rows), top)
+        inside = _member(kw.doc_of(rows), top)
         more = rows[inside][_best(rows[inside], scores[inside], DOC_CHUNK_FACTOR * depth)]
         best = np.union1d(best, more)
     else:
@@ -220,6 +220,16 @@ def keyword_hits(
     return KeywordHits(
         best, chunks, docs, np.sort(top), full, tuple(qt), full_evidence(kw, weighted, full)
     )
+
+
+def _member(keys: np.ndarray, few: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, few)`` for many non-negative ``keys`` and a few: one mask lookup
+    each (isin sorts both, 10 ms for the 150,000 matching chunks of a query at 1M)."""
+    if not len(keys) or not len(few):
+        return np.zeros(len(keys), bool)
+    mark = np.zeros(int(few.max()) + 2, bool)
+    mark[few] = True
+    return mark[np.minimum(keys, len(mark) - 1)]
 
 
 def _allowed(docs: Scored, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
+from ..index.base import row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
@@ -34,11 +36,15 @@ from .group import (
     query_names,
 )
 from .keyword import KeywordHits, keyword_hits
+from .query_vectors import query_vectors
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
 
 #: Candidates taken from each list before fusion or re-ranking (README, "Ranking quality").
 CANDIDATES = 200
+#: Hybrid: the query's dense candidates among which the feedback-moved query's best
+#: ``CANDIDATES`` are taken (the rows an ``ivf`` index re-scores anyway; docs/segments.md).
+FEEDBACK_POOL = 1024
 #: What a query asks besides its text: declared once, in :mod:`.request`.
 Options = SearchOptions
 
@@ -90,17 +96,21 @@ def retrieve(
     shaping = opts.per_source is not None or opts.diverse or opts.group is not None
     depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
     embedded = opts.mode != "keyword"
-    qvecs = embedder.encode(list(queries), kind="query") if embedded else np.zeros((0, 0))
-    dense = _dense(index, qvecs, depth, subset) if embedded else []
     if opts.mode == "dense":
+        qvecs = query_vectors(embedder, queries).result()
+        dense = _dense(index, qvecs, depth, subset)
         ranked = [Ranked(rows, cos, cosine=cos, dense_part=cos) for rows, cos in dense]
     else:
         kw = store.keyword_index()
         hits = [keyword_hits(kw, q, depth, subset) for q in queries]
         if opts.mode == "keyword":
+            qvecs = np.zeros((0, 0))
             ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            ranked = _hybrid(qvecs, dense, hits, kw, index, vectors, depth, subset)
+            qvecs = query_vectors(embedder, queries).result()
+            found = index.search_pool(qvecs, depth, FEEDBACK_POOL, subset)
+            pool = [(i[i >= 0], s[i >= 0]) for s, i in zip(*found, strict=True)]
+            ranked = _hybrid(qvecs, pool, hits, kw, vectors, depth)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
@@ -127,45 +137,86 @@ def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
 
 def _hybrid(
     qvecs: np.ndarray,
-    dense: list[tuple[np.ndarray, np.ndarray]],
+    pool: list[tuple[np.ndarray, np.ndarray]],
     hits: list[KeywordHits],
     kw: SegmentedKeyword,
-    index: VectorIndex,
     vectors: SegmentedVectors,
     depth: int,
-    subset: np.ndarray | None,
 ) -> list[Ranked]:
     """Blend the two parts (:mod:`.fuse`), then once more after moving each query vector
-    towards its first pass's best documents (pseudo-relevance feedback)."""
+    towards its first pass's best documents (pseudo-relevance feedback). ``pool``: each
+    query's dense candidates, best first, more than the ``depth`` the first pass blends;
+    the moved query's best ``depth`` are taken from them (no second vector search). Each
+    candidate's vector is read once."""
     first = []
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
-        rows = np.union1d(dense[n][0], h.rows)
+        drows, dcos = pool[n][0][:depth], pool[n][1][:depth]
+        rows = np.union1d(drows, h.rows)
         docs = kw.doc_of(rows)
-        cos = np.asarray(vectors[rows], np.float32) @ qvecs[n]
+        vecs = np.asarray(vectors[rows], np.float32)
+        cos = row_dots(vecs, qvecs[n])
         s = blend(
-            dense_part(cos, _floor(dense[n][1])),
+            dense_part(cos, _floor(dcos)),
             keyword_part(h.evidence(rows, docs), h.full_match),
             FEEDBACK_ALPHA,
         )
-        best = _best_documents(rows[order(rows, s)], docs, rows, FEEDBACK_DOCS)
-        moved[n] = feedback_query(qvecs[n], np.asarray(vectors[best], np.float32), FEEDBACK_WEIGHT)
-        first.append(rows)
-    second = _dense(index, moved, depth, subset)
+        best = _best_documents(order(rows, s), docs, FEEDBACK_DOCS)
+        moved[n] = feedback_query(qvecs[n], vecs[best], FEEDBACK_WEIGHT)
+        first.append(Candidates(rows, docs, vecs))
     out = []
     for n, h in enumerate(hits):
-        rows = np.union1d(second[n][0], first[n])
-        docs = kw.doc_of(rows)
-        vecs = np.asarray(vectors[rows], np.float32)
+        more, more_vecs, floor = _moved_best(pool[n][0], first[n], moved[n], vectors, depth)
+        rows, docs, vecs = first[n].extended(more, more_vecs, kw)
         evidence = h.evidence(rows, docs)
-        dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
+        dp = dense_part(row_dots(vecs, moved[n]), floor)
         kp = keyword_part(evidence, h.full_match)
         w = dense_weight(dp, kp)
         s = blend(dp, kp, w)
         pos = order(rows, s)
-        cos = (vecs @ qvecs[n])[pos]
+        cos = row_dots(vecs, qvecs[n])[pos]
         out.append(Ranked(rows[pos], s[pos], cos, evidence[pos], dp[pos], kp[pos], None, w))
     return out
+
+
+class Candidates(NamedTuple):
+    """One query's candidate rows (ascending), their document keys and their vectors."""
+
+    rows: np.ndarray
+    docs: np.ndarray
+    vecs: np.ndarray
+
+    def extended(self, more: np.ndarray, vecs: np.ndarray, kw: SegmentedKeyword) -> Candidates:
+        """These candidates and the ``more`` rows (none of them among these) with their
+        ``vecs``, still ascending."""
+        if not len(more):
+            return self
+        rows = np.concatenate([self.rows, more])
+        pos = np.argsort(rows, kind="stable")
+        docs = np.concatenate([self.docs, kw.doc_of(more)])
+        return Candidates(rows[pos], docs[pos], np.concatenate([self.vecs, vecs])[pos])
+
+
+def _moved_best(
+    pool: np.ndarray,
+    first: Candidates,
+    moved: np.ndarray,
+    vectors: SegmentedVectors,
+    depth: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The feedback-moved query's best ``depth`` rows of ``pool`` (ties to the smaller row)
+    that ``first`` lacks, their vectors, and the weakest moved cosine among the best (the
+    moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read."""
+    at = np.minimum(np.searchsorted(first.rows, pool), max(len(first.rows) - 1, 0))
+    known = first.rows[at] == pool if len(first.rows) else np.zeros(len(pool), bool)
+    vecs = np.empty((len(pool), moved.shape[0]), np.float32)
+    vecs[known] = first.vecs[at[known]]
+    vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
+    to_moved = row_dots(vecs, moved)
+    best = order(pool, to_moved)[:depth]
+    floor = float(to_moved[best].min()) if len(best) else 0.0
+    new = best[~known[best]]
+    return pool[new], vecs[new], floor
 
 
 def _floor(cosines: np.ndarray) -> float:
@@ -173,20 +224,11 @@ def _floor(cosines: np.ndarray) -> float:
     return float(cosines.min()) if len(cosines) else 0.0
 
 
-def _best_documents(
-    ranked_rows: np.ndarray, docs: np.ndarray, rows: np.ndarray, m: int
-) -> np.ndarray:
-    """The first ``m`` rows of ``ranked_rows`` from distinct documents."""
-    doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
-    seen: set[int] = set()
-    picked = []
-    for r in ranked_rows.tolist():
-        if doc_of[r] not in seen:
-            seen.add(doc_of[r])
-            picked.append(r)
-            if len(picked) == m:
-                break
-    return np.asarray(picked, dtype=np.int64)
+def _best_documents(ranked: np.ndarray, docs: np.ndarray, m: int) -> np.ndarray:
+    """The first ``m`` of the positions ``ranked`` from distinct documents (``docs``: the
+    document of each position)."""
+    _, first = np.unique(docs[ranked], return_index=True)
+    return ranked[np.sort(first)[:m]]
 
 
 def _shape(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import heapq
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,10 @@ from .tokenize import terms as analyze
 
 #: Tombstones of one generation: segment name -> deleted document ids.
 Tombstones = dict[str, list[str]]
+#: Bytes of live postings a generation's keyword index keeps between queries.
+POSTINGS_CACHE_BYTES = 32 << 20
+#: One term's live postings: ``(segment, ids, tfs)`` per segment holding it.
+_Live = list[tuple[int, np.ndarray, np.ndarray]]
 
 
 def read_tombstones(gen: Path, m: Manifest) -> Tombstones:
@@ -321,12 +327,40 @@ class SegmentedKeyword:
         )
         self._avgdl = (chunk_len / max(self.n_chunks, 1), doc_len / max(self.n_docs, 1))
         self.current = all(s.store.terms_current() for s in store.segments)
+        self._cache: OrderedDict[tuple[int, str], tuple[_Live, int]] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_lock = threading.Lock()
 
     def query_terms(self, text: str) -> list[str]:
         return analyze(text)
 
     def _live_postings(self, level: int, term: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """``(segment, ids, tfs)`` of a term's live postings in each segment holding it."""
+        """``(segment, ids, tfs)`` of a term's live postings in each segment holding it
+        (kept in a bounded LRU: one query reads each term's postings up to five times, and the
+        next queries often share terms)."""
+        key = (level, term)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit[0]
+        out = self._read_postings(level, term)
+        size = 64 + sum(ids.nbytes + tfs.nbytes for _, ids, tfs in out)
+        with self._cache_lock:
+            if key not in self._cache and size <= POSTINGS_CACHE_BYTES:
+                self._cache[key] = (out, size)
+                self._cache_bytes += size
+                while self._cache_bytes > POSTINGS_CACHE_BYTES:
+                    self._cache_bytes -= self._cache.popitem(last=False)[1][1]
+        return out
+
+    def clear_cache(self) -> None:
+        """Forget the cached postings (benchmarks measure queries that find none)."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._cache_bytes = 0
+
+    def _read_postings(self, level: int, term: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
         out = []
         lives = self._chunk_live if level == CHUNK else self._doc_live
         for i, (p, live) in enumerate(zip(self._parts, lives, strict=True)):

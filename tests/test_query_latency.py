@@ -1,0 +1,289 @@
+"""The hybrid path's fast paths against brute-force oracles: the dense pool the feedback pass
+ranks from, the candidates' vectors read once, the feedback documents, the cached postings
+and the cached query vectors (odd sizes, ties)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semsearch.store.segments as segments
+from semsearch import SemanticIndex
+from semsearch.index import build_vector_index
+from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
+from semsearch.search import fuse, query_vectors, retrieve
+from semsearch.search.fuse import order
+from semsearch.search.keyword import keyword_hits
+
+from .conftest import FakeEmbedder
+from .test_index import DIM, clustered, oracle, ties
+
+faiss = pytest.importorskip("faiss")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+# --- search_pool: the best k as search gives them, then the next best, exactly scored --------
+
+
+@pytest.mark.parametrize("kind", ["numpy", "flat", "ivf", "ivfpq"])
+@pytest.mark.parametrize(("n", "k", "pool"), [(7, 3, 5), (301, 10, 64), (1001, 20, 250)])
+@pytest.mark.parametrize("data", ["clustered", "ties"])
+def test_a_pool_starts_with_search_and_is_exactly_scored(
+    kind: str, n: int, k: int, pool: int, data: str
+) -> None:
+    vectors = clustered(n) if data == "clustered" else ties(n)
+    if kind == "numpy":
+        index = build_vector_index("numpy", DIM, vectors)
+    else:
+        index = build_vector_index("faiss", DIM, vectors, kind)
+    q = clustered(5, seed=9) if data == "clustered" else ties(5)  # ties: exact products
+    got = index.search_pool(q, k, pool)
+    top = index.search(q, k)
+    assert got.ids.shape[1] >= min(k, n)
+    # (faiss's flat k-heap may keep a larger id of a tie at its cut)
+    if index.index_type != "flat" or kind == "numpy":
+        assert np.array_equal(got.ids[:, : top.ids.shape[1]], top.ids)
+        assert np.array_equal(got.scores[:, : top.ids.shape[1]], top.scores)
+    for s, i, qv in zip(got.scores, got.ids, q, strict=True):
+        real = i >= 0
+        assert len(set(i[real].tolist())) == real.sum()
+        assert np.allclose(s[real], vectors[i[real]] @ qv, atol=1e-5)
+        assert np.array_equal(order(i[real], s[real]), np.arange(real.sum()))  # sorted, ties
+    if index.index_type == "flat":  # exact (numpy; faiss built small): the best max(k, pool)
+        want_s, want_i = oracle(vectors, q, max(k, pool))
+        assert np.allclose(got.scores, want_s, atol=1e-6)
+        above = want_s > want_s[:, -1:]  # faiss flat: ties at the cut may keep larger ids
+        assert np.array_equal(got.ids[above], want_i[above])
+        if kind == "numpy":
+            assert np.array_equal(got.ids, want_i)
+
+
+@pytest.mark.parametrize("sizes", [(13, 1, 29), (40, 17)])
+@pytest.mark.parametrize("data", ["clustered", "ties"])
+def test_a_pool_over_segments_equals_one_index_over_the_live_rows(
+    sizes: tuple[int, ...], data: str
+) -> None:
+    n = sum(sizes)
+    vectors = clustered(n) if data == "clustered" else ties(n)
+    dead = np.arange(3, n, 5)
+    parts, offset = [], 0
+    for size in sizes:
+        block = vectors[offset : offset + size]
+        mine = dead[(dead >= offset) & (dead < offset + size)] - offset
+        parts.append(Part(build_vector_index("numpy", DIM, block), offset, size, mine))
+        offset += size
+    many = SegmentedIndex(DIM, parts)
+    live = np.setdiff1d(np.arange(n), dead)
+    q = clustered(4, seed=3) if data == "clustered" else ties(4)
+    for k, pool in ((5, 11), (9, 9), (2, 1000)):
+        got = many.search_pool(q, k, pool)
+        want_s, want_i = oracle(vectors, q, max(k, pool), live)
+        assert np.array_equal(got.ids, want_i)
+        assert np.allclose(got.scores, want_s, atol=1e-6)
+        assert np.array_equal(many.search(q, k).ids, want_i[:, :k])
+
+
+# --- the hybrid pass: vectors read once, feedback documents, pool = a second search -------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_moved_querys_best_pool_rows_read_only_what_the_first_pass_lacks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(-2, 3, (97, 8)).astype(np.float32)  # small integers: many ties
+    vectors = SegmentedVectors(8, [data[:50], data[50:]])
+    reads: list[int] = []
+    real_getitem = vectors.__getitem__
+
+    class Counting(SegmentedVectors):
+        def __getitem__(self, rows):  # type: ignore[no-untyped-def]
+            reads.extend(np.asarray(rows).tolist())
+            return real_getitem(rows)
+
+    counted = Counting(8, vectors.blocks)
+
+    class Docs:
+        def doc_of(self, rows: np.ndarray) -> np.ndarray:
+            return np.asarray(rows) // 3
+
+    first_rows = np.unique(rng.integers(0, 97, 5 + 11 * seed))
+    first = retrieve.Candidates(first_rows, first_rows // 3, data[first_rows])
+    pool = rng.permutation(97)[: 20 + 17 * seed]
+    moved = rng.integers(-2, 3, 8).astype(np.float32)
+    for depth in (1, 7, 200):
+        reads.clear()
+        more, vecs, floor = retrieve._moved_best(pool, first, moved, counted, depth)
+        scores = data[pool] @ moved
+        best = pool[np.lexsort((pool, -scores))[:depth]]  # brute force: ties to smaller row
+        assert sorted(more.tolist()) == sorted(set(best.tolist()) - set(first_rows.tolist()))
+        assert np.array_equal(vecs, data[more])
+        assert floor == float((data[best] @ moved).min())
+        assert set(reads) == set(pool.tolist()) - set(first_rows.tolist())
+        got = first.extended(more, vecs, Docs())  # type: ignore[arg-type]
+        rows = np.union1d(first_rows, more)
+        assert np.array_equal(got.rows, rows)
+        assert np.array_equal(got.docs, rows // 3)
+        assert np.array_equal(got.vecs, data[rows])
+
+
+def _best_documents_oracle(ranked_rows: list[int], doc_of: dict[int, int], m: int) -> list[int]:
+    seen: set[int] = set()
+    out = []
+    for r in ranked_rows:
+        if doc_of[r] not in seen:
+            seen.add(doc_of[r])
+            out.append(r)
+    return out[:m]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_documents_are_the_first_rows_of_distinct_documents(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = np.unique(rng.integers(0, 500, 1 + seed * 37))
+    docs = rng.integers(0, 1 + seed * 3, len(rows))  # few documents: many repeats
+    scores = rng.integers(0, 4, len(rows)).astype(float)  # many ties
+    ranked = order(rows, scores)
+    got = rows[retrieve._best_documents(ranked, docs, 3)].tolist()
+    doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
+    assert got == _best_documents_oracle(rows[ranked].tolist(), doc_of, 3)
+
+
+def test_hybrid_from_a_pool_of_every_row_equals_a_second_exact_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a pool holding every row, the moved query's best rows from the pool are those a
+    second exact search finds: the ranking equals the two-search reference (below)."""
+    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
+    rng = np.random.default_rng(4)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(3, 9)))) for _ in range(151)]
+    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
+    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    monkeypatch.setattr(retrieve, "FEEDBACK_POOL", 10_000)
+    monkeypatch.setattr(retrieve, "CANDIDATES", 23)  # fewer than the rows: the pool matters
+    v = index._require_view()
+    kw = v.store.keyword_index()
+    for q in ("harbour gull", "tide tide anchor", "keel", "mast sail reef dock"):
+        got = index.search(q, k=20, mode="hybrid", collapse=False)
+        want = _two_search_reference(v, kw, q, 23)
+        assert [h.chunk_id for h in got] == want[: len(got)]
+
+
+def _two_search_reference(v, kw, text: str, depth: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """The hybrid ranking as it was computed with a second exact vector search."""
+    q = v.embedder.encode([text], kind="query")[0]
+    data = np.asarray(v.vectors[np.arange(len(v.vectors))], np.float32)
+    live = np.setdiff1d(np.arange(len(data)), v.store.dead_rows())
+    s0, i0 = oracle(data, q[None], depth, live)
+    h = keyword_hits(kw, text, depth)
+    rows = np.union1d(i0[0], h.rows)
+    docs = kw.doc_of(rows)
+    s = fuse.blend(
+        fuse.dense_part(data[rows] @ q, float(s0[0].min())),
+        fuse.keyword_part(h.evidence(rows, docs), h.full_match),
+        fuse.FEEDBACK_ALPHA,
+    )
+    ranked = order(rows, s)
+    doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
+    best = _best_documents_oracle(rows[ranked].tolist(), doc_of, fuse.FEEDBACK_DOCS)
+    moved = fuse.feedback_query(q, data[best], fuse.FEEDBACK_WEIGHT)
+    s1, i1 = oracle(data, moved[None], depth, live)
+    rows = np.union1d(i1[0], rows)
+    docs = kw.doc_of(rows)
+    dp = fuse.dense_part(data[rows] @ moved, float(s1[0].min()))
+    kp = fuse.keyword_part(h.evidence(rows, docs), h.full_match)
+    final = fuse.blend(dp, kp, fuse.dense_weight(dp, kp))
+    return rows[order(rows, final)].tolist()
+
+
+# --- cached postings and query vectors ----------------------------------------------------------
+
+
+def test_cached_postings_score_as_fresh_ones_within_their_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(words, size=7)) for _ in range(61)]
+    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
+    index.add_texts(texts[:40], ids=[f"d{i}" for i in range(40)])
+    index.add_texts(texts[40:], ids=[f"d{i}" for i in range(40, 61)])
+    index.delete(["d3", "d44"])
+    kw = index._require_view().store.keyword_index()
+    queries = [["harbour", "gull"], ["tide", "tide", "keel"], ["zzz"], ["dock"]]
+    fresh = []
+    for q in queries:
+        kw.clear_cache()
+        fresh.append([kw.score(q, level) for level in (0, 1)])
+    monkeypatch.setattr(segments, "POSTINGS_CACHE_BYTES", 700)  # a few terms at most
+    for _ in range(2):
+        for q, want in zip(queries, fresh, strict=True):
+            for level, w in zip((0, 1), want, strict=True):
+                got = kw.score(q, level)
+                assert np.array_equal(got.ids, w.ids) and np.array_equal(got.scores, w.scores)
+            assert kw._cache_bytes <= 700
+    assert kw._cache  # something was kept
+
+
+def test_a_repeated_query_is_embedded_once_and_gets_the_same_vector() -> None:
+    emb = FakeEmbedder()
+    texts = ["harbour gull", "keel", "harbour gull", "tide anchor"]
+    first = query_vectors.query_vectors(emb, texts).result()
+    assert emb.calls == 1
+    assert np.array_equal(first, emb.encode(texts, kind="query"))
+    calls = emb.calls
+    again = query_vectors.query_vectors(emb, ["keel", "harbour gull"]).result()
+    assert emb.calls == calls  # all cached
+    assert np.array_equal(again, first[[1, 0]])
+    other = FakeEmbedder(dim=32)  # another embedder: its own cache
+    assert query_vectors.query_vectors(other, ["keel"]).result().shape == (1, 32)
+
+
+def test_the_query_vector_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(query_vectors, "CACHED", 3)
+    emb = FakeEmbedder()
+    for i in range(7):
+        query_vectors.query_vectors(emb, [f"word{i}"]).result()
+    cache = query_vectors._cache_of(emb)
+    assert cache is not None and list(cache) == ["word4", "word5", "word6"]
+    calls = emb.calls
+    query_vectors.query_vectors(emb, ["word0"]).result()  # evicted: embedded again
+    assert emb.calls == calls + 1
+
+
+# --- BM25 sums and document membership over many postings ---------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_summed_postings_equal_the_unique_and_bincount_reference(seed: int) -> None:
+    from semsearch.store.bm25 import summed
+
+    rng = np.random.default_rng(seed)
+    parts = [
+        np.sort(rng.choice(300, int(rng.integers(1, 120)), replace=False)) for _ in range(1 + seed)
+    ]
+    if seed == 4:  # an unsorted part is still summed right
+        parts.append(rng.permutation(50))
+    contrib = [rng.random(len(p)) for p in parts]
+    got = summed(parts, contrib)
+    ids, c = np.concatenate(parts), np.concatenate(contrib)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    assert np.array_equal(got.ids, unique)
+    assert np.array_equal(got.scores, np.bincount(inverse, weights=c))  # same order of sums
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_member_equals_isin(seed: int) -> None:
+    from semsearch.search.keyword import _member
+
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 50 + 400 * seed, 1 + 997 * seed)
+    few = np.unique(rng.integers(0, 60, seed * 3))
+    assert np.array_equal(_member(keys, few), np.isin(keys, few))
