@@ -277,3 +277,30 @@ def test_piece_ids_equal_the_tokenizer_on_random_text(static: StaticEmbedder) ->
     want = [e.ids for e in static._span_tok.encode_batch(texts, add_special_tokens=False)]
     assert static._words(texts) == want  # type: ignore[misc]
     assert static.token_counts(texts) == [len(w) for w in want]
+
+
+def test_phase_one_searches_exactly_and_phase_two_builds_as_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the flat limit ``auto`` trains an approximate index, except for phase 1 (its
+    vectors are replaced by phase 2's), which stays exact; the manifest keeps ``auto``."""
+    from semsearch import api
+    from semsearch.index import ann
+    from semsearch.store.layout import IndexDir
+
+    monkeypatch.setattr(sd, "distil", lambda location: _random_model())
+    monkeypatch.setattr(ann, "FLAT_MAX_ROWS", 20)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for n in range(12):
+        text = "\n\n".join(f"Paragraph {i} of file {n} about topic {i * n % 7}." for i in range(60))
+        (tree / f"f{n}.txt").write_text(text, encoding="utf-8")
+
+    def built(name: str, **kw: object) -> tuple[str, str]:
+        api.index_paths([tree], tmp_path / name, chunk_tokens=8, **kw)  # type: ignore[arg-type]
+        m = IndexDir(tmp_path / name).manifest()[1]
+        assert m.chunks > 256  # past both limits: auto would not be flat
+        return m.index_type, str(m.index_params["requested"])
+
+    assert built("phase1", progressive=True) == ("flat", "auto")
+    assert built("static", model="static")[0] != "flat"

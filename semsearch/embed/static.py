@@ -9,6 +9,7 @@ nothing is unpickled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -201,7 +202,7 @@ class _WordIds:
         and the ids of the texts tokenised whole, in order."""
         memo = self._memo
         split = [None if self._whole(t) else _PIECE.findall(t) for t in texts]
-        new = list({w: None for ws in split if ws for w in ws if w not in memo})
+        new = list(set(itertools.chain.from_iterable(ws for ws in split if ws)).difference(memo))
         encs = self._tok.encode_batch_fast(new, add_special_tokens=False)
         fresh = {w: e.ids for w, e in zip(new, encs, strict=True)}
         whole = [t for t, ws in zip(texts, split, strict=True) if ws is None]
