@@ -51,6 +51,13 @@ class Embedder(ABC):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(s) for s in self.token_spans(texts)]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Exactly ``len(span)`` of each text's :meth:`token_spans`, never truncated (where
+        ``count_tokens`` may stop at the model's limit): the chunker packs by these counts
+        and asks for spans only to cut a unit over its budget. Override it only with
+        something faster that gives the same numbers."""
+        return [len(s) for s in self.token_spans(texts)]
+
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """L2-normalise rows in float32; zero rows stay zero instead of becoming NaN."""

@@ -9,6 +9,7 @@ nothing is unpickled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -118,11 +119,25 @@ class StaticEmbedder(Embedder):
         encs = self._span_tok.encode_batch(list(texts), add_special_tokens=False)
         return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Token counts from the per-word memo the encoder fills too, so the chunker and
+        the encoder tokenise a corpus's words once between them (the same numbers as
+        :meth:`token_spans`, tested)."""
+        if self._words is None:
+            encs = self._span_tok.encode_batch_fast(list(texts), add_special_tokens=False)
+            return [len(e.ids) for e in encs]
+        return self._words.counts(texts)
+
 
 #: Control characters Python's ``str.split`` treats as whitespace but BERT's cleaning deletes.
 _SPLIT_DIFFERS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
 #: Distinct words remembered; past it the memo starts over (results never change).
 _MAX_WORDS = 200_000
+#: A text's pieces: runs between whitespace and ASCII punctuation, and each ASCII punctuation
+#: mark alone. BERT's pre-tokeniser always isolates those marks and its normaliser leaves them
+#: as they are, so a text's tokens are its pieces' tokens in order; and code repeats pieces
+#: (``foo``, ``(``) far more than whitespace-separated words (``foo(bar,``).
+_PIECE = re.compile(r"[^\s!-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 
 
 def _splits_on_whitespace(tok: Tokenizer) -> bool:
@@ -137,8 +152,8 @@ def _splits_on_whitespace(tok: Tokenizer) -> bool:
 
 
 class _WordIds:
-    """Token ids of texts, memoised per whitespace-separated word: a corpus repeats its words,
-    and a dict lookup is 5x cheaper than tokenising them again (measured on SciFact).
+    """Token ids of texts, memoised per piece (``_PIECE``): a corpus repeats its words, and a
+    dict lookup is 5x cheaper than tokenising them again (measured on SciFact).
 
     The ids equal the tokenizer's on the whole text (tested against it, hostile text
     included); a text holding a control character the two splits disagree on goes to the
@@ -148,32 +163,53 @@ class _WordIds:
     def __init__(self, tok: Tokenizer) -> None:
         self._tok = tok
         self._memo: dict[str, list[int]] = {}
+        # Added tokens ([CLS], [MASK]...) are matched in the raw text before any splitting:
+        # a text holding one (in any case) is tokenised whole.
+        added = sorted(t.content for t in tok.get_added_tokens_decoder().values() if t.content)
+        self._added = re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None
+
+    def _whole(self, text: str) -> bool:
+        """Whether ``text`` must be tokenised whole rather than piece by piece."""
+        return bool(_SPLIT_DIFFERS.search(text) or (self._added and self._added.search(text)))
 
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
-        memo = self._memo
-        split = [None if _SPLIT_DIFFERS.search(t) else t.split() for t in texts]
-        new = list({w: None for ws in split if ws for w in ws if w not in memo})
-        encs = self._tok.encode_batch_fast(new, add_special_tokens=False)
-        fresh = {w: e.ids for w, e in zip(new, encs, strict=True)}
-        whole = [t for t, ws in zip(texts, split, strict=True) if ws is None]
-        whole_ids = iter(
-            [e.ids for e in self._tok.encode_batch_fast(whole, add_special_tokens=False)]
-        )
+        split, table, whole = self._lookup(texts)
+        whole_ids = iter(whole)
         out: list[list[int]] = []
         for ws in split:
             if ws is None:
                 out.append(next(whole_ids))
                 continue
             ids: list[int] = []
-            for w in ws:
-                got = fresh.get(w)
-                if got is None:
-                    got = memo.get(w)
-                if got is None:  # another thread started the memo over meanwhile
-                    got = self._tok.encode(w, add_special_tokens=False).ids
+            for got in map(table.__getitem__, ws):
                 ids.extend(got)
             out.append(ids)
-        if len(memo) + len(fresh) > _MAX_WORDS:
-            memo.clear()
-        memo.update(fresh)
         return out
+
+    def counts(self, texts: Sequence[str]) -> list[int]:
+        """How many ids each text has (the length of what calling this gives)."""
+        split, table, whole = self._lookup(texts)
+        whole_counts = iter([len(ids) for ids in whole])
+        return [
+            next(whole_counts) if ws is None else sum(map(len, map(table.__getitem__, ws)))
+            for ws in split
+        ]
+
+    def _lookup(
+        self, texts: Sequence[str]
+    ) -> tuple[list[list[str] | None], dict[str, list[int]], list[list[int]]]:
+        """Each text's words (None: tokenised whole), a table holding every word's ids,
+        and the ids of the texts tokenised whole, in order."""
+        memo = self._memo
+        split = [None if self._whole(t) else _PIECE.findall(t) for t in texts]
+        new = list(set(itertools.chain.from_iterable(ws for ws in split if ws)).difference(memo))
+        encs = self._tok.encode_batch_fast(new, add_special_tokens=False)
+        fresh = {w: e.ids for w, e in zip(new, encs, strict=True)}
+        whole = [t for t, ws in zip(texts, split, strict=True) if ws is None]
+        whole_ids = [e.ids for e in self._tok.encode_batch_fast(whole, add_special_tokens=False)]
+        if len(memo) + len(fresh) > _MAX_WORDS:
+            # Start over, keeping this batch's words: the table below must hold them all.
+            kept = {w: memo[w] for ws in split if ws for w in ws if w in memo}
+            memo = self._memo = kept
+        memo.update(fresh)
+        return split, memo, whole_ids

@@ -132,6 +132,7 @@ def iter_chunk_rows(doc: Document, embedder: Embedder, params: ChunkParams) -> I
         doc_id=doc.doc_id,
         source=doc.source,
         token_spans=embedder.token_spans,
+        token_counts=embedder.token_counts,
         max_tokens=params.chunk_tokens,
         overlap=params.overlap,
         sections=doc.sections,

@@ -41,6 +41,8 @@ _ABBREVIATIONS = frozenset(
 )  # fmt: skip
 
 TokenSpans = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
+#: How many tokens each text has, exactly as many as its ``TokenSpans`` (never truncated).
+TokenCounts = Callable[[Sequence[str]], list[int]]
 
 
 class _Unit(NamedTuple):
@@ -129,6 +131,7 @@ def chunk_text(
     overlap: int = 0,
     sections: Sequence[Section] = (),
     kind: str = "text",
+    token_counts: TokenCounts | None = None,
 ) -> list[Chunk]:
     """Chunk one document; ``overlap`` repeats that many sentences at the next chunk's start."""
     return list(
@@ -141,6 +144,7 @@ def chunk_text(
             overlap=overlap,
             sections=sections,
             kind=kind,
+            token_counts=token_counts,
         )
     )
 
@@ -155,20 +159,25 @@ def iter_chunks(
     overlap: int = 0,
     sections: Sequence[Section] = (),
     kind: str = "text",
+    token_counts: TokenCounts | None = None,
 ) -> Iterator[Chunk]:
     """:func:`chunk_text`, lazily: units are tokenised a window at a time, so a document
     of any length is chunked in bounded memory (beyond the text itself). Chunks stay
-    inside ``sections`` (and inside the gaps between them); ``kind="code"`` packs lines."""
+    inside ``sections`` (and inside the gaps between them); ``kind="code"`` packs lines.
+
+    ``token_counts``, when given, must count exactly the tokens ``token_spans`` finds: the
+    chunks are then the same, but spans are asked only for the rare unit over the budget."""
     if max_tokens < 8:
         raise UsageError(f"chunk size must be at least 8 tokens, got {max_tokens}")
     if overlap < 0:
         raise UsageError(f"overlap must be >= 0 sentences, got {overlap}")
     ordinal = 0
+    tok = _Tokens(token_spans, token_counts)
     for a, b in _regions(len(text), sections):
         if kind == "code":
-            units = _code_units(text, a, b, token_spans, max_tokens)
+            units = _code_units(text, a, b, tok, max_tokens)
         else:
-            units = _units(text, a, b, token_spans, max_tokens)
+            units = _units(text, a, b, tok, max_tokens)
         for start, end in _pack(units, max_tokens, overlap):
             yield Chunk(doc_id, source, ordinal, start, end, text[start:end])
             ordinal += 1
@@ -240,32 +249,50 @@ _WINDOW = 512
 _WINDOW_CHARS = 64 * 1024
 
 
-def _units(text: str, a: int, b: int, token_spans: TokenSpans, max_tokens: int) -> Iterator[_Unit]:
+class _Tokens:
+    """Token counts of unit texts, and spans only for those over the budget (the spans of a
+    unit that fits are never used, so a counting tokenizer may skip making them)."""
+
+    def __init__(self, spans: TokenSpans, counts: TokenCounts | None) -> None:
+        self.spans, self.counts = spans, counts
+
+    def __call__(
+        self, texts: list[str], limit: int
+    ) -> list[tuple[int, list[tuple[int, int]] | None]]:
+        """Each text's token count, with its spans when the count is over ``limit``."""
+        if self.counts is None:
+            return [(len(sp), sp) for sp in self.spans(texts)]
+        counts = self.counts(texts)
+        over = [t for t, n in zip(texts, counts, strict=True) if n > limit]
+        spans = iter(self.spans(over) if over else ())
+        return [(n, next(spans) if n > limit else None) for n in counts]
+
+
+def _units(text: str, a: int, b: int, tok: _Tokens, max_tokens: int) -> Iterator[_Unit]:
     """Sentences of ``text[a:b]``; over-long ones are cut into budget-sized pieces."""
     for window in _windows(text, iter_sentence_spans(text, a, b)):
-        all_spans = token_spans([text[s:e] for s, e in window])
-        for (s, e), spans in zip(window, all_spans, strict=True):
-            yield from _pieces(text, s, e, spans, max_tokens)
+        counted = tok([text[s:e] for s, e in window], max_tokens)
+        for (s, e), (n, spans) in zip(window, counted, strict=True):
+            yield from _pieces(text, s, e, n, spans, max_tokens)
 
 
-def _code_units(
-    text: str, a: int, b: int, token_spans: TokenSpans, max_tokens: int
-) -> Iterator[_Unit]:
+def _code_units(text: str, a: int, b: int, tok: _Tokens, max_tokens: int) -> Iterator[_Unit]:
     """Blank-line blocks of ``text[a:b]``; a block over the budget becomes its lines (a
     single line over the budget is the only thing ever cut inside a line)."""
     for window in _windows(text, _blocks(text, a, b)):
-        all_spans = token_spans([text[s:e] for s, e in window])
-        for (s, e), spans in zip(window, all_spans, strict=True):
+        # A block over the budget is split into lines, never cut: its spans are not needed.
+        counted = tok([text[s:e] for s, e in window], 1 << 62)
+        for (s, e), (n, _) in zip(window, counted, strict=True):
             definition = not text[s].isspace() and text[s] not in ")]}"
-            if len(spans) <= max_tokens and e - s <= _WINDOW_CHARS:
-                yield _Unit(s, e, max(len(spans), 1), definition)
+            if n <= max_tokens and e - s <= _WINDOW_CHARS:
+                yield _Unit(s, e, max(n, 1), definition)
                 continue
             lines = (_rstripped(text, m.start(), m.end()) for m in _LINE.finditer(text, s, e))
             first = True
             for line_window in _windows(text, ((ls, le) for ls, le in lines if le > ls)):
-                line_spans = token_spans([text[ls:le] for ls, le in line_window])
-                for (ls, le), sp in zip(line_window, line_spans, strict=True):
-                    for unit in _pieces(text, ls, le, sp, max_tokens):
+                line_counted = tok([text[ls:le] for ls, le in line_window], max_tokens)
+                for (ls, le), (ln, sp) in zip(line_window, line_counted, strict=True):
+                    for unit in _pieces(text, ls, le, ln, sp, max_tokens):
                         yield unit._replace(definition=definition and first)
                         first = False
 
@@ -321,12 +348,13 @@ def _blocks(text: str, a: int, b: int) -> Iterator[tuple[int, int]]:
 
 
 def _pieces(
-    text: str, a: int, b: int, spans: list[tuple[int, int]], max_tokens: int
+    text: str, a: int, b: int, n: int, spans: list[tuple[int, int]] | None, max_tokens: int
 ) -> Iterator[_Unit]:
-    n = len(spans)
+    """A unit of ``n`` tokens, or budget-sized pieces of it cut at its token ``spans``."""
     if n <= max_tokens:
         yield _Unit(a, b, max(n, 1))
         return
+    assert spans is not None, "spans are asked for every unit over the budget"
     for k in range(0, n, max_tokens):
         piece = spans[k : k + max_tokens]
         s = a + piece[0][0]

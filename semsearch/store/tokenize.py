@@ -19,8 +19,10 @@ Identifiers of source code are split into their words and also kept whole, so
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable
 
 #: Stored with every keyword index: terms made by another version are made again.
@@ -62,6 +64,11 @@ LANGUAGE_WORDS = {
     "portuguese": frozenset(
         "da dos das que em um uma para com nao por se mais foi sao ao qual quem onde".split()
     ),
+}
+#: The languages each function word belongs to (a word may be in several).
+_LANGUAGES_OF = {
+    w: tuple(lang for lang, vocab in LANGUAGE_WORDS.items() if w in vocab)
+    for w in frozenset().union(*LANGUAGE_WORDS.values())
 }
 #: Latin text with no function word of any language is stemmed as this one.
 DEFAULT_LANGUAGE = "english"
@@ -112,8 +119,11 @@ def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     if text.isascii():
         return text
+    nfd = unicodedata.normalize("NFD", text)
+    if not any(map(unicodedata.combining, set(nfd))):  # no mark to drop: the loop below's
+        return unicodedata.normalize("NFC", nfd)  # result, without going letter by letter
     out: list[str] = []
-    for ch in unicodedata.normalize("NFD", text):
+    for ch in nfd:
         if unicodedata.combining(ch) and out and ord(out[-1]) < 0x0800:
             continue
         out.append(ch)
@@ -130,10 +140,10 @@ def detect_language(words: list[str]) -> str | None:
     None when fewer than ``MIN_EVIDENCE`` are there or two languages tie (English wins a
     tie it is in)."""
     counts = dict.fromkeys(LANGUAGE_WORDS, 0)
-    for w in words:
-        if len(w) > 1:  # one letter is a variable as often as a word (x, y, o, e)
-            for lang, vocab in LANGUAGE_WORDS.items():
-                counts[lang] += w in vocab
+    found = Counter(words)  # every function word has two letters or more (one letter is a
+    for w in _LANGUAGES_OF.keys() & found.keys():  # variable as often as a word: x, y, o, e)
+        for lang in _LANGUAGES_OF[w]:
+            counts[lang] += found[w]
     n = max(counts.values())
     tied = [lang for lang, c in counts.items() if c == n]
     if n < MIN_EVIDENCE or (len(tied) > 1 and DEFAULT_LANGUAGE not in tied):
@@ -160,12 +170,43 @@ def terms(text: str, *, stem: bool = True, language: str | None = None) -> list[
     (:func:`detect_language`, else ``DEFAULT_LANGUAGE``)."""
     words = _WORD.findall(_fold(text))
     lang = language or detect_language(words) or DEFAULT_LANGUAGE
-    out = _words(words, stem, lang)
-    for m in _IDENTIFIER.finditer(text):
-        token = m.group()
-        if "_" in token.strip("_") or "." in token or _CAMEL.search(token):
-            out.extend(identifier_terms(token, stem))
+    out = list(itertools.chain.from_iterable(map(_memo(stem, lang).__getitem__, words)))
+    identifiers = _IDENTIFIER.findall(text)
+    out.extend(itertools.chain.from_iterable(map(_memo(stem, "").__getitem__, identifiers)))
     return out
+
+
+#: Distinct words remembered per analysis; past it the memo starts over (results never change).
+_MAX_MEMO = 1 << 17
+
+
+class _Memo(dict[str, tuple[str, ...]]):
+    """The terms of each word (or, for ``lang=""``, what each identifier adds), made on first
+    sight: a corpus repeats its words, so analysing text is mostly dict lookups."""
+
+    def __init__(self, stem: bool, lang: str) -> None:
+        super().__init__()
+        self.stem, self.lang = stem, lang
+
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        if self.lang:
+            made = tuple(_word(word, self.stem, self.lang))
+        elif "_" in word.strip("_") or "." in word or _CAMEL.search(word):
+            made = tuple(identifier_terms(word, self.stem))
+        else:
+            made = ()
+        self[word] = made
+        return made
+
+
+_MEMOS: dict[tuple[bool, str], _Memo] = {}
+
+
+def _memo(stem: bool, lang: str) -> _Memo:
+    memo = _MEMOS.get((stem, lang))
+    if memo is None or len(memo) > _MAX_MEMO:
+        memo = _MEMOS[stem, lang] = _Memo(stem, lang)
+    return memo
 
 
 def identifier_terms(token: str, stem: bool = True) -> list[str]:
@@ -191,23 +232,20 @@ def identifier_terms(token: str, stem: bool = True) -> list[str]:
     return out
 
 
-def _words(words: list[str], stem: bool, lang: str) -> list[str]:
+def _word(word: str, stem: bool, lang: str) -> list[str]:
+    """The terms of one word of folded text: CJK runs as character pairs, the rest stemmed."""
+    if word.isascii() or not _CJK.search(word):
+        return _word_terms(word, stem, lang)
     out: list[str] = []
-    for word in words:
-        if not word.isascii() and _CJK.search(word):
-            pos = 0
-            for m in _CJK.finditer(word):
-                if m.start() > pos:
-                    out.extend(_word_terms(word[pos : m.start()], stem, lang))
-                run = m.group()
-                out.extend(
-                    [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
-                )
-                pos = m.end()
-            if pos < len(word):
-                out.extend(_word_terms(word[pos:], stem, lang))
-        else:
-            out.extend(_word_terms(word, stem, lang))
+    pos = 0
+    for m in _CJK.finditer(word):
+        if m.start() > pos:
+            out.extend(_word_terms(word[pos : m.start()], stem, lang))
+        run = m.group()
+        out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        pos = m.end()
+    if pos < len(word):
+        out.extend(_word_terms(word[pos:], stem, lang))
     return out
 
 
