@@ -231,3 +231,12 @@ def test_onnx_session_made_in_a_thread_gives_the_same_vectors_and_one_line_error
     for _ in range(2):  # ... and every use says so in one line
         with pytest.raises(ModelError, match=r"^cannot load ONNX model [^\n]*$"):
             lazy.encode(["x"])
+
+
+def test_cli_builds_only_the_command_it_runs() -> None:
+    from semsearch.cli import _command_name, _narrowed, app
+
+    assert [_command_name(c) for c in _narrowed(["query", "x"]).registered_commands] == ["query"]
+    assert len(app.registered_commands) > 10  # the app itself keeps every command
+    for whole in (["--help"], ["--version"], ["qury", "x"], []):
+        assert _narrowed(whole) is app
