@@ -17,16 +17,20 @@ import pytest
 
 from semsearch import SemanticIndex, api, index_paths
 from semsearch.api import view as view_module
+from semsearch.api.hits import Hit
 from semsearch.embed import Embedder
 from semsearch.index import FaissIndex, NumpyIndex
 
 from .conftest import REPO, SEEDS, FakeEmbedder
 
 #: Modules a search must not import: the build, the file readers, the watcher, faiss for a
-#: small index, the lock library (writers only).
+#: small index, the lock library (writers only), pydantic (Typer 0.29 parses options through
+#: it: pinned below that) and rich (Typer's fancy help, off).
 NOT_ON_THE_QUERY_PATH = (
     "faiss",
     "filelock",
+    "pydantic",
+    "rich",
     "semsearch.indexing.builder",
     "semsearch.ingest.discover",
     "semsearch.watch.watcher",
@@ -82,6 +86,15 @@ def test_cold_query_and_unchanged_refresh_load_no_build_machinery(
     )
     assert changed["loaded"] == ["semsearch.indexing.builder"]
     assert any(h["source"].endswith("new.txt") for h in json.loads(str(changed["stdout"])))
+
+
+def test_help_loads_no_model_numpy_or_pydantic() -> None:
+    watched = ("numpy", "onnxruntime", "pydantic", "rich", "semsearch.api.index")
+    shown = _probe(["--help"], watched)
+    assert shown["code"] in (0, None) and shown["loaded"] == []
+    assert all(f" {c} " in str(shown["stdout"]) for c in ("query", "index", "show", "serve"))
+    listed = _probe(["query", "--help"], watched)
+    assert listed["loaded"] == [] and "--files-with-matches" in str(listed["stdout"])
 
 
 def _texts(n: int) -> list[str]:
@@ -143,32 +156,87 @@ def test_live_stamp_moves_with_each_published_generation(tmp_path: Path) -> None
     assert not api.index_exists(idx)
 
 
+def hit(text: str) -> Hit:
+    """A hit with only its text: all that best_sentences reads."""
+    h = Hit.__new__(Hit)
+    object.__setattr__(h, "text", text)
+    return h
+
+
 @pytest.mark.parametrize(
     "texts",
     [
         ["One sentence only."],
         ["Trade fell. Markets rose. Trade fell.", "Trade fell. Rivers run.", "Just one here."],
         ["A b c. D e f. G h i.", "", "Trade decline. Trade decline."],
+        ["Declining trades hurt. Trade is old. Rivers run.", "Rivers run. Seas rise. Ice melts."],
+        ["Exports declined. The trade in salt declined. Decline of trade routes."],
     ],
 )
-def test_best_sentences_match_embedding_every_sentence(tmp_path: Path, texts: list[str]) -> None:
-    from semsearch.api.hits import Hit
+@pytest.mark.parametrize("query", ["trade decline", "the decline of trade", "rivers", "zzz"])
+def test_best_sentences_match_the_oracle(texts: list[str], query: str) -> None:
+    """Oracle: every sentence scored on its own; the ones sharing the most distinct query
+    terms (all when none shares one) compete by cosine, the first of equals winning."""
     from semsearch.api.reading import best_sentences
     from semsearch.ingest.chunk import sentence_spans
-
-    def hit(text: str) -> Hit:  # best_sentences reads a hit's text only
-        h = Hit.__new__(Hit)
-        object.__setattr__(h, "text", text)
-        return h
+    from semsearch.store.tokenize import query_languages, terms
 
     emb = FakeEmbedder()
     hits = [hit(t) for t in texts]
-    got = best_sentences(emb, "trade decline", hits)
-    qvec = emb.encode(["trade decline"], kind="query")[0]
-    for h, span in zip(hits, got, strict=True):  # the oracle: every sentence on its own
+    got = best_sentences(emb, query, hits)
+    qvec = emb.encode([query], kind="query")[0]
+    wanted = {t for lang in query_languages(query) for t in terms(query, language=lang)}
+    for h, span in zip(hits, got, strict=True):
         spans = sentence_spans(h.text) or [(0, len(h.text))]
-        scores = [float(emb.encode([h.text[a:b]])[0] @ qvec) for a, b in spans]
+        shared = [len(wanted & set(terms(h.text[a:b]))) for a, b in spans]
+        scores = [
+            float(emb.encode([h.text[a:b]])[0] @ qvec) if n == max(shared) else -np.inf
+            for (a, b), n in zip(spans, shared, strict=True)
+        ]
         assert span == spans[int(np.argmax(scores))]
-    calls = emb.calls
+
+
+def test_best_sentences_run_the_model_only_when_sentences_compete() -> None:
+    from semsearch.api.reading import best_sentences
+
+    emb = FakeEmbedder()
     assert best_sentences(emb, "trade decline", [hit("Only one."), hit("")]) == [(0, 9), (0, 0)]
-    assert emb.calls == calls  # nothing competes: no model run
+    # one sentence shares the most query terms (stemmed: "declining trades"): no model run
+    text = "Rivers run. Declining trades hurt. Trade is old."
+    assert best_sentences(emb, "trade decline", [hit(text)]) == [(12, 34)]
+    assert emb.calls == 0
+    # two share as many: the model decides between them (and only them)
+    text = "Trade is old. Rivers run. Trade grew."
+    best_sentences(emb, "trade decline", [hit(text)])
+    assert emb.calls == 2  # the query and one batch of the two competing sentences
+
+
+@pytest.mark.slow
+def test_onnx_session_made_in_a_thread_gives_the_same_vectors_and_one_line_errors(
+    tmp_path: Path, real_embedder: Embedder
+) -> None:
+    from semsearch.embed.onnx_runtime import OnnxEmbedder
+    from semsearch.errors import ModelError
+
+    model_dir = getattr(real_embedder, "model_dir", None)
+    if model_dir is None:
+        pytest.skip("the default embedder is not the ONNX one here")
+    texts = ["trade decline", "Rivers run to the sea. " * 30, ""]
+    again = OnnxEmbedder(model_dir=model_dir)
+    assert np.array_equal(again.encode(texts), real_embedder.encode(texts))
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "model.onnx").write_bytes(b"not a model")
+    lazy = OnnxEmbedder(model_dir=broken)  # the session fails in its thread ...
+    for _ in range(2):  # ... and every use says so in one line
+        with pytest.raises(ModelError, match=r"^cannot load ONNX model [^\n]*$"):
+            lazy.encode(["x"])
+
+
+def test_cli_builds_only_the_command_it_runs() -> None:
+    from semsearch.cli import _command_name, _narrowed, app
+
+    assert [_command_name(c) for c in _narrowed(["query", "x"]).registered_commands] == ["query"]
+    assert len(app.registered_commands) > 10  # the app itself keeps every command
+    for whole in (["--help"], ["--version"], ["qury", "x"], []):
+        assert _narrowed(whole) is app

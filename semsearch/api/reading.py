@@ -15,6 +15,7 @@ from ..ingest.chunk import sentence_spans
 from ..store.layout import IndexDir, generation_size
 from ..store.manifest import FORMAT_VERSION, Manifest, SegmentRef, segment_refs
 from ..store.segments import SegmentedStore, read_skipped, read_tombstones
+from ..store.tokenize import query_languages, terms
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage, to_passage
 from .view import View
 
@@ -61,24 +62,48 @@ def passages(store: SegmentedStore, doc_id: str) -> tuple[Passage, ...]:
 
 
 def best_sentences(embedder: Embedder, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
-    """For each hit, the span of its sentence closest to ``query``; one embedding batch.
+    """For each hit, the span of its sentence closest to ``query``.
 
-    Only sentences that compete are embedded, each distinct text once (a text's vector does
-    not depend on its batch): a one-sentence hit needs no model run."""
+    The sentences sharing the most of the query's keyword terms compete, by their vectors'
+    similarity to the query's; when none shares a term, all do. A sentence that alone shares
+    the most needs no model run, nor does a one-sentence hit, and each distinct competing
+    text is embedded once (a text's vector does not depend on its batch). On 300 SciFact
+    queries (top 5 hits) this picks the sentence embedding all of them picks 78% of the time,
+    embedding a fifth as many (docs/front-door.md)."""
     spans = [sentence_spans(h.text) or [(0, len(h.text))] for h in hits]
+    wanted = _query_terms(query)
+    competing = [_sharing_most(h.text, sp, wanted) for h, sp in zip(hits, spans, strict=True)]
     rows: dict[str, int] = {}
-    for h, sp in zip(hits, spans, strict=True):
+    for h, sp in zip(hits, competing, strict=True):
         if len(sp) > 1:
             for a, b in sp:
                 rows.setdefault(h.text[a:b], len(rows))
     if not rows:
-        return [sp[0] for sp in spans]
+        return [sp[0] for sp in competing]
     qvec = embedder.encode([query], kind="query")[0]
     scores = embedder.encode(list(rows)) @ qvec
     return [
         sp[int(np.argmax([scores[rows[h.text[a:b]]] for a, b in sp]))] if len(sp) > 1 else sp[0]
-        for h, sp in zip(hits, spans, strict=True)
+        for h, sp in zip(hits, competing, strict=True)
     ]
+
+
+def _query_terms(query: str) -> frozenset[str]:
+    """The query's keyword terms, stemmed in each language it may be in (a sentence's own
+    language is detected when its terms are made)."""
+    return frozenset(t for lang in query_languages(query) for t in terms(query, language=lang))
+
+
+def _sharing_most(
+    text: str, spans: list[tuple[int, int]], wanted: frozenset[str]
+) -> list[tuple[int, int]]:
+    """The sentences of ``text`` that share the most distinct terms with ``wanted`` (in
+    order), or all of them when none shares one."""
+    if len(spans) == 1 or not wanted:
+        return spans
+    shared = [len(wanted.intersection(terms(text[a:b]))) for a, b in spans]
+    most = max(shared)
+    return [s for s, n in zip(spans, shared, strict=True) if n == most] if most else spans
 
 
 def copy_generation(view: View, target: IndexDir) -> Path:

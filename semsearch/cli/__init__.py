@@ -5,10 +5,12 @@ Every ``SemsearchError`` becomes one line on stderr and its exit code, here and 
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 
 import typer
+from typer.models import CommandInfo
 
 from ..errors import SemsearchError
 from . import eval as _eval  # noqa: F401  (each module registers its commands on app)
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        result = app(args=argv, prog_name="semsearch", standalone_mode=False)
+        result = _narrowed(argv)(args=argv, prog_name="semsearch", standalone_mode=False)
     except SemsearchError as exc:
         typer.echo(f"semsearch: error: {safe(str(exc))}", err=True)
         return exc.exit_code
@@ -61,6 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     if result == 130:  # Typer turns Ctrl-C into a silent exit status 130
         typer.echo("semsearch: interrupted", err=True)
     return result if isinstance(result, int) else 0
+
+
+def _narrowed(argv: list[str] | None) -> typer.Typer:
+    """:data:`app` with only the command ``argv`` starts with, when it names one: Typer builds
+    the parser of every registered command before it dispatches, and one runs. The root
+    options, help and a mistyped command get the whole app."""
+    args = sys.argv[1:] if argv is None else argv
+    named = [c for c in app.registered_commands if args and _command_name(c) == args[0]]
+    if len(named) != 1:
+        return app
+    narrow = copy.copy(app)
+    narrow.registered_commands = named
+    return narrow
+
+
+def _command_name(command: CommandInfo) -> str | None:
+    """The name Typer gives a registered command."""
+    if command.name:
+        return command.name
+    callback = command.callback
+    return callback.__name__.lower().replace("_", "-") if callback is not None else None
 
 
 def run() -> None:
