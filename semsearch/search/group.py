@@ -28,18 +28,19 @@ DEFINITION_BONUS = 0.3
 #: Score factor of tests, vendored and generated files.
 DOWNWEIGHT = 0.8
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 # Keywords that introduce a definition in the languages the chunker knows (``async def``
 # and ``async function`` end in one of them).
 _DEFINERS = frozenset(
     "def class function func fn sub module struct interface type enum trait impl defmodule "
-    "defp defmacro const let var".split()
+    "defp defmacro defmacrop defprotocol defimpl defdelegate defguard const let var".split()
 )
 _LONGEST_DEFINER = max(map(len, _DEFINERS))
 _WORD_BEFORE = re.compile(r"\w*\Z")
 _TEST_PATH = re.compile(
-    r"(^|/)(tests?|__tests__|spec|testing)/|(^|/)test_[^/]*$|_(test|spec)\.[a-z]+$|"
-    r"\.(test|spec)\.[a-z]+$"
+    r"(^|/)(tests?|__tests__|specs?|testing|testdata)/|(^|/)test_[^/]*$|_(test|spec)\.[a-z]+$|"
+    r"\.(test|spec)\.[a-z]+$|(?-i:Test)\.php$",
+    re.IGNORECASE,
 )
 _VENDORED_PATH = re.compile(r"(^|/)(vendor|vendored|third_party|node_modules|external)/")
 _GENERATED_PATH = re.compile(r"(_pb2\.py|\.pb\.go|\.min\.js|[._]generated\.[a-z]+)$")
@@ -84,7 +85,7 @@ def _after_keyword(text: str, names: Sequence[str]) -> bool:
         while at >= 0:
             end = at + len(name)
             if end == len(text) or not _is_word(text[end]):
-                j = at - 1 if at > 0 and text[at - 1] == "*" else at
+                j = at - 1 if at > 0 and text[at - 1] in "*&" else at
                 k = j
                 while k > 0 and text[k - 1].isspace():
                     k -= 1
