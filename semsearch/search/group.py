@@ -16,15 +16,23 @@ queries), and further chunks of a file adding to its score (helped here, hurt Co
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..store.records import ChunkMention
 
 #: Chunks a grouped hit shows in all (its best, then its further ones).
 SHOWN_CHUNKS = 3
 #: Score factor of a chunk that defines a name the query asks for.
 DEFINITION_BONUS = 0.3
+#: Score factor of a chunk inside the very definition a one-symbol query names: its
+#: section is that name, and the query's qualifiers (``ServeMux`` of ``ServeMux.Handle``)
+#: are in the section's name or the file's path (a call or a same-named method elsewhere
+#: is not the definition asked for).
+EXACT_DEFINITION_BONUS = 0.3
 #: Score factor of tests, vendored and generated files.
 DOWNWEIGHT = 0.8
 
@@ -102,6 +110,40 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
+def definition_tiers(
+    rows: np.ndarray, mentions: Iterable[ChunkMention], query: str, source_of: Mapping[int, str]
+) -> np.ndarray:
+    """Per row: 2 when the chunk lies in the definition a one-symbol query names (see
+    ``EXACT_DEFINITION_BONUS``), 1 when it defines one of the query's names (its section
+    or its text, :func:`defines`), else 0. ``mentions`` are the rows that name one of
+    them (``ChunkStore.mentions``); ``source_of`` gives a row's file."""
+    names = query_names(query)
+    tiers = np.zeros(len(rows), np.int8)
+    if not names:
+        return tiers
+    pattern = definition_pattern(names)
+    words = query.split()
+    parts = [_plain(p) for p in _NAME.findall(words[0])] if len(words) == 1 else []
+    at = {int(r): i for i, r in enumerate(np.asarray(rows).tolist())}
+    for m in mentions:
+        last = m.section.replace("::", ".").rsplit(".", 1)[-1].rstrip("?!=")
+        if last in names or defines(m.text, names, pattern):
+            tier = 1
+            if parts and _plain(last) == parts[-1] and parts[:-1]:
+                where = {_plain(w) for w in re.split(r"[./:\\]+", m.section)}
+                where |= {_plain(w.split(".")[0]) for w in source_of[m.row].split("/")}
+                tier = 2 if all(q in where for q in parts[:-1]) else 1
+            elif parts and _plain(last) == parts[-1]:
+                tier = 2
+            tiers[at[m.row]] = max(tiers[at[m.row]], tier)
+    return tiers
+
+
+def _plain(name: str) -> str:
+    """A name compared across spellings: ``ServeMux``, ``serve_mux``, ``$ServeMux``."""
+    return name.replace("_", "").replace("$", "").lower()
+
+
 def path_factor(source: str) -> float:
     """``DOWNWEIGHT`` for tests, vendored and generated files, else 1."""
     path = source.replace("\\", "/")
@@ -123,14 +165,16 @@ def group_rows(
     factor: np.ndarray,
 ) -> Grouped:  # fmt: skip
     """Group ranked chunk ``rows`` (with their ``scores``) by their document (``docs``,
-    any integer key). A row that ``defines`` a name the query asks for scores
-    ``1 + DEFINITION_BONUS`` times its own; a document scores its best chunk's times its
+    any integer key). A row that ``defining`` marks (its :func:`definition_tiers`; True
+    is tier 1) scores ``1 + DEFINITION_BONUS`` times its own, or ``1 +
+    EXACT_DEFINITION_BONUS`` at tier 2; a document scores its best chunk's times its
     ``factor`` (:func:`path_factor`, given per row). Documents are ordered by score, then by
     best row; a document's chunks by score, then by row; ``SHOWN_CHUNKS`` kept."""
     rows = np.asarray(rows, np.int64)
     if not len(rows):
         return Grouped(rows, np.zeros(0, np.float32), np.empty(0, dtype=object))
-    adjusted = np.asarray(scores, np.float64) * np.where(defining, 1.0 + DEFINITION_BONUS, 1.0)
+    bonus = np.array([1.0, 1.0 + DEFINITION_BONUS, 1.0 + EXACT_DEFINITION_BONUS])
+    adjusted = np.asarray(scores, np.float64) * bonus[np.asarray(defining, np.int64)]
     by_doc = np.lexsort((rows, -adjusted, docs))
     sorted_docs = np.asarray(docs)[by_doc]
     starts = np.flatnonzero(np.r_[True, sorted_docs[1:] != sorted_docs[:-1]])
