@@ -155,3 +155,32 @@ def test_each_chunk_lies_in_one_definition_and_carries_its_name(tmp_path: Path) 
                 assert h.text.strip() in text[lo:hi]
     hits = index.search("_killall", k=3, mode="keyword", group="file")
     assert Path(hits[0].source).name == "killall" and hits[0].section == "_killall"
+
+
+def test_definition_tiers_tell_the_definition_from_a_same_named_one() -> None:
+    import numpy as np
+
+    from semsearch.search.group import definition_tiers
+    from semsearch.store.records import ChunkMention as M
+
+    rows = np.array([5, 6, 7, 8, 9])
+    source_of = {5: "/x/resource_tracker.py", 6: "/x/forkserver.py", 7: "/x/a.py",
+                 8: "/go/src/net/http/server.go", 9: "/b/bash_completion"}  # fmt: skip
+    mentions = [
+        M(5, "ResourceTracker.ensure_running", ""),
+        M(6, "ForkServer.ensure_running", ""),  # same name, another qualifier: tier 1
+        M(7, "", "x = ensure_running()\n"),  # a call: no definition
+    ]
+    tiers = definition_tiers(rows, mentions, "resource_tracker.ensure_running", source_of)
+    assert tiers.tolist() == [2, 1, 0, 0, 0]
+    # The qualifier may be a folder of the file (Go's package) or the section's container.
+    got = definition_tiers(rows, [M(8, "Server.Shutdown", "")], "http.Shutdown", source_of)
+    assert got.tolist() == [0, 0, 0, 2, 0]
+    got = definition_tiers(rows, [M(9, "_known_hosts_real", "")], "_known_hosts_real", source_of)
+    assert got.tolist() == [0, 0, 0, 0, 2]
+    # Only a one-word query names one definition; Ruby's `?` and `::` are spellings.
+    words = "where is _known_hosts_real defined"
+    assert definition_tiers(rows, [M(9, "_known_hosts_real", "")], words, source_of)[4] == 1
+    ruby = [M(7, "Gem::Requirement.satisfied_by?", "")]
+    assert definition_tiers(rows, ruby, "Requirement.satisfied_by?", source_of)[2] == 2
+    assert definition_tiers(rows, mentions, "the lock", source_of).tolist() == [0] * 5

@@ -3,10 +3,14 @@
 A section is what chunks never cross, and its heading is what a hit reports, so every
 chunk of code lies inside one definition and carries its qualified name (``Foo.bar``).
 Found line by line with one pattern per language family and the indentation, not a
-parser: tree-sitter's bundled-grammar packages either fetch grammars at run time (no
-network here) or are no longer kept (docs/code-search.md). A definition nested in a
+parser: on our benchmark's trees in eight languages the patterns find the definitions
+tree-sitter's grammars find (by name, per file) at several times the speed and with no
+15 MB of grammars (docs/code-search.md, "tree-sitter"). A definition nested in a
 function stays part of that function; one nested in a class (or module, impl, ...) is its
-own section. Comments and decorators directly above a definition belong to it.
+own section, and Go methods are named after their receiver (``ServeMux.Handle``).
+Comments, decorators and Elixir's ``@doc`` heredocs directly above a definition belong to
+it; consecutive clauses or overloads of one function are one section. Scripts without a
+suffix are recognised by their ``#!`` line or editor mode line.
 """
 
 from __future__ import annotations
