@@ -229,7 +229,7 @@ def test_definitions_are_sections_named_by_qualified_name() -> None:
         ("a.c", "static int\nfoo(int x) {\n  return bar(x);\n}\n\nint baz(void);\n"
          "PyObject *CPyDict_Get(PyObject *d) {\n  return d;\n}\n", ["foo", "CPyDict_Get"]),
         ("a.go", "package a\n\nfunc (s *S) Run() error {\n}\n\ntype S struct {\n}\n",
-         ["Run", "S"]),
+         ["S.Run", "S"]),
         ("a.ts", "export class Api {\n  async fetchUser(id: string): Promise<User> {\n"
          "    if (id) {\n    }\n  }\n}\nexport const parseConfig = (s) => s\n",
          ["Api", "Api.fetchUser", "parseConfig"]),

@@ -16,25 +16,28 @@ from semsearch.search import group as grouping
 from semsearch.search.group import (
     SHOWN_CHUNKS,
     defines,
+    definition_tiers,
     group_rows,
     path_factor,
     query_names,
 )
 from semsearch.search.request import SearchOptions
 from semsearch.search.retrieve import retrieve
+from semsearch.store.records import ChunkMention
 
 from .conftest import FakeEmbedder
 
 
 def _loop_groups(
-    rows: list[int], scores: list[float], docs: list[int], defining: list[bool],
+    rows: list[int], scores: list[float], docs: list[int], defining: list[int],
     factor: list[float],
 ) -> list[tuple[int, float, tuple[int, ...]]]:  # fmt: skip
     """The oracle: one pass over the chunks, per-document lists sorted in Python."""
     by_doc: dict[int, list[tuple[float, int]]] = {}
     doc_factor: dict[int, float] = {}
     for r, s, d, is_def, f in zip(rows, scores, docs, defining, factor, strict=True):
-        score = s * (1.0 + grouping.DEFINITION_BONUS) if is_def else s
+        bonus = {0: 0.0, 1: grouping.DEFINITION_BONUS, 2: grouping.EXACT_DEFINITION_BONUS}
+        score = s * (1.0 + bonus[int(is_def)]) if is_def else s
         by_doc.setdefault(d, []).append((score, r))
         doc_factor[d] = f
     out = []
@@ -48,13 +51,14 @@ def _loop_groups(
 
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("n", [1, 2, 7, 61, 200])
-def test_group_rows_equals_the_loop(seed: int, n: int) -> None:
+def test_group_rows_equals_the_loop(seed: int, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grouping, "EXACT_DEFINITION_BONUS", 1.0 + seed % 3)
     rng = np.random.default_rng(seed * 1000 + n)
     rows = rng.permutation(5 * n)[:n]
     # Few distinct scores and documents: many ties within and across documents.
     scores = rng.choice(np.linspace(0.1, 0.9, 5), n).astype(np.float32)
     docs = rng.integers(0, max(1, n // 3), n)
-    defining = rng.random(n) < 0.2
+    defining = rng.choice(np.array([0, 0, 0, 1, 2], np.int8), n)  # definition tiers
     per_doc = rng.choice([1.0, 0.8], docs.max() + 1)
     factor = per_doc[docs]
     got = group_rows(rows, scores, docs, defining, factor)
@@ -113,7 +117,7 @@ def test_grouped_search_equals_grouping_full_records(
     view = index._view
     assert view is not None and len(view.store.segments) >= 2
     kw = view.store.keyword_index()
-    exercised = 0
+    exercised = exact = 0
     for q in QUERIES:
         common = dict(embedder=index.embedder, index=view.index, store=view.store,
                       vectors=view.vectors)  # fmt: skip
@@ -121,11 +125,19 @@ def test_grouped_search_equals_grouping_full_records(
         (got,) = retrieve([q], SearchOptions(k=10, mode=mode, group="file"), **common)  # type: ignore[arg-type]
         records = view.store.fetch(flat.rows)  # every candidate's full record, text included
         names = query_names(q)
-        defining = [
-            bool(names) and (records[r].section.rsplit(".", 1)[-1] in names
-                             or defines(records[r].text, names))
-            for r in flat.rows.tolist()
-        ]  # fmt: skip
+        # Every candidate's full record is a mention: no SQL prefilter.
+        everything = [
+            ChunkMention(r, records[r].section, records[r].text) for r in flat.rows.tolist()
+        ]
+        tiers = definition_tiers(
+            flat.rows, everything, q, {r: records[r].source for r in flat.rows.tolist()}
+        ).tolist()
+        assert all(
+            bool(t) == (bool(names) and (records[r].section.rsplit(".", 1)[-1] in names
+                                         or defines(records[r].text, names)))
+            for r, t in zip(flat.rows.tolist(), tiers, strict=True)
+        )  # fmt: skip
+        defining = tiers
         want = _loop_groups(
             flat.rows.tolist(), flat.scores.tolist(), kw.doc_of(flat.rows).tolist(), defining,
             [path_factor(records[r].source) for r in flat.rows.tolist()],
@@ -134,8 +146,9 @@ def test_grouped_search_equals_grouping_full_records(
         assert got.rows.tolist() == [g[0] for g in want], q
         assert got.scores.tolist() == np.array([g[1] for g in want], np.float32).tolist(), q
         assert list(got.further) == [g[2] for g in want], q
-        exercised += sum(defining)
-    assert exercised  # the definition bonus took part
+        exercised += sum(t == 1 for t in defining)
+        exact += sum(t == 2 for t in defining)
+    assert exercised and exact  # both tiers of the definition bonus took part
 
 
 _OLD_DEFINERS = (

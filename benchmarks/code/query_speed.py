@@ -77,11 +77,11 @@ def full_record_grouping(ranked: Any, store: Any, query: str) -> Any:
     return replace(ranked.take(at), rows=rows, scores=scores, further=further)
 
 
-def open_index(name: str, root: Path, where: Path) -> Any:
+def open_index(name: str, root: Path, where: Path, globs: Sequence[str] = SOURCE_GLOBS) -> Any:
     from semsearch import SemanticIndex
 
     index = SemanticIndex(path=where / name)
-    index.add_paths([root], glob=list(SOURCE_GLOBS))  # a no-op when already current
+    index.add_paths([root], glob=list(globs))  # a no-op when already current
     return index
 
 
@@ -96,10 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = json.loads(args.queries.read_text())
     print(f"cpu flags: {' '.join(cpu_flags())}; load average {os.getloadavg()[0]:.2f}")
     new_path = retrieve_module._by_file
+    # The grouping before knew one definition tier: the same hits need the two equal.
+    group.EXACT_DEFINITION_BONUS = group.DEFINITION_BONUS
     for tree in spec["trees"]:
         if args.only and tree["name"] not in args.only:
             continue
-        index = open_index(tree["name"], Path(tree["path"]), args.index_dir)
+        index = open_index(
+            tree["name"], Path(tree["path"]), args.index_dir, tree.get("globs", SOURCE_GLOBS)
+        )
         queries = [q["query"] for q in tree["queries"]]
         arms = {"chunks": None, "files, before": full_record_grouping, "files, now": new_path}
         times: dict[tuple[str, str], list[float]] = {(m, a): [] for m in MODES for a in arms}

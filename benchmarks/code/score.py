@@ -50,6 +50,7 @@ class Row:
     files: int
     #: nDCG@10 of each query by id (paired comparisons: ``benchmarks.code.compare``).
     per_query: dict[str, float]
+    language: str = ""
 
 
 #: A named set of values for constants of :mod:`semsearch.search.group` ("" is the code as is).
@@ -90,8 +91,10 @@ def applied(values: dict[str, Any]) -> Iterator[None]:
             setattr(group, k, v)
 
 
-def source_files(root: Path) -> list[Path]:
-    return sorted(p for g in SOURCE_GLOBS for p in root.rglob(g) if "__pycache__" not in p.parts)
+def source_files(root: Path, globs: Sequence[str] = SOURCE_GLOBS) -> list[Path]:
+    """The tree's files matching ``globs`` (its ``globs`` in ``queries.json``)."""
+    found = {p for g in globs for p in root.rglob(g) if p.is_file() and not p.is_symlink()}
+    return sorted(p for p in found if "__pycache__" not in p.parts)
 
 
 def files_of(sources: Sequence[str], root: Path) -> list[str]:
@@ -102,7 +105,10 @@ def files_of(sources: Sequence[str], root: Path) -> list[str]:
     return list(seen)
 
 
-def semsearch_index(root: Path, cache: Path | None, model: str | None = None) -> tuple[float, Any]:
+def semsearch_index(
+    root: Path, cache: Path | None, model: str | None = None,
+    globs: Sequence[str] = SOURCE_GLOBS,
+) -> tuple[float, Any]:  # fmt: skip
     """A fresh index of the tree's source files and the seconds it took to build."""
     from semsearch import SemanticIndex
     from semsearch.store.embedding_cache import EmbeddingCache
@@ -110,7 +116,7 @@ def semsearch_index(root: Path, cache: Path | None, model: str | None = None) ->
     tmp = Path(tempfile.mkdtemp(prefix="code-bench-"))
     index = SemanticIndex(model, path=tmp / "index", cache=EmbeddingCache(cache or tmp / "cache"))
     t0 = time.perf_counter()
-    index.add_paths([root], glob=list(SOURCE_GLOBS))
+    index.add_paths([root], glob=list(globs))
     return time.perf_counter() - t0, index
 
 
@@ -126,13 +132,15 @@ def semsearch_searcher(
     return search
 
 
-def bm25_searcher(root: Path) -> tuple[float, Callable[[str], list[str]]]:
+def bm25_searcher(
+    root: Path, globs: Sequence[str] = SOURCE_GLOBS
+) -> tuple[float, Callable[[str], list[str]]]:
     import bm25s
     import Stemmer
 
     stemmer = Stemmer.Stemmer("english")
     t0 = time.perf_counter()
-    files = source_files(root)
+    files = source_files(root, globs)
     names = [p.relative_to(root).as_posix() for p in files]
     texts = [p.read_text(errors="replace") for p in files]
     retriever = bm25s.BM25(k1=1.5, b=0.75)
@@ -156,13 +164,14 @@ def score_tree(
 ) -> list[Row]:  # fmt: skip
     """Every mode on one tree; semsearch's index is built once and shared by its modes."""
     index_s, index = (0.0, None)
+    globs = tree.get("globs", SOURCE_GLOBS)
     if any(m != "bm25" for m in modes):
-        index_s, index = semsearch_index(root, cache, model)
+        index_s, index = semsearch_index(root, cache, model, globs)
     rows = []
     for mode in modes:
         for variant, values in variants if mode != "bm25" else [BASE]:
             if mode == "bm25":
-                took, search = bm25_searcher(root)
+                took, search = bm25_searcher(root, globs)
             else:
                 took, search = index_s, semsearch_searcher(index, root, mode, group)
             with applied(values):
@@ -180,7 +189,8 @@ def score_tree(
                 tree["name"], label(mode, variant), statistics.fmean(per_query.values()),
                 statistics.fmean(nl) if nl else math.nan,
                 statistics.fmean(symbol) if symbol else math.nan, took,
-                1000 * statistics.median(times), len(source_files(root)), per_query,
+                1000 * statistics.median(times), len(source_files(root, globs)), per_query,
+                tree.get("language", ""),
             ))  # fmt: skip
     return rows
 
@@ -228,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tree", action="append", default=[], help="NAME=PATH: where a tree is")
     ap.add_argument("--only", action="append", default=[], help="score only these trees")
     ap.add_argument(
+        "--language", action="append", default=[], help="score only trees in these languages"
+    )
+    ap.add_argument(
         "--cache", type=Path, default=None,
         help="embedding cache to reuse between runs (index times are then not cold)",
     )  # fmt: skip
@@ -256,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for tree in spec["trees"]:
         if args.only and tree["name"] not in args.only:
             continue
+        if args.language and tree.get("language") not in args.language:
+            continue
         root = Path(where.get(tree["name"], tree["path"])).resolve()
         if not root.is_dir():
             print(f"tree {tree['name']}: {root} is not a directory", file=sys.stderr)
@@ -279,6 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{statistics.median(r.query_p50_ms for r in mine):.1f} ms",
                 flush=True,
             )
+    languages = list(dict.fromkeys(r.language for r in rows if r.language))
+    if len(languages) > 1:
+        print("language means (nDCG@10):", " ".join(dict.fromkeys(r.mode for r in rows)))
+        for language in languages:
+            cells = [
+                statistics.fmean(r.ndcg for r in rows if r.language == language and r.mode == m)
+                for m in dict.fromkeys(r.mode for r in rows)
+            ]
+            print(f"  {language:8}", " ".join(f"{c:.3f}" for c in cells), flush=True)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
     return 0

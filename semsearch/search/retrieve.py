@@ -28,13 +28,7 @@ from .fuse import (
     keyword_part,
     order,
 )
-from .group import (
-    defines,
-    definition_pattern,
-    group_rows,
-    path_factor,
-    query_names,
-)
+from .group import definition_tiers, group_rows, path_factor, query_names
 from .keyword import KeywordHits, keyword_hits
 from .query_vectors import query_vectors
 from .request import SearchOptions
@@ -264,15 +258,12 @@ def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
     keys, first = np.unique(docs, return_inverse=True)
     sources = kw.doc_ids(keys.tolist(), "source")
     factor = np.array([path_factor(sources[int(d)]) for d in keys], np.float64)[first]
-    defining = np.zeros(len(rows), bool)
+    defining = np.zeros(len(rows), np.int8)
     names = query_names(query)
     if names:
-        pattern = definition_pattern(names)
-        found = [
-            m.row for m in store.mentions(rows, names)
-            if m.section.rsplit(".", 1)[-1] in names or defines(m.text, names, pattern)
-        ]  # fmt: skip
-        defining = np.isin(rows, found)
+        pairs = zip(rows.tolist(), docs.tolist(), strict=True)
+        source_of = {int(r): sources[int(d)] for r, d in pairs}
+        defining = definition_tiers(rows, store.mentions(rows, names), query, source_of)
     grouped = group_rows(rows, ranked.scores, docs, defining, factor)
     pos = {int(r): i for i, r in enumerate(rows.tolist())}
     at = np.array([pos[int(r)] for r in grouped.rows], dtype=np.int64)

@@ -103,6 +103,13 @@ class CodeReader(Reader):
     kind = "code"
     suffixes = CODE_SUFFIXES
 
+    def sniff(self, head: bytes) -> bool:
+        """A script without a suffix: a ``#!`` line or an editor mode line naming a
+        language whose definitions are known (``#!/bin/bash``, ``-*- shell-script -*-``)."""
+        from ..code import language_of_content
+
+        return language_of_content(head) is not None
+
     def read(self, data: bytes, name: str) -> Extracted:
         from ..code import MAX_DEFINITIONS, definition_sections
 
