@@ -446,6 +446,7 @@ def test_background_phase_two_answers_meanwhile_runs_once_and_equals_a_transform
     from semsearch.api.progressive import run_phase_two
     from semsearch.cli.app import app
     from semsearch.errors import IndexLockedError
+    from semsearch.serve.service import SearchService
     from semsearch.store.phase2 import holder
 
     where = tmp_path / "progressive"
@@ -456,6 +457,11 @@ def test_background_phase_two_answers_meanwhile_runs_once_and_equals_a_transform
     assert (info.phase, info.model, info.pending_model) == ("phase-1", STATIC_MODEL, DEFAULT_MODEL)
     assert info.phase2 is not None and info.phase2.running and info.phase2.pid == worker.pid
     assert info.phase2.total == info.chunks and 8 <= info.phase2.done < info.chunks
+    served = SearchService(where, workers=1).info()  # HTTP /info and MCP index_status
+    assert served["phase"] == "phase-1" and served["phase2"]["running"] is True
+    assert served["phase2"]["pid"] == worker.pid and served["phase2"]["state"] == "embedding"
+    res = CliRunner().invoke(app, ["info", "--index", str(where)])
+    assert f"phase2: embedding, {info.phase2.done:,}/{info.chunks:,} chunks" in res.output
     # A second start names the running worker; nothing else may run phase 2 meanwhile.
     again = api.start_phase_two(where)
     assert again is not None and (again.pid, again.started) == (worker.pid, False)
@@ -546,3 +552,32 @@ def test_the_phase_two_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
     second.close()
     (tmp_path / "phase2.json").write_text('{"state": "embedding", "done": "x"}')
     assert read_progress(tmp_path) is None  # damaged: advisory only, never an error
+
+
+def test_a_foreground_index_follows_the_running_worker(
+    tree: Path, tmp_path: Path, gated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.cli import index as index_cli
+    from semsearch.cli.app import app
+    from semsearch.store.phase2 import holder
+
+    where = tmp_path / "progressive"
+    _caught_in_phase_two(tree, where)
+    real = api.index_info
+    looked: list[str] = []
+
+    def info_then_open(path: Path):  # type: ignore[no-untyped-def]
+        out = real(path)
+        looked.append(out.phase)
+        gated.touch()  # the follower is watching: let the worker go on
+        return out
+
+    monkeypatch.setattr(api, "index_info", info_then_open)
+    monkeypatch.setattr(index_cli, "FOLLOW_EVERY", 0.05)
+    res = CliRunner().invoke(app, ["index", "--index", str(where), "--foreground", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["phase"] == "complete" and out["embedded_chunks"] == 0  # the worker did it
+    assert looked[0] == "phase-1" and looked[-1] == "complete"
+    _wait("the worker to exit", lambda: holder(where) is None)
+    assert _manifest(where).phase == "complete"
