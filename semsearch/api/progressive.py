@@ -91,35 +91,36 @@ def upgrade_index(
     *,
     progress: _build.Progress | None = None,
     lock_timeout: float = 10.0,
-    writer: _writer.Writer | None = None,
+    reuse: _writer.Writer | None = None,
 ) -> BuildStats | None:
     """Phase 2's publish: embed every chunk again with the transformer the index is waiting
     for (through the cache) and publish it at once (``progress`` counts chunks). None when
-    no upgrade is pending. ``writer``: one already opened for the upgrade (its model and
-    cache are reused)."""
+    no upgrade is pending. ``reuse``: a writer already opened for the upgrade, whose model
+    and cache are used (the settings are the live index's)."""
     index_dir = IndexDir(index if index is not None else _config.load().index_dir)
     manifest = index_dir.manifest()[1]
     if not manifest.upgrade:
         return None
-    own = writer is None
-    writer = writer or _upgrade_writer(index_dir, manifest)
+    writer = _upgrade_writer(index_dir, manifest, reuse)
     try:
         return _build.build(
             index_dir, _build.Changes(reembed=True), writer.engine, writer.settings,
             progress=progress, lock_timeout=lock_timeout,
         )  # fmt: skip
     finally:
-        if own:
-            writer.close()
+        writer.close()  # its engine; a writer reused is closed by its owner
 
 
-def _upgrade_writer(index_dir: IndexDir, manifest: Manifest) -> _writer.Writer:
+def _upgrade_writer(
+    index_dir: IndexDir, manifest: Manifest, reuse: _writer.Writer | None = None
+) -> _writer.Writer:
     assert manifest.upgrade
     model, precision = manifest.upgrade["model"], manifest.upgrade["precision"]
     check_recorded_model(model, index_dir.path)  # loaded on the index's word: known only
     return _writer.open_writer(
-        index_dir.path, manifest, Requested(model=model, precision=precision), rebuild=True
-    )
+        index_dir.path, manifest, Requested(model=model, precision=precision), rebuild=True,
+        embedder=reuse.embedder if reuse else None, cache=reuse.cache if reuse else None,
+    )  # fmt: skip
 
 
 def run_phase_two(
@@ -154,7 +155,7 @@ def run_phase_two(
             report.state = "publishing"
             log.info("phase 2: publishing %s's vectors", manifest.upgrade["model"])
             stats = upgrade_index(
-                path, progress=report, lock_timeout=PUBLISH_LOCK_TIMEOUT, writer=writer
+                path, progress=report, lock_timeout=PUBLISH_LOCK_TIMEOUT, reuse=writer
             )
         finally:
             writer.close()
