@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -393,7 +394,7 @@ sys.exit(background.main(sys.argv[2:]))
 
 
 @pytest.fixture
-def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Background workers start through a wrapper that embeds 8 chunks, then waits until
     the returned file exists before the next block: phase 2 is caught in the middle
     without any timing."""
@@ -405,7 +406,9 @@ def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
     )
     monkeypatch.setattr(background, "WORKER", (sys.executable, "-c", GATED_WORKER, str(gate)))
-    return gate
+    yield gate
+    for lock in tmp_path.rglob("PHASE2"):  # a failed test leaves no worker waiting behind
+        background.stop_phase_two(lock.parent, timeout=10)
 
 
 def _wait(what: str, check: object, limit: float = 300.0) -> None:
