@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -364,9 +365,222 @@ def test_cli_ctrl_c_in_phase_two_says_how_to_resume(
     def interrupted(*args: object, **kw: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api, "upgrade_index", interrupted)
+    monkeypatch.setattr(api, "run_phase_two", interrupted)
     where = tmp_path / "cli-index"
     assert main(["index", str(tree), "--index", str(where), "--progressive"]) == 130
     err = capsys.readouterr().err
     assert "Phase 2 stopped" in err and "run semsearch index again to resume" in err
     assert _manifest(where).phase == "phase-1"
+
+
+# --- phase 2 in the background -------------------------------------------------------------
+
+GATED_WORKER = """
+import pathlib, sys, time
+from semsearch.api import background, progressive
+real = progressive.encode_cached
+gate = pathlib.Path(sys.argv[1])
+blocks = []
+def gated(embedder, texts, cache):
+    while blocks and not gate.exists():  # the test opens the gate once it has looked
+        time.sleep(0.05)
+    blocks.append(len(texts))
+    return real(embedder, texts, cache)
+progressive.encode_cached = gated
+progressive.BLOCK = 8
+progressive.REPORT_EVERY = 0.0
+sys.exit(background.main(sys.argv[2:]))
+"""
+
+
+@pytest.fixture
+def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Background workers start through a wrapper that embeds 8 chunks, then waits until
+    the returned file exists before the next block: phase 2 is caught in the middle
+    without any timing."""
+    from semsearch.api import background
+
+    gate = tmp_path / "gate"
+    repo = str(Path(__file__).resolve().parent.parent)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setattr(background, "WORKER", (sys.executable, "-c", GATED_WORKER, str(gate)))
+    yield gate
+    for lock in tmp_path.rglob("PHASE2"):  # a failed test leaves no worker waiting behind
+        background.stop_phase_two(lock.parent, timeout=10)
+
+
+def _wait(what: str, check: object, limit: float = 300.0) -> None:
+    """Poll ``check()`` until true; a bound on a hang, not a speed assertion."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def _progress(where: Path):  # type: ignore[no-untyped-def]
+    from semsearch.store.phase2 import read_progress
+
+    return read_progress(where)
+
+
+def _embedding_started(where: Path) -> bool:
+    p = _progress(where)
+    return p is not None and p.running and p.state == "embedding" and p.done >= 8
+
+
+def _caught_in_phase_two(tree: Path, where: Path):  # type: ignore[no-untyped-def]
+    """Phase 1 of ``tree`` at ``where``, then a background worker held after its first
+    block: the worker and phase 1's hits."""
+    api.index_paths([tree], where, progressive=True)
+    before = _hits(where)
+    worker = api.start_phase_two(where)
+    assert worker is not None and worker.started and worker.pid != os.getpid()
+    _wait("the worker's first block", lambda: _embedding_started(where))
+    return worker, before
+
+
+def test_background_phase_two_answers_meanwhile_runs_once_and_equals_a_transformer_build(
+    tree: Path, oracle: Path, tmp_path: Path, gated: Path
+) -> None:
+    from semsearch.api.progressive import run_phase_two
+    from semsearch.cli.app import app
+    from semsearch.errors import IndexLockedError
+    from semsearch.serve.service import SearchService
+    from semsearch.store.phase2 import holder
+
+    where = tmp_path / "progressive"
+    worker, before = _caught_in_phase_two(tree, where)
+    # Searchable meanwhile, with the static model, exactly as before phase 2 started.
+    assert _hits(where) == before
+    info = api.index_info(where)
+    assert (info.phase, info.model, info.pending_model) == ("phase-1", STATIC_MODEL, DEFAULT_MODEL)
+    assert info.phase2 is not None and info.phase2.running and info.phase2.pid == worker.pid
+    assert info.phase2.total == info.chunks and 8 <= info.phase2.done < info.chunks
+    served = SearchService(where, workers=1).info()  # HTTP /info and MCP index_status
+    assert served["phase"] == "phase-1" and served["phase2"]["running"] is True
+    assert served["phase2"]["pid"] == worker.pid and served["phase2"]["state"] == "embedding"
+    res = CliRunner().invoke(app, ["info", "--index", str(where)])
+    assert f"phase2: embedding, {info.phase2.done:,}/{info.chunks:,} chunks" in res.output
+    # A second start names the running worker; nothing else may run phase 2 meanwhile.
+    again = api.start_phase_two(where)
+    assert again is not None and (again.pid, again.started) == (worker.pid, False)
+    res = CliRunner().invoke(app, ["index", "--index", str(where), "--background"])
+    assert res.exit_code == 0, res.output
+    assert f"was already running in the background (pid {worker.pid})" in res.output
+    with pytest.raises(IndexLockedError, match="already running"):
+        run_phase_two(where)
+    assert holder(where) == worker.pid
+    gated.touch()
+    _wait("phase 2 to publish", lambda: api.pending_upgrade(where) is None)
+    _wait("the worker to exit", lambda: holder(where) is None)
+    assert api.index_info(where).phase2 is None  # complete: nothing pending to report
+    assert "phase 2 done" in (where / "phase2.log").read_text()
+    _assert_same_index(where, oracle)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_background_worker_resumes(
+    tree: Path, oracle: Path, tmp_path: Path, gated: Path
+) -> None:
+    from semsearch.api.progressive import run_phase_two
+    from semsearch.store.phase2 import holder
+
+    where = tmp_path / "progressive"
+    worker, before = _caught_in_phase_two(tree, where)
+    os.kill(worker.pid, signal.SIGKILL)
+    _wait("the kernel to drop the lock", lambda: holder(where) is None)
+    p = _progress(where)
+    assert p is not None and (p.state, p.running) == ("interrupted", False)
+    assert _manifest(where).phase == "phase-1" and _hits(where) == before
+    stats = run_phase_two(where)  # resumed here; the worker's chunks come from the cache
+    assert stats is not None and stats.cache_hits >= 8
+    assert stats.embedded_chunks + stats.cache_hits == stats.chunks
+    _assert_same_index(where, oracle)
+    assert not [p for p in where.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_stop_ends_the_worker_and_index_resumes_it(tree: Path, tmp_path: Path, gated: Path) -> None:
+    from semsearch.cli.app import app
+    from semsearch.store.phase2 import holder
+
+    where = tmp_path / "progressive"
+    worker, before = _caught_in_phase_two(tree, where)
+    runner = CliRunner()
+    res = runner.invoke(app, ["index", "--index", str(where), "--stop"])
+    assert res.exit_code == 0, res.output
+    assert f"Stopped phase 2 (pid {worker.pid})" in res.output
+    assert holder(where) is None  # --stop returns once the worker is gone
+    p = _progress(where)
+    assert p is not None and (p.state, p.running) == ("stopped", False)
+    assert _hits(where) == before and _manifest(where).phase == "phase-1"
+    assert not [p for p in where.iterdir() if p.name.startswith(".tmp")]
+    assert "phase 2 stopped" in (where / "phase2.log").read_text()
+    res = runner.invoke(app, ["index", "--index", str(where), "--stop"])
+    assert res.exit_code == 0 and "No phase 2 is running" in res.output
+    res = runner.invoke(app, ["index", "--index", str(where), "--foreground"])
+    assert res.exit_code == 0, res.output
+    assert "Phase 2 done" in res.output and _manifest(where).phase == "complete"
+
+
+def test_stop_takes_no_paths(tree: Path, tmp_path: Path) -> None:
+    from semsearch.cli import main
+
+    assert main(["index", str(tree), "--index", str(tmp_path / "x"), "--stop"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_phase_two_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
+    from semsearch.store.phase2 import WorkerLock, holder, read_progress, write_progress
+
+    assert holder(tmp_path) is None and read_progress(tmp_path) is None
+    first = WorkerLock.take(tmp_path)
+    assert first is not None
+    first.set_pid(4242)
+    assert WorkerLock.take(tmp_path) is None and holder(tmp_path) == 4242
+    write_progress(tmp_path, "embedding", 3, 10, pid=4242)
+    p = read_progress(tmp_path)
+    assert p is not None and (p.state, p.done, p.total, p.running, p.pid) == (
+        "embedding", 3, 10, True, 4242
+    )  # fmt: skip
+    first.close()
+    assert holder(tmp_path) is None
+    p = read_progress(tmp_path)
+    assert p is not None and (p.state, p.running) == ("interrupted", False)  # killed mid-way
+    second = WorkerLock.take(tmp_path)
+    assert second is not None
+    second.close()
+    (tmp_path / "phase2.json").write_text('{"state": "embedding", "done": "x"}')
+    assert read_progress(tmp_path) is None  # damaged: advisory only, never an error
+
+
+def test_a_foreground_index_follows_the_running_worker(
+    tree: Path, tmp_path: Path, gated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.cli import index as index_cli
+    from semsearch.cli.app import app
+    from semsearch.store.phase2 import holder
+
+    where = tmp_path / "progressive"
+    _caught_in_phase_two(tree, where)
+    real = api.index_info
+    looked: list[str] = []
+
+    def info_then_open(path: Path):  # type: ignore[no-untyped-def]
+        out = real(path)
+        looked.append(out.phase)
+        gated.touch()  # the follower is watching: let the worker go on
+        return out
+
+    monkeypatch.setattr(api, "index_info", info_then_open)
+    monkeypatch.setattr(index_cli, "FOLLOW_EVERY", 0.05)
+    res = CliRunner().invoke(app, ["index", "--index", str(where), "--foreground", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["phase"] == "complete" and out["embedded_chunks"] == 0  # the worker did it
+    assert looked[0] == "phase-1" and looked[-1] == "complete"
+    _wait("the worker to exit", lambda: holder(where) is None)
+    assert _manifest(where).phase == "complete"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..util import lazy_exports
 
 if TYPE_CHECKING:
+    from .background import Worker, start_phase_two, stop_phase_two
     from .directory import (
         check_index,
         default_index_dir,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
         refresh_index,
         remove_documents,
     )
-    from .progressive import pending_upgrade, upgrade_index
+    from .progressive import pending_upgrade, run_phase_two, upgrade_index
     from .watching import BatchReport, Watcher
 
 _WHERE = {
@@ -48,7 +49,8 @@ _WHERE = {
     **dict.fromkeys(("DryRun", "dry_run"), ".dryrun"),
     **dict.fromkeys(("ChunkContext", "DocumentView", "Hit", "IndexInfo", "Passage"), ".hits"),
     "SemanticIndex": ".index",
-    **dict.fromkeys(("pending_upgrade", "upgrade_index"), ".progressive"),
+    **dict.fromkeys(("Worker", "start_phase_two", "stop_phase_two"), ".background"),
+    **dict.fromkeys(("pending_upgrade", "run_phase_two", "upgrade_index"), ".progressive"),
     **dict.fromkeys(
         (
             "SourceStatus", "ensure_sample_index", "index_info", "index_paths", "list_sources",
@@ -70,6 +72,7 @@ __all__ = [
     "SemanticIndex",
     "SourceStatus",
     "Watcher",
+    "Worker",
     "check_index",
     "default_index_dir",
     "dry_run",
@@ -85,7 +88,10 @@ __all__ = [
     "pending_upgrade",
     "refresh_index",
     "remove_documents",
+    "run_phase_two",
     "sample_index_dir",
+    "start_phase_two",
+    "stop_phase_two",
     "upgrade_index",
     "verify_files",
 ]

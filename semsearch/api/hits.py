@@ -14,6 +14,7 @@ from ..util import file_digest
 
 if TYPE_CHECKING:  # the front ends import this module; the store (numpy, SQLite) stays out
     from ..store.chunkstore import ChunkRecord
+    from ..store.phase2 import Phase2Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,9 @@ class IndexInfo:
     #: to come) or ``complete``.
     phase: str = "complete"
     pending_model: str | None = None
+    #: In phase 1: what the phase-2 worker last said (state, done/total chunks, whether it
+    #: runs now, its pid and log); None when no phase 2 was ever started.
+    phase2: Phase2Progress | None = None
 
 
 class Parts(NamedTuple):

@@ -8,23 +8,45 @@ transformer's from then on, never both. The chunks are the same (the static mode
 with its teacher's tokenizer and limit) and so are their ids and terms, so the upgraded
 index equals a transformer build of the same files. A killed phase 2 leaves phase 1
 answering; run again, it finds the chunks already embedded in the cache.
+
+:func:`run_phase_two` is phase 2 as one process runs it, in the foreground or as the
+background worker (:mod:`.background`): under the index's one phase-2 lock, it first embeds
+the live chunks into the embedding cache *without* the writer lock (so the index can still
+be updated meanwhile: updates stay in phase 1), then publishes under the writer lock, where
+every chunk is a cache hit but those added since. Its progress is written beside the index
+(:mod:`semsearch.store.phase2`) for ``info``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from .. import config as _config
 from .. import indexing as _build
 from ..embed import DEFAULT_PRECISION, STATIC_MODEL, check_recorded_model, models
 from ..embed.models import STATIC_TEACHER
-from ..errors import UsageError
+from ..errors import IndexLockedError, UsageError
 from ..indexing import writer as _writer
-from ..indexing.settings import Requested
+from ..indexing.settings import BuildStats, Requested
+from ..store import phase2 as _phase2
+from ..store.embedding_cache import encode_cached
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from ..util import first_line
+
+log = logging.getLogger("semsearch")
+
+#: Chunks embedded at a time before the publish (memory stays flat whatever the corpus).
+BLOCK = 256
+#: Progress is written at most this often (seconds).
+REPORT_EVERY = 0.5
+#: The publish waits this long for another writer (an update, a watcher) to finish.
+PUBLISH_LOCK_TIMEOUT = 120.0
 
 
 def phase_one(
@@ -65,23 +87,146 @@ def pending_upgrade(index: str | os.PathLike[str] | None = None) -> str | None:
 
 
 def upgrade_index(
-    index: str | os.PathLike[str] | None = None, *, progress: _build.Progress | None = None
-) -> _build.BuildStats | None:
-    """Phase 2: embed every chunk again with the transformer the index is waiting for and
-    publish it at once (``progress`` counts chunks). None when no upgrade is pending."""
+    index: str | os.PathLike[str] | None = None,
+    *,
+    progress: _build.Progress | None = None,
+    lock_timeout: float = 10.0,
+    reuse: _writer.Writer | None = None,
+) -> BuildStats | None:
+    """Phase 2's publish: embed every chunk again with the transformer the index is waiting
+    for (through the cache) and publish it at once (``progress`` counts chunks). None when
+    no upgrade is pending. ``reuse``: a writer already opened for the upgrade, whose model
+    and cache are used (the settings are the live index's)."""
     index_dir = IndexDir(index if index is not None else _config.load().index_dir)
     manifest = index_dir.manifest()[1]
     if not manifest.upgrade:
         return None
-    model, precision = manifest.upgrade["model"], manifest.upgrade["precision"]
-    check_recorded_model(model, index_dir.path)  # loaded on the index's word: known only
-    writer = _writer.open_writer(
-        index_dir.path, manifest, Requested(model=model, precision=precision), rebuild=True
-    )
+    writer = _upgrade_writer(index_dir, manifest, reuse)
     try:
         return _build.build(
             index_dir, _build.Changes(reembed=True), writer.engine, writer.settings,
-            progress=progress,
+            progress=progress, lock_timeout=lock_timeout,
         )  # fmt: skip
     finally:
-        writer.close()
+        writer.close()  # its engine; a writer reused is closed by its owner
+
+
+def _upgrade_writer(
+    index_dir: IndexDir, manifest: Manifest, reuse: _writer.Writer | None = None
+) -> _writer.Writer:
+    assert manifest.upgrade
+    model, precision = manifest.upgrade["model"], manifest.upgrade["precision"]
+    check_recorded_model(model, index_dir.path)  # loaded on the index's word: known only
+    return _writer.open_writer(
+        index_dir.path, manifest, Requested(model=model, precision=precision), rebuild=True,
+        embedder=reuse.embedder if reuse else None, cache=reuse.cache if reuse else None,
+    )  # fmt: skip
+
+
+def run_phase_two(
+    index: str | os.PathLike[str] | None = None,
+    *,
+    progress: _build.Progress | None = None,
+    lock: _phase2.WorkerLock | None = None,
+) -> BuildStats | None:
+    """Phase 2 as one process runs it, under the index's phase-2 lock (taken here unless
+    ``lock`` is given; IndexLockedError when another process holds it): embed the live
+    chunks into the cache, then publish (see the module). Its progress is recorded beside
+    the index. None when no upgrade is pending."""
+    index_dir = IndexDir(index if index is not None else _config.load().index_dir)
+    path = index_dir.path
+    own = lock is None
+    lock = lock or _phase2.WorkerLock.take(path)
+    if lock is None:
+        pid = _phase2.holder(path)
+        raise IndexLockedError(
+            f"phase 2 of {path} is already running{f' (pid {pid})' if pid else ''}"
+        )
+    report = _Reporter(path, progress)
+    try:
+        manifest = index_dir.manifest()[1]
+        if not manifest.upgrade:
+            return None
+        started = time.perf_counter()
+        writer = _upgrade_writer(index_dir, manifest)
+        try:
+            report("embedding", 0, manifest.chunks)
+            embedded = _embed_live(index_dir, writer, report)
+            report.state = "publishing"
+            log.info("phase 2: publishing %s's vectors", manifest.upgrade["model"])
+            stats = upgrade_index(
+                path, progress=report, lock_timeout=PUBLISH_LOCK_TIMEOUT, reuse=writer
+            )
+        finally:
+            writer.close()
+        if stats is None:  # another process published it meanwhile
+            report("done", report.done, report.total, force=True)
+            return None
+        report("done", stats.chunks, stats.chunks, force=True)
+        new = embedded + stats.embedded_chunks
+        return replace(
+            stats, embedded_chunks=new, cache_hits=max(stats.chunks - new, 0),
+            seconds=time.perf_counter() - started,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        report("stopped", report.done, report.total, force=True)
+        raise
+    except Exception as exc:
+        report("failed", report.done, report.total, error=first_line(exc), force=True)
+        raise
+    finally:
+        if own:
+            lock.close()
+
+
+def _embed_live(index_dir: IndexDir, writer: _writer.Writer, report: _Reporter) -> int:
+    """Embed the live generation's chunks into the cache, a block at a time; the number
+    the transformer really ran on (the rest were in the cache already)."""
+    store = index_dir.open_store()
+    embedded = 0
+    try:
+        total = store.count_chunks()
+        report("embedding", 0, total)
+        done = 0
+        for at in range(0, store.rows, BLOCK):
+            texts = store.chunk_texts(at, at + BLOCK)
+            if texts:
+                hits = encode_cached(writer.embedder, texts, writer.cache)[1]
+                embedded += len(texts) - hits
+            done += len(texts)
+            report("embedding", done, total)
+    finally:
+        store.close()
+    return embedded
+
+
+class _Reporter:
+    """Writes the worker's progress beside the index (at most every REPORT_EVERY seconds)
+    and passes it on to a progress bar; also the builder's progress while publishing."""
+
+    def __init__(self, path: Path, progress: _build.Progress | None) -> None:
+        self.path, self.progress = path, progress
+        self.state, self.done, self.total = "starting", 0, 0
+        self._last = 0.0
+
+    def __call__(
+        self,
+        state_or_done: str | int,
+        done: int,
+        total: int | None = None,
+        *,
+        error: str | None = None,
+        force: bool = False,
+    ) -> None:
+        if isinstance(state_or_done, int):  # the builder's progress(done, total)
+            done, total = state_or_done, done
+        else:
+            self.state = state_or_done
+        assert total is not None
+        self.done, self.total = done, total
+        if self.progress is not None and self.state == "embedding":
+            self.progress(done, total)  # the publish is mostly cache hits: not shown
+        now = time.monotonic()
+        if force or now - self._last >= REPORT_EVERY or done >= total:
+            self._last = now
+            _phase2.write_progress(self.path, self.state, done, total, pid=os.getpid(), error=error)

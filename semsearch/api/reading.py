@@ -14,6 +14,7 @@ from ..errors import UsageError
 from ..ingest.chunk import sentence_spans
 from ..store.layout import IndexDir, generation_size
 from ..store.manifest import FORMAT_VERSION, Manifest, SegmentRef, segment_refs
+from ..store.phase2 import read_progress
 from ..store.segments import SegmentedStore, read_skipped, read_tombstones
 from ..store.tokenize import query_languages, terms
 from .hits import ChunkContext, DocumentView, Hit, IndexInfo, Passage, to_passage
@@ -160,4 +161,5 @@ def describe_generation(gen: Path, m: Manifest, backend: str, path: Path | None)
         roots=tuple(m.roots),
         phase=m.phase,
         pending_model=m.upgrade["model"] if m.upgrade else None,
+        phase2=read_progress(gen.parent) if m.upgrade else None,
     )

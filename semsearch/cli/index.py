@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+import sys
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..errors import IndexLockedError, SemsearchError
 from .app import Backend, EngineName, IndexOpt, IndexType, JsonOpt, Precision, app
 from .output import Bar, display_path, human_size, plural, safe
+
+#: How often a foreground ``index`` reads the background worker's progress (seconds).
+FOLLOW_EVERY = 0.25
 
 
 @app.command()
@@ -96,6 +102,21 @@ def index(
             "index again if stopped).",
         ),
     ] = False,
+    background: Annotated[
+        bool | None,
+        typer.Option(
+            "--background/--foreground",
+            help="Phase 2 in a detached background process (the default when stdout is a "
+            "terminal: the command returns once phase 1 is searchable) or here, with progress.",
+        ),
+    ] = None,
+    stop: Annotated[
+        bool,
+        typer.Option(
+            "--stop",
+            help="Stop the index's phase 2 running in the background (index again resumes it).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Also show Ray's own warnings and log lines.")
@@ -115,6 +136,9 @@ def index(
         logging.getLogger("semsearch").setLevel(logging.DEBUG)
     limit = api.parse_size(max_file_size)
     where = index if index is not None else api.default_index_dir()
+    if stop:
+        _stop(paths, where, as_json)
+        return
     if dry_run:
         _print_dry_run(
             api.dry_run(
@@ -157,12 +181,61 @@ def index(
             return
         typer.echo(summary(stats, where), err=True)
         return
-    _phase_two(stats, where, pending, as_json)
+    if background if background is not None else sys.stdout.isatty():
+        _phase_two_background(stats, where, pending, as_json)
+    else:
+        _phase_two(stats, where, pending, as_json)
+
+
+def _stop(paths: list[str] | None, where: Path, as_json: bool) -> None:
+    from .. import api
+
+    if paths:
+        raise typer.BadParameter("--stop takes no paths: it stops the index's phase 2")
+    pid = api.stop_phase_two(where)
+    if as_json:
+        typer.echo(json.dumps({"index": str(Path(where).resolve()), "stopped_pid": pid}))
+    elif pid is None:
+        typer.echo(f"No phase 2 is running for {display_path(str(where))}", err=True)
+    else:
+        typer.echo(
+            f"Stopped phase 2 (pid {pid}): the index answers from phase 1; run semsearch index "
+            "again to resume it",
+            err=True,
+        )
+
+
+def _phase_two_background(first: Any, where: Path, pending: str, as_json: bool) -> None:
+    """Progressive indexing: phase 1 is searchable now; phase 2 goes on in a worker process
+    of its own (or the one already running), and this command returns."""
+    from .. import api
+
+    worker = api.start_phase_two(where)
+    if worker is None:  # another process finished it meanwhile
+        first_json = {**asdict(first), "index": str(Path(where).resolve()), "phase": "complete"}
+        typer.echo(json.dumps(first_json, indent=2)) if as_json else typer.echo(
+            summary(first, where), err=True
+        )
+        return
+    if as_json:
+        out = {**asdict(first), "index": str(Path(where).resolve()), "phase": "phase-1",
+               "pending_model": pending, "phase2": asdict(worker)}  # fmt: skip
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(summary(first, where), err=True)
+    how = "runs" if worker.started else "was already running"
+    typer.echo(
+        f"Phase 1 searchable (keyword + static vectors). Phase 2 ({pending}) {how} in the "
+        f"background (pid {worker.pid}): semsearch info shows its progress, semsearch index "
+        f"--stop stops it; log: {display_path(worker.log)}",
+        err=True,
+    )
 
 
 def _phase_two(first: Any, where: Path, pending: str, as_json: bool) -> None:
     """Progressive indexing: phase 1 is searchable now; embed with the transformer in the
-    foreground and publish it at once. Stopped, the index keeps answering from phase 1."""
+    foreground and publish it at once (or follow the background worker already doing it).
+    Stopped, the index keeps answering from phase 1."""
     from .. import api
 
     if not as_json:
@@ -172,9 +245,14 @@ def _phase_two(first: Any, where: Path, pending: str, as_json: bool) -> None:
             f"{pending} (stop it any time: running index again resumes it)",
             err=True,
         )
+    started = time.perf_counter()
     try:
         with Bar("Phase 2", unit="chunks") as bar:
-            stats = api.upgrade_index(where, progress=bar.update)
+            try:
+                stats = api.run_phase_two(where, progress=bar.update)
+            except IndexLockedError:  # a background worker is at it: follow it
+                _follow(where, bar)
+                stats = None
     except KeyboardInterrupt:
         typer.echo(
             "Phase 2 stopped: the index answers from phase 1 as before; run semsearch index "
@@ -182,20 +260,52 @@ def _phase_two(first: Any, where: Path, pending: str, as_json: bool) -> None:
             err=True,
         )
         raise
-    if stats is None:  # another process finished it meanwhile
-        stats = first
+    if stats is None:  # another process (the background worker) published it
+        stats = replace(
+            first, embedded_chunks=0, cache_hits=0, seconds=time.perf_counter() - started,
+            **_counts(where),
+        )  # fmt: skip
     if as_json:
         out = {**asdict(stats), "index": str(Path(where).resolve()), "phase": "complete",
                "phase1": asdict(first)}  # fmt: skip
         typer.echo(json.dumps(out, indent=2))
         return
     looked_up = stats.embedded_chunks + stats.cache_hits
+    hits = f" (cache hits {stats.cache_hits:,}/{looked_up:,})" if looked_up else ""
     typer.echo(
-        f"Phase 2 done: {plural(stats.chunks, 'chunk')} now answered by {pending} "
-        f"(cache hits {stats.cache_hits:,}/{looked_up:,}) in {stats.seconds:.1f}s -> "
-        f"{display_path(str(Path(where).resolve()))}",
+        f"Phase 2 done: {plural(stats.chunks, 'chunk')} now answered by {pending}{hits} in "
+        f"{stats.seconds:.1f}s -> {display_path(str(Path(where).resolve()))}",
         err=True,
     )
+
+
+def _follow(where: Path, bar: Bar) -> None:
+    """Show the progress of the background worker running phase 2 until it ends (Ctrl-C
+    stops following, not the worker); an error if it ended without publishing."""
+    from .. import api
+
+    while True:
+        info = api.index_info(where)
+        p = info.phase2
+        if info.phase == "complete":
+            return
+        if p is None or not p.running:
+            state = f"{p.state}: {p.error}" if p and p.error else (p.state if p else "gone")
+            raise SemsearchError(
+                f"phase 2 ended without publishing ({state}); see "
+                f"{p.log if p else 'the log in the index directory'}; run semsearch index to "
+                "resume it"
+            )
+        if p.state == "embedding" and p.total:
+            bar.update(p.done, p.total)
+        time.sleep(FOLLOW_EVERY)
+
+
+def _counts(where: Path) -> dict[str, int]:
+    from .. import api
+
+    info = api.index_info(where)
+    return {"documents": info.documents, "chunks": info.chunks}
 
 
 def _print_dry_run(plan: Any, as_json: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,4 +40,21 @@ def info(
             key, value = "size on disk", human_size(value)
         elif key == "roots":
             value = ", ".join(value) or "-"
+        elif key == "phase2":
+            if value is None:
+                continue
+            value = phase2_line(value)
         typer.echo(f"{key.replace('_', ' ')}: {safe(str(value))}")
+
+
+def phase2_line(p: dict[str, Any]) -> str:
+    """The phase-2 worker's progress in words: where it is, whether it runs, its log."""
+    where = f"{p['done']:,}/{p['total']:,} chunks embedded"
+    if p["running"]:
+        state = f"{p['state']}, {where} (pid {p['pid']}; semsearch index --stop stops it)"
+    elif p["state"] in ("interrupted", "stopped", "failed"):
+        why = f": {p['error']}" if p["error"] else ""
+        state = f"{p['state']}{why} at {where} (semsearch index resumes it)"
+    else:
+        state = f"{p['state']}, {where}"
+    return f"{state}; log: {p['log']}"

@@ -60,8 +60,9 @@ it is null at the end. Give exactly one of doc_id and chunk_id."""
 STATUS_DOC = """\
 What the search index holds: number of documents and chunks, the embedding model, the
 index type and its path, and its phase: "phase-1" while a progressive index answers with
-fast static vectors and `pending_model`'s are being computed, else "complete". Use it to
-check that the index covers what you are looking for."""
+fast static vectors and `pending_model`'s are being computed (`phase2`: the worker's state
+and done/total chunks), else "complete". Use it to check that the index covers what you are
+looking for."""
 
 #: Hit fields an agent gets (the HTTP API returns them all); empty ones are left out.
 HIT_FIELDS = (

@@ -31,6 +31,10 @@ POINTER = "CURRENT"
 LOCK = "LOCK"
 #: Held by the one watcher of an index (its pid inside).
 WATCH_LOCK = "WATCH"
+#: Progressive indexing's one phase-2 worker: its lock (pid inside), progress and log.
+PHASE2_LOCK = "PHASE2"
+PHASE2_STATUS = "phase2.json"
+PHASE2_LOG = "phase2.log"
 #: The fingerprint of the folders last found in sync (semsearch.watch.fingerprint).
 FRESH = "FRESH"
 MANIFEST = "manifest.json"
