@@ -19,12 +19,14 @@ from .fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
+    Reading,
     blend,
     dense_part,
     dense_weight,
     feedback_query,
     keyword_part,
     order,
+    readings,
 )
 from .group import (
     defines,
@@ -100,7 +102,8 @@ def retrieve(
         if opts.mode == "keyword":
             ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            ranked = _hybrid(qvecs, dense, hits, kw, index, vectors, depth, subset)
+            reads = readings(embedder, queries)
+            ranked = _hybrid(qvecs, dense, hits, reads, kw, index, vectors, depth, subset)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
@@ -129,6 +132,7 @@ def _hybrid(
     qvecs: np.ndarray,
     dense: list[tuple[np.ndarray, np.ndarray]],
     hits: list[KeywordHits],
+    reads: list[Reading],
     kw: SegmentedKeyword,
     index: VectorIndex,
     vectors: SegmentedVectors,
@@ -136,7 +140,8 @@ def _hybrid(
     subset: np.ndarray | None,
 ) -> list[Ranked]:
     """Blend the two parts (:mod:`.fuse`), then once more after moving each query vector
-    towards its first pass's best documents (pseudo-relevance feedback)."""
+    towards its first pass's best documents (pseudo-relevance feedback), with each query's
+    own dense weight (``reads``: how far the model is from reading it)."""
     first = []
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
@@ -160,7 +165,7 @@ def _hybrid(
         evidence = h.evidence(rows, docs)
         dp = dense_part(vecs @ moved[n], _floor(second[n][1]))
         kp = keyword_part(evidence, h.full_match)
-        w = dense_weight(dp, kp)
+        w = dense_weight(dp, kp, reads[n])
         s = blend(dp, kp, w)
         pos = order(rows, s)
         cos = (vecs @ qvecs[n])[pos]
