@@ -138,7 +138,7 @@ def grid_rules() -> list[Rule]:
     return [
         Rule(norm, fuse.WeightRule(alpha, conf, strength, fit, vocab))
         for norm, alpha, conf, strength, fit, vocab in itertools.product(
-            NORMS, np.round(np.arange(0.2, 0.801, 0.05), 2).tolist(), (0.0, 0.25), (0.0, 0.5),
+            NORMS, np.round(np.arange(0.05, 0.801, 0.05), 2).tolist(), (0.0, 0.25), (0.0, 0.5),
             (0.0, 0.5, 1.0), (0.0, 0.5, 1.0),
         )
     ]  # fmt: skip
@@ -168,7 +168,7 @@ def main() -> int:
         train["cosqa"] = "cosqa-dev"
     print(f"tables ready in {time.time() - t0:.0f}s", file=sys.stderr)
     rules = [r for r in grid_rules() if r.norm in a.norms]
-    default = Rule("bg", fuse.RULE)
+    default = Rule("bg", fuse.MODEL_RULES.get(a.model or "", fuse.RULE))
     before = Rule("bg", fuse.WeightRule(0.35, conf=0.25))
     means = {}
     per_q: dict[str, list[np.ndarray]] = {}

@@ -11,6 +11,7 @@ import pytest
 
 from semsearch import SemanticIndex
 from semsearch.search.fuse import (
+    MODEL_RULES,
     RULE,
     QuerySignals,
     Reading,
@@ -131,6 +132,19 @@ def test_readings_only_for_english_only_models() -> None:
     assert english[2] == Reading(1.0, 0.0)
     # a model semsearch does not know: nothing assumed about what it reads
     assert readings(FakeEmbedder(), texts) == [Reading(0.0, 0.0)] * 3
+
+
+def test_the_static_model_has_its_own_rule() -> None:
+    # Its dense side is far weaker than the transformer's: a much smaller weight, chosen
+    # leave-one-collection-out on the static model's own runs (docs/ranking.md).
+    static = CharModel()
+    static.name = "static"
+    reads = readings(static, ["solar electricity", "太阳能 电力"])
+    assert [r.rule for r in reads] == [MODEL_RULES["static"]] * 2
+    assert MODEL_RULES["static"] == WeightRule(alpha=0.05)
+    flat, peaked = np.full(20, 0.4), np.r_[0.9, np.full(19, 0.1)]
+    assert dense_weight(peaked, flat, reads[0]) == pytest.approx(0.05)
+    assert dense_weight(peaked, flat, reads[0]) < dense_weight(peaked, flat)
 
 
 def test_blend_by_hand() -> None:

@@ -92,11 +92,43 @@ def feedback_query(query: np.ndarray, feedback: np.ndarray, weight: float) -> np
     return (moved / norm).astype(np.float32) if norm > 0 else query
 
 
+@dataclass(frozen=True)
+class WeightRule:
+    """A query's dense weight from its signals: ``alpha`` moved ``conf`` of the way towards
+    the dense list's confidence share and ``strength`` towards its share of the best parts,
+    then cut by ``fit`` x the query's foreignness and ``vocab`` x its split share."""
+
+    alpha: float
+    conf: float = 0.0
+    strength: float = 0.0
+    fit: float = 0.0
+    vocab: float = 0.0
+
+    def weight(self, s: QuerySignals) -> np.ndarray:
+        """The weight (fields of ``s`` may be arrays: one weight per query), in [0, 1]."""
+        w = (
+            self.alpha
+            + self.conf * (np.asarray(s.conf_share) - self.alpha)
+            + self.strength * (np.asarray(s.strength_share) - self.alpha)
+        )
+        w = w * (1.0 - self.fit * np.asarray(s.foreign)) * (1.0 - self.vocab * np.asarray(s.split))
+        return np.clip(w, 0.0, 1.0)
+
+
+#: The hybrid's dense weight rule, chosen by leaving one of nine collections out at a time
+#: (docs/ranking.md); a model whose dense side is far weaker has its own (the static model:
+#: 0.05, as its cosines add little to BM25 on any of the nine).
+RULE = WeightRule(alpha=0.45, fit=0.5, vocab=0.5)
+MODEL_RULES = {"static": WeightRule(alpha=0.05)}
+
+
 class Reading(NamedTuple):
-    """How far the dense model is from reading one query, each in [0, 1] (0: it reads it)."""
+    """How far the dense model is from reading one query, each in [0, 1] (0: it reads it),
+    and the model's weight rule."""
 
     foreign: float  # the query is in a language the model was not trained on
     split: float  # the model's vocabulary breaks the query into pieces of 1-2 characters
+    rule: WeightRule = RULE
 
 
 #: A query the model reads.
@@ -126,15 +158,16 @@ def split_share(chars_per_token: float) -> float:
 
 
 def readings(embedder: Embedder, texts: Sequence[str]) -> list[Reading]:
-    """How far ``embedder`` is from reading each query: 0s for a model not known to be
-    English-only (nothing is assumed about what it reads)."""
+    """How far ``embedder`` is from reading each query (0s for a model not known to be
+    English-only: nothing is assumed about what it reads), with the model's rule."""
+    rule = MODEL_RULES.get(embedder.name, RULE)
     if embedder.name not in ENGLISH_ONLY:
-        return [READS for _ in texts]
+        return [Reading(0.0, 0.0, rule) for _ in texts]
     out = []
     for text, spans in zip(texts, embedder.token_spans(list(texts)), strict=True):
         chars = sum(not c.isspace() for c in text)
         per_token = chars / len(spans) if spans else WHOLE_TOKEN
-        out.append(Reading(foreign_share(text), split_share(per_token)))
+        out.append(Reading(foreign_share(text), split_share(per_token), rule))
     return out
 
 
@@ -163,35 +196,8 @@ def query_signals(dense: np.ndarray, keyword: np.ndarray, reading: Reading = REA
     )
 
 
-@dataclass(frozen=True)
-class WeightRule:
-    """A query's dense weight from its signals: ``alpha`` moved ``conf`` of the way towards
-    the dense list's confidence share and ``strength`` towards its share of the best parts,
-    then cut by ``fit`` x the query's foreignness and ``vocab`` x its split share."""
-
-    alpha: float
-    conf: float = 0.0
-    strength: float = 0.0
-    fit: float = 0.0
-    vocab: float = 0.0
-
-    def weight(self, s: QuerySignals) -> np.ndarray:
-        """The weight (fields of ``s`` may be arrays: one weight per query), in [0, 1]."""
-        w = (
-            self.alpha
-            + self.conf * (np.asarray(s.conf_share) - self.alpha)
-            + self.strength * (np.asarray(s.strength_share) - self.alpha)
-        )
-        w = w * (1.0 - self.fit * np.asarray(s.foreign)) * (1.0 - self.vocab * np.asarray(s.split))
-        return np.clip(w, 0.0, 1.0)
-
-
-#: The hybrid's dense weight rule, chosen by leaving one of nine collections out at a time
-#: (docs/ranking.md).
-RULE = WeightRule(alpha=0.45, fit=0.5, vocab=0.5)
-
-
 def dense_weight(dense: np.ndarray, keyword: np.ndarray, reading: Reading = READS) -> float:
-    """One query's dense weight under :data:`RULE`, from its candidates' two parts and how
-    far the model is from reading it."""
-    return float(RULE.weight(query_signals(dense, keyword, reading)))
+    """One query's dense weight under its model's rule (:data:`RULE` unless
+    :data:`MODEL_RULES` names the model), from its candidates' two parts and how far the
+    model is from reading it."""
+    return float(reading.rule.weight(query_signals(dense, keyword, reading)))
