@@ -187,11 +187,15 @@ def main() -> int:
         now = score_rule(dd, default)
         prev = score_rule(dd, before)
         diff = paired(dict(enumerate(after)), dict(enumerate(plain[:, best])))
+        gain = paired(dict(enumerate(now)), dict(enumerate(prev)))
         rows.append((held, plain.mean(0), prev.mean(), after.mean(), now.mean(), diff, rules[pick]))
+        dflt = paired(dict(enumerate(now)), dict(enumerate(plain[:, best])))
         report["loo"][held] = {  # type: ignore[index]
             "pick": show(rules[pick]), "keyword": plain[:, 0].mean(), "dense": plain[:, 1].mean(),
             "rrf": plain[:, 2].mean(), "before": prev.mean(), "loo": after.mean(),
             "default": now.mean(), "vs_best_plain": [diff.mean, diff.low, diff.high],
+            "default_vs_best_plain": [dflt.mean, dflt.low, dflt.high],
+            "default_vs_before": [gain.mean, gain.low, gain.high],
         }  # fmt: skip
     allp = int(np.argmax(np.mean([means[train[n]] for n in names], axis=0)))
     print(f"{'collection':15} {'BM25':>6} {'dense':>6} {'RRF':>6} {'before':>6} {'LOO':>6} "
@@ -200,6 +204,11 @@ def main() -> int:
         print(f"{held:15} {pl[0]:6.3f} {pl[1]:6.3f} {pl[2]:6.3f} {prev:6.3f} {after:6.3f} "
               f"{now:6.3f}  {d.mean:+.3f} [{d.low:+.3f},{d.high:+.3f}]  {show(p)}")  # fmt: skip
     print("best on all:", show(rules[allp]))
+    print("default - best plain, default - before (95% intervals):")
+    for held, v in report["loo"].items():  # type: ignore[attr-defined]
+        a1, a2 = v["default_vs_best_plain"], v["default_vs_before"]
+        one, two = (f"{x[0]:+.3f} [{x[1]:+.3f},{x[2]:+.3f}]" for x in (a1, a2))
+        print(f"{held:15} {one}  {two}")
     report["all"] = show(rules[allp])
     if a.out:
         a.out.write_text(json.dumps(report, default=float))
