@@ -9,11 +9,17 @@ k1 and b. A repeated query word counts again, as in semsearch. nDCG@10 by
 :mod:`semsearch.evaluation.metrics`.
 
     python benchmarks/ranking_bm25.py /work/shared/eval/cacm [/work/shared/eval/med ...]
+    python benchmarks/ranking_bm25.py --path fts5 lucene doc chunk -- /work/shared/eval/cacm
+
+``--path`` scores semsearch's own keyword mode instead (chunk and document evidence, the
+cached ``semsearch eval`` index) with the idf patched in for the run: FTS5's (today's),
+Lucene's, or Lucene's at the document or the chunk level only. A what-if: nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -73,11 +79,65 @@ def run(
     return out
 
 
+def fts5_idf(n: int, df: int) -> float:
+    return max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+
+
+def lucene_idf(n: int, df: int) -> float:
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def keyword_path(variant: str, dataset: Path) -> float:
+    """semsearch's keyword-mode nDCG@10 with the idf of ``variant`` patched in."""
+    import semsearch.store.segments as seg
+    from benchmarks.ranking_dump import open_cached
+    from semsearch.evaluation.run import CHUNK_DEPTH
+    from semsearch.search.keyword import keyword_hits
+    from semsearch.search.retrieve import _keyword_ranked
+    from semsearch.store.postings import CHUNK, DOC
+
+    lucene_at = {"fts5": (), "lucene": (CHUNK, DOC), "doc": (DOC,), "chunk": (CHUNK,)}[variant]
+    original, original_idf = seg.SegmentedKeyword.score, seg.idf  # type: ignore[attr-defined]
+
+    def score(self: seg.SegmentedKeyword, terms: object, level: int) -> object:
+        seg.idf = lucene_idf if level in lucene_at else fts5_idf  # type: ignore[attr-defined]
+        return original(self, terms, level)  # type: ignore[arg-type]
+
+    seg.SegmentedKeyword.score = score  # type: ignore[method-assign,assignment]
+    try:
+        c = open_cached(dataset)
+        assert c.index._view is not None
+        kw = c.index._view.store.keyword_index()
+        runs = {}
+        for q in c.col.queries:
+            h = keyword_hits(kw, q.text, CHUNK_DEPTH)
+            r = _keyword_ranked(h, kw.doc_of(h.rows))
+            docs = kw.doc_of(r.rows)
+            names = kw.doc_ids(np.unique(docs).tolist())
+            best: dict[str, float] = {}
+            for d, s in zip(docs.tolist(), r.scores.tolist(), strict=True):
+                best.setdefault(names[int(d)], s)
+            if q.id in c.own:
+                best.pop(q.id, None)
+            runs[q.id] = list(best.items())[:100]
+        return evaluate(c.col.qrels, runs, ks=(10,)).at(10).ndcg
+    finally:
+        seg.SegmentedKeyword.score = original  # type: ignore[method-assign]
+        seg.idf = original_idf  # type: ignore[attr-defined]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("datasets", nargs="+", type=Path)
+    ap.add_argument("--path", nargs="*", choices=("fts5", "lucene", "doc", "chunk"))
     a = ap.parse_args()
-    analysers = {"semsearch": terms}
+    if a.path:
+        for path in a.datasets:
+            for variant in a.path:
+                nd = keyword_path(variant, path)
+                print(f"{path.name:10} keyword path, {variant:6} idf: {nd:.4f}", flush=True)
+        return 0
+    analysers = {"bm25s": bm25s_terms(), "semsearch": terms}
     settings = [(1.2, 0.75), (1.5, 0.75)]
     for path in a.datasets:
         col = load_beir(path, "test")
