@@ -54,10 +54,10 @@ class Cached:
     own: set[str]  # queries whose own document is dropped from their hits
 
 
-def open_cached(dataset: Path, split: str = "test") -> Cached:
+def open_cached(dataset: Path, split: str = "test", model: str | None = None) -> Cached:
     """The collection's index as ``semsearch eval`` caches it (built if missing)."""
     col = load_beir(dataset, split)
-    emb = load_embedder()
+    emb = load_embedder(model)
     index_dir = config.load().eval_cache / _index_key(col.corpus_path, emb, DEFAULT_CHUNK_TOKENS)
     idx = SemanticIndex(embedder=emb, chunk_tokens=DEFAULT_CHUNK_TOKENS, path=index_dir)
     docs = list(col.corpus())
@@ -71,9 +71,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--split", default="test")
+    ap.add_argument("--model", default=None, help="embedding model (default: semsearch's)")
     a = ap.parse_args()
     t0 = time.time()
-    c = open_cached(a.dataset, a.split)
+    c = open_cached(a.dataset, a.split, a.model)
     col, docs, emb, own = c.col, c.docs, c.embedder, c.own
     v = c.index._view
     assert v is not None
@@ -115,6 +116,7 @@ def main() -> int:
         per_q["full"].append(h.full_match)
         per_q["nterms"].append(len(h.terms))
     name = a.dataset.name + ("" if a.split == "test" else f"-{a.split}")
+    name += f"@{a.model}" if a.model else ""
     OUT.mkdir(exist_ok=True)
     np.savez(
         OUT / f"dump_{name}.npz",

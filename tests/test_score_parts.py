@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from semsearch import SemanticIndex
-from semsearch.search.fuse import ALPHA
+from semsearch.search.fuse import RULE
 
 from .conftest import FakeEmbedder
 
@@ -47,7 +47,7 @@ def rebuilt(
         assert keyword is not None
         return keyword
     assert dense is not None and keyword is not None and weight is not None
-    assert abs(weight - ALPHA) <= 0.25  # the prior, moved at most SHRINK of the way
+    assert 0.0 <= weight <= RULE.alpha  # the prior, cut where the model cannot read the query
     return weight * dense + (1 - weight) * keyword
 
 

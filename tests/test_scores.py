@@ -10,7 +10,7 @@ import pytest
 
 from semsearch import SemanticIndex
 from semsearch.cli import main
-from semsearch.search.fuse import ALPHA, SHRINK
+from semsearch.search.fuse import RULE
 from semsearch.store.tokenize import terms
 
 from .conftest import SEEDS, FakeEmbedder
@@ -69,9 +69,10 @@ def test_hybrid_hits_carry_both_parts_and_stay_in_range() -> None:
         assert 0.0 <= h.score <= 1.0
         assert h.dense_score is not None and -1.0 <= h.dense_score <= 1.0
         assert h.keyword_score is not None and h.keyword_score >= 0.0
-    # a hit with no query word in it has keyword part 0, so at most the largest dense weight
+    # a hit with no query word in it has keyword part 0, so at most its dense weight
     pie = next(h for h in hits if h.doc_id == "text-2")
-    assert pie.keyword_score == 0.0 and pie.score <= (1 - SHRINK) * ALPHA + SHRINK + 1e-6
+    assert pie.dense_weight is not None and pie.dense_weight <= RULE.alpha + 1e-9
+    assert pie.keyword_score == 0.0 and pie.score <= pie.dense_weight + 1e-6
 
 
 def test_a_lone_match_is_not_pinned_to_a_constant() -> None:

@@ -25,8 +25,8 @@ class Hit:
     dense: ``score = dense_score`` (the cosine similarity); keyword: ``score =
     keyword_score`` (``bm25`` as a 0-1 fraction of a full match at document and chunk
     level); hybrid: ``score = dense_weight * dense_score + (1 - dense_weight) *
-    keyword_score``, with the query's own ``dense_weight`` (0.35 unless one list is far more
-    confident than the other, see :func:`semsearch.search.fuse.dense_weight`), where
+    keyword_score``, with the query's own ``dense_weight`` (0.45, less for a query the
+    English model cannot read, see :func:`semsearch.search.fuse.dense_weight`), where
     ``dense_score`` is the 0-1 rise of the cosine above the query's background and
     ``keyword_score`` is ``bm25`` over a full document match, capped at 1. ``cosine``
     (with the query as typed) and ``bm25`` (the raw keyword evidence) are the raw

@@ -85,8 +85,8 @@ def query(
                 "query's words (each once, at average length: 0.45). hybrid (0-1): w x "
                 "the cosine's rise above the query's background (as a fraction of the way "
                 "to 1) + (1 - w) x the keyword fraction of a full document match, capped at "
-                "1, where the dense weight w (0.26-0.51; 0.35 when neither list stands out) "
-                "leans towards the list whose best hits stand clear of the rest. "
+                "1, where the dense weight w is 0.45, less (down to 0.11) for a query in a "
+                "language or script the English model was not trained on. "
                 "--json shows these parts as dense_score and keyword_score, the raw "
                 "measures as cosine and bm25."
             ),

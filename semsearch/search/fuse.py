@@ -8,23 +8,26 @@
   same whatever the query's length or the words' rarity; one mention of every query word
   in a document of average length gives 1 / (k1 + 1) = 0.45.
 * hybrid: ``w * dense + (1 - w) * keyword``, in [0, 1], where the dense weight ``w`` is
-  set per query (:func:`dense_weight`): ``ALPHA`` moved by ``SHRINK`` towards the dense
-  list's share of the two lists' confidence. A list is confident when its best candidate
-  stands clear of the next ones; a list that rates everything alike (an English model
-  reading Chinese, a keyword list of stopwords) gets little say. Chosen by leaving one of
-  nine collections out at a time (docs/ranking.md).
+  set per query (:func:`dense_weight`, rule :data:`RULE`): ``alpha``, cut where the dense
+  model cannot read the query. semsearch's models are English-only (:data:`ENGLISH_ONLY`):
+  a query in another language (its function words say so, or its letters are not Latin)
+  or one the model's vocabulary splits into pieces of a character or two (Chinese) gets a
+  smaller dense weight, as an English model's cosines say little there. Chosen by leaving
+  one of nine collections out at a time (docs/ranking.md).
 
 Pure functions on arrays, so each can be checked against a hand computation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
 import numpy as np
 
-#: Prior weight of the dense part in the hybrid score and how far each query's lists move
-#: it (:func:`dense_weight`); chosen by leaving one of nine collections out at a time.
-ALPHA = 0.35
-SHRINK = 0.25
+if TYPE_CHECKING:
+    from ..embed import Embedder
 #: Candidates whose scores measure a list's confidence (:func:`confidence`).
 CONFIDENCE_TOP = 10
 #: FTS5's BM25 k1 + 1: a word's score approaches idf x this as it repeats.
@@ -33,9 +36,12 @@ K1_PLUS_1 = 2.2
 #: pass's best FEEDBACK_DOCS hits (distinct documents) with this weight (README).
 FEEDBACK_WEIGHT = 1.0
 FEEDBACK_DOCS = 3
-#: The first pass that picks those documents blends with the fixed prior weight: the
-#: per-query weight was measured on the final blend only (docs/ranking.md).
-FEEDBACK_ALPHA = ALPHA
+#: The first pass that picks those documents blends with this fixed weight (the per-query
+#: weight was measured on the final blend only; docs/ranking.md).
+FEEDBACK_ALPHA = 0.35
+#: Characters per model token at and above which the vocabulary reads a query whole;
+#: English prose gives about 4, German through an English vocabulary 2.6, Chinese 1.
+WHOLE_TOKEN = 3.0
 
 
 def dense_part(cosine: np.ndarray, floor: float) -> np.ndarray:
@@ -63,18 +69,9 @@ def confidence(part: np.ndarray, top: int = CONFIDENCE_TOP) -> float:
     return float((best[0] - best.mean()) / best[0]) if best[0] > 0 else 0.0
 
 
-def dense_weight(dense: np.ndarray, keyword: np.ndarray) -> float:
-    """One query's dense weight: ``ALPHA`` moved ``SHRINK`` of the way towards the dense
-    list's share of the two confidences (``ALPHA`` when neither list is confident)."""
-    cd, ck = confidence(dense), confidence(keyword)
-    if cd + ck <= 0:
-        return ALPHA
-    return (1.0 - SHRINK) * ALPHA + SHRINK * cd / (cd + ck)
-
-
 def blend(dense: np.ndarray, keyword: np.ndarray, alpha: float | None = None) -> np.ndarray:
     """The hybrid score of each candidate from its two parts (each in [0, 1]), with the
-    query's own dense weight (:func:`dense_weight`) unless ``alpha`` fixes it."""
+    dense weight ``alpha`` (by default :func:`dense_weight` of a query the model reads)."""
     d = np.asarray(dense, np.float64)
     k = np.asarray(keyword, np.float64)
     w = dense_weight(d, k) if alpha is None else alpha
@@ -93,3 +90,114 @@ def feedback_query(query: np.ndarray, feedback: np.ndarray, weight: float) -> np
     moved = np.asarray(query, np.float64) + weight * np.asarray(feedback, np.float64).mean(0)
     norm = np.linalg.norm(moved)
     return (moved / norm).astype(np.float32) if norm > 0 else query
+
+
+@dataclass(frozen=True)
+class WeightRule:
+    """A query's dense weight from its signals: ``alpha`` moved ``conf`` of the way towards
+    the dense list's confidence share and ``strength`` towards its share of the best parts,
+    then cut by ``fit`` x the query's foreignness and ``vocab`` x its split share."""
+
+    alpha: float
+    conf: float = 0.0
+    strength: float = 0.0
+    fit: float = 0.0
+    vocab: float = 0.0
+
+    def weight(self, s: QuerySignals) -> np.ndarray:
+        """The weight (fields of ``s`` may be arrays: one weight per query), in [0, 1]."""
+        w = (
+            self.alpha
+            + self.conf * (np.asarray(s.conf_share) - self.alpha)
+            + self.strength * (np.asarray(s.strength_share) - self.alpha)
+        )
+        w = w * (1.0 - self.fit * np.asarray(s.foreign)) * (1.0 - self.vocab * np.asarray(s.split))
+        return np.clip(w, 0.0, 1.0)
+
+
+#: The hybrid's dense weight rule, chosen by leaving one of nine collections out at a time
+#: (docs/ranking.md); a model whose dense side is far weaker has its own (the static model:
+#: 0.05, as its cosines add little to BM25 on any of the nine).
+RULE = WeightRule(alpha=0.45, fit=0.5, vocab=0.5)
+MODEL_RULES = {"static": WeightRule(alpha=0.05)}
+
+
+class Reading(NamedTuple):
+    """How far the dense model is from reading one query, each in [0, 1] (0: it reads it),
+    and the model's weight rule."""
+
+    foreign: float  # the query is in a language the model was not trained on
+    split: float  # the model's vocabulary breaks the query into pieces of 1-2 characters
+    rule: WeightRule = RULE
+
+
+#: A query the model reads.
+READS = Reading(0.0, 0.0)
+#: Models trained on English only: all-MiniLM-L6-v2 and the static model distilled from it.
+ENGLISH_ONLY = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "static"})
+
+
+def foreign_share(text: str) -> float:
+    """1.0 when ``text`` reads as a language other than English (two of its function words
+    say so), else the share of its letters outside the Latin script (0 for English)."""
+    from ..store.tokenize import DEFAULT_LANGUAGE, query_languages
+
+    langs = query_languages(text)
+    if len(langs) == 1 and langs[0] != DEFAULT_LANGUAGE:
+        return 1.0
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    other = sum(1 for c in letters if ord(c) >= 0x0250 and not 0x1E00 <= ord(c) <= 0x1EFF)
+    return other / len(letters)
+
+
+def split_share(chars_per_token: float) -> float:
+    """0 at ``WHOLE_TOKEN`` characters per token or more, rising to 1 at one per token."""
+    return float(np.clip((WHOLE_TOKEN - chars_per_token) / (WHOLE_TOKEN - 1.0), 0.0, 1.0))
+
+
+def readings(embedder: Embedder, texts: Sequence[str]) -> list[Reading]:
+    """How far ``embedder`` is from reading each query (0s for a model not known to be
+    English-only: nothing is assumed about what it reads), with the model's rule."""
+    rule = MODEL_RULES.get(embedder.name, RULE)
+    if embedder.name not in ENGLISH_ONLY:
+        return [Reading(0.0, 0.0, rule) for _ in texts]
+    out = []
+    for text, spans in zip(texts, embedder.token_spans(list(texts)), strict=True):
+        chars = sum(not c.isspace() for c in text)
+        per_token = chars / len(spans) if spans else WHOLE_TOKEN
+        out.append(Reading(foreign_share(text), split_share(per_token), rule))
+    return out
+
+
+class QuerySignals(NamedTuple):
+    """What one query's two lists and text say about how far to trust the dense list."""
+
+    conf_share: float  # the dense list's share of the two lists' confidence
+    strength_share: float  # the dense list's share of the two lists' best parts
+    foreign: float  # Reading.foreign
+    split: float  # Reading.split
+
+
+def _share(a: float, b: float) -> float:
+    return 0.5 if a + b <= 0 else a / (a + b)
+
+
+def query_signals(dense: np.ndarray, keyword: np.ndarray, reading: Reading = READS) -> QuerySignals:
+    """The signals of one query from its candidates' two parts (aligned arrays)."""
+    d = np.asarray(dense, np.float64)
+    k = np.asarray(keyword, np.float64)
+    return QuerySignals(
+        _share(confidence(d), confidence(k)),
+        _share(float(d.max(initial=0.0)), float(k.max(initial=0.0))),
+        reading.foreign,
+        reading.split,
+    )
+
+
+def dense_weight(dense: np.ndarray, keyword: np.ndarray, reading: Reading = READS) -> float:
+    """One query's dense weight under its model's rule (:data:`RULE` unless
+    :data:`MODEL_RULES` names the model), from its candidates' two parts and how far the
+    model is from reading it."""
+    return float(reading.rule.weight(query_signals(dense, keyword, reading)))

@@ -21,12 +21,14 @@ from .fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
+    Reading,
     blend,
     dense_part,
     dense_weight,
     feedback_query,
     keyword_part,
     order,
+    readings,
 )
 from .group import definition_tiers, group_rows, path_factor, query_names
 from .keyword import KeywordHits, keyword_hits
@@ -104,7 +106,8 @@ def retrieve(
             qvecs = query_vectors(embedder, queries).result()
             found = index.search_pool(qvecs, depth, FEEDBACK_POOL, subset)
             pool = [(i[i >= 0], s[i >= 0]) for s, i in zip(*found, strict=True)]
-            ranked = _hybrid(qvecs, pool, hits, kw, vectors, depth)
+            reads = readings(embedder, queries)
+            ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
@@ -133,12 +136,14 @@ def _hybrid(
     qvecs: np.ndarray,
     pool: list[tuple[np.ndarray, np.ndarray]],
     hits: list[KeywordHits],
+    reads: list[Reading],
     kw: SegmentedKeyword,
     vectors: SegmentedVectors,
     depth: int,
 ) -> list[Ranked]:
     """Blend the two parts (:mod:`.fuse`), then once more after moving each query vector
-    towards its first pass's best documents (pseudo-relevance feedback). ``pool``: each
+    towards its first pass's best documents (pseudo-relevance feedback), with each query's
+    own dense weight (``reads``: how far the model is from reading it). ``pool``: each
     query's dense candidates, best first, more than the ``depth`` the first pass blends;
     the moved query's best ``depth`` are taken from them (no second vector search). Each
     candidate's vector is read once."""
@@ -165,7 +170,7 @@ def _hybrid(
         evidence = h.evidence(rows, docs)
         dp = dense_part(row_dots(vecs, moved[n]), floor)
         kp = keyword_part(evidence, h.full_match)
-        w = dense_weight(dp, kp)
+        w = dense_weight(dp, kp, reads[n])
         s = blend(dp, kp, w)
         pos = order(rows, s)
         cos = row_dots(vecs, qvecs[n])[pos]
