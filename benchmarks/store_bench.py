@@ -7,7 +7,9 @@ chunks of generated Zipf text (documents of 1 to 60 chunks, 40-120 words each: r
 postings), then a merge copies that segment into a new one (``copy_documents_from``, a tenth
 of the documents dropped, ``commit``). Printed: seconds of each, and the file's bytes; the
 analyser's own time over the same texts is printed beside (``analyse_s``), and the write
-without it (``store_s``: rows, postings, indexes, SQLite).
+without it (``store_s``: rows, postings, indexes, SQLite). On a loaded machine that
+difference is noisy; ``--split`` replaces the analyser by ``str.split`` on both sides, so
+``write_s`` is the store's own work.
 
 ``--before DIR`` (a checkout of an older semsearch, e.g. ``git worktree``/``git archive`` of
 main) runs the same steps with that code, each round alternating before and after in fresh
@@ -51,7 +53,21 @@ def _texts(n: int, seed: int) -> list[str]:
     return out
 
 
-def measure(n: int, work: Path) -> dict[str, Any]:
+def _split_analyser() -> None:
+    """Replace the analyser, wherever this code's store imported it, by ``str.split``: what
+    is left of a write is the store's own work (rows, postings, indexes, SQLite)."""
+    import importlib
+
+    for module, name in (("semsearch.store.fts", "terms"), ("semsearch.store.inverted", "analyze")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        if hasattr(mod, name):
+            setattr(mod, name, str.split)
+
+
+def measure(n: int, work: Path, split: bool = False) -> dict[str, Any]:
     """Write ``n`` chunks through the store API, then merge them into a second segment."""
     import numpy as np
 
@@ -60,7 +76,7 @@ def measure(n: int, work: Path) -> dict[str, Any]:
 
     texts = _texts(n, seed=n)
     t0 = time.perf_counter()
-    for text in texts:  # the analyser alone, as the write runs it (once per chunk)
+    for text in texts if not split else ():  # the analyser alone, as the write runs it
         terms(text)
     analyse_s = time.perf_counter() - t0
     rng = np.random.default_rng(1)
@@ -103,13 +119,13 @@ def measure(n: int, work: Path) -> dict[str, Any]:
     }
 
 
-def _run(n: int, tree: Path | None) -> dict[str, Any]:
+def _run(n: int, tree: Path | None, split: bool) -> dict[str, Any]:
     """:func:`measure` in a fresh process, with the code of ``tree`` (None: this one)."""
     env = dict(os.environ)
     root = tree or HERE.parent.parent
     env["PYTHONPATH"] = str(root)
     out = subprocess.run(
-        [sys.executable, str(HERE), "--one", str(n)],
+        [sys.executable, str(HERE), "--one", str(n), *(["--split"] if split else [])],
         env=env, cwd=str(root), capture_output=True, text=True, check=True,
     )  # fmt: skip
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -157,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before", type=Path, help="a checkout of the code to compare with")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--split", action="store_true", help="analyse by str.split: time the store's own work"
+    )
     p.add_argument("--keyword", type=Path, nargs="+", help="instead: keyword p50 on these indexes")
     args = p.parse_args(argv)
     if args.keyword:
@@ -166,22 +185,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load {_load()}")
         return 0
     if args.one:
+        if args.split:
+            _split_analyser()
         work = Path(tempfile.mkdtemp(prefix="store-bench-"))
         try:
-            print(json.dumps(measure(args.one, work)))
+            print(json.dumps(measure(args.one, work, args.split)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return 0
     trees: dict[str, Path | None] = {"after": None}
     if args.before:
         trees = {"before": args.before.resolve(), "after": None}
-    print(f"store write, {args.rounds} rounds alternating {' / '.join(trees)}; load {_load()}")
+    how = "analyser str.split" if args.split else "the real analyser"
+    print(f"store write ({how}), {args.rounds} rounds, {' / '.join(trees)}; load {_load()}")
     results: dict[str, Any] = {}
     for n in args.chunks:
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
-                runs[name].append(_run(n, tree))
+                runs[name].append(_run(n, tree, args.split))
         med = {
             name: {k: statistics.median(r[k] for r in rs) for k in _SHOWN}
             for name, rs in runs.items()
