@@ -7,7 +7,9 @@ chunks of generated Zipf text (documents of 1 to 60 chunks, 40-120 words each: r
 postings), then a merge copies that segment into a new one (``copy_documents_from``, a tenth
 of the documents dropped, ``commit``). Printed: seconds of each, and the file's bytes; the
 analyser's own time over the same texts is printed beside (``analyse_s``), and the write
-without it (``store_s``: rows, postings, indexes, SQLite).
+without it (``store_s``: rows, postings, indexes, SQLite). On a loaded machine that
+difference is noisy; ``--split`` replaces the analyser by ``str.split`` on both sides, so
+``write_s`` is the store's own work.
 
 ``--before DIR`` (a checkout of an older semsearch, e.g. ``git worktree``/``git archive`` of
 main) runs the same steps with that code, each round alternating before and after in fresh
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,32 +38,48 @@ from typing import Any
 HERE = Path(__file__).resolve()
 
 
-def _texts(n: int, seed: int) -> list[str]:
+def _texts(n: int, seed: int, words: tuple[int, int] = (40, 120)) -> list[str]:
     import numpy as np
 
     rng = np.random.default_rng(seed)
     vocab = [f"w{i:x}" for i in range(30_000)] + "the of and parse config value".split()
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
     weights /= weights.sum()
-    lengths = rng.integers(40, 121, n)
-    words = rng.choice(len(vocab), size=int(lengths.sum()), p=weights)
+    lengths = rng.integers(words[0], words[1] + 1, n)
+    drawn = rng.choice(len(vocab), size=int(lengths.sum()), p=weights)
     out, at = [], 0
     for k in lengths.tolist():
-        out.append(" ".join(vocab[w] for w in words[at : at + k]))
+        out.append(" ".join(vocab[w] for w in drawn[at : at + k]))
         at += k
     return out
 
 
-def measure(n: int, work: Path) -> dict[str, Any]:
+def _split_analyser() -> None:
+    """Replace the analyser, wherever this code's store imported it, by ``str.split``: what
+    is left of a write is the store's own work (rows, postings, indexes, SQLite)."""
+    import importlib
+
+    for module, name in (("semsearch.store.fts", "terms"), ("semsearch.store.inverted", "analyze")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        if hasattr(mod, name):
+            setattr(mod, name, str.split)
+
+
+def measure(
+    n: int, work: Path, split: bool = False, words: tuple[int, int] = (40, 120)
+) -> dict[str, Any]:
     """Write ``n`` chunks through the store API, then merge them into a second segment."""
     import numpy as np
 
     from semsearch.store.chunkstore import ChunkRow, ChunkStore, StoredDocument
     from semsearch.store.tokenize import terms
 
-    texts = _texts(n, seed=n)
+    texts = _texts(n, seed=n, words=words)
     t0 = time.perf_counter()
-    for text in texts:  # the analyser alone, as the write runs it (once per chunk)
+    for text in texts if not split else ():  # the analyser alone, as the write runs it
         terms(text)
     analyse_s = time.perf_counter() - t0
     rng = np.random.default_rng(1)
@@ -100,24 +119,27 @@ def measure(n: int, work: Path) -> dict[str, Any]:
         "store_s": round(write_s - analyse_s, 3),
         "merge_s": round(merge_s, 3),
         "bytes": (work / "a.sqlite").stat().st_size,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
-def _run(n: int, tree: Path | None) -> dict[str, Any]:
+def _run(n: int, tree: Path | None, split: bool, words: list[int]) -> dict[str, Any]:
     """:func:`measure` in a fresh process, with the code of ``tree`` (None: this one)."""
     env = dict(os.environ)
     root = tree or HERE.parent.parent
     env["PYTHONPATH"] = str(root)
     out = subprocess.run(
-        [sys.executable, str(HERE), "--one", str(n)],
+        [sys.executable, str(HERE), "--one", str(n), "--words", *map(str, words),
+         *(["--split"] if split else [])],
         env=env, cwd=str(root), capture_output=True, text=True, check=True,
     )  # fmt: skip
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 #: write: the whole new segment; analyse: the analyser's share of it (the same code before
-#: and after); store: write minus analyse; merge: copying it into a new segment.
-_SHOWN = ("write_s", "analyse_s", "store_s", "merge_s", "bytes")
+#: and after); store: write minus analyse; merge: copying it into a new segment; peak RSS of
+#: the process (texts, write and merge).
+_SHOWN = ("write_s", "analyse_s", "store_s", "merge_s", "bytes", "peak_rss_mib")
 
 
 def _load() -> str:
@@ -157,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before", type=Path, help="a checkout of the code to compare with")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--words", type=int, nargs=2, default=[40, 120], help="words per chunk")
+    p.add_argument(
+        "--split", action="store_true", help="analyse by str.split: time the store's own work"
+    )
     p.add_argument("--keyword", type=Path, nargs="+", help="instead: keyword p50 on these indexes")
     args = p.parse_args(argv)
     if args.keyword:
@@ -166,22 +192,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load {_load()}")
         return 0
     if args.one:
+        if args.split:
+            _split_analyser()
         work = Path(tempfile.mkdtemp(prefix="store-bench-"))
         try:
-            print(json.dumps(measure(args.one, work)))
+            print(json.dumps(measure(args.one, work, args.split, tuple(args.words))))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return 0
     trees: dict[str, Path | None] = {"after": None}
     if args.before:
         trees = {"before": args.before.resolve(), "after": None}
-    print(f"store write, {args.rounds} rounds alternating {' / '.join(trees)}; load {_load()}")
+    how = "analyser str.split" if args.split else "the real analyser"
+    print(f"store write ({how}), {args.rounds} rounds, {' / '.join(trees)}; load {_load()}")
     results: dict[str, Any] = {}
     for n in args.chunks:
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
-                runs[name].append(_run(n, tree))
+                runs[name].append(_run(n, tree, args.split, args.words))
         med = {
             name: {k: statistics.median(r[k] for r in rs) for k in _SHOWN}
             for name, rs in runs.items()

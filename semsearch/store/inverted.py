@@ -23,7 +23,7 @@ from .postings import CHUNK, DOC, SCHEMA, write_vectors
 from .tokenize import terms as analyze
 
 #: Words gathered before they are folded into triples (bounds the raw word buffer).
-_BLOCK_WORDS = 1 << 22
+_BLOCK_WORDS = 1 << 20
 _READ = 65_536
 
 
@@ -41,13 +41,11 @@ class Triples:
             self.rows.append(rows.astype(np.int32, copy=False))
             self.tfs.append(tfs.astype(np.int32, copy=False))
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self.terms:
-            e = np.zeros(0, np.int32)
-            return e, e, e
-        out = tuple(np.concatenate(p) for p in (self.terms, self.rows, self.tfs))
-        self.terms, self.rows, self.tfs = [], [], []
-        return out  # type: ignore[return-value]
+    def pop(self, name: str) -> np.ndarray:
+        """One column (``terms``, ``rows`` or ``tfs``) as one array, its parts let go."""
+        parts = getattr(self, name)
+        setattr(self, name, [])
+        return np.concatenate(parts) if parts else np.zeros(0, np.int32)
 
 
 class Inverted:
@@ -96,9 +94,12 @@ class Inverted:
         """Raw words of the chunks added since the last fold into triples."""
         if not self._rows:
             return
-        words = np.frombuffer(self._words, np.int32).astype(np.int64)
-        rows = np.repeat(np.frombuffer(self._rows, np.int32), np.frombuffer(self._counts, np.int32))
-        keys, tfs = np.unique((words << 32) | rows.astype(np.int64), return_counts=True)
+        keys = np.frombuffer(self._words, np.int32).astype(np.int64)
+        keys <<= 32
+        keys |= np.repeat(
+            np.frombuffer(self._rows, np.int32), np.frombuffer(self._counts, np.int32)
+        )
+        keys, tfs = np.unique(keys, return_counts=True)
         self.triples.add(keys >> 32, keys & 0xFFFFFFFF, tfs)
         self._words, self._rows, self._counts = array("i"), array("i"), array("i")
 
@@ -111,7 +112,7 @@ class Inverted:
         rank = np.empty(len(names), np.int32)
         rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
         n_rows, row_doc, first, doc_rowids = _units(conn)
-        t0, r0, f0 = _by_term(rank, *self.triples.arrays(), n_rows)
+        t0, r0, f0 = _by_term(rank, self.triples, n_rows)
         chunk_lengths = np.bincount(r0, weights=f0, minlength=n_rows).astype(np.int64)
         docs = int(doc_rowids.max()) + 1 if len(doc_rowids) else 1
         per_doc = np.bincount(row_doc, minlength=docs)
@@ -137,16 +138,22 @@ class Inverted:
 
 
 def _by_term(
-    rank: np.ndarray, tids: np.ndarray, rows: np.ndarray, tfs: np.ndarray, n_rows: int
+    rank: np.ndarray, triples: Triples, n_rows: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triples sorted by (term rank, row), int32, without more than one int64 key and one
-    permutation alive at once (they are the peak memory of a large merge)."""
+    """The triples sorted by (term rank, row), int32. A large merge's peak memory is here:
+    one int64 key or permutation alive at once, each column let go once reordered."""
+    tids = triples.pop("terms")
     key = rank[tids].astype(np.int64)
     key *= max(n_rows, 1)
+    rows = triples.pop("rows")
     key += rows
     order = np.argsort(key)
     del key
-    return rank[tids[order]], rows[order], tfs[order]
+    terms = rank[tids[order]]
+    del tids
+    rows = rows[order]
+    tfs = triples.pop("tfs")[order]
+    return terms, rows, tfs
 
 
 def _units(conn: sqlite3.Connection) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
