@@ -235,26 +235,26 @@ def test_cached_postings_score_as_fresh_ones_within_their_budget(
 def test_a_repeated_query_is_embedded_once_and_gets_the_same_vector() -> None:
     emb = FakeEmbedder()
     texts = ["harbour gull", "keel", "harbour gull", "tide anchor"]
-    first = query_vectors.query_vectors(emb, texts).result()
+    first = query_vectors.query_vectors(emb, texts)
     assert emb.calls == 1
     assert np.array_equal(first, emb.encode(texts, kind="query"))
     calls = emb.calls
-    again = query_vectors.query_vectors(emb, ["keel", "harbour gull"]).result()
+    again = query_vectors.query_vectors(emb, ["keel", "harbour gull"])
     assert emb.calls == calls  # all cached
     assert np.array_equal(again, first[[1, 0]])
     other = FakeEmbedder(dim=32)  # another embedder: its own cache
-    assert query_vectors.query_vectors(other, ["keel"]).result().shape == (1, 32)
+    assert query_vectors.query_vectors(other, ["keel"]).shape == (1, 32)
 
 
 def test_the_query_vector_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(query_vectors, "CACHED", 3)
     emb = FakeEmbedder()
     for i in range(7):
-        query_vectors.query_vectors(emb, [f"word{i}"]).result()
+        query_vectors.query_vectors(emb, [f"word{i}"])
     cache = query_vectors._cache_of(emb)
     assert cache is not None and list(cache) == ["word4", "word5", "word6"]
     calls = emb.calls
-    query_vectors.query_vectors(emb, ["word0"]).result()  # evicted: embedded again
+    query_vectors.query_vectors(emb, ["word0"])  # evicted: embedded again
     assert emb.calls == calls + 1
 
 

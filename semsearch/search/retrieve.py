@@ -14,7 +14,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..index.base import row_dots
+from ..index.base import SearchResult, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segments import SegmentedKeyword, SegmentedStore
 from .fuse import (
@@ -93,7 +93,7 @@ def retrieve(
     depth = max(opts.k, CANDIDATES) if (opts.mode != "dense" or shaping) else opts.k
     embedded = opts.mode != "keyword"
     if opts.mode == "dense":
-        qvecs = query_vectors(embedder, queries).result()
+        qvecs = query_vectors(embedder, queries)
         dense = _dense(index, qvecs, depth, subset)
         ranked = [Ranked(rows, cos, cosine=cos, dense_part=cos) for rows, cos in dense]
     else:
@@ -103,9 +103,8 @@ def retrieve(
             qvecs = np.zeros((0, 0))
             ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            qvecs = query_vectors(embedder, queries).result()
-            found = index.search_pool(qvecs, depth, FEEDBACK_POOL, subset)
-            pool = [(i[i >= 0], s[i >= 0]) for s, i in zip(*found, strict=True)]
+            qvecs = query_vectors(embedder, queries)
+            pool = _found(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
             reads = readings(embedder, queries)
             ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
     return [
@@ -117,8 +116,12 @@ def retrieve(
 def _dense(
     index: VectorIndex, qvecs: np.ndarray, depth: int, subset: np.ndarray | None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    result = index.search(qvecs, depth, subset)
-    # A row id of -1 is faiss's "no hit" (a NaN score, or fewer rows than asked for).
+    return _found(index.search(qvecs, depth, subset))
+
+
+def _found(result: SearchResult) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each query's rows and scores. A row id of -1 is faiss's "no hit" (a NaN score, or
+    fewer rows than asked for)."""
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
