@@ -1,12 +1,13 @@
 """tokenlearn (PyPI) against the distilled static model: its cost and its gain, per collection.
 
-``python -m benchmarks.tokenlearn_bench DIR... [--max-queries N] [--threads T]``
+``python -m benchmarks.tokenlearn_bench DIR... [--max-queries N] [--threads T] [--train-every K]``
 
 For each BEIR collection (evaluation only: pass paths, nothing is committed):
 
 1. the collection is indexed with the distilled static model (``--model static``), as
    ``benchmarks.static_bench eval`` does; its stored chunk texts are the training corpus
-   ("the user's own corpus": exactly the texts phase 2 would embed);
+   ("the user's own corpus": exactly the texts phase 2 would embed; with ``--train-every
+   K`` every K-th chunk only, as if trained after the first 1/K of phase 2);
 2. **featurise**: every chunk is embedded by the teacher, the bundled int8 MiniLM, through
    the embedding cache (time and cache hits reported: a chunk embedded before costs nothing);
 3. **train**: ``tokenlearn.train.train_model`` fine-tunes the distilled table on (chunk text,
@@ -133,7 +134,9 @@ def _per_query(
     return {q: e.at(10).ndcg for q, e in per_query(judged, run, ks=(10,)).items()}
 
 
-def bench_collection(root: Path, max_queries: int | None, work: Path) -> dict[str, Any]:
+def bench_collection(
+    root: Path, max_queries: int | None, work: Path, train_every: int = 1
+) -> dict[str, Any]:
     from semsearch import config
     from semsearch.api import SemanticIndex
     from semsearch.embed import load_embedder
@@ -153,6 +156,8 @@ def bench_collection(root: Path, max_queries: int | None, work: Path) -> dict[st
     base = SemanticIndex(embedder=distilled, chunk_tokens=DEFAULT_CHUNK_TOKENS, path=where)
     base.upsert([d.full_text for d in docs], ids=[d.id for d in docs])
     texts = _chunk_texts(where)
+    if train_every > 1:  # a sample, as the first part of phase 2 would embed it
+        texts = texts[::train_every]
     targets, cost = _teacher_vectors(texts)
     model_dir = work / f"{root.name}-tokenlearn"
     cost.update(_train(distilled.model_dir, texts, targets, model_dir))
@@ -169,6 +174,7 @@ def bench_collection(root: Path, max_queries: int | None, work: Path) -> dict[st
     if max_queries and len(queries) > max_queries:
         queries = queries[:: -(-len(queries) // max_queries)]
     result: dict[str, Any] = {"section": "tokenlearn", "collection": root.name,
+                              "train_every": train_every,
                               "documents": len(docs), "queries": len(queries), **cost}  # fmt: skip
     bm25 = _per_query(base, collection, queries, "keyword", drop_self)
     result["bm25"] = round(float(np.mean(list(bm25.values()))), 4)
@@ -182,7 +188,6 @@ def bench_collection(root: Path, max_queries: int | None, work: Path) -> dict[st
             "diff": round(diff.mean, 4), "low": round(diff.low, 4), "high": round(diff.high, 4),
             "wins": diff.wins, "losses": diff.losses,
         }  # fmt: skip
-    trained.close() if hasattr(trained, "close") else None
     return result
 
 
@@ -191,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="*", type=Path)
     parser.add_argument("--max-queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    parser.add_argument("--train-every", type=int, default=1, help="train on every k-th chunk")
     args = parser.parse_args(argv)
     import torch
 
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     dirs = args.dirs or sorted(p for p in EVAL_DIR.iterdir() if p.is_dir())
     with tempfile.TemporaryDirectory(prefix="tokenlearn-bench-") as tmp:
         for d in dirs:
-            _emit(bench_collection(d, args.max_queries, Path(tmp)))
+            _emit(bench_collection(d, args.max_queries, Path(tmp), args.train_every))
     return 0
 
 

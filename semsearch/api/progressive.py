@@ -150,9 +150,9 @@ def run_phase_two(
         started = time.perf_counter()
         writer = _upgrade_writer(index_dir, manifest)
         try:
-            report("embedding", 0, manifest.chunks)
+            report.step("embedding", 0, manifest.chunks)
             embedded = _embed_live(index_dir, writer, report)
-            report.state = "publishing"
+            report.step("publishing", 0, report.total)
             log.info("phase 2: publishing %s's vectors", manifest.upgrade["model"])
             stats = upgrade_index(
                 path, progress=report, lock_timeout=PUBLISH_LOCK_TIMEOUT, reuse=writer
@@ -160,19 +160,20 @@ def run_phase_two(
         finally:
             writer.close()
         if stats is None:  # another process published it meanwhile
-            report("done", report.done, report.total, force=True)
+            report.end("done")
             return None
-        report("done", stats.chunks, stats.chunks, force=True)
+        report.done = report.total = stats.chunks
+        report.end("done")
         new = embedded + stats.embedded_chunks
         return replace(
             stats, embedded_chunks=new, cache_hits=max(stats.chunks - new, 0),
             seconds=time.perf_counter() - started,
         )  # fmt: skip
     except KeyboardInterrupt:
-        report("stopped", report.done, report.total, force=True)
+        report.end("stopped")
         raise
     except Exception as exc:
-        report("failed", report.done, report.total, error=first_line(exc), force=True)
+        report.end("failed", first_line(exc))
         raise
     finally:
         if own:
@@ -186,7 +187,7 @@ def _embed_live(index_dir: IndexDir, writer: _writer.Writer, report: _Reporter) 
     embedded = 0
     try:
         total = store.count_chunks()
-        report("embedding", 0, total)
+        report.step("embedding", 0, total)
         done = 0
         for at in range(0, store.rows, BLOCK):
             texts = store.chunk_texts(at, at + BLOCK)
@@ -194,39 +195,40 @@ def _embed_live(index_dir: IndexDir, writer: _writer.Writer, report: _Reporter) 
                 hits = encode_cached(writer.embedder, texts, writer.cache)[1]
                 embedded += len(texts) - hits
             done += len(texts)
-            report("embedding", done, total)
+            report.step("embedding", done, total)
     finally:
         store.close()
     return embedded
 
 
 class _Reporter:
-    """Writes the worker's progress beside the index (at most every REPORT_EVERY seconds)
-    and passes it on to a progress bar; also the builder's progress while publishing."""
+    """Writes the worker's progress beside the index (at most every REPORT_EVERY seconds,
+    and at every change of state) and passes the embedding's on to a progress bar; called
+    as ``progress(done, total)`` by the builder while publishing."""
 
     def __init__(self, path: Path, progress: _build.Progress | None) -> None:
         self.path, self.progress = path, progress
         self.state, self.done, self.total = "starting", 0, 0
         self._last = 0.0
 
-    def __call__(
-        self,
-        state_or_done: str | int,
-        done: int,
-        total: int | None = None,
-        *,
-        error: str | None = None,
-        force: bool = False,
-    ) -> None:
-        if isinstance(state_or_done, int):  # the builder's progress(done, total)
-            done, total = state_or_done, done
-        else:
-            self.state = state_or_done
-        assert total is not None
+    def step(self, state: str, done: int, total: int) -> None:
+        changed, self.state = state != self.state, state
         self.done, self.total = done, total
-        if self.progress is not None and self.state == "embedding":
+        if self.progress is not None and state == "embedding":
             self.progress(done, total)  # the publish is mostly cache hits: not shown
         now = time.monotonic()
-        if force or now - self._last >= REPORT_EVERY or done >= total:
+        if changed or now - self._last >= REPORT_EVERY or done >= total:
             self._last = now
-            _phase2.write_progress(self.path, self.state, done, total, pid=os.getpid(), error=error)
+            self._write()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.step(self.state, done, total)
+
+    def end(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        self._write(error)
+
+    def _write(self, error: str | None = None) -> None:
+        _phase2.write_progress(
+            self.path, self.state, self.done, self.total, pid=os.getpid(), error=error
+        )

@@ -212,10 +212,11 @@ def _phase_two_background(first: Any, where: Path, pending: str, as_json: bool) 
 
     worker = api.start_phase_two(where)
     if worker is None:  # another process finished it meanwhile
-        first_json = {**asdict(first), "index": str(Path(where).resolve()), "phase": "complete"}
-        typer.echo(json.dumps(first_json, indent=2)) if as_json else typer.echo(
-            summary(first, where), err=True
-        )
+        if as_json:
+            out = {**asdict(first), "index": str(Path(where).resolve()), "phase": "complete"}
+            typer.echo(json.dumps(out, indent=2))
+        else:
+            typer.echo(summary(first, where), err=True)
         return
     if as_json:
         out = {**asdict(first), "index": str(Path(where).resolve()), "phase": "phase-1",
@@ -245,20 +246,24 @@ def _phase_two(first: Any, where: Path, pending: str, as_json: bool) -> None:
             f"{pending} (stop it any time: running index again resumes it)",
             err=True,
         )
-    started = time.perf_counter()
+    started, following = time.perf_counter(), False
     try:
         with Bar("Phase 2", unit="chunks") as bar:
             try:
                 stats = api.run_phase_two(where, progress=bar.update)
             except IndexLockedError:  # a background worker is at it: follow it
+                following = True
                 _follow(where, bar)
                 stats = None
     except KeyboardInterrupt:
-        typer.echo(
-            "Phase 2 stopped: the index answers from phase 1 as before; run semsearch index "
-            "again to resume (chunks already embedded are not embedded again)",
-            err=True,
-        )
+        if following:
+            why = "Stopped following: phase 2 goes on in the background (index --stop stops it)"
+        else:
+            why = (
+                "Phase 2 stopped: the index answers from phase 1 as before; run semsearch index "
+                "again to resume (chunks already embedded are not embedded again)"
+            )
+        typer.echo(why, err=True)
         raise
     if stats is None:  # another process (the background worker) published it
         stats = replace(
