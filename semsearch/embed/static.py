@@ -203,10 +203,11 @@ class _WordIds:
         memo = self._memo
         split = [None if self._whole(t) else _PIECE.findall(t) for t in texts]
         new = list(set(itertools.chain.from_iterable(ws for ws in split if ws)).difference(memo))
-        encs = self._tok.encode_batch_fast(new, add_special_tokens=False)
-        fresh = {w: e.ids for w, e in zip(new, encs, strict=True)}
+        made = self._tok.encode_batch_fast(new, add_special_tokens=False) if new else ()
+        fresh = {w: e.ids for w, e in zip(new, made, strict=True)}
         whole = [t for t, ws in zip(texts, split, strict=True) if ws is None]
-        whole_ids = [e.ids for e in self._tok.encode_batch_fast(whole, add_special_tokens=False)]
+        encs = self._tok.encode_batch_fast(whole, add_special_tokens=False) if whole else ()
+        whole_ids = [e.ids for e in encs]
         if len(memo) + len(fresh) > _MAX_WORDS:
             # Start over, keeping this batch's words: the table below must hold them all.
             kept = {w: memo[w] for ws in split if ws for w in ws if w in memo}
