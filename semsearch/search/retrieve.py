@@ -26,7 +26,7 @@ from .fuse import (
     keyword_part,
     order,
 )
-from .group import definition_tiers, group_rows, path_factor, query_names
+from .group import definition_tiers, group_rows, path_factor, query_names, rescore_rows
 from .keyword import KeywordHits, keyword_hits
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
@@ -193,6 +193,8 @@ def _shape(
 ) -> Ranked:
     if opts.group == "file" and len(ranked.rows):
         ranked = _by_file(ranked, store, query)
+    elif len(ranked.rows):
+        ranked = _rescored(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -208,22 +210,46 @@ def _shape(
 
 
 def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
-    """One row per document (its best chunk), scored by :mod:`.group`. No text is read
-    but of the chunks that name what the query asks for (the others cannot define it)."""
-    rows = ranked.rows
+    """One row per document (its best chunk), scored by :mod:`.group`."""
+    docs, defining, factor = _signals(ranked.rows, store, query)
+    grouped = group_rows(ranked.rows, ranked.scores, docs, defining, factor)
+    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
+    at = np.array([pos[int(r)] for r in grouped.rows], dtype=np.int64)
+    return replace(ranked.take(at), rows=grouped.rows, scores=grouped.scores,
+                   further=grouped.further)  # fmt: skip
+
+
+def _rescored(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
+    """Chunk hits re-scored by the signals of :mod:`.group` (unchanged where none fires)."""
+    _, defining, factor = _signals(ranked.rows, store, query)
+    found = rescore_rows(ranked.rows, ranked.scores, defining, factor)
+    if found is None:
+        return ranked
+    return replace(ranked.take(found.positions), scores=found.scores)
+
+
+def _signals(
+    rows: np.ndarray, store: SegmentedStore, query: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's document key, definition tier and file factor (:mod:`.group`), the
+    signals only in code (a document the code reader made; 0 and 1 elsewhere). No text is
+    read but of code chunks that name what the query asks for (the others cannot define
+    it)."""
+    from ..ingest.readers.text import CodeReader
+
     kw = store.keyword_index()
     docs = kw.doc_of(rows)
     keys, first = np.unique(docs, return_inverse=True)
     sources = kw.doc_ids(keys.tolist(), "source")
+    kinds = kw.doc_ids(keys.tolist(), "kind")
+    code = np.array([kinds[int(d)] == CodeReader.kind for d in keys], bool)[first]
     factor = np.array([path_factor(sources[int(d)]) for d in keys], np.float64)[first]
+    factor[~code] = 1.0
     defining = np.zeros(len(rows), np.int8)
     names = query_names(query)
-    if names:
+    if names and code.any():
         pairs = zip(rows.tolist(), docs.tolist(), strict=True)
         source_of = {int(r): sources[int(d)] for r, d in pairs}
-        defining = definition_tiers(rows, store.mentions(rows, names), query, source_of)
-    grouped = group_rows(rows, ranked.scores, docs, defining, factor)
-    pos = {int(r): i for i, r in enumerate(rows.tolist())}
-    at = np.array([pos[int(r)] for r in grouped.rows], dtype=np.int64)
-    return replace(ranked.take(at), rows=grouped.rows, scores=grouped.scores,
-                   further=grouped.further)  # fmt: skip
+        mentions = store.mentions(rows[code], names)
+        defining = definition_tiers(rows, mentions, query, source_of)
+    return docs, defining, factor
