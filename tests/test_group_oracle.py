@@ -246,6 +246,7 @@ def test_prose_hits_are_exactly_as_before(
     for i, sub in enumerate(("", "tests", "vendor")):
         (root / sub).mkdir(parents=True, exist_ok=True)
         (root / sub / f"notes{i}.md").write_text("\n\n".join(PROSE[i:] + PROSE[:i]))
+    (root / "tool.py").write_text("def unrelated():\n    return 1\n")  # code beside them
     index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "index")
     index.add_paths([root])
     index.add_texts(PROSE, ids=[f"doc{i}" for i in range(len(PROSE))])
@@ -268,6 +269,7 @@ def test_prose_hits_are_exactly_as_before(
         assert got.scores.tobytes() == raw.scores.tobytes(), q
     assert fired
     assert any(path_factor(s) != 1.0 for s in sources.values())
+    assert view.store.holds_kind("code") and view.store.holds_kind("text")
 
 
 _OLD_DEFINERS = (

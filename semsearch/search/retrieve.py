@@ -193,7 +193,7 @@ def _shape(
 ) -> Ranked:
     if opts.group == "file" and len(ranked.rows):
         ranked = _by_file(ranked, store, query)
-    elif len(ranked.rows):
+    elif len(ranked.rows) and store.local_lookups:
         ranked = _rescored(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
@@ -220,7 +220,12 @@ def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
 
 
 def _rescored(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
-    """Chunk hits re-scored by the signals of :mod:`.group` (unchanged where none fires)."""
+    """Chunk hits re-scored by the signals of :mod:`.group` (unchanged where none fires,
+    and at no cost in an index without code)."""
+    from ..ingest.readers.text import CodeReader
+
+    if not store.holds_kind(CodeReader.kind):
+        return ranked
     _, defining, factor = _signals(ranked.rows, store, query)
     found = rescore_rows(ranked.rows, ranked.scores, defining, factor)
     if found is None:
@@ -239,17 +244,20 @@ def _signals(
 
     kw = store.keyword_index()
     docs = kw.doc_of(rows)
-    keys, first = np.unique(docs, return_inverse=True)
-    sources = kw.doc_ids(keys.tolist(), "source")
-    kinds = kw.doc_ids(keys.tolist(), "kind")
-    code = np.array([kinds[int(d)] == CodeReader.kind for d in keys], bool)[first]
-    factor = np.array([path_factor(sources[int(d)]) for d in keys], np.float64)[first]
-    factor[~code] = 1.0
     defining = np.zeros(len(rows), np.int8)
+    factor = np.ones(len(rows), np.float64)
+    keys = np.unique(docs)
+    kinds = kw.doc_ids(keys.tolist(), "kind")
+    code_keys = keys[np.array([kinds[int(d)] == CodeReader.kind for d in keys], bool)]
+    if not len(code_keys):
+        return docs, defining, factor
+    sources = kw.doc_ids(code_keys.tolist(), "source")
+    code = np.isin(docs, code_keys)
+    of_doc = {d: path_factor(source) for d, source in sources.items()}
+    factor[code] = [of_doc[d] for d in docs[code].tolist()]
     names = query_names(query)
-    if names and code.any():
-        pairs = zip(rows.tolist(), docs.tolist(), strict=True)
+    if names:
+        pairs = zip(rows[code].tolist(), docs[code].tolist(), strict=True)
         source_of = {int(r): sources[int(d)] for r, d in pairs}
-        mentions = store.mentions(rows[code], names)
-        defining = definition_tiers(rows, mentions, query, source_of)
+        defining = definition_tiers(rows, store.mentions(rows[code], names), query, source_of)
     return docs, defining, factor

@@ -277,6 +277,15 @@ class ChunkStore:
     # --- reading -------------------------------------------------------------------------
 
     @_reading
+    def holds_kind(self, kind: str) -> bool:
+        """Whether a document of this store (a deleted one perhaps) was made by ``kind``'s
+        reader."""
+        if "kind" not in self._columns.get("documents", set()):
+            return kind == "text"
+        cur = self.conn.execute("SELECT 1 FROM main.documents WHERE kind = ? LIMIT 1", (kind,))
+        return cur.fetchone() is not None
+
+    @_reading
     def document_ids(self, pattern: str | None = None) -> list[str]:
         """Ids of documents whose id or source matches a glob (all when ``pattern`` is None)."""
         if pattern is None:
