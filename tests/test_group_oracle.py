@@ -1,6 +1,7 @@
 """File grouping against brute force: the array grouping (`group_rows`) against a plain loop,
 and search's grouped path (no texts read but of chunks naming the query's names) against
-grouping every candidate's full record, as search did before."""
+grouping every candidate's full record, as search did before. Ungrouped chunk hits under
+the same signals (`rescore_rows`) likewise, and prose left exactly as it was."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from semsearch import SemanticIndex
 from semsearch.indexing import merge
 from semsearch.search import group as grouping
+from semsearch.search import retrieve as retrieving
 from semsearch.search.group import (
     SHOWN_CHUNKS,
     defines,
@@ -20,6 +22,7 @@ from semsearch.search.group import (
     group_rows,
     path_factor,
     query_names,
+    rescore_rows,
 )
 from semsearch.search.request import SearchOptions
 from semsearch.search.retrieve import retrieve
@@ -121,7 +124,7 @@ def test_grouped_search_equals_grouping_full_records(
     for q in QUERIES:
         common = dict(embedder=index.embedder, index=view.index, store=view.store,
                       vectors=view.vectors)  # fmt: skip
-        (flat,) = retrieve([q], SearchOptions(k=200, mode=mode), **common)  # type: ignore[arg-type]
+        (flat,) = _unscored(q, SearchOptions(k=200, mode=mode), common, monkeypatch)
         (got,) = retrieve([q], SearchOptions(k=10, mode=mode, group="file"), **common)  # type: ignore[arg-type]
         records = view.store.fetch(flat.rows)  # every candidate's full record, text included
         names = query_names(q)
@@ -149,6 +152,124 @@ def test_grouped_search_equals_grouping_full_records(
         exercised += sum(t == 1 for t in defining)
         exact += sum(t == 2 for t in defining)
     assert exercised and exact  # both tiers of the definition bonus took part
+
+
+def _unscored(
+    q: str, opts: SearchOptions, common: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> list[retrieving.Ranked]:
+    """Chunk hits as ranked before the code signals (their re-scoring left out)."""
+    with monkeypatch.context() as m:
+        m.setattr(retrieving, "_rescored", lambda ranked, store, query: ranked)
+        return retrieve([q], opts, **common)  # type: ignore[arg-type]
+
+
+def _loop_rescored(
+    rows: list[int], scores: list[float], defining: list[int], factor: list[float]
+) -> list[tuple[int, float]]:
+    """The oracle for ungrouped hits: each chunk's score times its tier's and file's factors,
+    sorted in Python (ties to the smaller row)."""
+    bonus = {0: 0.0, 1: grouping.DEFINITION_BONUS, 2: grouping.EXACT_DEFINITION_BONUS}
+    out = [(r, s * (1.0 + bonus[int(t)]) * f)
+           for r, s, t, f in zip(rows, scores, defining, factor, strict=True)]  # fmt: skip
+    return sorted(out, key=lambda rs: (-rs[1], rs[0]))
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("n", [1, 2, 7, 61, 199])
+def test_rescore_rows_equals_the_loop(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed * 7919 + n)
+    rows = rng.permutation(3 * n)[:n]
+    scores = rng.choice(np.linspace(0.1, 0.9, 4), n).astype(np.float32)  # many ties
+    defining = rng.choice(np.array([0, 0, 0, 1, 2], np.int8), n)
+    factor = rng.choice([1.0, 1.0, 0.8], n)
+    if not defining.any() and (factor == 1.0).all():
+        factor[0] = 0.8  # a signal fires in every case of this test
+    got = rescore_rows(rows, scores, defining, factor)
+    assert got is not None
+    want = _loop_rescored(rows.tolist(), scores.tolist(), defining.tolist(), factor.tolist())
+    assert rows[got.positions].tolist() == [w[0] for w in want]
+    assert got.scores.tolist() == np.array([w[1] for w in want], np.float32).tolist()
+
+
+def test_rescore_rows_leaves_hits_alone_where_no_signal_fires() -> None:
+    n = 9
+    assert rescore_rows(np.arange(n), np.ones(n), np.zeros(n, np.int8), np.ones(n)) is None
+
+
+@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+def test_ungrouped_hits_equal_rescoring_full_records(
+    repo: Path, tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = SemanticIndex.from_paths(
+        [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
+    )
+    view = index._view
+    assert view is not None
+    common = dict(embedder=index.embedder, index=view.index, store=view.store,
+                  vectors=view.vectors)  # fmt: skip
+    moved = 0
+    for q in QUERIES:
+        (raw,) = _unscored(q, SearchOptions(k=200, mode=mode), common, monkeypatch)
+        (got,) = retrieve([q], SearchOptions(k=200, mode=mode), **common)  # type: ignore[arg-type]
+        records = view.store.fetch(raw.rows)
+        everything = [
+            ChunkMention(r, records[r].section, records[r].text) for r in raw.rows.tolist()
+        ]
+        tiers = definition_tiers(
+            raw.rows, everything, q, {r: records[r].source for r in raw.rows.tolist()}
+        ).tolist()
+        factor = [path_factor(records[r].source) for r in raw.rows.tolist()]
+        want = _loop_rescored(raw.rows.tolist(), raw.scores.tolist(), tiers, factor)
+        assert got.rows.tolist() == [w[0] for w in want], q
+        assert got.scores.tolist() == np.array([w[1] for w in want], np.float32).tolist(), q
+        assert sorted(got.rows.tolist()) == sorted(raw.rows.tolist())  # re-ordered, none lost
+        moved += got.rows.tolist() != raw.rows.tolist()
+    assert moved  # the signals changed some ranking
+
+
+PROSE = [
+    "NumPy arrays hold numbers of one type; a class of functions works on them.",
+    "The type IL_6 response in mice: a def HashMap of the pathway.",  # definers before names
+    "Module four of the course covers gradient descent and var reduction.",
+    "A HashMap stores pairs; the test of a good hash is spreading keys evenly.",
+    "Proteins fold; the TP53 gene guards the genome against damage.",
+]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+def test_prose_hits_are_exactly_as_before(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prose, even in a tests/ folder and with a definition keyword before a name the query
+    asks for, is not code: its chunk hits keep their ranking and scores to the bit."""
+    root = tmp_path / "notes"
+    for i, sub in enumerate(("", "tests", "vendor")):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub / f"notes{i}.md").write_text("\n\n".join(PROSE[i:] + PROSE[:i]))
+    (root / "tool.py").write_text("def unrelated():\n    return 1\n")  # code beside them
+    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "index")
+    index.add_paths([root])
+    index.add_texts(PROSE, ids=[f"doc{i}" for i in range(len(PROSE))])
+    view = index._view
+    assert view is not None
+    common = dict(embedder=index.embedder, index=view.index, store=view.store,
+                  vectors=view.vectors)  # fmt: skip
+    records = view.store.fetch(np.arange(view.store.rows))
+    chunks = [ChunkMention(r, c.section, c.text) for r, c in records.items()]
+    sources = {r: c.source for r, c in records.items()}
+    rows = np.array(list(records))
+    fired = 0
+    for q in ["NumPy arrays", "IL_6 pathway", "HashMap", "TP53", "type of interferon"]:
+        # the rules alone would fire here: only the documents' kind keeps them out
+        fired += int(definition_tiers(rows, chunks, q, sources).any())
+        (raw,) = _unscored(q, SearchOptions(k=20, mode=mode), common, monkeypatch)
+        (got,) = retrieve([q], SearchOptions(k=20, mode=mode), **common)  # type: ignore[arg-type]
+        assert len(got.rows), q
+        assert got.rows.tolist() == raw.rows.tolist(), q
+        assert got.scores.tobytes() == raw.scores.tobytes(), q
+    assert fired
+    assert any(path_factor(s) != 1.0 for s in sources.values())
+    assert view.store.holds_kind("code") and view.store.holds_kind("text")
 
 
 _OLD_DEFINERS = (

@@ -30,7 +30,9 @@ class Hit:
     ``dense_score`` is the 0-1 rise of the cosine above the query's background and
     ``keyword_score`` is ``bm25`` over a full document match, capped at 1. ``cosine``
     (with the query as typed) and ``bm25`` (the raw keyword evidence) are the raw
-    measures. A part not computed is None.
+    measures. A part not computed is None. In code, the score is then multiplied by the
+    signals of :mod:`semsearch.search.group` where they fire (a chunk defining what the
+    query names; a test, vendored or generated file), grouped by file or not.
     ``page`` (PDF), ``section`` (heading path) and ``title`` locate it in structured files.
     ``stale`` is ``"changed"`` or ``"deleted"`` when the source file differs from what was
     indexed, so a caller never mistakes an old passage for the file's current text.

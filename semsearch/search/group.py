@@ -1,9 +1,11 @@
 """File-level results: a programmer, or an agent, wants files, not five chunks of one file.
 
 A document's score is its best chunk's, adjusted by code-aware signals; its further
-matching chunks are shown with it. Each signal was kept because leaving it out lowered
-file-level nDCG@10 on ``benchmarks/code`` in paired per-query comparisons
-(docs/code-search.md, "Signals one by one"):
+matching chunks are shown with it. Ungrouped chunk hits get the same signals per chunk
+(:func:`rescore_rows`); where none fires (prose) their ranking is left exactly as it was.
+Each signal was kept because leaving it out lowered file-level nDCG@10 on
+``benchmarks/code`` in paired per-query comparisons (docs/code-search.md, "Signals one by
+one"):
 
 * definition over reference: a chunk that defines a name the query asks for (×1.3), and
   far more (×3) a chunk inside the very definition a one-symbol query names (its section
@@ -177,8 +179,7 @@ def group_rows(
     rows = np.asarray(rows, np.int64)
     if not len(rows):
         return Grouped(rows, np.zeros(0, np.float32), np.empty(0, dtype=object))
-    bonus = np.array([1.0, 1.0 + DEFINITION_BONUS, 1.0 + EXACT_DEFINITION_BONUS])
-    adjusted = np.asarray(scores, np.float64) * bonus[np.asarray(defining, np.int64)]
+    adjusted = _tiered(scores, defining)
     by_doc = np.lexsort((rows, -adjusted, docs))
     sorted_docs = np.asarray(docs)[by_doc]
     starts = np.flatnonzero(np.r_[True, sorted_docs[1:] != sorted_docs[:-1]])
@@ -191,3 +192,33 @@ def group_rows(
         lo, hi = int(starts[g]) + 1, min(int(starts[g]) + SHOWN_CHUNKS, int(ends[g]))
         further[i] = tuple(rows[by_doc[lo:hi]].tolist())
     return Grouped(rows[best[order]], doc_scores[order].astype(np.float32), further)
+
+
+class Rescored(NamedTuple):
+    """Chunk hits re-ordered by the signals: positions into the given rows, best first, and
+    their new scores."""
+
+    positions: np.ndarray  # int64
+    scores: np.ndarray  # float32
+
+
+def rescore_rows(
+    rows: np.ndarray, scores: np.ndarray, defining: np.ndarray, factor: np.ndarray
+) -> Rescored | None:
+    """Ungrouped chunk hits under the same signals as :func:`group_rows`: each chunk's
+    score times its definition tier's factor and its file's ``factor``, then ordered by
+    that score, ties to the smaller row. None when no signal fires (every factor 1): the
+    ranking is then left exactly as it was."""
+    rows = np.asarray(rows, np.int64)
+    factor = np.asarray(factor, np.float64)
+    if not np.any(np.asarray(defining)) and np.all(factor == 1.0):
+        return None
+    adjusted = _tiered(scores, defining) * factor
+    positions = np.lexsort((rows, -adjusted))
+    return Rescored(positions, adjusted[positions].astype(np.float32))
+
+
+def _tiered(scores: np.ndarray, defining: np.ndarray) -> np.ndarray:
+    """Scores times the factor of each row's definition tier (0, 1 or 2)."""
+    bonus = np.array([1.0, 1.0 + DEFINITION_BONUS, 1.0 + EXACT_DEFINITION_BONUS])
+    return np.asarray(scores, np.float64) * bonus[np.asarray(defining, np.int64)]

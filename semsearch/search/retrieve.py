@@ -30,7 +30,7 @@ from .fuse import (
     order,
     readings,
 )
-from .group import definition_tiers, group_rows, path_factor, query_names
+from .group import definition_tiers, group_rows, path_factor, query_names, rescore_rows
 from .keyword import KeywordHits, keyword_hits
 from .query_vectors import query_vectors
 from .request import SearchOptions
@@ -243,6 +243,8 @@ def _shape(
 ) -> Ranked:
     if opts.group == "file" and len(ranked.rows):
         ranked = _by_file(ranked, store, query)
+    elif len(ranked.rows) and store.local_lookups:
+        ranked = _rescored(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -258,22 +260,54 @@ def _shape(
 
 
 def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
-    """One row per document (its best chunk), scored by :mod:`.group`. No text is read
-    but of the chunks that name what the query asks for (the others cannot define it)."""
-    rows = ranked.rows
-    kw = store.keyword_index()
-    docs = kw.doc_of(rows)
-    keys, first = np.unique(docs, return_inverse=True)
-    sources = kw.doc_ids(keys.tolist(), "source")
-    factor = np.array([path_factor(sources[int(d)]) for d in keys], np.float64)[first]
-    defining = np.zeros(len(rows), np.int8)
-    names = query_names(query)
-    if names:
-        pairs = zip(rows.tolist(), docs.tolist(), strict=True)
-        source_of = {int(r): sources[int(d)] for r, d in pairs}
-        defining = definition_tiers(rows, store.mentions(rows, names), query, source_of)
-    grouped = group_rows(rows, ranked.scores, docs, defining, factor)
-    pos = {int(r): i for i, r in enumerate(rows.tolist())}
+    """One row per document (its best chunk), scored by :mod:`.group`."""
+    docs, defining, factor = _signals(ranked.rows, store, query)
+    grouped = group_rows(ranked.rows, ranked.scores, docs, defining, factor)
+    pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
     at = np.array([pos[int(r)] for r in grouped.rows], dtype=np.int64)
     return replace(ranked.take(at), rows=grouped.rows, scores=grouped.scores,
                    further=grouped.further)  # fmt: skip
+
+
+def _rescored(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
+    """Chunk hits re-scored by the signals of :mod:`.group` (unchanged where none fires,
+    and at no cost in an index without code)."""
+    from ..ingest.readers.text import CodeReader
+
+    if not store.holds_kind(CodeReader.kind):
+        return ranked
+    _, defining, factor = _signals(ranked.rows, store, query)
+    found = rescore_rows(ranked.rows, ranked.scores, defining, factor)
+    if found is None:
+        return ranked
+    return replace(ranked.take(found.positions), scores=found.scores)
+
+
+def _signals(
+    rows: np.ndarray, store: SegmentedStore, query: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's document key, definition tier and file factor (:mod:`.group`), the
+    signals only in code (a document the code reader made; 0 and 1 elsewhere). No text is
+    read but of code chunks that name what the query asks for (the others cannot define
+    it)."""
+    from ..ingest.readers.text import CodeReader
+
+    kw = store.keyword_index()
+    docs = kw.doc_of(rows)
+    defining = np.zeros(len(rows), np.int8)
+    factor = np.ones(len(rows), np.float64)
+    keys = np.unique(docs)
+    kinds = kw.doc_ids(keys.tolist(), "kind")
+    code_keys = keys[np.array([kinds[int(d)] == CodeReader.kind for d in keys], bool)]
+    if not len(code_keys):
+        return docs, defining, factor
+    sources = kw.doc_ids(code_keys.tolist(), "source")
+    code = np.isin(docs, code_keys)
+    of_doc = {d: path_factor(source) for d, source in sources.items()}
+    factor[code] = [of_doc[d] for d in docs[code].tolist()]
+    names = query_names(query)
+    if names:
+        pairs = zip(rows[code].tolist(), docs[code].tolist(), strict=True)
+        source_of = {int(r): sources[int(d)] for r, d in pairs}
+        defining = definition_tiers(rows, store.mentions(rows[code], names), query, source_of)
+    return docs, defining, factor

@@ -320,19 +320,30 @@ class ChunkStore:
     def doc_ids_by_rowid(
         self, rowids: Iterable[int], column: DocColumn = "doc_id"
     ) -> dict[int, str]:
-        """The id (or source) of each document by ``rowid``."""
+        """The id (or source, or kind) of each document by ``rowid``."""
         wanted = [int(r) for r in rowids]
         out: dict[int, str] = {}
+        selected = self._select("documents", (column,), "d")
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
             cur = self.conn.execute(
-                f"SELECT rowid, {column} FROM main.documents WHERE rowid IN ({marks})", part
+                f"SELECT d.rowid, {selected} FROM main.documents d WHERE d.rowid IN ({marks})",
+                part,
             )
             out.update((int(r), str(d)) for r, d in cur)
         return out
 
     # --- reading -------------------------------------------------------------------------
+
+    @_reading
+    def holds_kind(self, kind: str) -> bool:
+        """Whether a document of this store (a deleted one perhaps) was made by ``kind``'s
+        reader."""
+        if "kind" not in self._columns.get("documents", set()):
+            return kind == "text"
+        cur = self.conn.execute("SELECT 1 FROM main.documents WHERE kind = ? LIMIT 1", (kind,))
+        return cur.fetchone() is not None
 
     @_reading
     def document_ids(self, pattern: str | None = None) -> list[str]:

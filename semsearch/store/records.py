@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
-#: Which column names a document: its id, or the file it came from.
-DocColumn = Literal["doc_id", "source"]
+#: Which column names a document: its id, the file it came from, or the reader that made it.
+DocColumn = Literal["doc_id", "source", "kind"]
 
 
 class ChunkRow(NamedTuple):

@@ -86,6 +86,9 @@ class Segment:
 class SegmentedStore:
     """The read API of :class:`ChunkStore` over every segment of one generation."""
 
+    #: Whether looking up documents' columns is local (a sharded store's is a network round).
+    local_lookups = True
+
     def __init__(
         self, segments: Sequence[Segment], skipped: Mapping[str, SkippedFile] | None = None
     ) -> None:
@@ -94,6 +97,7 @@ class SegmentedStore:
         self.offsets = np.array([s.offset for s in self.segments], dtype=np.int64)
         self.rows = sum(s.ref.rows for s in self.segments)
         self._keyword: SegmentedKeyword | None = None
+        self._kinds: dict[str, bool] = {}
 
     @classmethod
     def open(cls, gen: Path, m: Manifest, skip: Collection[str] = ()) -> SegmentedStore:
@@ -157,6 +161,13 @@ class SegmentedStore:
         for seg, _, local in self.split(rows):
             out += [m._replace(row=m.row + seg.offset) for m in seg.store.mentions(local, names)]
         return out
+
+    def holds_kind(self, kind: str) -> bool:
+        """:meth:`ChunkStore.holds_kind` of any segment (asked once per generation)."""
+        found = self._kinds.get(kind)
+        if found is None:
+            found = self._kinds[kind] = any(s.store.holds_kind(kind) for s in self.segments)
+        return found
 
     def doc_ids_of(self, rows: np.ndarray) -> list[str]:
         """The document of each chunk row, in the order given."""
