@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         indexed_roots,
         live_stamp,
         sample_index_dir,
+        start_loading_model,
         verify_files,
     )
     from .dryrun import DryRun, dry_run
@@ -41,7 +42,7 @@ _WHERE = {
     **dict.fromkeys(
         (
             "check_index", "default_index_dir", "index_exists", "indexed_roots", "live_stamp",
-            "sample_index_dir", "verify_files",
+            "sample_index_dir", "start_loading_model", "verify_files",
         ),
         ".directory",
     ),
@@ -86,6 +87,7 @@ __all__ = [
     "refresh_index",
     "remove_documents",
     "sample_index_dir",
+    "start_loading_model",
     "upgrade_index",
     "verify_files",
 ]

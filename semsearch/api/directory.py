@@ -29,6 +29,21 @@ def sample_index_dir() -> Path:
     return _config.load().cache_dir / f"samples-index-{hashlib.sha256(seeds).hexdigest()[:12]}"
 
 
+def start_loading_model(where: PathLike) -> None:
+    """Load the model the index at ``where`` records, as opening it would (the same shared
+    instance), before the caller imports what opening and searching need: the ONNX session,
+    made in a thread of its own, is then ready sooner. Nothing happens for a model semsearch
+    loads only when named, and any failure is left for the opening to report."""
+    from ..embed.load import check_recorded_model, load_embedder
+
+    try:
+        manifest = IndexDir(where).live().manifest
+        check_recorded_model(manifest.model, where)
+        load_embedder(manifest.model, manifest.precision)
+    except Exception:  # nothing was cached: opening meets it again, and says it
+        return
+
+
 def index_exists(where: PathLike) -> bool:
     """True when ``where`` holds an index (a live-generation pointer)."""
     return IndexDir(where).exists()
