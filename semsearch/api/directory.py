@@ -30,16 +30,15 @@ def sample_index_dir() -> Path:
 
 
 def start_loading_model(where: PathLike) -> None:
-    """Load the model the index at ``where`` records, as opening it would (the same shared
-    instance), before the caller imports what opening and searching need: the ONNX session,
-    made in a thread of its own, is then ready sooner. Nothing happens for a model semsearch
-    loads only when named, and any failure is left for the opening to report."""
-    from ..embed.load import check_recorded_model, load_embedder
+    """Load the model the index at ``where`` records, as opening it does (the writer's own
+    loader, so the same shared instance), before the caller imports the rest of what opening
+    and searching need: the ONNX session, made in a thread of its own, is then ready sooner.
+    Any failure (no index, a model loaded only when named) is left for the opening to
+    report."""
+    from ..indexing.writer import _load_recorded
 
     try:
-        manifest = IndexDir(where).live().manifest
-        check_recorded_model(manifest.model, where)
-        load_embedder(manifest.model, manifest.precision)
+        _load_recorded(Path(where), IndexDir(where).live().manifest)
     except Exception:  # nothing was cached: opening meets it again, and says it
         return
 
