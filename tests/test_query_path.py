@@ -240,3 +240,22 @@ def test_cli_builds_only_the_command_it_runs() -> None:
     assert len(app.registered_commands) > 10  # the app itself keeps every command
     for whole in (["--help"], ["--version"], ["qury", "x"], []):
         assert _narrowed(whole) is app
+
+
+@pytest.mark.slow
+def test_model_started_early_is_the_one_the_index_opens_with(
+    tmp_path: Path, real_embedder: Embedder
+) -> None:
+    from semsearch.embed import load as load_module
+
+    idx = tmp_path / "idx"
+    index_paths([SEEDS], idx, embedder=real_embedder)
+    api.start_loading_model(tmp_path / "nothing here")  # no index: nothing, no error
+    load_module._load.cache_clear()
+    api.start_loading_model(idx)
+    assert load_module._load.cache_info().currsize == 1
+    opened = SemanticIndex.load(idx)
+    info = api.index_info(idx)
+    assert opened.embedder is load_module.load_embedder(info.model, info.precision)
+    assert load_module._load.cache_info().currsize == 1  # the same instance, not a second
+    assert opened.search("trade decline", k=1)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         indexed_roots,
         live_stamp,
         sample_index_dir,
+        start_loading_model,
         verify_files,
     )
     from .dryrun import DryRun, dry_run
@@ -42,7 +43,7 @@ _WHERE = {
     **dict.fromkeys(
         (
             "check_index", "default_index_dir", "index_exists", "indexed_roots", "live_stamp",
-            "sample_index_dir", "verify_files",
+            "sample_index_dir", "start_loading_model", "verify_files",
         ),
         ".directory",
     ),
@@ -90,6 +91,7 @@ __all__ = [
     "remove_documents",
     "run_phase_two",
     "sample_index_dir",
+    "start_loading_model",
     "start_phase_two",
     "stop_phase_two",
     "upgrade_index",

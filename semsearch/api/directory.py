@@ -29,6 +29,20 @@ def sample_index_dir() -> Path:
     return _config.load().cache_dir / f"samples-index-{hashlib.sha256(seeds).hexdigest()[:12]}"
 
 
+def start_loading_model(where: PathLike) -> None:
+    """Load the model the index at ``where`` records, as opening it does (the writer's own
+    loader, so the same shared instance), before the caller imports the rest of what opening
+    and searching need: the ONNX session, made in a thread of its own, is then ready sooner.
+    Any failure (no index, a model loaded only when named) is left for the opening to
+    report."""
+    from ..indexing.writer import _load_recorded
+
+    try:
+        _load_recorded(Path(where), IndexDir(where).live().manifest)
+    except Exception:  # nothing was cached: opening meets it again, and says it
+        return
+
+
 def index_exists(where: PathLike) -> bool:
     """True when ``where`` holds an index (a live-generation pointer)."""
     return IndexDir(where).exists()

@@ -177,6 +177,8 @@ def query(
             with Bar("Indexing samples") as bar:
                 where, _ = api.ensure_sample_index(progress=bar.update)
         samples = bundled_seeds()
+    if model is None:  # before importing the index: its session is made while they load
+        api.start_loading_model(where)
     searcher = api.SemanticIndex.load(where, model=model)
     if refresh and samples is None:
         _refresh(searcher, refresh_budget)
