@@ -279,3 +279,39 @@ def test_an_unknown_engine_is_one_usage_line(
     code = main([command, "--index", str(tmp_path), "--engine", "spark"])
     err = capsys.readouterr().err
     assert code == 2 and "must be local or ray" in err and "Traceback" not in err
+
+
+def test_code_signals_on_chunk_hits_are_the_same_sharded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ungrouped hits in code take the definition and test-file signals; a sharded index
+    applies them too, so its answers stay the local ones."""
+    monkeypatch.setattr(merge, "TIER_FACTOR", 0)
+    monkeypatch.setattr(merge, "MIN_NEW_ROWS", 0)
+    src = tmp_path / "src"
+    (src / "tests").mkdir(parents=True)
+    (src / "retry.py").write_text(
+        "def backoff_delay(attempt):\n    return min(60, 2 ** attempt)\n\n\n"
+        "class Retry:\n    def wait(self, attempt):\n        return backoff_delay(attempt)\n"
+    )
+    (src / "client.py").write_text(
+        "from retry import backoff_delay\n\n\ndef call(n):\n    return backoff_delay(n) + 1\n"
+    )
+    (src / "tests" / "test_retry.py").write_text(
+        "from retry import backoff_delay\n\n\ndef test_backoff_delay():\n"
+        "    assert backoff_delay(1) == 2\n"
+    )
+    emb = FakeEmbedder()
+    path = tmp_path / "ix"
+    ix = SemanticIndex(embedder=emb, path=path, backend="numpy", chunk_tokens=32, overlap=0)
+    ix.add_paths([src / "retry.py"])
+    ix.add_paths([src / "client.py", src / "tests"])
+    local = SemanticIndex.load(path, embedder=emb)
+    remote, _, _ = sharded(path, emb, 2)
+    plain = SearchOptions(k=5, mode="keyword")
+    hits = local.search_with(["backoff_delay"], plain)[0]
+    assert hits and hits[0].doc_id.endswith("retry.py")  # the definition, not a caller
+    for mode in ("dense", "keyword", "hybrid"):
+        opts = SearchOptions(k=5, mode=mode)
+        q = ["backoff_delay"]
+        same(local.search_with(q, opts)[0], remote.search_with(q, opts)[0])

@@ -243,7 +243,7 @@ def _shape(
 ) -> Ranked:
     if opts.group == "file" and len(ranked.rows):
         ranked = _by_file(ranked, store, query)
-    elif len(ranked.rows) and store.local_lookups:
+    elif len(ranked.rows):
         ranked = _rescored(ranked, store, query)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)

@@ -357,7 +357,6 @@ class ShardedStore(SegmentedStore):
     """The generation's chunk stores, read by row here; keyword search on the groups."""
 
     keyword: ShardedKeyword | None = None
-    local_lookups = False  # ungrouped hits skip the code signals: no round of their own
 
     def keyword_index(self) -> SegmentedKeyword:
         assert self.keyword is not None

@@ -86,9 +86,6 @@ class Segment:
 class SegmentedStore:
     """The read API of :class:`ChunkStore` over every segment of one generation."""
 
-    #: Whether looking up documents' columns is local (a sharded store's is a network round).
-    local_lookups = True
-
     def __init__(
         self, segments: Sequence[Segment], skipped: Mapping[str, SkippedFile] | None = None
     ) -> None:
@@ -414,9 +411,7 @@ class SegmentedKeyword:
             out[pos] = self._parts[i].row_doc[local] + self.doc_base[i]
         return out
 
-    def doc_ids(
-        self, keys: Iterable[int], column: DocColumn = "doc_id"
-    ) -> dict[int, str]:
+    def doc_ids(self, keys: Iterable[int], column: DocColumn = "doc_id") -> dict[int, str]:
         """The document id (or source) of each document key."""
         keys = np.asarray(list(keys), np.int64)
         out: dict[int, str] = {}
