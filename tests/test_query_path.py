@@ -136,8 +136,13 @@ def test_query_token_count_matches_the_untruncated_tokenizer(real_embedder: Embe
     texts = ["trade decline", "", "naïve café résumé 東京 🙂 " * 3, "word " * (limit - 1)]
     spans = [len(s) for s in real_embedder.token_spans(texts)]  # the untruncated tokenizer
     assert real_embedder.count_tokens(texts) == spans
+    assert real_embedder.token_counts(texts) == spans  # exact, from the same tokenizer
     long = "word " * (limit + 40)
     assert real_embedder.count_tokens([long])[0] > limit  # still known to be cut
+    # past the cut, token_counts takes the untruncated tokenizer: still exact
+    assert real_embedder.token_counts([long, "trade"]) == [
+        len(s) for s in real_embedder.token_spans([long, "trade"])
+    ]
 
 
 def test_live_stamp_moves_with_each_published_generation(tmp_path: Path) -> None:

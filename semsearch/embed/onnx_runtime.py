@@ -176,6 +176,14 @@ class OnnxEmbedder(Embedder):
         encs = self._tok.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Exact counts from the encoding tokenizer when none reaches its cut (the usual
+        query or unit), so a search never loads the untruncated one; else exact from it."""
+        counts = self.count_tokens(texts)
+        if max(counts, default=0) < self.max_tokens:
+            return counts
+        return super().token_counts(texts)
+
     # -- chunking support
 
     @cached_property

@@ -164,9 +164,9 @@ def readings(embedder: Embedder, texts: Sequence[str]) -> list[Reading]:
     if embedder.name not in ENGLISH_ONLY:
         return [Reading(0.0, 0.0, rule) for _ in texts]
     out = []
-    for text, spans in zip(texts, embedder.token_spans(list(texts)), strict=True):
+    for text, tokens in zip(texts, embedder.token_counts(list(texts)), strict=True):
         chars = sum(not c.isspace() for c in text)
-        per_token = chars / len(spans) if spans else WHOLE_TOKEN
+        per_token = chars / tokens if tokens else WHOLE_TOKEN
         out.append(Reading(foreign_share(text), split_share(per_token), rule))
     return out
 
