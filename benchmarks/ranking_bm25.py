@@ -89,7 +89,7 @@ def lucene_idf(n: int, df: int) -> float:
 
 def keyword_path(variant: str, dataset: Path) -> float:
     """semsearch's keyword-mode nDCG@10 with the idf of ``variant`` patched in."""
-    import semsearch.store.segments as seg
+    import semsearch.store.segmented_keyword as seg
     from benchmarks.ranking_dump import open_cached
     from semsearch.evaluation.run import CHUNK_DEPTH
     from semsearch.search.keyword import keyword_hits

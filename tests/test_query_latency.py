@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import semsearch.store.segments as segments
+import semsearch.store.segmented_keyword as segmented_keyword
 from semsearch import SemanticIndex
 from semsearch.index import build_vector_index
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
@@ -222,7 +222,7 @@ def test_cached_postings_score_as_fresh_ones_within_their_budget(
     for q in queries:
         kw.clear_cache()
         fresh.append([kw.score(q, level) for level in (0, 1)])
-    monkeypatch.setattr(segments, "POSTINGS_CACHE_BYTES", 700)  # a few terms at most
+    monkeypatch.setattr(segmented_keyword, "POSTINGS_CACHE_BYTES", 700)  # a few terms at most
     for _ in range(2):
         for q, want in zip(queries, fresh, strict=True):
             for level, w in zip((0, 1), want, strict=True):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..store.bm25 import Scored
 from ..store.postings import CHUNK, DOC
-from ..store.segments import SegmentedKeyword as KeywordIndex
+from ..store.segmented_keyword import SegmentedKeyword as KeywordIndex
 from ..store.tokenize import is_cjk, query_languages, terms
 from . import feedback as fb
 

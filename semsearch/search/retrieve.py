@@ -16,7 +16,8 @@ from ..embed import Embedder
 from ..index import VectorIndex
 from ..index.base import SearchResult, row_dots
 from ..index.segmented import SegmentedVectors
-from ..store.segments import SegmentedKeyword, SegmentedStore
+from ..store.segmented_keyword import SegmentedKeyword
+from ..store.segments import SegmentedStore
 from .fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,

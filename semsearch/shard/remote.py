@@ -42,7 +42,8 @@ from ..store.manifest import VECTORS
 from ..store.npy import load_vectors
 from ..store.postings import CHUNK, DOC
 from ..store.records import DocColumn
-from ..store.segments import SegmentedKeyword, SegmentedStore
+from ..store.segmented_keyword import SegmentedKeyword
+from ..store.segments import SegmentedStore
 from .groups import Call, Groups
 from .placement import Layout, Sharding
 from .replica import TermStats, correctable

@@ -25,7 +25,8 @@ from ..store.bm25 import bm25, summed
 from ..store.manifest import CHUNKS, SegmentRef
 from ..store.postings import CHUNK, DOC
 from ..store.records import DocColumn
-from ..store.segments import Segment, SegmentedKeyword, SegmentedStore
+from ..store.segmented_keyword import SegmentedKeyword
+from ..store.segments import Segment, SegmentedStore
 from ..store.tokenize import is_cjk
 
 
