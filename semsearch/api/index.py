@@ -7,10 +7,7 @@ made in Python without a path lives in a temporary directory until :meth:`save`.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,12 +21,11 @@ from ..embed import Embedder
 from ..errors import IndexFormatError, UsageError
 from ..indexing import writer as _writer
 from ..indexing.settings import Requested
-from ..search.request import DEFAULT_MODE, MAX_K, Grouping, Mode, SearchOptions
-from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
-from ..search.retrieve import retrieve
+from ..search.request import DEFAULT_MODE, Grouping, Mode, SearchOptions
+from ..search.rerank import Reranker
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
-from ..util import check_text, first_line
+from ..util import check_text
 from . import reading
 from .hits import (
     ChunkContext,
@@ -38,13 +34,11 @@ from .hits import (
     IndexInfo,
     Passage,
 )
-from .ranked import ranked_hits
+from .searching import LongQueryWarning, search_view
 from .view import View, open_view
 
 if TYPE_CHECKING:
     from ..watch.delta import Refresh
-
-log = logging.getLogger("semsearch")
 
 
 class SemanticIndex:
@@ -109,7 +103,7 @@ class SemanticIndex:
         self.settings = self._writer.settings
         self._write_lock = threading.RLock()
         self._view: View | None = None
-        self._warned_long = False
+        self._long_queries = LongQueryWarning()
         if live is not None:
             self._reload(live)
 
@@ -197,7 +191,7 @@ class SemanticIndex:
             if ids is None:
                 start = self._next_text_number()
                 ids = [f"text-{start + n}" for n in range(len(texts))]
-            docs = documents_from_texts(texts, ids, _json_metadata(metadata))
+            docs = documents_from_texts(texts, ids, metadata)
             present = self._existing_ids([d.doc_id for d in docs])
             if present:
                 raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
@@ -214,7 +208,7 @@ class SemanticIndex:
         """Add or replace documents by id; unchanged texts keep their chunks and vectors."""
         from ..ingest.document import documents_from_texts
 
-        docs = documents_from_texts(texts, ids, _json_metadata(metadata))
+        docs = documents_from_texts(texts, ids, metadata)
         return self._apply(_build.Changes(items=docs), progress)
 
     def add_paths(
@@ -358,54 +352,15 @@ class SemanticIndex:
     ) -> list[list[Hit]]:
         """Best hits for each query by options built once (every front end's way in);
         ``rerank`` as in :meth:`search`."""
-        if isinstance(queries, str):
-            raise UsageError("search_with takes a list of queries")
-        if rerank is not None:
-            reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
-            first = self.search_with(queries, replace(opts, k=max(opts.k, RERANK_DEPTH)))
-            return [
-                _reranked(reranker, q, hits, opts.k) for q, hits in zip(queries, first, strict=True)
-            ]
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise UsageError("query is empty")
-            check_text(q, "the query")
-        v = self._view
-        if not queries:
-            return []
-        if v is None or v.manifest.chunks == 0:
-            return [[] for _ in queries]
-        self._warn_if_truncated(queries)
-        # Folding copies leaves fewer hits: rank twice as many to fill k (diverse needs not,
-        # its MMR already keeps near-duplicates apart).
-        deep = opts.k * 2 if opts.collapse and not opts.diverse else opts.k
-        dense_model = None if opts.mode == "keyword" else v.manifest.model
-        try:
-            ranked = retrieve(
-                queries, replace(opts, k=min(deep, MAX_K)), embedder=v.embedder,
-                index=v.index, store=v.store, vectors=v.vectors,
-            )  # fmt: skip
-        except sqlite3.DatabaseError as exc:  # a damaged page of a large, unchecked database
-            raise IndexFormatError(
-                f"index at {self._dir.path} is damaged ({exc}); check it with "
-                "semsearch info --verify"
-            ) from None
-        return ranked_hits(ranked, v.store, opts, dense_model, where=self._dir.path)
+        return search_view(
+            self._view, queries, opts, root=self._dir.path, long_queries=self._long_queries,
+            rerank=rerank,
+        )  # fmt: skip
 
     def best_sentences(self, query: str, hits: Sequence[Hit]) -> list[tuple[int, int]]:
         """For each hit, the span (within ``hit.text``) of the sentence closest to ``query``:
         what a person should read first. One batch of embeddings for all hits."""
         return reading.best_sentences(self.embedder, query, hits)
-
-    def _warn_if_truncated(self, queries: Sequence[str]) -> None:
-        """The model reads at most ``max_tokens`` tokens: say so instead of cutting silently."""
-        counts = self.embedder.count_tokens(queries)
-        if not self._warned_long and max(counts) > self.embedder.max_tokens:
-            self._warned_long = True
-            log.warning(
-                "a query is longer than the model's %d-token input; only its start is used",
-                self.embedder.max_tokens,
-            )
 
     def __len__(self) -> int:
         return len(self._view.index) if self._view else 0
@@ -513,27 +468,3 @@ class SemanticIndex:
 
         gen, manifest = self._dir.manifest()
         return check_files(gen, manifest, checksums=True)
-
-
-def _reranked(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[Hit]:
-    """``hits`` re-ordered by the cross-encoder, its score as each hit's, the best ``k``."""
-    pos, scores = rerank_order(reranker, query, [h.text for h in hits])
-    return [replace(hits[p], score=float(s)) for p, s in zip(pos[:k], scores[:k], strict=True)]
-
-
-def _json_metadata(
-    metadata: Iterable[Mapping[str, Any] | None] | None,
-) -> list[Mapping[str, Any] | None] | None:
-    """The caller's metadata, refused unless it is strict JSON (no NaN or Infinity, which
-    no JSON reader accepts, and nothing ``json`` cannot write)."""
-    if metadata is None:
-        return None
-    metas = list(metadata)
-    for m in metas:
-        try:
-            json.dumps(m, allow_nan=False)
-        except ValueError:
-            raise UsageError("metadata must be JSON: NaN and Infinity are not allowed") from None
-        except (TypeError, RecursionError) as exc:
-            raise UsageError(f"metadata must be JSON values ({first_line(exc)})") from None
-    return metas

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import UsageError
+from ..util import first_line
 
 
 class Section(NamedTuple):
@@ -45,6 +47,17 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _check_json(metadata: Mapping[str, Any] | None) -> None:
+    """Refuse metadata that is not strict JSON: NaN and Infinity, which no JSON reader
+    accepts, and anything ``json`` cannot write (it is stored as JSON)."""
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except ValueError:
+        raise UsageError("metadata must be JSON: NaN and Infinity are not allowed") from None
+    except (TypeError, RecursionError) as exc:
+        raise UsageError(f"metadata must be JSON values ({first_line(exc)})") from None
+
+
 def documents_from_texts(
     texts: Iterable[str],
     ids: Iterable[str],
@@ -66,6 +79,7 @@ def documents_from_texts(
     for m in metas:
         if m is not None and not isinstance(m, Mapping):
             raise UsageError(f"metadata must be a mapping or None, got {type(m).__name__}")
+        _check_json(m)
     return [
         Document(i, i, t, content_hash(t), dict(m) if m else None)
         for i, t, m in zip(id_list, items, metas, strict=True)
