@@ -252,6 +252,18 @@ def test_best_sentences_run_the_model_only_when_sentences_compete() -> None:
     text = "Trade is old. Rivers run. Trade grew."
     best_sentences(emb, "trade decline", [hit(text)])
     assert emb.calls == 2  # the query and one batch of the two competing sentences
+    # after a search, the query's vector comes from the search's cache: one run only
+    from semsearch.search.query_vectors import query_vectors
+
+    searched = FakeEmbedder()
+    qvec = query_vectors(searched, ["trade decline"])[0]
+    assert searched.calls == 1
+    assert best_sentences(searched, "trade decline", [hit(text)]) == best_sentences(
+        emb, "trade decline", [hit(text)]
+    )
+    assert searched.calls == 2 and np.array_equal(
+        qvec, emb.encode(["trade decline"], kind="query")[0]
+    )
 
 
 @pytest.mark.slow
