@@ -83,6 +83,7 @@ class _Counting:
     def __init__(self, inner: object) -> None:
         self.inner = inner
         self.texts = 0
+        self.dim: int = inner.dim  # type: ignore[attr-defined]  (query_vectors reads it)
 
     def encode(self, texts: list[str], *, kind: str = "document") -> np.ndarray:
         if kind == "document":

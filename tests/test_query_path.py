@@ -23,21 +23,28 @@ from semsearch.index import FaissIndex, NumpyIndex
 
 from .conftest import REPO, SEEDS, FakeEmbedder
 
-#: Modules a search must not import: the build, the file readers, the watcher, faiss for a
-#: small index, the lock library (writers only), pydantic (Typer 0.29 parses options through
-#: it: pinned below that) and rich (Typer's fancy help, off).
+#: Modules a search must not import: the build, the file readers (and the DOCX/EPUB ones'
+#: zipfile and XML parser), the watcher, faiss for a small index, the lock library (writers
+#: only), pydantic (Typer 0.29 parses options through it: pinned below that), rich (Typer's
+#: fancy help, off), numpy.ma (np.unique's first call imports it: util.unique_sorted) and
+#: the onnx package (only to make the mapped model copy, once).
 NOT_ON_THE_QUERY_PATH = (
     "faiss",
     "filelock",
+    "numpy.ma",
+    "onnx",
     "pydantic",
     "rich",
     "semsearch.indexing.builder",
     "semsearch.ingest.discover",
+    "semsearch.ingest.readers.select",
     "semsearch.watch.watcher",
+    "xml.etree.ElementTree",
+    "zipfile",
 )
 
 _PROBE = """
-import json, sys
+import json, os, sys
 watched = json.loads(sys.argv.pop(1))
 from semsearch.cli import main
 code = 0
@@ -46,15 +53,17 @@ try:
 except SystemExit as exc:
     code = exc.code
 loaded = sorted(m for m in watched if m in sys.modules)
-print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
+blas = os.environ.get("OPENBLAS_NUM_THREADS")
+print(json.dumps({"code": code, "loaded": loaded, "blas": blas}), file=sys.stderr)
 """
 
 
 def _probe(args: list[str], watched: tuple[str, ...]) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(watched), *args],
         cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**env, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     report: dict[str, object] = json.loads(proc.stderr.strip().splitlines()[-1])
     report["stdout"] = proc.stdout
@@ -72,6 +81,7 @@ def test_cold_query_and_unchanged_refresh_load_no_build_machinery(
     plain = _probe(["query", "trade decline", "--index", str(idx)], NOT_ON_THE_QUERY_PATH)
     assert plain["code"] in (0, None) and "trade" in str(plain["stdout"]).lower()
     assert plain["loaded"] == []
+    assert plain["blas"] == "1"  # one BLAS thread for a one-shot query
     # --refresh with nothing changed checks the folders but builds nothing ...
     fresh = _probe(
         ["query", "trade decline", "--index", str(idx), "--refresh"],
@@ -95,6 +105,34 @@ def test_help_loads_no_model_numpy_or_pydantic() -> None:
     assert all(f" {c} " in str(shown["stdout"]) for c in ("query", "index", "show", "serve"))
     listed = _probe(["query", "--help"], watched)
     assert listed["loaded"] == [] and "--files-with-matches" in str(listed["stdout"])
+    assert shown["blas"] is None  # only a query asks for one BLAS thread
+
+
+def test_a_query_gets_one_blas_thread_unless_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from semsearch.cli import _light_start
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    _light_start(["info"])
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    _light_start(["query", "x"])
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    _light_start(["query", "x"])
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 37, 1000])
+@pytest.mark.parametrize("high", [1, 5, 10**12])
+def test_unique_sorted_is_np_unique(n: int, high: int) -> None:
+    from semsearch.util import unique_sorted
+
+    rng = np.random.default_rng(n * 7 + high)
+    values = rng.integers(0, high, size=n, dtype=np.int64)  # high=1: all tied
+    for given in (values, values[::-1].copy(), values.reshape(-1, 1)):
+        got, want = unique_sorted(given), np.unique(given)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
 def _texts(n: int) -> list[str]:
@@ -214,6 +252,18 @@ def test_best_sentences_run_the_model_only_when_sentences_compete() -> None:
     text = "Trade is old. Rivers run. Trade grew."
     best_sentences(emb, "trade decline", [hit(text)])
     assert emb.calls == 2  # the query and one batch of the two competing sentences
+    # after a search, the query's vector comes from the search's cache: one run only
+    from semsearch.search.query_vectors import query_vectors
+
+    searched = FakeEmbedder()
+    qvec = query_vectors(searched, ["trade decline"])[0]
+    assert searched.calls == 1
+    assert best_sentences(searched, "trade decline", [hit(text)]) == best_sentences(
+        emb, "trade decline", [hit(text)]
+    )
+    assert searched.calls == 2 and np.array_equal(
+        qvec, emb.encode(["trade decline"], kind="query")[0]
+    )
 
 
 @pytest.mark.slow
@@ -236,6 +286,48 @@ def test_onnx_session_made_in_a_thread_gives_the_same_vectors_and_one_line_error
     for _ in range(2):  # ... and every use says so in one line
         with pytest.raises(ModelError, match=r"^cannot load ONNX model [^\n]*$"):
             lazy.encode(["x"])
+
+
+@pytest.mark.slow
+def test_mapped_model_gives_the_same_vectors_and_follows_a_new_export(
+    tmp_path: Path, real_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.embed import onnx_mapped, onnx_runtime
+    from semsearch.embed.onnx_runtime import OnnxEmbedder
+
+    model_dir = getattr(real_embedder, "model_dir", None)
+    if model_dir is None:
+        pytest.skip("the default embedder is not the ONNX one here")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    model = copy / "model.onnx"
+    texts = ["trade decline", "Rivers run to the sea. " * 30, "", "naïve café 東京"]
+    assert onnx_mapped.mapped_model(model) is None
+    vectors = OnnxEmbedder(model_dir=copy).encode(texts)  # makes the copy, then maps it
+    made = onnx_mapped.mapped_model(model)
+    assert made is not None and made.parent.parent == copy
+    weights = made.parent / "weights.bin"
+    assert weights.stat().st_size > 0.9 * model.stat().st_size  # (nearly) every weight
+    if Path("/proc/self/maps").is_file():
+        assert str(weights) in Path("/proc/self/maps").read_text()
+    # the oracle: a session made from model.onnx itself
+    with monkeypatch.context() as mp:
+        mp.setattr(onnx_runtime, "ensure_mapped", lambda m: m)
+        assert np.array_equal(OnnxEmbedder(model_dir=copy).encode(texts), vectors)
+    # a new export (another mtime) gets its own copy; the stale one goes
+    st = model.stat()
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert onnx_mapped.mapped_model(model) is None
+    assert np.array_equal(OnnxEmbedder(model_dir=copy).encode(texts), vectors)
+    remade = onnx_mapped.mapped_model(model)
+    assert remade is not None and remade != made and not made.parent.exists()
+    # a damaged copy: the session is made from model.onnx (the same vectors), and the copy
+    # is removed, to be made again by the next load
+    (remade.parent / "weights.bin").write_bytes(b"")
+    assert np.array_equal(OnnxEmbedder(model_dir=copy).encode(texts), vectors)
+    assert not remade.parent.exists()
+    assert np.array_equal(OnnxEmbedder(model_dir=copy).encode(texts), vectors)
+    assert onnx_mapped.mapped_model(model) == remade
 
 
 def test_cli_builds_only_the_command_it_runs() -> None:

@@ -12,6 +12,7 @@ from ..errors import IndexFormatError
 from ..search.request import SearchOptions
 from ..search.retrieve import Ranked
 from ..store.segments import SegmentedStore
+from ..util import unique_sorted
 from .hits import Hit, Parts, fold_copies, to_hit
 
 
@@ -25,7 +26,7 @@ def ranked_hits(
 ) -> list[list[Hit]]:
     """The best ``opts.k`` hits of each query's ranking (``where``: the index, named when
     rows are missing from its damaged chunk database)."""
-    wanted = np.unique(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
+    wanted = unique_sorted(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
     records = store.fetch(wanted)
     if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
         raise IndexFormatError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 
 import typer
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    _light_start(sys.argv[1:] if argv is None else argv)
     try:
         result = _narrowed(argv)(args=argv, prog_name="semsearch", standalone_mode=False)
     except SemsearchError as exc:
@@ -76,6 +78,21 @@ def _narrowed(argv: list[str] | None) -> typer.Typer:
     narrow = copy.copy(app)
     narrow.registered_commands = named
     return narrow
+
+
+#: Commands that run once and exit, where start-up is most of the time.
+_ONE_SHOT = ("query",)
+
+
+def _light_start(args: list[str]) -> None:
+    """Before NumPy loads (nothing on the CLI's path has imported it yet), a one-shot
+    command's NumPy gets one BLAS thread: its OpenBLAS otherwise starts a thread per core as
+    it loads, and their busy-waiting cost a cold query ~0.03 s of CPU on the 2-core machine
+    (docs/front-door.md, stop 30). A query's products already stay on one thread
+    (``index.base.row_dots`` keeps each below OpenBLAS's threading size) and the ONNX session
+    has threads of its own. A value the user set is kept."""
+    if args and args[0] in _ONE_SHOT:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _command_name(command: CommandInfo) -> str | None:

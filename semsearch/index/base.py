@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import UsageError
+from ..util import unique_sorted
 
 BACKENDS = ("auto", "faiss", "numpy")
 #: Rows of the database scored at once by the NumPy backend; bounds temporary memory.
@@ -167,7 +168,7 @@ def check_subset(subset: np.ndarray, n: int) -> np.ndarray:
     if ids.size and (ids.min() < 0 or ids.max() >= n):
         raise UsageError(f"subset ids must lie in [0, {n}), got {ids.min()}..{ids.max()}")
     if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
-        ids = np.unique(ids)
+        ids = unique_sorted(ids)
     return ids
 
 

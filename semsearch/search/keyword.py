@@ -16,6 +16,7 @@ from ..store.bm25 import Scored
 from ..store.postings import CHUNK, DOC
 from ..store.segmented_keyword import SegmentedKeyword as KeywordIndex
 from ..store.tokenize import is_cjk, query_languages, terms
+from ..util import unique_sorted
 from . import feedback as fb
 
 #: Matching chunks taken per document among the best documents (a long document's best).
@@ -213,9 +214,9 @@ def keyword_hits(
     if len(top):
         inside = _member(kw.doc_of(rows), top)
         more = rows[inside][_best(rows[inside], scores[inside], DOC_CHUNK_FACTOR * depth)]
-        best = np.union1d(best, more)
+        best = unique_sorted(np.concatenate([best, more]))
     else:
-        best = np.unique(best)
+        best = unique_sorted(best)
     full = kw.full_match(weighted)
     return KeywordHits(
         best, chunks, docs, np.sort(top), full, tuple(qt), full_evidence(kw, weighted, full)

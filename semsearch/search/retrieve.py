@@ -18,6 +18,7 @@ from ..index.base import SearchResult, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
+from ..util import unique_sorted
 from .fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
@@ -155,7 +156,7 @@ def _hybrid(
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
         drows, dcos = pool[n][0][:depth], pool[n][1][:depth]
-        rows = np.union1d(drows, h.rows)
+        rows = unique_sorted(np.concatenate([drows, h.rows]))
         docs = kw.doc_of(rows)
         vecs = np.asarray(vectors[rows], np.float32)
         cos = row_dots(vecs, qvecs[n])
@@ -297,7 +298,7 @@ def _signals(
     docs = kw.doc_of(rows)
     defining = np.zeros(len(rows), np.int8)
     factor = np.ones(len(rows), np.float64)
-    keys = np.unique(docs)
+    keys = unique_sorted(docs)
     kinds = kw.doc_ids(keys.tolist(), "kind")
     code_keys = keys[np.array([kinds[int(d)] == CodeReader.kind for d in keys], bool)]
     if not len(code_keys):
