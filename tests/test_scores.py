@@ -25,14 +25,14 @@ DOCS = [
 
 
 def _oracle_bm25(docs: list[str], query: str) -> tuple[list[float], float]:
-    """BM25 (k1 1.2, b 0.75, Lucene's idf) by hand over the same terms, and a full match's score."""
+    """FTS5's BM25 (k1 1.2, b 0.75) by hand over the same terms, and a full match's score."""
     toks = [terms(d) for d in docs]
     avg = sum(map(len, toks)) / len(toks)
     q = terms(query)
     idf = {}
     for t in set(q):
         n = sum(t in d for d in toks)
-        idf[t] = math.log(1 + (len(toks) - n + 0.5) / (n + 0.5)) if n else 0.0
+        idf[t] = max(math.log((len(toks) - n + 0.5) / (n + 0.5)), 1e-6) if n else 0.0
     scores = []
     for d in toks:
         s = 0.0

@@ -1,9 +1,11 @@
-"""BM25 in parts that one process and the shard groups share: the idf of a term, one
-term's contribution to its units, the sum over terms per unit, and a query's term weights.
+"""BM25 as FTS5 computes it, in parts that one process and the shard groups share: the
+idf of a term, one term's contribution to its units, the sum over terms per unit, and a
+query's term weights.
 
-k1 = 1.2 and b = 0.75 as in FTS5; the idf is Lucene's (bm25s's default), which stays
-positive for a term in most units, where FTS5's ``ln((N - n + 0.5) / (n + 0.5))`` falls
-to nothing at half of them (docs/ranking.md, "Keyword vs bm25s on nine collections")."""
+The idf stays FTS5's, not Lucene's (bm25s's): on nine collections each misses the keyword
+goal on one by 0.001-0.003, and Lucene's, nearer between the chunk and document levels,
+lets a hybrid's keyword part saturate less among strong matches, which flipped the seeds'
+"trade decline" to a worse chunk (docs/ranking.md, round 4)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,8 @@ K1, B = 1.2, 0.75
 
 
 def idf(n: int, df: int) -> float:
-    """Lucene's idf of a term held by ``df`` of ``n`` units: ``ln(1 + (n - df + 0.5) /
-    (df + 0.5))``, floored at 1e-6."""
-    return max(math.log(1.0 + (n - df + 0.5) / (df + 0.5)), 1e-6)
+    """FTS5's idf of a term held by ``df`` of ``n`` units, floored at 1e-6."""
+    return max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
 
 
 def bm25(tfs: np.ndarray, lengths: np.ndarray, weight: float, avgdl: float) -> np.ndarray:

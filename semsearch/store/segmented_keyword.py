@@ -29,8 +29,9 @@ class SegmentedKeyword:
     (unit count, document frequency, average length) taken over all live segments: the
     scores equal those of the same documents written as one segment.
 
-    The formula is :mod:`.bm25`'s (k1 = 1.2, b = 0.75, Lucene's idf, a repeated query
-    term counted again)."""
+    The formula is FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, idf = ln((N - n + 0.5) /
+    (n + 0.5)) floored at 1e-6, a repeated query term counted again), so rankings match
+    the index format before segments."""
 
     def __init__(self, store: SegmentedStore) -> None:
         self._store = store
