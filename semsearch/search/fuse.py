@@ -14,11 +14,12 @@
   or one the model's vocabulary splits into pieces of a character or two (Chinese) gets a
   smaller dense weight, as an English model's cosines say little there. Chosen by leaving
   one of nine collections out at a time (docs/ranking.md).
-* code: where most of a query's best dense candidates look like source code
-  (:func:`on_code`, :mod:`.codelike`: their content, not their file names), the dense
-  weight is :data:`CODE_RULE`'s and the dense side gets no feedback: natural-language
-  questions against code are the dense model's strength and keyword evidence is thin
-  there (CoSQA; chosen on its ``dev`` qrels, docs/ranking.md).
+* code given as plain text: where most of a query's best dense candidates look like
+  source code (:func:`on_code`, :mod:`.codelike`: by their content) and no reader made
+  them code, the dense weight is :data:`CODE_RULE`'s and the dense side gets no feedback.
+  Without the code reader's signals (definitions, paths) keyword evidence is thin on code,
+  and feedback pulls a query towards its first pass's other functions (CoSQA; chosen on
+  its ``dev`` qrels; files the code reader made keep the default, docs/ranking.md).
 
 Pure functions on arrays, so each can be checked against a hand computation.
 """
