@@ -94,17 +94,36 @@ def query_texts(name: str) -> dict[str, str]:
         return {str(r["_id"]): r["text"] for r in map(json.loads, f)}
 
 
+def code_share(name: str, qs: list[Query]) -> np.ndarray:
+    """Per query: the share of its ten best dense documents that look like code
+    (:func:`semsearch.search.codelike.looks_like_code`), what :func:`fuse.on_code` gates on."""
+    from semsearch.search.codelike import looks_like_code
+
+    with open(EVAL / name.split("-dev")[0] / "corpus.jsonl", encoding="utf-8") as f:
+        code = {str(r["_id"]): looks_like_code(r.get("text", "")) for r in map(json.loads, f)}
+    out = np.zeros(len(qs))
+    for i, q in enumerate(qs):
+        top = np.argsort(-doc_max(q, q.cos.astype(np.float64)), kind="stable")[:10]
+        out[i] = np.mean([code[str(d)] for d in q.docs[top]]) if len(top) else 0.0
+    return out
+
+
 def prepare(name: str, model: str | None, norms: Sequence[str]) -> dict[str, np.ndarray]:
     """The collection's per-query table and features, cached beside its dump."""
     suffix = f"@{model}" if model else ""
-    cached = ranking_fusion.WORK / f"adaptive_{name}{suffix}.npz"
+    variant = f"~{ranking_fusion.KEYWORD}" if ranking_fusion.KEYWORD else ""
+    cached = ranking_fusion.WORK / f"adaptive_{name}{suffix}{variant}.npz"
+    norms = sorted({*norms, "bg0"})  # the code gate's normalisation (score_rule)
+    split = "dev" if name.endswith("-dev") else "test"
+    qrels = read_qrels(EVAL / name.split("-dev")[0] / "qrels" / f"{split}.tsv")
     if cached.exists():
         z = np.load(cached)
         out = {k: z[k] for k in z.files}
         if all(not np.isnan(out["grid"][NORMS.index(n)]).any() for n in norms):
+            if "code" not in out:
+                out["code"] = code_share(name, load(name + suffix, qrels))
+                np.savez(cached, **out)
             return out
-    split = "dev" if name.endswith("-dev") else "test"
-    qrels = read_qrels(EVAL / name.split("-dev")[0] / "qrels" / f"{split}.tsv")
     qs = load(name + suffix, qrels)
     texts = query_texts(name)
     from semsearch.embed import load_embedder
@@ -116,7 +135,7 @@ def prepare(name: str, model: str | None, norms: Sequence[str]) -> dict[str, np.
     ]
     grid, plain = table(qs, norms)
     out = {"qid": np.array([q.qid for q in qs]), "grid": grid, "plain": plain,
-           "feats": np.array(feats, np.float64)}  # fmt: skip
+           "feats": np.array(feats, np.float64), "code": code_share(name, qs)}  # fmt: skip
     np.savez(cached, **out)
     return out
 
@@ -126,11 +145,18 @@ class Rule(NamedTuple):
     weight: fuse.WeightRule
 
 
-def score_rule(data: dict[str, np.ndarray], rule: Rule) -> np.ndarray:
-    """Per-query nDCG@10 under ``rule`` (its weight looked up at the nearest tabulated)."""
+def score_rule(data: dict[str, np.ndarray], rule: Rule, code: bool = True) -> np.ndarray:
+    """Per-query nDCG@10 under ``rule`` (its weight looked up at the nearest tabulated);
+    with ``code``, a query whose candidates look like code is scored as :func:`fuse.on_code`
+    fuses it (:data:`fuse.CODE_RULE`'s weight, the dense part without feedback)."""
     w = rule.weight.weight(fuse.QuerySignals(*data["feats"].T))
     j = np.clip(np.round(w / (W[1] - W[0])).astype(int), 0, len(W) - 1)
-    return data["grid"][NORMS.index(rule.norm), np.arange(len(w)), j]
+    out = data["grid"][NORMS.index(rule.norm), np.arange(len(w)), j]
+    if code and "code" in data:
+        at = int(np.argmin(np.abs(W - fuse.CODE_RULE.alpha)))
+        gated = data["code"] >= fuse.CODE_GATE
+        out = np.where(gated, data["grid"][NORMS.index("bg0"), :, at], out)
+    return out
 
 
 def grid_rules() -> list[Rule]:
@@ -156,8 +182,10 @@ def main() -> int:
     ap.add_argument("--names", nargs="*", default=NAMES)
     ap.add_argument("--norms", nargs="*", default=NORMS, choices=NORMS)
     ap.add_argument("--work", type=Path, default=ranking_fusion.WORK, help="where the dumps are")
+    ap.add_argument("--keyword", default="", help="a keyword variant dumped with --also")
     a = ap.parse_args()
     ranking_fusion.WORK = WORK = a.work
+    ranking_fusion.KEYWORD = a.keyword
     t0 = time.time()
     suffix = f"@{a.model}" if a.model else ""
     names = [n for n in a.names if (WORK / f"dump_{n}{suffix}.npz").exists()]

@@ -72,6 +72,9 @@ def main() -> int:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--split", default="test")
     ap.add_argument("--model", default=None, help="embedding model (default: semsearch's)")
+    ap.add_argument(
+        "--also", nargs="*", default=[], help="keyword variants of ranking_bm25 also dumped"
+    )
     a = ap.parse_args()
     t0 = time.time()
     c = open_cached(a.dataset, a.split, a.model)
@@ -82,8 +85,15 @@ def main() -> int:
     queries = list(col.queries)
     qv = emb.encode([q.text for q in queries], kind="query")
     first = R._dense(v.index, qv, CHUNK_DEPTH, None)
+    from benchmarks.ranking_bm25 import patched
+
     rec: dict[str, list[np.ndarray]] = {k: [] for k in ("doc", "cos", "cos2", "kw", "off")}
     per_q: dict[str, list[float]] = {k: [] for k in ("floor", "floor2", "full", "nterms")}
+    also = {}  # variant -> each query's keyword hits under it
+    for variant in a.also:
+        with patched(variant):
+            also[variant] = [keyword_hits(kw, q.text, CHUNK_DEPTH) for q in queries]
+        rec[f"kw_{variant}"], per_q[f"full_{variant}"] = [], []
     moved = np.empty_like(qv)
     stage = []
     for n, q in enumerate(queries):
@@ -103,6 +113,8 @@ def main() -> int:
     for n in range(len(queries)):
         h, rows0 = stage[n]
         rows = np.union1d(second[n][0], rows0)
+        for hits in also.values():
+            rows = np.union1d(rows, hits[n].rows)
         dids = kw.doc_of(rows)
         vecs = np.asarray(v.vectors[rows], np.float32)
         names = kw.doc_ids(np.unique(dids).tolist())
@@ -111,6 +123,10 @@ def main() -> int:
         rec["cos2"].append((vecs @ moved[n]).astype(np.float32))
         rec["kw"].append(h.evidence(rows, dids).astype(np.float32))
         rec["off"].append(np.asarray([len(rows)]))
+        for variant, hits in also.items():
+            with patched(variant):
+                rec[f"kw_{variant}"].append(hits[n].evidence(rows, dids).astype(np.float32))
+            per_q[f"full_{variant}"].append(hits[n].full_match)
         per_q["floor"].append(R._floor(first[n][1]))
         per_q["floor2"].append(R._floor(second[n][1]))
         per_q["full"].append(h.full_match)

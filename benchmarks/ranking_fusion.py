@@ -24,6 +24,9 @@ from semsearch.evaluation.compare import paired
 from semsearch.search import fuse
 
 WORK = Path(__file__).resolve().parent / "_work"
+#: The dumps' keyword evidence read: "" for the default's, else a variant dumped beside it
+#: (``ranking_dump.py --also VARIANT``: ``kw_VARIANT``, ``full_VARIANT``).
+KEYWORD = ""
 EVAL = Path("/work/shared/eval")
 NAMES = ["scifact", "med", "cacm", "npl", "arguana", "trec-dl19-pool", "cosqa", "xquad-de",
          "xquad-zh"]  # fmt: skip
@@ -61,7 +64,7 @@ def _trim(z: dict[str, np.ndarray], start: int, end: int) -> np.ndarray:
     if end - start <= KEEP:
         return np.arange(start, end)
     keep = np.zeros(end - start, bool)
-    for col in ("cos", "cos2", "kw"):
+    for col in ("cos", "cos2", f"kw_{KEYWORD}" if KEYWORD else "kw"):
         keep[np.argsort(-z[col][start:end], kind="stable")[:KEEP]] = True
     return start + np.flatnonzero(keep)
 
@@ -69,6 +72,8 @@ def _trim(z: dict[str, np.ndarray], start: int, end: int) -> np.ndarray:
 def load(name: str, qrels: dict[str, dict[str, int]]) -> list[Query]:
     z = np.load(WORK / f"dump_{name}.npz")
     z = {k: z[k] for k in z.files}  # read each array once
+    if KEYWORD:
+        z["kw"], z["full"] = z[f"kw_{KEYWORD}"], z[f"full_{KEYWORD}"]
     out, start = [], 0
     for n, qid in enumerate(z["qid"].tolist()):
         end = start + int(z["off"][n])

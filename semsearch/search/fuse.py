@@ -14,6 +14,12 @@
   or one the model's vocabulary splits into pieces of a character or two (Chinese) gets a
   smaller dense weight, as an English model's cosines say little there. Chosen by leaving
   one of nine collections out at a time (docs/ranking.md).
+* code given as plain text: where most of a query's best dense candidates look like
+  source code (:func:`on_code`, :mod:`.codelike`: by their content) and no reader made
+  them code, the dense weight is :data:`CODE_RULE`'s and the dense side gets no feedback.
+  Without the code reader's signals (definitions, paths) keyword evidence is thin on code,
+  and feedback pulls a query towards its first pass's other functions (CoSQA; chosen on
+  its ``dev`` qrels; files the code reader made keep the default, docs/ranking.md).
 
 Pure functions on arrays, so each can be checked against a hand computation.
 """
@@ -26,12 +32,14 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ..store.bm25 import K1
+
 if TYPE_CHECKING:
     from ..embed import Embedder
 #: Candidates whose scores measure a list's confidence (:func:`confidence`).
 CONFIDENCE_TOP = 10
-#: FTS5's BM25 k1 + 1: a word's score approaches idf x this as it repeats.
-K1_PLUS_1 = 2.2
+#: BM25's k1 + 1: a word's score approaches idf x this as it repeats.
+K1_PLUS_1 = K1 + 1.0
 #: Pseudo-relevance feedback: the query vector moves towards the mean vector of the first
 #: pass's best FEEDBACK_DOCS hits (distinct documents) with this weight (README).
 FEEDBACK_WEIGHT = 1.0
@@ -120,6 +128,12 @@ class WeightRule:
 #: 0.05, as its cosines add little to BM25 on any of the nine).
 RULE = WeightRule(alpha=0.45, fit=0.5, vocab=0.5)
 MODEL_RULES = {"static": WeightRule(alpha=0.05)}
+#: A query whose best ``CODE_SAMPLE`` dense candidates are at least ``CODE_GATE`` code-like
+#: is fused by ``CODE_RULE``, without dense feedback (chosen on CoSQA's dev qrels; it never
+#: fires on the eight prose collections; docs/ranking.md).
+CODE_SAMPLE = 10
+CODE_GATE = 0.5
+CODE_RULE = WeightRule(alpha=0.75)
 
 
 class Reading(NamedTuple):
@@ -129,6 +143,7 @@ class Reading(NamedTuple):
     foreign: float  # the query is in a language the model was not trained on
     split: float  # the model's vocabulary breaks the query into pieces of 1-2 characters
     rule: WeightRule = RULE
+    feedback: bool = True  # the dense side's pseudo-relevance feedback applies
 
 
 #: A query the model reads.
@@ -169,6 +184,18 @@ def readings(embedder: Embedder, texts: Sequence[str]) -> list[Reading]:
         per_token = chars / tokens if tokens else WHOLE_TOKEN
         out.append(Reading(foreign_share(text), split_share(per_token), rule))
     return out
+
+
+def on_code(reading: Reading, texts: Sequence[str]) -> Reading:
+    """``reading`` for a query whose best dense candidates are ``texts``: :data:`CODE_RULE`
+    and no dense feedback when at least :data:`CODE_GATE` of them look like code. Only
+    the default rule is replaced (another model's own rule stays)."""
+    from .codelike import looks_like_code
+
+    if reading.rule != RULE or not texts:
+        return reading
+    share = sum(map(looks_like_code, texts)) / len(texts)
+    return reading._replace(rule=CODE_RULE, feedback=False) if share >= CODE_GATE else reading
 
 
 class QuerySignals(NamedTuple):

@@ -20,6 +20,7 @@ from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
 from ..util import unique_sorted
 from .fuse import (
+    CODE_SAMPLE,
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
@@ -29,6 +30,7 @@ from .fuse import (
     dense_weight,
     feedback_query,
     keyword_part,
+    on_code,
     order,
     readings,
 )
@@ -107,12 +109,23 @@ def retrieve(
         else:
             qvecs = query_vectors(embedder, queries)
             pool = _found(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
-            reads = readings(embedder, queries)
+            reads = [
+                on_code(r, _plain_texts(store, p[0][:CODE_SAMPLE]))
+                for r, p in zip(readings(embedder, queries), pool, strict=True)
+            ]
             ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
     ]
+
+
+def _plain_texts(store: SegmentedStore, rows: np.ndarray) -> list[str]:
+    """The texts of ``rows`` as :func:`.fuse.on_code` reads them: "" for a chunk the code
+    reader made (its file's code signals apply instead, :mod:`.group`)."""
+    from ..ingest.readers.text import CodeReader
+
+    return [c.text if c.kind != CodeReader.kind else "" for c in store.fetch(rows).values()]
 
 
 def _dense(
@@ -166,7 +179,8 @@ def _hybrid(
             FEEDBACK_ALPHA,
         )
         best = _best_documents(order(rows, s), docs, FEEDBACK_DOCS)
-        moved[n] = feedback_query(qvecs[n], vecs[best], FEEDBACK_WEIGHT)
+        weight = FEEDBACK_WEIGHT if reads[n].feedback else 0.0
+        moved[n] = feedback_query(qvecs[n], vecs[best], weight)
         first.append(Candidates(rows, docs, vecs))
     out = []
     for n, h in enumerate(hits):
