@@ -4,6 +4,7 @@ and the cached query vectors (odd sizes, ties)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 import semsearch.store.segmented_keyword as segmented_keyword
 from semsearch import SemanticIndex
+from semsearch.errors import ModelError
 from semsearch.index import build_vector_index
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
 from semsearch.search import fuse, query_vectors, retrieve
@@ -256,6 +258,66 @@ def test_the_query_vector_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     calls = emb.calls
     query_vectors.query_vectors(emb, ["word0"])  # evicted: embedded again
     assert emb.calls == calls + 1
+
+
+class _Gated(FakeEmbedder):
+    """Embeds only once ``gate`` is set, in whichever thread asks; ``fail`` raises instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.threads: list[str] = []
+        self.fail = False
+
+    def encode(self, texts, *, kind="document"):  # type: ignore[no-untyped-def]
+        self.threads.append(threading.current_thread().name)
+        assert self.gate.wait(10)
+        if self.fail:
+            raise ModelError("the model broke")
+        return super().encode(texts, kind=kind)
+
+
+def test_vectors_embedded_beside_the_caller_equal_those_embedded_inline() -> None:
+    emb = _Gated()
+    texts = ["harbour gull", "keel", "harbour gull"]
+    pending = query_vectors.vectors_soon(emb, texts)  # returns before the model has run
+    busy = query_vectors.vectors_soon(emb, ["tide"])  # the one worker is busy: caller's
+    emb.gate.set()
+    assert np.array_equal(pending(), FakeEmbedder().encode(texts, kind="query"))
+    assert emb.threads[0].startswith("semsearch-query")
+    assert np.array_equal(busy(), FakeEmbedder().encode(["tide"], kind="query"))
+    assert emb.threads[-1] == threading.current_thread().name
+    calls = emb.calls
+    assert np.array_equal(query_vectors.vectors_soon(emb, ["keel"])(), pending()[[1]])
+    assert emb.calls == calls  # cached: no model run, no thread
+    emb.fail = True
+    failing = query_vectors.vectors_soon(emb, ["reef"])
+    with pytest.raises(ModelError, match="broke"):
+        failing()
+    emb.fail = False  # the worker is free again after a failure
+    later = query_vectors.vectors_soon(emb, ["mast"])
+    assert np.array_equal(later(), FakeEmbedder().encode(["mast"], kind="query"))
+    assert emb.threads[-1].startswith("semsearch-query")
+
+
+def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
+    rng = np.random.default_rng(7)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 8)))) for _ in range(83)]
+    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
+    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "zzz wave"]
+    beside = []
+    for q in queries:
+        query_vectors.clear()
+        beside.append([(h.chunk_id, h.score) for h in index.search(q, k=9, mode="hybrid")])
+    inline = lambda emb, qs: lambda: query_vectors.query_vectors(emb, qs)  # noqa: E731
+    monkeypatch.setattr(retrieve, "vectors_soon", inline)
+    for q, want in zip(queries, beside, strict=True):
+        query_vectors.clear()
+        assert [(h.chunk_id, h.score) for h in index.search(q, k=9, mode="hybrid")] == want
 
 
 # --- BM25 sums and document membership over many postings ---------------------------------------

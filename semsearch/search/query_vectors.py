@@ -3,17 +3,22 @@ texts) answers a repeated query (the page's live search, a second page of hits, 
 question again) without the model. The model's vector of a text is the same alone or in
 any batch, so a cached vector is the one the model would give.
 
-(Embedding in a worker thread while the keyword side runs was tried and dropped: the
-worker needs the GIL back after ONNX returns and waited out the interpreter's switch
-interval, ~3 ms a query; docs/segments.md.)
+:func:`vectors_soon` embeds in a worker thread while the caller goes on (a hybrid search's
+keyword side): ONNX Runtime releases the GIL while the model runs. The caller waits until
+the worker has started, so the worker does not wait out the interpreter's switch interval
+(5 ms) for the GIL while the caller runs Python (why a first attempt lost ~3 ms a query;
+docs/segments.md). One worker per process: when it is busy (concurrent searches already
+use the cores) the vectors are computed by the caller, when it asks for them.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,6 +26,8 @@ from ..embed import Embedder
 
 #: Query texts whose vectors are kept per embedder (384 floats each: 1.5 KB).
 CACHED = 512
+#: Worker threads that embed queries beside their callers (per process).
+WORKERS = 1
 
 _lock = threading.Lock()
 _caches: weakref.WeakKeyDictionary[Embedder, OrderedDict[str, np.ndarray]] = (
@@ -54,6 +61,46 @@ def query_vectors(embedder: Embedder, queries: Sequence[str]) -> np.ndarray:
             while len(cache) > CACHED:
                 cache.popitem(last=False)
     return out
+
+
+def vectors_soon(embedder: Embedder, queries: Sequence[str]) -> Callable[[], np.ndarray]:
+    """:func:`query_vectors` of ``queries``, started now in the worker thread when it is
+    free and some text is not cached; call the result for the vectors (the same ones:
+    the model's vector of a text does not depend on the thread). Errors are raised there."""
+    cache = _cache_of(embedder)
+    with _lock:
+        cached = cache is not None and all(q in cache for q in queries)
+    if cached or not _free.acquire(blocking=False):
+        return lambda: query_vectors(embedder, queries)
+    started = threading.Event()
+
+    def job() -> np.ndarray:
+        started.set()
+        try:
+            return query_vectors(embedder, queries)
+        finally:
+            _free.release()
+
+    try:
+        future = _worker().submit(job)
+    except RuntimeError:  # the interpreter is shutting down: no new threads
+        _free.release()
+        return lambda: query_vectors(embedder, queries)
+    started.wait()  # hand the GIL over until the worker runs (see the module's note)
+    return future.result
+
+
+_free = threading.BoundedSemaphore(WORKERS)
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """The process's worker pool (made again in a forked child, which has no threads)."""
+    global _pool
+    with _lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(WORKERS, "semsearch-query"))
+        return _pool[1]
 
 
 def _cache_of(embedder: Embedder) -> OrderedDict[str, np.ndarray] | None:

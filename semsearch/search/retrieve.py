@@ -33,7 +33,7 @@ from .fuse import (
 )
 from .group import definition_tiers, group_rows, path_factor, query_names, rescore_rows
 from .keyword import KeywordHits, keyword_hits
-from .query_vectors import query_vectors
+from .query_vectors import query_vectors, vectors_soon
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
 
@@ -85,7 +85,9 @@ def retrieve(
     store: SegmentedStore,
     vectors: SegmentedVectors,
 ) -> list[Ranked]:
-    """Rank rows for each query according to ``opts`` (checked by the caller)."""
+    """Rank rows for each query according to ``opts`` (checked by the caller). A hybrid
+    search embeds its queries in a worker thread while the keyword side runs."""
+    embedding = vectors_soon(embedder, queries) if opts.mode == "hybrid" else None
     subset = store.rows_where(opts.where) if opts.where else None
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -104,9 +106,9 @@ def retrieve(
             qvecs = np.zeros((0, 0))
             ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            qvecs = query_vectors(embedder, queries)
+            reads = readings(embedder, queries)  # (while the worker may still embed)
+            qvecs = embedding() if embedding else query_vectors(embedder, queries)
             pool = _found(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
-            reads = readings(embedder, queries)
             ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
