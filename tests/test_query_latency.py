@@ -4,6 +4,7 @@ and the cached query vectors (odd sizes, ties)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
@@ -60,6 +61,12 @@ def test_a_pool_starts_with_search_and_is_exactly_scored(
         assert len(set(i[real].tolist())) == real.sum()
         assert np.allclose(s[real], vectors[i[real]] @ qv, atol=1e-5)
         assert np.array_equal(order(i[real], s[real]), np.arange(real.sum()))  # sorted, ties
+    if got.vectors is not None:  # the rows it read to re-score, aligned with the ids
+        real = got.ids >= 0
+        assert np.array_equal(got.vectors[real], vectors[got.ids[real]])
+        assert not got.vectors[~real].any()
+    else:
+        assert index.index_type not in ("ivf", "ivfpq")  # they bring what they read
     if index.index_type == "flat":  # exact (numpy; faiss built small): the best max(k, pool)
         want_s, want_i = oracle(vectors, q, max(k, pool))
         assert np.allclose(got.scores, want_s, atol=1e-6)
@@ -94,6 +101,77 @@ def test_a_pool_over_segments_equals_one_index_over_the_live_rows(
         assert np.array_equal(many.search(q, k).ids, want_i[:, :k])
 
 
+@pytest.mark.parametrize("kinds", [("ivf", "ivf"), ("ivfpq", "ivf", "ivf"), ("ivf", "numpy")])
+@pytest.mark.parametrize("data", ["clustered", "ties"])
+def test_pools_merged_over_segments_keep_each_hits_vector(
+    kinds: tuple[str, ...], data: str
+) -> None:
+    sizes = [301 + 97 * i for i in range(len(kinds))]
+    n = sum(sizes)
+    vectors = clustered(n) if data == "clustered" else ties(n)
+    parts, offset = [], 0  # no tombstones: they make small segments answer exactly
+    for size, kind in zip(sizes, kinds, strict=True):
+        block = vectors[offset : offset + size]
+        backend = "numpy" if kind == "numpy" else "faiss"
+        searcher = build_vector_index(backend, DIM, block, "flat" if kind == "numpy" else kind)
+        parts.append(Part(searcher, offset, size, np.zeros(0, np.int64)))
+        offset += size
+    many = SegmentedIndex(DIM, parts)
+    q = clustered(3, seed=5) if data == "clustered" else ties(3)
+    for k, pool in ((4, 50), (10, 1024)):
+        got = many.search_pool(q, k, pool)
+        alone = [p.searcher.search_pool(q, k, pool) for p in parts]
+        real = got.ids >= 0
+        for s, i in zip(got.scores, got.ids, strict=True):  # sorted, ties to the smaller row
+            assert np.array_equal(order(i[i >= 0], s[i >= 0]), np.arange((i >= 0).sum()))
+        if "numpy" in kinds:
+            assert got.vectors is None and alone[-1].vectors is None
+        else:
+            assert got.vectors is not None
+            assert np.array_equal(got.vectors[real], vectors[got.ids[real]])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rows_read_from_the_pool_equal_rows_read_from_the_files(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(-2, 3, (83, 8)).astype(np.float32)
+    vectors = SegmentedVectors(8, [data[:30], data[30:31], data[31:]])
+    pool = rng.permutation(83)[: 1 + 13 * seed]  # any order, as a pool is (by score)
+    rows = np.unique(rng.integers(0, 83, 1 + 9 * seed))
+    brought = retrieve.Pooled(pool, np.zeros(len(pool)), data[pool])
+    assert np.array_equal(retrieve._read(rows, brought, vectors), data[rows])
+    bare = retrieve.Pooled(pool, np.zeros(len(pool)), None)
+    assert np.array_equal(retrieve._read(rows, bare, vectors), data[rows])
+    empty = retrieve.Pooled(pool[:0], np.zeros(0), data[:0])
+    assert np.array_equal(retrieve._read(rows, empty, vectors), data[rows])
+
+
+def test_hybrid_hits_are_the_same_whether_the_pool_brings_its_vectors_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = ("harbour lighthouse tide anchor sail rope gull wave reef keel mast dock "
+             "pier buoy hull cove").split()  # fmt: skip
+    rng = np.random.default_rng(11)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 9)))) for _ in range(611)]
+    index = SemanticIndex(
+        embedder=FakeEmbedder(), path=tmp_path / "ix", backend="faiss", index_type="ivf"
+    )
+    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    assert index._require_view().index.index_type == "ivf"
+    monkeypatch.setattr(retrieve, "CANDIDATES", 37)  # fewer than the pool: the pool matters
+    queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "cove buoy"]
+    real = retrieve._pooled
+    seen: list[bool] = []
+    monkeypatch.setattr(
+        retrieve, "_pooled", lambda p: seen.append(p.vectors is not None) or real(p)
+    )
+    brought = [[(h.chunk_id, h.score) for h in index.search(q, k=15)] for q in queries]
+    assert seen == [True] * len(queries)
+    monkeypatch.setattr(retrieve, "_pooled", lambda p: real(p._replace(vectors=None)))
+    for q, want in zip(queries, brought, strict=True):
+        assert [(h.chunk_id, h.score) for h in index.search(q, k=15)] == want
+
+
 # --- the hybrid pass: vectors read once, feedback documents, pool = a second search -------------
 
 
@@ -120,15 +198,16 @@ def test_the_moved_querys_best_pool_rows_read_only_what_the_first_pass_lacks(see
     first = retrieve.Candidates(first_rows, first_rows // 3, data[first_rows])
     pool = rng.permutation(97)[: 20 + 17 * seed]
     moved = rng.integers(-2, 3, 8).astype(np.float32)
-    for depth in (1, 7, 200):
+    for depth, brought in itertools.product((1, 7, 200), (False, True)):
         reads.clear()
-        more, vecs, floor = retrieve._moved_best(pool, first, moved, counted, depth)
+        pooled = retrieve.Pooled(pool, np.zeros(len(pool)), data[pool] if brought else None)
+        more, vecs, floor = retrieve._moved_best(pooled, first, moved, counted, depth)
         scores = data[pool] @ moved
         best = pool[np.lexsort((pool, -scores))[:depth]]  # brute force: ties to smaller row
         assert sorted(more.tolist()) == sorted(set(best.tolist()) - set(first_rows.tolist()))
         assert np.array_equal(vecs, data[more])
         assert floor == float((data[best] @ moved).min())
-        assert set(reads) == set(pool.tolist()) - set(first_rows.tolist())
+        assert set(reads) == (set() if brought else set(pool.tolist()) - set(first_rows.tolist()))
         got = first.extended(more, vecs, Docs())  # type: ignore[arg-type]
         rows = np.union1d(first_rows, more)
         assert np.array_equal(got.rows, rows)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..index.base import SearchResult, row_dots
+from ..index.base import Pool, SearchResult, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
@@ -108,7 +108,7 @@ def retrieve(
         else:
             reads = readings(embedder, queries)  # (while the worker may still embed)
             qvecs = embedding() if embedding else query_vectors(embedder, queries)
-            pool = _found(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
+            pool = _pooled(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
             ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
     return [
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
@@ -128,6 +128,24 @@ def _found(result: SearchResult) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
+class Pooled(NamedTuple):
+    """One query's dense pool: rows and cosines, best first, and the rows' vectors where the
+    index read them anyway (None: read them from the vector files)."""
+
+    rows: np.ndarray
+    cosines: np.ndarray
+    vecs: np.ndarray | None
+
+
+def _pooled(result: Pool) -> list[Pooled]:
+    """Each query's pool (``-1`` rows dropped, as in :func:`_found`)."""
+    vecs = result.vectors
+    return [
+        Pooled(i[i >= 0], s[i >= 0], None if vecs is None else vecs[n][i >= 0])
+        for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True))
+    ]
+
+
 def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
     """Chunks by keyword evidence (their document's BM25, if among the best documents, and
     their own); the score is the keyword part of :mod:`.fuse`, a fraction of the most BM25
@@ -140,7 +158,7 @@ def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
 
 def _hybrid(
     qvecs: np.ndarray,
-    pool: list[tuple[np.ndarray, np.ndarray]],
+    pool: list[Pooled],
     hits: list[KeywordHits],
     reads: list[Reading],
     kw: SegmentedKeyword,
@@ -152,14 +170,14 @@ def _hybrid(
     own dense weight (``reads``: how far the model is from reading it). ``pool``: each
     query's dense candidates, best first, more than the ``depth`` the first pass blends;
     the moved query's best ``depth`` are taken from them (no second vector search). Each
-    candidate's vector is read once."""
+    candidate's vector is read once, and not at all when the pool brought it."""
     first = []
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
-        drows, dcos = pool[n][0][:depth], pool[n][1][:depth]
+        drows, dcos = pool[n].rows[:depth], pool[n].cosines[:depth]
         rows = np.union1d(drows, h.rows)
         docs = kw.doc_of(rows)
-        vecs = np.asarray(vectors[rows], np.float32)
+        vecs = _read(rows, pool[n], vectors)
         cos = row_dots(vecs, qvecs[n])
         s = blend(
             dense_part(cos, _floor(dcos)),
@@ -171,7 +189,7 @@ def _hybrid(
         first.append(Candidates(rows, docs, vecs))
     out = []
     for n, h in enumerate(hits):
-        more, more_vecs, floor = _moved_best(pool[n][0], first[n], moved[n], vectors, depth)
+        more, more_vecs, floor = _moved_best(pool[n], first[n], moved[n], vectors, depth)
         rows, docs, vecs = first[n].extended(more, more_vecs, kw)
         evidence = h.evidence(rows, docs)
         dp = dense_part(row_dots(vecs, moved[n]), floor)
@@ -202,21 +220,40 @@ class Candidates(NamedTuple):
         return Candidates(rows[pos], docs[pos], np.concatenate([self.vecs, vecs])[pos])
 
 
+def _read(rows: np.ndarray, pool: Pooled, vectors: SegmentedVectors) -> np.ndarray:
+    """The vectors of ``rows``: the pool's where it brought them, the others read."""
+    if pool.vecs is None or not len(pool.rows):
+        return np.asarray(vectors[rows], np.float32)
+    sorter = np.argsort(pool.rows, kind="stable")
+    at = sorter[np.minimum(np.searchsorted(pool.rows, rows, sorter=sorter), len(sorter) - 1)]
+    known = pool.rows[at] == rows
+    out = np.empty((len(rows), pool.vecs.shape[1]), np.float32)
+    out[known] = pool.vecs[at[known]]
+    if not known.all():
+        out[~known] = vectors[rows[~known]]
+    return out
+
+
 def _moved_best(
-    pool: np.ndarray,
+    pooled: Pooled,
     first: Candidates,
     moved: np.ndarray,
     vectors: SegmentedVectors,
     depth: int,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """The feedback-moved query's best ``depth`` rows of ``pool`` (ties to the smaller row)
+    """The feedback-moved query's best ``depth`` rows of the pool (ties to the smaller row)
     that ``first`` lacks, their vectors, and the weakest moved cosine among the best (the
-    moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read."""
+    moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read,
+    and none when the pool brought its vectors."""
+    pool = pooled.rows
     at = np.minimum(np.searchsorted(first.rows, pool), max(len(first.rows) - 1, 0))
     known = first.rows[at] == pool if len(first.rows) else np.zeros(len(pool), bool)
-    vecs = np.empty((len(pool), moved.shape[0]), np.float32)
-    vecs[known] = first.vecs[at[known]]
-    vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
+    if pooled.vecs is not None:
+        vecs = pooled.vecs
+    else:
+        vecs = np.empty((len(pool), moved.shape[0]), np.float32)
+        vecs[known] = first.vecs[at[known]]
+        vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
     to_moved = row_dots(vecs, moved)
     best = order(pool, to_moved)[:depth]
     floor = float(to_moved[best].min()) if len(best) else 0.0
