@@ -130,7 +130,7 @@ class FaissIndex(VectorIndex):
             return super().search_pool(queries, k, pool, subset)
         named = np.isfinite(scores)
         if vecs is not None:
-            vecs = np.take_along_axis(vecs, at[:, :, None], 1)
+            vecs = vecs[np.arange(len(at))[:, None], at]  # rows, not one index per float
             vecs[~named] = 0.0
         return Pool(scores, np.where(named, found, -1), vecs)
 
