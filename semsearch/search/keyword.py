@@ -110,11 +110,12 @@ def edit_distances(a: str, cands: Sequence[str], limit: int) -> np.ndarray:
     Only candidates :func:`_close_bags` keeps are aligned (a 21-letter identifier against
     170 candidates took 31 ms)."""
     out = np.full(len(cands), limit + 1, np.int64)
-    keep = np.flatnonzero(_close_bags(a, cands, limit))
+    keep = np.flatnonzero(_close_bags(a, cands, limit)).tolist()
     if len(keep) > SCALAR_ALIGNMENTS:
         out[keep] = _aligned(a, [cands[i] for i in keep], limit)
-    for i in keep.tolist() if len(keep) <= SCALAR_ALIGNMENTS else ():
-        out[i] = edit_distance(a, cands[i], limit)
+    else:
+        for i in keep:
+            out[i] = edit_distance(a, cands[i], limit)
     return out
 
 
