@@ -5,10 +5,10 @@ any batch, so a cached vector is the one the model would give.
 
 :func:`vectors_soon` embeds in a worker thread while the caller goes on (a hybrid search's
 keyword side): ONNX Runtime releases the GIL while the model runs. The caller waits until
-the worker has started, so the worker does not wait out the interpreter's switch interval
-(5 ms) for the GIL while the caller runs Python (why a first attempt lost ~3 ms a query;
-docs/segments.md). One worker per process: when it is busy (concurrent searches already
-use the cores) the vectors are computed by the caller, when it asks for them.
+the worker has started (2 ms at most), so the worker does not wait out the interpreter's
+switch interval (5 ms) for the GIL while the caller runs Python (why a first attempt lost
+~3 ms a query; docs/segments.md). One worker per process: when it is busy (concurrent
+searches already use the cores) the vectors are computed by the caller, when it asks.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from ..embed import Embedder
 CACHED = 512
 #: Worker threads that embed queries beside their callers (per process).
 WORKERS = 1
+#: Seconds a caller waits at most for the worker to start.
+START_WAIT = 0.002
 
 _lock = threading.Lock()
 _caches: weakref.WeakKeyDictionary[Embedder, OrderedDict[str, np.ndarray]] = (
@@ -86,7 +88,9 @@ def vectors_soon(embedder: Embedder, queries: Sequence[str]) -> Callable[[], np.
     except RuntimeError:  # the interpreter is shutting down: no new threads
         _free.release()
         return lambda: query_vectors(embedder, queries)
-    started.wait()  # hand the GIL over until the worker runs (see the module's note)
+    # Hand the GIL over until the worker runs (see the module's note), but not for long: on
+    # a busy machine the worker may wait for a core, and the caller has work of its own.
+    started.wait(START_WAIT)
     return future.result
 
 
