@@ -356,7 +356,10 @@ class _Gated(FakeEmbedder):
         return super().encode(texts, kind=kind)
 
 
-def test_vectors_embedded_beside_the_caller_equal_those_embedded_inline() -> None:
+def test_vectors_embedded_beside_the_caller_equal_those_embedded_inline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
     emb = _Gated()
     texts = ["harbour gull", "keel", "harbour gull"]
     pending = query_vectors.vectors_soon(emb, texts)  # returns before the model has run
@@ -379,6 +382,17 @@ def test_vectors_embedded_beside_the_caller_equal_those_embedded_inline() -> Non
     assert emb.threads[-1].startswith("semsearch-query")
 
 
+def test_a_fast_embedder_embeds_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = _Gated()
+    emb.gate.set()
+    query_vectors.vectors_soon(emb, ["harbour"])()  # first: no cost known, the caller's
+    query_vectors.vectors_soon(emb, ["gull"])()  # the fake is fast: still the caller's
+    assert emb.threads == [threading.current_thread().name] * 2
+    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)  # as if it were slow
+    query_vectors.vectors_soon(emb, ["keel"])()
+    assert emb.threads[-1].startswith("semsearch-query")
+
+
 def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_side(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,6 +401,7 @@ def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_sid
     texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 8)))) for _ in range(83)]
     index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
     index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
     queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "zzz wave"]
     beside = []
     for q in queries:

@@ -13,8 +13,10 @@ searches already use the cores) the vectors are computed by the caller, when it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -30,11 +32,16 @@ CACHED = 512
 WORKERS = 1
 #: Seconds a caller waits at most for the worker to start.
 START_WAIT = 0.002
+#: Seconds per query text an embedder must have taken for its queries to be embedded in
+#: the worker: handing work over costs 40-110 us, more than a static model's whole query.
+WORTH_A_THREAD = 0.0003
 
 _lock = threading.Lock()
 _caches: weakref.WeakKeyDictionary[Embedder, OrderedDict[str, np.ndarray]] = (
     weakref.WeakKeyDictionary()
 )
+#: Each embedder's last measured seconds per query text.
+_costs: weakref.WeakKeyDictionary[Embedder, float] = weakref.WeakKeyDictionary()
 
 
 def query_vectors(embedder: Embedder, queries: Sequence[str]) -> np.ndarray:
@@ -43,9 +50,7 @@ def query_vectors(embedder: Embedder, queries: Sequence[str]) -> np.ndarray:
     cache = _cache_of(embedder)
     with _lock:
         missing = list(dict.fromkeys(q for q in queries if cache is None or q not in cache))
-    fresh = (
-        dict(zip(missing, embedder.encode(missing, kind="query"), strict=True)) if missing else {}
-    )
+    fresh = _embedded(embedder, missing) if missing else {}
     out = np.empty((len(queries), embedder.dim), np.float32)
     with _lock:
         for i, q in enumerate(queries):
@@ -65,14 +70,24 @@ def query_vectors(embedder: Embedder, queries: Sequence[str]) -> np.ndarray:
     return out
 
 
+def _embedded(embedder: Embedder, texts: list[str]) -> dict[str, np.ndarray]:
+    """The model's vector of each text, its cost per text noted."""
+    start = time.perf_counter()
+    vecs = embedder.encode(texts, kind="query")
+    with _lock, contextlib.suppress(TypeError):  # (an embedder that cannot be weakly keyed)
+        _costs[embedder] = (time.perf_counter() - start) / len(texts)
+    return dict(zip(texts, vecs, strict=True))
+
+
 def vectors_soon(embedder: Embedder, queries: Sequence[str]) -> Callable[[], np.ndarray]:
     """:func:`query_vectors` of ``queries``, started now in the worker thread when it is
-    free and some text is not cached; call the result for the vectors (the same ones:
-    the model's vector of a text does not depend on the thread). Errors are raised there."""
+    free, some text is not cached and the embedder was slow enough (:data:`WORTH_A_THREAD`)
+    last time; call the result for the vectors (the same ones: the model's vector of a text
+    does not depend on the thread). Errors are raised there."""
     cache = _cache_of(embedder)
     with _lock:
         cached = cache is not None and all(q in cache for q in queries)
-    if cached or not _free.acquire(blocking=False):
+    if cached or _cost_of(embedder) < WORTH_A_THREAD or not _free.acquire(blocking=False):
         return lambda: query_vectors(embedder, queries)
     started = threading.Event()
 
@@ -92,6 +107,15 @@ def vectors_soon(embedder: Embedder, queries: Sequence[str]) -> Callable[[], np.
     # a busy machine the worker may wait for a core, and the caller has work of its own.
     started.wait(START_WAIT)
     return future.result
+
+
+def _cost_of(embedder: Embedder) -> float:
+    """The embedder's last seconds per query text (0 before its first)."""
+    with _lock:
+        try:
+            return _costs.get(embedder, 0.0)
+        except TypeError:
+            return 0.0
 
 
 _free = threading.BoundedSemaphore(WORKERS)
