@@ -443,3 +443,45 @@ def test_member_equals_isin(seed: int) -> None:
     keys = rng.integers(0, 50 + 400 * seed, 1 + 997 * seed)
     few = np.unique(rng.integers(0, 60, seed * 3))
     assert np.array_equal(_member(keys, few), np.isin(keys, few))
+
+
+# --- code signals only for the rows that can still reach the best k ------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("grouped", [False, True])
+def test_signals_over_the_contenders_give_the_best_k_of_all_rows(seed: int, grouped: bool) -> None:
+    """Whatever tiers and file factors the signals give, ranking only the contenders gives
+    the best k (rows, scores and, grouped, each file's shown chunks) that ranking every
+    row gives: odd sizes, ties, negative scores (dense cosines)."""
+    from semsearch.search import group
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    rows = np.sort(rng.choice(5000, n, replace=False)).astype(np.int64)
+    if seed % 3 == 0:  # ties: a few distinct scores
+        scores = rng.integers(-2, 6, n) / 5.0
+    else:
+        scores = rng.normal(0.3, 0.3, n)
+    docs = rng.integers(0, max(1, n // int(rng.integers(1, 6))), n)
+    tiers = rng.choice([0, 0, 0, 1, 2], n).astype(np.int8)
+    by_doc = np.where(rng.random(docs.max() + 1) < 0.3, group.DOWNWEIGHT, 1.0)
+    factor = by_doc[docs]
+    for k in (1, 3, 10, 40):
+        keep = retrieve._contenders(scores, docs if grouped else rows, k)
+        if grouped:
+            full = group.group_rows(rows, scores, docs, tiers, factor)
+            part = group.group_rows(rows[keep], scores[keep], docs[keep], tiers[keep], factor[keep])
+            assert np.array_equal(part.rows[:k], full.rows[:k])
+            assert np.array_equal(part.scores[:k], full.scores[:k])
+            assert list(part.further[:k]) == list(full.further[:k])
+        else:
+            full_r = group.rescore_rows(rows, scores, tiers, factor)
+            part_r = group.rescore_rows(rows[keep], scores[keep], tiers[keep], factor[keep])
+            assert full_r is not None and part_r is not None
+            assert np.array_equal(rows[keep][part_r.positions][:k], rows[full_r.positions][:k])
+            assert np.array_equal(part_r.scores[:k], full_r.scores[:k])
+
+    tail = 1.0 / (1.0 + np.arange(300))  # a long tail: most rows cannot get in
+    kept = retrieve._contenders(tail, np.arange(300), 10)  # 3 / (1 + i) >= 0.8 / 10: i <= 36
+    assert kept.tolist() == list(range(37))
