@@ -459,10 +459,8 @@ def test_signals_over_the_contenders_give_the_best_k_of_all_rows(seed: int, grou
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 400))
     rows = np.sort(rng.choice(5000, n, replace=False)).astype(np.int64)
-    if seed % 3 == 0:  # ties: a few distinct scores
-        scores = rng.integers(-2, 6, n) / 5.0
-    else:
-        scores = rng.normal(0.3, 0.3, n)
+    ties = seed % 3 == 0  # a few distinct scores
+    scores = rng.integers(-2, 6, n) / 5.0 if ties else rng.normal(0.3, 0.3, n)
     docs = rng.integers(0, max(1, n // int(rng.integers(1, 6))), n)
     tiers = rng.choice([0, 0, 0, 1, 2], n).astype(np.int8)
     by_doc = np.where(rng.random(docs.max() + 1) < 0.3, group.DOWNWEIGHT, 1.0)
