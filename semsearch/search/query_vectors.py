@@ -20,11 +20,14 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..embed import Embedder
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 #: Query texts whose vectors are kept per embedder (384 floats each: 1.5 KB).
 CACHED = 512
@@ -123,7 +126,10 @@ _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _worker() -> ThreadPoolExecutor:
-    """The process's worker pool (made again in a forked child, which has no threads)."""
+    """The process's worker pool (made again in a forked child, which has no threads;
+    imported here: a cold query, whose embedder has no cost measured yet, never asks)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _lock:
         if _pool is None or _pool[0] != os.getpid():
