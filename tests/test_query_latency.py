@@ -1,11 +1,11 @@
 """The hybrid path's fast paths against brute-force oracles: the dense pool the feedback pass
-ranks from, the candidates' vectors read once, the feedback documents, the cached postings
-and the cached query vectors (odd sizes, ties)."""
+ranks from (and the rows it brings), the candidates' vectors read once, the feedback
+documents, the cached postings and the code signals' contenders (odd sizes, ties). Query
+vectors: tests/test_query_vectors.py."""
 
 from __future__ import annotations
 
 import itertools
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,9 @@ import pytest
 
 import semsearch.store.segmented_keyword as segmented_keyword
 from semsearch import SemanticIndex
-from semsearch.errors import ModelError
 from semsearch.index import build_vector_index
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
-from semsearch.search import fuse, query_vectors, retrieve
+from semsearch.search import fuse, retrieve
 from semsearch.search.fuse import order
 from semsearch.search.keyword import keyword_hits
 
@@ -284,7 +283,7 @@ def _two_search_reference(v, kw, text: str, depth: int) -> list[int]:  # type: i
     return rows[order(rows, final)].tolist()
 
 
-# --- cached postings and query vectors ----------------------------------------------------------
+# --- cached postings ----------------------------------------------------------
 
 
 def test_cached_postings_score_as_fresh_ones_within_their_budget(
@@ -311,107 +310,6 @@ def test_cached_postings_score_as_fresh_ones_within_their_budget(
                 assert np.array_equal(got.ids, w.ids) and np.array_equal(got.scores, w.scores)
             assert kw._cache_bytes <= 700
     assert kw._cache  # something was kept
-
-
-def test_a_repeated_query_is_embedded_once_and_gets_the_same_vector() -> None:
-    emb = FakeEmbedder()
-    texts = ["harbour gull", "keel", "harbour gull", "tide anchor"]
-    first = query_vectors.query_vectors(emb, texts)
-    assert emb.calls == 1
-    assert np.array_equal(first, emb.encode(texts, kind="query"))
-    calls = emb.calls
-    again = query_vectors.query_vectors(emb, ["keel", "harbour gull"])
-    assert emb.calls == calls  # all cached
-    assert np.array_equal(again, first[[1, 0]])
-    other = FakeEmbedder(dim=32)  # another embedder: its own cache
-    assert query_vectors.query_vectors(other, ["keel"]).shape == (1, 32)
-
-
-def test_the_query_vector_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(query_vectors, "CACHED", 3)
-    emb = FakeEmbedder()
-    for i in range(7):
-        query_vectors.query_vectors(emb, [f"word{i}"])
-    cache = query_vectors._cache_of(emb)
-    assert cache is not None and list(cache) == ["word4", "word5", "word6"]
-    calls = emb.calls
-    query_vectors.query_vectors(emb, ["word0"])  # evicted: embedded again
-    assert emb.calls == calls + 1
-
-
-class _Gated(FakeEmbedder):
-    """Embeds only once ``gate`` is set, in whichever thread asks; ``fail`` raises instead."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.threads: list[str] = []
-        self.fail = False
-
-    def encode(self, texts, *, kind="document"):  # type: ignore[no-untyped-def]
-        self.threads.append(threading.current_thread().name)
-        assert self.gate.wait(10)
-        if self.fail:
-            raise ModelError("the model broke")
-        return super().encode(texts, kind=kind)
-
-
-def test_vectors_embedded_beside_the_caller_equal_those_embedded_inline(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
-    emb = _Gated()
-    texts = ["harbour gull", "keel", "harbour gull"]
-    pending = query_vectors.vectors_soon(emb, texts)  # returns before the model has run
-    busy = query_vectors.vectors_soon(emb, ["tide"])  # the one worker is busy: caller's
-    emb.gate.set()
-    assert np.array_equal(pending(), FakeEmbedder().encode(texts, kind="query"))
-    assert emb.threads[0].startswith("semsearch-query")
-    assert np.array_equal(busy(), FakeEmbedder().encode(["tide"], kind="query"))
-    assert emb.threads[-1] == threading.current_thread().name
-    calls = emb.calls
-    assert np.array_equal(query_vectors.vectors_soon(emb, ["keel"])(), pending()[[1]])
-    assert emb.calls == calls  # cached: no model run, no thread
-    emb.fail = True
-    failing = query_vectors.vectors_soon(emb, ["reef"])
-    with pytest.raises(ModelError, match="broke"):
-        failing()
-    emb.fail = False  # the worker is free again after a failure
-    later = query_vectors.vectors_soon(emb, ["mast"])
-    assert np.array_equal(later(), FakeEmbedder().encode(["mast"], kind="query"))
-    assert emb.threads[-1].startswith("semsearch-query")
-
-
-def test_a_fast_embedder_embeds_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    emb = _Gated()
-    emb.gate.set()
-    query_vectors.vectors_soon(emb, ["harbour"])()  # first: no cost known, the caller's
-    query_vectors.vectors_soon(emb, ["gull"])()  # the fake is fast: still the caller's
-    assert emb.threads == [threading.current_thread().name] * 2
-    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)  # as if it were slow
-    query_vectors.vectors_soon(emb, ["keel"])()
-    assert emb.threads[-1].startswith("semsearch-query")
-
-
-def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_side(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
-    rng = np.random.default_rng(7)
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 8)))) for _ in range(83)]
-    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
-    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
-    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
-    queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "zzz wave"]
-    beside = []
-    for q in queries:
-        query_vectors.clear()
-        beside.append([(h.chunk_id, h.score) for h in index.search(q, k=9, mode="hybrid")])
-    inline = lambda emb, qs: lambda: query_vectors.query_vectors(emb, qs)  # noqa: E731
-    monkeypatch.setattr(retrieve, "vectors_soon", inline)
-    for q, want in zip(queries, beside, strict=True):
-        query_vectors.clear()
-        assert [(h.chunk_id, h.score) for h in index.search(q, k=9, mode="hybrid")] == want
 
 
 # --- BM25 sums and document membership over many postings ---------------------------------------
