@@ -21,6 +21,7 @@ from semsearch.search.keyword import keyword_hits
 
 from .conftest import FakeEmbedder
 from .test_index import DIM, clustered, oracle, ties
+from .test_query_vectors import WORDS, harbour_index
 
 faiss = pytest.importorskip("faiss")
 
@@ -148,14 +149,10 @@ def test_rows_read_from_the_pool_equal_rows_read_from_the_files(seed: int) -> No
 def test_hybrid_hits_are_the_same_whether_the_pool_brings_its_vectors_or_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    words = ("harbour lighthouse tide anchor sail rope gull wave reef keel mast dock "
-             "pier buoy hull cove").split()  # fmt: skip
-    rng = np.random.default_rng(11)
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 9)))) for _ in range(611)]
-    index = SemanticIndex(
-        embedder=FakeEmbedder(), path=tmp_path / "ix", backend="faiss", index_type="ivf"
+    words = [*WORDS, "pier", "buoy", "hull", "cove"]
+    index = harbour_index(
+        tmp_path / "ix", 611, 11, (2, 9), words, backend="faiss", index_type="ivf"
     )
-    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
     assert index._require_view().index.index_type == "ivf"
     monkeypatch.setattr(retrieve, "CANDIDATES", 37)  # fewer than the pool: the pool matters
     queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "cove buoy"]
@@ -241,11 +238,7 @@ def test_hybrid_from_a_pool_of_every_row_equals_a_second_exact_search(
 ) -> None:
     """With a pool holding every row, the moved query's best rows from the pool are those a
     second exact search finds: the ranking equals the two-search reference (below)."""
-    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
-    rng = np.random.default_rng(4)
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(3, 9)))) for _ in range(151)]
-    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
-    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    index = harbour_index(tmp_path / "ix", 151, 4, (3, 9), backend="numpy")
     monkeypatch.setattr(retrieve, "FEEDBACK_POOL", 10_000)
     monkeypatch.setattr(retrieve, "CANDIDATES", 23)  # fewer than the rows: the pool matters
     v = index._require_view()

@@ -16,6 +16,19 @@ from semsearch.search import query_vectors, retrieve
 
 from .conftest import FakeEmbedder
 
+WORDS = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
+
+
+def harbour_index(
+    path: Path, n: int, seed: int, sizes: tuple[int, int], words: list[str] = WORDS, **kw: str
+) -> SemanticIndex:
+    """An index of ``n`` texts of ``sizes`` (low, high: excluded) random harbour words."""
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(*sizes)))) for _ in range(n)]
+    index = SemanticIndex(embedder=FakeEmbedder(), path=path, **kw)  # type: ignore[arg-type]
+    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    return index
+
 
 def test_a_repeated_query_is_embedded_once_and_gets_the_same_vector() -> None:
     emb = FakeEmbedder()
@@ -100,11 +113,7 @@ def test_a_fast_embedder_embeds_in_the_callers_thread(monkeypatch: pytest.Monkey
 def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_side(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
-    rng = np.random.default_rng(7)
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 8)))) for _ in range(83)]
-    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
-    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    index = harbour_index(tmp_path / "ix", 83, 7, (2, 8), backend="numpy")
     monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
     queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "zzz wave"]
     beside = []
