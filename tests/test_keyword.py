@@ -168,3 +168,37 @@ def test_edit_distances_at_once_equal_one_at_a_time() -> None:
             got = edit_distances(a, words, limit)
             want = [min(edit_distance(a, w, limit), limit + 1) for w in words]
             assert [min(g, limit + 1) for g in got.tolist()] == want
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_edit_distances_of_long_identifiers_equal_one_at_a_time(seed: int) -> None:
+    """Long terms against many candidates of near length (code identifiers): the
+    character-count filter keeps every candidate within the limit, alone or among many."""
+    from semsearch.search.keyword import edit_distances
+
+    rng = np.random.default_rng(seed)
+    alphabet = list("abcdefghijklmnopqrstuvwxyz_" if seed % 2 else "abcd")
+    a = "".join(rng.choice(alphabet, size=13 + 4 * seed))
+    words = ["".join(rng.choice(alphabet, size=len(a) + int(rng.integers(-2, 3))))
+             for _ in range(150 + 97 * seed)]  # fmt: skip
+    for i in range(30):  # near misses: a few edits (swaps too) of ``a``
+        w = list(a)
+        for _ in range(int(rng.integers(0, 4))):
+            at = int(rng.integers(0, len(w) - 1))
+            op = int(rng.integers(0, 4))
+            if op == 0:
+                w[at] = str(rng.choice(alphabet))
+            elif op == 1:
+                del w[at]
+            elif op == 2:
+                w.insert(at, str(rng.choice(alphabet)))
+            else:
+                w[at], w[at + 1] = w[at + 1], w[at]
+        words.insert(i * 5, "".join(w))
+    for limit in (1, 2):
+        want = [min(edit_distance(a, w, limit), limit + 1) for w in words]
+        for pick in (words, [w for w, d in zip(words, want, strict=True) if d <= limit][:3]):
+            got = edit_distances(a, pick, limit)
+            expect = [min(edit_distance(a, w, limit), limit + 1) for w in pick]
+            assert [min(g, limit + 1) for g in got.tolist()] == expect
+        assert any(d <= limit for d in want)  # the test meets the close ones

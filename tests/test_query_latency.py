@@ -1,9 +1,11 @@
 """The hybrid path's fast paths against brute-force oracles: the dense pool the feedback pass
-ranks from, the candidates' vectors read once, the feedback documents, the cached postings
-and the cached query vectors (odd sizes, ties)."""
+ranks from (and the rows it brings), the candidates' vectors read once, the feedback
+documents, the cached postings and the code signals' contenders (odd sizes, ties). Query
+vectors: tests/test_query_vectors.py."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,13 @@ import semsearch.store.segmented_keyword as segmented_keyword
 from semsearch import SemanticIndex
 from semsearch.index import build_vector_index
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
-from semsearch.search import fuse, query_vectors, retrieve
+from semsearch.search import fuse, retrieve
 from semsearch.search.fuse import order
 from semsearch.search.keyword import keyword_hits
 
 from .conftest import FakeEmbedder
 from .test_index import DIM, clustered, oracle, ties
+from .test_query_vectors import WORDS, harbour_index
 
 faiss = pytest.importorskip("faiss")
 
@@ -58,6 +61,12 @@ def test_a_pool_starts_with_search_and_is_exactly_scored(
         assert len(set(i[real].tolist())) == real.sum()
         assert np.allclose(s[real], vectors[i[real]] @ qv, atol=1e-5)
         assert np.array_equal(order(i[real], s[real]), np.arange(real.sum()))  # sorted, ties
+    if got.vectors is not None:  # the rows it read to re-score, aligned with the ids
+        real = got.ids >= 0
+        assert np.array_equal(got.vectors[real], vectors[got.ids[real]])
+        assert not got.vectors[~real].any()
+    else:
+        assert index.index_type not in ("ivf", "ivfpq")  # they bring what they read
     if index.index_type == "flat":  # exact (numpy; faiss built small): the best max(k, pool)
         want_s, want_i = oracle(vectors, q, max(k, pool))
         assert np.allclose(got.scores, want_s, atol=1e-6)
@@ -92,6 +101,73 @@ def test_a_pool_over_segments_equals_one_index_over_the_live_rows(
         assert np.array_equal(many.search(q, k).ids, want_i[:, :k])
 
 
+@pytest.mark.parametrize("kinds", [("ivf", "ivf"), ("ivfpq", "ivf", "ivf"), ("ivf", "numpy")])
+@pytest.mark.parametrize("data", ["clustered", "ties"])
+def test_pools_merged_over_segments_keep_each_hits_vector(
+    kinds: tuple[str, ...], data: str
+) -> None:
+    sizes = [301 + 97 * i for i in range(len(kinds))]
+    n = sum(sizes)
+    vectors = clustered(n) if data == "clustered" else ties(n)
+    parts, offset = [], 0  # no tombstones: they make small segments answer exactly
+    for size, kind in zip(sizes, kinds, strict=True):
+        block = vectors[offset : offset + size]
+        backend = "numpy" if kind == "numpy" else "faiss"
+        searcher = build_vector_index(backend, DIM, block, "flat" if kind == "numpy" else kind)
+        parts.append(Part(searcher, offset, size, np.zeros(0, np.int64)))
+        offset += size
+    many = SegmentedIndex(DIM, parts)
+    q = clustered(3, seed=5) if data == "clustered" else ties(3)
+    for k, pool in ((4, 50), (10, 1024)):
+        got = many.search_pool(q, k, pool)
+        alone = [p.searcher.search_pool(q, k, pool) for p in parts]
+        real = got.ids >= 0
+        for s, i in zip(got.scores, got.ids, strict=True):  # sorted, ties to the smaller row
+            assert np.array_equal(order(i[i >= 0], s[i >= 0]), np.arange((i >= 0).sum()))
+        if "numpy" in kinds:
+            assert got.vectors is None and alone[-1].vectors is None
+        else:
+            assert got.vectors is not None
+            assert np.array_equal(got.vectors[real], vectors[got.ids[real]])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rows_read_from_the_pool_equal_rows_read_from_the_files(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(-2, 3, (83, 8)).astype(np.float32)
+    vectors = SegmentedVectors(8, [data[:30], data[30:31], data[31:]])
+    pool = rng.permutation(83)[: 1 + 13 * seed]  # any order, as a pool is (by score)
+    rows = np.unique(rng.integers(0, 83, 1 + 9 * seed))
+    brought = retrieve.Pooled(pool, np.zeros(len(pool)), data[pool])
+    assert np.array_equal(retrieve._read(rows, brought, vectors), data[rows])
+    bare = retrieve.Pooled(pool, np.zeros(len(pool)), None)
+    assert np.array_equal(retrieve._read(rows, bare, vectors), data[rows])
+    empty = retrieve.Pooled(pool[:0], np.zeros(0), data[:0])
+    assert np.array_equal(retrieve._read(rows, empty, vectors), data[rows])
+
+
+def test_hybrid_hits_are_the_same_whether_the_pool_brings_its_vectors_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = [*WORDS, "pier", "buoy", "hull", "cove"]
+    index = harbour_index(
+        tmp_path / "ix", 611, 11, (2, 9), words, backend="faiss", index_type="ivf"
+    )
+    assert index._require_view().index.index_type == "ivf"
+    monkeypatch.setattr(retrieve, "CANDIDATES", 37)  # fewer than the pool: the pool matters
+    queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "cove buoy"]
+    real = retrieve._pooled
+    seen: list[bool] = []
+    monkeypatch.setattr(
+        retrieve, "_pooled", lambda p: seen.append(p.vectors is not None) or real(p)
+    )
+    brought = [[(h.chunk_id, h.score) for h in index.search(q, k=15)] for q in queries]
+    assert seen == [True] * len(queries)
+    monkeypatch.setattr(retrieve, "_pooled", lambda p: real(p._replace(vectors=None)))
+    for q, want in zip(queries, brought, strict=True):
+        assert [(h.chunk_id, h.score) for h in index.search(q, k=15)] == want
+
+
 # --- the hybrid pass: vectors read once, feedback documents, pool = a second search -------------
 
 
@@ -118,15 +194,16 @@ def test_the_moved_querys_best_pool_rows_read_only_what_the_first_pass_lacks(see
     first = retrieve.Candidates(first_rows, first_rows // 3, data[first_rows])
     pool = rng.permutation(97)[: 20 + 17 * seed]
     moved = rng.integers(-2, 3, 8).astype(np.float32)
-    for depth in (1, 7, 200):
+    for depth, brought in itertools.product((1, 7, 200), (False, True)):
         reads.clear()
-        more, vecs, floor = retrieve._moved_best(pool, first, moved, counted, depth)
+        pooled = retrieve.Pooled(pool, np.zeros(len(pool)), data[pool] if brought else None)
+        more, vecs, floor = retrieve._moved_best(pooled, first, moved, counted, depth)
         scores = data[pool] @ moved
         best = pool[np.lexsort((pool, -scores))[:depth]]  # brute force: ties to smaller row
         assert sorted(more.tolist()) == sorted(set(best.tolist()) - set(first_rows.tolist()))
         assert np.array_equal(vecs, data[more])
         assert floor == float((data[best] @ moved).min())
-        assert set(reads) == set(pool.tolist()) - set(first_rows.tolist())
+        assert set(reads) == (set() if brought else set(pool.tolist()) - set(first_rows.tolist()))
         got = first.extended(more, vecs, Docs())  # type: ignore[arg-type]
         rows = np.union1d(first_rows, more)
         assert np.array_equal(got.rows, rows)
@@ -161,11 +238,7 @@ def test_hybrid_from_a_pool_of_every_row_equals_a_second_exact_search(
 ) -> None:
     """With a pool holding every row, the moved query's best rows from the pool are those a
     second exact search finds: the ranking equals the two-search reference (below)."""
-    words = "harbour lighthouse tide anchor sail rope gull wave reef keel mast dock".split()
-    rng = np.random.default_rng(4)
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(3, 9)))) for _ in range(151)]
-    index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
-    index.add_texts(texts, ids=[f"d{i}" for i in range(len(texts))])
+    index = harbour_index(tmp_path / "ix", 151, 4, (3, 9), backend="numpy")
     monkeypatch.setattr(retrieve, "FEEDBACK_POOL", 10_000)
     monkeypatch.setattr(retrieve, "CANDIDATES", 23)  # fewer than the rows: the pool matters
     v = index._require_view()
@@ -203,7 +276,7 @@ def _two_search_reference(v, kw, text: str, depth: int) -> list[int]:  # type: i
     return rows[order(rows, final)].tolist()
 
 
-# --- cached postings and query vectors ----------------------------------------------------------
+# --- cached postings ----------------------------------------------------------
 
 
 def test_cached_postings_score_as_fresh_ones_within_their_budget(
@@ -230,32 +303,6 @@ def test_cached_postings_score_as_fresh_ones_within_their_budget(
                 assert np.array_equal(got.ids, w.ids) and np.array_equal(got.scores, w.scores)
             assert kw._cache_bytes <= 700
     assert kw._cache  # something was kept
-
-
-def test_a_repeated_query_is_embedded_once_and_gets_the_same_vector() -> None:
-    emb = FakeEmbedder()
-    texts = ["harbour gull", "keel", "harbour gull", "tide anchor"]
-    first = query_vectors.query_vectors(emb, texts)
-    assert emb.calls == 1
-    assert np.array_equal(first, emb.encode(texts, kind="query"))
-    calls = emb.calls
-    again = query_vectors.query_vectors(emb, ["keel", "harbour gull"])
-    assert emb.calls == calls  # all cached
-    assert np.array_equal(again, first[[1, 0]])
-    other = FakeEmbedder(dim=32)  # another embedder: its own cache
-    assert query_vectors.query_vectors(other, ["keel"]).shape == (1, 32)
-
-
-def test_the_query_vector_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(query_vectors, "CACHED", 3)
-    emb = FakeEmbedder()
-    for i in range(7):
-        query_vectors.query_vectors(emb, [f"word{i}"])
-    cache = query_vectors._cache_of(emb)
-    assert cache is not None and list(cache) == ["word4", "word5", "word6"]
-    calls = emb.calls
-    query_vectors.query_vectors(emb, ["word0"])  # evicted: embedded again
-    assert emb.calls == calls + 1
 
 
 # --- BM25 sums and document membership over many postings ---------------------------------------
@@ -287,3 +334,43 @@ def test_member_equals_isin(seed: int) -> None:
     keys = rng.integers(0, 50 + 400 * seed, 1 + 997 * seed)
     few = np.unique(rng.integers(0, 60, seed * 3))
     assert np.array_equal(_member(keys, few), np.isin(keys, few))
+
+
+# --- code signals only for the rows that can still reach the best k ------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("grouped", [False, True])
+def test_signals_over_the_contenders_give_the_best_k_of_all_rows(seed: int, grouped: bool) -> None:
+    """Whatever tiers and file factors the signals give, ranking only the contenders gives
+    the best k (rows, scores and, grouped, each file's shown chunks) that ranking every
+    row gives: odd sizes, ties, negative scores (dense cosines)."""
+    from semsearch.search import group
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    rows = np.sort(rng.choice(5000, n, replace=False)).astype(np.int64)
+    ties = seed % 3 == 0  # a few distinct scores
+    scores = rng.integers(-2, 6, n) / 5.0 if ties else rng.normal(0.3, 0.3, n)
+    docs = rng.integers(0, max(1, n // int(rng.integers(1, 6))), n)
+    tiers = rng.choice([0, 0, 0, 1, 2], n).astype(np.int8)
+    by_doc = np.where(rng.random(docs.max() + 1) < 0.3, group.DOWNWEIGHT, 1.0)
+    factor = by_doc[docs]
+    for k in (1, 3, 10, 40):
+        keep = retrieve._contenders(scores, docs if grouped else rows, k)
+        if grouped:
+            full = group.group_rows(rows, scores, docs, tiers, factor)
+            part = group.group_rows(rows[keep], scores[keep], docs[keep], tiers[keep], factor[keep])
+            assert np.array_equal(part.rows[:k], full.rows[:k])
+            assert np.array_equal(part.scores[:k], full.scores[:k])
+            assert list(part.further[:k]) == list(full.further[:k])
+        else:
+            full_r = group.rescore_rows(rows, scores, tiers, factor)
+            part_r = group.rescore_rows(rows[keep], scores[keep], tiers[keep], factor[keep])
+            assert full_r is not None and part_r is not None
+            assert np.array_equal(rows[keep][part_r.positions][:k], rows[full_r.positions][:k])
+            assert np.array_equal(part_r.scores[:k], full_r.scores[:k])
+
+    tail = 1.0 / (1.0 + np.arange(300))  # a long tail: most rows cannot get in
+    kept = retrieve._contenders(tail, np.arange(300), 10)  # 3 / (1 + i) >= 0.8 / 10: i <= 36
+    assert kept.tolist() == list(range(37))

@@ -47,9 +47,10 @@ def old_pattern(names: Sequence[str]) -> re.Pattern[str]:
     )
 
 
-def full_record_grouping(ranked: Any, store: Any, query: str) -> Any:
+def full_record_grouping(ranked: Any, store: Any, query: str, k: int | None = None) -> Any:
     """The grouping before: every candidate's record fetched (text included), one regular
-    expression for definitions, grouped by document id in a Python loop."""
+    expression for definitions, grouped by document id in a Python loop (``k``: unused,
+    every candidate is grouped)."""
     records = store.fetch(ranked.rows)
     names = query_names(query)
     pattern = old_pattern(names) if names else None

@@ -297,10 +297,13 @@ class Rows:
             self._blocks = [np.concatenate(self._blocks)]
         return self._blocks[0]
 
-    def scores(self, q: np.ndarray, found: np.ndarray) -> np.ndarray:
+    def scores(
+        self, q: np.ndarray, found: np.ndarray, keep: np.ndarray | None = None
+    ) -> np.ndarray:
         """Exact inner products of each query with its candidates (-inf for ``-1`` pads),
         :data:`SCORE_QUERIES` queries at a time so the gathered rows stay a few MB (200
-        tuning queries x 1024 candidates would otherwise gather 300 MB at once)."""
+        tuning queries x 1024 candidates would otherwise gather 300 MB at once). ``keep``
+        (``found``'s shape by the dimension) receives the rows gathered."""
         out = np.full(found.shape, -np.inf, dtype=np.float32)
         rows_of = self.all()
         for start in range(0, len(found), SCORE_QUERIES):
@@ -310,8 +313,11 @@ class Rows:
                 ids = cand[ok]
                 order = np.argsort(ids, kind="stable")  # sequential reads of the map
                 s = np.empty(len(ids), dtype=np.float32)
-                s[order] = row_dots(np.asarray(rows_of[ids[order]], dtype=np.float32), q[i])
+                rows = np.asarray(rows_of[ids[order]], dtype=np.float32)
+                s[order] = row_dots(rows, q[i])
                 out[i, ok] = s
+                if keep is not None:
+                    keep[i, np.flatnonzero(ok)[order]] = rows
         return out
 
 

@@ -42,6 +42,16 @@ class SearchResult(NamedTuple):
     ids: np.ndarray
 
 
+class Pool(NamedTuple):
+    """:meth:`VectorIndex.search_pool`'s answer: ``scores`` and ``ids`` as in
+    :class:`SearchResult`, and ``vectors``, each hit's float row ``(n_queries, k', dim)``
+    (zeros at ``-1`` pads), where the index read them anyway to re-score (else None)."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray | None = None
+
+
 class VectorIndex(ABC):
     """Row ``i`` of the added vectors has id ``i``; mapping ids to chunks is the caller's job.
 
@@ -72,11 +82,12 @@ class VectorIndex(ABC):
 
     def search_pool(
         self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None = None
-    ) -> SearchResult:
+    ) -> Pool:
         """The best ``k`` rows per query (as :meth:`search` returns them) followed by the
         next best, up to ``max(k, pool)`` rows in all, exactly scored and sorted. An index
-        that re-scores candidates returns those it re-scored anyway, which may be fewer."""
-        return self.search(queries, max(k, pool), subset)
+        that re-scores candidates returns those it re-scored anyway, which may be fewer,
+        with their vectors."""
+        return Pool(*self.search(queries, max(k, pool), subset))
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -133,12 +144,42 @@ def best_of(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort faiss hits by (score desc, id asc), drop ``-1`` pads, keep ``kk``; also return the
     rows that had fewer than ``kk`` real hits."""
+    s, i, short, _ = best_order(scores, ids, kk)
+    return s, i, short
+
+
+def best_order(
+    scores: np.ndarray, ids: np.ndarray, kk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`best_of`, and the positions (per row) the kept hits came from."""
     valid = ids >= 0
     scores = np.where(valid, scores, -np.inf).astype(np.float32)
     ids = np.where(valid, ids, np.iinfo(np.int64).max).astype(np.int64)
     order = np.lexsort((ids, -scores), axis=1)[:, :kk]
     short = valid.sum(axis=1) < kk
-    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1), short
+    s, i = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    return s, i, short, order
+
+
+def merge_pools(pools: Sequence[Pool], k: int, n_queries: int) -> Pool:
+    """:func:`merge_best` of several pools (global ids), with each kept hit's vector when
+    every pool has them."""
+    merged = merge_best([p.scores for p in pools], [p.ids for p in pools], k, n_queries)
+    if not pools or any(p.vectors is None for p in pools):
+        return Pool(*merged)
+    if len(pools) == 1:
+        return pools[0]
+    ids = np.hstack([p.ids for p in pools])
+    vecs = np.concatenate([p.vectors for p in pools if p.vectors is not None], axis=1)
+    out = np.zeros((*merged.ids.shape, vecs.shape[2]), np.float32)
+    for n, (mine, got) in enumerate(zip(ids, merged.ids, strict=True)):
+        named = np.flatnonzero(mine >= 0)  # ids are unique across pools (global rows)
+        sorter = np.argsort(mine[named], kind="stable")
+        real = got >= 0
+        out[n, real] = vecs[
+            n, named[sorter[np.searchsorted(mine[named], got[real], sorter=sorter)]]
+        ]
+    return Pool(merged.scores, merged.ids, out)
 
 
 def merge_best(

@@ -13,7 +13,16 @@ from ..store.manifest import FAISS
 from ..store.npy import load_vectors, release
 from ..util import first_line
 from . import ann
-from .base import TIE_MARGIN, SearchResult, VectorIndex, best_of, check_k, check_subset
+from .base import (
+    TIE_MARGIN,
+    Pool,
+    SearchResult,
+    VectorIndex,
+    best_of,
+    best_order,
+    check_k,
+    check_subset,
+)
 from .numpy_index import NumpyIndex
 
 
@@ -90,7 +99,7 @@ class FaissIndex(VectorIndex):
         if ids is not None and len(ids) <= ann.FLAT_MAX_ROWS:
             return self._exact(q, kk, ids)  # small filter: exact is cheap, ANN would miss hits
         boost = 1.0 if ids is None else total / len(ids)
-        scores, found = self._candidates(q, kk + min(kk, TIE_MARGIN), ids, boost=boost)
+        scores, found, _ = self._candidates(q, kk + min(kk, TIE_MARGIN), ids, boost=boost)
         scores, found, short = best_of(scores, found, kk)
         if short.any():  # probed lists / graph held fewer than k' hits: answer those exactly
             s, i = self._exact(q[short], kk, ids)
@@ -99,9 +108,10 @@ class FaissIndex(VectorIndex):
 
     def search_pool(
         self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None = None
-    ) -> SearchResult:
+    ) -> Pool:
         """``ivf``/``ivfpq``: every candidate :meth:`search` re-scores for ``k`` (at most
-        ``pool``), best first; the first ``k`` are :meth:`search`'s."""
+        ``pool``), best first, with the vectors it read to re-score them (for at most
+        :data:`ann.SCORE_QUERIES` queries); the first ``k`` are :meth:`search`'s."""
         q = self._check(queries, "queries")
         kk = check_k(k)
         total = len(self)
@@ -110,11 +120,19 @@ class FaissIndex(VectorIndex):
         if not ann.rescored(self._index) or exact or kk >= (total if ids is None else len(ids)):
             return super().search_pool(queries, k, pool, subset)
         boost = 1.0 if ids is None else total / len(ids)
-        scores, found = self._candidates(q, kk + min(kk, TIE_MARGIN), ids, boost=boost)
-        scores, found, _ = best_of(scores, found, max(kk, min(pool, found.shape[1])))
+        keep = len(q) <= ann.SCORE_QUERIES
+        scores, found, vecs = self._candidates(
+            q, kk + min(kk, TIE_MARGIN), ids, boost=boost, keep_rows=keep
+        )
+        wanted = max(kk, min(pool, found.shape[1]))
+        scores, found, _, at = best_order(scores, found, wanted)
         if ((found >= 0).sum(axis=1) < kk).any():  # too few in the probed lists: exactly
             return super().search_pool(queries, k, pool, subset)
-        return SearchResult(scores, np.where(np.isfinite(scores), found, -1))
+        named = np.isfinite(scores)
+        if vecs is not None:
+            vecs = vecs[np.arange(len(at))[:, None], at]  # rows, not one index per float
+            vecs[~named] = 0.0
+        return Pool(scores, np.where(named, found, -1), vecs)
 
     def save(self, path: Path) -> None:
         mapped = self._mapped_from
@@ -174,8 +192,10 @@ class FaissIndex(VectorIndex):
         *,
         boost: float = 1.0,
         value: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw approximate hits (``-1`` pads missing ones); ``ivf``/``ivfpq`` scored exactly.
+        keep_rows: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Raw approximate hits (``-1`` pads missing ones); ``ivf``/``ivfpq`` scored exactly,
+        and with ``keep_rows`` the rows read to score them (zeros at pads; else None).
         ``boost`` widens the search when a filter leaves only a fraction of the rows."""
         if value is None:
             value = ann.get_param(self._index)
@@ -187,13 +207,14 @@ class FaissIndex(VectorIndex):
         if not ann.rescored(self._index):
             scores, found = self._index.search(q, fetch, params=params)
             self._check_ids(found)
-            return scores, found
+            return scores, found, None
         if self._rows is None:
             raise UsageError(f"an {self.index_type} index needs its float vectors to re-score")
         wide = ann.rerank_width(self._index, fetch)
         _, found = self._index.search(q, wide, params=params)
         self._check_ids(found)
-        return self._rows.scores(q, found), found
+        rows = np.zeros((*found.shape, self.dim), np.float32) if keep_rows else None
+        return self._rows.scores(q, found, rows), found, rows
 
     def _exact(self, q: np.ndarray, kk: int, ids: np.ndarray | None) -> SearchResult:
         """Exact answer without a flat index: from the float rows when we have them, else from
@@ -223,11 +244,11 @@ class FaissIndex(VectorIndex):
         scattered rows per query, and the kernel maps pages around each one, so 200 queries
         would otherwise hold most of ``vectors.npy`` in the process (1.5 GB at 1M)."""
         if self._rows is None:
-            return best_of(*self._candidates(q, k, value=value), k)[1]
+            return best_of(*self._candidates(q, k, value=value)[:2], k)[1]
         out = []
         for start in range(0, len(q), ann.TUNE_BLOCK):
             block = q[start : start + ann.TUNE_BLOCK]
-            out.append(best_of(*self._candidates(block, k, value=value), k)[1])
+            out.append(best_of(*self._candidates(block, k, value=value)[:2], k)[1])
             release(self._rows.all())
         return np.vstack(out) if out else np.empty((0, k), dtype=np.int64)
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import SearchResult, VectorIndex, check_k, check_subset, merge_best
+from .base import Pool, SearchResult, VectorIndex, check_k, check_subset, merge_pools
 
 
 class Part(NamedTuple):
@@ -53,21 +53,19 @@ class SegmentedIndex(VectorIndex):
         return self._live
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> SearchResult:
-        return self._fan_out(queries, k, 0, subset)
+        return SearchResult(*self._fan_out(queries, k, 0, subset)[:2])
 
     def search_pool(
         self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None = None
-    ) -> SearchResult:
+    ) -> Pool:
         return self._fan_out(queries, k, pool, subset)
 
-    def _fan_out(
-        self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None
-    ) -> SearchResult:
+    def _fan_out(self, queries: np.ndarray, k: int, pool: int, subset: np.ndarray | None) -> Pool:
         """Each segment's best ``k`` (with ``pool``: its :meth:`search_pool`), merged."""
         q = self._check(queries, "queries")
         k = check_k(k)
         ids = None if subset is None else check_subset(subset, max(self.total, 1))
-        scores, found = [], []
+        found: list[Pool] = []
         for p, alive in zip(self.parts, self._alive, strict=True):
             local = alive if ids is None else self._local(p, ids)
             if local is not None and len(local) == 0:
@@ -75,10 +73,9 @@ class SegmentedIndex(VectorIndex):
             if local is None and p.rows == 0:
                 continue
             s = p.searcher
-            r = s.search_pool(q, k, pool, local) if pool else s.search(q, k, local)
-            scores.append(r.scores)
-            found.append(np.where(r.ids >= 0, r.ids + p.offset, -1))
-        return merge_best(scores, found, max(k, pool), len(q))
+            r = s.search_pool(q, k, pool, local) if pool else Pool(*s.search(q, k, local))
+            found.append(r._replace(ids=np.where(r.ids >= 0, r.ids + p.offset, -1)))
+        return merge_pools(found, max(k, pool), len(q))
 
     @staticmethod
     def _local(p: Part, ids: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..index.base import SearchResult, row_dots
+from ..index.base import Pool, SearchResult, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
@@ -34,9 +34,17 @@ from .fuse import (
     order,
     readings,
 )
-from .group import definition_tiers, group_rows, path_factor, query_names, rescore_rows
+from .group import (
+    DOWNWEIGHT,
+    EXACT_DEFINITION_BONUS,
+    definition_tiers,
+    group_rows,
+    path_factor,
+    query_names,
+    rescore_rows,
+)
 from .keyword import KeywordHits, keyword_hits
-from .query_vectors import query_vectors
+from .query_vectors import query_vectors, vectors_soon
 from .request import SearchOptions
 from .shape import cap_per_source, mmr, mmr_pool
 
@@ -88,7 +96,9 @@ def retrieve(
     store: SegmentedStore,
     vectors: SegmentedVectors,
 ) -> list[Ranked]:
-    """Rank rows for each query according to ``opts`` (checked by the caller)."""
+    """Rank rows for each query according to ``opts`` (checked by the caller). A hybrid
+    search embeds its queries in a worker thread while the keyword side runs."""
+    embedding = vectors_soon(embedder, queries) if opts.mode == "hybrid" else None
     subset = store.rows_where(opts.where) if opts.where else None
     if subset is not None and len(subset) == 0:
         empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -107,11 +117,12 @@ def retrieve(
             qvecs = np.zeros((0, 0))
             ranked = [_keyword_ranked(h, kw.doc_of(h.rows)) for h in hits]
         else:
-            qvecs = query_vectors(embedder, queries)
-            pool = _found(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
+            reads = readings(embedder, queries)  # (while the worker may still embed)
+            qvecs = embedding() if embedding else query_vectors(embedder, queries)
+            pool = _pooled(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
             reads = [
-                on_code(r, _plain_texts(store, p[0][:CODE_SAMPLE]))
-                for r, p in zip(readings(embedder, queries), pool, strict=True)
+                on_code(r, _plain_texts(store, p.rows[:CODE_SAMPLE]))
+                for r, p in zip(reads, pool, strict=True)
             ]
             ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
     return [
@@ -140,6 +151,24 @@ def _found(result: SearchResult) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(i[i >= 0], s[i >= 0]) for s, i in zip(result.scores, result.ids, strict=True)]
 
 
+class Pooled(NamedTuple):
+    """One query's dense pool: rows and cosines, best first, and the rows' vectors where the
+    index read them anyway (None: read them from the vector files)."""
+
+    rows: np.ndarray
+    cosines: np.ndarray
+    vecs: np.ndarray | None
+
+
+def _pooled(result: Pool) -> list[Pooled]:
+    """Each query's pool (``-1`` rows dropped, as in :func:`_found`)."""
+    vecs = result.vectors
+    return [
+        Pooled(i[i >= 0], s[i >= 0], None if vecs is None else vecs[n][i >= 0])
+        for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True))
+    ]
+
+
 def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
     """Chunks by keyword evidence (their document's BM25, if among the best documents, and
     their own); the score is the keyword part of :mod:`.fuse`, a fraction of the most BM25
@@ -152,7 +181,7 @@ def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
 
 def _hybrid(
     qvecs: np.ndarray,
-    pool: list[tuple[np.ndarray, np.ndarray]],
+    pool: list[Pooled],
     hits: list[KeywordHits],
     reads: list[Reading],
     kw: SegmentedKeyword,
@@ -164,14 +193,14 @@ def _hybrid(
     own dense weight (``reads``: how far the model is from reading it). ``pool``: each
     query's dense candidates, best first, more than the ``depth`` the first pass blends;
     the moved query's best ``depth`` are taken from them (no second vector search). Each
-    candidate's vector is read once."""
+    candidate's vector is read once, and not at all when the pool brought it."""
     first = []
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
-        drows, dcos = pool[n][0][:depth], pool[n][1][:depth]
+        drows, dcos = pool[n].rows[:depth], pool[n].cosines[:depth]
         rows = unique_sorted(np.concatenate([drows, h.rows]))
         docs = kw.doc_of(rows)
-        vecs = np.asarray(vectors[rows], np.float32)
+        vecs = _read(rows, pool[n], vectors)
         cos = row_dots(vecs, qvecs[n])
         s = blend(
             dense_part(cos, _floor(dcos)),
@@ -184,7 +213,7 @@ def _hybrid(
         first.append(Candidates(rows, docs, vecs))
     out = []
     for n, h in enumerate(hits):
-        more, more_vecs, floor = _moved_best(pool[n][0], first[n], moved[n], vectors, depth)
+        more, more_vecs, floor = _moved_best(pool[n], first[n], moved[n], vectors, depth)
         rows, docs, vecs = first[n].extended(more, more_vecs, kw)
         evidence = h.evidence(rows, docs)
         dp = dense_part(row_dots(vecs, moved[n]), floor)
@@ -215,21 +244,40 @@ class Candidates(NamedTuple):
         return Candidates(rows[pos], docs[pos], np.concatenate([self.vecs, vecs])[pos])
 
 
+def _read(rows: np.ndarray, pool: Pooled, vectors: SegmentedVectors) -> np.ndarray:
+    """The vectors of ``rows``: the pool's where it brought them, the others read."""
+    if pool.vecs is None or not len(pool.rows):
+        return np.asarray(vectors[rows], np.float32)
+    sorter = np.argsort(pool.rows, kind="stable")
+    at = sorter[np.minimum(np.searchsorted(pool.rows, rows, sorter=sorter), len(sorter) - 1)]
+    known = pool.rows[at] == rows
+    out = np.empty((len(rows), pool.vecs.shape[1]), np.float32)
+    out[known] = pool.vecs[at[known]]
+    if not known.all():
+        out[~known] = vectors[rows[~known]]
+    return out
+
+
 def _moved_best(
-    pool: np.ndarray,
+    pooled: Pooled,
     first: Candidates,
     moved: np.ndarray,
     vectors: SegmentedVectors,
     depth: int,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """The feedback-moved query's best ``depth`` rows of ``pool`` (ties to the smaller row)
+    """The feedback-moved query's best ``depth`` rows of the pool (ties to the smaller row)
     that ``first`` lacks, their vectors, and the weakest moved cosine among the best (the
-    moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read."""
+    moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read,
+    and none when the pool brought its vectors."""
+    pool = pooled.rows
     at = np.minimum(np.searchsorted(first.rows, pool), max(len(first.rows) - 1, 0))
     known = first.rows[at] == pool if len(first.rows) else np.zeros(len(pool), bool)
-    vecs = np.empty((len(pool), moved.shape[0]), np.float32)
-    vecs[known] = first.vecs[at[known]]
-    vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
+    if pooled.vecs is not None:
+        vecs = pooled.vecs
+    else:
+        vecs = np.empty((len(pool), moved.shape[0]), np.float32)
+        vecs[known] = first.vecs[at[known]]
+        vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
     to_moved = row_dots(vecs, moved)
     best = order(pool, to_moved)[:depth]
     floor = float(to_moved[best].min()) if len(best) else 0.0
@@ -257,10 +305,12 @@ def _shape(
     qvec: np.ndarray | None,
     query: str = "",
 ) -> Ranked:
+    # Only the best k count after the signals unless hits are capped per source or spread.
+    k = None if opts.per_source is not None or opts.diverse else opts.k
     if opts.group == "file" and len(ranked.rows):
-        ranked = _by_file(ranked, store, query)
+        ranked = _by_file(ranked, store, query, k)
     elif len(ranked.rows):
-        ranked = _rescored(ranked, store, query)
+        ranked = _rescored(ranked, store, query, k)
     if opts.min_score is not None:
         ranked = ranked.take(ranked.scores >= opts.min_score)
     if opts.per_source is not None and len(ranked.rows):
@@ -275,8 +325,13 @@ def _shape(
     return ranked.take(np.arange(min(opts.k, len(ranked.rows))))
 
 
-def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
-    """One row per document (its best chunk), scored by :mod:`.group`."""
+def _by_file(ranked: Ranked, store: SegmentedStore, query: str, k: int | None) -> Ranked:
+    """One row per document (its best chunk), scored by :mod:`.group`; with ``k``, only
+    documents that can be among the best ``k`` (:func:`_contenders`)."""
+    if k is not None:
+        ranked = ranked.take(
+            _contenders(ranked.scores, store.keyword_index().doc_of(ranked.rows), k)
+        )
     docs, defining, factor = _signals(ranked.rows, store, query)
     grouped = group_rows(ranked.rows, ranked.scores, docs, defining, factor)
     pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
@@ -285,18 +340,42 @@ def _by_file(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
                    further=grouped.further)  # fmt: skip
 
 
-def _rescored(ranked: Ranked, store: SegmentedStore, query: str) -> Ranked:
+def _rescored(ranked: Ranked, store: SegmentedStore, query: str, k: int | None) -> Ranked:
     """Chunk hits re-scored by the signals of :mod:`.group` (unchanged where none fires,
-    and at no cost in an index without code)."""
+    and at no cost in an index without code); with ``k``, only the rows that can be among
+    the best ``k`` are looked at (:func:`_contenders`)."""
     from ..ingest.readers.text import CodeReader
 
     if not store.holds_kind(CodeReader.kind):
         return ranked
-    _, defining, factor = _signals(ranked.rows, store, query)
-    found = rescore_rows(ranked.rows, ranked.scores, defining, factor)
+    few = ranked if k is None else ranked.take(_contenders(ranked.scores, ranked.rows, k))
+    _, defining, factor = _signals(few.rows, store, query)
+    found = rescore_rows(few.rows, few.scores, defining, factor)
     if found is None:
         return ranked
-    return replace(ranked.take(found.positions), scores=found.scores)
+    return replace(few.take(found.positions), scores=found.scores)
+
+
+def _contenders(scores: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the rows whose key (the row itself, or its document when grouping) can
+    still be among the best ``k`` keys once :mod:`.group`'s signals apply. A key scores its
+    best row's score times a tier factor (1 to ``1 + EXACT_DEFINITION_BONUS``) and a file
+    factor (``DOWNWEIGHT`` to 1): a key whose highest possible score is below the k-th best
+    of the lowest possible ones cannot get in (equal ones stay: ties go by row)."""
+    s = np.asarray(scores, np.float64)
+    by_key = np.argsort(keys, kind="stable")
+    sorted_keys = np.asarray(keys)[by_key]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    if len(starts) <= k:
+        return np.arange(len(s))
+    best = np.maximum.reduceat(s[by_key], starts)
+    gains = np.array([DOWNWEIGHT, 1.0 + EXACT_DEFINITION_BONUS])
+    highest, lowest = (best[:, None] * gains).max(axis=1), (best[:, None] * gains).min(axis=1)
+    floor = np.partition(lowest, len(lowest) - k)[len(lowest) - k]
+    keep = highest >= floor - 1e-9 * abs(floor)  # (rounding in the factors' products)
+    row_keep = np.empty(len(s), bool)
+    row_keep[by_key] = np.repeat(keep, np.diff(np.r_[starts, len(s)]))
+    return np.flatnonzero(row_keep)
 
 
 def _signals(
