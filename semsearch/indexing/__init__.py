@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 from ..util import lazy_exports
 
 if TYPE_CHECKING:
-    from .builder import build, new_manifest
+    from .builder import build
     from .engine import Engine, LocalEngine, Processed
+    from .manifests import new_manifest
     from .settings import BuildStats, Changes, ChunkParams, Item, Progress, Requested, Settings
 
 _WHERE = {
-    **dict.fromkeys(("build", "new_manifest"), ".builder"),
+    "build": ".builder",
+    "new_manifest": ".manifests",
     **dict.fromkeys(("Engine", "LocalEngine", "Processed"), ".engine"),
     **dict.fromkeys(
         ("BuildStats", "Changes", "ChunkParams", "Item", "Progress", "Requested", "Settings"),

@@ -22,7 +22,6 @@ import time
 from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,10 +43,19 @@ from ..store.segments import (
 )
 from ..util import first_line
 from .engine import Engine, Processed
+from .manifests import new_manifest, remembered_sources
 from .merge import choose_merges
 from .plan import Plan, file_sha256, make_plan
 from .previous import Previous
-from .settings import BuildStats, Changes, Item, Progress, Settings
+from .settings import (
+    BuildStats,
+    Changes,
+    Item,
+    Progress,
+    Settings,
+    check_chunk_tokens,
+    check_same_chunking,
+)
 
 log = logging.getLogger("semsearch")
 
@@ -79,8 +87,8 @@ def build(
             index_dir, settings, changes.rebuild or changes.reembed, salvage=changes.compact
         )
         if changes.reembed:
-            _check_same_chunking(settings, old.manifest)
-        _check_chunk_tokens(settings, engine, old.manifest)
+            check_same_chunking(settings, old.manifest)
+        check_chunk_tokens(settings, engine.max_tokens, old.manifest)
         gen = _Generation(index_dir, engine, settings, changes, old)
         try:
             stats = gen.run(progress)
@@ -97,32 +105,6 @@ def build(
             gen.close()
             old.close()
     return replace(stats, seconds=time.perf_counter() - started)
-
-
-def _check_chunk_tokens(settings: Settings, engine: Engine, old: Manifest | None) -> None:
-    """A chunk longer than the model's input would be cut off unread: refuse new settings
-    that ask for it (an index already built that way can still be updated)."""
-    limit = engine.max_tokens
-    if limit is None or settings.chunk_tokens <= limit:
-        return
-    if old is not None and old.chunk_tokens == settings.chunk_tokens:
-        return
-    raise UsageError(
-        f"--chunk-tokens {settings.chunk_tokens} is more than the model reads "
-        f"({limit} tokens); the rest of each chunk would be ignored. Use at most {limit}"
-    )
-
-
-def _check_same_chunking(settings: Settings, old: Manifest | None) -> None:
-    """Re-embedding keeps the chunks as they are, so it needs the chunking they were made by."""
-    if old is None:
-        raise UsageError("there is no index to re-embed")
-    if (old.chunk_tokens, old.overlap) != settings.chunking:
-        raise UsageError(
-            f"re-embedding keeps the chunks, made with {old.chunk_tokens} tokens and overlap "
-            f"{old.overlap}; it cannot change them to {settings.chunk_tokens} and "
-            f"{settings.overlap}"
-        )
 
 
 def _is_write_failure(exc: RuntimeError) -> bool:
@@ -404,7 +386,7 @@ class _Generation:
         self.built = index
 
     def _manifest(self, documents: int, chunks: int) -> Manifest:
-        roots, globs, excludes, follow = _remembered(self.old.manifest, self.changes)
+        roots, globs, excludes, follow = remembered_sources(self.old.manifest, self.changes)
         if self.built is None:  # only tombstones: the index is described as it was
             if self.old.manifest is None:
                 raise IndexFormatError("internal error: no vector index built")
@@ -452,45 +434,3 @@ class _Generation:
             changed=changed,
             skipped_sources=tuple(plan.skipped_sources),
         )
-
-
-def _remembered(
-    old: Manifest | None, changes: Changes
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]:
-    """Roots the index was built from (old ones kept), and the latest discovery options."""
-    roots = dict.fromkeys(old.roots if old else ())
-    roots.update(dict.fromkeys(str(r) for r in changes.roots))
-    if changes.roots:
-        return tuple(roots), tuple(changes.globs), tuple(changes.excludes), changes.follow_symlinks
-    if old is None:
-        return tuple(roots), (), (), False
-    return tuple(roots), old.globs, old.excludes, old.follow_symlinks
-
-
-def new_manifest(
-    s: Settings,
-    documents: int,
-    chunks: int,
-    next_chunk_id: int,
-    index: VectorIndex,
-    **sources: Any,
-) -> Manifest:
-    """A manifest for a generation built with settings ``s`` into ``index``."""
-    return Manifest(
-        format_version=FORMAT_VERSION,
-        semsearch_version=__version__,
-        model=s.model,
-        precision=s.precision,
-        dim=s.dim,
-        chunk_tokens=s.chunk_tokens,
-        overlap=s.overlap,
-        backend=s.backend,
-        index_type=index.index_type,
-        index_params={**index.params, "requested": s.index_type},
-        recall_at_10=index.recall,
-        documents=documents,
-        chunks=chunks,
-        next_chunk_id=next_chunk_id,
-        created=time.time(),
-        **sources,
-    )

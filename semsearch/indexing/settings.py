@@ -182,3 +182,29 @@ class BuildStats:
     def cache_hit_rate(self) -> float:
         total = self.embedded_chunks + self.cache_hits
         return self.cache_hits / total if total else 0.0
+
+
+def check_chunk_tokens(settings: Settings, limit: int | None, old: Manifest | None) -> None:
+    """A chunk longer than the model's input would be cut off unread: refuse new settings
+    that ask for it (an index already built that way can still be updated). ``limit``:
+    the model's input in tokens (None: unbounded)."""
+    if limit is None or settings.chunk_tokens <= limit:
+        return
+    if old is not None and old.chunk_tokens == settings.chunk_tokens:
+        return
+    raise UsageError(
+        f"chunks of {settings.chunk_tokens} tokens are more than the model reads "
+        f"({limit} tokens); the rest of each chunk would be ignored. Use at most {limit}"
+    )
+
+
+def check_same_chunking(settings: Settings, old: Manifest | None) -> None:
+    """Re-embedding keeps the chunks as they are, so it needs the chunking they were made by."""
+    if old is None:
+        raise UsageError("there is no index to re-embed")
+    if (old.chunk_tokens, old.overlap) != settings.chunking:
+        raise UsageError(
+            f"re-embedding keeps the chunks, made with {old.chunk_tokens} tokens and overlap "
+            f"{old.overlap}; it cannot change them to {settings.chunk_tokens} and "
+            f"{settings.overlap}"
+        )
