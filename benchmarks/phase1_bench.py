@@ -22,8 +22,8 @@ by wrapping the functions that do them, each step's time exclusive of the steps 
 
 Wall and CPU seconds are printed per step (CPU: the process's, tokenizer threads included),
 and the CPU of the worker processes that read, chunk and embed in a pipelined build (their
-steps are not split), with the load average and the CPU's vector extensions beside each run, then medians per arm
-and the ratio.
+steps are not split), with the load average and the CPU's vector extensions beside each
+run, then medians per arm and the ratio.
 The machine is shared, so CPU seconds are the steadier figure; wall is what a user waits.
 
 ``--transformer-every N`` also builds every Nth file of the tree (a fixed subset) with the
@@ -284,9 +284,10 @@ def _summary(results: dict[str, list[dict[str, Any]]]) -> None:
         steps = "  ".join(
             f"{s} {med([r['steps_cpu'][s] for r in rs]):.2f}" for s in (*STEPS, "other")
         )
+        workers = med([r.get("worker_cpu", 0.0) for r in rs])
         print(f"    {arm:10} wall {med([r['wall'] for r in rs]):7.2f} s  "
-              f"cpu {med([r['cpu'] for r in rs]):7.2f} s"
-              f" + workers {med([r.get('worker_cpu', 0.0) for r in rs]):5.2f} s  [cpu] {steps}")  # fmt: skip
+              f"cpu {med([r['cpu'] for r in rs]):7.2f} s + workers {workers:5.2f} s  "
+              f"[cpu] {steps}")  # fmt: skip
     names = list(results)
     if len(names) == 2:
         a, b = (results[n] for n in names)
