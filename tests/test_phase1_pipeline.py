@@ -183,6 +183,8 @@ def test_a_dying_worker_fails_the_build_and_keeps_the_index(
         _build(where, [work], static)
     before = _dump(where)
     query = api.SemanticIndex(embedder=static, path=where).search("retry backoff", k=5)
+    for i in range(6):  # the first task is done in this process, the marked file's by a worker
+        (work / f"new{i}.txt").write_text(f"new file {i} about retry backoff\n")
     (work / "zz_marked.txt").write_text(f"this text has the marker {KILL} in it\n")
     with monkeypatch.context() as m:
         _pipelined(m, make=functools.partial(_dying, static.model_dir))
