@@ -240,3 +240,44 @@ def test_tasks_keep_order_and_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [(len(t.items), t.here) for t in tasks] == [
         (3, False), (1, False), (1, True), (1, False), (1, True), (4, False), (2, False)
     ]  # fmt: skip
+
+
+def test_a_script_without_a_main_guard_builds_in_process(
+    tree: Path, tmp_path: Path, static: StaticEmbedder
+) -> None:
+    """Workers import the main script again: one indexing at top level must not run twice
+    (or fail), so it builds in this process; a guarded script uses the workers."""
+    import subprocess
+    import sys
+
+    body = (
+        "import functools, sys\n"
+        "from pathlib import Path\n"
+        "from semsearch import api\n"
+        "from semsearch.embed.static import StaticEmbedder\n"
+        "from semsearch.indexing import pipeline\n"
+        "made = []\n"
+        "class Counting(pipeline.PipelineEngine):\n"
+        "    def _taken(self, future):\n"
+        "        made.append(1)\n"
+        "        return super()._taken(future)\n"
+        "pipeline.static_engine = lambda e: Counting(\n"
+        "    e, functools.partial(StaticEmbedder, e.model_dir),\n"
+        "    workers=2, min_files=0, min_bytes=0)\n"
+        "pipeline.TASK_FILES = 3\n"
+        "def run():\n"
+        "    e = StaticEmbedder(sys.argv[1])\n"
+        "    api.index_paths([sys.argv[2]], sys.argv[3], embedder=e, progressive=True)\n"
+        "    print('tasks from workers:', len(made))\n"
+    )
+    for name, tail in (("bare", "run()\n"), ("guarded", "if __name__ == '__main__':\n    run()\n")):
+        script = tmp_path / f"{name}.py"
+        script.write_text(body + tail)
+        done = subprocess.run(
+            [sys.executable, str(script), str(static.model_dir), str(tree), str(tmp_path / name)],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        used = int(done.stdout.strip().rsplit(" ", 1)[-1])
+        assert (used > 0) == (name == "guarded"), (name, done.stdout)

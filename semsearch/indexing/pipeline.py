@@ -16,7 +16,8 @@ Safe: workers start by ``forkserver`` (``spawn`` where there is none), never by 
 process with threads (a server, a watcher, the tokenizer's pool) can build. A worker that
 dies ends the build with one error and the temporary generation removed, the live index
 untouched; a file that cannot be read is skipped with its warning, given here as the worker
-gave it. Small inputs, one CPU and ``Document`` items stay in this process.
+gave it. Small inputs, one CPU, ``Document`` items and a main script without a main guard (which
+every worker would run again) stay in this process.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ import functools
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -111,7 +114,8 @@ class PipelineEngine(Engine):
         pooled = [t for t in tasks if not t.here]
         files = sum(len(t.items) for t in pooled)
         size = sum(_size(i) for t in pooled for i in t.items) if files >= self.min_files else 0
-        if self.workers < 2 or files < self.min_files or size < self.min_bytes:
+        small = files < self.min_files or size < self.min_bytes
+        if self.workers < 2 or small or not _main_reimport_safe():
             yield from self.local.process(items, params)
             return
         # This process does the first task itself while the workers start (~0.5 s).
@@ -194,6 +198,22 @@ def _size(item: Item) -> int:
         return os.stat(item).st_size
     except OSError:
         return 0  # the worker finds out why, and says so
+
+
+def _main_reimport_safe() -> bool:
+    """Whether a worker may import this process's main script again, as ``forkserver`` and
+    ``spawn`` do: a script that indexes at top level, with no ``if __name__ == "__main__"``
+    guard, would index again in every worker. Such a script builds in process instead
+    (``-m`` modules, console scripts, notebooks and the REPL are safe)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    if main is None or getattr(spec, "name", None) or path is None:
+        return True
+    try:
+        return "__main__" in Path(path).read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def _context() -> multiprocessing.context.BaseContext:
