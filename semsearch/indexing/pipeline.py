@@ -48,12 +48,12 @@ from .settings import ChunkParams, Item
 log = logging.getLogger("semsearch")
 
 #: Files and bytes of one task: the unit handed to a worker and returned whole.
-TASK_FILES = 32
-TASK_BYTES = 1 << 20
+TASK_FILES = 8
+TASK_BYTES = 128 << 10
 #: A file larger than this is processed in this process, streamed in pieces.
 BIG_FILE = 8 << 20
 #: Tasks per worker submitted ahead of the one being written.
-IN_FLIGHT = 2
+IN_FLIGHT = 4
 #: Below these, starting workers (about half a second) costs more than it saves.
 MIN_FILES = 48
 MIN_BYTES = 1 << 20
