@@ -54,9 +54,12 @@ TASK_BYTES = 128 << 10
 BIG_FILE = 8 << 20
 #: Tasks per worker submitted ahead of the one being written.
 IN_FLIGHT = 4
+#: Imported once by the fork server, not by each worker on its first file (each is
+#: optional: one not installed is skipped): the static encoder's and the readers' libraries.
+_PRELOAD = ("scipy.sparse", "selectolax.lexbor", "markdown_it")
 #: Below these, starting workers (about half a second) costs more than it saves.
 MIN_FILES = 48
-MIN_BYTES = 1 << 20
+MIN_BYTES = 3 << 20
 
 
 class _Task(NamedTuple):
@@ -221,7 +224,7 @@ def _context() -> multiprocessing.context.BaseContext:
     milliseconds), else ``spawn``: never ``fork``, which is unsafe in a process with threads."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
+        ctx.set_forkserver_preload([__name__, *_PRELOAD])
         return ctx
     return multiprocessing.get_context("spawn")
 
