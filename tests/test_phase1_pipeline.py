@@ -240,6 +240,7 @@ def test_tasks_keep_order_and_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [(len(t.items), t.here) for t in tasks] == [
         (3, False), (1, False), (1, True), (1, False), (1, True), (4, False), (2, False)
     ]  # fmt: skip
+    assert [t.size for t in tasks] == [1210, 10, 0, 10, 0, 40, 20]  # bytes to read, by workers
 
 
 def test_a_script_without_a_main_guard_builds_in_process(

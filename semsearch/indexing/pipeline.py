@@ -66,6 +66,8 @@ class _Task(NamedTuple):
     items: list[Item]
     #: Processed here (``Document`` items, big files) rather than by a worker.
     here: bool
+    #: Bytes of its files (0 for what is processed here).
+    size: int = 0
 
 
 class _Done(NamedTuple):
@@ -115,8 +117,7 @@ class PipelineEngine(Engine):
     def process(self, items: Sequence[Item], params: ChunkParams) -> Iterator[Processed | None]:
         tasks = _tasks(items)
         pooled = [t for t in tasks if not t.here]
-        files = sum(len(t.items) for t in pooled)
-        size = sum(_size(i) for t in pooled for i in t.items) if files >= self.min_files else 0
+        files, size = sum(len(t.items) for t in pooled), sum(t.size for t in pooled)
         small = files < self.min_files or size < self.min_bytes
         if self.workers < 2 or small or not _main_reimport_safe():
             yield from self.local.process(items, params)
@@ -128,34 +129,39 @@ class PipelineEngine(Engine):
             initargs=(self.make_embedder,),
         )  # fmt: skip
         try:
-            ahead: deque[tuple[_Task, Future[_Done] | None]] = deque()
-            pending = iter(tasks)
-            while True:
-                while len(ahead) < IN_FLIGHT * self.workers:
-                    task = next(pending, None)
-                    if task is None:
-                        break
-                    future = None if task.here else pool.submit(_run, task.items, params)
-                    ahead.append((task, future))
-                if not ahead:
-                    break
-                task, future = ahead.popleft()
-                if future is None:
-                    yield from self.local.process(task.items, params)
-                else:
-                    yield from self._taken(future)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _taken(self, future: Future[_Done]) -> list[Processed | None]:
-        """A task's pieces, its warnings logged and its counts added here."""
-        try:
-            done = future.result()
+            yield from self._pipelined(pool, tasks, params)
         except BrokenProcessPool:
             raise IndexWriteError(
                 "an indexing worker process stopped unexpectedly (killed, or out of memory);"
                 " the index is unchanged"
             ) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pipelined(
+        self, pool: ProcessPoolExecutor, tasks: list[_Task], params: ChunkParams
+    ) -> Iterator[Processed | None]:
+        """The tasks' pieces in order, up to ``IN_FLIGHT`` tasks per worker ahead."""
+        ahead: deque[tuple[_Task, Future[_Done] | None]] = deque()
+        pending = iter(tasks)
+        while True:
+            while len(ahead) < IN_FLIGHT * self.workers:
+                task = next(pending, None)
+                if task is None:
+                    break
+                future = None if task.here else pool.submit(_run, task.items, params)
+                ahead.append((task, future))
+            if not ahead:
+                break
+            task, future = ahead.popleft()
+            if future is None:
+                yield from self.local.process(task.items, params)
+            else:
+                yield from self._taken(future)
+
+    def _taken(self, future: Future[_Done]) -> list[Processed | None]:
+        """A task's pieces, its warnings logged and its counts added here."""
+        done = future.result()
         for level, message in done.warnings:
             log.log(level, "%s", message)
         for item, why in done.skipped:
@@ -182,15 +188,17 @@ def _tasks(items: Sequence[Item]) -> list[_Task]:
     run: list[Item] = []
     here, size = False, 0
     for item in items:
-        mine = isinstance(item, Document) or _size(item) > BIG_FILE
+        n = _size(item)
+        mine = isinstance(item, Document) or n > BIG_FILE
+        bytes_ = 0 if mine else n
         if run and (mine != here or (not here and (len(run) >= TASK_FILES or size >= TASK_BYTES))):
-            tasks.append(_Task(run, here))
+            tasks.append(_Task(run, here, size))
             run, size = [], 0
         run.append(item)
         here = mine
-        size += 0 if mine else _size(item)
+        size += bytes_
     if run:
-        tasks.append(_Task(run, here))
+        tasks.append(_Task(run, here, size))
     return tasks
 
 
