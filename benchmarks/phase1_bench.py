@@ -21,8 +21,9 @@ by wrapping the functions that do them, each step's time exclusive of the steps 
     other     everything else (discovery, planning, the builder's own work)
 
 Wall and CPU seconds are printed per step (CPU: the process's, tokenizer threads included),
-with the load average and the CPU's vector extensions beside each run, then medians per arm
-and the ratio.
+and the CPU of the worker processes that read, chunk and embed in a pipelined build (their
+steps are not split), with the load average and the CPU's vector extensions beside each
+run, then medians per arm and the ratio.
 The machine is shared, so CPU seconds are the steadier figure; wall is what a user waits.
 
 ``--transformer-every N`` also builds every Nth file of the tree (a fixed subset) with the
@@ -121,6 +122,24 @@ class _Timers:
         setattr(owner, name, wrapper)
 
 
+_ENGINES: list[Any] = []
+
+
+def _watch_workers() -> None:
+    """Collect the pipeline engines made, for their workers' CPU (absent on older trees)."""
+    try:
+        from semsearch.indexing import pipeline
+    except ImportError:
+        return
+    made = pipeline.PipelineEngine.__init__
+
+    def init(self: Any, *a: Any, **k: Any) -> None:
+        made(self, *a, **k)
+        _ENGINES.append(self)
+
+    pipeline.PipelineEngine.__init__ = init  # type: ignore[method-assign]
+
+
 def _install(t: _Timers) -> None:
     from semsearch.embed.static import StaticEmbedder
     from semsearch.indexing import builder, engine
@@ -150,6 +169,7 @@ def inner(roots: list[str], every: int) -> dict[str, Any]:
     static.encode(["warm up"])
     t = _Timers()
     _install(t)
+    _watch_workers()
     out: dict[str, Any] = {"load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="phase1-") as tmp:
         t._enter()
@@ -159,6 +179,7 @@ def inner(roots: list[str], every: int) -> dict[str, Any]:
         out["module"] = str(Path(sys.modules["semsearch"].__file__ or "").parent)
         out["steps_wall"] = {**t.wall, "other": out["wall"] - cw}
         out["steps_cpu"] = {**t.cpu, "other": out["cpu"] - cc}
+        out["worker_cpu"] = sum(e.worker_cpu for e in _ENGINES)
         out["files"], out["chunks"] = stats.documents, stats.chunks
         out["load_after"] = os.getloadavg()[0]
         out["missing"] = t.missing
@@ -216,7 +237,8 @@ def _row(label: str, r: dict[str, Any]) -> str:
     steps = "  ".join(
         f"{s} {r['steps_wall'][s]:.2f}/{r['steps_cpu'][s]:.2f}" for s in (*STEPS, "other")
     )
-    return (f"  {label:10} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
+    return (f"  {label:10} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s"
+            f" + workers {r.get('worker_cpu', 0.0):5.2f} s  "
             f"load {r['load_before']:.1f}->{r['load_after']:.1f}  [wall/cpu] {steps}")  # fmt: skip
 
 
@@ -262,8 +284,10 @@ def _summary(results: dict[str, list[dict[str, Any]]]) -> None:
         steps = "  ".join(
             f"{s} {med([r['steps_cpu'][s] for r in rs]):.2f}" for s in (*STEPS, "other")
         )
+        workers = med([r.get("worker_cpu", 0.0) for r in rs])
         print(f"    {arm:10} wall {med([r['wall'] for r in rs]):7.2f} s  "
-              f"cpu {med([r['cpu'] for r in rs]):7.2f} s  [cpu] {steps}")  # fmt: skip
+              f"cpu {med([r['cpu'] for r in rs]):7.2f} s + workers {workers:5.2f} s  "
+              f"[cpu] {steps}")  # fmt: skip
     names = list(results)
     if len(names) == 2:
         a, b = (results[n] for n in names)

@@ -356,9 +356,9 @@ class _Generation:
             doc = StoredDocument(
                 d.doc_id, d.source, d.sha256, len(rows), d.title, d.kind, size, mtime_ns, inode
             )
-            self.store.add_document(doc, rows, d.meta)
+            self.store.add_document(doc, rows, d.meta, piece.terms)
         else:
-            self.store.add_chunks(d.doc_id, rows)
+            self.store.add_chunks(d.doc_id, rows, piece.terms)
             self.store.set_chunk_count(d.doc_id, self._doc_chunks)
         self.writer.append(piece.vectors)
 

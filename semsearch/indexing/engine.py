@@ -21,6 +21,7 @@ from ..ingest.chunk import iter_chunks
 from ..ingest.document import Document
 from ..ingest.read import read_or_reason
 from ..store.chunkstore import ChunkRow
+from ..store.inverted import Analysed
 from .settings import ChunkParams, Item
 
 #: Chunks embedded per batch; bounds memory and gives the progress bar its steps.
@@ -39,6 +40,8 @@ class Processed:
     rows: list[ChunkRow]
     vectors: np.ndarray
     more: bool = False
+    #: The rows' keyword terms, when the engine analysed them (else the store does).
+    terms: Analysed | None = None
 
 
 @dataclass

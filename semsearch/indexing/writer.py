@@ -104,8 +104,11 @@ class Writer:
 
         if embedder.name == STATIC_MODEL:
             # Storing a static vector (hash, SQLite row) costs more than computing it again:
-            # 2.3 s of a 44 s phase-1 build (profiled), so the static model skips the cache.
-            return LocalEngine(embedder)
+            # 2.3 s of a 44 s phase-1 build (profiled), so the static model skips the cache,
+            # and a large build reads, chunks and embeds in worker processes.
+            from .pipeline import static_engine
+
+            return static_engine(embedder)
         return LocalEngine(embedder, functools.partial(_embed, embedder, self.cache))
 
     def close(self) -> None:

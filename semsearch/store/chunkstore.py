@@ -134,15 +134,20 @@ class ChunkStore:
     # --- writing -------------------------------------------------------------------------
 
     def add_document(
-        self, doc: StoredDocument, rows: Sequence[ChunkRow], meta: Mapping[str, Any] | None
+        self,
+        doc: StoredDocument,
+        rows: Sequence[ChunkRow],
+        meta: Mapping[str, Any] | None,
+        terms: inverted.Analysed | None = None,
     ) -> None:
-        """Insert a document and its chunks (rows already numbered by the builder)."""
+        """Insert a document and its chunks (rows already numbered by the builder; ``terms``:
+        their keyword terms when analysed already, else they are analysed here)."""
         self._doc_rows.append(
             (doc.doc_id, doc.source, sha256_value(doc.sha256), doc.n_chunks,
              self._dump_meta(doc.source, meta), doc.title, doc.kind, doc.size, doc.mtime_ns,
              doc.inode)
         )  # fmt: skip
-        self.add_chunks(doc.doc_id, rows)
+        self.add_chunks(doc.doc_id, rows, terms)
 
     def _dump_meta(self, source: str, meta: Mapping[str, Any] | None) -> str | None:
         """Metadata as strict JSON: NaN and Infinity (which a JSONL file may hold) are stored
@@ -157,11 +162,16 @@ class ChunkStore:
                 log.warning("%s: metadata holds NaN or Infinity, stored as null", source)
             return json.dumps(_finite(meta), allow_nan=False)
 
-    def add_chunks(self, doc_id: str, rows: Sequence[ChunkRow]) -> None:
+    def add_chunks(
+        self, doc_id: str, rows: Sequence[ChunkRow], terms: inverted.Analysed | None = None
+    ) -> None:
         """Append chunks of a document already added (a long document arrives in pieces).
-        Rows are buffered and written in blocks; their terms are analysed now."""
+        Rows are buffered and written in blocks; their terms are analysed now, unless given."""
         self._chunk_rows += [(r.row, r.chunk_id, doc_id, *r[2:]) for r in rows]
-        self._writing().add_texts([r.row for r in rows], [r.text for r in rows])
+        if terms is None:
+            self._writing().add_texts([r.row for r in rows], [r.text for r in rows])
+        else:
+            self._writing().add_analysed([r.row for r in rows], terms)
         if len(self._chunk_rows) >= _FLUSH_ROWS:
             self._flush()
 

@@ -11,10 +11,12 @@ chunks summed) and every per-unit array are derived from them.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +27,30 @@ from .tokenize import terms as analyze
 #: Words gathered before they are folded into triples (bounds the raw word buffer).
 _BLOCK_WORDS = 1 << 20
 _READ = 65_536
+
+
+class Analysed(NamedTuple):
+    """Chunks' keyword terms, analysed elsewhere (an indexing worker process) and handed over
+    compactly: each distinct term once, and every chunk's terms as indexes into them."""
+
+    names: list[str]
+    #: Index into ``names`` of every term of every chunk, chunk after chunk (int32).
+    ids: np.ndarray
+    #: Terms per chunk (int32), in the order of the chunks.
+    counts: np.ndarray
+
+
+def analyse(texts: Iterable[str]) -> Analysed:
+    """The terms of each text, as :meth:`Inverted.add_texts` would number them."""
+    local: defaultdict[str, int] = defaultdict()
+    local.default_factory = local.__len__
+    number, ids, counts = local.__getitem__, array("i"), array("i")
+    for text in texts:
+        found = analyze(text)
+        ids.extend(map(number, found))
+        counts.append(len(found))
+    as_array = functools.partial(np.frombuffer, dtype=np.int32)
+    return Analysed(list(local), as_array(ids), as_array(counts))
 
 
 class Triples:
@@ -69,6 +95,18 @@ class Inverted:
             self._rows.append(row)
             self._counts.append(len(found))
         if len(words) >= _BLOCK_WORDS:
+            self._fold()
+
+    def add_analysed(self, rows: Sequence[int], terms: Analysed) -> None:
+        """New chunks whose terms :func:`analyse` found (rows ascending, one per chunk)."""
+        if len(rows) != len(terms.counts):
+            raise ValueError("one row per analysed chunk is needed")
+        number = self.vocab.__getitem__
+        ids = np.fromiter(map(number, terms.names), np.int32, len(terms.names))
+        self._words.frombytes(ids[terms.ids].tobytes())
+        self._rows.extend(rows)
+        self._counts.frombytes(np.asarray(terms.counts, np.int32).tobytes())
+        if len(self._words) >= _BLOCK_WORDS:
             self._fold()
 
     def add_stored(self, conn: sqlite3.Connection, remap: np.ndarray, *, legacy: bool) -> None:
