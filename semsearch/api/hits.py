@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..util import file_digest
 
 if TYPE_CHECKING:  # the front ends import this module; the store (numpy, SQLite) stays out
-    from ..store.chunkstore import ChunkRecord
     from ..store.phase2 import Phase2Progress
+    from ..store.records import ChunkRecord
 
 
 @dataclass(frozen=True, slots=True)

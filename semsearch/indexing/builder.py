@@ -29,7 +29,7 @@ from .._version import __version__
 from ..errors import IndexFormatError, IndexWriteError, UsageError
 from ..index import VectorIndex, build_vector_index, resolve_backend, resolve_index_type
 from ..ingest.document import Document
-from ..store.chunkstore import ChunkStore, SkippedFile, StoredDocument
+from ..store.chunkstore import ChunkStore
 from ..store.layout import IndexDir
 from ..store.manifest import (
     CHUNKS,
@@ -38,6 +38,7 @@ from ..store.manifest import (
     Manifest,
 )
 from ..store.npy import VectorWriter, load_vectors, release
+from ..store.records import SkippedFile, StoredDocument
 from ..store.segments import (
     Segment,
 )

@@ -20,8 +20,8 @@ from ..embed import Embedder
 from ..ingest.chunk import iter_chunks
 from ..ingest.document import Document
 from ..ingest.read import read_or_reason
-from ..store.chunkstore import ChunkRow
 from ..store.inverted import Analysed
+from ..store.records import ChunkRow
 from .settings import ChunkParams, Item
 
 #: Chunks embedded per batch; bounds memory and gives the progress bar its steps.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..ingest.document import Document
 from ..ingest.read import file_stat
-from ..store.chunkstore import SkippedFile, StoredDocument
+from ..store.records import SkippedFile, StoredDocument
 from .settings import Changes, Item
 
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..errors import IndexFormatError, UsageError
 from ..index import ann
-from ..store.chunkstore import SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import (
     CHUNKS,
@@ -25,6 +24,7 @@ from ..store.manifest import (
     file_ok,
 )
 from ..store.npy import load_vectors
+from ..store.records import SkippedFile, StoredDocument
 from ..store.segments import (
     LiveDocuments,
     Segment,

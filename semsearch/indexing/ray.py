@@ -46,7 +46,7 @@ import numpy as np
 from ..embed import Embedder, load_embedder
 from ..errors import MissingDependencyError, ModelError, SemsearchError, UsageError
 from ..ingest.document import Document
-from ..store.chunkstore import ChunkRow
+from ..store.records import ChunkRow
 from ..util import first_line
 from .engine import Engine, EngineCounts, Processed
 from .ray_logs import ray_log_lines_hidden as _ray_log_lines_hidden

@@ -1,10 +1,11 @@
 """The on-disk index: generations, manifests, the chunk store, vectors and the embedding cache."""
 
-from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, StoredDocument
+from .chunkstore import ChunkStore
 from .embedding_cache import EmbeddingCache, encode_cached
 from .layout import IndexDir
 from .manifest import CHUNKS, FAISS, MANIFEST, VECTORS, Manifest, check_files
 from .npy import VectorWriter, load_vectors
+from .records import ChunkRecord, ChunkRow, StoredDocument
 
 __all__ = [
     "CHUNKS",

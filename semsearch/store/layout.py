@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import IndexFormatError, IndexLockedError, UsageError
 from ..util import file_digest, fsync_path, write_synced
-from .chunkstore import SkippedFile
 from .manifest import (
     FRESH,
     LOCK,
@@ -52,6 +51,7 @@ from .manifest import (
     SegmentRef,
     segment_refs,
 )
+from .records import SkippedFile
 from .segments import SegmentedStore
 
 log = logging.getLogger("semsearch")

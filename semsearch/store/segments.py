@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import IndexFormatError
 from ..util import first_line
-from .chunkstore import ChunkRecord, ChunkRow, ChunkStore, SkippedFile, StoredDocument
+from .chunkstore import ChunkStore
 from .manifest import CHUNKS, SKIPPED, TOMBSTONES, Manifest, SegmentRef, segment_refs
-from .records import ChunkMention
+from .records import ChunkMention, ChunkRecord, ChunkRow, SkippedFile, StoredDocument
 from .segmented_keyword import SegmentedKeyword
 
 #: Tombstones of one generation: segment name -> deleted document ids.

@@ -35,9 +35,9 @@ from ..indexing.plan import Plan, make_plan
 from ..ingest.discover import discover
 from ..ingest.document import Document
 from ..ingest.read import expand_items
-from ..store.chunkstore import SkippedFile, StoredDocument
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
+from ..store.records import SkippedFile, StoredDocument
 from . import fingerprint
 
 log = logging.getLogger("semsearch")
