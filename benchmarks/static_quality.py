@@ -6,10 +6,13 @@
     variant's vectors of those chunks and of the queries (exact cosines, no vector index),
     and :func:`semsearch.search.retrieve._hybrid` itself on them (dense feedback included),
     keeping each candidate's dense and keyword parts. nDCG@10 per query for BM25 alone,
-    static dense, and the hybrid at every dense weight of ``W`` (with and without the
-    feedback step's dense part), documents scored by their best chunk, a query's own
-    document never ranked (ArguAna). ``base`` is the installed static model. Output:
-    ``benchmarks/_work/static_quality_<collection>.npz`` (no pickle).
+    static dense, and the hybrid at every dense weight of ``W`` under three normalisations
+    (the library's, after feedback; the query as typed, no feedback; DBSF), documents
+    scored by their best chunk, copies folded, a query's own document never ranked
+    (ArguAna), as ``semsearch eval`` does. ``MODEL_DIR`` is a static model directory or
+    ``installed`` (the user's); ``,A,W,D`` after it sets the feedback step's first-pass
+    dense weight, move weight and documents. Output:
+    ``benchmarks/_work/static_quality_<collection>.npz`` (no pickle; later runs add to it).
 ``python -m benchmarks.static_quality report [--variants a,b] [--weight 0.05]``
     Per variant: mean hybrid - BM25 over the collections at the given weight and at the
     weight chosen leaving one collection out (the best mean over the other collections,
@@ -61,6 +64,13 @@ def _ndcg10(
     return float((gains * DISCOUNT[: len(top)]).sum() / idcg)
 
 
+def _dbsf(x: np.ndarray) -> np.ndarray:
+    """Distribution-based score fusion's part: mean +- 3 sd of the list mapped to [0, 1]."""
+    v = np.nan_to_num(np.asarray(x, np.float64))
+    lo, hi = v.mean() - 3 * v.std(), v.mean() + 3 * v.std()
+    return np.clip((v - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+
+
 def _exact_pool(q: np.ndarray, x: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each query's best ``size`` rows by cosine, best first, ties to the smaller row."""
     out = []
@@ -80,7 +90,13 @@ def run_collection(root: Path, variants: dict[str, str]) -> dict[str, Any]:
     from semsearch.embed.static import StaticEmbedder
     from semsearch.evaluation.run import CHUNK_DEPTH
     from semsearch.search.collapse import text_key
-    from semsearch.search.fuse import dense_part, readings
+    from semsearch.search.fuse import (
+        FEEDBACK_ALPHA,
+        FEEDBACK_DOCS,
+        FEEDBACK_WEIGHT,
+        dense_part,
+        readings,
+    )
     from semsearch.search.keyword import keyword_hits
     from semsearch.search.request import MAX_K
 
@@ -121,7 +137,14 @@ def run_collection(root: Path, variants: dict[str, str]) -> dict[str, Any]:
     out["bm25"] = np.asarray(bm25)
     meta: dict[str, Any] = {"collection": root.name, "chunks": len(texts),
                             "queries": len(queries), "keyword_s": round(keyword_s, 1)}  # fmt: skip
-    for name, where in variants.items():
+    for name, spec in variants.items():
+        where, _, fb = spec.partition(",")
+        # "DIR,A,W,D": the feedback step's first-pass dense weight, move and documents
+        r.FEEDBACK_ALPHA, r.FEEDBACK_WEIGHT, r.FEEDBACK_DOCS = (
+            (float(fb.split(",")[0]), float(fb.split(",")[1]), int(fb.split(",")[2]))
+            if fb
+            else (FEEDBACK_ALPHA, FEEDBACK_WEIGHT, FEEDBACK_DOCS)
+        )
         emb = load_embedder("static") if where == "installed" else StaticEmbedder(where)
         started = time.perf_counter()
         x = np.concatenate([emb.encode(texts[i : i + 1024]) for i in range(0, len(texts), 1024)])
@@ -129,23 +152,28 @@ def run_collection(root: Path, variants: dict[str, str]) -> dict[str, Any]:
         qv = emb.encode(qtexts, kind="query")
         pool = _exact_pool(qv, x, r.FEEDBACK_POOL)
         ranked_all = r._hybrid(qv, pool, hits, readings(emb, qtexts), kw, x, depth)
-        dense, grid, grid0 = [], [], []
+        dense: list[float] = []
+        grids: dict[str, list[list[float]]] = {"hybrid": [], "hybrid_nofb": [], "hybrid_dbsf": []}
         for n, rk in enumerate(ranked_all):
             drows, dcos = pool[n][0][:CHUNK_DEPTH], pool[n][1][:CHUNK_DEPTH]
             dense.append(_ndcg10(drows, doc_names(drows), dcos, judged[n], own[n], copy_keys))
             docs = doc_names(rk.rows)
-            dp0 = dense_part(rk.cosine, r._floor(pool[n][1][:depth]))
-            grid.append([_ndcg10(rk.rows, docs, w * rk.dense_part + (1 - w) * rk.keyword_part,
-                                 judged[n], own[n], copy_keys) for w in W])  # fmt: skip
-            grid0.append([_ndcg10(rk.rows, docs, w * dp0 + (1 - w) * rk.keyword_part,
-                                  judged[n], own[n], copy_keys) for w in W])  # fmt: skip
+            parts = {  # (dense part, keyword part) of each candidate under each normalisation
+                "hybrid": (rk.dense_part, rk.keyword_part),  # the library's (after feedback)
+                "hybrid_nofb": (dense_part(rk.cosine, r._floor(pool[n][1][:depth])),
+                                rk.keyword_part),  # the query as typed, no feedback
+                "hybrid_dbsf": (_dbsf(rk.cosine), _dbsf(rk.bm25)),  # mean +- 3 sd, as typed
+            }  # fmt: skip
+            for kind, (dp, kp) in parts.items():
+                grids[kind].append([_ndcg10(rk.rows, docs, w * dp + (1 - w) * kp, judged[n],
+                                            own[n], copy_keys) for w in W])  # fmt: skip
         out[f"dense@{name}"] = np.asarray(dense)
-        out[f"hybrid@{name}"] = np.asarray(grid)
-        out[f"hybrid_nofb@{name}"] = np.asarray(grid0)
+        for kind, grid in grids.items():
+            out[f"{kind}@{name}"] = np.asarray(grid)
         print(json.dumps({**meta, "variant": name, "encode_s": round(encode_s, 1),
                           "dense": round(float(np.mean(dense)), 4),
                           "bm25": round(float(np.mean(bm25)), 4),
-                          "hybrid@0.05": round(float(np.mean(np.asarray(grid)[:, 2])), 4),
+                          "hybrid@0.05": round(float(np.mean(grids["hybrid"], axis=0)[2]), 4),
                           "loadavg": round(os.getloadavg()[0], 1)}), flush=True)  # fmt: skip
     return out
 
@@ -183,7 +211,7 @@ def report(variants: list[str] | None, weight: float) -> list[dict[str, Any]]:
     out = []
     at = int(np.argmin(np.abs(W - weight)))
     for v in variants or found:
-        for kind in ("hybrid", "hybrid_nofb"):
+        for kind in ("hybrid", "hybrid_nofb", "hybrid_dbsf"):
             if not all(f"{kind}@{v}" in data[c] for c in cols):
                 continue
             means = np.array([data[c][f"{kind}@{v}"].mean(0) for c in cols])  # cols x W
@@ -223,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run")
     run.add_argument("dirs", nargs="*", type=Path)
-    run.add_argument("--variant", action="append", default=[], help="NAME=MODEL_DIR")
+    run.add_argument(
+        "--variant", action="append", default=[],
+        help="NAME=MODEL_DIR (or 'installed'), optionally ,A,W,D: feedback's first-pass dense "
+        "weight, move weight and documents",
+    )  # fmt: skip
     rep = sub.add_parser("report")
     rep.add_argument("--variants", default=None)
     rep.add_argument("--weight", type=float, default=0.05)
