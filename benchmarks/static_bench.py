@@ -297,10 +297,24 @@ def progressive(roots: list[str], sample_every: int) -> dict[str, Any]:
     return out
 
 
-def fuse_alpha() -> float:
+def fuse_rule(model: str | None) -> dict[str, float]:
+    """The hybrid's dense weight rule for ``model`` (its base weight and cuts)."""
     from semsearch.search import fuse
 
-    return float((fuse.blend.__defaults__ or (fuse.ALPHA,))[0])
+    rule = fuse.MODEL_RULES.get(model or "", fuse.RULE)
+    return {"alpha": rule.alpha, "fit": rule.fit, "vocab": rule.vocab}
+
+
+def set_alpha(model: str | None, alpha: float) -> None:
+    """What-if: the hybrid's base dense weight for ``model`` (its cuts kept)."""
+    from dataclasses import replace
+
+    from semsearch.search import fuse
+
+    if model in fuse.MODEL_RULES:
+        fuse.MODEL_RULES[model] = replace(fuse.MODEL_RULES[model], alpha=alpha)
+    else:  # the transformer: the rule every model without its own uses
+        fuse.RULE = replace(fuse.RULE, alpha=alpha)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,13 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "eval":
         dirs = args.dirs or sorted(p for p in EVAL_DIR.iterdir() if p.is_dir())
         model = None if args.model == "default" else args.model
-        if args.alpha is not None:  # what-if only: the library's weight is search.fuse.ALPHA
-            from semsearch.search import fuse
-
-            fuse.blend.__defaults__ = (args.alpha,)
+        if args.alpha is not None:  # what-if only: the library's rules are search.fuse's
+            set_alpha(model, args.alpha)
         for d in dirs:
             record = eval_collection(d, model, args.modes.split(","), args.max_queries)
-            _emit({**record, "alpha": fuse_alpha()})
+            _emit({**record, "rule": fuse_rule(model)})
     elif args.cmd == "speed":
         _emit(speed(args.texts, args.rounds, args.eval_dir))
     elif args.cmd == "progressive":

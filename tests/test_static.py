@@ -137,6 +137,24 @@ def test_a_changed_teacher_is_distilled_again(tmp_path: Path, fake_distil: list[
     assert len(fake_distil) == 2
 
 
+@pytest.mark.parametrize(("option", "value"), [("PCA_DIMS", 128), ("SIF_COEFFICIENT", 1e-3)])
+def test_other_distil_options_are_distilled_again(
+    tmp_path: Path,
+    fake_distil: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    value: float,
+) -> None:
+    cache = tmp_path / "models"
+    sd.ensure_static(TEACHER_ID, TEACHER_DIR, cache, max_tokens=254)
+    sd.ensure_static(TEACHER_ID, TEACHER_DIR, cache, max_tokens=254)
+    assert len(fake_distil) == 1
+    monkeypatch.setattr(sd, option, value)
+    out = sd.ensure_static(TEACHER_ID, TEACHER_DIR, cache, max_tokens=254)
+    assert len(fake_distil) == 2
+    assert json.loads((out / META_FILE).read_text())[option.lower()] == value
+
+
 def test_no_pickle_on_disk(static_dir: Path) -> None:
     np.load(static_dir / VECTORS_FILE, allow_pickle=False)  # raises on an object array
     np.save(static_dir / VECTORS_FILE, np.array([{"a": 1}], dtype=object), allow_pickle=True)

@@ -62,8 +62,15 @@ def ensure_static(identity: str, location: str, cache: Path, *, max_tokens: int)
 
 
 def _is_current(out: Path, identity: str, stamp: str) -> bool:
-    expect = {"format": FORMAT_VERSION, "teacher": identity, "fingerprint": stamp}
+    """Whether ``out`` holds a whole distillation of this teacher made with today's options
+    (a cache distilled with other options is made again, never reused)."""
+    expect = {"format": FORMAT_VERSION, "teacher": identity, "fingerprint": stamp, **_options()}
     return is_complete(out, META_FILE, expect, (VECTORS_FILE, TOKENIZER_FILE))
+
+
+def _options() -> dict[str, object]:
+    """The distillation options, as the meta records them."""
+    return {"pca_dims": PCA_DIMS, "sif_coefficient": SIF_COEFFICIENT}
 
 
 def distil(location: str) -> Distilled:
@@ -127,8 +134,7 @@ def write_static(
         "max_tokens": int(max_tokens),
         "max_chars": int(max_tokens) * median,
         "unk_id": unk_id,
-        "pca_dims": PCA_DIMS,
-        "sif_coefficient": SIF_COEFFICIENT,
+        **_options(),
         "distill_seconds": round(seconds, 1),
     }
     write_atomic(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
