@@ -74,7 +74,8 @@ def measure(
     """Write ``n`` chunks through the store API, then merge them into a second segment."""
     import numpy as np
 
-    from semsearch.store.chunkstore import ChunkRow, ChunkStore, StoredDocument
+    from semsearch.store.chunkstore import ChunkStore
+    from semsearch.store.records import ChunkRow, StoredDocument
     from semsearch.store.tokenize import terms
 
     texts = _texts(n, seed=n, words=words)

@@ -112,7 +112,8 @@ def test_jsonl_nan_is_stored_as_null_and_output_stays_json(
 
 def test_an_old_index_holding_nan_still_filters() -> None:
     """Indexes written before the fix hold ``NaN`` in metadata: filters skip it, no error."""
-    from semsearch.store.chunkstore import ChunkStore, StoredDocument
+    from semsearch.store.chunkstore import ChunkStore
+    from semsearch.store.records import StoredDocument
 
     store = ChunkStore.create(":memory:")
     for n, meta in enumerate(['{"v": NaN}', '{"v": 2}']):

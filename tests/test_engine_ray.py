@@ -31,7 +31,8 @@ from semsearch.indexing.ray import RayBuildError, RayEngine, ShardWorker, _descr
 from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
 from semsearch.ingest.document import documents_from_texts
 from semsearch.store import CHUNKS, VECTORS, IndexDir
-from semsearch.store.chunkstore import ChunkRecord, ChunkStore
+from semsearch.store.chunkstore import ChunkStore
+from semsearch.store.records import ChunkRecord
 
 from .conftest import SEEDS, FakeEmbedder
 

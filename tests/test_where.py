@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from semsearch import SemanticIndex, UsageError
-from semsearch.store.chunkstore import ChunkStore, StoredDocument
+from semsearch.store.chunkstore import ChunkStore
+from semsearch.store.records import StoredDocument
 from semsearch.store.where import OPERATORS, where_sql
 
 from .conftest import FakeEmbedder
