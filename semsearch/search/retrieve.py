@@ -248,14 +248,25 @@ def _read(rows: np.ndarray, pool: Pooled, vectors: SegmentedVectors) -> np.ndarr
     """The vectors of ``rows``: the pool's where it brought them, the others read."""
     if pool.vecs is None or not len(pool.rows):
         return np.asarray(vectors[rows], np.float32)
-    sorter = np.argsort(pool.rows, kind="stable")
-    at = sorter[np.minimum(np.searchsorted(pool.rows, rows, sorter=sorter), len(sorter) - 1)]
-    known = pool.rows[at] == rows
+    at, known = _located(pool.rows, rows, np.argsort(pool.rows, kind="stable"))
     out = np.empty((len(rows), pool.vecs.shape[1]), np.float32)
     out[known] = pool.vecs[at[known]]
     if not known.all():
         out[~known] = vectors[rows[~known]]
     return out
+
+
+def _located(
+    keys: np.ndarray, wanted: np.ndarray, sorter: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``wanted``: a position in ``keys`` (ascending, or put in order by
+    ``sorter``) and whether the key there is that value (where not, the position is any)."""
+    if not len(keys):
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+    at = np.minimum(np.searchsorted(keys, wanted, sorter=sorter), len(keys) - 1)
+    if sorter is not None:
+        at = sorter[at]
+    return at, keys[at] == wanted
 
 
 def _moved_best(
@@ -270,8 +281,7 @@ def _moved_best(
     moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read,
     and none when the pool brought its vectors."""
     pool = pooled.rows
-    at = np.minimum(np.searchsorted(first.rows, pool), max(len(first.rows) - 1, 0))
-    known = first.rows[at] == pool if len(first.rows) else np.zeros(len(pool), bool)
+    at, known = _located(first.rows, pool)
     if pooled.vecs is not None:
         vecs = pooled.vecs
     else:
