@@ -15,7 +15,7 @@ import functools
 import sqlite3
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -40,15 +40,29 @@ class Analysed(NamedTuple):
     counts: np.ndarray
 
 
-def analyse(texts: Iterable[str]) -> Analysed:
-    """The terms of each text, as :meth:`Inverted.add_texts` would number them."""
-    local: defaultdict[str, int] = defaultdict()
-    local.default_factory = local.__len__
-    number, ids, counts = local.__getitem__, array("i"), array("i")
+def _numbering() -> defaultdict[str, int]:
+    """Term -> id, a new term numbered as it is first seen."""
+    numbers: defaultdict[str, int] = defaultdict()
+    numbers.default_factory = numbers.__len__
+    return numbers
+
+
+def _number_terms(
+    texts: Iterable[str], number: Callable[[str], int], ids: array[int], counts: array[int]
+) -> None:
+    """Append each text's terms, numbered by ``number``, to ``ids``, and their count to
+    ``counts``: the one analysis loop of a build, in this process or a worker."""
     for text in texts:
         found = analyze(text)
         ids.extend(map(number, found))
         counts.append(len(found))
+
+
+def analyse(texts: Iterable[str]) -> Analysed:
+    """The terms of each text, as :meth:`Inverted.add_texts` would number them."""
+    local = _numbering()
+    ids, counts = array("i"), array("i")
+    _number_terms(texts, local.__getitem__, ids, counts)
     as_array = functools.partial(np.frombuffer, dtype=np.int32)
     return Analysed(list(local), as_array(ids), as_array(counts))
 
@@ -79,8 +93,7 @@ class Inverted:
 
     def __init__(self) -> None:
         #: Term -> id, a new term numbered as it is first seen.
-        self.vocab: defaultdict[str, int] = defaultdict()
-        self.vocab.default_factory = self.vocab.__len__
+        self.vocab = _numbering()
         self.triples = Triples()
         self._words = array("i")
         self._rows = array("i")
@@ -88,13 +101,12 @@ class Inverted:
 
     def add_texts(self, rows: Iterable[int], texts: Iterable[str]) -> None:
         """Analyse new chunks' texts (rows ascending within one call)."""
-        number, words = self.vocab.__getitem__, self._words
-        for row, text in zip(rows, texts, strict=True):
-            found = analyze(text)
-            words.extend(map(number, found))
-            self._rows.append(row)
-            self._counts.append(len(found))
-        if len(words) >= _BLOCK_WORDS:
+        rows, texts = list(rows), list(texts)
+        if len(rows) != len(texts):
+            raise ValueError("one row per text is needed")
+        _number_terms(texts, self.vocab.__getitem__, self._words, self._counts)
+        self._rows.extend(rows)
+        if len(self._words) >= _BLOCK_WORDS:
             self._fold()
 
     def add_analysed(self, rows: Sequence[int], terms: Analysed) -> None:
