@@ -434,11 +434,16 @@ class SemanticIndex:
         reader always gets a whole generation and never an error caused by the race."""
         with self._write_lock:
             try:
-                self._view = open_view(self._dir, self.embedder, self.settings.backend, live)
+                self._view = self._open_view(live)
             except IndexFormatError:
                 if not self._follow_model():
                     raise
-                self._view = open_view(self._dir, self.embedder, self.settings.backend)
+                self._view = self._open_view(None)
+
+    def _open_view(self, live: Live | None) -> View:
+        """The live generation opened for searching (``live``: when just read); a sharded
+        index opens it with its searches fanned out."""
+        return open_view(self._dir, self.embedder, self.settings.backend, live)
 
     def _follow_model(self) -> bool:
         """Progressive indexing publishes phase 2 under another model: a handle that named

@@ -413,15 +413,5 @@ class ShardedSemanticIndex(SemanticIndex):
     def bound(cls, sharding: Sharding) -> type[ShardedSemanticIndex]:
         return type(cls.__name__, (cls,), {"sharding": sharding})
 
-    def _reload(self, live: Live | None = None) -> None:
-        with self._write_lock:
-            try:
-                self._view = open_view(
-                    self._dir, self.embedder, self.settings.backend, self.sharding, live
-                )
-            except IndexFormatError:
-                if not self._follow_model():  # progressive phase 2, as the local reader
-                    raise
-                self._view = open_view(
-                    self._dir, self.embedder, self.settings.backend, self.sharding
-                )
+    def _open_view(self, live: Live | None) -> View:
+        return open_view(self._dir, self.embedder, self.settings.backend, self.sharding, live)
