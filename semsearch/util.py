@@ -108,6 +108,14 @@ def lazy_exports(
     return __getattr__, __dir__
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity on Linux, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def unique_sorted(values: np.ndarray) -> np.ndarray:
     """``np.unique(values)`` of integers (flattened, ascending, each once), by a sort: numpy
     2's ``np.unique`` imports ``numpy.ma`` on its first call, ~13 ms of a cold query."""

@@ -6,7 +6,6 @@ match the reference to ~1e-6. The model is exported once by :mod:`.onnx_export`.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UsageError
-from ..util import first_line, read_json_object
+from ..util import first_line, read_json_object, usable_cpus
 from .base import Embedder, Kind, check_precision, normalize
 from .models import resolve_model
 from .onnx_export import (
@@ -257,7 +256,4 @@ def limit_threads(threads: int) -> None:
 def _cpu_count() -> int:
     if _thread_limit is not None:
         return _thread_limit
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()

@@ -42,6 +42,7 @@ from ..embed import Embedder
 from ..errors import IndexWriteError
 from ..ingest.document import Document
 from ..store.inverted import analyse
+from ..util import usable_cpus
 from .engine import Engine, LocalEngine, Processed
 from .settings import ChunkParams, Item
 
@@ -80,14 +81,6 @@ class _Done(NamedTuple):
     cpu: float  # the worker's CPU seconds on the task
 
 
-def cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class PipelineEngine(Engine):
     """``LocalEngine``'s results made by ``workers`` processes (default: one per CPU), each
     with its own embedder from ``make_embedder`` (picklable, the same model as ``embedder``)."""
@@ -105,7 +98,7 @@ class PipelineEngine(Engine):
         self.counts = self.local.counts
         self.max_tokens = embedder.max_tokens
         self.make_embedder = make_embedder
-        self.workers = cpus() if workers is None else workers
+        self.workers = usable_cpus() if workers is None else workers
         self.min_files = MIN_FILES if min_files is None else min_files
         self.min_bytes = MIN_BYTES if min_bytes is None else min_bytes
         #: CPU seconds the workers spent on this engine's tasks (benchmarks report it).
