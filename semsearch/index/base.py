@@ -174,12 +174,23 @@ def merge_pools(pools: Sequence[Pool], k: int, n_queries: int) -> Pool:
     out = np.zeros((*merged.ids.shape, vecs.shape[2]), np.float32)
     for n, (mine, got) in enumerate(zip(ids, merged.ids, strict=True)):
         named = np.flatnonzero(mine >= 0)  # ids are unique across pools (global rows)
-        sorter = np.argsort(mine[named], kind="stable")
         real = got >= 0
-        out[n, real] = vecs[
-            n, named[sorter[np.searchsorted(mine[named], got[real], sorter=sorter)]]
-        ]
+        at, _ = located(mine[named], got[real], np.argsort(mine[named], kind="stable"))
+        out[n, real] = vecs[n, named[at]]
     return Pool(merged.scores, merged.ids, out)
+
+
+def located(
+    keys: np.ndarray, wanted: np.ndarray, sorter: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``wanted``: a position in ``keys`` (ascending, or put in order by
+    ``sorter``) and whether the key there is that value (where not, the position is any)."""
+    if not len(keys):
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+    at = np.minimum(np.searchsorted(keys, wanted, sorter=sorter), len(keys) - 1)
+    if sorter is not None:
+        at = sorter[at]
+    return at, keys[at] == wanted
 
 
 def merge_best(

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..index.base import Pool, SearchResult, row_dots
+from ..index.base import Pool, SearchResult, located, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
@@ -248,25 +248,12 @@ def _read(rows: np.ndarray, pool: Pooled, vectors: SegmentedVectors) -> np.ndarr
     """The vectors of ``rows``: the pool's where it brought them, the others read."""
     if pool.vecs is None or not len(pool.rows):
         return np.asarray(vectors[rows], np.float32)
-    at, known = _located(pool.rows, rows, np.argsort(pool.rows, kind="stable"))
+    at, known = located(pool.rows, rows, np.argsort(pool.rows, kind="stable"))
     out = np.empty((len(rows), pool.vecs.shape[1]), np.float32)
     out[known] = pool.vecs[at[known]]
     if not known.all():
         out[~known] = vectors[rows[~known]]
     return out
-
-
-def _located(
-    keys: np.ndarray, wanted: np.ndarray, sorter: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``wanted``: a position in ``keys`` (ascending, or put in order by
-    ``sorter``) and whether the key there is that value (where not, the position is any)."""
-    if not len(keys):
-        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
-    at = np.minimum(np.searchsorted(keys, wanted, sorter=sorter), len(keys) - 1)
-    if sorter is not None:
-        at = sorter[at]
-    return at, keys[at] == wanted
 
 
 def _moved_best(
@@ -281,7 +268,7 @@ def _moved_best(
     moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read,
     and none when the pool brought its vectors."""
     pool = pooled.rows
-    at, known = _located(first.rows, pool)
+    at, known = located(first.rows, pool)
     if pooled.vecs is not None:
         vecs = pooled.vecs
     else:
