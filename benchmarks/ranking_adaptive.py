@@ -39,8 +39,13 @@ W = np.round(np.arange(0.0, 1.0001, 0.025), 3)
 #: Score normalisations compared: the background-relative parts of :mod:`semsearch.search.fuse`
 #: with the dense part after feedback ("bg"), without it ("bg0"), the larger ("bgmax") or the
 #: mean ("bgmean") of the two; distribution-based (mean +- 3 sd of each list, Qdrant's DBSF)
-#: and min-max per list, each after feedback.
-NORMS = ("bg", "bg0", "bgmax", "bgmean", "dbsf", "minmax")
+#: and min-max per list, each after feedback; per-query z-scores of each list ("z"), and
+#: CombMNZ: the min-max blend times the number of lists that retrieved the chunk ("mnz");
+#: "bgk": "bg" with the keyword part also measured from its list's background (the evidence
+#: of its ``fuse``-depth-th best chunk), as the dense part is.
+NORMS = ("bg", "bg0", "bgmax", "bgmean", "dbsf", "minmax", "z", "mnz", "bgk")
+#: The depth whose weakest score is a list's background (``search.retrieve.CANDIDATES``).
+BACKGROUND_DEPTH = 200
 #: Candidates of each list whose scores set its DBSF and min-max range (semsearch eval's depth).
 LIST_DEPTH = 300
 
@@ -48,6 +53,8 @@ LIST_DEPTH = 300
 def _spread(x: np.ndarray, ref: np.ndarray, norm: str) -> np.ndarray:
     if len(ref) == 0:
         return np.zeros_like(x)
+    if norm == "z":
+        return (x - ref.mean()) / max(float(ref.std()), 1e-9)
     if norm == "dbsf":
         lo, hi = ref.mean() - 3 * ref.std(), ref.mean() + 3 * ref.std()
     else:
@@ -57,6 +64,13 @@ def _spread(x: np.ndarray, ref: np.ndarray, norm: str) -> np.ndarray:
 
 def parts_of(q: Query, norm: str) -> tuple[np.ndarray, np.ndarray]:
     """The dense (after feedback) and keyword parts of each candidate chunk under ``norm``."""
+    if norm == "bgk":
+        kw = q.kw.astype(np.float64)
+        listed = np.sort(kw[kw > 0])[::-1][:BACKGROUND_DEPTH]
+        floor = float(listed[-1]) if len(listed) == BACKGROUND_DEPTH else 0.0
+        top = fuse.K1_PLUS_1 * q.full
+        k = np.clip((kw - floor) / max(top - floor, 1e-9), 0.0, 1.0) if top > 0 else 0 * kw
+        return fuse.dense_part(q.cos2, q.floor2), k
     if norm.startswith("bg"):
         k = fuse.keyword_part(q.kw.astype(np.float64), q.full)
         after, before = fuse.dense_part(q.cos2, q.floor2), fuse.dense_part(q.cos, q.floor)
@@ -66,7 +80,20 @@ def parts_of(q: Query, norm: str) -> tuple[np.ndarray, np.ndarray]:
     kw = q.kw.astype(np.float64)
     dense_list = np.sort(cos)[::-1][:LIST_DEPTH]
     kw_list = np.sort(kw[kw > 0])[::-1][:LIST_DEPTH]
-    return _spread(cos, dense_list, norm), np.where(kw > 0, _spread(kw, kw_list, norm), 0.0)
+    spread = "minmax" if norm == "mnz" else norm
+    d, k = _spread(cos, dense_list, spread), _spread(kw, kw_list, spread)
+    none = float(k.min(initial=0.0)) if norm == "z" else 0.0  # no keyword match: the lowest
+    return d, np.where(kw > 0, k, none)
+
+
+def retrieved_by(q: Query, norm: str) -> np.ndarray | float:
+    """CombMNZ's factor ("mnz"): how many of the two lists (each its best ``LIST_DEPTH``)
+    hold each candidate chunk; 1 for the other normalisations."""
+    if norm != "mnz":
+        return 1.0
+    cos = q.cos2.astype(np.float64)
+    cut = np.sort(cos)[::-1][:LIST_DEPTH][-1] if len(cos) else 0.0
+    return (cos >= cut).astype(np.float64) + (q.kw > 0)
 
 
 def table(qs: list[Query], norms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +106,9 @@ def table(qs: list[Query], norms: Sequence[str]) -> tuple[np.ndarray, np.ndarray
             if norm not in norms:
                 continue
             d, k = parts_of(q, norm)
+            times = retrieved_by(q, norm)
             for j, w in enumerate(W):
-                grid[m, i, j] = ndcg10(q, doc_max(q, w * d + (1 - w) * k))
+                grid[m, i, j] = ndcg10(q, doc_max(q, (w * d + (1 - w) * k) * times))
         kw = doc_max(q, q.kw.astype(np.float64))
         kw = np.where(kw > 0, kw, -np.inf)
         dn = doc_max(q, q.cos.astype(np.float64))
@@ -119,11 +147,20 @@ def prepare(name: str, model: str | None, norms: Sequence[str]) -> dict[str, np.
     if cached.exists():
         z = np.load(cached)
         out = {k: z[k] for k in z.files}
-        if all(not np.isnan(out["grid"][NORMS.index(n)]).any() for n in norms):
-            if "code" not in out:
-                out["code"] = code_share(name, load(name + suffix, qrels))
-                np.savez(cached, **out)
-            return out
+        grid = out["grid"]
+        if len(grid) < len(NORMS):  # a table from before NORMS grew: the new rows to fill
+            grid = np.concatenate(
+                [grid, np.full((len(NORMS) - len(grid), *grid.shape[1:]), np.nan)]
+            )
+            out["grid"] = grid
+        missing = [n for n in norms if np.isnan(grid[NORMS.index(n)]).any()]
+        if missing:
+            qs = load(name + suffix, qrels)
+            more, _ = table(qs, missing)
+            for n in missing:
+                grid[NORMS.index(n)] = more[NORMS.index(n)]
+            np.savez(cached, **out)
+        return out
     qs = load(name + suffix, qrels)
     texts = query_texts(name)
     from semsearch.embed import load_embedder
@@ -170,9 +207,10 @@ def grid_rules() -> list[Rule]:
     ]  # fmt: skip
 
 
-def show(r: Rule) -> str:
+def show(variant: str, r: Rule) -> str:
     w = r.weight
-    return f"{r.norm} a={w.alpha} conf={w.conf} str={w.strength} fit={w.fit} vocab={w.vocab}"
+    kw = f"[{variant}] " if variant else ""
+    return f"{kw}{r.norm} a={w.alpha} conf={w.conf} str={w.strength} fit={w.fit} vocab={w.vocab}"
 
 
 def main() -> int:
@@ -182,26 +220,40 @@ def main() -> int:
     ap.add_argument("--names", nargs="*", default=NAMES)
     ap.add_argument("--norms", nargs="*", default=NORMS, choices=NORMS)
     ap.add_argument("--work", type=Path, default=ranking_fusion.WORK, help="where the dumps are")
-    ap.add_argument("--keyword", default="", help="a keyword variant dumped with --also")
+    ap.add_argument(
+        "--keyword",
+        nargs="*",
+        default=[""],
+        help="keyword variants dumped with --also (each is a choice beside the rules; '' is "
+        "the default keyword side, which the default and before columns always use)",
+    )
     a = ap.parse_args()
     ranking_fusion.WORK = WORK = a.work
-    ranking_fusion.KEYWORD = a.keyword
     t0 = time.time()
     suffix = f"@{a.model}" if a.model else ""
     names = [n for n in a.names if (WORK / f"dump_{n}{suffix}.npz").exists()]
-    data = {n: prepare(n, a.model, a.norms) for n in names}
-    train = {n: n for n in names}
-    if "cosqa" in names and (WORK / f"dump_cosqa-dev{suffix}.npz").exists():
-        data["cosqa-dev"] = prepare("cosqa-dev", a.model, a.norms)
-        train["cosqa"] = "cosqa-dev"
+    every = names + (
+        ["cosqa-dev"]
+        if "cosqa" in names and (WORK / f"dump_cosqa-dev{suffix}.npz").exists()
+        else []
+    )
+    train = {n: n for n in names} | ({"cosqa": "cosqa-dev"} if "cosqa-dev" in every else {})
+    variants = list(dict.fromkeys(["", *a.keyword]))
+    tables: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for v in variants:
+        ranking_fusion.KEYWORD = v
+        tables[v] = {n: prepare(n, a.model, a.norms) for n in every}
+    ranking_fusion.KEYWORD = ""
+    data = tables[""]
     print(f"tables ready in {time.time() - t0:.0f}s", file=sys.stderr)
     rules = [r for r in grid_rules() if r.norm in a.norms]
     default = Rule("bg", fuse.MODEL_RULES.get(a.model or "", fuse.RULE))
     before = Rule("bg", fuse.WeightRule(0.35, conf=0.25))
+    choices = [(v, r) for v in (a.keyword or [""]) for r in rules]
     means = {}
     per_q: dict[str, list[np.ndarray]] = {}
-    for n, dd in data.items():
-        per_q[n] = [score_rule(dd, p) for p in rules]
+    for n in every:
+        per_q[n] = [score_rule(tables[v][n], p) for v, p in choices]
         means[n] = np.array([s.mean() for s in per_q[n]])
     report: dict[str, object] = {"model": a.model, "loo": {}}
     rows = []
@@ -216,28 +268,32 @@ def main() -> int:
         prev = score_rule(dd, before)
         diff = paired(dict(enumerate(after)), dict(enumerate(plain[:, best])))
         gain = paired(dict(enumerate(now)), dict(enumerate(prev)))
-        rows.append((held, plain.mean(0), prev.mean(), after.mean(), now.mean(), diff, rules[pick]))
+        rows.append(
+            (held, plain.mean(0), prev.mean(), after.mean(), now.mean(), diff, choices[pick])
+        )
         dflt = paired(dict(enumerate(now)), dict(enumerate(plain[:, best])))
+        moved = paired(dict(enumerate(after)), dict(enumerate(now)))
         report["loo"][held] = {  # type: ignore[index]
-            "pick": show(rules[pick]), "keyword": plain[:, 0].mean(), "dense": plain[:, 1].mean(),
+            "pick": show(*choices[pick]), "keyword": plain[:, 0].mean(),
+            "dense": plain[:, 1].mean(),
             "rrf": plain[:, 2].mean(), "before": prev.mean(), "loo": after.mean(),
             "default": now.mean(), "vs_best_plain": [diff.mean, diff.low, diff.high],
             "default_vs_best_plain": [dflt.mean, dflt.low, dflt.high],
             "default_vs_before": [gain.mean, gain.low, gain.high],
+            "loo_vs_default": [moved.mean, moved.low, moved.high],
         }  # fmt: skip
     allp = int(np.argmax(np.mean([means[train[n]] for n in names], axis=0)))
     print(f"{'collection':15} {'BM25':>6} {'dense':>6} {'RRF':>6} {'before':>6} {'LOO':>6} "
           f"{'dflt':>6}  LOO - best plain [95%]   pick")  # fmt: skip
     for held, pl, prev, after, now, d, p in rows:
         print(f"{held:15} {pl[0]:6.3f} {pl[1]:6.3f} {pl[2]:6.3f} {prev:6.3f} {after:6.3f} "
-              f"{now:6.3f}  {d.mean:+.3f} [{d.low:+.3f},{d.high:+.3f}]  {show(p)}")  # fmt: skip
-    print("best on all:", show(rules[allp]))
-    print("default - best plain, default - before (95% intervals):")
+              f"{now:6.3f}  {d.mean:+.3f} [{d.low:+.3f},{d.high:+.3f}]  {show(*p)}")  # fmt: skip
+    print("best on all:", show(*choices[allp]))
+    print("default - best plain, default - before, LOO - default (95% intervals):")
     for held, v in report["loo"].items():  # type: ignore[attr-defined]
-        a1, a2 = v["default_vs_best_plain"], v["default_vs_before"]
-        one, two = (f"{x[0]:+.3f} [{x[1]:+.3f},{x[2]:+.3f}]" for x in (a1, a2))
-        print(f"{held:15} {one}  {two}")
-    report["all"] = show(rules[allp])
+        trio = v["default_vs_best_plain"], v["default_vs_before"], v["loo_vs_default"]
+        print(f"{held:15} " + "  ".join(f"{x[0]:+.3f} [{x[1]:+.3f},{x[2]:+.3f}]" for x in trio))
+    report["all"] = show(*choices[allp])
     if a.out:
         a.out.write_text(json.dumps(report, default=float))
     return 0

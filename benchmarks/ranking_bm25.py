@@ -11,6 +11,13 @@ k1 and b. A repeated query word counts again, as in semsearch. nDCG@10 by
     python benchmarks/ranking_bm25.py /work/shared/eval/cacm [/work/shared/eval/med ...]
     python benchmarks/ranking_bm25.py --path fts5 lucene doc chunk -- /work/shared/eval/cacm
 
+``--diff N`` walks from bm25s to semsearch's keyword mode one change at a time (analysis,
+k1, idf, then the real chunk + document path), with each step's paired difference, and
+prints the N queries that lose most with their terms' document frequencies and both idfs:
+the per-query cause of a gap.
+
+    python benchmarks/ranking_bm25.py --diff 8 /work/shared/eval/cacm
+
 ``--path`` scores semsearch's own keyword mode instead (chunk and document evidence, the
 cached ``semsearch eval`` index) with the idf patched in for the run: FTS5's (today's),
 Lucene's, or Lucene's at the document or the chunk level only. A what-if: nothing is written.
@@ -172,13 +179,76 @@ def path_table(datasets: Sequence[Path], variants: Sequence[str]) -> None:
         print(f"{path.name:15} {ref:6.4f} " + " ".join(f"{c:>22}" for c in cells), flush=True)
 
 
+def doc_runs(
+    path: Path, analyse: Callable[[str], list[str]], k1: float, b: float, lucene: bool
+) -> dict[str, list[tuple[str, float]]]:
+    """Whole-document BM25's run (best 110 documents per judged query, self-hits dropped)."""
+    col = load_beir(path, "test")
+    docs = list(col.corpus())
+    queries = [q for q in col.queries if q.id in col.qrels]
+    own = self_hit_queries(queries, docs, "auto")
+    ids = [d.id for d in docs]
+    dterms = [analyse(d.full_text) for d in docs]
+    qterms = [analyse(q.text) for q in queries]
+    runs = {}
+    for q, s in zip(queries, run(dterms, qterms, k1, b, lucene), strict=True):
+        top = np.argsort(-s, kind="stable")[:110]
+        hits = [(ids[i], float(s[i])) for i in top if s[i] > 0]
+        runs[q.id] = [h for h in hits if not (q.id in own and h[0] == q.id)]
+    return runs
+
+
+def diff_table(path: Path, worst: int) -> None:
+    """From bm25s to keyword mode one change at a time, then the queries that lose most."""
+    from semsearch.evaluation.compare import paired
+    from semsearch.evaluation.metrics import per_query
+
+    col = load_beir(path, "test")
+    steps = {
+        "bm25s (its analysis, k1 1.5, Lucene idf)": doc_runs(path, bm25s_terms(), 1.5, 0.75, True),
+        "+ semsearch's analysis": doc_runs(path, terms, 1.5, 0.75, True),
+        "+ k1 1.2": doc_runs(path, terms, 1.2, 0.75, True),
+        "+ FTS5's idf (whole documents)": doc_runs(path, terms, 1.2, 0.75, False),
+    }
+    nd = {k: {q: e.at(10).ndcg for q, e in per_query(col.qrels, r, ks=(10,)).items()}
+          for k, r in steps.items()}  # fmt: skip
+    nd["+ chunk and document evidence (keyword mode)"] = keyword_path("fts5", path)
+    names = list(nd)
+    print(f"{path.name}: nDCG@10, step - previous step [95%], wins/losses")
+    for i, k in enumerate(names):
+        mean = float(np.mean(list(nd[k].values())))
+        if i == 0:
+            print(f"  {k:46} {mean:.4f}")
+            continue
+        d = paired(nd[k], nd[names[i - 1]])
+        interval = f"[{d.low:+.4f}, {d.high:+.4f}] {d.wins}/{d.losses}"
+        print(f"  {k:46} {mean:.4f} {d.mean:+.4f} {interval}")
+    docs = [terms(d.full_text) for d in col.corpus()]
+    n = len(docs)
+    df = Counter(t for d in docs for t in set(d))
+    text = {q.id: q.text for q in col.queries}
+    first, last = nd[names[0]], nd[names[-1]]
+    for qid in sorted(last, key=lambda q: last[q] - first.get(q, 0.0))[:worst]:
+        cells = " / ".join(f"{nd[k].get(qid, 0.0):.3f}" for k in names)
+        print(f"\n  q{qid} {cells}: {text[qid][:100]}")
+        common = sorted({t for t in terms(text[qid]) if df[t] > n / 10}, key=lambda t: -df[t])
+        shown = [f"{t} ({df[t] / n:.0%}: {fts5_idf(n, df[t]):.2f} / {lucene_idf(n, df[t]):.2f})"
+                 for t in common]  # fmt: skip
+        print("    terms in >10% of documents (share: FTS5 / Lucene idf):", ", ".join(shown))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("datasets", nargs="+", type=Path)
     ap.add_argument("--path", nargs="*", choices=tuple(VARIANTS))
+    ap.add_argument("--diff", type=int, default=0, help="show the N queries that lose most")
     a = ap.parse_args()
     if a.path:
         path_table(a.datasets, a.path)
+        return 0
+    if a.diff:
+        for path in a.datasets:
+            diff_table(path, a.diff)
         return 0
     analysers = {"bm25s": bm25s_terms(), "semsearch": terms}
     settings = [(1.2, 0.75), (1.5, 0.75)]

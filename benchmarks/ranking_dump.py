@@ -8,14 +8,17 @@ query the background cosines (first pass and after feedback), BM25's full-match 
 and the query's term count. Output: ``benchmarks/_work/dump_<name>.npz`` (no pickle).
 
     python benchmarks/ranking_dump.py /work/shared/eval/scifact [--split test]
+        [--also lucene rm3_10_10_0.5]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from semsearch.embed import Embedder, load_embedder
 from semsearch.evaluation.beir import BeirCollection, BeirDoc, load_beir
 from semsearch.evaluation.run import CHUNK_DEPTH, _index_key, self_hit_queries
 from semsearch.ingest.chunk import DEFAULT_CHUNK_TOKENS
+from semsearch.search.feedback import Feedback
 from semsearch.search.fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
@@ -67,14 +71,40 @@ def open_cached(dataset: Path, split: str = "test", model: str | None = None) ->
     return Cached(col, docs, idx, emb, self_hit_queries(list(col.queries), docs, "auto"))
 
 
+def feedback_of(variant: str) -> Feedback | None:
+    """The keyword-side feedback a variant named ``rm3_DOCS_TERMS_KEEP`` (or ``bo1_...``)
+    stands for; None for any other name."""
+    method, *rest = variant.split("_")
+    if method not in ("rm3", "bo1") or len(rest) != 3:
+        return None
+    return Feedback(method, int(rest[0]), int(rest[1]), float(rest[2]))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def patched_or_feedback(variant: str) -> Iterator[Feedback | None]:
+    """A feedback variant's setting, or ``ranking_bm25``'s scoring variant patched in."""
+    from benchmarks.ranking_bm25 import patched
+
+    setting = feedback_of(variant)
+    if setting is not None:
+        yield setting
+        return
+    with patched(variant):
+        yield None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--split", default="test")
     ap.add_argument("--model", default=None, help="embedding model (default: semsearch's)")
     ap.add_argument(
-        "--also", nargs="*", default=[], help="keyword variants of ranking_bm25 also dumped"
+        "--also",
+        nargs="*",
+        default=[],
+        help="keyword variants also dumped: ranking_bm25's, or feedback as rm3_DOCS_TERMS_KEEP",
     )
+    ap.add_argument("--out", type=Path, default=OUT, help="where the dump is written")
     a = ap.parse_args()
     t0 = time.time()
     c = open_cached(a.dataset, a.split, a.model)
@@ -85,14 +115,14 @@ def main() -> int:
     queries = list(col.queries)
     qv = emb.encode([q.text for q in queries], kind="query")
     first = R._dense(v.index, qv, CHUNK_DEPTH, None)
-    from benchmarks.ranking_bm25 import patched
-
     rec: dict[str, list[np.ndarray]] = {k: [] for k in ("doc", "cos", "cos2", "kw", "off")}
     per_q: dict[str, list[float]] = {k: [] for k in ("floor", "floor2", "full", "nterms")}
     also = {}  # variant -> each query's keyword hits under it
     for variant in a.also:
-        with patched(variant):
-            also[variant] = [keyword_hits(kw, q.text, CHUNK_DEPTH) for q in queries]
+        with patched_or_feedback(variant) as setting:
+            also[variant] = [
+                keyword_hits(kw, q.text, CHUNK_DEPTH, feedback=setting) for q in queries
+            ]
         rec[f"kw_{variant}"], per_q[f"full_{variant}"] = [], []
     moved = np.empty_like(qv)
     stage = []
@@ -124,7 +154,7 @@ def main() -> int:
         rec["kw"].append(h.evidence(rows, dids).astype(np.float32))
         rec["off"].append(np.asarray([len(rows)]))
         for variant, hits in also.items():
-            with patched(variant):
+            with patched_or_feedback(variant):
                 rec[f"kw_{variant}"].append(hits[n].evidence(rows, dids).astype(np.float32))
             per_q[f"full_{variant}"].append(hits[n].full_match)
         per_q["floor"].append(R._floor(first[n][1]))
@@ -133,9 +163,9 @@ def main() -> int:
         per_q["nterms"].append(len(h.terms))
     name = a.dataset.name + ("" if a.split == "test" else f"-{a.split}")
     name += f"@{a.model}" if a.model else ""
-    OUT.mkdir(exist_ok=True)
+    a.out.mkdir(exist_ok=True)
     np.savez(
-        OUT / f"dump_{name}.npz",
+        a.out / f"dump_{name}.npz",
         qid=np.asarray([q.id for q in queries]),
         own=np.asarray([q.id in own for q in queries]),
         ndocs=np.asarray([len(docs)]),
