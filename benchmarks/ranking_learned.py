@@ -66,6 +66,11 @@ def scores(
     return np.where(gated, data["grid"][NORMS.index("bg0"), :, at], out)
 
 
+def per_query(values: np.ndarray) -> dict[str, float]:
+    """Scores keyed by query position, as :func:`paired` takes them."""
+    return {str(i): float(v) for i, v in enumerate(values)}
+
+
 def fit(train: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coefficients by coordinate descent on the mean over ``train``, from 0."""
     x = np.concatenate([t["x"] for t in train])
@@ -117,8 +122,8 @@ def main() -> int:
         dd = data[held]
         got, now = scores(dd, theta, mu, sd), scores(dd, zero, mu, sd)
         plain = dd["plain"][:, int(np.argmax(dd["plain"].mean(0)))]
-        d1 = paired(dict(enumerate(got)), dict(enumerate(plain)))
-        d2 = paired(dict(enumerate(got)), dict(enumerate(now)))
+        d1 = paired(per_query(got), per_query(plain))
+        d2 = paired(per_query(got), per_query(now))
         coef = " ".join(f"{f}={t:+.3f}" for f, t in zip(FEATURES, theta, strict=True) if t)
         print(f"{held:15} {plain.mean():10.3f} {now.mean():7.3f} {got.mean():7.3f}  "
               f"{d1.mean:+.3f} [{d1.low:+.3f},{d1.high:+.3f}]  "
