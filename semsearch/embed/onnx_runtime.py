@@ -26,7 +26,12 @@ from .onnx_export import (
     ensure_onnx,
     import_onnxruntime,
 )
+from .onnx_lanes import Lanes
 from .onnx_mapped import discard_mapped, ensure_mapped
+
+#: Batches of at least this many tokens run on lanes (~0.3 s of work): below it, making the
+#: lanes' sessions would cost more than they save, as for a search's best sentences.
+LANE_TOKENS = 4096
 
 
 class OnnxEmbedder(Embedder):
@@ -77,21 +82,21 @@ class OnnxEmbedder(Embedder):
         self._prompts: dict[str, str] = dict(meta.get("prompts") or {})
         self._lower = bool(meta.get("do_lower_case", False))
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or _cpu_count()
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        # Spinning workers burn the CPU they wait on; on a busy 2-core box that made a batch
-        # ~20% slower, and idle it costs little because each op is large.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        threads = threads or _cpu_count()
         # Creating the session (reading and optimising the graph) releases the GIL, so it
         # runs in a thread while this one loads the tokenizer and the caller opens its index;
         # the first encode waits for it (a cold query is ~0.08 s shorter on a quiet machine).
         # It is made from the copy whose weights ONNX Runtime maps (.onnx_mapped): a quarter
         # of the time, the same vectors.
-        self._made = _Making(lambda: _new_session(ort, path / MODEL_FILE, opts, self.name))
+        self._made = _Making(
+            lambda: _new_session(ort, path / MODEL_FILE, _options(ort, threads), self.name)
+        )
+
+        # Batches run on one-thread sessions side by side (.onnx_lanes), made on first use.
+        def lane() -> Any:
+            return _new_session(ort, path / MODEL_FILE, _options(ort, 1), self.name)
+
+        self._lanes = Lanes(lane, threads) if threads > 1 else None
         self._tok = Tokenizer.from_file(str(path / TOKENIZER_FILE))
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=self.max_seq_length)
@@ -123,12 +128,14 @@ class OnnxEmbedder(Embedder):
         encs = self._tok.encode_batch(inputs)
         skip = self._prompt_length(prompt) if prompt else 0
         out = np.empty((n, self.dim), dtype=np.float32)
-        session, names = self._session, self._inputs
+        names = self._inputs
+
         # One text per run: nothing is padded, and int8 activation scales are taken over that
         # text alone, so its vector is bit-for-bit the same alone or in any batch (and with
         # any thread count). It is also faster here than padded batches: a 200-token text is
         # already a 200-row GEMM, and the ~0.2 ms per run is ~1% of it.
-        for i, enc in enumerate(encs):
+        def run_one(session: Any, i: int) -> None:
+            enc = encs[i]
             ids = np.asarray(enc.ids, dtype=np.int64)[None, :]
             mask = np.ones_like(ids)
             feed = {
@@ -138,6 +145,14 @@ class OnnxEmbedder(Embedder):
             }
             hidden = session.run(None, {k: feed[k] for k in names})[0]
             out[i] = self._pool(hidden, mask, skip)[0]
+
+        costs = [len(e.ids) for e in encs]
+        if self._lanes is not None and sum(costs) >= LANE_TOKENS:
+            self._lanes.run(costs, run_one)
+        else:
+            session = self._session
+            for i in range(n):
+                run_one(session, i)
         return normalize(out)
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray, skip: int) -> np.ndarray:
@@ -200,6 +215,19 @@ class OnnxEmbedder(Embedder):
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         encs = self._span_tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
+
+
+def _options(ort: Any, threads: int) -> Any:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    # Spinning workers burn the CPU they wait on; on a busy 2-core box that made a batch
+    # ~20% slower, and idle it costs little because each op is large.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
 
 
 def _new_session(ort: Any, model: Path, opts: Any, name: str) -> Any:
