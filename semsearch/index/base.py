@@ -32,6 +32,10 @@ DOT_BLOCK = 1024
 #: Approximate types fetch this many extra candidates (at most k more) so that equal scores
 #: straddling the cut resolve to the smaller id, as in exact search.
 TIE_MARGIN = 16
+#: :func:`best_order` partitions before sorting when it keeps under 1/this of a row's hits,
+#: for batches of at most ``PARTIAL_SORT_ROWS`` queries (one Python step per query).
+PARTIAL_SORT = 4
+PARTIAL_SORT_ROWS = 16
 
 
 class SearchResult(NamedTuple):
@@ -155,10 +159,28 @@ def best_order(
     valid = ids >= 0
     scores = np.where(valid, scores, -np.inf).astype(np.float32)
     ids = np.where(valid, ids, np.iinfo(np.int64).max).astype(np.int64)
-    order = np.lexsort((ids, -scores), axis=1)[:, :kk]
+    order = _first_positions(scores, ids, kk)
     short = valid.sum(axis=1) < kk
     s, i = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
     return s, i, short, order
+
+
+def _first_positions(scores: np.ndarray, ids: np.ndarray, kk: int) -> np.ndarray:
+    """Per row, the positions of the best ``kk`` by (score desc, id asc), in that order.
+    A few of many (a search's k of its ~1,000 re-scored candidates) are picked by a
+    partition first: only the scores at or above the ``kk``-th best are sorted."""
+    n = scores.shape[1]
+    if not 0 < kk < n // PARTIAL_SORT or len(scores) > PARTIAL_SORT_ROWS:
+        return np.lexsort((ids, -scores), axis=1)[:, :kk]
+    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1]
+    out = np.empty((len(scores), kk), np.int64)
+    for r, (s, i) in enumerate(zip(scores, ids, strict=True)):
+        cand = np.flatnonzero(s >= kth[r])  # ties at the cut included; NaN never passes
+        if len(cand) < kk:  # NaN scores: sort the whole row as lexsort orders them
+            out[r] = np.lexsort((i, -s))[:kk]
+        else:
+            out[r] = cand[np.lexsort((i[cand], -s[cand]))[:kk]]
+    return out
 
 
 def merge_pools(pools: Sequence[Pool], k: int, n_queries: int) -> Pool:
