@@ -452,3 +452,20 @@ def test_a_rescoring_index_warms_its_rows_at_its_second_search(
     index.search(q, 5)
     assert len(warmed) == 1
     np.testing.assert_array_equal(first.ids, second.ids[:, :5])
+
+
+def test_a_write_reopens_unchanged_segments_through_their_live_maps(tmp_path: Path) -> None:
+    """After a write the index opens its new generation while the old one still answers, so
+    the unchanged segment's vectors come back as the same (already warmed) map; the new
+    segment gets its own, and hits are those of a freshly opened index."""
+    index = harbour_index(tmp_path / "ix", 400, 3, (3, 9), index_type="ivf")
+    before = index._require_view().vectors.blocks[0]
+    index.search("harbour gull", k=5, mode="dense")
+    index.add_texts(["gull keel tide"], ids=["new"])
+    blocks = index._require_view().vectors.blocks
+    assert len(blocks) == 2 and blocks[0] is before and blocks[1] is not before
+    fresh = SemanticIndex.load(tmp_path / "ix", embedder=FakeEmbedder())  # type: ignore[arg-type]
+    for mode in ("dense", "hybrid"):
+        got = index.search("gull keel", k=5, mode=mode)  # type: ignore[arg-type]
+        want = fresh.search("gull keel", k=5, mode=mode)  # type: ignore[arg-type]
+        assert [h.chunk_id for h in got] == [h.chunk_id for h in want]
