@@ -14,6 +14,7 @@ import pytest
 import semsearch.store.segmented_keyword as segmented_keyword
 from semsearch import SemanticIndex
 from semsearch.index import build_vector_index
+from semsearch.index.base import merge_best
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
 from semsearch.search import fuse, retrieve
 from semsearch.search.fuse import order
@@ -122,6 +123,14 @@ def test_pools_merged_over_segments_keep_each_hits_vector(
         got = many.search_pool(q, k, pool)
         alone = [p.searcher.search_pool(q, k, pool) for p in parts]
         real = got.ids >= 0
+        want = merge_best(  # the rule every merge follows, from each segment's own pool
+            [a.scores for a in alone],
+            [np.where(a.ids >= 0, a.ids + p.offset, -1) for a, p in zip(alone, parts, strict=True)],
+            max(k, pool),
+            len(q),
+        )
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.scores, want.scores)
         for s, i in zip(got.scores, got.ids, strict=True):  # sorted, ties to the smaller row
             assert np.array_equal(order(i[i >= 0], s[i >= 0]), np.arange((i >= 0).sum()))
         if "numpy" in kinds:
