@@ -51,6 +51,7 @@ class FaissIndex(VectorIndex):
         self._mapped_from: Path | None = None
         self._mapped_param = ann.get_param(self._index)
         self._searches = 0
+        self._warm_asked = False
 
     @property
     def params(self) -> dict[str, Any]:
@@ -182,8 +183,11 @@ class FaissIndex(VectorIndex):
         (:func:`semsearch.store.npy.warm`): re-scoring reads ~1,000 scattered rows a query,
         each a page fault on a fresh map. Not at the first, so a one-query process (a CLI
         query) does not spend the CPU."""
-        self._searches += 1
-        if self._searches == WARM_AT_SEARCH and self._rows is not None:
+        if self._warm_asked:
+            return
+        self._searches += 1  # (racy between threads: warm is asked at most once per map)
+        if self._searches >= WARM_AT_SEARCH and self._rows is not None:
+            self._warm_asked = True
             warm(self._rows.all())
 
     def _search_flat(self, q: np.ndarray, kk: int, ids: np.ndarray | None) -> SearchResult:
