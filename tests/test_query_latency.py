@@ -14,6 +14,7 @@ import pytest
 import semsearch.store.segmented_keyword as segmented_keyword
 from semsearch import SemanticIndex
 from semsearch.index import build_vector_index
+from semsearch.index.base import merge_best
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
 from semsearch.search import fuse, retrieve
 from semsearch.search.fuse import order
@@ -122,6 +123,14 @@ def test_pools_merged_over_segments_keep_each_hits_vector(
         got = many.search_pool(q, k, pool)
         alone = [p.searcher.search_pool(q, k, pool) for p in parts]
         real = got.ids >= 0
+        want = merge_best(  # the rule every merge follows, from each segment's own pool
+            [a.scores for a in alone],
+            [np.where(a.ids >= 0, a.ids + p.offset, -1) for a, p in zip(alone, parts, strict=True)],
+            max(k, pool),
+            len(q),
+        )
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.scores, want.scores)
         for s, i in zip(got.scores, got.ids, strict=True):  # sorted, ties to the smaller row
             assert np.array_equal(order(i[i >= 0], s[i >= 0]), np.arange((i >= 0).sum()))
         if "numpy" in kinds:
@@ -374,3 +383,98 @@ def test_signals_over_the_contenders_give_the_best_k_of_all_rows(seed: int, grou
     tail = 1.0 / (1.0 + np.arange(300))  # a long tail: most rows cannot get in
     kept = retrieve._contenders(tail, np.arange(300), 10)  # 3 / (1 + i) >= 0.8 / 10: i <= 36
     assert kept.tolist() == list(range(37))
+
+
+# --- the best few of many re-scored candidates, and the float rows mapped ahead -------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("kk", [1, 7, 20, 63])
+def test_best_order_picks_the_few_as_a_full_sort_does(seed: int, kk: int) -> None:
+    """Partition-then-sort (a few of ~1,000) against lexsort of the whole row: ties at the
+    cut, ``-1`` pads, NaN scores and batches of several queries."""
+    from semsearch.index import base
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(kk * base.PARTIAL_SORT + 1, 700))
+    scores = rng.integers(0, 9, (3, n)).astype(np.float32) / 8  # many ties
+    ids = np.stack([rng.permutation(10 * n)[:n] for _ in range(3)]).astype(np.int64)
+    ids[:, rng.choice(n, n // 5, replace=False)] = -1
+    if seed % 2:
+        scores[1, rng.choice(n, n - kk // 2, replace=False)] = np.nan
+    valid = ids >= 0
+    s = np.where(valid, scores, -np.inf).astype(np.float32)
+    i = np.where(valid, ids, np.iinfo(np.int64).max)
+    want = np.lexsort((i, -s), axis=1)[:, :kk]
+    got_s, got_i, short, at = base.best_order(scores, ids, kk)
+    np.testing.assert_array_equal(at, want)
+    np.testing.assert_array_equal(got_i, np.take_along_axis(i, want, 1))
+    np.testing.assert_array_equal(got_s, np.take_along_axis(s, want, 1))  # (NaN equals NaN)
+    np.testing.assert_array_equal(short, valid.sum(axis=1) < kk)
+
+
+def test_vector_maps_are_shared_while_alive_and_warmed_once(tmp_path: Path) -> None:
+    """A segment's vectors opened again while a map of them is alive come back as that map
+    (its pages already mapped); a rewritten file gets a map of its own; warming maps the
+    pages in a thread once per map, leaving the rows as they are."""
+    import gc
+
+    from semsearch.store.npy import load_vectors, warm
+
+    data = clustered(3001)
+    path = tmp_path / "vectors.npy"
+    np.save(path, data)
+    first = load_vectors(path, DIM, shared=True)
+    assert load_vectors(path, DIM, shared=True) is first
+    assert load_vectors(path, DIM) is not first  # not shared: a map of its own
+    thread = warm(first)
+    if thread is not None:  # Linux: populated in the background
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        assert warm(first) is None  # once per map
+    np.testing.assert_array_equal(np.asarray(first), data)
+    assert warm(data.copy()) is None  # in memory: nothing to map
+    del first
+    gc.collect()
+    np.save(path.with_name("new.npy"), data[:2000])
+    path.with_name("new.npy").replace(path)  # a new file at the same path
+    again = load_vectors(path, DIM, shared=True)
+    assert again.shape == (2000, DIM)
+    np.testing.assert_array_equal(np.asarray(again), data[:2000])
+
+
+def test_a_rescoring_index_warms_its_rows_at_its_second_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at the first search (a one-query process), once at the second; hits unchanged."""
+    from semsearch.index import faiss_index
+
+    warmed: list[object] = []
+    monkeypatch.setattr(faiss_index, "warm", warmed.append)
+    data = clustered(3000)
+    index = build_vector_index("faiss", DIM, data, "ivf")
+    q = data[:3] + 0.01
+    first = index.search(q, 5)
+    assert warmed == []
+    second = index.search_pool(q, 5, 64)
+    assert len(warmed) == 1
+    index.search(q, 5)
+    assert len(warmed) == 1
+    np.testing.assert_array_equal(first.ids, second.ids[:, :5])
+
+
+def test_a_write_reopens_unchanged_segments_through_their_live_maps(tmp_path: Path) -> None:
+    """After a write the index opens its new generation while the old one still answers, so
+    the unchanged segment's vectors come back as the same (already warmed) map; the new
+    segment gets its own, and hits are those of a freshly opened index."""
+    index = harbour_index(tmp_path / "ix", 400, 3, (3, 9), index_type="ivf")
+    before = index._require_view().vectors.blocks[0]
+    index.search("harbour gull", k=5, mode="dense")
+    index.add_texts(["gull keel tide"], ids=["new"])
+    blocks = index._require_view().vectors.blocks
+    assert len(blocks) == 2 and blocks[0] is before and blocks[1] is not before
+    fresh = SemanticIndex.load(tmp_path / "ix", embedder=FakeEmbedder())  # type: ignore[arg-type]
+    for mode in ("dense", "hybrid"):
+        got = index.search("gull keel", k=5, mode=mode)  # type: ignore[arg-type]
+        want = fresh.search("gull keel", k=5, mode=mode)  # type: ignore[arg-type]
+        assert [h.chunk_id for h in got] == [h.chunk_id for h in want]

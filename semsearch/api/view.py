@@ -115,7 +115,7 @@ def _segment_index(
     seg: Segment, dim: int, backend: str, faiss_damaged: str | None, root: Path
 ) -> tuple[VectorIndex, np.ndarray]:
     """One segment's vectors (memory-mapped) and the index searching them."""
-    vectors = load_vectors(seg.path / VECTORS, dim)
+    vectors = load_vectors(seg.path / VECTORS, dim, shared=True)
     if len(vectors) != seg.ref.rows:
         raise IndexFormatError(
             f"index at {root} is damaged: {seg.ref.name}/{VECTORS} has {len(vectors)} rows"

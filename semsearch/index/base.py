@@ -32,6 +32,10 @@ DOT_BLOCK = 1024
 #: Approximate types fetch this many extra candidates (at most k more) so that equal scores
 #: straddling the cut resolve to the smaller id, as in exact search.
 TIE_MARGIN = 16
+#: :func:`best_order` partitions before sorting when it keeps at most 1/this of a row's hits,
+#: for batches of at most ``PARTIAL_SORT_ROWS`` queries (one Python step per query).
+PARTIAL_SORT = 4
+PARTIAL_SORT_ROWS = 16
 
 
 class SearchResult(NamedTuple):
@@ -155,29 +159,51 @@ def best_order(
     valid = ids >= 0
     scores = np.where(valid, scores, -np.inf).astype(np.float32)
     ids = np.where(valid, ids, np.iinfo(np.int64).max).astype(np.int64)
-    order = np.lexsort((ids, -scores), axis=1)[:, :kk]
+    order = _first_positions(scores, ids, kk)
     short = valid.sum(axis=1) < kk
     s, i = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
     return s, i, short, order
 
 
+def _first_positions(scores: np.ndarray, ids: np.ndarray, kk: int) -> np.ndarray:
+    """Per row, the positions of the best ``kk`` by (score desc, id asc), in that order.
+    A few of many (a search's k of its ~1,000 re-scored candidates) are picked by a
+    partition first: only the scores at or above the ``kk``-th best are sorted."""
+    n = scores.shape[1]
+    if not 0 < kk * PARTIAL_SORT <= n or len(scores) > PARTIAL_SORT_ROWS:
+        return np.lexsort((ids, -scores), axis=1)[:, :kk]
+    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1]
+    out = np.empty((len(scores), kk), np.int64)
+    for r, (s, i) in enumerate(zip(scores, ids, strict=True)):
+        cand = np.flatnonzero(s >= kth[r])  # ties at the cut included; NaN never passes
+        if len(cand) < kk:  # NaN scores: sort the whole row as lexsort orders them
+            out[r] = np.lexsort((i, -s))[:kk]
+        else:
+            out[r] = cand[np.lexsort((i[cand], -s[cand]))[:kk]]
+    return out
+
+
 def merge_pools(pools: Sequence[Pool], k: int, n_queries: int) -> Pool:
     """:func:`merge_best` of several pools (global ids), with each kept hit's vector when
-    every pool has them."""
-    merged = merge_best([p.scores for p in pools], [p.ids for p in pools], k, n_queries)
+    every pool has them (gathered from the pool it came from: no copy of them all)."""
     if not pools or any(p.vectors is None for p in pools):
-        return Pool(*merged)
+        return Pool(*merge_best([p.scores for p in pools], [p.ids for p in pools], k, n_queries))
     if len(pools) == 1:
         return pools[0]
-    ids = np.hstack([p.ids for p in pools])
-    vecs = np.concatenate([p.vectors for p in pools if p.vectors is not None], axis=1)
-    out = np.zeros((*merged.ids.shape, vecs.shape[2]), np.float32)
-    for n, (mine, got) in enumerate(zip(ids, merged.ids, strict=True)):
-        named = np.flatnonzero(mine >= 0)  # ids are unique across pools (global rows)
-        real = got >= 0
-        at, _ = located(mine[named], got[real], np.argsort(mine[named], kind="stable"))
-        out[n, real] = vecs[n, named[at]]
-    return Pool(merged.scores, merged.ids, out)
+    i = np.hstack([p.ids for p in pools])
+    named = i >= 0
+    s = np.where(named, np.hstack([p.scores for p in pools]), -np.inf).astype(np.float32)
+    i = np.where(named, i, np.iinfo(np.int64).max)
+    at = _first_positions(s, i, min(k, s.shape[1]))  # the rule of top_k (ids are unique)
+    best_s, best_i = np.take_along_axis(s, at, 1), np.take_along_axis(i, at, 1)
+    real = best_i != np.iinfo(np.int64).max
+    starts = np.cumsum([0] + [p.ids.shape[1] for p in pools])
+    which = np.searchsorted(starts, at, side="right") - 1
+    out = np.zeros((*at.shape, pools[0].vectors.shape[2]), np.float32)  # type: ignore[union-attr]
+    for w, p in enumerate(pools):
+        q, j = np.nonzero((which == w) & real)
+        out[q, j] = p.vectors[q, at[q, j] - starts[w]]  # type: ignore[index]
+    return Pool(best_s, np.where(real, best_i, -1), out)
 
 
 def located(

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from ..store.manifest import FAISS
-from ..store.npy import load_vectors, release
+from ..store.npy import load_vectors, release, warm
 from ..util import first_line
 from . import ann
 from .base import (
@@ -24,6 +24,9 @@ from .base import (
     check_subset,
 )
 from .numpy_index import NumpyIndex
+
+#: The search of a re-scoring index after which its float rows are mapped in the background.
+WARM_AT_SEARCH = 2
 
 
 class FaissIndex(VectorIndex):
@@ -47,6 +50,8 @@ class FaissIndex(VectorIndex):
         # set by load(): the index is a read-only memory map of this file, tuned to this value
         self._mapped_from: Path | None = None
         self._mapped_param = ann.get_param(self._index)
+        self._searches = 0
+        self._warm_asked = False
 
     @property
     def params(self) -> dict[str, Any]:
@@ -99,6 +104,7 @@ class FaissIndex(VectorIndex):
         if ids is not None and len(ids) <= ann.FLAT_MAX_ROWS:
             return self._exact(q, kk, ids)  # small filter: exact is cheap, ANN would miss hits
         boost = 1.0 if ids is None else total / len(ids)
+        self._searched()
         scores, found, _ = self._candidates(q, kk + min(kk, TIE_MARGIN), ids, boost=boost)
         scores, found, short = best_of(scores, found, kk)
         if short.any():  # probed lists / graph held fewer than k' hits: answer those exactly
@@ -120,6 +126,7 @@ class FaissIndex(VectorIndex):
         if not ann.rescored(self._index) or exact or kk >= (total if ids is None else len(ids)):
             return super().search_pool(queries, k, pool, subset)
         boost = 1.0 if ids is None else total / len(ids)
+        self._searched()
         keep = len(q) <= ann.SCORE_QUERIES
         scores, found, vecs = self._candidates(
             q, kk + min(kk, TIE_MARGIN), ids, boost=boost, keep_rows=keep
@@ -170,6 +177,18 @@ class FaissIndex(VectorIndex):
         return out
 
     # -- internals -------------------------------------------------------------------------
+
+    def _searched(self) -> None:
+        """Count a search; at the second, map the float rows' pages in the background
+        (:func:`semsearch.store.npy.warm`): re-scoring reads ~1,000 scattered rows a query,
+        each a page fault on a fresh map. Not at the first, so a one-query process (a CLI
+        query) does not spend the CPU."""
+        if self._warm_asked:
+            return
+        self._searches += 1  # (racy between threads: warm is asked at most once per map)
+        if self._searches >= WARM_AT_SEARCH and self._rows is not None:
+            self._warm_asked = True
+            warm(self._rows.all())
 
     def _search_flat(self, q: np.ndarray, kk: int, ids: np.ndarray | None) -> SearchResult:
         faiss = import_faiss()
