@@ -339,14 +339,21 @@ def test_cli_builds_only_the_command_it_runs() -> None:
         assert _narrowed(whole) is app
 
 
+@pytest.fixture
+def seeds_index(tmp_path: Path, real_embedder: Embedder) -> Path:
+    """The seed documents indexed with the real model."""
+    idx = tmp_path / "idx"
+    index_paths([SEEDS], idx, embedder=real_embedder)
+    return idx
+
+
 @pytest.mark.slow
 def test_model_started_early_is_the_one_the_index_opens_with(
-    tmp_path: Path, real_embedder: Embedder
+    tmp_path: Path, seeds_index: Path
 ) -> None:
     from semsearch.embed import load as load_module
 
-    idx = tmp_path / "idx"
-    index_paths([SEEDS], idx, embedder=real_embedder)
+    idx = seeds_index
     api.start_loading_model(tmp_path / "nothing here")  # no index: nothing, no error
     load_module._load.cache_clear()
     api.start_loading_model(idx)
@@ -416,11 +423,8 @@ def test_help_ends_without_teardown_and_long_commands_exit_as_usual(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_query_ends_without_teardown_printing_the_same(
-    tmp_path: Path, real_embedder: Embedder
-) -> None:
-    idx = tmp_path / "idx"
-    index_paths([SEEDS], idx, embedder=real_embedder)
+def test_query_ends_without_teardown_printing_the_same(seeds_index: Path) -> None:
+    idx = seeds_index
     for extra in ([], ["--json"], ["--mode", "keyword", "-C", "1"]):
         args = ["query", "trade decline", "--index", str(idx), *extra]
         quick = _run_script(args)
