@@ -423,10 +423,14 @@ def test_help_ends_without_teardown_and_long_commands_exit_as_usual(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_query_ends_without_teardown_printing_the_same(seeds_index: Path) -> None:
+def test_read_only_commands_end_without_teardown_printing_the_same(seeds_index: Path) -> None:
     idx = seeds_index
-    for extra in ([], ["--json"], ["--mode", "keyword", "-C", "1"]):
-        args = ["query", "trade decline", "--index", str(idx), *extra]
+    first = sorted(SEEDS.glob("*.txt"))[0]
+    queries = [["query", "trade decline", "--index", str(idx), *extra] for extra in
+               ([], ["--json"], ["--mode", "keyword", "-C", "1"])]  # fmt: skip
+    reads = [["info", "--index", str(idx)], ["ls", "--index", str(idx), "--json"],
+             ["show", f"{first}:2", "--index", str(idx)]]  # fmt: skip
+    for args in [*queries, *reads]:
         quick = _run_script(args)
         assert quick.returncode == 0 and _ended_quickly(quick)
         assert quick.stdout == _probe(args, ())["stdout"]  # main() and the ordinary exit
