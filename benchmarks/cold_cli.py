@@ -2,8 +2,9 @@
 
 The wall time is what a user waits; the split (import, model load, index load, first encode,
 search) comes from the same steps timed inside a fresh interpreter, so it shows where a
-cold start goes. One untimed run first warms the OS page cache: "cold" here means a new
-process, not a cold disk, which a benchmark cannot reproduce without root.
+cold start goes (``benchmarks.cold_timeline`` times the CLI process itself, mark by mark).
+One untimed run first warms the OS page cache: "cold" here means a new process, not a cold
+disk, which a benchmark cannot reproduce without root.
 """
 
 from __future__ import annotations

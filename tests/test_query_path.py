@@ -339,14 +339,21 @@ def test_cli_builds_only_the_command_it_runs() -> None:
         assert _narrowed(whole) is app
 
 
+@pytest.fixture
+def seeds_index(tmp_path: Path, real_embedder: Embedder) -> Path:
+    """The seed documents indexed with the real model."""
+    idx = tmp_path / "idx"
+    index_paths([SEEDS], idx, embedder=real_embedder)
+    return idx
+
+
 @pytest.mark.slow
 def test_model_started_early_is_the_one_the_index_opens_with(
-    tmp_path: Path, real_embedder: Embedder
+    tmp_path: Path, seeds_index: Path
 ) -> None:
     from semsearch.embed import load as load_module
 
-    idx = tmp_path / "idx"
-    index_paths([SEEDS], idx, embedder=real_embedder)
+    idx = seeds_index
     api.start_loading_model(tmp_path / "nothing here")  # no index: nothing, no error
     load_module._load.cache_clear()
     api.start_loading_model(idx)
@@ -356,3 +363,77 @@ def test_model_started_early_is_the_one_the_index_opens_with(
     assert opened.embedder is load_module.load_embedder(info.model, info.precision)
     assert load_module._load.cache_info().currsize == 1  # the same instance, not a second
     assert opened.search("trade decline", k=1)
+
+
+#: ``semsearch`` as the console script runs it, recording how the process ends: an ``atexit``
+#: handler and a thread that is not a daemon must both be done before ``os._exit``.
+_RUN = """
+import atexit, os, sys, threading, time
+real_exit = os._exit
+def recorded(code):
+    print(f"os._exit({code})", file=sys.stderr, flush=True)
+    real_exit(code)
+os._exit = recorded
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+def late():
+    time.sleep(0.2)
+    print("thread done", file=sys.stderr)
+threading.Thread(target=late).start()
+if os.environ.get("BROKEN_STDOUT"):  # a reader that went away: the flush fails
+    class Gone:
+        def write(self, text): return len(text)
+        def flush(self): raise BrokenPipeError(32, "Broken pipe")
+    sys.stdout = Gone()
+sys.argv[0] = "semsearch"
+from semsearch.cli import run
+run()
+"""
+
+
+def _run_script(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _RUN, *args], cwd=REPO, capture_output=True, text=True,
+        timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), **env},
+    )  # fmt: skip
+
+
+def _ended_quickly(proc: subprocess.CompletedProcess[str]) -> bool:
+    """True when the process ended by ``os._exit`` after its thread and atexit handler."""
+    lines = proc.stderr.splitlines()
+    quick = f"os._exit({proc.returncode})" in lines
+    if quick:
+        assert lines.index("thread done") < lines.index("atexit ran") < len(lines) - 1
+    else:
+        assert "thread done" in lines and "atexit ran" in lines
+    return quick
+
+
+def test_help_ends_without_teardown_and_long_commands_exit_as_usual(tmp_path: Path) -> None:
+    shown = _run_script(["--help"])
+    assert shown.returncode == 0 and " query " in shown.stdout
+    assert _ended_quickly(shown)
+    assert _ended_quickly(_run_script(["--version"]))
+    # a command that is not a quick one exits through the interpreter, as before
+    refused = _run_script(["verify", "--index", str(tmp_path / "none")])
+    assert refused.returncode == 1 and "semsearch: error:" in refused.stderr
+    assert not _ended_quickly(refused)
+    # a failing flush (the reader went away) is left to the ordinary exit to report
+    gone = _run_script(["--help"], BROKEN_STDOUT="1")
+    assert not _ended_quickly(gone) and gone.returncode != 0
+
+
+@pytest.mark.slow
+def test_read_only_commands_end_without_teardown_printing_the_same(seeds_index: Path) -> None:
+    idx = seeds_index
+    first = sorted(SEEDS.glob("*.txt"))[0]
+    queries = [["query", "trade decline", "--index", str(idx), *extra] for extra in
+               ([], ["--json"], ["--mode", "keyword", "-C", "1"])]  # fmt: skip
+    reads = [["info", "--index", str(idx)], ["ls", "--index", str(idx), "--json"],
+             ["show", f"{first}:2", "--index", str(idx)]]  # fmt: skip
+    for args in [*queries, *reads]:
+        quick = _run_script(args)
+        assert quick.returncode == 0 and _ended_quickly(quick)
+        assert quick.stdout == _probe(args, ())["stdout"]  # main() and the ordinary exit
+    nothing = _run_script(["query", "zzzqqx", "--index", str(idx), "--mode", "keyword"])
+    assert nothing.returncode == 1 and "no results" in nothing.stderr
+    assert _ended_quickly(nothing)

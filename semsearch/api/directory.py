@@ -35,10 +35,11 @@ def start_loading_model(where: PathLike) -> None:
     and searching need: the ONNX session, made in a thread of its own, is then ready sooner.
     Any failure (no index, a model loaded only when named) is left for the opening to
     report."""
-    from ..indexing.writer import _load_recorded
+    from ..embed import load_recorded
 
     try:
-        _load_recorded(Path(where), IndexDir(where).live().manifest)
+        m = IndexDir(where).live().manifest
+        load_recorded(m.model, m.precision, m.dim, Path(where))
     except Exception:  # nothing was cached: opening meets it again, and says it
         return
 

@@ -1,7 +1,7 @@
 """Embedders: the interface, the ONNX Runtime fast path, the sentence-transformers reference."""
 
 from .base import DEFAULT_PRECISION, PRECISIONS, Embedder, Kind, normalize
-from .load import check_recorded_model, load_embedder
+from .load import check_recorded_model, load_embedder, load_recorded
 from .models import DEFAULT_MODEL, STATIC_MODEL, resolve_model
 from .sbert import SentenceTransformerEmbedder
 
@@ -15,6 +15,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "check_recorded_model",
     "load_embedder",
+    "load_recorded",
     "normalize",
     "resolve_model",
 ]

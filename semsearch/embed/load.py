@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,6 +49,27 @@ def check_recorded_model(model: str, where: object) -> None:
             f"index at {where} was built with model {model!r:.200}, which semsearch loads "
             "only when you name it: pass that model explicitly to search this index"
         )
+
+
+def load_recorded(
+    model: str,
+    precision: str,
+    dim: int,
+    where: object,
+    load: Callable[[str, str], Embedder] = load_embedder,
+) -> Embedder:
+    """The model an index at ``where`` records, loaded (by ``load``) on the index's word only
+    if semsearch knows it (D25), and only if it still gives vectors of the index's ``dim``.
+    Light to import: a query starts loading it before the rest of what opening an index
+    needs (``api.start_loading_model``)."""
+    check_recorded_model(model, where)
+    embedder = load(model, precision)
+    if embedder.dim != dim:
+        raise IndexFormatError(
+            f"model {model} now gives {embedder.dim}-dimensional vectors but the "
+            f"index at {where} holds {dim}; rebuild it to use them"
+        )
+    return embedder
 
 
 @lru_cache(maxsize=8)

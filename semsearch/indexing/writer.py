@@ -24,8 +24,9 @@ from ..embed import (
     Embedder,
     check_recorded_model,
     load_embedder,
+    load_recorded,
 )
-from ..errors import IndexFormatError, UsageError
+from ..errors import UsageError
 from ..store.embedding_cache import EmbeddingCache, encode_cached
 from ..store.manifest import Manifest
 from .settings import Requested, Settings
@@ -170,16 +171,8 @@ def _load(model: str | None, precision: str) -> Embedder:
 
 
 def _load_recorded(where: Path, manifest: Manifest) -> Embedder:
-    """The model an index records, loaded on the index's word only if semsearch knows it
-    (D25), and only if it still gives vectors of the index's dimension."""
-    check_recorded_model(manifest.model, where)
-    embedder = _load(manifest.model, manifest.precision)
-    if embedder.dim != manifest.dim:
-        raise IndexFormatError(
-            f"model {manifest.model} now gives {embedder.dim}-dimensional vectors but the "
-            f"index at {where} holds {manifest.dim}; rebuild it to use them"
-        )
-    return embedder
+    """The model the index records (:func:`semsearch.embed.load_recorded`), by :func:`_load`."""
+    return load_recorded(manifest.model, manifest.precision, manifest.dim, where, _load)
 
 
 def engine_maker(where: Path, embedder: Embedder | None = None) -> Callable[[Manifest], Engine]:
