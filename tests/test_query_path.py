@@ -366,7 +366,8 @@ def test_model_started_early_is_the_one_the_index_opens_with(
 
 
 #: ``semsearch`` as the console script runs it, recording how the process ends: an ``atexit``
-#: handler and a thread that is not a daemon must both be done before ``os._exit``.
+#: handler and a thread that is not a daemon must both be done before ``os._exit``, and an idle
+#: pool worker must not keep it waiting.
 _RUN = """
 import atexit, os, sys, threading, time
 real_exit = os._exit
@@ -379,6 +380,8 @@ def late():
     time.sleep(0.2)
     print("thread done", file=sys.stderr)
 threading.Thread(target=late).start()
+from concurrent.futures import ThreadPoolExecutor  # an idle pool worker, as lanes leave one
+ThreadPoolExecutor(1).submit(int).result()
 if os.environ.get("BROKEN_STDOUT"):  # a reader that went away: the flush fails
     class Gone:
         def write(self, text): return len(text)

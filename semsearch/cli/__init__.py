@@ -126,10 +126,13 @@ def _exit_now(code: int) -> None:
     exit must still do is done first, as the interpreter does it: wait for the threads that
     are not daemons, run the ``atexit`` handlers (logging's flush among them), flush stdout
     and stderr. When a flush fails (a closed pipe), the ordinary exit reports it as before."""
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+    # The interpreter's own first step: tell idle pool workers (concurrent.futures, the
+    # embedder's lanes) to stop, then wait for every thread that is not a daemon; joining
+    # them directly would wait forever on an idle worker.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None:
+        return
+    shutdown()
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
