@@ -11,7 +11,8 @@ queries share terms; ``hybrid_repeated`` asks the hybrid queries again), and the
 median latency of adding, replacing and deleting one document through the API (each a new
 generation: one small segment and tombstones). Also printed: segments, bytes on disk, and
 the 1-minute load average, since absolute numbers on a busy machine are only comparable
-side by side.
+side by side. Also printed: the build's peak resident memory (``ru_maxrss`` after the build,
+in MiB and decimal GB; ``--rss-phases`` samples it and prints the peak of each phase).
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ QUERIES = 60
 EDITS = 7
 
 
-def build(n: int, real: Any) -> Path:
-    """An index of ``n`` one-chunk documents (reused when already built for this ``n``)."""
+def build(n: int, real: Any, phases: bool = False, work: Path = WORK) -> Path:
+    """An index of ``n`` one-chunk documents (reused when already built for this ``n``).
+    With ``phases`` the build's resident memory is sampled and its peaks printed by phase."""
     from semsearch import SemanticIndex
     from semsearch.store import IndexDir
 
-    path = WORK / f"index-{n}"
+    from .rss_phases import RssPhases
+
+    path = work / f"index-{n}"
     if IndexDir(path).exists():
         print(f"  reusing {path}", flush=True)
         return path
@@ -46,12 +50,16 @@ def build(n: int, real: Any) -> Path:
     index = SemanticIndex(path=path, embedder=emb)
     t0 = time.perf_counter()
     step = 100_000
-    for start in range(0, n, step):  # bounded memory; the policy merges as it goes
-        texts = sentences(min(step, n - start), vocabulary(), seed=n + start, lo=8, hi=24)
-        index.add_texts(texts, ids=[f"doc-{start + i:07d}" for i in range(len(texts))])
-    if hasattr(index, "optimize"):  # (absent before segments: then one generation anyway)
-        index.optimize()
+    with RssPhases(every=0.1 if phases else 3600) as sampled:
+        for start in range(0, n, step):  # bounded memory; the policy merges as it goes
+            texts = sentences(min(step, n - start), vocabulary(), seed=n + start, lo=8, hi=24)
+            index.add_texts(texts, ids=[f"doc-{start + i:07d}" for i in range(len(texts))])
+            del texts
+        if hasattr(index, "optimize"):  # (absent before segments: then one generation anyway)
+            index.optimize()
     print(f"  built {n:,} chunks in {time.perf_counter() - t0:.0f}s", flush=True)
+    for line in sampled.report() if phases else []:
+        print(f"    {line}", flush=True)
     return path
 
 
@@ -59,13 +67,13 @@ def _ms(values: list[float], q: float) -> float:
     return round(1000 * statistics.quantiles(values, n=100)[int(q) - 1], 2)
 
 
-def measure(n: int, real: Any) -> dict[str, Any]:
+def measure(n: int, real: Any, phases: bool = False, work: Path = WORK) -> dict[str, Any]:
     from semsearch import SemanticIndex
 
-    path = build(n, real)
+    path = build(n, real, phases, work)
     import resource
 
-    built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux: KiB)
     index = SemanticIndex.load(path, embedder=real)
     queries = sentences(QUERIES, vocabulary(), seed=7, lo=2, hi=5, skip=100)
     out: dict[str, Any] = {"chunks": n}
@@ -111,7 +119,8 @@ def measure(n: int, real: Any) -> dict[str, Any]:
     out["size_bytes"] = info.size_bytes
     out.update(_files(store))
     out["texts_bytes"] = _text_bytes(n)
-    out["peak_rss_after_build_mib"] = round(built_rss)
+    out["peak_rss_after_build_mib"] = round(built_rss / 2**20)  # the build (a reused index: open)
+    out["peak_rss_after_build_gb"] = round(built_rss / 1e9, 3)
     out["loadavg_1min"] = os.getloadavg()[0]
     return out
 
@@ -152,7 +161,9 @@ def run(quick: bool, section: dict[str, Any], model_dir: str | None = None) -> N
     section.update(main_sizes([5_000] if quick else [100_000], model_dir))
 
 
-def main_sizes(sizes: list[int], model_dir: str | None) -> dict[str, Any]:
+def main_sizes(
+    sizes: list[int], model_dir: str | None, phases: bool = False, work: Path = WORK
+) -> dict[str, Any]:
     from semsearch.embed import load_embedder
 
     real = load_embedder(model_dir) if model_dir else load_embedder()
@@ -160,7 +171,7 @@ def main_sizes(sizes: list[int], model_dir: str | None) -> dict[str, Any]:
     results: dict[str, Any] = {"cpu_flags": flags, "sizes": []}
     for n in sizes:
         print(f"scale: {n:,} chunks", flush=True)
-        r = measure(n, real)
+        r = measure(n, real, phases, work)
         results["sizes"].append(r)
         print("  " + ", ".join(f"{k} {v}" for k, v in r.items()), flush=True)
     return results
@@ -181,11 +192,17 @@ def cli(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.scale_bench", description=__doc__)
     p.add_argument("--chunks", type=int, nargs="+", default=[100_000])
     p.add_argument("--model", help="model directory [default: the bundled one]")
+    p.add_argument(
+        "--rss-phases",
+        action="store_true",
+        help="sample the build's resident memory and print its peaks by phase",
+    )
+    p.add_argument("--work", type=Path, default=WORK, help=f"index directory [default: {WORK}]")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import json
 
-    print(json.dumps(main_sizes(args.chunks, args.model), indent=2))
+    print(json.dumps(main_sizes(args.chunks, args.model, args.rss_phases, args.work), indent=2))
     return 0
 
 

@@ -53,18 +53,17 @@ def build_vector_index(
     rng = np.random.default_rng(seed)
     if not raw.is_trained:
         raw.train(ann.sample_rows(vectors, ann.train_rows(raw, n), rng))
-        release(vectors)
     truth = (
         None if kind == "flat" else ann.ExactNeighbours(vectors, ann.TUNE_QUERIES, ann.TUNE_K, rng)
     )
-    for start in range(0, n, ann.BLOCK_ROWS):
-        block = np.ascontiguousarray(vectors[start : start + ann.BLOCK_ROWS], dtype=np.float32)
+    for start in range(0, n, ann.BLOCK_ROWS):  # read from the file, never mapped: bounded RSS
+        block = ann.block_rows(vectors, start, start + ann.BLOCK_ROWS)
         raw.add(block)
         if truth is not None:
             truth.update(block, start)
-        release(vectors)  # a pass over the map, not the map held in memory
+        del block
         if progress is not None:
-            progress(start + len(block), n)
+            progress(min(start + ann.BLOCK_ROWS, n), n)
     out = FaissIndex(dim, raw, vectors=vectors if kind in ("ivf", "ivfpq") else None)
     if truth is not None:
         out.tune(truth, target_recall)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,10 @@ class FaissIndex(VectorIndex):
 
     def tune(self, truth: ann.ExactNeighbours, target: float) -> None:
         """Set the cheapest search breadth whose measured recall@k reaches ``target``."""
-        _, self.recall = ann.tune(self._index, truth, self._tune_search, target)
+        rows = self._rows
+        reading = rows.read_from_file() if rows is not None else contextlib.nullcontext()
+        with reading:  # a build's tuning reads its scattered rows from the file, not the map
+            _, self.recall = ann.tune(self._index, truth, self._tune_search, target)
 
     def _tune_search(self, q: np.ndarray, k: int, value: int) -> np.ndarray:
         """Ids as ``search`` would rank them, with the breadth set to ``value``. Re-scoring

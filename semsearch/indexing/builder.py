@@ -37,7 +37,7 @@ from ..store.manifest import (
     VECTORS,
     Manifest,
 )
-from ..store.npy import VectorWriter, load_vectors, release
+from ..store.npy import RowFile, VectorWriter, load_vectors, release
 from ..store.records import SkippedFile, StoredDocument
 from ..store.segments import (
     Segment,
@@ -60,8 +60,8 @@ from .settings import (
 
 log = logging.getLogger("semsearch")
 
-#: Rows copied, or re-embedded, at a time.
-COPY_BLOCK = 65_536
+#: Rows copied (24 MB of 384-d vectors), or re-embedded, at a time.
+COPY_BLOCK = 16_384
 EMBED_BLOCK = 256
 #: Most rows a phase-1 segment searches exactly under ``auto``: its vectors live only until
 #: phase 2, so training and tuning an approximate index for them is wasted (13 s of CPU, a
@@ -288,9 +288,11 @@ class _Generation:
         rows = self.store.copy_documents_from(seg.store, drop, start, only)
         vectors = self.old.vectors(seg) if len(rows) and not self.reembed else None
         if vectors is not None:
+            reader = RowFile.of(vectors)  # read, not mapped: the pages stay out of our RSS
             for at in range(0, len(rows), COPY_BLOCK):
                 block = rows[at : at + COPY_BLOCK]
-                self.writer.append(np.asarray(vectors[block], dtype=np.float32))
+                got = reader.take(block) if reader is not None else vectors[block]
+                self.writer.append(np.asarray(got, dtype=np.float32))
                 release(vectors)
         else:
             for at in range(start, start + len(rows), EMBED_BLOCK):

@@ -27,6 +27,10 @@ from .tokenize import terms as analyze
 #: Words gathered before they are folded into triples (bounds the raw word buffer).
 _BLOCK_WORDS = 1 << 20
 _READ = 65_536
+#: Postings of an old segment decoded at a time (its lists read until they hold this many):
+#: the decode's temporaries take ~50 bytes a posting, so one block of a 1M-chunk segment's
+#: lists (13.5 M postings) held ~700 MB; now ~50 MB, whatever the segment's size.
+_READ_POSTINGS = 1 << 20
 
 
 class Analysed(NamedTuple):
@@ -130,8 +134,7 @@ class Inverted:
             if legacy
             else "SELECT term, n, ids, tfs FROM main.kw_lists WHERE level = 0"
         )
-        cur = conn.execute(sql)
-        while block := cur.fetchmany(_READ):
+        for block in _bounded(conn.execute(sql)):
             names, counts, ids, tfs = zip(*block, strict=True)
             n = np.array(counts, np.int64)
             tids = np.fromiter(map(self.vocab.__getitem__, names), np.int64, len(names))
@@ -185,6 +188,23 @@ class Inverted:
         del t0, r0, f0
         conn.executemany(sql, _lists(DOC, by_rank, t1, d1, f1))
         write_vectors(conn, (chunk_lengths, doc_lengths, row_doc, doc_rowids))
+
+
+def _bounded(
+    rows: Iterable[tuple[str, int, bytes, bytes]],
+) -> Iterator[list[tuple[str, int, bytes, bytes]]]:
+    """Stored lists ``(term, length, ids, tfs)`` in blocks of at most :data:`_READ` lists that
+    hold about :data:`_READ_POSTINGS` postings (one long list may pass it alone)."""
+    block: list[tuple[str, int, bytes, bytes]] = []
+    postings = 0
+    for row in rows:
+        block.append(row)
+        postings += row[1]
+        if postings >= _READ_POSTINGS or len(block) >= _READ:
+            yield block
+            block, postings = [], 0
+    if block:
+        yield block
 
 
 def _by_term(
