@@ -36,7 +36,7 @@ def test_search_matches_brute_force_over_all_chunks() -> None:
     index = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=40, backend="faiss")
     queries = ["trade decline", "foreign policy", "gas debt", "union state"]
     got = index.search_batch(queries, k=7, mode="dense")
-    texts = [r.text for r in index._view.store.fetch(range(len(index))).values()]
+    texts = [r.text for r in index.live.view.store.fetch(range(len(index))).values()]
     vectors = emb.encode(texts)
     scores = emb.encode(queries, kind="query") @ vectors.T
     _, ids = top_k(scores, np.broadcast_to(np.arange(len(texts)), scores.shape), 7)
@@ -105,7 +105,7 @@ def test_numpy_and_faiss_agree_on_seeds() -> None:
     emb = FakeEmbedder()
     a = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="numpy")
     b = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="faiss")
-    assert isinstance(a._view.index, NumpyIndex)
+    assert isinstance(a.live.view.index, NumpyIndex)
     qs = ["trade decline", "president", "energy"]
     for ha, hb in zip(
         a.search_batch(qs, 10, mode="dense"), b.search_batch(qs, 10, mode="dense"), strict=True

@@ -93,7 +93,7 @@ def test_a_delete_is_a_tombstone_and_hides_the_document_everywhere(
     with pytest.raises(Exception, match="no chunk"):
         ix.chunk(chunk_id)
     again = SemanticIndex.load(path, embedder=FakeEmbedder())
-    assert "d7" not in {d.doc_id for d in again._require_view().store.documents()}
+    assert "d7" not in {d.doc_id for d in again.live.require().store.documents()}
 
 
 def test_dense_search_over_segments_equals_one_segment(tmp_path: Path, no_merges: None) -> None:
@@ -174,7 +174,7 @@ def test_save_copies_every_segment_and_the_tombstones(tmp_path: Path, no_merges:
     ix.save(tmp_path / "copy")
     copy = SemanticIndex.load(tmp_path / "copy", embedder=FakeEmbedder())
     assert copy.verify() == []
-    docs = {d.doc_id for d in copy._require_view().store.documents()}
+    docs = {d.doc_id for d in copy.live.require().store.documents()}
     assert len(docs) == 13 and "d4" not in docs and "e1" not in docs
     a = [h.doc_id for h in ix.search("harbour", k=13, mode="hybrid")]
     assert a == [h.doc_id for h in copy.search("harbour", k=13, mode="hybrid")]
@@ -275,7 +275,7 @@ def test_a_numpy_index_stays_numpy_through_upsert_and_refresh(tmp_path: Path) ->
     assert m.backend == "numpy" and m.index_type == "flat"
     for ref in segment_refs(gen, m):
         assert "index.faiss" not in ref.files, ref.name
-    assert SemanticIndex.load(path, embedder=FakeEmbedder())._view.index.backend == "numpy"  # type: ignore[union-attr]
+    assert SemanticIndex.load(path, embedder=FakeEmbedder()).live.view.index.backend == "numpy"  # type: ignore[union-attr]
 
 
 # --- optimize: merges, and recovers from a damaged segment ---------------------------------
@@ -309,7 +309,7 @@ def test_optimize_recovers_from_a_damaged_segment(
     assert lines[1].startswith("Merged 9 documents")
     again = SemanticIndex.load(path, embedder=FakeEmbedder())
     assert again.verify() == [] and len(_segments(path)) == 1
-    kept = {d.doc_id for d in again._require_view().store.documents()}
+    kept = {d.doc_id for d in again.live.require().store.documents()}
     assert kept == {f"b{b}-{i}" for b in (0, 2) for i in range(5)} - {"b2-0"}
     assert main(["optimize", "--index", str(path)]) == 0
     assert "Already one segment" in capsys.readouterr().err
