@@ -22,8 +22,7 @@ from ..search.request import DEFAULT_MODE, Grouping, Mode, SearchOptions
 from ..search.rerank import Reranker
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
-from ..util import check_text
-from . import reading
+from . import names, reading
 from .hits import (
     ChunkContext,
     DocumentView,
@@ -193,13 +192,11 @@ class SemanticIndex:
 
         texts = list(texts)
         with self.live.lock:
+            v = self.live.view
             if ids is None:
-                start = self._next_text_number()
-                ids = [f"text-{start + n}" for n in range(len(texts))]
+                ids = names.new_text_ids(v, len(texts))
             docs = documents_from_texts(texts, ids, metadata)
-            present = self._existing_ids([d.doc_id for d in docs])
-            if present:
-                raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
+            names.check_new(v, [d.doc_id for d in docs])
             return self.live.apply(_build.Changes(items=docs))
 
     def upsert(
@@ -251,34 +248,9 @@ class SemanticIndex:
         """
         wanted = [str(i) for i in ids]
         with self.live.lock:
-            found: set[str] = set()
-            for name in wanted:
-                check_text(name, "a document id or path")
-                # A relative path names the file it resolves to (sources are absolute).
-                tries = (name, os.path.abspath(name))
-                matches: list[str] = []
-                if self.live.view is not None:
-                    store = self.live.view.store
-                    find = store.document_ids if glob else store.documents_named
-                    matches = next((m for m in map(find, tries) if m), [])
-                if not matches:
-                    raise UsageError(f"no document in the index matches {name!r}")
-                found.update(matches)
-            self.live.apply(_build.Changes(remove=frozenset(found)))
+            found = names.named_documents(self.live.view, wanted, glob=glob)
+            self.live.apply(_build.Changes(remove=found))
             return len(found)
-
-    def _next_text_number(self) -> int:
-        v = self.live.view
-        if v is None:
-            return 0
-        numbers = [int(i[5:]) for i in v.store.document_ids("text-*") if i[5:].isdigit()]
-        return max(numbers, default=-1) + 1
-
-    def _existing_ids(self, ids: Sequence[str]) -> list[str]:
-        v = self.live.view
-        if v is None:
-            return []
-        return [i for i in ids if v.store.documents_named(i)]
 
     # --- searching ---------------------------------------------------------------------------
 
