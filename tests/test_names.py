@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from semsearch import SemanticIndex
-from semsearch.api.names import check_new, named_documents, new_text_ids
+from semsearch.api.names import check_new, globs, named_documents, new_text_ids, roots
 from semsearch.errors import UsageError
 
 from .conftest import FakeEmbedder
@@ -67,3 +67,17 @@ def test_a_removal_names_ids_exactly_or_by_glob(
     assert len(named) == 1
     assert index.delete([os.path.join("notes", "n.txt")]) == 1
     assert index.info().documents == 5
+
+
+def test_roots_are_absolute_and_globs_a_tuple(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert roots(["notes", Path("a/../b"), "~/docs"]) == [
+        tmp_path / "notes",
+        tmp_path / "b",
+        tmp_path / "home" / "docs",
+    ]
+    assert globs(None) == () and globs("*.md") == ("*.md",)
+    assert globs(["*.md", "*.txt"]) == ("*.md", "*.txt")

@@ -226,11 +226,9 @@ class SemanticIndex:
         from ..ingest.discover import discover  # reading files: not on the search path
         from ..ingest.read import expand_items
 
-        given = list(paths)
-        globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
+        given, globs = list(paths), names.globs(glob)
         files = expand_items(discover(given, globs), text_field)
-        roots = [Path(os.path.abspath(Path(p).expanduser())) for p in given]
-        return self.live.apply(_build.Changes(items=files, roots=roots, globs=globs))
+        return self.live.apply(_build.Changes(items=files, roots=names.roots(given), globs=globs))
 
     def rebuild(self, progress: _build.Progress | None = None) -> _build.BuildStats:
         """Chunk and embed every document again under this object's settings (after changing

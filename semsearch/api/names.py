@@ -1,11 +1,12 @@
-"""Names a caller gives a write, resolved against the generation searched (None: nothing
-indexed yet): the ids of new texts, ids that must be new, and the documents a removal
-names."""
+"""Names a caller gives a write: the folders and globs it indexes, and, resolved against the
+generation searched (None: nothing indexed yet), the ids of new texts, ids that must be new,
+and the documents a removal names."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from ..errors import UsageError
 from ..util import check_text
@@ -13,6 +14,16 @@ from .view import View
 
 #: Texts added without ids are ``text-<n>``.
 TEXT_ID = "text-"
+
+
+def roots(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The folders and files given, absolute (``~`` expanded): what a later refresh walks."""
+    return [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+
+
+def globs(glob: str | Sequence[str] | None) -> tuple[str, ...]:
+    """One glob or several, as a tuple."""
+    return (glob,) if isinstance(glob, str) else tuple(glob or ())
 
 
 def new_text_ids(view: View | None, count: int) -> list[str]:
