@@ -134,8 +134,13 @@ def test_a_write_follows_the_model_published_meanwhile(
     path = tmp_path / "ix"
     built(path, models[FakeEmbedder.name])
     live = handle(path)
+    given = handle(path, embedder=models[FakeEmbedder.name])  # given a model: stays on it
     assert not live.follow_model()  # the index's model is the handle's
     phase_two(path, models[Other.name])
+    assert not given.follow_model() and given.embedder.name == FakeEmbedder.name
+    with pytest.raises(UsageError, match="built with model fake-other"):
+        given.apply(Changes(remove=frozenset({"b"})))  # refused: nothing is written
+    assert IndexDir(path).manifest()[1].documents == 3
     # No reload in between: the write itself notices, and writes under the new model.
     stats = live.apply(Changes(remove=frozenset({"a"})))
     assert stats.changed and live.embedder is models[Other.name]

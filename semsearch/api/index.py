@@ -82,14 +82,7 @@ class SemanticIndex:
         """Open ``self._dir``; ``live`` is its live generation when the caller read it."""
         if live is None and self._dir.exists():
             live = self._dir.live()
-        requested = Requested(
-            model=model if embedder is None else embedder.name,
-            precision=precision if embedder is None else embedder.precision,
-            chunk_tokens=chunk_tokens,
-            overlap=overlap,
-            backend=backend,
-            index_type=index_type,
-        )
+        requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
         #: The live generation this handle searches and the writer it was opened with.
         self.live = LiveHandle(
             self._dir, requested, embedder=embedder, cache=cache, live=live, opener=self._opener()

@@ -30,10 +30,11 @@ class LiveHandle:
     """One index directory's live generation, followed.
 
     ``view`` is the generation searched (None before the first write); ``writer``,
-    ``embedder`` and ``settings`` are what it was opened with. A handle that named a model
-    or precision stays on it; one that did not follows the index to the model phase 2 of a
-    progressive build publishes. Writes and reloads hold ``lock``, one at a time; searches
-    read ``view`` without it (a swap replaces the whole view).
+    ``embedder`` and ``settings`` are what it was opened with. A handle given a model (an
+    embedder, a model name or a precision) stays on it; one that was not follows the index
+    to the model phase 2 of a progressive build publishes. Writes and reloads hold
+    ``lock``, one at a time; searches read ``view`` without it (a swap replaces the whole
+    view).
     """
 
     def __init__(
@@ -49,6 +50,8 @@ class LiveHandle:
         self.dir = index_dir
         self.lock = threading.RLock()
         self.view: View | None = None
+        if embedder is not None:  # a model given stands for its name and precision
+            requested = replace(requested, model=embedder.name, precision=embedder.precision)
         self._requested, self._opener = requested, opener
         #: Named a model (or precision): then it never follows the index to another one.
         self._pinned = requested.model is not None or requested.precision is not None
