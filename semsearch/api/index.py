@@ -23,6 +23,7 @@ from ..search.rerank import Reranker
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
 from . import names, reading
+from .directory import verify_files
 from .hits import (
     ChunkContext,
     DocumentView,
@@ -372,7 +373,4 @@ class SemanticIndex:
 
     def verify(self) -> list[str]:
         """Full check of every file against the manifest's checksums; returns the problems."""
-        from ..store.manifest import check_files
-
-        gen, manifest = self._dir.manifest()
-        return check_files(gen, manifest, checksums=True)
+        return verify_files(self._dir.path)[1]
