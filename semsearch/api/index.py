@@ -66,24 +66,19 @@ class SemanticIndex:
             self._tmp = tempfile.TemporaryDirectory(prefix="semsearch-")
             path = Path(self._tmp.name) / "index"
         self._dir = IndexDir(path)
-        self._open(model, backend, chunk_tokens, overlap, embedder, index_type, precision, cache)
+        requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
+        self._open(requested, embedder, cache)
 
     def _open(
         self,
-        model: str | None,
-        backend: str,
-        chunk_tokens: int | None,
-        overlap: int | None,
+        requested: Requested,
         embedder: Embedder | None,
-        index_type: str | None,
-        precision: str | None,
-        cache: EmbeddingCache | None,
+        cache: EmbeddingCache | None = None,
         live: Live | None = None,
     ) -> None:
         """Open ``self._dir``; ``live`` is its live generation when the caller read it."""
         if live is None and self._dir.exists():
             live = self._dir.live()
-        requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
         #: The live generation this handle searches and the writer it was opened with.
         self.live = LiveHandle(
             self._dir, requested, embedder=embedder, cache=cache, live=live, opener=self._opener()
@@ -109,7 +104,7 @@ class SemanticIndex:
         index._tmp = None
         index._dir = IndexDir(path if path is not None else _config.load().index_dir)
         live = index._dir.live()  # a clear error when there is no readable index here
-        index._open(model, backend, None, None, embedder, None, None, None, live)
+        index._open(Requested(model, backend=backend), embedder, live=live)
         return index
 
     @property
