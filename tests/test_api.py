@@ -124,3 +124,13 @@ def test_seed_query_in_dense_mode_finds_the_trade_decline(real_embedder) -> None
     top = " ".join(h.text for h in hits if Path(h.source).name.startswith("000_"))
     assert "20%" in top and "fuel and energy" in top
     assert hits[0].dense_score is not None and hits[0].dense_score > 0.3
+
+
+def test_a_batch_search_takes_a_list_of_queries() -> None:
+    from semsearch.search.request import SearchOptions
+
+    index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder(), backend="numpy")
+    for search in (index.search_batch, lambda q: index.search_with(q, SearchOptions())):
+        with pytest.raises(UsageError, match="takes a list of queries; use search"):
+            search("cats")  # type: ignore[arg-type]
+    assert [len(hits) for hits in index.search_batch(["cats", "trade"], k=1)] == [1, 1]

@@ -291,8 +291,6 @@ class SemanticIndex:
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together (``rerank``: as
         in :meth:`search`)."""
-        if isinstance(queries, str):
-            raise UsageError("search_batch takes a list of queries; use search() for one")
         opts = SearchOptions(
             k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
             min_score=min_score, group=group, collapse=collapse,
