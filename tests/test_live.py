@@ -70,8 +70,7 @@ def phase_two(path: Path, embedder: FakeEmbedder) -> None:
 
 
 def handle(path: Path, requested: Requested | None = None, **kw: object) -> LiveHandle:
-    where = IndexDir(path)
-    return LiveHandle(where, requested or Requested(), live=where.live(), **kw)  # type: ignore[arg-type]
+    return LiveHandle(IndexDir(path), requested or Requested(), **kw)  # type: ignore[arg-type]
 
 
 def hits(index: SemanticIndex, query: str = "reef tide") -> list[dict[str, object]]:

@@ -77,8 +77,6 @@ class SemanticIndex:
         live: Live | None = None,
     ) -> None:
         """Open ``self._dir``; ``live`` is its live generation when the caller read it."""
-        if live is None and self._dir.exists():
-            live = self._dir.live()
         #: The live generation this handle searches and the writer it was opened with.
         self.live = LiveHandle(
             self._dir, requested, embedder=embedder, cache=cache, live=live, opener=self._opener()

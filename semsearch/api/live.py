@@ -47,6 +47,7 @@ class LiveHandle:
         live: Live | None = None,
         opener: Opener = open_view,
     ) -> None:
+        """Open ``index_dir`` (``live``: its live generation, when the caller just read it)."""
         self.dir = index_dir
         self.lock = threading.RLock()
         self.view: View | None = None
@@ -55,6 +56,8 @@ class LiveHandle:
         self._requested, self._opener = requested, opener
         #: Named a model (or precision): then it never follows the index to another one.
         self._pinned = requested.model is not None or requested.precision is not None
+        if live is None and index_dir.exists():
+            live = index_dir.live()
         manifest = live.manifest if live is not None else None
         self._use(
             _writer.open_writer(
