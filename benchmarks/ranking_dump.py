@@ -109,7 +109,7 @@ def main() -> int:
     t0 = time.time()
     c = open_cached(a.dataset, a.split, a.model)
     col, docs, emb, own = c.col, c.docs, c.embedder, c.own
-    v = c.index._view
+    v = c.index.live.view
     assert v is not None
     kw = v.store.keyword_index()
     queries = list(col.queries)

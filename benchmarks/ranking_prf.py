@@ -53,7 +53,7 @@ def run(dataset: Path, split: str, grid: dict[str, Feedback | None]) -> dict[str
     if not todo:
         return res
     c = open_cached(dataset, split)
-    v = c.index._view
+    v = c.index.live.view
     assert v is not None
     kw = v.store.keyword_index()
     qrels = c.col.qrels

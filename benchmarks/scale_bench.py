@@ -114,7 +114,7 @@ def measure(n: int, real: Any, phases: bool = False, work: Path = WORK) -> dict[
             times.append(time.perf_counter() - t0)
         out[f"{name}_one_median_s"] = round(statistics.median(times), 3)
     info = writer.info()
-    store = writer._require_view().store
+    store = writer.live.require().store
     out["segments_after_edits"] = len(getattr(store, "segments", [store]))
     out["size_bytes"] = info.size_bytes
     out.update(_files(store))
@@ -133,7 +133,7 @@ def _forget(index: Any, *, postings: bool) -> None:
         return
     query_vectors.clear()
     if postings:
-        index._require_view().store.keyword_index().clear_cache()
+        index.live.require().store.keyword_index().clear_cache()
 
 
 def _files(store: Any) -> dict[str, int]:

@@ -102,7 +102,7 @@ def run_collection(root: Path, variants: dict[str, str]) -> dict[str, Any]:
 
     r = importlib.import_module("semsearch.search.retrieve")
     c = open_cached(root, "test", "static")
-    view = c.index._view
+    view = c.index.live.view
     assert view is not None
     kw = view.store.keyword_index()
     texts = view.store.chunk_texts(0, view.store.count_chunks())

@@ -125,7 +125,7 @@ def words(out: Path, name: str, corpus: Path | None, word_list: Path | None, mos
         from benchmarks.ranking_dump import open_cached
 
         cached = open_cached(corpus, "test", "static")  # held: it closes the store when freed
-        view = cached.index._view
+        view = cached.index.live.view
         assert view is not None
         for text in view.store.chunk_texts(0, view.store.count_chunks()):
             counts.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))

@@ -90,7 +90,7 @@ def corpus(root: Path, n: int, salt: str, start: int = 0) -> Path:
 def answer(idx: Path) -> Answer:
     """What the index answers: its documents and ranked hits, comparable exactly."""
     index = SemanticIndex.load(idx, embedder=FakeEmbedder())
-    docs = tuple(sorted(map(str, index._view.store.document_ids()))) if index._view else ()
+    docs = tuple(sorted(map(str, index.live.view.store.document_ids()))) if index.live.view else ()
     hits = tuple(
         tuple((h.doc_id, h.chunk_id, round(h.score, 4)) for h in q)
         for q in index.search_batch(QUERIES, 5)
@@ -103,7 +103,7 @@ def content_answer(idx: Path) -> Answer:
     re-read document gets new chunk ids): every document's text, and for dense and keyword
     search every matching chunk's document and score, as a sorted multiset (ties included)."""
     index = SemanticIndex.load(idx, embedder=FakeEmbedder())
-    store = index._require_view().store
+    store = index.live.require().store
     docs = tuple(sorted((d, store.document_text(d)) for d in store.document_ids()))
     hits = tuple(
         tuple(sorted((h.doc_id, round(h.score, 4)) for h in q))
@@ -121,7 +121,7 @@ def segment_count(idx: Path) -> int:
 def texts(idx: Path) -> dict[str, str]:
     """Every document's text as the index holds it (damage carried forward shows here)."""
     index = SemanticIndex.load(idx, embedder=FakeEmbedder())  # holds the store open
-    store = index._require_view().store
+    store = index.live.require().store
     return {d: store.document_text(d) for d in store.document_ids()}
 
 
@@ -726,7 +726,7 @@ def run_hostile(work: Path, tally: Tally, *, limit_mb: int = 1024, scale: float 
     stats = index_paths([folder], idx, embedder=FakeEmbedder(), chunk_tokens=50)
     tally.checks += 1
     index = SemanticIndex.load(idx, embedder=FakeEmbedder())
-    docs = set(map(str, index._view.store.document_ids())) if index._view else set()
+    docs = set(map(str, index.live.view.store.document_ids())) if index.live.view else set()
     wanted = {str(p) for p in folder.iterdir() if p.suffix != ".jsonl" and p.name != "flate.pdf"}
     wanted |= {f"{folder / 'bad.jsonl'}#1", f"{folder / 'bad.jsonl'}#4"}
     if wanted - docs:

@@ -36,7 +36,7 @@ def test_search_matches_brute_force_over_all_chunks() -> None:
     index = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=40, backend="faiss")
     queries = ["trade decline", "foreign policy", "gas debt", "union state"]
     got = index.search_batch(queries, k=7, mode="dense")
-    texts = [r.text for r in index._view.store.fetch(range(len(index))).values()]
+    texts = [r.text for r in index.live.view.store.fetch(range(len(index))).values()]
     vectors = emb.encode(texts)
     scores = emb.encode(queries, kind="query") @ vectors.T
     _, ids = top_k(scores, np.broadcast_to(np.arange(len(texts)), scores.shape), 7)
@@ -105,7 +105,7 @@ def test_numpy_and_faiss_agree_on_seeds() -> None:
     emb = FakeEmbedder()
     a = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="numpy")
     b = SemanticIndex.from_paths([SEEDS], embedder=emb, chunk_tokens=30, backend="faiss")
-    assert isinstance(a._view.index, NumpyIndex)
+    assert isinstance(a.live.view.index, NumpyIndex)
     qs = ["trade decline", "president", "energy"]
     for ha, hb in zip(
         a.search_batch(qs, 10, mode="dense"), b.search_batch(qs, 10, mode="dense"), strict=True
@@ -124,3 +124,13 @@ def test_seed_query_in_dense_mode_finds_the_trade_decline(real_embedder) -> None
     top = " ".join(h.text for h in hits if Path(h.source).name.startswith("000_"))
     assert "20%" in top and "fuel and energy" in top
     assert hits[0].dense_score is not None and hits[0].dense_score > 0.3
+
+
+def test_a_batch_search_takes_a_list_of_queries() -> None:
+    from semsearch.search.request import SearchOptions
+
+    index = SemanticIndex.from_texts(TEXTS, embedder=FakeEmbedder(), backend="numpy")
+    for search in (index.search_batch, lambda q: index.search_with(q, SearchOptions())):
+        with pytest.raises(UsageError, match="takes a list of queries; use search"):
+            search("cats")  # type: ignore[arg-type]
+    assert [len(hits) for hits in index.search_batch(["cats", "trade"], k=1)] == [1, 1]

@@ -24,7 +24,7 @@ def _four(tmp_path: Path, fake: FakeEmbedder) -> SemanticIndex:
 
 
 def _ids(index: SemanticIndex) -> set[str]:
-    return {d for d in index._require_view().store.document_ids()}
+    return {d for d in index.live.require().store.document_ids()}
 
 
 # --- D7: ids are exact strings --------------------------------------------------------------

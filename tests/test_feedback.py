@@ -63,7 +63,7 @@ def index() -> SemanticIndex:
 
 
 def test_weighted_scores_equal_repeated_words(index: SemanticIndex) -> None:
-    v = index._view
+    v = index.live.view
     assert v is not None
     kw = v.store.keyword_index()
     for level in (CHUNK, DOC):
@@ -79,7 +79,7 @@ def test_weighted_scores_equal_repeated_words(index: SemanticIndex) -> None:
 
 
 def test_feedback_reaches_a_document_without_the_query_words(index: SemanticIndex) -> None:
-    v = index._view
+    v = index.live.view
     assert v is not None
     kw = v.store.keyword_index()
     plain = keyword_hits(kw, "glacier altimetry", 10, feedback=None)

@@ -117,7 +117,7 @@ def test_grouped_search_equals_grouping_full_records(
     (repo / "pkg" / "late.py").write_text(_module(30))  # a second segment
     (repo / "mod0.py").write_text(_module(31))  # a tombstone in the first
     index.add_paths([repo])
-    view = index._view
+    view = index.live.view
     assert view is not None and len(view.store.segments) >= 2
     kw = view.store.keyword_index()
     exercised = exact = 0
@@ -203,7 +203,7 @@ def test_ungrouped_hits_equal_rescoring_full_records(
     index = SemanticIndex.from_paths(
         [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
     )
-    view = index._view
+    view = index.live.view
     assert view is not None
     common = dict(embedder=index.embedder, index=view.index, store=view.store,
                   vectors=view.vectors)  # fmt: skip
@@ -250,7 +250,7 @@ def test_prose_hits_are_exactly_as_before(
     index = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "index")
     index.add_paths([root])
     index.add_texts(PROSE, ids=[f"doc{i}" for i in range(len(PROSE))])
-    view = index._view
+    view = index.live.view
     assert view is not None
     common = dict(embedder=index.embedder, index=view.index, store=view.store,
                   vectors=view.vectors)  # fmt: skip
@@ -310,8 +310,8 @@ def test_mentions_equals_reading_every_record(repo: Path, tmp_path: Path, names:
     index = SemanticIndex.from_paths(
         [repo], embedder=FakeEmbedder(), chunk_tokens=24, path=tmp_path / "index"
     )
-    assert index._view is not None
-    store = index._view.store
+    assert index.live.view is not None
+    store = index.live.view.store
     every = np.arange(store.rows)
     records = store.fetch(every)
     want = {

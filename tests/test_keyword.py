@@ -124,7 +124,7 @@ def test_keyword_index_follows_updates_and_deletes(tmp_path) -> None:
     # the unchanged document was carried into each new generation with its terms
     reopened = SemanticIndex.load(tmp_path / "ix", embedder=FakeEmbedder())
     assert reopened.search("quarterly volumes", mode="keyword")[0].doc_id == "trade"
-    kw = reopened._view.store.keyword_index()  # type: ignore[union-attr]
+    kw = reopened.live.view.store.keyword_index()  # type: ignore[union-attr]
     assert kw.current and kw.n_docs == 2
     assert kw.document_frequencies(["vanilla", "nutmeg", "subsidi"]) == {"vanilla": 1}
 

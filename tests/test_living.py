@@ -32,7 +32,7 @@ def _write_corpus(root: Path, n: int, salt: str = "") -> None:
 
 
 def _chunk_ids(index: SemanticIndex) -> dict[tuple[str, int], int]:
-    store = index._view.store  # white-box: ids per (doc, ordinal)
+    store = index.live.view.store  # white-box: ids per (doc, ordinal)
     records = store.fetch(range(store.rows))  # dead rows (tombstones) are not returned
     return {(r.doc_id, r.ordinal): r.chunk_id for r in records.values()}
 
@@ -232,7 +232,7 @@ def test_loading_never_unpickles(tmp_path: Path) -> None:
             (gen / name).write_bytes(payload)
         if name == "index.faiss":  # derived: refused, and the intact vectors searched instead
             loaded = SemanticIndex.load(idx, embedder=FakeEmbedder())
-            assert loaded._view.index.backend == "numpy"
+            assert loaded.live.view.index.backend == "numpy"
         else:
             with pytest.raises(IndexFormatError):
                 SemanticIndex.load(idx, embedder=FakeEmbedder())

@@ -180,7 +180,7 @@ def test_phase_one_updates_keep_the_upgrade_pending(
 
 
 def _texts_and_vectors(index: Path) -> list[tuple[str, str, bytes]]:
-    view = api.SemanticIndex.load(index)._require_view()
+    view = api.SemanticIndex.load(index).live.require()
     n = len(view.vectors)
     records = view.store.fetch(np.arange(n))
     return sorted(

@@ -162,7 +162,7 @@ def test_hybrid_hits_are_the_same_whether_the_pool_brings_its_vectors_or_not(
     index = harbour_index(
         tmp_path / "ix", 611, 11, (2, 9), words, backend="faiss", index_type="ivf"
     )
-    assert index._require_view().index.index_type == "ivf"
+    assert index.live.require().index.index_type == "ivf"
     monkeypatch.setattr(retrieve, "CANDIDATES", 37)  # fewer than the pool: the pool matters
     queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "cove buoy"]
     real = retrieve._pooled
@@ -250,7 +250,7 @@ def test_hybrid_from_a_pool_of_every_row_equals_a_second_exact_search(
     index = harbour_index(tmp_path / "ix", 151, 4, (3, 9), backend="numpy")
     monkeypatch.setattr(retrieve, "FEEDBACK_POOL", 10_000)
     monkeypatch.setattr(retrieve, "CANDIDATES", 23)  # fewer than the rows: the pool matters
-    v = index._require_view()
+    v = index.live.require()
     kw = v.store.keyword_index()
     for q in ("harbour gull", "tide tide anchor", "keel", "mast sail reef dock"):
         got = index.search(q, k=20, mode="hybrid", collapse=False)
@@ -298,7 +298,7 @@ def test_cached_postings_score_as_fresh_ones_within_their_budget(
     index.add_texts(texts[:40], ids=[f"d{i}" for i in range(40)])
     index.add_texts(texts[40:], ids=[f"d{i}" for i in range(40, 61)])
     index.delete(["d3", "d44"])
-    kw = index._require_view().store.keyword_index()
+    kw = index.live.require().store.keyword_index()
     queries = [["harbour", "gull"], ["tide", "tide", "keel"], ["zzz"], ["dock"]]
     fresh = []
     for q in queries:

@@ -151,10 +151,10 @@ def test_small_segment_searched_exactly_gives_faiss_hits(
     built.add_texts(_texts(n))
     queries = ["trade decline", "river market code", "nothing shared"]
     exact = SemanticIndex.load(idx, embedder=FakeEmbedder())
-    assert isinstance(exact._require_view().index, NumpyIndex)
+    assert isinstance(exact.live.require().index, NumpyIndex)
     monkeypatch.setattr(view_module, "SMALL_EXACT_ROWS", 0)  # the oracle: faiss's own search
     oracle = SemanticIndex.load(idx, embedder=FakeEmbedder())
-    assert isinstance(oracle._require_view().index, FaissIndex)
+    assert isinstance(oracle.live.require().index, FaissIndex)
     for q in queries:
         got = exact.search(q, k=k, mode="dense", collapse=False)
         want = oracle.search(q, k=k, mode="dense", collapse=False)

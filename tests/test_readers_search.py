@@ -68,7 +68,7 @@ def test_mixed_folder_hits_are_clean_and_located(mixed: Path, real_embedder) -> 
         )
     )
     index = SemanticIndex.from_paths([mixed], embedder=real_embedder)
-    sources = {Path(d.source).name for d in index._view.store.documents()}  # type: ignore[union-attr]
+    sources = {Path(d.source).name for d in index.live.view.store.documents()}  # type: ignore[union-attr]
     assert sources == {
         "kitchen.html",
         "manual.pdf",

@@ -93,7 +93,7 @@ def test_a_delete_is_a_tombstone_and_hides_the_document_everywhere(
     with pytest.raises(Exception, match="no chunk"):
         ix.chunk(chunk_id)
     again = SemanticIndex.load(path, embedder=FakeEmbedder())
-    assert "d7" not in {d.doc_id for d in again._require_view().store.documents()}
+    assert "d7" not in {d.doc_id for d in again.live.require().store.documents()}
 
 
 def test_dense_search_over_segments_equals_one_segment(tmp_path: Path, no_merges: None) -> None:
@@ -174,7 +174,7 @@ def test_save_copies_every_segment_and_the_tombstones(tmp_path: Path, no_merges:
     ix.save(tmp_path / "copy")
     copy = SemanticIndex.load(tmp_path / "copy", embedder=FakeEmbedder())
     assert copy.verify() == []
-    docs = {d.doc_id for d in copy._require_view().store.documents()}
+    docs = {d.doc_id for d in copy.live.require().store.documents()}
     assert len(docs) == 13 and "d4" not in docs and "e1" not in docs
     a = [h.doc_id for h in ix.search("harbour", k=13, mode="hybrid")]
     assert a == [h.doc_id for h in copy.search("harbour", k=13, mode="hybrid")]
@@ -221,10 +221,15 @@ def _many_segments(path: Path, n: int) -> SemanticIndex:
         start = min(start + size, n)
         if start > 7:
             ix.upsert([f"updated {texts[start - 3]} keel"], ids=[ids[start - 3]])
-        if start > 14 and ix._existing_ids([ids[start - 11]]):
+        if start > 14 and _present(ix, [ids[start - 11]]):
             ix.delete([ids[start - 11]])
-    assert len(ix._existing_ids(ids)) < n and len(_segments(path)) > 3
+    assert len(_present(ix, ids)) < n and len(_segments(path)) > 3
     return ix
+
+
+def _present(ix: SemanticIndex, ids: list[str]) -> list[str]:
+    store = ix.live.require().store
+    return [i for i in ids if store.documents_named(i)]
 
 
 @pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
@@ -275,7 +280,7 @@ def test_a_numpy_index_stays_numpy_through_upsert_and_refresh(tmp_path: Path) ->
     assert m.backend == "numpy" and m.index_type == "flat"
     for ref in segment_refs(gen, m):
         assert "index.faiss" not in ref.files, ref.name
-    assert SemanticIndex.load(path, embedder=FakeEmbedder())._view.index.backend == "numpy"  # type: ignore[union-attr]
+    assert SemanticIndex.load(path, embedder=FakeEmbedder()).live.view.index.backend == "numpy"  # type: ignore[union-attr]
 
 
 # --- optimize: merges, and recovers from a damaged segment ---------------------------------
@@ -309,7 +314,7 @@ def test_optimize_recovers_from_a_damaged_segment(
     assert lines[1].startswith("Merged 9 documents")
     again = SemanticIndex.load(path, embedder=FakeEmbedder())
     assert again.verify() == [] and len(_segments(path)) == 1
-    kept = {d.doc_id for d in again._require_view().store.documents()}
+    kept = {d.doc_id for d in again.live.require().store.documents()}
     assert kept == {f"b{b}-{i}" for b in (0, 2) for i in range(5)} - {"b2-0"}
     assert main(["optimize", "--index", str(path)]) == 0
     assert "Already one segment" in capsys.readouterr().err

@@ -118,8 +118,8 @@ def test_keyword_statistics_are_global(built: Any) -> None:
     """BM25 of a term equals the one-index value although no group holds every segment."""
     path, emb, local = built
     remote, _, _ = sharded(path, emb, 3)
-    lkw = local._view.store.keyword_index()  # type: ignore[union-attr]
-    rkw = remote._view.store.keyword_index()  # type: ignore[union-attr]
+    lkw = local.live.view.store.keyword_index()  # type: ignore[union-attr]
+    rkw = remote.live.view.store.keyword_index()  # type: ignore[union-attr]
     assert isinstance(rkw, ShardedKeyword) and not isinstance(lkw, ShardedKeyword)
     assert (rkw.n_chunks, rkw.n_docs) == (lkw.n_chunks, lkw.n_docs)
     for level in (0, 1):
@@ -131,7 +131,7 @@ def test_keyword_statistics_are_global(built: Any) -> None:
         ["reef", "gull", "zzz"]
     )
     assert rkw.near("l", 5, 12) == lkw.near("l", 5, 12)
-    rows = np.arange(0, local._view.store.rows, 3)  # type: ignore[union-attr]
+    rows = np.arange(0, local.live.view.store.rows, 3)  # type: ignore[union-attr]
     assert np.array_equal(rkw.doc_of(rows), lkw.doc_of(rows))
     keys = lkw.doc_of(rows)[:10].tolist()
     assert rkw.doc_ids(keys) == lkw.doc_ids(keys)
@@ -247,8 +247,8 @@ def test_typos_sharing_a_range_are_each_corrected_as_locally(
     monkeypatch.setattr(remote_module, "NEAR_CACHE", memo)
     path, emb, local = built
     remote, _, _ = sharded(path, emb, 3)
-    lkw = local._view.store.keyword_index()  # type: ignore[union-attr]
-    rkw = remote._view.store.keyword_index()  # type: ignore[union-attr]
+    lkw = local.live.view.store.keyword_index()  # type: ignore[union-attr]
+    rkw = remote.live.view.store.keyword_index()  # type: ignore[union-attr]
     # anchr, ancor, achor: one range ('a', 4, 6), different close spellings
     for q in ("anchr ancor achor", "ancor reef", "achor", "anchr harbuor", "lighthuose anchr"):
         for mode in ("keyword", "hybrid"):

@@ -93,7 +93,7 @@ def test_damaged_faiss_file_falls_back_to_exact_search(
     with caplog.at_level("WARNING", logger="semsearch"):
         index = _load(built)
     assert "index.faiss: checksum" in caplog.text
-    assert index._view.index.backend == "numpy"
+    assert index.live.view.index.backend == "numpy"
     after = index.search_batch(QUERIES, 5)
     assert [[h.chunk_id for h in q] for q in after] == [[h.chunk_id for h in q] for q in before]
 
@@ -249,7 +249,7 @@ def test_old_ivfflat_index_opens_and_is_converted_on_the_next_write(tmp_path: Pa
         hits = SemanticIndex.load(path, embedder=emb).search("topic 3 y5", k=8, mode="dense")
         return [(h.source, round(h.score, 5)) for h in hits]
 
-    view = SemanticIndex.load(idx, embedder=emb)._view
+    view = SemanticIndex.load(idx, embedder=emb).live.view
     assert view is not None and isinstance(view.index, FaissIndex) and view.index.legacy
     assert top(idx) == top(exact)
     (corpus / "new.txt").write_text("a brand new document about topic 3.")

@@ -38,7 +38,7 @@ def _corpus(root: Path, n: int, word: str) -> Path:
 
 
 def _sources(idx: Path, emb: FakeEmbedder) -> set[str]:
-    view = SemanticIndex.load(idx, embedder=emb)._view
+    view = SemanticIndex.load(idx, embedder=emb).live.view
     assert view is not None
     return {d.source for d in view.store.documents()}
 
@@ -140,7 +140,7 @@ def test_case3_large_vectors_verified_before_rows_are_carried(
     assert index.verify() == []
     gen, m = IndexDir(idx).manifest()
     vectors = load_vectors(gen / "vectors.npy", m.dim)
-    texts = index._view.store.chunk_texts(0, m.chunks)
+    texts = index.live.view.store.chunk_texts(0, m.chunks)
     assert np.allclose(vectors, emb.encode(texts), atol=1e-5)  # re-embedded, not carried
 
 
@@ -162,7 +162,7 @@ def test_case4_bad_cached_vectors_are_misses(tmp_path: Path, poison: str) -> Non
     cache.store(emb.name, emb.precision, texts, bad)
     index = SemanticIndex(embedder=emb, cache=cache)
     index.add_texts(texts)
-    vectors = np.asarray(index._view.vectors)
+    vectors = np.asarray(index.live.view.vectors)
     assert np.isfinite(vectors).all()
     assert np.allclose(vectors, emb.encode(texts), atol=1e-6)
     assert index.search("cats", k=1, mode="dense")[0].text == texts[0]
@@ -215,7 +215,7 @@ def test_case4_reading_never_opens_the_cache(
     monkeypatch.setattr(EmbeddingCache, "_connect", lambda self: opened.append("x"))
     index = SemanticIndex.load(idx, embedder=emb)
     assert index.search("doc topic", k=2) and index.info().documents == 3
-    assert opened == [] and index._writer._engine is None
+    assert opened == [] and index.live.writer._engine is None
     assert blocker.read_text() == "x"
 
 
@@ -263,7 +263,7 @@ def test_case6_default_ids_do_not_collide_after_a_delete() -> None:
     index.add_texts(["a", "b", "c"])
     assert index.delete(["text-0"]) == 1
     index.add_texts(["d"])
-    view = index._view
+    view = index.live.view
     assert view is not None
     assert sorted(view.store.document_ids()) == ["text-1", "text-2", "text-3"]
     assert index.document("text-3").text == "d"

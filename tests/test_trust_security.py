@@ -129,7 +129,7 @@ def test_files_inside_a_generation_as_symlinks_are_not_trusted(tmp_path: Path, n
     (gen / name).symlink_to(real)
     if name == "index.faiss":  # derived: the intact vectors are searched exactly instead
         loaded = SemanticIndex.load(idx, embedder=FakeEmbedder(), backend="faiss")
-        assert loaded._view is not None and loaded._view.index.backend == "numpy"
+        assert loaded.live.view is not None and loaded.live.view.index.backend == "numpy"
         assert len(loaded.search("trade", k=2)) == 2
     else:
         with pytest.raises(IndexFormatError):

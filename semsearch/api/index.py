@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config as _config
 from .. import indexing as _build
 from ..embed import Embedder
-from ..errors import IndexFormatError, UsageError
-from ..indexing import writer as _writer
-from ..indexing.settings import Requested
+from ..errors import UsageError
+from ..indexing.settings import Requested, Settings
 from ..search.request import DEFAULT_MODE, Grouping, Mode, SearchOptions
 from ..search.rerank import Reranker
 from ..store.embedding_cache import EmbeddingCache
 from ..store.layout import IndexDir, Live
-from ..util import check_text
-from . import reading
+from . import names, reading
+from .directory import verify_files
 from .hits import (
     ChunkContext,
     DocumentView,
@@ -34,8 +31,9 @@ from .hits import (
     IndexInfo,
     Passage,
 )
+from .live import LiveHandle, Opener
 from .searching import LongQueryWarning, search_view
-from .view import View, open_view
+from .view import open_view
 
 if TYPE_CHECKING:
     from ..watch.delta import Refresh
@@ -68,44 +66,26 @@ class SemanticIndex:
             self._tmp = tempfile.TemporaryDirectory(prefix="semsearch-")
             path = Path(self._tmp.name) / "index"
         self._dir = IndexDir(path)
-        self._open(model, backend, chunk_tokens, overlap, embedder, index_type, precision, cache)
+        requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)
+        self._open(requested, embedder, cache)
 
     def _open(
         self,
-        model: str | None,
-        backend: str,
-        chunk_tokens: int | None,
-        overlap: int | None,
+        requested: Requested,
         embedder: Embedder | None,
-        index_type: str | None,
-        precision: str | None,
-        cache: EmbeddingCache | None,
+        cache: EmbeddingCache | None = None,
         live: Live | None = None,
     ) -> None:
         """Open ``self._dir``; ``live`` is its live generation when the caller read it."""
-        if live is None and self._dir.exists():
-            live = self._dir.live()
-        manifest = live.manifest if live is not None else None
-        #: Named a model: then it never follows the index to another one (progressive).
-        self._pinned = model is not None or embedder is not None or precision is not None
-        self._requested = Requested(
-            model=model if embedder is None else embedder.name,
-            precision=precision if embedder is None else embedder.precision,
-            chunk_tokens=chunk_tokens,
-            overlap=overlap,
-            backend=backend,
-            index_type=index_type,
+        #: The live generation this handle searches and the writer it was opened with.
+        self.live = LiveHandle(
+            self._dir, requested, embedder=embedder, cache=cache, live=live, opener=self._opener()
         )
-        self._writer = _writer.open_writer(
-            self._dir.path, manifest, self._requested, embedder=embedder, cache=cache, rebuild=True
-        )
-        self.embedder = self._writer.embedder
-        self.settings = self._writer.settings
-        self._write_lock = threading.RLock()
-        self._view: View | None = None
         self._long_queries = LongQueryWarning()
-        if live is not None:
-            self._reload(live)
+
+    def _opener(self) -> Opener:
+        """How this handle opens a generation for searching (a sharded index fans out)."""
+        return open_view
 
     @classmethod
     def load(
@@ -122,7 +102,7 @@ class SemanticIndex:
         index._tmp = None
         index._dir = IndexDir(path if path is not None else _config.load().index_dir)
         live = index._dir.live()  # a clear error when there is no readable index here
-        index._open(model, backend, None, None, embedder, None, None, None, live)
+        index._open(Requested(model, backend=backend), embedder, live=live)
         return index
 
     @property
@@ -133,16 +113,27 @@ class SemanticIndex:
     @property
     def generation(self) -> str | None:
         """The name of the generation this handle searches (None before the first write)."""
-        return self._view.gen.name if self._view is not None else None
+        v = self.live.view
+        return v.gen.name if v is not None else None
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model of the vectors searched (it follows the index, unless one was named)."""
+        return self.live.embedder
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the index is written with."""
+        return self.live.settings
 
     @property
     def engine(self) -> _build.Engine:
         """The local engine, made on first write: reading never opens the embedding cache."""
-        return self._writer.engine
+        return self.live.engine
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "(temporary)"
-        v = self._view
+        v = self.live.view
         docs, chunks = (v.manifest.documents, v.manifest.chunks) if v else (0, 0)
         return (
             f"<SemanticIndex {where}: {docs} documents, {chunks} chunks, "
@@ -187,15 +178,13 @@ class SemanticIndex:
         from ..ingest.document import documents_from_texts
 
         texts = list(texts)
-        with self._write_lock:
+        with self.live.lock:
+            v = self.live.view
             if ids is None:
-                start = self._next_text_number()
-                ids = [f"text-{start + n}" for n in range(len(texts))]
+                ids = names.new_text_ids(v, len(texts))
             docs = documents_from_texts(texts, ids, metadata)
-            present = self._existing_ids([d.doc_id for d in docs])
-            if present:
-                raise UsageError(f"document {present[0]!r} is already in the index (use upsert)")
-            return self._apply(_build.Changes(items=docs))
+            names.check_new(v, [d.doc_id for d in docs])
+            return self.live.apply(_build.Changes(items=docs))
 
     def upsert(
         self,
@@ -209,7 +198,7 @@ class SemanticIndex:
         from ..ingest.document import documents_from_texts
 
         docs = documents_from_texts(texts, ids, metadata)
-        return self._apply(_build.Changes(items=docs), progress)
+        return self.live.apply(_build.Changes(items=docs), progress)
 
     def add_paths(
         self,
@@ -224,20 +213,18 @@ class SemanticIndex:
         from ..ingest.discover import discover  # reading files: not on the search path
         from ..ingest.read import expand_items
 
-        given = list(paths)
-        globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
+        given, globs = list(paths), names.globs(glob)
         files = expand_items(discover(given, globs), text_field)
-        roots = [Path(os.path.abspath(Path(p).expanduser())) for p in given]
-        return self._apply(_build.Changes(items=files, roots=roots, globs=globs))
+        return self.live.apply(_build.Changes(items=files, roots=names.roots(given), globs=globs))
 
     def rebuild(self, progress: _build.Progress | None = None) -> _build.BuildStats:
         """Chunk and embed every document again under this object's settings (after changing
         model, precision or chunking); nothing indexed is dropped."""
-        return self._apply(_build.Changes(rebuild=True), progress)
+        return self.live.apply(_build.Changes(rebuild=True), progress)
 
     def optimize(self) -> _build.BuildStats:
         """Merge every segment into one, dropping deleted rows (searches answer the same)."""
-        return self._apply(_build.Changes(compact=True))
+        return self.live.apply(_build.Changes(compact=True))
 
     def delete(self, ids: Iterable[str], *, glob: bool = False) -> int:
         """Remove documents by id or source path; returns how many were removed. Each name
@@ -245,43 +232,10 @@ class SemanticIndex:
         glob on ids and sources. A name that matches nothing is an error: nothing is removed.
         """
         wanted = [str(i) for i in ids]
-        with self._write_lock:
-            found: set[str] = set()
-            for name in wanted:
-                check_text(name, "a document id or path")
-                # A relative path names the file it resolves to (sources are absolute).
-                tries = (name, os.path.abspath(name))
-                matches: list[str] = []
-                if self._view is not None:
-                    store = self._view.store
-                    find = store.document_ids if glob else store.documents_named
-                    matches = next((m for m in map(find, tries) if m), [])
-                if not matches:
-                    raise UsageError(f"no document in the index matches {name!r}")
-                found.update(matches)
-            self._apply(_build.Changes(remove=frozenset(found)))
+        with self.live.lock:
+            found = names.named_documents(self.live.view, wanted, glob=glob)
+            self.live.apply(_build.Changes(remove=found))
             return len(found)
-
-    def _next_text_number(self) -> int:
-        if self._view is None:
-            return 0
-        numbers = [int(i[5:]) for i in self._view.store.document_ids("text-*") if i[5:].isdigit()]
-        return max(numbers, default=-1) + 1
-
-    def _existing_ids(self, ids: Sequence[str]) -> list[str]:
-        if self._view is None:
-            return []
-        return [i for i in ids if self._view.store.documents_named(i)]
-
-    def _apply(
-        self, changes: _build.Changes, progress: _build.Progress | None = None
-    ) -> _build.BuildStats:
-        with self._write_lock:
-            self._follow_model()  # phase 2 of a progressive build may have been published
-            stats = _build.build(self._dir, changes, self.engine, self.settings, progress=progress)
-            if stats.changed or self._view is None:
-                self._reload()
-            return stats
 
     # --- searching ---------------------------------------------------------------------------
 
@@ -335,8 +289,6 @@ class SemanticIndex:
     ) -> list[list[Hit]]:
         """Best ``k`` chunks for each query; queries are embedded together (``rerank``: as
         in :meth:`search`)."""
-        if isinstance(queries, str):
-            raise UsageError("search_batch takes a list of queries; use search() for one")
         opts = SearchOptions(
             k=k, mode=mode, where=where, per_source=per_source, diverse=diverse,
             min_score=min_score, group=group, collapse=collapse,
@@ -353,7 +305,7 @@ class SemanticIndex:
         """Best hits for each query by options built once (every front end's way in);
         ``rerank`` as in :meth:`search`."""
         return search_view(
-            self._view, queries, opts, root=self._dir.path, long_queries=self._long_queries,
+            self.live.view, queries, opts, root=self._dir.path, long_queries=self._long_queries,
             rerank=rerank,
         )  # fmt: skip
 
@@ -363,33 +315,29 @@ class SemanticIndex:
         return reading.best_sentences(self.embedder, query, hits)
 
     def __len__(self) -> int:
-        return len(self._view.index) if self._view else 0
+        v = self.live.view
+        return len(v.index) if v else 0
 
     # --- reading -----------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> DocumentView:
         """A whole document as indexed (its text rebuilt from the index, not read from disk)."""
-        return reading.document(self._require_view().store, doc_id)
+        return reading.document(self.live.require().store, doc_id)
 
     def chunk(self, chunk_id: int, context: int = 1) -> ChunkContext:
         """A chunk by id with up to ``context`` chunks of its document on each side."""
-        return reading.chunk(self._require_view().store, chunk_id, context)
+        return reading.chunk(self.live.require().store, chunk_id, context)
 
     def passages(self, doc_id: str) -> tuple[Passage, ...]:
         """A document's chunks in order, with their lines, pages and sections: what a
         location (``path:12``, ``path p. 3``, ``path › Section``) is looked up in."""
-        return reading.passages(self._require_view().store, doc_id)
-
-    def _require_view(self) -> View:
-        if self._view is None:
-            raise UsageError("the index is empty")
-        return self._view
+        return reading.passages(self.live.require().store, doc_id)
 
     # --- disk --------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Copy the live generation to the index directory ``path``, atomically."""
-        v = self._view
+        v = self.live.view
         if v is None:
             raise UsageError("nothing to save: the index is empty")
         if IndexDir(path).path.resolve() == self._dir.path.resolve():
@@ -403,73 +351,17 @@ class SemanticIndex:
         whole refresh: past it nothing is published and ``complete`` is False, so a search
         that follows answers from the index as it was (see :func:`semsearch.watch.refresh`).
         """
-        from ..watch.delta import refresh
-
-        with self._write_lock:
-            result = refresh(
-                self._dir, lambda _: self.engine, budget=budget, settings=self.settings
-            )
-            if result.stats.changed:
-                self._reload()
-            else:
-                self.reload_if_changed()  # another writer may have got there first
-            return result
+        return self.live.refresh(budget=budget)
 
     def reload_if_changed(self) -> bool:
         """Pick up a generation published by another process or thread; True if it did.
         Costs one read of the small live-generation pointer when nothing changed."""
-        v = self._view
-        try:
-            pointer = self._dir.pointer()
-        except IndexFormatError:
-            return False
-        if v is not None and pointer == v.pointer:
-            return False
-        self._reload()
-        return True
-
-    def _reload(self, live: Live | None = None) -> None:
-        """Open the live generation (``live``, when just read). A writer may publish (and
-        later delete) generations while we open one; then we retry on the newer one, so a
-        reader always gets a whole generation and never an error caused by the race."""
-        with self._write_lock:
-            try:
-                self._view = self._open_view(live)
-            except IndexFormatError:
-                if not self._follow_model():
-                    raise
-                self._view = self._open_view(None)
-
-    def _open_view(self, live: Live | None) -> View:
-        """The live generation opened for searching (``live``: when just read); a sharded
-        index opens it with its searches fanned out."""
-        return open_view(self._dir, self.embedder, self.settings.backend, live)
-
-    def _follow_model(self) -> bool:
-        """Progressive indexing publishes phase 2 under another model: a handle that named
-        no model follows the index to it (each query is embedded by the model of the
-        vectors it searches, see :class:`View`). False when that is not what happened."""
-        if self._pinned:
-            return False
-        try:
-            m = self._dir.live().manifest
-        except IndexFormatError:
-            return False
-        if (m.model, m.precision) == (self.settings.model, self.settings.precision):
-            return False
-        self._writer = _writer.open_writer(
-            self._dir.path, m, replace(self._requested, model=None, precision=None), rebuild=True
-        )
-        self.embedder, self.settings = self._writer.embedder, self._writer.settings
-        return True
+        return self.live.reload_if_changed()
 
     def info(self) -> IndexInfo:
         """What the live generation holds and how it was built."""
-        return reading.describe(self._require_view(), self.path)
+        return reading.describe(self.live.require(), self.path)
 
     def verify(self) -> list[str]:
         """Full check of every file against the manifest's checksums; returns the problems."""
-        from ..store.manifest import check_files
-
-        gen, manifest = self._dir.manifest()
-        return check_files(gen, manifest, checksums=True)
+        return verify_files(self._dir.path)[1]

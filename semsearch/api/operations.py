@@ -20,7 +20,7 @@ from ..ingest.discover import parse_size as parse_size  # "10MB" -> bytes, for f
 from ..ingest.read import expand_items
 from ..store.layout import IndexDir
 from ..store.manifest import Manifest
-from . import reading
+from . import names, reading
 from .directory import sample_index_dir
 from .hits import IndexInfo, file_state
 from .index import SemanticIndex
@@ -62,13 +62,13 @@ def index_paths(
     transformer's quality (see :mod:`semsearch.api.progressive`).
     """
     cfg = _config.load()
-    globs = (glob,) if isinstance(glob, str) else tuple(glob or ())
+    globs = names.globs(glob)
     found = discover_files(
         paths, globs, excludes=excludes, max_file_size=max_file_size,
         follow_symlinks=follow_symlinks,
     )  # fmt: skip
     files = expand_items(found.files, text_field)
-    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    roots = names.roots(paths)
     index_dir = IndexDir(index if index is not None else cfg.index_dir)
     manifest = _readable_manifest(index_dir)
     requested = Requested(model, precision, chunk_tokens, overlap, backend, index_type)

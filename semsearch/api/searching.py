@@ -53,7 +53,7 @@ def search_view(
     """Best hits for each query on ``view`` (None: nothing indexed yet), the index at
     ``root``; ``rerank`` re-scores the best ``max(k, RERANK_DEPTH)`` with a cross-encoder."""
     if isinstance(queries, str):
-        raise UsageError("search_with takes a list of queries")
+        raise UsageError("a batch search takes a list of queries; use search() for one")
     if rerank is not None:
         reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank)
         deep = replace(opts, k=max(opts.k, RERANK_DEPTH))

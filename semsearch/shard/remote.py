@@ -20,6 +20,7 @@ memory-mapped vectors of the few hundred candidates) and holds no postings or in
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import Counter
@@ -30,6 +31,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from ..api import SemanticIndex
+from ..api.live import Opener
 from ..api.view import View
 from ..embed import Embedder
 from ..errors import IndexFormatError
@@ -368,8 +370,9 @@ def open_view(
     index_dir: IndexDir,
     embedder: Embedder,
     backend: str,
-    sharding: Sharding,
     live: Live | None = None,
+    *,
+    sharding: Sharding,
 ) -> View:
     """The live generation (``live``, when just read), loaded on every group and held until
     the view is dropped."""
@@ -413,5 +416,5 @@ class ShardedSemanticIndex(SemanticIndex):
     def bound(cls, sharding: Sharding) -> type[ShardedSemanticIndex]:
         return type(cls.__name__, (cls,), {"sharding": sharding})
 
-    def _open_view(self, live: Live | None) -> View:
-        return open_view(self._dir, self.embedder, self.settings.backend, self.sharding, live)
+    def _opener(self) -> Opener:
+        return functools.partial(open_view, sharding=self.sharding)
