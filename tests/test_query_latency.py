@@ -468,10 +468,10 @@ def test_a_write_reopens_unchanged_segments_through_their_live_maps(tmp_path: Pa
     the unchanged segment's vectors come back as the same (already warmed) map; the new
     segment gets its own, and hits are those of a freshly opened index."""
     index = harbour_index(tmp_path / "ix", 400, 3, (3, 9), index_type="ivf")
-    before = index._require_view().vectors.blocks[0]
+    before = index.live.require().vectors.blocks[0]
     index.search("harbour gull", k=5, mode="dense")
     index.add_texts(["gull keel tide"], ids=["new"])
-    blocks = index._require_view().vectors.blocks
+    blocks = index.live.require().vectors.blocks
     assert len(blocks) == 2 and blocks[0] is before and blocks[1] is not before
     fresh = SemanticIndex.load(tmp_path / "ix", embedder=FakeEmbedder())  # type: ignore[arg-type]
     for mode in ("dense", "hybrid"):
