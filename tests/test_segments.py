@@ -193,6 +193,31 @@ def test_the_tiered_policy(segments: list[tuple[str, int, int]], expected: set[s
     assert choose_merges(segments) == expected
 
 
+@pytest.mark.parametrize(
+    ("incoming", "expected"),
+    [
+        (0, set()),  # a small write leaves two 25k segments alone
+        (25_000, {"a", "b"}),  # a third write of the same size folds the tier
+        (5_000, set()),  # a write much smaller than them does not
+    ],
+)
+def test_the_policy_counts_the_rows_a_write_brings(incoming: int, expected: set[str]) -> None:
+    segments = [("a", 25_000, 25_000), ("b", 25_000, 25_000)]
+    assert choose_merges(segments, incoming=incoming) == expected
+
+
+def test_equal_writes_fold_as_they_go(tmp_path: Path) -> None:
+    """Writes of the same size, one after another, keep the segment count logarithmic
+    rather than one segment per write."""
+    ix = SemanticIndex(embedder=FakeEmbedder(), path=tmp_path / "ix", backend="numpy")
+    counts = []
+    for w in range(6):
+        ix.add_texts(_texts(300, seed=w), ids=[f"w{w}-{i}" for i in range(300)])
+        counts.append(len(_segments(tmp_path / "ix")))
+    assert counts[1] == 1 and max(counts) <= 2  # 300 rows is more than 4 × 64
+    assert ix.info().chunks == 1800
+
+
 def test_the_policy_bounds_the_segment_count() -> None:
     many = [(f"s{i}", 10**6 // (i + 1), 10**6 // (i + 1)) for i in range(40)]
     kept = len(many) - len(choose_merges(many))

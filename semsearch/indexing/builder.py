@@ -162,7 +162,10 @@ class _Generation:
         if self.old.manifest is not None and not needed:
             return self._stats(plan, changed=False)  # merges ride along with writes only
         self.merged = choose_merges(
-            sizes, self.old.repair, everything=self.changes.rebuild or compact or self.reembed
+            sizes,
+            self.old.repair,
+            incoming=self._expected_rows(len(plan.process)),
+            everything=self.changes.rebuild or compact or self.reembed,
         )
         if self.reembed:
             self.progress, self.total_rows = progress, sum(n for _, _, n in sizes)
@@ -229,6 +232,13 @@ class _Generation:
 
     def _live_rows(self, name: str) -> int:
         return self.old.live.get(name, (0, 0))[1]
+
+    def _expected_rows(self, documents: int) -> int:
+        """Rows ``documents`` new or changed documents should bring, at the index's mean
+        chunks per document (chunking them is what tells, and merging is decided first)."""
+        docs = sum(d for d, _ in self.old.live.values())
+        rows = sum(r for _, r in self.old.live.values())
+        return -(-documents * rows // docs) if docs else documents
 
     def close(self) -> None:
         if self.tmp is not None:  # failed or interrupted: the live generation is untouched
