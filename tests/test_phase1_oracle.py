@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,6 +192,10 @@ def _reference_fold(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
+#: The identifier pattern as first written, lookbehind first (the oracle of ``tk._IDENTIFIER``).
+_PLAIN_IDENTIFIER = re.compile(r"(?<!\w)[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?!\w)")
+
+
 def _reference_terms(text: str, stem: bool = True, language: str | None = None) -> list[str]:
     words = tk._WORD.findall(_reference_fold(text))
     lang = language or _reference_detect(words) or tk.DEFAULT_LANGUAGE
@@ -210,7 +215,7 @@ def _reference_terms(text: str, stem: bool = True, language: str | None = None) 
                 out.extend(tk._word_terms(word[pos:], stem, lang))
         else:
             out.extend(tk._word_terms(word, stem, lang))
-    for m in tk._IDENTIFIER.finditer(text):
+    for m in _PLAIN_IDENTIFIER.finditer(text):
         token = m.group()
         if "_" in token.strip("_") or "." in token or tk._CAMEL.search(token):
             out.extend(tk.identifier_terms(token, stem))
@@ -245,6 +250,18 @@ def test_terms_equal_the_plain_analyser_on_real_text(monkeypatch: pytest.MonkeyP
     for lang in tk.LANGUAGE_WORDS:
         for t in texts[:300]:
             assert tk.terms(t, language=lang) == _reference_terms(t, True, lang)
+
+
+def test_identifiers_equal_the_plain_pattern_on_any_text() -> None:
+    """Where identifiers start next to letters of any script, digits, underscores, dots,
+    line ends and the text's ends."""
+    alphabet = [*"aZ9_._.\n .(", "é", "ß", "東", "\u0301", "١", "x_y", "A.b", "İ", "\x00"]
+    rng = random.Random(5)
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 16)))
+        assert tk._IDENTIFIER.findall(text) == _PLAIN_IDENTIFIER.findall(text), repr(text)
+    for t in _real_texts():
+        assert tk._IDENTIFIER.findall(t) == _PLAIN_IDENTIFIER.findall(t)
 
 
 def test_language_detection_equals_the_plain_count() -> None:

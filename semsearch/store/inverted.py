@@ -12,6 +12,7 @@ chunks summed) and every per-unit array are derived from them.
 from __future__ import annotations
 
 import functools
+import itertools
 import sqlite3
 from array import array
 from collections import defaultdict
@@ -158,9 +159,11 @@ class Inverted:
         self._fold()
         conn.executescript(SCHEMA)
         names = list(self.vocab)
-        by_rank = sorted(names)
+        order = sorted(range(len(names)), key=names.__getitem__)
+        by_rank = list(map(names.__getitem__, order))
         rank = np.empty(len(names), np.int32)
-        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        rank[order] = np.arange(len(names))
+        del order
         n_rows, row_doc, first, doc_rowids = _units(conn)
         t0, r0, f0 = _by_term(rank, self.triples, n_rows)
         chunk_lengths = np.bincount(r0, weights=f0, minlength=n_rows).astype(np.int64)
@@ -236,15 +239,15 @@ def _lists(
     """``kw_lists`` rows of one level from triples sorted by (term rank, id): each list's
     gaps and term frequencies in the narrowest width that holds its largest."""
     if not len(terms):
-        return
+        return iter(())
     starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
     counts = np.diff(np.r_[starts, len(terms)])
     gaps = np.diff(ids, prepend=ids[:0].dtype.type(0))
     gaps[starts] = ids[starts]
     id_blobs = _packed(gaps, starts, counts)
     tf_blobs = _packed(tfs, starts, counts)
-    for k, s in enumerate(starts.tolist()):
-        yield level, names[int(terms[s])], int(counts[k]), id_blobs[k], tf_blobs[k]
+    heads = map(names.__getitem__, terms[starts].tolist())
+    return zip(itertools.repeat(level), heads, counts.tolist(), id_blobs, tf_blobs)
 
 
 def _packed(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> list[bytes]:
