@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import sqlite3
 from array import array
 from collections import defaultdict
@@ -39,6 +40,11 @@ class Analysed(NamedTuple):
     ids: np.ndarray
     #: Terms per chunk (int32), in the order of the chunks.
     counts: np.ndarray
+    #: The :class:`Analyser` whose numbering ``ids`` are in, or None: ``names`` alone.
+    #: An analyser's groups are added in the order it made them: each one's ``names``
+    #: are the terms first seen since the previous one, numbered from ``first``.
+    source: int | None = None
+    first: int = 0
 
 
 def _numbering() -> defaultdict[str, int]:
@@ -66,6 +72,38 @@ def analyse(texts: Iterable[str]) -> Analysed:
     _number_terms(texts, local.__getitem__, ids, counts)
     as_array = functools.partial(np.frombuffer, dtype=np.int32)
     return Analysed(list(local), as_array(ids), as_array(counts))
+
+
+class _Numbers(dict[str, int]):
+    """Term -> number, a new term numbered as it is first seen and listed in ``names``."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def __missing__(self, term: str) -> int:
+        self[term] = n = len(self.names)
+        self.names.append(term)
+        return n
+
+
+class Analyser:
+    """:func:`analyse` for the life of an indexing worker: terms are numbered once per
+    worker, not per group of chunks, so each term's name is handed over once (half the
+    writer's CPU on what workers analysed: Python's library and docs, 0.42 -> 0.22 s)."""
+
+    def __init__(self) -> None:
+        self.source = int.from_bytes(os.urandom(8), "little") >> 1  # whose numbering
+        self._names: list[str] = []
+        self._number = _Numbers(self._names).__getitem__
+        self._sent = 0
+
+    def __call__(self, texts: Iterable[str]) -> Analysed:
+        ids, counts = array("i"), array("i")
+        _number_terms(texts, self._number, ids, counts)
+        first, self._sent = self._sent, len(self._names)
+        as_array = functools.partial(np.frombuffer, dtype=np.int32)
+        return Analysed(self._names[first:], as_array(ids), as_array(counts), self.source, first)
 
 
 class Triples:
@@ -99,6 +137,8 @@ class Inverted:
         self._words = array("i")
         self._rows = array("i")
         self._counts = array("i")
+        #: Each :class:`Analyser`'s numbers -> ours, as far as its groups were added.
+        self._sources: dict[int, array[int]] = {}
 
     def add_texts(self, rows: Iterable[int], texts: Iterable[str]) -> None:
         """Analyse new chunks' texts (rows ascending within one call)."""
@@ -115,8 +155,15 @@ class Inverted:
         if len(rows) != len(terms.counts):
             raise ValueError("one row per analysed chunk is needed")
         number = self.vocab.__getitem__
-        ids = np.fromiter(map(number, terms.names), np.int32, len(terms.names))
-        self._words.frombytes(ids[terms.ids].tobytes())
+        if terms.source is None:
+            ids = np.fromiter(map(number, terms.names), np.int32, len(terms.names))
+            self._words.frombytes(ids[terms.ids].tobytes())
+        else:
+            table = self._sources.setdefault(terms.source, array("i"))
+            if terms.first != len(table):
+                raise ValueError("an analyser's terms were added out of order")
+            table.extend(map(number, terms.names))
+            self._words.frombytes(np.frombuffer(table, np.int32)[terms.ids].tobytes())
         self._rows.extend(rows)
         self._counts.frombytes(np.asarray(terms.counts, np.int32).tobytes())
         if len(self._words) >= _BLOCK_WORDS:
