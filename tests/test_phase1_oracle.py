@@ -99,6 +99,7 @@ def _count_chunks(text: str, emb: StaticEmbedder, budget: int, kind: str) -> Ite
     for c in iter_chunks(
         text, doc_id="d", source="s", token_spans=_spans_asked(emb),
         token_counts=emb.token_counts, max_tokens=budget, kind=kind,
+        counts_add_up=emb.counts_add_up,
     ):  # fmt: skip
         yield c.start, c.end, c.text
 
@@ -123,6 +124,20 @@ def test_counting_chunks_like_spans_on_real_files(static: StaticEmbedder, budget
     # Spans were asked only to cut units over the budget, and some were (so compared too).
     assert all(len(s) > budget for s in static.token_spans(_ASKED))
     assert _ASKED or budget > 100
+
+
+def test_code_counted_by_lines_chunks_like_spans(static: StaticEmbedder) -> None:
+    """Code blocks long enough to be counted by their lines alone (``counts_add_up``), with
+    lines of nothing but controls, form feeds, zero-width or odd spaces, and lines cut."""
+    assert static.counts_add_up
+    rng = random.Random(13)
+    lines = [*HOSTILE[2:9], "\x0c", "\x1c\x85", "\u200b", "   \t", "x = f(a, b)  # é", "A" * 900]
+    for _ in range(60):
+        block = "\n".join(rng.choice(lines) for _ in range(rng.randrange(1, 40)))
+        text = "\n\n".join([block, "def g():\n    pass", block[::-1]])
+        for budget in (8, 13, 61, 200):
+            want = list(_span_chunks(text, static, budget, "code"))
+            assert list(_count_chunks(text, static, budget, "code")) == want, (budget, text)
 
 
 def _engine_rows_by_spans(doc, static: StaticEmbedder, params: ChunkParams) -> list:  # type: ignore[no-untyped-def]
