@@ -13,7 +13,8 @@ by wrapping the functions that do them, each step's time exclusive of the steps 
     read      reading and decoding files (``read_or_reason``)
     tokens    the tokenizer's counts and spans for chunk boundaries
     chunk     the rest of chunking (sentences, blocks, packing, line numbers)
-    terms     keyword term analysis of each chunk
+    terms     keyword term analysis of each chunk (in a pipelined build: numbering the
+              terms the workers found)
     encode    static vectors
     rows      SQLite inserts of documents, chunks and terms
     postings  building and writing the keyword postings
@@ -143,17 +144,18 @@ def _watch_workers() -> None:
 def _install(t: _Timers) -> None:
     from semsearch.embed.static import StaticEmbedder
     from semsearch.indexing import builder, engine
-    from semsearch.store import chunkstore, fts, layout, postings
+    from semsearch.store import chunkstore, inverted, layout
 
     t.wrap(engine, "read_or_reason", "read")
     t.wrap(StaticEmbedder, "token_counts", "tokens")
     t.wrap(StaticEmbedder, "token_spans", "tokens")
     t.wrap(engine, "iter_chunk_rows", "chunk", generator=True)
-    t.wrap(fts, "terms", "terms")
+    t.wrap(inverted, "_number_terms", "terms")  # in process; workers analyse their own
+    t.wrap(inverted.Inverted, "add_analysed", "terms")  # what workers analysed, numbered
     t.wrap(StaticEmbedder, "encode", "encode")
     t.wrap(chunkstore.ChunkStore, "add_document", "rows")
     t.wrap(chunkstore.ChunkStore, "add_chunks", "rows")
-    t.wrap(postings, "write", "postings")
+    t.wrap(inverted.Inverted, "write", "postings")
     t.wrap(builder._Generation, "_write_vector_index", "vectors")
     t.wrap(layout.IndexDir, "publish", "publish")
 

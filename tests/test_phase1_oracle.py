@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def _count_chunks(text: str, emb: StaticEmbedder, budget: int, kind: str) -> Ite
     for c in iter_chunks(
         text, doc_id="d", source="s", token_spans=_spans_asked(emb),
         token_counts=emb.token_counts, max_tokens=budget, kind=kind,
+        counts_add_up=emb.counts_add_up,
     ):  # fmt: skip
         yield c.start, c.end, c.text
 
@@ -122,6 +124,20 @@ def test_counting_chunks_like_spans_on_real_files(static: StaticEmbedder, budget
     # Spans were asked only to cut units over the budget, and some were (so compared too).
     assert all(len(s) > budget for s in static.token_spans(_ASKED))
     assert _ASKED or budget > 100
+
+
+def test_code_counted_by_lines_chunks_like_spans(static: StaticEmbedder) -> None:
+    """Code blocks long enough to be counted by their lines alone (``counts_add_up``), with
+    lines of nothing but controls, form feeds, zero-width or odd spaces, and lines cut."""
+    assert static.counts_add_up
+    rng = random.Random(13)
+    lines = [*HOSTILE[2:9], "\x0c", "\x1c\x85", "\u200b", "   \t", "x = f(a, b)  # é", "A" * 900]
+    for _ in range(60):
+        block = "\n".join(rng.choice(lines) for _ in range(rng.randrange(1, 40)))
+        text = "\n\n".join([block, "def g():\n    pass", block[::-1]])
+        for budget in (8, 13, 61, 200):
+            want = list(_span_chunks(text, static, budget, "code"))
+            assert list(_count_chunks(text, static, budget, "code")) == want, (budget, text)
 
 
 def _engine_rows_by_spans(doc, static: StaticEmbedder, params: ChunkParams) -> list:  # type: ignore[no-untyped-def]
@@ -191,6 +207,10 @@ def _reference_fold(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
+#: The identifier pattern as first written, lookbehind first (the oracle of ``tk._IDENTIFIER``).
+_PLAIN_IDENTIFIER = re.compile(r"(?<!\w)[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?!\w)")
+
+
 def _reference_terms(text: str, stem: bool = True, language: str | None = None) -> list[str]:
     words = tk._WORD.findall(_reference_fold(text))
     lang = language or _reference_detect(words) or tk.DEFAULT_LANGUAGE
@@ -210,7 +230,7 @@ def _reference_terms(text: str, stem: bool = True, language: str | None = None) 
                 out.extend(tk._word_terms(word[pos:], stem, lang))
         else:
             out.extend(tk._word_terms(word, stem, lang))
-    for m in tk._IDENTIFIER.finditer(text):
+    for m in _PLAIN_IDENTIFIER.finditer(text):
         token = m.group()
         if "_" in token.strip("_") or "." in token or tk._CAMEL.search(token):
             out.extend(tk.identifier_terms(token, stem))
@@ -245,6 +265,18 @@ def test_terms_equal_the_plain_analyser_on_real_text(monkeypatch: pytest.MonkeyP
     for lang in tk.LANGUAGE_WORDS:
         for t in texts[:300]:
             assert tk.terms(t, language=lang) == _reference_terms(t, True, lang)
+
+
+def test_identifiers_equal_the_plain_pattern_on_any_text() -> None:
+    """Where identifiers start next to letters of any script, digits, underscores, dots,
+    line ends and the text's ends."""
+    alphabet = [*"aZ9_._.\n .(", "é", "ß", "東", "\u0301", "١", "x_y", "A.b", "İ", "\x00"]
+    rng = random.Random(5)
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 16)))
+        assert tk._IDENTIFIER.findall(text) == _PLAIN_IDENTIFIER.findall(text), repr(text)
+    for t in _real_texts():
+        assert tk._IDENTIFIER.findall(t) == _PLAIN_IDENTIFIER.findall(t)
 
 
 def test_language_detection_equals_the_plain_count() -> None:

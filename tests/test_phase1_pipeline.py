@@ -282,3 +282,41 @@ def test_a_script_without_a_main_guard_builds_in_process(
         assert done.returncode == 0, done.stderr[-2000:]
         used = int(done.stdout.strip().rsplit(" ", 1)[-1])
         assert (used > 0) == (name == "guarded"), (name, done.stdout)
+
+
+def _postings(inv: Any, tmp_path: Path, name: str) -> list[tuple[Any, ...]]:
+    """What ``inv`` writes for rows of one document each (the tables ``write`` reads)."""
+    conn = sqlite3.connect(tmp_path / f"{name}.sqlite")
+    conn.executescript(
+        "CREATE TABLE documents (doc_id TEXT UNIQUE);"
+        "CREATE TABLE chunks (row INTEGER, doc_id TEXT, ordinal INTEGER);"
+    )
+    rows = inv._rows.tolist() + [r for t in inv.triples.rows for r in t.tolist()]
+    for r in sorted(set(rows)):
+        conn.execute("INSERT INTO documents VALUES (?)", (f"d{r}",))
+        conn.execute("INSERT INTO chunks VALUES (?, ?, 0)", (r, f"d{r}"))
+    inv.write(conn)
+    return conn.execute("SELECT * FROM kw_lists ORDER BY level, term").fetchall()
+
+
+def test_worker_numbered_terms_equal_terms_analysed_here(tmp_path: Path) -> None:
+    """Two workers' analysers, their groups interleaved as the builder adds them, give the
+    postings of analysing every text here; a group out of its analyser's order is refused."""
+    from semsearch.store.inverted import Analyser, Inverted
+
+    texts = [p.read_text(errors="replace")[:3000] for p in sorted(STDLIB.glob("json/*.py"))]
+    texts += ["naïve café parseConfig", "", "the the the", "東京は日本の首都です。", "x"] * 3
+    groups = [texts[i : i + 3] for i in range(0, len(texts), 3)]
+    here, there = Inverted(), Inverted()
+    workers = [Analyser(), Analyser()]
+    row = 0
+    for i, group in enumerate(groups):
+        rows = list(range(row, row + len(group)))
+        row += len(group)
+        here.add_texts(rows, group)
+        there.add_analysed(rows, workers[i % 3 % 2](group))  # uneven turns
+    assert _postings(here, tmp_path, "here") == _postings(there, tmp_path, "there")
+    late = Analyser()
+    late(texts[:2])  # a group never added
+    with pytest.raises(ValueError, match="out of order"):
+        Inverted().add_analysed([0, 1], late(texts[2:4]))

@@ -41,7 +41,7 @@ import numpy as np
 from ..embed import Embedder
 from ..errors import IndexWriteError
 from ..ingest.document import Document
-from ..store.inverted import analyse
+from ..store.inverted import Analyser
 from ..util import usable_cpus
 from .engine import Engine, LocalEngine, Processed
 from .settings import ChunkParams, Item
@@ -233,6 +233,7 @@ def _context() -> multiprocessing.context.BaseContext:
 # --- in the worker process -------------------------------------------------------------------
 
 _engine: LocalEngine | None = None
+_analyse: Analyser | None = None
 _logged: list[tuple[int, str]] = []
 
 
@@ -243,7 +244,7 @@ class _Collect(logging.Handler):
 
 def _start(make_embedder: Callable[[], Embedder]) -> None:
     """Load the model once per worker; its warnings are collected and handed back."""
-    global _engine
+    global _engine, _analyse
     # One tokenizer thread per worker: the pool is the parallelism.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     worker_log = logging.getLogger("semsearch")
@@ -251,11 +252,12 @@ def _start(make_embedder: Callable[[], Embedder]) -> None:
     worker_log.propagate = False
     worker_log.setLevel(logging.INFO)
     _engine = LocalEngine(make_embedder())
+    _analyse = Analyser()
 
 
 def _run(items: list[Item], params: ChunkParams) -> _Done:
     """One task: ``LocalEngine``'s pieces, each with its chunks' keyword terms."""
-    if _engine is None:
+    if _engine is None or _analyse is None:
         raise RuntimeError("indexing worker not started")
     _logged.clear()
     began = time.process_time()
@@ -267,7 +269,7 @@ def _run(items: list[Item], params: ChunkParams) -> _Done:
     for piece in _engine.process(items, params):
         if piece is not None:
             doc = dataclasses.replace(piece.doc, sections=())  # not needed past chunking
-            piece = dataclasses.replace(piece, doc=doc, terms=analyse(r.text for r in piece.rows))
+            piece = dataclasses.replace(piece, doc=doc, terms=_analyse(r.text for r in piece.rows))
         pieces.append(piece)
     skipped = [(s, counts.reasons.get(s, "could not be read")) for s in counts.skipped]
     took = time.process_time() - began

@@ -160,13 +160,16 @@ def iter_chunks(
     sections: Sequence[Section] = (),
     kind: str = "text",
     token_counts: TokenCounts | None = None,
+    counts_add_up: bool = False,
 ) -> Iterator[Chunk]:
     """:func:`chunk_text`, lazily: units are tokenised a window at a time, so a document
     of any length is chunked in bounded memory (beyond the text itself). Chunks stay
     inside ``sections`` (and inside the gaps between them); ``kind="code"`` packs lines.
 
     ``token_counts``, when given, must count exactly the tokens ``token_spans`` finds: the
-    chunks are then the same, but spans are asked only for the rare unit over the budget."""
+    chunks are then the same, but spans are asked only for the rare unit over the budget.
+    ``counts_add_up``: a text's count is the sum of its lines' (a tokenizer that splits at
+    whitespace, as BERT's does), which lets code be counted once."""
     if max_tokens < 8:
         raise UsageError(f"chunk size must be at least 8 tokens, got {max_tokens}")
     if overlap < 0:
@@ -175,7 +178,7 @@ def iter_chunks(
     tok = _Tokens(token_spans, token_counts)
     for a, b in _regions(len(text), sections):
         if kind == "code":
-            units = _code_units(text, a, b, tok, max_tokens)
+            units = _code_units(text, a, b, tok, max_tokens, counts_add_up)
         else:
             units = _units(text, a, b, tok, max_tokens)
         for start, end in _pack(units, max_tokens, overlap):
@@ -247,6 +250,9 @@ _WINDOW = 512
 #: sentence or line (an 8 MB list with no full stop, minified code) is cut at whitespace
 #: first, so the tokenizer's offsets never grow with the text (4M tokens took ~1 GB).
 _WINDOW_CHARS = 64 * 1024
+#: A code block of more characters than this many times the budget is surely over it
+#: (code has 3-4 characters per token), so it is counted by its lines at once.
+_SURELY_OVER = 4
 
 
 class _Tokens:
@@ -276,25 +282,47 @@ def _units(text: str, a: int, b: int, tok: _Tokens, max_tokens: int) -> Iterator
             yield from _pieces(text, s, e, n, spans, max_tokens)
 
 
-def _code_units(text: str, a: int, b: int, tok: _Tokens, max_tokens: int) -> Iterator[_Unit]:
+def _code_units(
+    text: str, a: int, b: int, tok: _Tokens, max_tokens: int, additive: bool = False
+) -> Iterator[_Unit]:
     """Blank-line blocks of ``text[a:b]``; a block over the budget becomes its lines (a
-    single line over the budget is the only thing ever cut inside a line)."""
+    single line over the budget is the only thing ever cut inside a line).
+
+    ``additive``: a block's count is the sum of its lines' (a tokenizer that splits at
+    whitespace), so a block long enough to be surely over the budget is counted by its
+    lines alone, not as a block and then by lines: the same units, counted once."""
     for window in _windows(text, _blocks(text, a, b)):
+        by_lines = [additive and e - s > _SURELY_OVER * max_tokens for s, e in window]
         # A block over the budget is split into lines, never cut: its spans are not needed.
-        counted = tok([text[s:e] for s, e in window], 1 << 62)
-        for (s, e), (n, _) in zip(window, counted, strict=True):
+        whole = [text[s:e] for (s, e), lines in zip(window, by_lines, strict=True) if not lines]
+        counted_blocks = iter(tok(whole, 1 << 62) if whole else ())
+        for (s, e), lines in zip(window, by_lines, strict=True):
             definition = not text[s].isspace() and text[s] not in ")]}"
+            if lines:
+                counted = _lines_counted(text, s, e, tok, max_tokens)
+                n = sum(c for _, (c, _) in counted)
+            else:
+                counted, n = None, next(counted_blocks)[0]
             if n <= max_tokens and e - s <= _WINDOW_CHARS:
                 yield _Unit(s, e, max(n, 1), definition)
                 continue
-            lines = (_rstripped(text, m.start(), m.end()) for m in _LINE.finditer(text, s, e))
             first = True
-            for line_window in _windows(text, ((ls, le) for ls, le in lines if le > ls)):
-                line_counted = tok([text[ls:le] for ls, le in line_window], max_tokens)
-                for (ls, le), (ln, sp) in zip(line_window, line_counted, strict=True):
-                    for unit in _pieces(text, ls, le, ln, sp, max_tokens):
-                        yield unit._replace(definition=definition and first)
-                        first = False
+            for (ls, le), (ln, sp) in counted or _lines_counted(text, s, e, tok, max_tokens):
+                for unit in _pieces(text, ls, le, ln, sp, max_tokens):
+                    yield unit._replace(definition=definition and first)
+                    first = False
+
+
+def _lines_counted(
+    text: str, s: int, e: int, tok: _Tokens, max_tokens: int
+) -> list[tuple[tuple[int, int], tuple[int, list[tuple[int, int]] | None]]]:
+    """The non-blank lines of a block (at most ``_WINDOW_CHARS``), each with its count and,
+    over ``max_tokens``, its spans."""
+    lines = (_rstripped(text, m.start(), m.end()) for m in _LINE.finditer(text, s, e))
+    out: list[tuple[tuple[int, int], tuple[int, list[tuple[int, int]] | None]]] = []
+    for window in _windows(text, ((ls, le) for ls, le in lines if le > ls)):
+        out += zip(window, tok([text[ls:le] for ls, le in window], max_tokens), strict=True)
+    return out
 
 
 def _windows(text: str, spans: Iterable[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
