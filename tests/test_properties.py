@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from semsearch import SemanticIndex, UsageError
@@ -79,9 +79,24 @@ ARG = st.one_of(
 )
 
 
+def _asks_json(args: list[str]) -> bool:
+    """Whether ``--json`` is a flag in ``args``, not the value of an option before it
+    (``--index --json 0`` asks for the index ``--json``) or a word after ``--``."""
+    takes_value = {"-k", "--top-k", "--index", "--source"}
+    i = 0
+    while i < len(args):
+        if args[i] == "--":
+            return False
+        if args[i] == "--json":
+            return True
+        i += 2 if args[i] in takes_value else 1
+    return False
+
+
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(args=st.lists(ARG, max_size=6))
+@example(args=["--index", "--json", "0"])  # found by Hypothesis: --json as a value
 def test_cli_query_arguments_never_traceback(
     seeds_index: Path, args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,7 +104,7 @@ def test_cli_query_arguments_never_traceback(
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     assert code in (0, 1, 2)
-    if code == 0 and "--json" in args:
+    if code == 0 and _asks_json(args):
         json.loads(out)
     if code != 0:
         assert err.strip(), "a failure must say why"
