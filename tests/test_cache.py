@@ -177,3 +177,23 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         vecs, hits = c.lookup("m", "fp32", texts)
     assert hits.all() and vecs.shape == (1800, 4)
     assert np.allclose(vecs[599], [np.cos(0.55), np.sin(0.55), 0, 0], atol=1e-6)
+
+
+def test_a_process_that_skips_teardown_leaves_no_write_ahead_log(tmp_path: Path) -> None:
+    """The CLI ends read-only commands by os._exit after the atexit handlers: the cache is
+    closed there, so its log is folded into the file, and what was stored is kept."""
+    path = tmp_path / "cache.sqlite"
+    script = (
+        "import atexit, os, sys, numpy as np\n"
+        "from semsearch.store.embedding_cache import EmbeddingCache\n"
+        "c = EmbeddingCache(sys.argv[1])\n"
+        "c.store('m', 'fp32', ['a text'], np.full((1, 4), 0.5, dtype=np.float32))\n"
+        "atexit._run_exitfuncs()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=120)
+    assert path.exists()
+    assert not (tmp_path / "cache.sqlite-wal").exists()
+    with EmbeddingCache(path) as cache:
+        vectors, hit = cache.lookup("m", "fp32", ["a text"])
+    assert hit.tolist() == [True] and np.allclose(vectors, 0.5)

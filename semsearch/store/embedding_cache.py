@@ -17,6 +17,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +77,10 @@ class EmbeddingCache:
                 conn.execute(_SCHEMA)
                 conn.execute("SELECT model, precision, key, dim, vector FROM embeddings LIMIT 0")
                 self._conn = conn
+                # Closed at exit too, also when the CLI ends without tearing the
+                # interpreter down (its atexit handlers still run): the write-ahead log is
+                # folded into the file and removed, not left beside it.
+                weakref.finalize(self, conn.close)
             except (OSError, sqlite3.Error) as exc:
                 self._disable(exc)
         return self._conn
