@@ -44,11 +44,11 @@ class Analysed(NamedTuple):
     ids: np.ndarray
     #: Terms per chunk (int32), in the order of the chunks.
     counts: np.ndarray
-    #: The :class:`Analyser` whose numbering ``ids`` are in, or None: ``names`` alone.
-    #: An analyser's groups are added in the order it made them: each one's ``names``
-    #: are the terms first seen since the previous one, numbered from ``first``.
-    source: int | None = None
-    first: int = 0
+    #: The :class:`Analyser` whose numbering ``ids`` are in. An analyser's groups are added
+    #: in the order it made them: each one's ``names`` are the terms first seen since the
+    #: previous one, numbered from ``first``.
+    source: int
+    first: int
 
 
 def _numbering() -> defaultdict[str, int]:
@@ -69,15 +69,6 @@ def _number_terms(
         counts.append(len(found))
 
 
-def analyse(texts: Iterable[str]) -> Analysed:
-    """The terms of each text, as :meth:`Inverted.add_texts` would number them."""
-    local = _numbering()
-    ids, counts = array("i"), array("i")
-    _number_terms(texts, local.__getitem__, ids, counts)
-    as_array = functools.partial(np.frombuffer, dtype=np.int32)
-    return Analysed(list(local), as_array(ids), as_array(counts))
-
-
 class _Numbers(dict[str, int]):
     """Term -> number, a new term numbered as it is first seen and listed in ``names``."""
 
@@ -92,7 +83,7 @@ class _Numbers(dict[str, int]):
 
 
 class Analyser:
-    """:func:`analyse` for the life of an indexing worker: terms are numbered once per
+    """Chunks' terms analysed for the life of an indexing worker: terms are numbered once per
     worker, not per group of chunks, so each term's name is handed over once (half the
     writer's CPU on what workers analysed: Python's library and docs, 0.42 -> 0.22 s)."""
 
@@ -155,19 +146,14 @@ class Inverted:
             self._fold()
 
     def add_analysed(self, rows: Sequence[int], terms: Analysed) -> None:
-        """New chunks whose terms :func:`analyse` found (rows ascending, one per chunk)."""
+        """New chunks whose terms an :class:`Analyser` found (rows ascending, one per chunk)."""
         if len(rows) != len(terms.counts):
             raise ValueError("one row per analysed chunk is needed")
-        number = self.vocab.__getitem__
-        if terms.source is None:
-            ids = np.fromiter(map(number, terms.names), np.int32, len(terms.names))
-            self._words.frombytes(ids[terms.ids].tobytes())
-        else:
-            table = self._sources.setdefault(terms.source, array("i"))
-            if terms.first != len(table):
-                raise ValueError("an analyser's terms were added out of order")
-            table.extend(map(number, terms.names))
-            self._words.frombytes(np.frombuffer(table, np.int32)[terms.ids].tobytes())
+        table = self._sources.setdefault(terms.source, array("i"))
+        if terms.first != len(table):
+            raise ValueError("an analyser's terms were added out of order")
+        table.extend(map(self.vocab.__getitem__, terms.names))
+        self._words.frombytes(np.frombuffer(table, np.int32)[terms.ids].tobytes())
         self._rows.extend(rows)
         self._counts.frombytes(np.asarray(terms.counts, np.int32).tobytes())
         if len(self._words) >= _BLOCK_WORDS:
