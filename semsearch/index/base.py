@@ -190,12 +190,10 @@ def merge_pools(pools: Sequence[Pool], k: int, n_queries: int) -> Pool:
         return Pool(*merge_best([p.scores for p in pools], [p.ids for p in pools], k, n_queries))
     if len(pools) == 1:
         return pools[0]
-    i = np.hstack([p.ids for p in pools])
-    named = i >= 0
-    s = np.where(named, np.hstack([p.scores for p in pools]), -np.inf).astype(np.float32)
-    i = np.where(named, i, np.iinfo(np.int64).max)
-    at = _first_positions(s, i, min(k, s.shape[1]))  # the rule of top_k (ids are unique)
-    best_s, best_i = np.take_along_axis(s, at, 1), np.take_along_axis(i, at, 1)
+    ids = np.hstack([p.ids for p in pools])
+    # the rule of top_k (ids are unique), with the positions the kept hits came from
+    kk = min(k, ids.shape[1])
+    best_s, best_i, _, at = best_order(np.hstack([p.scores for p in pools]), ids, kk)
     real = best_i != np.iinfo(np.int64).max
     starts = np.cumsum([0] + [p.ids.shape[1] for p in pools])
     which = np.searchsorted(starts, at, side="right") - 1
