@@ -144,6 +144,7 @@ def _engine_rows_by_spans(doc, static: StaticEmbedder, params: ChunkParams) -> l
     class SpansOnly:
         token_spans = staticmethod(static.token_spans)
         token_counts = None
+        counts_add_up = False  # the oracle: every block counted whole, by its spans
 
     from semsearch.indexing import engine
 

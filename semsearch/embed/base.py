@@ -30,6 +30,9 @@ class Embedder(ABC):
     max_tokens: int = 510
     #: The numeric behaviour (fp32, int8...); same name + precision means the same vectors.
     precision: str = "fp32"
+    #: A text's token count is the sum of its lines' (a tokenizer that splits at whitespace):
+    #: the chunker may then count a long code block by its lines alone.
+    counts_add_up: bool = False
 
     @property
     def cache_tag(self) -> str:

@@ -77,7 +77,6 @@ class StaticEmbedder(Embedder):
         self._span_tok = Tokenizer.from_str(tok.to_str())
         self._span_tok.no_truncation()
         self._words = _WordIds(self._span_tok) if _splits_on_whitespace(tok) else None
-        #: A text's token count is the sum of its lines' (the chunker may count by lines).
         self.counts_add_up = self._words is not None
 
     @property

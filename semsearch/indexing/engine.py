@@ -140,7 +140,7 @@ def iter_chunk_rows(doc: Document, embedder: Embedder, params: ChunkParams) -> I
         overlap=params.overlap,
         sections=doc.sections,
         kind=doc.kind,
-        counts_add_up=getattr(embedder, "counts_add_up", False),
+        counts_add_up=embedder.counts_add_up,
     )
     lines = _LineCounter(doc.text)
     starts = [s.start for s in doc.sections]

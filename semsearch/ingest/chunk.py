@@ -283,16 +283,16 @@ def _units(text: str, a: int, b: int, tok: _Tokens, max_tokens: int) -> Iterator
 
 
 def _code_units(
-    text: str, a: int, b: int, tok: _Tokens, max_tokens: int, additive: bool = False
+    text: str, a: int, b: int, tok: _Tokens, max_tokens: int, counts_add_up: bool = False
 ) -> Iterator[_Unit]:
     """Blank-line blocks of ``text[a:b]``; a block over the budget becomes its lines (a
     single line over the budget is the only thing ever cut inside a line).
 
-    ``additive``: a block's count is the sum of its lines' (a tokenizer that splits at
+    ``counts_add_up``: a block's count is the sum of its lines' (a tokenizer that splits at
     whitespace), so a block long enough to be surely over the budget is counted by its
     lines alone, not as a block and then by lines: the same units, counted once."""
     for window in _windows(text, _blocks(text, a, b)):
-        by_lines = [additive and e - s > _SURELY_OVER * max_tokens for s, e in window]
+        by_lines = [counts_add_up and e - s > _SURELY_OVER * max_tokens for s, e in window]
         # A block over the budget is split into lines, never cut: its spans are not needed.
         whole = [text[s:e] for (s, e), lines in zip(window, by_lines, strict=True) if not lines]
         counted_blocks = iter(tok(whole, 1 << 62) if whole else ())
