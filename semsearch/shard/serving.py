@@ -81,7 +81,9 @@ class RayServing:
 
     def close(self) -> None:
         self._stop.set()
-        self._pinger.join(timeout=PING_EVERY + 1)
+        # A ping under way is bounded by the call timeout: wait it out, so no Ray call is
+        # made after Ray is shut down (Ray ends the whole process when one is).
+        self._pinger.join(timeout=PING_EVERY + self.groups.timeout + 1)
         self.groups.close()
         self._ray.close()
         self._quiet.close()
