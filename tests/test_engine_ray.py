@@ -295,6 +295,27 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(err.value) == "ray is not installed: pip install 'semsearch[ray]'"
 
 
+def test_no_address_starts_its_own_ray_never_one_found_on_the_machine() -> None:
+    """Ray's ``init()`` with no address joins the newest cluster started on the machine
+    (another user's or another test run's); the engine asks for its own local instance."""
+    pytest.importorskip("ray", reason=NO_RAY)
+    pytest.importorskip("ray.data", reason=NO_RAY)
+    engine = RayEngine(None)
+    asked: list[dict[str, Any]] = []
+
+    class Recorder:
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs: Any) -> None:
+            asked.append(kwargs)
+
+    engine.ray = Recorder()
+    engine.connect()
+    assert [a["address"] for a in asked] == ["local"]
+    assert engine._started_ray
+
+
 def test_actors_cap_onnx_threads_to_their_cpus(
     fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,8 @@ def ray_cluster() -> Iterator[Any]:
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(
+    ray.init(  # "local": never another session's cluster on the machine
+        address="local",
         num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
     )
     try:

@@ -82,15 +82,16 @@ class RayBuildError(SemsearchError):
 class RayEngine(Engine):
     """Chunks and embeds on a Ray cluster; yields exactly what ``LocalEngine`` would.
 
-    ``address``: None starts (or reuses) Ray in this process; ``"auto"`` joins the cluster this
-    machine belongs to; ``"ray://head:10001"`` connects as a client. ``num_workers``: actors
-    (default: as many as fit, each with as many CPUs as the smallest node, so one per node on
-    a uniform cluster). ``batch_size``: items per shard. ``shard_dir``: where
-    workers write shard files; it must be the same shared path on every node. Without it, a
-    one-machine cluster uses a temporary directory and a multi-machine one returns shards
+    ``address``: None starts Ray's own local instance in this process (or reuses the one this
+    process runs), never a cluster that someone else started on the machine; ``"auto"`` joins
+    the cluster this machine belongs to; ``"ray://head:10001"`` connects as a client.
+    ``num_workers``: actors (default: as many as fit, each with as many CPUs as the smallest
+    node, so one per node on a uniform cluster). ``batch_size``: items per shard. ``shard_dir``:
+    where workers write shard files; it must be the same shared path on every node. Without it,
+    a one-machine cluster uses a temporary directory and a multi-machine one returns shards
     through the object store. ``make_embedder``: how a worker gets its embedder (picklable;
-    default ``load_embedder(model)``). ``expect``: the ``(name, precision, dim)`` the index
-    is built with; a worker whose embedder differs fails the build instead of mixing vectors.
+    default ``load_embedder(model)``). ``expect``: the ``(name, precision, dim)`` the index is
+    built with; a worker whose embedder differs fails the build instead of mixing vectors.
     ``embedding_cache``: the cache file actors look vectors up in and add them to (None: no
     cache). ``verbose``: let Ray's own warnings and error logs through [default: when the
     ``semsearch`` logger shows DEBUG, as ``--verbose`` sets it].
@@ -149,7 +150,8 @@ class RayEngine(Engine):
             kwargs = {}  # a client passes other arguments on to the server, with a warning
             _require_ray_client()
         try:
-            ray.init(address=self.address, **kwargs)
+            # "local": Ray's None would join the newest cluster started on this machine.
+            ray.init(address=self.address or "local", **kwargs)
         except ValueError as exc:  # Ray's own "requires pip package `ray[client]`"
             if "ray[client]" in str(exc):
                 raise _missing_client() from None
