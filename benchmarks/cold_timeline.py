@@ -120,14 +120,16 @@ def timeline(index: Path, tree: str, out: Path) -> float:
 
 
 def run(index: Path, runs: int, trees: dict[str, str]) -> dict[str, object]:
-    """The median time of each mark per tree, over ``runs`` rounds that alternate the trees."""
+    """The median time of each mark per tree, over ``runs`` rounds that alternate the trees
+    (the order reversed every other round)."""
     with tempfile.TemporaryDirectory() as tmp:
         outs = {name: Path(tmp) / f"{name}.jsonl" for name in trees}
         ends: dict[str, list[float]] = {name: [] for name in trees}
         loads = []
-        for _ in range(runs):
+        for i in range(runs):
             loads.append(os.getloadavg()[0])
-            for name, tree in trees.items():
+            # every other round in reverse order, so neither tree always runs first
+            for name, tree in list(trees.items())[:: -1 if i % 2 else 1]:
                 ends[name].append(timeline(index, tree, outs[name]))
         result: dict[str, object] = {"runs": runs, "load_1min_median": statistics.median(loads)}
         for name in trees:

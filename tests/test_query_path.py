@@ -278,7 +278,9 @@ def test_onnx_session_made_in_a_thread_gives_the_same_vectors_and_one_line_error
         pytest.skip("the default embedder is not the ONNX one here")
     texts = ["trade decline", "Rivers run to the sea. " * 30, ""]
     again = OnnxEmbedder(model_dir=model_dir)
+    assert "_tok" not in vars(again)  # loaded by the first encode, while the session is made
     assert np.array_equal(again.encode(texts), real_embedder.encode(texts))
+    assert "_tok" in vars(again)
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     (broken / "model.onnx").write_bytes(b"not a model")
@@ -328,6 +330,32 @@ def test_mapped_model_gives_the_same_vectors_and_follows_a_new_export(
     assert not remade.parent.exists()
     assert np.array_equal(OnnxEmbedder(model_dir=copy).encode(texts), vectors)
     assert onnx_mapped.mapped_model(model) == remade
+
+
+@pytest.mark.slow
+def test_sessions_made_at_once_before_the_mapped_copy_exists_give_the_same_vectors(
+    tmp_path: Path, real_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sessions of a new export made at once (a second embedder, or the lanes, while the
+    first is still making the mapped copy) each make a copy of their own and keep one: they
+    had shared one temporary folder, and a session could map weights still being written."""
+    from semsearch.embed import onnx_mapped, onnx_runtime
+    from semsearch.embed.onnx_runtime import OnnxEmbedder
+
+    model_dir = getattr(real_embedder, "model_dir", None)
+    if model_dir is None:
+        pytest.skip("the default embedder is not the ONNX one here")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    texts = ["trade decline", "Rivers run to the sea. " * 30, ""]
+    with monkeypatch.context() as mp:  # the oracle: a session of model.onnx itself
+        mp.setattr(onnx_runtime, "ensure_mapped", lambda m: m)
+        expected = OnnxEmbedder(model_dir=copy).encode(texts)
+    made = [OnnxEmbedder(model_dir=copy) for _ in range(3)]  # their threads race
+    for embedder in made:
+        assert np.array_equal(embedder.encode(texts), expected)
+    assert onnx_mapped.mapped_model(copy / "model.onnx") is not None
+    assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
 def test_cli_builds_only_the_command_it_runs() -> None:
