@@ -43,7 +43,7 @@ def timed(label, f):
         finally:
             mark(label + " start", t); mark(label + " end")
     return w
-IMPORTS = ("typer", "numpy", "onnxruntime", "tokenizers", "semsearch.cli",
+IMPORTS = ("typer", "numpy", "onnxruntime", "tokenizers", "semsearch.cli", "semsearch.cli.querying",
            "semsearch.api.directory", "semsearch.indexing.writer", "semsearch.api.index")
 def patch(name, mod):
     if name == "semsearch.api.directory":
@@ -64,8 +64,9 @@ def patch(name, mod):
         class Tokenizer:
             from_file = staticmethod(lambda p: timed("tokenizer load", real.from_file)(p))
         mod.Tokenizer = Tokenizer
-    elif name == "semsearch.cli.query":
-        mod.print_hits = timed("print hits", mod.print_hits)
+    elif name in ("semsearch.cli.query", "semsearch.cli.querying"):  # where the tree has it
+        if hasattr(mod, "print_hits"):
+            mod.print_hits = timed("print hits", mod.print_hits)
 class Loader(importlib.abc.Loader):
     def __init__(self, inner, name):
         self.inner, self.name = inner, name
