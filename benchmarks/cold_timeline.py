@@ -43,7 +43,7 @@ def timed(label, f):
         finally:
             mark(label + " start", t); mark(label + " end")
     return w
-IMPORTS = ("typer", "numpy", "onnxruntime", "tokenizers", "semsearch.cli",
+IMPORTS = ("typer", "numpy", "onnxruntime", "tokenizers", "semsearch.cli", "semsearch.cli.querying",
            "semsearch.api.directory", "semsearch.indexing.writer", "semsearch.api.index")
 def patch(name, mod):
     if name == "semsearch.api.directory":
@@ -64,8 +64,9 @@ def patch(name, mod):
         class Tokenizer:
             from_file = staticmethod(lambda p: timed("tokenizer load", real.from_file)(p))
         mod.Tokenizer = Tokenizer
-    elif name == "semsearch.cli.query":
-        mod.print_hits = timed("print hits", mod.print_hits)
+    elif name in ("semsearch.cli.query", "semsearch.cli.querying"):  # where the tree has it
+        if hasattr(mod, "print_hits"):
+            mod.print_hits = timed("print hits", mod.print_hits)
 class Loader(importlib.abc.Loader):
     def __init__(self, inner, name):
         self.inner, self.name = inner, name
@@ -120,14 +121,16 @@ def timeline(index: Path, tree: str, out: Path) -> float:
 
 
 def run(index: Path, runs: int, trees: dict[str, str]) -> dict[str, object]:
-    """The median time of each mark per tree, over ``runs`` rounds that alternate the trees."""
+    """The median time of each mark per tree, over ``runs`` rounds that alternate the trees
+    (the order reversed every other round)."""
     with tempfile.TemporaryDirectory() as tmp:
         outs = {name: Path(tmp) / f"{name}.jsonl" for name in trees}
         ends: dict[str, list[float]] = {name: [] for name in trees}
         loads = []
-        for _ in range(runs):
+        for i in range(runs):
             loads.append(os.getloadavg()[0])
-            for name, tree in trees.items():
+            # every other round in reverse order, so neither tree always runs first
+            for name, tree in list(trees.items())[:: -1 if i % 2 else 1]:
                 ends[name].append(timeline(index, tree, outs[name]))
         result: dict[str, object] = {"runs": runs, "load_1min_median": statistics.median(loads)}
         for name in trees:

@@ -25,9 +25,10 @@ from .conftest import REPO, SEEDS, FakeEmbedder
 
 #: Modules a search must not import: the build, the file readers (and the DOCX/EPUB ones'
 #: zipfile and XML parser), the watcher, faiss for a small index, the lock library (writers
-#: only), pydantic (Typer 0.29 parses options through it: pinned below that), rich (Typer's
-#: fancy help, off), numpy.ma (np.unique's first call imports it: util.unique_sorted) and
-#: the onnx package (only to make the mapped model copy, once).
+#: only), Typer (a plain query is parsed by cli.fast), pydantic (Typer 0.29 parses options
+#: through it: pinned below that), rich (Typer's fancy help, off), numpy.ma (np.unique's
+#: first call imports it: util.unique_sorted) and the onnx package (only to make the mapped
+#: model copy, once).
 NOT_ON_THE_QUERY_PATH = (
     "faiss",
     "filelock",
@@ -39,6 +40,7 @@ NOT_ON_THE_QUERY_PATH = (
     "semsearch.ingest.discover",
     "semsearch.ingest.readers.select",
     "semsearch.watch.watcher",
+    "typer",
     "xml.etree.ElementTree",
     "zipfile",
 )
@@ -278,7 +280,9 @@ def test_onnx_session_made_in_a_thread_gives_the_same_vectors_and_one_line_error
         pytest.skip("the default embedder is not the ONNX one here")
     texts = ["trade decline", "Rivers run to the sea. " * 30, ""]
     again = OnnxEmbedder(model_dir=model_dir)
+    assert "_tok" not in vars(again)  # loaded by the first encode, while the session is made
     assert np.array_equal(again.encode(texts), real_embedder.encode(texts))
+    assert "_tok" in vars(again)
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     (broken / "model.onnx").write_bytes(b"not a model")
@@ -330,8 +334,34 @@ def test_mapped_model_gives_the_same_vectors_and_follows_a_new_export(
     assert onnx_mapped.mapped_model(model) == remade
 
 
+@pytest.mark.slow
+def test_sessions_made_at_once_before_the_mapped_copy_exists_give_the_same_vectors(
+    tmp_path: Path, real_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sessions of a new export made at once (a second embedder, or the lanes, while the
+    first is still making the mapped copy) each make a copy of their own and keep one: they
+    had shared one temporary folder, and a session could map weights still being written."""
+    from semsearch.embed import onnx_mapped, onnx_runtime
+    from semsearch.embed.onnx_runtime import OnnxEmbedder
+
+    model_dir = getattr(real_embedder, "model_dir", None)
+    if model_dir is None:
+        pytest.skip("the default embedder is not the ONNX one here")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    texts = ["trade decline", "Rivers run to the sea. " * 30, ""]
+    with monkeypatch.context() as mp:  # the oracle: a session of model.onnx itself
+        mp.setattr(onnx_runtime, "ensure_mapped", lambda m: m)
+        expected = OnnxEmbedder(model_dir=copy).encode(texts)
+    made = [OnnxEmbedder(model_dir=copy) for _ in range(3)]  # their threads race
+    for embedder in made:
+        assert np.array_equal(embedder.encode(texts), expected)
+    assert onnx_mapped.mapped_model(copy / "model.onnx") is not None
+    assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []  # no leftovers
+
+
 def test_cli_builds_only_the_command_it_runs() -> None:
-    from semsearch.cli import _command_name, _narrowed, app
+    from semsearch.cli.commands import _command_name, _narrowed, app
 
     assert [_command_name(c) for c in _narrowed(["query", "x"]).registered_commands] == ["query"]
     assert len(app.registered_commands) > 10  # the app itself keeps every command
@@ -440,3 +470,83 @@ def test_read_only_commands_end_without_teardown_printing_the_same(seeds_index: 
     nothing = _run_script(["query", "zzzqqx", "--index", str(idx), "--mode", "keyword"])
     assert nothing.returncode == 1 and "no results" in nothing.stderr
     assert _ended_quickly(nothing)
+
+
+def test_the_fast_parser_table_is_what_typer_builds_from_the_declaration() -> None:
+    from semsearch.cli import fast, query_params
+
+    assert fast.describe() == query_params.PARAMS  # else: python -m semsearch.cli.fast
+
+
+#: Query command lines (after ``query``) the fast parser answers, and ones it leaves to Typer.
+FAST_ARGS = [
+    ["x"],
+    ["trade decline", "--index", "IDX", "--json"],
+    ["-k", "3", "x", "-l"],
+    ["x", "--top-k=7", "--mode", "keyword", "-C", "2", "--full"],
+    ["x", "--where", "a=1", "--where", "b>=2", "--source", "*.txt", "-i", "I"],
+    ["x", "--min-score", "0.5", "--per-source", "2", "--diverse", "--no-collapse"],
+    ["x", "--group", "file", "-A", "1", "-B", "0", "--refresh", "--refresh-budget", "0.5"],
+    ["x", "--model", "m", "--rerank", "r", "-k", "2", "-k", "4", "--min-score", "nan"],
+    ["-", "--index=-x", "--context=0", "--mode=dense"],
+]
+TYPER_ARGS = [
+    [], ["x", "--help"], ["x", "-k5"], ["x", "-k", "five"], ["x", "y"], ["--", "x"],
+    ["x", "--mode", "Dense"], ["x", "-C", "-1"], ["x", "--json=1"], ["x", "--index"],
+    ["x", "--nope"], ["x", "-lk", "3"], ["x", "--refresh-budget", "-1"], ["x", "--group", "dir"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", FAST_ARGS)
+def test_the_fast_parser_gives_the_values_typer_gives(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semsearch.cli import fast, query, query_params
+    from semsearch.cli.commands import typer_main
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(query, "answer", lambda **values: seen.append(values) or 0)
+    assert typer_main(["query", *args]) == 0
+    parsed = fast.parse(args, query_params.PARAMS)
+    assert repr(parsed) == repr(seen[0])  # the same values, of the same types (nan included)
+
+
+@pytest.mark.parametrize("args", TYPER_ARGS)
+def test_the_fast_parser_leaves_to_typer_what_it_cannot_answer_as_click(args: list[str]) -> None:
+    from semsearch.cli import fast, query_params
+
+    assert fast.parse(args, query_params.PARAMS) is None
+    assert fast.fast_query(["query", *args]) is None
+
+
+def _outcome(cmd: list[str]) -> tuple[int, str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    return r.returncode, r.stdout, r.stderr
+
+
+_TYPER_ONLY = """
+import sys
+from semsearch.cli import fast, main
+way = sys.argv.pop(1)
+if way == "typer":
+    fast.fast_query = lambda args: None
+code = main()
+sys.exit(99 if (way == "fast") == ("typer" in sys.modules) else code)  # each went its way
+"""
+
+
+WAYS = ("fast", "typer")
+
+
+@pytest.mark.slow
+def test_a_query_prints_the_same_through_the_fast_path_and_typer(seeds_index: Path) -> None:
+    cases = [
+        [], ["--json"], ["-l"], ["--full"], ["-C", "2"], ["--mode", "keyword", "-k", "2"],
+        ["--mode", "dense", "--where", "{bad"], ["--min-score", "nan"],
+    ]  # fmt: skip
+    lines = [["trade decline", *c] for c in cases] + [["zzzqqx", "--mode", "keyword"], [" "]]
+    for words in lines:
+        args = ["query", *words, "--index", str(seeds_index)]
+        fast, typer = (_outcome([sys.executable, "-c", _TYPER_ONLY, w, *args]) for w in WAYS)
+        assert fast == typer, words

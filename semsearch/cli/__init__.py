@@ -1,85 +1,41 @@
 """The ``semsearch`` command: parsing and printing only; the work happens in :mod:`semsearch.api`.
 
-Every ``SemsearchError`` becomes one line on stderr and its exit code, here and only here.
+Every ``SemsearchError`` becomes one line on stderr and its exit code, here and only here
+(:func:`.output.reported`). Light to import: a plain ``semsearch query`` is parsed by
+:mod:`.fast` and never loads Typer; everything else goes through :mod:`.commands`.
 """
 
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import os
 import sys
 import threading
 
-import typer
-from typer.models import CommandInfo
+from .output import OneLine
 
-from ..errors import SemsearchError
-from . import eval as _eval  # noqa: F401  (each module registers its commands on app)
-from . import index as _index  # noqa: F401
-from . import info as _info  # noqa: F401
-from . import ls as _ls  # noqa: F401
-from . import optimize as _optimize  # noqa: F401
-from . import query as _query  # noqa: F401
-from . import serve as _serve  # noqa: F401  (serve, mcp)
-from . import show as _show  # noqa: F401
-from . import verify as _verify  # noqa: F401  (verify, repair)
-from . import watch as _watch  # noqa: F401
-from .app import app
-from .output import OneLine, safe
-
-__all__ = ["app", "main", "run"]
+__all__ = ["main", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning every expected failure into one line + exit code."""
+    """Entry point: run the command, turning every expected failure into one line + exit code."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLine())
     logger = logging.getLogger("semsearch")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    _light_start(sys.argv[1:] if argv is None else argv)
-    try:
-        result = _narrowed(argv)(args=argv, prog_name="semsearch", standalone_mode=False)
-    except SemsearchError as exc:
-        typer.echo(f"semsearch: error: {safe(str(exc))}", err=True)
-        return exc.exit_code
-    except typer.Exit as exc:
-        return exc.exit_code
-    except (KeyboardInterrupt, typer.Abort):
-        typer.echo("semsearch: interrupted", err=True)
-        return 130
-    except typer.TyperException as exc:  # command-line parsing errors: usage, exit 2
-        fmt = getattr(exc, "format_message", None)
-        message = fmt() if fmt is not None else str(exc)
-        if message:  # empty when help was shown for a bare command
-            typer.echo(f"semsearch: error: {safe(message)} (see semsearch --help)", err=True)
-        return int(getattr(exc, "exit_code", 2))
-    except OSError as exc:  # disk full, permissions: the index on disk is left as it was
-        typer.echo(
-            f"semsearch: error: {safe(exc.strerror or str(exc))}"
-            + (f": {safe(str(exc.filename))}" if exc.filename else ""),
-            err=True,
-        )
-        return 1
-    if result == 130:  # Typer turns Ctrl-C into a silent exit status 130
-        typer.echo("semsearch: interrupted", err=True)
-    return result if isinstance(result, int) else 0
-
-
-def _narrowed(argv: list[str] | None) -> typer.Typer:
-    """:data:`app` with only the command ``argv`` starts with, when it names one: Typer builds
-    the parser of every registered command before it dispatches, and one runs. The root
-    options, help and a mistyped command get the whole app."""
     args = sys.argv[1:] if argv is None else argv
-    named = [c for c in app.registered_commands if args and _command_name(c) == args[0]]
-    if len(named) != 1:
-        return app
-    narrow = copy.copy(app)
-    narrow.registered_commands = named
-    return narrow
+    _light_start(args)
+    from .fast import fast_query
+
+    code = fast_query(args)
+    if code is not None:
+        return code
+    from .commands import typer_main
+
+    return typer_main(argv)
 
 
 #: Commands that run once and exit, where start-up is most of the time.
@@ -95,14 +51,6 @@ def _light_start(args: list[str]) -> None:
     has threads of its own. A value the user set is kept."""
     if args and args[0] in _ONE_SHOT:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
-def _command_name(command: CommandInfo) -> str | None:
-    """The name Typer gives a registered command."""
-    if command.name:
-        return command.name
-    callback = command.callback
-    return callback.__name__.lower().replace("_", "-") if callback is not None else None
 
 
 #: Commands that only read and print, whose process may end without tearing the interpreter

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 from ..api.hits import file_lines, location
-from .output import display_path, safe
+from .output import display_path, echo, safe
 
 if TYPE_CHECKING:
     from ..api.hits import Hit
@@ -47,7 +45,7 @@ def shown_location(hit: Hit, samples: Path | None = None) -> str:
 def print_files(hits: Sequence[Hit], samples: Path | None) -> None:
     """``-l``: each file with a hit once, best first."""
     for path in dict.fromkeys(display_path(h.source, samples) for h in hits):
-        typer.echo(path)
+        echo(path)
 
 
 def print_hits(
@@ -59,20 +57,20 @@ def print_hits(
         score = f"{h.score:.3f}"
         if style.color:
             where, score = _PATH + where + _OFF, _DIM + score + _OFF
-        typer.echo(f"{where}  {score}")
+        echo(f"{where}  {score}")
         if style.full:
-            typer.echo(_chunk(h, a, b, style.color))
+            echo(_chunk(h, a, b, style.color))
         elif style.before or style.after:
-            typer.echo(_file_context(h, a, style) or _sentence(h.text[a:b]))
+            echo(_file_context(h, a, style) or _sentence(h.text[a:b]))
         else:
-            typer.echo("  " + _sentence(h.text[a:b]))
+            echo("  " + _sentence(h.text[a:b]))
         for more in h.more:  # grouped by file: the file's further chunks
-            typer.echo(f"  also {safe(location(more, display_path(more.source, samples)))}")
+            echo(f"  also {safe(location(more, display_path(more.source, samples)))}")
         if h.also_in:
             also = ", ".join(display_path(s, samples) for s in h.also_in)
-            typer.echo(f"  also in: {also}")
+            echo(f"  also in: {also}")
         if style.full or style.before or style.after:
-            typer.echo("--" if not style.full else "")
+            echo("--" if not style.full else "")
 
 
 def _sentence(text: str) -> str:

@@ -12,8 +12,6 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import typer
-
 #: C0/C1 controls and DEL, except tab and newline handled by callers: in a file name or an
 #: indexed text they could move the cursor, recolour or retitle the terminal.
 #: Bidi controls and line separators too (``rtl\u202egnp.txt`` would show as ``rtltxt.png``),
@@ -21,6 +19,48 @@ import typer
 _CONTROL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
 )
+
+
+#: The escape sequences of colours and styles, as click recognises them.
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+
+
+def echo(message: str, *, err: bool = False) -> None:
+    """One line to stdout (stderr with ``err``): ``typer.echo`` once Typer is loaded (every
+    command but a query on the fast path, :mod:`.fast`); before that the same for text on
+    POSIX with UTF-8 streams, the only case the fast path runs in: the line and a newline,
+    colour codes removed unless the stream is a terminal, and a flush."""
+    typer = sys.modules.get("typer")
+    if typer is not None:
+        typer.echo(message, err=err)
+        return
+    stream = sys.stderr if err else sys.stdout
+    try:
+        tty = stream.isatty()
+    except Exception:  # as click: a stream that cannot tell is not a terminal
+        tty = False
+    stream.write((message if tty else _ANSI.sub("", message)) + "\n")
+    stream.flush()
+
+
+def reported(exc: BaseException) -> int:
+    """The one line and exit status of a failure any command may meet: a ``SemsearchError``
+    (its own status), Ctrl-C (130), an ``OSError`` (disk full, permissions: the index on
+    disk is left as it was; 1)."""
+    from ..errors import SemsearchError
+
+    if isinstance(exc, SemsearchError):
+        echo(f"semsearch: error: {safe(str(exc))}", err=True)
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        echo(
+            f"semsearch: error: {safe(exc.strerror or str(exc))}"
+            + (f": {safe(str(exc.filename))}" if exc.filename else ""),
+            err=True,
+        )
+        return 1
+    echo("semsearch: interrupted", err=True)
+    return 130
 
 
 def safe(text: str, *, newlines: bool = False, name: bool = False) -> str:
@@ -105,6 +145,8 @@ class Bar:
             self._line(done, total)
             return
         if self.bar is None:
+            import typer
+
             self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(done - self.done)
@@ -117,7 +159,7 @@ class Bar:
         self.said = True  # the first line at once: a log shows what started
         self.last = now
         pct = 100 * done // total if total else 100
-        typer.echo(
+        echo(
             f"{self.label}: {done:,}/{total:,} {self.unit} ({pct}%), {now - self.started:.0f}s",
             err=True,
         )

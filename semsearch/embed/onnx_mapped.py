@@ -59,14 +59,16 @@ def _folder(model: Path) -> Path:
 
 
 def _make(model: Path) -> Path:
-    """Write the copy into a temporary folder and rename it into place (atomic; a concurrent
-    maker's identical copy may win), then remove copies of earlier exports."""
+    """Write the copy into a temporary folder of its own and rename it into place (atomic; a
+    concurrent maker's identical copy may win), then remove copies of earlier exports. The
+    folder is this call's alone: two sessions made at once in one process had shared one, and
+    one could map weights the other was still writing (wrong vectors, no error)."""
+    import tempfile
+
     import onnx  # only once per export
 
     final = _folder(model)
-    tmp = model.parent / f".{_PREFIX}{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{_PREFIX}", suffix=".tmp", dir=model.parent))
     try:
         proto = onnx.load(str(model))
         onnx.save_model(

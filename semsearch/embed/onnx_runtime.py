@@ -53,7 +53,7 @@ class OnnxEmbedder(Embedder):
         check_precision(precision)
         ort = import_onnxruntime()
         try:
-            from tokenizers import Tokenizer
+            import tokenizers  # noqa: F401  (here, so a missing one is reported at once)
         except ImportError as exc:
             raise MissingDependencyError(
                 exc.name or "onnxruntime", package=exc.name or "onnxruntime"
@@ -84,7 +84,7 @@ class OnnxEmbedder(Embedder):
 
         threads = threads or _cpu_count()
         # Creating the session (reading and optimising the graph) releases the GIL, so it
-        # runs in a thread while this one loads the tokenizer and the caller opens its index;
+        # runs in a thread while the caller opens its index and the tokenizer loads;
         # the first encode waits for it (a cold query is ~0.08 s shorter on a quiet machine).
         # It is made from the copy whose weights ONNX Runtime maps (.onnx_mapped): a quarter
         # of the time, the same vectors.
@@ -97,9 +97,20 @@ class OnnxEmbedder(Embedder):
             return _new_session(ort, path / MODEL_FILE, _options(ort, 1), self.name)
 
         self._lanes = Lanes(lane, threads) if threads > 1 else None
-        self._tok = Tokenizer.from_file(str(path / TOKENIZER_FILE))
-        self._tok.no_padding()
-        self._tok.enable_truncation(max_length=self.max_seq_length)
+
+    @cached_property
+    def _tok(self) -> Any:
+        """The encoding tokenizer, loaded on first use. Its 30,522-entry vocabulary holds the
+        GIL for ~20 ms: loaded as the session's thread starts, it kept that thread from its
+        GIL-free part until done, and the first encode then waited for the session; loaded by
+        the first encode, it runs while the session is being made (docs/front-door.md,
+        stop 32)."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
+        tok.no_padding()
+        tok.enable_truncation(max_length=self.max_seq_length)
+        return tok
 
     @property
     def _session(self) -> Any:
