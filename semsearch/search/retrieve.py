@@ -161,12 +161,16 @@ class Pooled(NamedTuple):
 
 
 def _pooled(result: Pool) -> list[Pooled]:
-    """Each query's pool (``-1`` rows dropped, as in :func:`_found`)."""
+    """Each query's pool (``-1`` rows dropped, as in :func:`_found`; they are the last,
+    best first, so the rest is a view, not a copy of the rows' vectors)."""
     vecs = result.vectors
-    return [
-        Pooled(i[i >= 0], s[i >= 0], None if vecs is None else vecs[n][i >= 0])
-        for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True))
-    ]
+    out = []
+    for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True)):
+        real = i >= 0
+        count = int(real.sum())
+        keep: slice | np.ndarray = slice(0, count) if real[:count].all() else real
+        out.append(Pooled(i[keep], s[keep], None if vecs is None else vecs[n][keep]))
+    return out
 
 
 def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
