@@ -161,15 +161,18 @@ class Pooled(NamedTuple):
 
 
 def _pooled(result: Pool) -> list[Pooled]:
-    """Each query's pool (``-1`` rows dropped, as in :func:`_found`; they are the last,
-    best first, so the rest is a view, not a copy of the rows' vectors)."""
+    """Each query's pool (``-1`` rows dropped, as in :func:`_found`; they come last, so
+    the rest is a slice). The vectors are copied: a view kept the whole pool's block alive
+    through the query, and glibc then mapped and faulted in the query's large temporaries
+    afresh each time (~1,100 page faults, +2 ms CPU a hybrid query at 100k: docs/segments.md,
+    "Sixth round")."""
     vecs = result.vectors
     out = []
     for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True)):
         real = i >= 0
         count = int(real.sum())
         keep: slice | np.ndarray = slice(0, count) if real[:count].all() else real
-        out.append(Pooled(i[keep], s[keep], None if vecs is None else vecs[n][keep]))
+        out.append(Pooled(i[keep], s[keep], None if vecs is None else vecs[n][keep].copy()))
     return out
 
 
