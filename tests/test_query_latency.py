@@ -565,3 +565,32 @@ def test_a_searching_view_maps_its_chunk_databases(tmp_path: Path) -> None:
     for mode in ("dense", "keyword", "hybrid"):
         got = index.search("harbour keel", k=5, mode=mode)  # type: ignore[arg-type]
         assert got == fresh.search("harbour keel", k=5, mode=mode)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_texts_unless_a_kind_equal_the_records_texts(tmp_path: Path, seed: int) -> None:
+    """The code gate's light read: each row's text, "" for a chunk of a code document,
+    over segments (global rows), as the full records give them; rows in any order and
+    repeated."""
+    from semsearch.ingest.readers.text import CodeReader
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(int(rng.integers(2, 5))):
+        code = f"def f{i}(x):\n    return x + {i}\n"
+        (src / f"m{i}.py").write_text(code * int(rng.integers(1, 4)))
+        (src / f"n{i}.md").write_text(" ".join(rng.choice(WORDS, size=12)) + "\n")
+    index = harbour_index(tmp_path / "ix", 300, seed, (3, 9))
+    index.add_paths([src])  # a second segment
+    store = index.live.require().store
+    assert len(store.segments) >= 2 and store.holds_kind(CodeReader.kind)
+    rows = np.concatenate([rng.permutation(300)[:20], 300 + rng.permutation(len(index) - 300)])
+    rows = np.concatenate([rows, rows[:3]])
+    records = store.fetch(rows)
+    want = {r: ("" if c.kind == CodeReader.kind else c.text) for r, c in records.items()}
+    assert store.texts_unless(rows, CodeReader.kind) == want
+    assert any(t == "" for t in want.values()) or not any(
+        c.kind == CodeReader.kind for c in records.values()
+    )
+    assert store.texts_unless(rows, "no such kind") == {r: c.text for r, c in records.items()}

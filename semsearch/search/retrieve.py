@@ -136,7 +136,8 @@ def _plain_texts(store: SegmentedStore, rows: np.ndarray) -> list[str]:
     reader made (its file's code signals apply instead, :mod:`.group`)."""
     from ..ingest.readers.text import CodeReader
 
-    return [c.text if c.kind != CodeReader.kind else "" for c in store.fetch(rows).values()]
+    texts = store.texts_unless(rows, CodeReader.kind)
+    return [texts[r] for r in sorted(texts)]
 
 
 def _dense(

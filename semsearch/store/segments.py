@@ -148,6 +148,13 @@ class SegmentedStore:
                 out[r + seg.offset] = rec._replace(row=r + seg.offset)
         return out
 
+    def texts_unless(self, rows: Iterable[int], kind: str) -> dict[int, str]:
+        """:meth:`ChunkStore.texts_unless` over every segment (global rows)."""
+        out: dict[int, str] = {}
+        for seg, _, local in self.split(rows):
+            out.update((r + seg.offset, t) for r, t in seg.store.texts_unless(local, kind).items())
+        return out
+
     def mentions(self, rows: Iterable[int], names: Sequence[str]) -> list[ChunkMention]:
         """:meth:`ChunkStore.mentions` over every segment (global rows)."""
         out: list[ChunkMention] = []
