@@ -594,3 +594,20 @@ def test_texts_unless_a_kind_equal_the_records_texts(tmp_path: Path, seed: int) 
         c.kind == CodeReader.kind for c in records.values()
     )
     assert store.texts_unless(rows, "no such kind") == {r: c.text for r, c in records.items()}
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(("n", "kk"), [(0, 0), (5, 9), (1024, 200), (1023, 1), (301, 75), (64, 64)])
+def test_first_positions_of_one_row_are_the_head_of_fuses_order(seed: int, n: int, kk: int) -> None:
+    """The moved query's best pool rows: a partition, then a sort of the few, gives the
+    first ``kk`` of :func:`fuse.order` (score desc, ties to the smaller row), ties at the
+    cut, repeated scores and NaN included, rows in any order."""
+    from semsearch.index.base import first_positions
+
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(5 * n)[:n].astype(np.int64)
+    scores = rng.integers(0, 9, n).astype(np.float32) / 8  # many ties
+    if n and seed % 2:
+        scores[rng.integers(0, n, 3)] = np.nan
+    got = first_positions(scores[None], rows[None], min(kk, n))[0]
+    assert np.array_equal(got, order(rows, scores)[: min(kk, n)])

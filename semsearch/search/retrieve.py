@@ -14,7 +14,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..index.base import Pool, SearchResult, located, row_dots
+from ..index.base import Pool, SearchResult, first_positions, located, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
@@ -284,7 +284,8 @@ def _moved_best(
         vecs[known] = first.vecs[at[known]]
         vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
     to_moved = row_dots(vecs, moved)
-    best = order(pool, to_moved)[:depth]
+    # the first ``depth`` of order(pool, to_moved), picked by a partition first
+    best = first_positions(to_moved[None], pool[None], min(depth, len(pool)))[0]
     floor = float(to_moved[best].min()) if len(best) else 0.0
     new = best[~known[best]]
     return pool[new], vecs[new], floor
