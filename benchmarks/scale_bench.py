@@ -13,6 +13,9 @@ generation: one small segment and tombstones). Also printed: segments, bytes on 
 the 1-minute load average, since absolute numbers on a busy machine are only comparable
 side by side. Also printed: the build's peak resident memory (``ru_maxrss`` after the build,
 in MiB and decimal GB; ``--rss-phases`` samples it and prints the peak of each phase).
+``--queries-only`` opens an index already built (``--work``) read-only and measures only the
+queries (no edits, sizes or build memory), with the calling thread's CPU p50 beside each
+wall p50: what two checkouts compare side by side on one shared index.
 """
 
 from __future__ import annotations
@@ -67,10 +70,17 @@ def _ms(values: list[float], q: float) -> float:
     return round(1000 * statistics.quantiles(values, n=100)[int(q) - 1], 2)
 
 
-def measure(n: int, real: Any, phases: bool = False, work: Path = WORK) -> dict[str, Any]:
+def measure(
+    n: int, real: Any, phases: bool = False, work: Path = WORK, queries_only: bool = False
+) -> dict[str, Any]:
     from semsearch import SemanticIndex
 
-    path = build(n, real, phases, work)
+    if queries_only:
+        path = work / f"index-{n}"
+        if not (path / "CURRENT").is_file():
+            raise SystemExit(f"no index at {path}: build it first (without --queries-only)")
+    else:
+        path = build(n, real, phases, work)
     import resource
 
     built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux: KiB)
@@ -87,19 +97,24 @@ def measure(n: int, real: Any, phases: bool = False, work: Path = WORK) -> dict[
     out["query_embedding_p50_ms"] = _ms(embed, 50)
     for mode in MODES:
         _forget(index, postings=True)  # each mode starts without the others' cached terms
-        times = []
+        times, cpu = [], []
         for q in queries:
             _forget(index, postings=False)  # every query is embedded, as a new one is
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             index.search(q, k=10, mode=mode)  # type: ignore[arg-type]
             times.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
         out[f"{mode}_p50_ms"], out[f"{mode}_p90_ms"] = _ms(times, 50), _ms(times, 90)
+        out[f"{mode}_thread_cpu_p50_ms"] = _ms(cpu, 50)
     times = []
     for q in queries:  # asked again: the query's vector and terms are cached
         t0 = time.perf_counter()
         index.search(q, k=10, mode="hybrid")
         times.append(time.perf_counter() - t0)
     out["hybrid_repeated_p50_ms"] = _ms(times, 50)
+    if queries_only:
+        out["loadavg_1min"] = os.getloadavg()[0]
+        return out
     writer = SemanticIndex.load(path, embedder=stand_in(real.name, real.precision, real.dim))
     extra = sentences(EDITS, vocabulary(), seed=99, lo=8, hi=24)
     for name, op in (
@@ -162,7 +177,11 @@ def run(quick: bool, section: dict[str, Any], model_dir: str | None = None) -> N
 
 
 def main_sizes(
-    sizes: list[int], model_dir: str | None, phases: bool = False, work: Path = WORK
+    sizes: list[int],
+    model_dir: str | None,
+    phases: bool = False,
+    work: Path = WORK,
+    queries_only: bool = False,
 ) -> dict[str, Any]:
     from semsearch.embed import load_embedder
 
@@ -171,7 +190,7 @@ def main_sizes(
     results: dict[str, Any] = {"cpu_flags": flags, "sizes": []}
     for n in sizes:
         print(f"scale: {n:,} chunks", flush=True)
-        r = measure(n, real, phases, work)
+        r = measure(n, real, phases, work, queries_only)
         results["sizes"].append(r)
         print("  " + ", ".join(f"{k} {v}" for k, v in r.items()), flush=True)
     return results
@@ -198,11 +217,17 @@ def cli(argv: list[str] | None = None) -> int:
         help="sample the build's resident memory and print its peaks by phase",
     )
     p.add_argument("--work", type=Path, default=WORK, help=f"index directory [default: {WORK}]")
+    p.add_argument(
+        "--queries-only",
+        action="store_true",
+        help="measure only the queries, on an index already built, opened read-only",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import json
 
-    print(json.dumps(main_sizes(args.chunks, args.model, args.rss_phases, args.work), indent=2))
+    found = main_sizes(args.chunks, args.model, args.rss_phases, args.work, args.queries_only)
+    print(json.dumps(found, indent=2))
     return 0
 
 

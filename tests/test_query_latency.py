@@ -478,3 +478,143 @@ def test_a_write_reopens_unchanged_segments_through_their_live_maps(tmp_path: Pa
         got = index.search("gull keel", k=5, mode=mode)  # type: ignore[arg-type]
         want = fresh.search("gull keel", k=5, mode=mode)  # type: ignore[arg-type]
         assert [h.chunk_id for h in got] == [h.chunk_id for h in want]
+
+
+# --- stop 32: the rows a re-score read, taken once; pools as views; mapped chunk databases ---
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("width", [1, 7, 64])
+def test_gathered_rows_taken_in_any_order_equal_a_gather_from_the_source(
+    seed: int, width: int
+) -> None:
+    """The rows a re-score read (each query's in the order read, no copy in the candidates'
+    order), taken at any positions, equal the source rows of those candidates, zeros at
+    ``-1`` pads; a query with no candidate at all gives zeros."""
+    from semsearch.index.ann import Rows
+
+    rng = np.random.default_rng(seed)
+    source = clustered(97, seed=seed)
+    found = rng.integers(0, len(source), size=(4, width))
+    found[rng.random(found.shape) < 0.3] = -1  # pads anywhere
+    found[3] = -1  # one query found nothing
+    q = clustered(4, seed=seed + 1)
+    scores, gathered = Rows(source).scores(q, found, keep=True)
+    assert gathered is not None
+    plain, none = Rows(source).scores(q, found)
+    assert none is None and np.array_equal(scores, plain)
+    at = np.stack([rng.permutation(width) for _ in range(4)])  # any order, pads included
+    got = gathered.take(at)
+    picked = np.take_along_axis(found, at, 1)
+    want = np.where((picked >= 0)[..., None], source[np.maximum(picked, 0)], 0.0)
+    assert np.array_equal(got, want.astype(np.float32))
+    real = found >= 0
+    assert np.allclose(scores[real], np.einsum("qd,qkd->qk", q, source[np.maximum(found, 0)])[real])
+    assert np.all(scores[~real] == -np.inf)
+
+
+@pytest.mark.parametrize("pads", ["none", "end", "middle", "all"])
+def test_pooled_drops_pads_as_a_mask_does(pads: str) -> None:
+    """Each query's pool without its ``-1`` rows: a view of the leading rows when the pads
+    come last (as a sorted pool's do), the same rows as masking them out wherever they are."""
+    from semsearch.index.base import Pool
+
+    rng = np.random.default_rng(3)
+    ids = np.arange(12, dtype=np.int64).reshape(2, 6) * 7
+    if pads == "end":
+        ids[:, 4:] = -1
+    elif pads == "middle":
+        ids[0, 2] = ids[1, 0] = -1
+    elif pads == "all":
+        ids[:] = -1
+    scores = rng.random(ids.shape).astype(np.float32)
+    vecs = rng.random((*ids.shape, 5)).astype(np.float32)
+    for given in (vecs, None):
+        got = retrieve._pooled(Pool(scores, ids, given))
+        for n, p in enumerate(got):
+            real = ids[n] >= 0
+            assert np.array_equal(p.rows, ids[n][real])
+            assert np.array_equal(p.cosines, scores[n][real])
+            if given is None:
+                assert p.vecs is None
+            else:
+                assert p.vecs is not None and np.array_equal(p.vecs, vecs[n][real])
+
+
+def test_a_searching_view_maps_its_chunk_databases(tmp_path: Path) -> None:
+    """The view a search reads maps each segment's chunk database (SQLite's mmap_size); a
+    store opened otherwise (a build reading old segments) does not; both read the same
+    records and hits."""
+    import sqlite3
+
+    from semsearch.store.segments import SegmentedStore
+
+    probe = sqlite3.connect(tmp_path / "probe.sqlite")
+    probe.execute("PRAGMA mmap_size=1048576")
+    if not probe.execute("PRAGMA mmap_size").fetchone()[0]:
+        pytest.skip("this SQLite is built without memory maps")
+    probe.close()
+    index = harbour_index(tmp_path / "ix", 300, 5, (3, 9))
+    index.add_texts(["gull keel tide"], ids=["new"])  # a second segment
+    view = index.live.require()
+    assert len(view.store.segments) == 2
+    for seg in view.store.segments:
+        assert seg.store.conn.execute("PRAGMA mmap_size").fetchone()[0] > 0
+    plain = SegmentedStore.open(view.gen, view.manifest)
+    try:
+        for seg in plain.segments:
+            assert seg.store.conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+        rows = np.arange(0, 301, 7)
+        assert plain.fetch(rows) == view.store.fetch(rows)
+    finally:
+        plain.close()
+    fresh = SemanticIndex.load(tmp_path / "ix", embedder=FakeEmbedder())  # type: ignore[arg-type]
+    for mode in ("dense", "keyword", "hybrid"):
+        got = index.search("harbour keel", k=5, mode=mode)  # type: ignore[arg-type]
+        assert got == fresh.search("harbour keel", k=5, mode=mode)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_texts_unless_a_kind_equal_the_records_texts(tmp_path: Path, seed: int) -> None:
+    """The code gate's light read: each row's text, "" for a chunk of a code document,
+    over segments (global rows), as the full records give them; rows in any order and
+    repeated."""
+    from semsearch.ingest.readers.text import CodeReader
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(int(rng.integers(2, 5))):
+        code = f"def f{i}(x):\n    return x + {i}\n"
+        (src / f"m{i}.py").write_text(code * int(rng.integers(1, 4)))
+        (src / f"n{i}.md").write_text(" ".join(rng.choice(WORDS, size=12)) + "\n")
+    index = harbour_index(tmp_path / "ix", 300, seed, (3, 9))
+    index.add_paths([src])  # a second segment
+    store = index.live.require().store
+    assert len(store.segments) >= 2 and store.holds_kind(CodeReader.kind)
+    rows = np.concatenate([rng.permutation(300)[:20], 300 + rng.permutation(len(index) - 300)])
+    rows = np.concatenate([rows, rows[:3]])
+    records = store.fetch(rows)
+    want = {r: ("" if c.kind == CodeReader.kind else c.text) for r, c in records.items()}
+    assert store.texts_unless(rows, CodeReader.kind) == want
+    assert any(t == "" for t in want.values()) or not any(
+        c.kind == CodeReader.kind for c in records.values()
+    )
+    assert store.texts_unless(rows, "no such kind") == {r: c.text for r, c in records.items()}
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(("n", "kk"), [(0, 0), (5, 9), (1024, 200), (1023, 1), (301, 75), (64, 64)])
+def test_first_positions_of_one_row_are_the_head_of_fuses_order(seed: int, n: int, kk: int) -> None:
+    """The moved query's best pool rows: a partition, then a sort of the few, gives the
+    first ``kk`` of :func:`fuse.order` (score desc, ties to the smaller row), ties at the
+    cut, repeated scores and NaN included, rows in any order."""
+    from semsearch.index.base import first_positions
+
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(5 * n)[:n].astype(np.int64)
+    scores = rng.integers(0, 9, n).astype(np.float32) / 8  # many ties
+    if n and seed % 2:
+        scores[rng.integers(0, n, 3)] = np.nan
+    got = first_positions(scores[None], rows[None], min(kk, n))[0]
+    assert np.array_equal(got, order(rows, scores)[: min(kk, n)])

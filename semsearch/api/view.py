@@ -89,7 +89,7 @@ def _open(root: Path, live: Live, embedder: Embedder, backend: str) -> View:
         raise IndexFormatError(
             f"index at {root} has dimension {manifest.dim}, the model gives {embedder.dim}"
         )
-    store = SegmentedStore.open(gen, manifest)
+    store = SegmentedStore.open(gen, manifest, mapped=True)
     try:
         parts, blocks = [], []
         for seg in store.segments:

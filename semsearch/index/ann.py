@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -321,14 +321,17 @@ class Rows:
         return self._blocks[0]
 
     def scores(
-        self, q: np.ndarray, found: np.ndarray, keep: np.ndarray | None = None
-    ) -> np.ndarray:
+        self, q: np.ndarray, found: np.ndarray, keep: bool = False
+    ) -> tuple[np.ndarray, Gathered | None]:
         """Exact inner products of each query with its candidates (-inf for ``-1`` pads),
         :data:`SCORE_QUERIES` queries at a time so the gathered rows stay a few MB (200
-        tuning queries x 1024 candidates would otherwise gather 300 MB at once). ``keep``
-        (``found``'s shape by the dimension) receives the rows gathered."""
+        tuning queries x 1024 candidates would otherwise gather 300 MB at once). With
+        ``keep``, also the rows gathered (:class:`Gathered`: as read, no copy in
+        ``found``'s order)."""
         out = np.full(found.shape, -np.inf, dtype=np.float32)
-        rows_of = self.all()
+        rows_of = np.asarray(self.all())  # (a memory map as a plain array: no subclass calls)
+        kept: list[np.ndarray] = []
+        slot = np.full(found.shape, -1, np.int64) if keep else None
         for start in range(0, len(found), SCORE_QUERIES):
             block = found[start : start + SCORE_QUERIES]
             for i, cand in enumerate(block, start):
@@ -342,8 +345,34 @@ class Rows:
                 )
                 s[order] = row_dots(rows, q[i])
                 out[i, ok] = s
-                if keep is not None:
-                    keep[i, np.flatnonzero(ok)[order]] = rows
+                if slot is not None:
+                    kept.append(rows)
+                    slot[i, np.flatnonzero(ok)[order]] = np.arange(len(ids))
+        return out, None if slot is None else Gathered(kept, slot)
+
+
+class Gathered(NamedTuple):
+    """The float rows a re-score read: ``rows[i]``, query ``i``'s in the order read, and
+    ``slot[i, j]``, the row of ``rows[i]`` holding the query's candidate ``j`` (-1 at
+    pads)."""
+
+    rows: list[np.ndarray]
+    slot: np.ndarray
+
+    def take(self, at: np.ndarray) -> np.ndarray:
+        """``(queries, len(at[i]), dim)``: the rows of each query's candidates at positions
+        ``at[i]`` (zeros at pads), gathered once from the rows as read."""
+        dim = self.rows[0].shape[1] if self.rows else 0
+        out = np.empty((*at.shape, dim), np.float32)
+        for i, rows in enumerate(self.rows):
+            if not len(rows):
+                out[i] = 0.0
+                continue
+            where = self.slot[i, at[i]]
+            np.take(rows, where, axis=0, out=out[i], mode="clip")  # (pads: any row, then 0)
+            pads = where < 0
+            if pads.any():
+                out[i, pads] = 0.0
         return out
 
 

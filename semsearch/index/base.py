@@ -159,13 +159,13 @@ def best_order(
     valid = ids >= 0
     scores = np.where(valid, scores, -np.inf).astype(np.float32)
     ids = np.where(valid, ids, np.iinfo(np.int64).max).astype(np.int64)
-    order = _first_positions(scores, ids, kk)
+    order = first_positions(scores, ids, kk)
     short = valid.sum(axis=1) < kk
     s, i = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
     return s, i, short, order
 
 
-def _first_positions(scores: np.ndarray, ids: np.ndarray, kk: int) -> np.ndarray:
+def first_positions(scores: np.ndarray, ids: np.ndarray, kk: int) -> np.ndarray:
     """Per row, the positions of the best ``kk`` by (score desc, id asc), in that order.
     A few of many (a search's k of its ~1,000 re-scored candidates) are picked by a
     partition first: only the scores at or above the ``kk``-th best are sorted."""

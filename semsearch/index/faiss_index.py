@@ -129,7 +129,7 @@ class FaissIndex(VectorIndex):
         boost = 1.0 if ids is None else total / len(ids)
         self._searched()
         keep = len(q) <= ann.SCORE_QUERIES
-        scores, found, vecs = self._candidates(
+        scores, found, gathered = self._candidates(
             q, kk + min(kk, TIE_MARGIN), ids, boost=boost, keep_rows=keep
         )
         wanted = max(kk, min(pool, found.shape[1]))
@@ -137,10 +137,12 @@ class FaissIndex(VectorIndex):
         if ((found >= 0).sum(axis=1) < kk).any():  # too few in the probed lists: exactly
             return super().search_pool(queries, k, pool, subset)
         named = np.isfinite(scores)
-        if vecs is not None:
-            vecs = vecs[np.arange(len(at))[:, None], at]  # rows, not one index per float
-            vecs[~named] = 0.0
-        return Pool(scores, np.where(named, found, -1), vecs)
+        rows = None
+        if gathered is not None:
+            rows = gathered.take(at)
+            if not named.all():
+                rows[~named] = 0.0
+        return Pool(scores, np.where(named, found, -1), rows)
 
     def save(self, path: Path) -> None:
         mapped = self._mapped_from
@@ -213,9 +215,9 @@ class FaissIndex(VectorIndex):
         boost: float = 1.0,
         value: int | None = None,
         keep_rows: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray, ann.Gathered | None]:
         """Raw approximate hits (``-1`` pads missing ones); ``ivf``/``ivfpq`` scored exactly,
-        and with ``keep_rows`` the rows read to score them (zeros at pads; else None).
+        and with ``keep_rows`` the rows read to score them (else None).
         ``boost`` widens the search when a filter leaves only a fraction of the rows."""
         if value is None:
             value = ann.get_param(self._index)
@@ -233,8 +235,8 @@ class FaissIndex(VectorIndex):
         wide = ann.rerank_width(self._index, fetch)
         _, found = self._index.search(q, wide, params=params)
         self._check_ids(found)
-        rows = np.zeros((*found.shape, self.dim), np.float32) if keep_rows else None
-        return self._rows.scores(q, found, rows), found, rows
+        scores, gathered = self._rows.scores(q, found, keep_rows)
+        return scores, found, gathered
 
     def _exact(self, q: np.ndarray, kk: int, ids: np.ndarray | None) -> SearchResult:
         """Exact answer without a flat index: from the float rows when we have them, else from

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..index import VectorIndex
-from ..index.base import Pool, SearchResult, located, row_dots
+from ..index.base import Pool, SearchResult, first_positions, located, row_dots
 from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
@@ -136,7 +136,8 @@ def _plain_texts(store: SegmentedStore, rows: np.ndarray) -> list[str]:
     reader made (its file's code signals apply instead, :mod:`.group`)."""
     from ..ingest.readers.text import CodeReader
 
-    return [c.text if c.kind != CodeReader.kind else "" for c in store.fetch(rows).values()]
+    texts = store.texts_unless(rows, CodeReader.kind)
+    return [texts[r] for r in sorted(texts)]
 
 
 def _dense(
@@ -161,12 +162,19 @@ class Pooled(NamedTuple):
 
 
 def _pooled(result: Pool) -> list[Pooled]:
-    """Each query's pool (``-1`` rows dropped, as in :func:`_found`)."""
+    """Each query's pool (``-1`` rows dropped, as in :func:`_found`; they come last, so
+    the rest is a slice). The vectors are copied: a view kept the whole pool's block alive
+    through the query, and glibc then mapped and faulted in the query's large temporaries
+    afresh each time (~1,100 page faults, +2 ms CPU a hybrid query at 100k: docs/segments.md,
+    "Sixth round")."""
     vecs = result.vectors
-    return [
-        Pooled(i[i >= 0], s[i >= 0], None if vecs is None else vecs[n][i >= 0])
-        for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True))
-    ]
+    out = []
+    for n, (s, i) in enumerate(zip(result.scores, result.ids, strict=True)):
+        real = i >= 0
+        count = int(real.sum())
+        keep: slice | np.ndarray = slice(0, count) if real[:count].all() else real
+        out.append(Pooled(i[keep], s[keep], None if vecs is None else vecs[n][keep].copy()))
+    return out
 
 
 def _keyword_ranked(h: KeywordHits, docs: np.ndarray) -> Ranked:
@@ -276,7 +284,8 @@ def _moved_best(
         vecs[known] = first.vecs[at[known]]
         vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
     to_moved = row_dots(vecs, moved)
-    best = order(pool, to_moved)[:depth]
+    # the first ``depth`` of order(pool, to_moved), picked by a partition first
+    best = first_positions(to_moved[None], pool[None], min(depth, len(pool)))[0]
     floor = float(to_moved[best].min()) if len(best) else 0.0
     new = best[~known[best]]
     return pool[new], vecs[new], floor

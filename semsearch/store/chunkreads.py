@@ -180,6 +180,25 @@ class ChunkReads:
         return out
 
     @_reading
+    def texts_unless(self, rows: Iterable[int], kind: str) -> dict[int, str]:
+        """The text of each of ``rows``, "" for a chunk of a ``kind`` document: a search's
+        look at its best candidates' texts, without building their records (10 rows: a
+        third of :meth:`fetch`'s time)."""
+        wanted = [int(r) for r in rows]
+        kinds = self._select("documents", ("kind",), "d")
+        out: dict[int, str] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            cur = self.conn.execute(
+                f"SELECT c.row, CASE WHEN {kinds} = ? THEN '' ELSE c.text END"
+                " FROM chunks c JOIN documents d USING (doc_id)"
+                f" WHERE c.row IN ({','.join('?' * len(part))})",
+                [kind, *part],
+            )
+            out.update(cur)
+        return out
+
+    @_reading
     def mentions(self, rows: Iterable[int], names: Sequence[str]) -> list[ChunkMention]:
         """Those of the given rows whose section is one of ``names`` (as a whole or as the
         last part of a dotted name) or whose text contains one of them (case-sensitive),

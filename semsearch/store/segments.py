@@ -89,9 +89,11 @@ class SegmentedStore:
         self._kinds: dict[str, bool] = {}
 
     @classmethod
-    def open(cls, gen: Path, m: Manifest, skip: Collection[str] = ()) -> SegmentedStore:
+    def open(
+        cls, gen: Path, m: Manifest, skip: Collection[str] = (), *, mapped: bool = False
+    ) -> SegmentedStore:
         """Open generation ``gen``'s segments but ``skip`` (files already checked by the
-        caller)."""
+        caller); ``mapped``: for searching (:meth:`ChunkStore.open_readonly`)."""
         dead = read_tombstones(gen, m)
         segments: list[Segment] = []
         offset = 0
@@ -100,7 +102,9 @@ class SegmentedStore:
                 if ref.name in skip:
                     continue
                 path = gen.parent / ref.name
-                store = ChunkStore.open_readonly(path / CHUNKS, dead.get(ref.name, ()))
+                store = ChunkStore.open_readonly(
+                    path / CHUNKS, dead.get(ref.name, ()), mapped=mapped
+                )
                 segments.append(Segment(ref, path, offset, store))
                 offset += ref.rows
         except BaseException:
@@ -142,6 +146,13 @@ class SegmentedStore:
         for seg, _, local in self.split(rows):
             for r, rec in seg.store.fetch(local.tolist()).items():
                 out[r + seg.offset] = rec._replace(row=r + seg.offset)
+        return out
+
+    def texts_unless(self, rows: Iterable[int], kind: str) -> dict[int, str]:
+        """:meth:`ChunkStore.texts_unless` over every segment (global rows)."""
+        out: dict[int, str] = {}
+        for seg, _, local in self.split(rows):
+            out.update((r + seg.offset, t) for r, t in seg.store.texts_unless(local, kind).items())
         return out
 
     def mentions(self, rows: Iterable[int], names: Sequence[str]) -> list[ChunkMention]:
