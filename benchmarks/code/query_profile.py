@@ -11,7 +11,8 @@ candidates' texts read and tested), ``fusion`` (the two blends), ``signals`` (th
 file-level re-score or grouping, its record reads included), ``hits`` (records fetched,
 hits built, copies folded); ``total`` is the whole ``search`` call and ``other`` what none
 of the steps covers. Times include the wrappers' own cost (~1 us a step). Uses the indexes
-``query_speed`` builds (``--index-dir``).
+``query_speed`` builds (``--index-dir``). Runs on an older checkout too (from its directory:
+``python /path/to/query_profile.py``), to compare the steps side by side.
 """
 
 from __future__ import annotations
@@ -59,17 +60,18 @@ def _soon(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 STEPS = {
-    "keyword": "keyword_hits",
-    "readings": "readings",
-    "code gate": "_plain_texts",
-    "fusion": "_hybrid",
-    "signals": "_shape",
+    "keyword": ("keyword_hits",),
+    "readings": ("readings",),
+    "code gate": ("code_texts", "_plain_texts"),  # (the latter: before stop 32)
+    "fusion": ("_hybrid",),
+    "signals": ("_shape",),
 }
 
 
 def instrument(index: Any) -> None:
     """Wrap the steps (module attributes the search looks up at call time)."""
-    for step, name in STEPS.items():
+    for step, names in STEPS.items():
+        name = next(n for n in names if hasattr(retrieve_module, n))
         setattr(retrieve_module, name, _timed(step, getattr(retrieve_module, name)))
     retrieve_module.on_code = _timed("code gate", retrieve_module.on_code)
     retrieve_module.vectors_soon = _soon(retrieve_module.vectors_soon)

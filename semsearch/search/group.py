@@ -74,20 +74,35 @@ def query_names(query: str) -> list[str]:
     return names
 
 
-def definition_pattern(names: Sequence[str]) -> re.Pattern[str]:
-    """A C-style function head defining one of ``names``: at the start of a line, no ``;``
-    after it on that line."""
+class HeadPattern(NamedTuple):
+    """A C-style function head defining one of some names (``head``: at the start of a
+    line, no ``;`` after it on that line), and what any such head holds (``call``: a name,
+    maybe spaces, an opening bracket), looked for first: it has no line start to try at
+    every line, and most chunks naming a name never call it so."""
+
+    head: re.Pattern[str]
+    call: re.Pattern[str]
+
+    def search(self, text: str) -> bool:
+        return self.call.search(text) is not None and self.head.search(text) is not None
+
+
+def definition_pattern(names: Sequence[str]) -> HeadPattern:
+    """The :class:`HeadPattern` of ``names``."""
     alt = "|".join(re.escape(n) for n in names)
-    return re.compile(rf"^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$", re.MULTILINE)
+    return HeadPattern(
+        re.compile(rf"^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$", re.MULTILINE),
+        re.compile(rf"(?:{alt})\s*\("),
+    )
 
 
-def defines(text: str, names: Sequence[str], pattern: re.Pattern[str] | None = None) -> bool:
+def defines(text: str, names: Sequence[str], pattern: HeadPattern | None = None) -> bool:
     """Whether ``text`` defines one of ``names``: a definition keyword before it
     (``def name``, ``class *name``), or a C-style function head (``pattern``: their
     :func:`definition_pattern`)."""
     if not names or not any(n in text for n in names):  # cheap: most chunks never name them
         return False
-    return _after_keyword(text, names) or bool((pattern or definition_pattern(names)).search(text))
+    return _after_keyword(text, names) or (pattern or definition_pattern(names)).search(text)
 
 
 def _after_keyword(text: str, names: Sequence[str]) -> bool:

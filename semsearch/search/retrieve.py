@@ -19,7 +19,7 @@ from ..index.segmented import SegmentedVectors
 from ..store.segmented_keyword import SegmentedKeyword
 from ..store.segments import SegmentedStore
 from ..util import unique_sorted
-from .filerank import by_file, rescored
+from .filerank import by_file, code_texts, rescored
 from .fuse import (
     CODE_SAMPLE,
     FEEDBACK_ALPHA,
@@ -113,7 +113,7 @@ def retrieve(
             qvecs = embedding() if embedding else query_vectors(embedder, queries)
             pool = _pooled(index.search_pool(qvecs, depth, FEEDBACK_POOL, subset))
             reads = [
-                on_code(r, _plain_texts(store, p.rows[:CODE_SAMPLE]))
+                on_code(r, code_texts(store, p.rows[:CODE_SAMPLE]))
                 for r, p in zip(reads, pool, strict=True)
             ]
             ranked = _hybrid(qvecs, pool, hits, reads, kw, vectors, depth)
@@ -121,14 +121,6 @@ def retrieve(
         _shape(r, opts, store, vectors, qvecs[n] if embedded else None, queries[n])
         for n, r in enumerate(ranked)
     ]
-
-
-def _plain_texts(store: SegmentedStore, rows: np.ndarray) -> list[str]:
-    """The texts of ``rows`` as :func:`.fuse.on_code` reads them: "" for a chunk the code
-    reader made (its file's code signals apply instead, :mod:`.group`)."""
-    from ..ingest.readers.text import CodeReader
-
-    return [c.text if c.kind != CodeReader.kind else "" for c in store.fetch(rows).values()]
 
 
 def _dense(
