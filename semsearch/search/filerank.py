@@ -28,9 +28,18 @@ import numpy as np
 from ..store.segments import SegmentedStore
 from ..util import unique_sorted
 from . import group
-from .group import definition_tiers, group_rows, path_factor, query_names, rescore_rows
+from .group import (
+    definition_tiers,
+    group_rows,
+    may_be_exact,
+    path_factor,
+    query_names,
+    rescore_rows,
+    symbol_parts,
+)
 
 if TYPE_CHECKING:
+    from ..store.records import ChunkMention
     from ..store.segmented_keyword import SegmentedKeyword
     from .retrieve import Ranked
 
@@ -39,11 +48,11 @@ def by_file(ranked: Ranked, store: SegmentedStore, query: str, k: int | None) ->
     """One row per document (its best chunk), scored by :mod:`.group`; with ``k``, only
     documents that can be among the best ``k`` (:func:`contenders`)."""
     facts = _facts_of(store, ranked.rows)
+    mentions = None
     if k is not None:
-        low, high = facts.bounds(query)
-        keep = contenders(ranked.scores, facts.docs, k, low, high)
+        keep, mentions = _reachable(ranked, facts, facts.docs, store, query, k)
         ranked, facts = ranked.take(keep), facts.take(keep)
-    defining = _tiers(ranked.rows, facts, store, query)
+    defining = _tiers(ranked.rows, facts, store, query, mentions)
     grouped = group_rows(ranked.rows, ranked.scores, facts.docs, defining, facts.factor)
     pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
     at = np.array([pos[int(r)] for r in grouped.rows], dtype=np.int64)
@@ -65,12 +74,11 @@ def rescored(ranked: Ranked, store: SegmentedStore, query: str, k: int | None) -
         # not the first k (float ties out of row order): only the whole bound knows.
         return _rescored_widely(ranked, store, query, k)
     every = _facts_of(store, ranked.rows)
-    few, facts, keep = ranked, every, None
+    few, facts, keep, mentions = ranked, every, None, None
     if k is not None:
-        low, high = every.bounds(query)
-        keep = contenders(ranked.scores, None, k, low, high)
+        keep, mentions = _reachable(ranked, every, None, store, query, k)
         few, facts = ranked.take(keep), every.take(keep)
-    defining = _tiers(few.rows, facts, store, query)
+    defining = _tiers(few.rows, facts, store, query, mentions)
     found = rescore_rows(few.rows, few.scores, defining, facts.factor)
     if found is not None:
         return replace(few.take(found.positions), scores=found.scores)
@@ -83,6 +91,37 @@ def rescored(ranked: Ranked, store: SegmentedStore, query: str, k: int | None) -
     if few.scores.dtype != np.float32 and _fired_widely(ranked, every, keep, store, query, k):
         few = replace(few, scores=few.scores.astype(np.float32))
     return few
+
+
+def _reachable(
+    ranked: Ranked, facts: RowFacts, keys: np.ndarray | None, store: SegmentedStore, query: str,
+    k: int,
+) -> tuple[np.ndarray, list[ChunkMention] | None]:  # fmt: skip
+    """Positions of the rows whose key (None: the row) can reach the best ``k``
+    (:func:`contenders`), and the mentions of the query's names among them (None: the
+    query names nothing). Bounded first by the rows' file factors and the query's largest
+    definition factor; then, the code rows' mentions read, again by each code row's own:
+    none where neither its section nor its text names what the query asks for, the exact
+    tier's only where its section names the one symbol asked for. The k-th best lowest
+    bound is among the rows the first bounds keep, so the second pass over them alone is as
+    sound as one over all; the texts are then checked only for the rows that remain."""
+    low, high = facts.bounds(query)
+    keep = contenders(ranked.scores, keys, k, low, high)
+    names = query_names(query)
+    if not names:
+        return keep, None
+    code = keep[facts.code[keep]]
+    mentions = store.mentions(ranked.rows[code], names)
+    parts = symbol_parts(query)
+    exact = {sec: may_be_exact(sec, parts) for sec in {m.section for m in mentions}}
+    gain = {m.row: _gain(exact[m.section]) for m in mentions}
+    high = facts.factor[keep].copy()  # code rows naming nothing: no definition factor
+    at = np.flatnonzero(facts.code[keep])
+    high[at] *= [gain.get(r, 1.0) for r in ranked.rows[code].tolist()]
+    again = contenders(ranked.scores[keep], None if keys is None else keys[keep], k,
+                       low[keep], high)  # fmt: skip
+    rows = set(ranked.rows[keep[again]].tolist())
+    return keep[again], [m for m in mentions if m.row in rows]
 
 
 def _fired_widely(
@@ -200,24 +239,34 @@ class RowFacts(NamedTuple):
     def bounds(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Each row's least and greatest factor under the signals for ``query``: its file
         factor, times at most the largest definition factor the query can give (in code)."""
-        names = query_names(query)
-        if not names:
+        if not query_names(query):
             return self.factor, self.factor
-        one = len(query.split()) == 1  # only a one-symbol query reaches the exact tier
-        bonus = group.EXACT_DEFINITION_BONUS if one else group.DEFINITION_BONUS
-        gain = max(1.0, 1.0 + bonus, 1.0 + group.DEFINITION_BONUS)
+        gain = _gain(bool(symbol_parts(query)))
         return self.factor, np.where(self.code, self.factor * gain, self.factor)
 
 
-def _tiers(rows: np.ndarray, facts: RowFacts, store: SegmentedStore, query: str) -> np.ndarray:
-    """Each row's definition tier (:func:`.group.definition_tiers`), 0 outside code."""
+def _gain(exact: bool) -> float:
+    """The largest definition factor of a chunk: with the exact tier (a one-symbol query,
+    the chunk's section naming it) or without."""
+    bonus = max(group.DEFINITION_BONUS, group.EXACT_DEFINITION_BONUS if exact else 0.0)
+    return max(1.0, 1.0 + bonus)
+
+
+def _tiers(
+    rows: np.ndarray, facts: RowFacts, store: SegmentedStore, query: str,
+    mentions: list[ChunkMention] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Each row's definition tier (:func:`.group.definition_tiers`), 0 outside code;
+    ``mentions``: those of the code rows, when already read."""
     names = query_names(query)
     if not names or not facts.code.any():
         return np.zeros(len(rows), np.int8)
     code = np.asarray(rows)[facts.code]
     sources = _Sources(store.keyword_index(), dict(zip(code.tolist(),
                        facts.docs[facts.code].tolist(), strict=True)))  # fmt: skip
-    return definition_tiers(rows, store.mentions(code, names), query, sources)
+    if mentions is None:
+        mentions = store.mentions(code, names)
+    return definition_tiers(rows, mentions, query, sources)
 
 
 class _Sources(Mapping[int, str]):

@@ -74,35 +74,20 @@ def query_names(query: str) -> list[str]:
     return names
 
 
-class HeadPattern(NamedTuple):
-    """A C-style function head defining one of some names (``head``: at the start of a
-    line, no ``;`` after it on that line), and what any such head holds (``call``: a name,
-    maybe spaces, an opening bracket), looked for first: it has no line start to try at
-    every line, and most chunks naming a name never call it so."""
-
-    head: re.Pattern[str]
-    call: re.Pattern[str]
-
-    def search(self, text: str) -> bool:
-        return self.call.search(text) is not None and self.head.search(text) is not None
-
-
-def definition_pattern(names: Sequence[str]) -> HeadPattern:
-    """The :class:`HeadPattern` of ``names``."""
+def definition_pattern(names: Sequence[str]) -> re.Pattern[str]:
+    """A C-style function head defining one of ``names``: at the start of a line, no ``;``
+    after it on that line."""
     alt = "|".join(re.escape(n) for n in names)
-    return HeadPattern(
-        re.compile(rf"^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$", re.MULTILINE),
-        re.compile(rf"(?:{alt})\s*\("),
-    )
+    return re.compile(rf"^[A-Za-z_][\w \t\*]*\b(?:{alt})\s*\([^;\n]*$", re.MULTILINE)
 
 
-def defines(text: str, names: Sequence[str], pattern: HeadPattern | None = None) -> bool:
+def defines(text: str, names: Sequence[str], pattern: re.Pattern[str] | None = None) -> bool:
     """Whether ``text`` defines one of ``names``: a definition keyword before it
     (``def name``, ``class *name``), or a C-style function head (``pattern``: their
     :func:`definition_pattern`)."""
     if not names or not any(n in text for n in names):  # cheap: most chunks never name them
         return False
-    return _after_keyword(text, names) or (pattern or definition_pattern(names)).search(text)
+    return _after_keyword(text, names) or bool((pattern or definition_pattern(names)).search(text))
 
 
 def _after_keyword(text: str, names: Sequence[str]) -> bool:
@@ -143,21 +128,39 @@ def definition_tiers(
     if not names:
         return tiers
     pattern = definition_pattern(names)
-    words = query.split()
-    parts = [_plain(p) for p in _NAME.findall(words[0])] if len(words) == 1 else []
+    parts = symbol_parts(query)
     at = {int(r): i for i, r in enumerate(np.asarray(rows).tolist())}
     for m in mentions:
-        last = m.section.replace("::", ".").rsplit(".", 1)[-1].rstrip("?!=")
+        last = section_name(m.section)
         if last in names or defines(m.text, names, pattern):
             tier = 1
-            if parts and _plain(last) == parts[-1] and parts[:-1]:
+            if may_be_exact(m.section, parts) and parts[:-1]:
                 where = {_plain(w) for w in re.split(r"[./:\\]+", m.section)}
                 where |= {_plain(w.split(".")[0]) for w in source_of[m.row].split("/")}
                 tier = 2 if all(q in where for q in parts[:-1]) else 1
-            elif parts and _plain(last) == parts[-1]:
+            elif may_be_exact(m.section, parts):
                 tier = 2
             tiers[at[m.row]] = max(tiers[at[m.row]], tier)
     return tiers
+
+
+def symbol_parts(query: str) -> list[str]:
+    """The names of a one-word query (``ServeMux.Handle``: ``servemux``, ``handle``) as
+    :func:`_plain` compares them; none for a query of several words, which never reaches
+    the exact tier (``EXACT_DEFINITION_BONUS``)."""
+    words = query.split()
+    return [_plain(p) for p in _NAME.findall(words[0])] if len(words) == 1 else []
+
+
+def section_name(section: str) -> str:
+    """The name a chunk's section defines: its last part (``Foo::bar?`` names ``bar``)."""
+    return section.replace("::", ".").rsplit(".", 1)[-1].rstrip("?!=")
+
+
+def may_be_exact(section: str, parts: Sequence[str]) -> bool:
+    """Whether a chunk under ``section`` can reach the exact tier of the query whose
+    :func:`symbol_parts` are ``parts`` (its section must name the last of them)."""
+    return bool(parts) and _plain(section_name(section)) == parts[-1]
 
 
 def _plain(name: str) -> str:
