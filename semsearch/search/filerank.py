@@ -9,8 +9,11 @@ What a query reads, and what it no longer does (docs/code-search.md, "Query spee
 * the rows that can reach the best ``k`` are bounded with each row's own file factor and
   the query's own largest definition factor (none for a query naming nothing, ×1.3 for
   one naming something in several words, ×3 for one symbol), where the bound had assumed
-  the widest of both for every row;
-* texts are read only of code chunks among those rows that name what the query asks for.
+  the widest of both for every row; then again with what each code row's section and
+  text name (:func:`_reachable`);
+* texts are read only of code chunks among those rows that name what the query asks for,
+  and checked for definitions only in the rows that remain;
+* the code gate reads no text of a code chunk (:func:`code_texts`).
 
 :func:`semsearch.search.retrieve.retrieve` calls these on each query's ranking.
 """
