@@ -159,7 +159,7 @@ def _unscored(
 ) -> list[retrieving.Ranked]:
     """Chunk hits as ranked before the code signals (their re-scoring left out)."""
     with monkeypatch.context() as m:
-        m.setattr(retrieving, "_rescored", lambda ranked, *_: ranked)
+        m.setattr(retrieving, "rescored", lambda ranked, *_: ranked)
         return retrieve([q], opts, **common)  # type: ignore[arg-type]
 
 

@@ -16,7 +16,7 @@ from semsearch import SemanticIndex
 from semsearch.index import build_vector_index
 from semsearch.index.base import merge_best
 from semsearch.index.segmented import Part, SegmentedIndex, SegmentedVectors
-from semsearch.search import fuse, retrieve
+from semsearch.search import filerank, fuse, retrieve
 from semsearch.search.fuse import order
 from semsearch.search.keyword import keyword_hits
 
@@ -366,7 +366,7 @@ def test_signals_over_the_contenders_give_the_best_k_of_all_rows(seed: int, grou
     by_doc = np.where(rng.random(docs.max() + 1) < 0.3, group.DOWNWEIGHT, 1.0)
     factor = by_doc[docs]
     for k in (1, 3, 10, 40):
-        keep = retrieve._contenders(scores, docs if grouped else rows, k)
+        keep = filerank.contenders(scores, docs if grouped else rows, k)
         if grouped:
             full = group.group_rows(rows, scores, docs, tiers, factor)
             part = group.group_rows(rows[keep], scores[keep], docs[keep], tiers[keep], factor[keep])
@@ -381,7 +381,7 @@ def test_signals_over_the_contenders_give_the_best_k_of_all_rows(seed: int, grou
             assert np.array_equal(part_r.scores[:k], full_r.scores[:k])
 
     tail = 1.0 / (1.0 + np.arange(300))  # a long tail: most rows cannot get in
-    kept = retrieve._contenders(tail, np.arange(300), 10)  # 3 / (1 + i) >= 0.8 / 10: i <= 36
+    kept = filerank.contenders(tail, np.arange(300), 10)  # 3 / (1 + i) >= 0.8 / 10: i <= 36
     assert kept.tolist() == list(range(37))
 
 

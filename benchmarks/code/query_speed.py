@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     spec = json.loads(args.queries.read_text())
     print(f"cpu flags: {' '.join(cpu_flags())}; load average {os.getloadavg()[0]:.2f}")
-    new_path = retrieve_module._by_file
+    new_path = retrieve_module.by_file
     # The grouping before knew one definition tier: the same hits need the two equal.
     group.EXACT_DEFINITION_BONUS = group.DEFINITION_BONUS
     for tree in spec["trees"]:
@@ -116,14 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     results = {}
                     for arm, grouping in arms.items():
                         if grouping is not None:
-                            retrieve_module._by_file = grouping  # type: ignore[assignment]
+                            retrieve_module.by_file = grouping  # type: ignore[assignment]
                         extra = {"group": "file"} if grouping is not None else {}
                         query_vectors.clear()  # time a new query, not a cached vector
                         t0 = time.perf_counter()
                         hits = index.search(q, args.k, mode=mode, **extra)
                         times[mode, arm].append(time.perf_counter() - t0)
                         results[arm] = [(h.chunk_id, h.score, h.more) for h in hits]
-                        retrieve_module._by_file = new_path
+                        retrieve_module.by_file = new_path
                     same &= results["files, before"] == results["files, now"]
         for mode in MODES:
             p50 = {a: 1000 * statistics.median(times[mode, a]) for a in arms}

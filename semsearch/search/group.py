@@ -128,21 +128,39 @@ def definition_tiers(
     if not names:
         return tiers
     pattern = definition_pattern(names)
-    words = query.split()
-    parts = [_plain(p) for p in _NAME.findall(words[0])] if len(words) == 1 else []
+    parts = symbol_parts(query)
     at = {int(r): i for i, r in enumerate(np.asarray(rows).tolist())}
     for m in mentions:
-        last = m.section.replace("::", ".").rsplit(".", 1)[-1].rstrip("?!=")
+        last = section_name(m.section)
         if last in names or defines(m.text, names, pattern):
             tier = 1
-            if parts and _plain(last) == parts[-1] and parts[:-1]:
+            if may_be_exact(m.section, parts) and parts[:-1]:
                 where = {_plain(w) for w in re.split(r"[./:\\]+", m.section)}
                 where |= {_plain(w.split(".")[0]) for w in source_of[m.row].split("/")}
                 tier = 2 if all(q in where for q in parts[:-1]) else 1
-            elif parts and _plain(last) == parts[-1]:
+            elif may_be_exact(m.section, parts):
                 tier = 2
             tiers[at[m.row]] = max(tiers[at[m.row]], tier)
     return tiers
+
+
+def symbol_parts(query: str) -> list[str]:
+    """The names of a one-word query (``ServeMux.Handle``: ``servemux``, ``handle``) as
+    :func:`_plain` compares them; none for a query of several words, which never reaches
+    the exact tier (``EXACT_DEFINITION_BONUS``)."""
+    words = query.split()
+    return [_plain(p) for p in _NAME.findall(words[0])] if len(words) == 1 else []
+
+
+def section_name(section: str) -> str:
+    """The name a chunk's section defines: its last part (``Foo::bar?`` names ``bar``)."""
+    return section.replace("::", ".").rsplit(".", 1)[-1].rstrip("?!=")
+
+
+def may_be_exact(section: str, parts: Sequence[str]) -> bool:
+    """Whether a chunk under ``section`` can reach the exact tier of the query whose
+    :func:`symbol_parts` are ``parts`` (its section must name the last of them)."""
+    return bool(parts) and _plain(section_name(section)) == parts[-1]
 
 
 def _plain(name: str) -> str:
