@@ -11,12 +11,16 @@ k1 and b. A repeated query word counts again, as in semsearch. nDCG@10 by
     python benchmarks/ranking_bm25.py /work/shared/eval/cacm [/work/shared/eval/med ...]
     python benchmarks/ranking_bm25.py --path fts5 lucene doc chunk -- /work/shared/eval/cacm
 
-``--diff N`` walks from bm25s to semsearch's keyword mode one change at a time (analysis,
-k1, idf, then the real chunk + document path), with each step's paired difference, and
-prints the N queries that lose most with their terms' document frequencies and both idfs:
-the per-query cause of a gap.
+``--diff N`` walks from bm25s to semsearch's keyword mode one change at a time (the
+analysis piece by piece: folding, word splitting, identifier parts, language detection;
+then k1, the idf, and the real chunk + document path: document evidence alone without the
+typo fallback, the typo fallback, the chunk's own share), with each step's paired
+difference, and prints the N queries that lose most with their terms' document frequencies
+and both idfs: the per-query cause of a gap. ``--idf lucene`` walks to keyword mode with
+Lucene's idf instead (what-if, as ``--path lucene``).
 
     python benchmarks/ranking_bm25.py --diff 8 /work/shared/eval/cacm
+    python benchmarks/ranking_bm25.py --diff 8 --idf lucene /work/shared/eval/scifact
 
 ``--path`` scores semsearch's own keyword mode instead (chunk and document evidence, the
 cached ``semsearch eval`` index) with the idf patched in for the run: FTS5's (today's),
@@ -38,6 +42,7 @@ import numpy as np
 from semsearch.evaluation.beir import load_beir
 from semsearch.evaluation.metrics import evaluate
 from semsearch.evaluation.run import self_hit_queries
+from semsearch.store import tokenize as tk
 from semsearch.store.tokenize import STOPWORDS, terms
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -49,6 +54,35 @@ def bm25s_terms() -> Callable[[str], list[str]]:
 
     stem = Stemmer.Stemmer("english").stemWord
     return lambda t: [stem(w) for w in _TOKEN.findall(t.lower()) if w not in STOPWORDS]
+
+
+def folded_terms() -> Callable[[str], list[str]]:
+    """bm25s's analysis on semsearch's folded text (NFKC, casefold, accents dropped)."""
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
+    return lambda t: [stem(w) for w in _TOKEN.findall(tk._fold(t)) if w not in STOPWORDS]
+
+
+def word_terms(t: str) -> list[str]:
+    """semsearch's words (split at every non-letter, ``_`` too) stemmed as English, without
+    identifier parts or language detection."""
+    return [x for w in tk._WORD.findall(tk._fold(t)) for x in tk._word(w, True, "english")]
+
+
+def english_terms(t: str) -> list[str]:
+    """semsearch's terms with identifier parts, stemmed as English (no language detection)."""
+    return terms(t, language="english")
+
+
+#: ``--diff``'s analysis steps, from bm25s's to semsearch's (:func:`terms`), one change each.
+ANALYSIS_STEPS: tuple[tuple[str, Callable[[], Callable[[str], list[str]]]], ...] = (
+    ("bm25s (its analysis, k1 1.5, Lucene idf)", bm25s_terms),
+    ("+ NFKC, casefold, accents dropped", folded_terms),
+    ("+ words split at every non-letter", lambda: word_terms),
+    ("+ identifier parts (camelCase, snake, dotted)", lambda: english_terms),
+    ("+ language detection (semsearch's terms)", lambda: terms),
+)
 
 
 def run(
@@ -114,13 +148,15 @@ VARIANTS = {
     "lucene-k0.9": (lucene_idf, lucene_idf, 0.9, 0.75, 0.25),
     "lucene-cw0": (lucene_idf, lucene_idf, 1.2, 0.75, 0.0),
     "lucene-cw0.5": (lucene_idf, lucene_idf, 1.2, 0.75, 0.5),
+    "fts5-cw0": (fts5_idf, fts5_idf, 1.2, 0.75, 0.0),
 }
 
 
 @contextlib.contextmanager
-def patched(variant: str) -> Iterator[None]:
+def patched(variant: str, *, fuzzy: bool = True) -> Iterator[None]:
     """semsearch's keyword scoring with the idf, k1, b and chunk share of ``variant`` for
-    the duration (a what-if: nothing is written)."""
+    the duration, and without the typo fallback unless ``fuzzy`` (a what-if: nothing is
+    written)."""
     import semsearch.search.keyword as kwm
     import semsearch.store.bm25 as bm
     import semsearch.store.segmented_keyword as seg
@@ -130,6 +166,10 @@ def patched(variant: str) -> Iterator[None]:
     chunk_idf, doc_idf, k1, b, chunk_weight = VARIANTS[variant]
     score, full = seg.SegmentedKeyword.score, seg.SegmentedKeyword.full_match
     saved = seg.idf, bm.K1, fuse.K1_PLUS_1, bm.B, kwm.CHUNK_WEIGHT
+    query_terms = kwm.query_terms
+
+    def unfixed(kw: object, text: str, *, fuzzy: bool = True) -> list[str]:
+        return query_terms(kw, text, fuzzy=False)  # type: ignore[arg-type]
 
     def score_at(self: seg.SegmentedKeyword, terms: object, level: int) -> object:
         seg.idf = chunk_idf if level == CHUNK else doc_idf  # type: ignore[attr-defined]
@@ -142,19 +182,24 @@ def patched(variant: str) -> Iterator[None]:
     seg.SegmentedKeyword.score = score_at  # type: ignore[method-assign,assignment]
     seg.SegmentedKeyword.full_match = full_at  # type: ignore[method-assign,assignment]
     bm.K1, fuse.K1_PLUS_1, bm.B, kwm.CHUNK_WEIGHT = k1, k1 + 1.0, b, chunk_weight
+    if not fuzzy:
+        kwm.query_terms = unfixed  # type: ignore[assignment]
     try:
         yield
     finally:
+        kwm.query_terms = query_terms
         seg.SegmentedKeyword.score, seg.SegmentedKeyword.full_match = score, full  # type: ignore[method-assign]
         seg.idf, bm.K1, fuse.K1_PLUS_1, bm.B, kwm.CHUNK_WEIGHT = saved  # type: ignore[attr-defined]
 
 
-def keyword_path(variant: str, dataset: Path, split: str = "test") -> dict[str, float]:
+def keyword_path(
+    variant: str, dataset: Path, split: str = "test", *, fuzzy: bool = True
+) -> dict[str, float]:
     """Per-query nDCG@10 of semsearch's keyword mode (``semsearch eval``'s own run, on its
-    cached index) under ``variant``."""
+    cached index) under ``variant`` (and without the typo fallback unless ``fuzzy``)."""
     from semsearch.evaluation.run import run_eval
 
-    with patched(variant):
+    with patched(variant, fuzzy=fuzzy):
         report = run_eval(dataset, modes=("keyword",), split=split)
     return dict(report.results[0].per_query)
 
@@ -198,21 +243,24 @@ def doc_runs(
     return runs
 
 
-def diff_table(path: Path, worst: int) -> None:
-    """From bm25s to keyword mode one change at a time, then the queries that lose most."""
+def diff_table(path: Path, worst: int, idf: str = "fts5") -> None:
+    """From bm25s to keyword mode one change at a time (with FTS5's idf, today's, or
+    Lucene's: ``idf``), then the queries that lose most."""
     from semsearch.evaluation.compare import paired
     from semsearch.evaluation.metrics import per_query
 
     col = load_beir(path, "test")
-    steps = {
-        "bm25s (its analysis, k1 1.5, Lucene idf)": doc_runs(path, bm25s_terms(), 1.5, 0.75, True),
-        "+ semsearch's analysis": doc_runs(path, terms, 1.5, 0.75, True),
-        "+ k1 1.2": doc_runs(path, terms, 1.2, 0.75, True),
-        "+ FTS5's idf (whole documents)": doc_runs(path, terms, 1.2, 0.75, False),
-    }
+    steps = {name: doc_runs(path, make(), 1.5, 0.75, True) for name, make in ANALYSIS_STEPS}
+    steps["+ k1 1.2"] = doc_runs(path, terms, 1.2, 0.75, True)
+    if idf == "fts5":
+        steps["+ FTS5's idf (whole documents)"] = doc_runs(path, terms, 1.2, 0.75, False)
     nd = {k: {q: e.at(10).ndcg for q, e in per_query(col.qrels, r, ks=(10,)).items()}
           for k, r in steps.items()}  # fmt: skip
-    nd["+ chunk and document evidence (keyword mode)"] = keyword_path("fts5", path)
+    nd["+ chunk & doc path: doc evidence, no typo fix"] = keyword_path(
+        f"{idf}-cw0", path, fuzzy=False
+    )
+    nd["+ typo fallback (unknown words replaced)"] = keyword_path(f"{idf}-cw0", path)
+    nd["+ chunk's own share 0.25 (keyword mode)"] = keyword_path(idf, path)
     names = list(nd)
     print(f"{path.name}: nDCG@10, step - previous step [95%], wins/losses")
     for i, k in enumerate(names):
@@ -242,13 +290,14 @@ def main() -> int:
     ap.add_argument("datasets", nargs="+", type=Path)
     ap.add_argument("--path", nargs="*", choices=tuple(VARIANTS))
     ap.add_argument("--diff", type=int, default=0, help="show the N queries that lose most")
+    ap.add_argument("--idf", choices=("fts5", "lucene"), default="fts5", help="--diff's idf")
     a = ap.parse_args()
     if a.path:
         path_table(a.datasets, a.path)
         return 0
     if a.diff:
         for path in a.datasets:
-            diff_table(path, a.diff)
+            diff_table(path, a.diff, a.idf)
         return 0
     analysers = {"bm25s": bm25s_terms(), "semsearch": terms}
     settings = [(1.2, 0.75), (1.5, 0.75)]

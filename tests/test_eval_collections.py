@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from semsearch.api import SemanticIndex
 from semsearch.errors import UsageError
 from semsearch.evaluation import run_eval
 
@@ -81,6 +82,23 @@ def test_self_hits_auto_drops_only_queries_that_are_their_own_document(
 def test_self_hits_bad_value(arguana_like: Path, tmp_path: Path, fake: FakeEmbedder) -> None:
     with pytest.raises(UsageError, match="self-hits"):
         run_eval(arguana_like, embedder=fake, cache=tmp_path / "c", self_hits="sometimes")  # type: ignore[arg-type]
+
+
+def test_copies_are_judged_each_on_their_own(tmp_path: Path, fake: FakeEmbedder) -> None:
+    """Three records with one text (CACM holds such groups), all relevant: the search folds
+    copies into one hit, the evaluation must rank each (as BEIR does), or nDCG@10 drops."""
+    same = "Algorithm 311: prime number generator for sieve methods."
+    docs = [("d1", same), ("d2", same), ("d3", same), *ARGS]
+    qrels = {"test": [("q", d, 1) for d in ("d1", "d2", "d3")]}
+    root = _write(tmp_path / "dup", docs, [("q", "prime number sieve algorithm")], qrels)
+    report = run_eval(root, modes=["keyword", "dense"], embedder=fake, cache=tmp_path / "c")
+    assert _ndcg(report, "keyword") == {"q": pytest.approx(1.0)}
+    assert _ndcg(report, "dense")["q"] == pytest.approx(1.0)
+    # The search itself folds them: one hit naming the other two.
+    hits = SemanticIndex(embedder=fake, path=Path(report.index_dir)).search(
+        "prime number sieve algorithm", 10, mode="keyword"
+    )
+    assert sum(h.text == same for h in hits) == 1 and len(hits[0].also_in) == 2
 
 
 @pytest.fixture

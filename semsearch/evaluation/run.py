@@ -1,7 +1,10 @@
 """``semsearch eval``: index a BEIR collection once, run its queries in every mode, score them.
 
 A document is scored by its best chunk (documents longer than the chunk budget are split),
-and the index is cached by corpus content and settings, so re-running is cheap.
+and the index is cached by corpus content and settings, so re-running is cheap. Copies of
+a passage in several documents are not folded into one hit (the search's ``collapse``):
+each document is judged on its own, as BEIR and bm25s's runs rank them (CACM has 404
+records in groups of identical texts).
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ from .beir import BeirDoc, BeirQuery, load_beir
 from .compare import Paired, paired, read_baseline
 from .metrics import evaluate, per_query
 
-#: Chunk hits fetched per query before collapsing to documents (enough for Recall@100).
+#: Chunk hits kept per query before collapsing to documents (enough for Recall@100).
 CHUNK_DEPTH = 300
+#: Chunks ranked per hit kept: the search ranks twice ``k`` to fill ``k`` hits when it folds
+#: copies; the evaluation folds none but ranks as deep, so its candidate lists (and a hybrid
+#: query's fusion, which depends on their depth) are those measured before.
+RANKED_PER_KEPT = 2
 QUERY_BATCH = 64
 #: What to do with a hit whose id is the query's own id (BEIR's ``ignore_identical_ids``).
 SelfHits = Literal["auto", "drop", "keep"]
@@ -94,6 +101,7 @@ def run_eval(
     collection = load_beir(Path(dataset), split)
     reranker = load_reranker(rerank) if rerank is not None else None
     depth = RERANK_DEPTH if reranker is not None else CHUNK_DEPTH
+    ranked = depth if reranker is not None else RANKED_PER_KEPT * depth
     baseline = read_baseline(collection.root) if split == "test" else None
     embedder = embedder if embedder is not None else load_embedder(model, precision)
     root = cache if cache is not None else config.load().eval_cache
@@ -108,7 +116,8 @@ def run_eval(
         run: dict[str, list[tuple[str, float]]] = {}
         for start in range(0, len(queries), QUERY_BATCH):
             batch = queries[start : start + QUERY_BATCH]
-            hits = index.search_batch([q.text for q in batch], depth, mode=mode, rerank=reranker)
+            texts = [q.text for q in batch]
+            hits = index.search_batch(texts, ranked, mode=mode, collapse=False, rerank=reranker)
             for q, qhits in zip(batch, hits, strict=True):
                 best: dict[str, float] = {}
                 for h in qhits:  # best first: the first chunk seen is the document's score
