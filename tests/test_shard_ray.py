@@ -43,6 +43,21 @@ def ray_cluster() -> Iterator[Any]:
         ray.shutdown()
 
 
+def kill(ray: Any, actor: Any) -> None:
+    """Kill ``actor`` and wait until a call to it fails: ``ray.kill`` returns before the
+    actor is gone, and on a loaded machine a call made at once could still be answered."""
+    ray.kill(actor)
+    for _ in range(120):
+        try:
+            ray.get(actor.ping.remote(), timeout=1)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError("a killed replica still answers")
+
+
 @pytest.fixture
 def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, FakeEmbedder, Any]:
     emb = FakeEmbedder()
@@ -77,8 +92,8 @@ def test_ray_shards_answer_as_the_local_searcher_and_survive_a_killed_replica(
         t = threading.Thread(target=ask)
         t.start()
         time.sleep(0.2)
-        ray_cluster.kill(groups.members[0][0])  # one replica of group 0 dies while queries run
-        ray_cluster.kill(groups.members[1][1])
+        kill(ray_cluster, groups.members[0][0])  # one replica of group 0 dies while queries run
+        kill(ray_cluster, groups.members[1][1])
         t.join(timeout=120)
         assert not t.is_alive() and not errors
         assert len(answers) == 6
@@ -109,7 +124,7 @@ def test_a_lost_shard_is_reported_by_health_and_queries_get_503(
         assert fresh["generation"] == local.generation != answer["generation"]
         assert fresh["hits"][0]["doc_id"] == "fresh"
         answer = service.search(req)
-        ray_cluster.kill(engine.groups.members[1][0])
+        kill(ray_cluster, engine.groups.members[1][0])
         t0 = time.monotonic()
         with pytest.raises(ShardUnavailable, match="shard 1 of 2 has no live replica") as caught:
             service.search(req)
