@@ -35,7 +35,10 @@ def ray_cluster() -> Iterator[Any]:
         ray.shutdown()
     ray.init(  # "local": never another session's cluster on the machine
         address="local",
-        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
     )
     try:
         yield ray
