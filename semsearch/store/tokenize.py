@@ -89,7 +89,13 @@ _CJK = re.compile(
 # An ASCII identifier or dotted path (not part of a longer word), case kept for camelCase.
 # `(?<!\w)X` written as `X(?<!\w.)`: a pattern that starts with a character set lets the
 # regex engine skip ahead to candidates (15% faster on Python's library, same matches).
-_IDENTIFIER = re.compile(r"[A-Za-z_](?<!\w.)[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?!\w)")
+# Only those that can be compound are found (the look-ahead: an underscore, a capital or a
+# dot after the first letter, which every compound one has), so plain words, nine in ten,
+# are not looked up: the same compound identifiers as the plain pattern, tested.
+_IDENTIFIER = re.compile(
+    r"[A-Za-z_](?<!\w.)(?=[A-Za-z0-9_]*(?:_|\.[A-Za-z_]|[A-Z]))"
+    r"[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?!\w)"
+)
 # Inside a word: lower/digit then upper (parseConfig), or an acronym's end (HTTPServer).
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
