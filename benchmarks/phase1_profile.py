@@ -1,14 +1,15 @@
 """Phase 1's worker CPU, stage by stage: the pipeline's task loop run in this one process.
 
-    PYTHONPATH=. python benchmarks/phase1_profile.py [ROOT ...] [--runs 3]
+    python benchmarks/phase1_profile.py [ROOT ...] [--runs 3] [--arm base=/work/base --arm this=.]
 
 Runs every task of a tree (``/usr/lib/python3.11`` + ``/usr/share/doc/python3.11/html`` by
 default) through the worker's own code (``pipeline._run``, one ``Analyser`` and one static
 model for the whole tree, as one worker for its life), each stage's CPU seconds timed by
 wrapping the functions doing it, exclusive of the stages they call (no profiler: one
 doubles the per-call cost and skews the figures). Then each task's result is pickled and
-unpickled, as it crosses to the writer. Prints each run and the medians, with the load and
-the CPU's vector extensions.
+unpickled, as it crosses to the writer. Each run is a fresh subprocess with ``PYTHONPATH`` set to
+its arm's tree (arms alternated; default: this tree alone). Prints each run and the medians per
+arm, with the load and the CPU's vector extensions.
 
     bytes     reading a file's bytes (``_read_bytes``)
     parse     the format reader (HTML parse, the code outline, text decoding)
@@ -26,9 +27,11 @@ the CPU's vector extensions.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -101,33 +104,33 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="*", default=ROOTS)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--arm", action="append", help="NAME=SOURCE_TREE (default: this=.)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        import json
-
         print(json.dumps(one_run(args.roots)))
         return 0
-    import json
-    import subprocess
-
+    arms = dict(a.split("=", 1) for a in (args.arm or ["this=."]))
+    keys = (*STAGES, "pickle", "unpickle", "other")
     print(f"cpu flags: {' '.join(cpu_flags())}; cores {os.cpu_count()}", flush=True)
-    runs: list[dict[str, float]] = []
+    runs: dict[str, list[dict[str, float]]] = {a: [] for a in arms}
     for n in range(args.runs):
-        load = os.getloadavg()[0]
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", *args.roots],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        r = json.loads(done.stdout.strip().splitlines()[-1])
-        runs.append(r)
-        cols = "  ".join(f"{k} {r[k]:.2f}" for k in (*STAGES, "pickle", "unpickle", "other"))
-        print(f"run {n + 1}: total {r['total']:.2f} s  [{cols}]  {int(r['files'])} files "
-              f"{int(r['chunks'])} chunks  load {load:.1f}->{os.getloadavg()[0]:.1f}",
-              flush=True)  # fmt: skip
-    keys = (*STAGES, "pickle", "unpickle", "other", "total")
-    print("median CPU s: " + "  ".join(
-        f"{k} {statistics.median(r[k] for r in runs):.2f}" for k in keys))  # fmt: skip
+        for arm in list(arms) if n % 2 == 0 else list(reversed(arms)):
+            load = os.getloadavg()[0]
+            env = {**os.environ, "PYTHONPATH": str(Path(arms[arm]).resolve())}
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", *args.roots],
+                capture_output=True, text=True, check=True, env=env,
+            )  # fmt: skip
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[arm].append(r)
+            cols = "  ".join(f"{k} {r[k]:.2f}" for k in keys)
+            print(f"run {n + 1} {arm:6} total {r['total']:.2f} s  [{cols}]  {int(r['files'])} "
+                  f"files {int(r['chunks'])} chunks  load {load:.1f}->{os.getloadavg()[0]:.1f}",
+                  flush=True)  # fmt: skip
+    for arm, rs in runs.items():
+        med = "  ".join(f"{k} {statistics.median(r[k] for r in rs):.2f}" for k in (*keys, "total"))
+        print(f"median CPU s, {arm}: {med}")
     return 0
 
 

@@ -352,3 +352,19 @@ def test_phase_one_searches_exactly_and_phase_two_builds_as_asked(
 
     assert built("phase1", progressive=True) == ("flat", "auto")
     assert built("static", model="static")[0] != "flat"
+
+
+def test_html_whitespace_collapsed_as_the_pattern_does() -> None:
+    """``_collapsed`` against ``\\s+`` -> one space, with every whitespace character Python
+    knows (``\\s`` and ``str.split`` agree on each), marks, letters and empty texts."""
+    import sys
+
+    from semsearch.ingest.readers import html
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert all(re.fullmatch(r"\s", c) for c in spaces) and len(spaces) > 20
+    alphabet = [*spaces, "a", "é", "東", "\ue000", "\u200b", "\ufeff", "\x00", "x y"]
+    rng = random.Random(17)
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+        assert html._collapsed(text) == html._SPACE.sub(" ", text), repr(text)
