@@ -368,3 +368,15 @@ def test_html_whitespace_collapsed_as_the_pattern_does() -> None:
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
         assert html._collapsed(text) == html._SPACE.sub(" ", text), repr(text)
+
+
+def test_html_block_marks_become_breaks_as_the_pattern_does() -> None:
+    from semsearch.ingest.readers import html
+
+    marks = html._MARKS
+    plain = re.compile(f"[ \t]*{re.escape(marks.block)}[{re.escape(marks.block)} \t]*")
+    alphabet = [" ", "\t", marks.block, marks.block, "a", "\n", "x y", "\u00a0", marks.pre_open]
+    rng = random.Random(19)
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 14)))
+        assert marks.breaks(text) == plain.sub("\n\n", text), repr(text)
