@@ -320,3 +320,27 @@ def test_worker_numbered_terms_equal_terms_analysed_here(tmp_path: Path) -> None
     late(texts[:2])  # a group never added
     with pytest.raises(ValueError, match="out of order"):
         Inverted().add_analysed([0, 1], late(texts[2:4]))
+
+
+def test_a_worker_freezes_what_its_tasks_leave_alive(tree: Path, static: StaticEmbedder) -> None:
+    """What a worker keeps across tasks (its memos) is frozen at each task's start, so the
+    collector's full passes skip it; the task's result is the same."""
+    import gc
+
+    from semsearch.indexing.settings import ChunkParams
+    from semsearch.store.inverted import Analyser
+
+    files = sorted(p for p in tree.rglob("*") if p.is_file())[:3]
+    saved = pipeline._engine, pipeline._analyse
+    pipeline._engine, pipeline._analyse = LocalEngine(static), Analyser()
+    gc.unfreeze()
+    try:
+        done = pipeline._run(files, ChunkParams(40, 0))
+        assert gc.get_freeze_count() > 0
+        want = list(LocalEngine(static).process(files, ChunkParams(40, 0)))
+        got = [(p.rows, p.vectors.tobytes()) for p in done.pieces if p is not None]
+        assert got == [(p.rows, p.vectors.tobytes()) for p in want if p is not None]
+        assert got and all(p is None or p.terms is not None for p in done.pieces)
+    finally:
+        gc.unfreeze()
+        pipeline._engine, pipeline._analyse = saved
