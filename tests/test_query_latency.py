@@ -491,7 +491,7 @@ def test_gathered_rows_taken_in_any_order_equal_a_gather_from_the_source(
     """The rows a re-score read (each query's in the order read, no copy in the candidates'
     order), taken at any positions, equal the source rows of those candidates, zeros at
     ``-1`` pads; a query with no candidate at all gives zeros."""
-    from semsearch.index.ann import Rows
+    from semsearch.index.rescore import Rows
 
     rng = np.random.default_rng(seed)
     source = clustered(97, seed=seed)

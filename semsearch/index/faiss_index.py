@@ -13,7 +13,7 @@ from ..errors import IndexFormatError, MissingDependencyError, UsageError
 from ..store.manifest import FAISS
 from ..store.npy import load_vectors, release, warm
 from ..util import first_line
-from . import ann
+from . import ann, rescore
 from .base import (
     TIE_MARGIN,
     Pool,
@@ -47,7 +47,7 @@ class FaissIndex(VectorIndex):
         if self.index_type not in ann.INDEX_TYPES:
             raise IndexFormatError(f"unsupported faiss index type {self.index_type}")
         self.recall = 1.0 if self.index_type == "flat" else None
-        self._rows = ann.Rows(vectors) if vectors is not None else None
+        self._rows = rescore.Rows(vectors) if vectors is not None else None
         # set by load(): the index is a read-only memory map of this file, tuned to this value
         self._mapped_from: Path | None = None
         self._mapped_param = ann.get_param(self._index)
@@ -118,7 +118,7 @@ class FaissIndex(VectorIndex):
     ) -> Pool:
         """``ivf``/``ivfpq``: every candidate :meth:`search` re-scores for ``k`` (at most
         ``pool``), best first, with the vectors it read to re-score them (for at most
-        :data:`ann.SCORE_QUERIES` queries); the first ``k`` are :meth:`search`'s."""
+        :data:`rescore.SCORE_QUERIES` queries); the first ``k`` are :meth:`search`'s."""
         q = self._check(queries, "queries")
         kk = check_k(k)
         total = len(self)
@@ -128,7 +128,7 @@ class FaissIndex(VectorIndex):
             return super().search_pool(queries, k, pool, subset)
         boost = 1.0 if ids is None else total / len(ids)
         self._searched()
-        keep = len(q) <= ann.SCORE_QUERIES
+        keep = len(q) <= rescore.SCORE_QUERIES
         scores, found, gathered = self._candidates(
             q, kk + min(kk, TIE_MARGIN), ids, boost=boost, keep_rows=keep
         )
@@ -215,7 +215,7 @@ class FaissIndex(VectorIndex):
         boost: float = 1.0,
         value: int | None = None,
         keep_rows: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, ann.Gathered | None]:
+    ) -> tuple[np.ndarray, np.ndarray, rescore.Gathered | None]:
         """Raw approximate hits (``-1`` pads missing ones); ``ivf``/``ivfpq`` scored exactly,
         and with ``keep_rows`` the rows read to score them (else None).
         ``boost`` widens the search when a filter leaves only a fraction of the rows."""
