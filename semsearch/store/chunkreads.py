@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import IndexFormatError, UsageError
 from . import fts
 from . import postings as kw_postings
+from .binds import in_blocks
 from .records import ChunkMention, ChunkRecord, ChunkRow, DocColumn, SkippedFile, StoredDocument
 from .schema import present_columns, select_columns, sha256_sql
 from .tokenize import TERMS_VERSION
@@ -124,12 +125,9 @@ class ChunkReads:
         self, rowids: Iterable[int], column: DocColumn = "doc_id"
     ) -> dict[int, str]:
         """The id (or source, or kind) of each document by ``rowid``."""
-        wanted = [int(r) for r in rowids]
         out: dict[int, str] = {}
         selected = self._select("documents", (column,), "d")
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
-            marks = ",".join("?" * len(part))
+        for marks, part in in_blocks(rowids):
             cur = self.conn.execute(
                 f"SELECT d.rowid, {selected} FROM main.documents d WHERE d.rowid IN ({marks})",
                 part,
@@ -171,11 +169,9 @@ class ChunkReads:
     @_reading
     def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
         """Records for the given vector rows (in batches, so a long list stays cheap)."""
-        wanted = [int(r) for r in rows]
         out: dict[int, ChunkRecord] = {}
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
-            for rec in self._records(f"c.row IN ({','.join('?' * len(part))})", part):
+        for marks, part in in_blocks(rows):
+            for rec in self._records(f"c.row IN ({marks})", part):
                 out[rec.row] = rec
         return out
 
@@ -184,15 +180,12 @@ class ChunkReads:
         """The text of each of ``rows``, "" for a chunk of a ``kind`` document: a search's
         look at its best candidates' texts, without building their records (10 rows: a
         third of :meth:`fetch`'s time)."""
-        wanted = [int(r) for r in rows]
         kinds = self._select("documents", ("kind",), "d")
         out: dict[int, str] = {}
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
+        for marks, part in in_blocks(rows):
             cur = self.conn.execute(
                 f"SELECT c.row, CASE WHEN {kinds} = ? THEN '' ELSE c.text END"
-                " FROM chunks c JOIN documents d USING (doc_id)"
-                f" WHERE c.row IN ({','.join('?' * len(part))})",
+                f" FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
                 [kind, *part],
             )
             out.update(cur)
@@ -212,11 +205,10 @@ class ChunkReads:
         # Names are identifiers: no GLOB metacharacters to escape.
         args = [a for n in names for a in (n, "*." + n)]
         out: list[ChunkMention] = []
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
+        for marks, part in in_blocks(wanted):
             cur = self.conn.execute(
                 f"SELECT c.row, {section}, CASE WHEN {found} THEN c.text ELSE '' END AS t"
-                f" FROM chunks c WHERE c.row IN ({','.join('?' * len(part))})"
+                f" FROM chunks c WHERE c.row IN ({marks})"
                 f" AND (t != '' OR {named})",
                 [*names, *part, *args],
             )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 from ..errors import IndexFormatError
+from .binds import in_blocks
 from .tokenize import TERMS_VERSION
 
 _P = ParamSpec("_P")
@@ -84,10 +85,7 @@ def doc_ids_of(conn: sqlite3.Connection, rows: Iterable[int]) -> list[str]:
     """The document of each chunk row, in the order given."""
     found: dict[int, str] = {}
     wanted = [int(r) for r in rows]
-    for i in range(0, len(wanted), 500):
-        part = wanted[i : i + 500]
-        cur = conn.execute(
-            f"SELECT row, doc_id FROM chunks WHERE row IN ({','.join('?' * len(part))})", part
-        )
+    for marks, part in in_blocks(wanted):
+        cur = conn.execute(f"SELECT row, doc_id FROM chunks WHERE row IN ({marks})", part)
         found.update((int(r), str(d)) for r, d in cur)
     return [found[r] for r in wanted]
