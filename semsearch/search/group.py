@@ -134,11 +134,12 @@ def definition_tiers(
         last = section_name(m.section)
         if last in names or defines(m.text, names, pattern):
             tier = 1
-            if may_be_exact(m.section, parts) and parts[:-1]:
+            exact = may_be_exact(m.section, parts)
+            if exact and parts[:-1]:
                 where = {_plain(w) for w in re.split(r"[./:\\]+", m.section)}
                 where |= {_plain(w.split(".")[0]) for w in source_of[m.row].split("/")}
                 tier = 2 if all(q in where for q in parts[:-1]) else 1
-            elif may_be_exact(m.section, parts):
+            elif exact:
                 tier = 2
             tiers[at[m.row]] = max(tiers[at[m.row]], tier)
     return tiers
