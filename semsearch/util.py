@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,32 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = False) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+#: A scratch folder older than this was left by a killed process: the work done in one (a
+#: model export, a distillation, a mapped copy) takes seconds to a few minutes.
+STALE_SCRATCH_SECONDS = 3600
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder ``parent/.{prefix}*.tmp`` for files to be renamed into place, removed on
+    the way out. It lives in ``parent`` (our own cache, never the system's temporary
+    directory, and on the same file system, so renames are atomic); the ones a killed process
+    left there are removed first, once old enough not to be another's still at work."""
+    import tempfile
+
+    parent.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - STALE_SCRATCH_SECONDS
+    for old in parent.glob(f".{prefix}*.tmp"):
+        with contextlib.suppress(OSError):
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_synced(path: Path, data: bytes) -> None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +361,34 @@ def test_sessions_made_at_once_before_the_mapped_copy_exists_give_the_same_vecto
     assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
+@pytest.mark.slow
+def test_a_killed_makers_scratch_folder_is_swept_and_a_young_one_kept(
+    tmp_path: Path, real_embedder: Embedder
+) -> None:
+    """A maker killed mid-copy leaves ``.mapped-*.tmp`` with a partial weights file in the
+    cache; the next maker removes it once it is old enough not to be another's, still writing."""
+    from semsearch.embed import onnx_mapped
+    from semsearch.util import STALE_SCRATCH_SECONDS
+
+    model_dir = getattr(real_embedder, "model_dir", None)
+    if model_dir is None:
+        pytest.skip("the default embedder is not the ONNX one here")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    killed = copy / ".mapped-killed.tmp"
+    killed.mkdir()
+    (killed / "weights.bin").write_bytes(b"\0" * 1024)
+    old = time.time() - STALE_SCRATCH_SECONDS - 60
+    os.utime(killed, (old, old))
+    writing = copy / ".mapped-writing.tmp"
+    writing.mkdir()
+    made = onnx_mapped.ensure_mapped(copy / "model.onnx")
+    assert made.parent.name.startswith("mapped-")
+    assert not killed.exists()
+    assert writing.is_dir()
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith(".")) == [writing.name]
+
+
 def test_cli_builds_only_the_command_it_runs() -> None:
     from semsearch.cli.commands import _command_name, _narrowed, app
 
@@ -527,6 +556,7 @@ def _outcome(cmd: list[str]) -> tuple[int, str, str]:
 
 _TYPER_ONLY = """
 import sys
+import time
 from semsearch.cli import fast, main
 way = sys.argv.pop(1)
 if way == "typer":

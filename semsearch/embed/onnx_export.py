@@ -15,14 +15,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, ModelError
-from ..util import first_line, read_json, read_json_object, write_atomic
+from ..util import first_line, read_json, read_json_object, scratch_dir, write_atomic
 from .base import check_precision
 
 MODEL_FILE = "model.onnx"
@@ -198,9 +197,11 @@ def export_onnx(
     out = Path(out_dir)
     ident = identity if identity is not None else str(location)
     if precision == "int8":
-        with tempfile.TemporaryDirectory(prefix="semsearch-onnx-") as tmp:
+        # The fp32 export it starts from is staged in our cache, not the system's /tmp: a
+        # killed export's ~90 MB is then removed by the next one.
+        with scratch_dir(out.parent, "export-") as tmp:
             export_onnx(location, tmp, "fp32", identity=ident)
-            _quantize_dir(Path(tmp), out, weight_bits or INT8_WEIGHT_BITS)
+            _quantize_dir(tmp, out, weight_bits or INT8_WEIGHT_BITS)
         return out
     src = _local_dir(str(location))
     meta = _st_config(src)

@@ -19,6 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..util import scratch_dir
+
 #: Initializers at least this large go to the weights file (all but a few scalars and shapes).
 _MIN_EXTERNAL_BYTES = 1024
 _PREFIX = "mapped-"
@@ -63,13 +65,10 @@ def _make(model: Path) -> Path:
     concurrent maker's identical copy may win), then remove copies of earlier exports. The
     folder is this call's alone: two sessions made at once in one process had shared one, and
     one could map weights the other was still writing (wrong vectors, no error)."""
-    import tempfile
-
     import onnx  # only once per export
 
     final = _folder(model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{_PREFIX}", suffix=".tmp", dir=model.parent))
-    try:
+    with scratch_dir(model.parent, _PREFIX) as tmp:
         proto = onnx.load(str(model))
         onnx.save_model(
             proto, str(tmp / model.name), save_as_external_data=True,
@@ -77,8 +76,6 @@ def _make(model: Path) -> Path:
         )  # fmt: skip
         with contextlib.suppress(OSError):  # another process renamed its copy first
             tmp.rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for old in model.parent.glob(f"{_PREFIX}*"):
         if old != final:  # a process still running on it keeps its mapped file open
             shutil.rmtree(old, ignore_errors=True)

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError
-from ..util import first_line, write_atomic
+from ..util import first_line, scratch_dir, write_atomic
 from .onnx_export import ensure_cached, fingerprint, is_complete, model_cache_dir
 from .static import FORMAT_VERSION, META_FILE, TOKENIZER_FILE, VECTORS_FILE
 
@@ -119,8 +118,7 @@ def write_static(
     median = int(np.median([len(t) for t in tok.get_vocab()]))
     out.mkdir(parents=True, exist_ok=True)
     (out / META_FILE).unlink(missing_ok=True)  # the old files are no longer a whole
-    with tempfile.TemporaryDirectory(prefix=".static-", dir=out) as tmp:
-        staged = Path(tmp)
+    with scratch_dir(out, "static-") as staged:
         np.save(staged / VECTORS_FILE, vectors, allow_pickle=False)
         (staged / TOKENIZER_FILE).write_text(model.tokenizer_json, encoding="utf-8")
         for name in (VECTORS_FILE, TOKENIZER_FILE):
