@@ -293,6 +293,17 @@ def test_onnx_session_made_in_a_thread_gives_the_same_vectors_and_one_line_error
             lazy.encode(["x"])
 
 
+def _export_copy(real_embedder: Embedder, tmp_path: Path) -> Path:
+    """A copy of the real model's ONNX export without its mapped copy (skips when the
+    default embedder is not the ONNX one)."""
+    model_dir = getattr(real_embedder, "model_dir", None)
+    if model_dir is None:
+        pytest.skip("the default embedder is not the ONNX one here")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    return copy
+
+
 @pytest.mark.slow
 def test_mapped_model_gives_the_same_vectors_and_follows_a_new_export(
     tmp_path: Path, real_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
@@ -300,11 +311,7 @@ def test_mapped_model_gives_the_same_vectors_and_follows_a_new_export(
     from semsearch.embed import onnx_mapped, onnx_runtime
     from semsearch.embed.onnx_runtime import OnnxEmbedder
 
-    model_dir = getattr(real_embedder, "model_dir", None)
-    if model_dir is None:
-        pytest.skip("the default embedder is not the ONNX one here")
-    copy = tmp_path / "model"
-    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    copy = _export_copy(real_embedder, tmp_path)
     model = copy / "model.onnx"
     texts = ["trade decline", "Rivers run to the sea. " * 30, "", "naïve café 東京"]
     assert onnx_mapped.mapped_model(model) is None
@@ -345,11 +352,7 @@ def test_sessions_made_at_once_before_the_mapped_copy_exists_give_the_same_vecto
     from semsearch.embed import onnx_mapped, onnx_runtime
     from semsearch.embed.onnx_runtime import OnnxEmbedder
 
-    model_dir = getattr(real_embedder, "model_dir", None)
-    if model_dir is None:
-        pytest.skip("the default embedder is not the ONNX one here")
-    copy = tmp_path / "model"
-    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    copy = _export_copy(real_embedder, tmp_path)
     texts = ["trade decline", "Rivers run to the sea. " * 30, ""]
     with monkeypatch.context() as mp:  # the oracle: a session of model.onnx itself
         mp.setattr(onnx_runtime, "ensure_mapped", lambda m: m)
@@ -370,11 +373,7 @@ def test_a_killed_makers_scratch_folder_is_swept_and_a_young_one_kept(
     from semsearch.embed import onnx_mapped
     from semsearch.util import STALE_SCRATCH_SECONDS
 
-    model_dir = getattr(real_embedder, "model_dir", None)
-    if model_dir is None:
-        pytest.skip("the default embedder is not the ONNX one here")
-    copy = tmp_path / "model"
-    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("mapped-*"))
+    copy = _export_copy(real_embedder, tmp_path)
     killed = copy / ".mapped-killed.tmp"
     killed.mkdir()
     (killed / "weights.bin").write_bytes(b"\0" * 1024)
