@@ -46,6 +46,11 @@ class SegmentedKeyword:
             live[p.doc_rowids] = True
             live[s.store.dead_doc_rowids()] = False
             self._doc_live.append(live)
+        #: Segments without tombstones, whose postings are read without a liveness mask.
+        self._all_live = (
+            [bool(m.all()) for m in self._chunk_live],
+            [bool(m[p.doc_rowids].all()) for m, p in zip(self._doc_live, self._parts, strict=True)],
+        )
         sizes = [len(p.doc_lengths) for p in self._parts]
         #: A document's global key: its segment's base plus its rowid there.
         self.doc_base = np.cumsum([0, *sizes])[:-1].astype(np.int64)
@@ -98,7 +103,9 @@ class SegmentedKeyword:
         lives = self._chunk_live if level == CHUNK else self._doc_live
         for i, (p, live) in enumerate(zip(self._parts, lives, strict=True)):
             ids, tfs = p.get(level, term)
-            if len(ids):
+            if len(ids) and self._all_live[level][i]:
+                out.append((i, ids, tfs))
+            elif len(ids):
                 keep = live[ids]
                 if not keep.all():
                     ids, tfs = ids[keep], tfs[keep]
@@ -133,7 +140,7 @@ class SegmentedKeyword:
         out = np.empty(len(rows), np.int64)
         for seg, pos, local in self._store.split(rows):
             i = self._store.segments.index(seg)
-            out[pos] = self._parts[i].row_doc[local] + self.doc_base[i]
+            out[pos] = self._parts[i].docs_of(local) + self.doc_base[i]
         return out
 
     def doc_ids(self, keys: Iterable[int], column: DocColumn = "doc_id") -> dict[int, str]:
