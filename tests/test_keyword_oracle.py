@@ -231,6 +231,14 @@ QUERIES = [
 ]  # fmt: skip
 
 
+NAMES = [
+    "one-chunk documents",
+    "several-chunk documents",
+    "segments with tombstones",
+    "one-chunk segments with tombstones",
+]
+
+
 def _texts(n: int, seed: int, length: int) -> list[str]:
     rng = np.random.default_rng(seed)
     # Zipf-like: the first words far more often, so scores tie and lists differ in length.
@@ -268,9 +276,23 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SemanticIndex
             seg.upsert([texts[start - 5] + " keel"], ids=[ids[start - 5]])
         assert len(seg.live.require().store.segments) > 3
         out["segments with tombstones"] = seg
+        short = SemanticIndex(embedder=FakeEmbedder(), path=base / "short", backend="numpy")
+        texts = _texts(180, 5, 7)
+        for start in range(0, 180, 45):
+            short.add_texts(texts[start : start + 45], ids=[f"t{start + i}" for i in range(45)])
+            short.delete([f"t{start + 3}", f"t{start + 30}"])
+        out["one-chunk segments with tombstones"] = short
     finally:
         mp.undo()
     return out
+
+
+def test_one_chunk_documents_score_once(indexes: dict[str, SemanticIndex]) -> None:
+    same = {n: ix.live.require().store.keyword_index().docs_are_chunks for n, ix in indexes.items()}
+    assert same == {
+        "one-chunk documents": True, "several-chunk documents": False,
+        "segments with tombstones": False, "one-chunk segments with tombstones": True,
+    }  # fmt: skip
 
 
 def _hits(kw: SegmentedKeyword, query: str, depth: int, subset: np.ndarray | None) -> KeywordHits:
@@ -296,9 +318,7 @@ def _same(a: KeywordHits, b: KeywordHits) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "name", ["one-chunk documents", "several-chunk documents", "segments with tombstones"]
-)
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("depth", [1, 3, 10])
 def test_keyword_hits_equal_the_old_path(
     indexes: dict[str, SemanticIndex], name: str, depth: int
@@ -327,9 +347,7 @@ def test_keyword_hits_equal_the_old_path(
     assert found >= 2 * len(QUERIES) - 8  # the queries find something (some find nothing)
 
 
-@pytest.mark.parametrize(
-    "name", ["one-chunk documents", "several-chunk documents", "segments with tombstones"]
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_keyword_search_gives_the_old_hits(indexes: dict[str, SemanticIndex], name: str) -> None:
     ix = indexes[name]
     for query in QUERIES:

@@ -197,7 +197,7 @@ class KeywordHits:
         documents lend their BM25 (keyword mode)."""
         doc = _lookup(self.docs, docs)
         if not every_doc:
-            doc = np.where(np.isin(docs, self.top_docs), doc, 0.0)
+            doc = np.where(_member(docs, self.top_docs), doc, 0.0)
         own = _lookup(self.chunks, rows)
         return (1.0 - CHUNK_WEIGHT) * doc + CHUNK_WEIGHT * own
 

@@ -126,6 +126,11 @@ class SegmentPostings:
             docs, counts = docs[order], counts[order]
         return Postings(docs, counts)
 
+    @property
+    def rows_are_docs(self) -> bool:
+        """Every document has one chunk, and documents follow their rows' order."""
+        return self._doc_shift is not None
+
     def docs_of(self, rows: np.ndarray) -> np.ndarray:
         """The document rowid of each (segment-local) chunk row."""
         if self._doc_shift is not None:
