@@ -180,6 +180,8 @@ class SegmentedKeyword:
     def doc_of(self, rows: np.ndarray) -> np.ndarray:
         """The document key of each global chunk row."""
         rows = np.asarray(rows, np.int64)
+        if len(self._parts) == 1:  # (no split: its positions and scatter cost two passes)
+            return self._parts[0].docs_of(rows) + self.doc_base[0]
         out = np.empty(len(rows), np.int64)
         for seg, pos, local in self._store.split(rows):
             i = self._store.segments.index(seg)
