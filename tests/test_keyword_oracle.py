@@ -13,6 +13,7 @@ import pytest
 
 import semsearch.indexing.merge as merge
 from semsearch import SemanticIndex
+from semsearch.search import feedback as fb
 from semsearch.search import keyword as kwmod
 from semsearch.search.keyword import KeywordHits, keyword_hits
 from semsearch.store.bm25 import Scored, bm25, idf, summed, term_weights
@@ -295,11 +296,17 @@ def test_one_chunk_documents_score_once(indexes: dict[str, SemanticIndex]) -> No
     }  # fmt: skip
 
 
-def _hits(kw: SegmentedKeyword, query: str, depth: int, subset: np.ndarray | None) -> KeywordHits:
+def _hits(
+    kw: SegmentedKeyword,
+    query: str,
+    depth: int,
+    subset: np.ndarray | None,
+    feedback: fb.Feedback | None = None,
+) -> KeywordHits:
     kw.clear_cache()
     for p in kw._parts:
         p._cache.clear()
-    return keyword_hits(kw, query, depth, subset)
+    return keyword_hits(kw, query, depth, subset, feedback=feedback)
 
 
 def _same(a: KeywordHits, b: KeywordHits) -> None:
@@ -345,6 +352,21 @@ def test_keyword_hits_equal_the_old_path(
             assert np.array_equal(kw.doc_of(new.rows), _old_doc_of(kw, new.rows))
             _same(new, old)
     assert found >= 2 * len(QUERIES) - 8  # the queries find something (some find nothing)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", ["rm3", "bo1"])
+def test_keyword_hits_with_feedback_equal_the_old_path(
+    indexes: dict[str, SemanticIndex], name: str, method: fb.Method
+) -> None:
+    kw = indexes[name].live.require().store.keyword_index()
+    setting = fb.Feedback(method=method, docs=3, terms=4)
+    for query in QUERIES[:6]:
+        new = _hits(kw, query, 5, None, setting)
+        with pytest.MonkeyPatch.context() as mp:
+            _use_old(mp)
+            old = _hits(kw, query, 5, None, setting)
+        _same(new, old)
 
 
 @pytest.mark.parametrize("name", NAMES)
