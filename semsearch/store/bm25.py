@@ -32,9 +32,11 @@ def idf(n: int, df: int) -> float:
     return max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
 
 
-def bm25(tfs: np.ndarray, lengths: np.ndarray, weight: float, avgdl: float) -> np.ndarray:
+def bm25(
+    tfs: np.ndarray, lengths: np.ndarray, weight: float | np.ndarray, avgdl: float
+) -> np.ndarray:
     """One term's BM25 in units with term frequencies ``tfs`` and ``lengths``; ``weight``:
-    its idf times its repeats in the query."""
+    its idf times its repeats in the query (or one such weight per unit)."""
     tf = tfs.astype(np.float64)
     norm = K1 * (1.0 - B + B * lengths / avgdl)
     return weight * tf * (K1 + 1.0) / (tf + norm)
@@ -44,9 +46,12 @@ def summed(ids_all: Sequence[np.ndarray], contrib_all: Sequence[np.ndarray]) -> 
     """Per-term contributions summed per unit (added in the order given), ids ascending."""
     if not ids_all:
         return Scored(np.zeros(0, np.int64), np.zeros(0, np.float64))
-    ids = np.concatenate(ids_all)
-    contrib = np.concatenate(contrib_all)
-    if len(ids_all) == 1:
+    return merged(np.concatenate(ids_all), np.concatenate(contrib_all), len(ids_all))
+
+
+def merged(ids: np.ndarray, contrib: np.ndarray, parts: int) -> Scored:
+    """:func:`summed` of ``parts`` ascending runs already concatenated."""
+    if parts == 1:
         return Scored(ids, contrib)
     # Each part is ascending: a stable sort merges the runs (3-4x faster than np.unique at
     # 150,000 postings) and keeps each unit's contributions in the order given.

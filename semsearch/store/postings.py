@@ -89,27 +89,53 @@ class SegmentPostings:
         #: Rows whose document has this one chunk only (its document postings are its own).
         per_doc = np.bincount(self.row_doc, minlength=len(self.doc_lengths))
         self.single = per_doc[self.row_doc] == 1 if self._old is None else None
+        # What spares a document-level read its gathers, checks and sort (facts of the
+        # segment, found once): every document has one chunk (no document-level lists are
+        # stored), the rows are in document order, and then the row -> document map is a shift.
+        rd = self.row_doc
+        self._all_single = self.single is not None and bool(self.single.all())
+        self._rows_in_doc_order = len(rd) < 2 or not bool(np.any(rd[1:] < rd[:-1]))
+        consecutive = len(rd) > 0 and int(rd[-1]) - int(rd[0]) == len(rd) - 1
+        self._doc_shift = (
+            np.int32(rd[0]) if self._all_single and self._rows_in_doc_order and consecutive
+            else None
+        )  # fmt: skip
 
     def get(self, level: int, term: str) -> Postings:
         if self._old is not None:
             return self._old.get(level, term)
         if level == CHUNK:
             return self._chunk(term)
-        own = self._stored(DOC, term)
+        own = Postings(_EMPTY, _EMPTY) if self._all_single else self._stored(DOC, term)
         ids, tfs = self._chunk(term)
         if not len(ids):
             return own
-        one = self.single[ids]  # type: ignore[index]
-        if not one.any():
-            return own
-        docs, counts = self.row_doc[ids[one]], tfs[one]
+        if not self._all_single:
+            one = self.single[ids]  # type: ignore[index]
+            if not one.any():
+                return own
+            ids, tfs = ids[one], tfs[one]
+        docs, counts = self.docs_of(ids), tfs
         if len(own.ids):
             docs = np.concatenate([docs, own.ids])
             counts = np.concatenate([counts.astype(np.int32), own.tfs.astype(np.int32)])
+        elif self._rows_in_doc_order:  # ascending rows: their documents ascend too
+            return Postings(docs, counts)
         if len(docs) > 1 and np.any(docs[1:] < docs[:-1]):
             order = np.argsort(docs, kind="stable")
             docs, counts = docs[order], counts[order]
         return Postings(docs, counts)
+
+    @property
+    def rows_are_docs(self) -> bool:
+        """Every document has one chunk, and documents follow their rows' order."""
+        return self._doc_shift is not None
+
+    def docs_of(self, rows: np.ndarray) -> np.ndarray:
+        """The document rowid of each (segment-local) chunk row."""
+        if self._doc_shift is not None:
+            return rows + self._doc_shift
+        return self.row_doc[rows]
 
     def _chunk(self, term: str) -> Postings:
         found = self._cache.get(term)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .bm25 import Scored, bm25, idf, summed, term_weights
+from .bm25 import Scored, bm25, idf, merged, summed, term_weights
 from .postings import CHUNK, DOC
 from .records import DocColumn
 from .tokenize import terms as analyze
@@ -46,6 +46,11 @@ class SegmentedKeyword:
             live[p.doc_rowids] = True
             live[s.store.dead_doc_rowids()] = False
             self._doc_live.append(live)
+        #: Segments without tombstones, whose postings are read without a liveness mask.
+        self._all_live = (
+            [bool(m.all()) for m in self._chunk_live],
+            [bool(m[p.doc_rowids].all()) for m, p in zip(self._doc_live, self._parts, strict=True)],
+        )
         sizes = [len(p.doc_lengths) for p in self._parts]
         #: A document's global key: its segment's base plus its rowid there.
         self.doc_base = np.cumsum([0, *sizes])[:-1].astype(np.int64)
@@ -60,9 +65,27 @@ class SegmentedKeyword:
         )
         self._avgdl = (chunk_len / max(self.n_chunks, 1), doc_len / max(self.n_docs, 1))
         self.current = all(s.store.terms_current() for s in store.segments)
+        #: Every live document is its one live chunk, of the same length, and a document's key
+        #: follows its row's order: both levels' BM25 are then the same numbers.
+        self.docs_are_chunks = self._docs_are_chunks()
+        self._last = threading.local()
         self._cache: OrderedDict[tuple[int, str], tuple[_Live, int]] = OrderedDict()
         self._cache_bytes = 0
         self._cache_lock = threading.Lock()
+
+    def _docs_are_chunks(self) -> bool:
+        if self.n_docs != self.n_chunks or self._avgdl[CHUNK] != self._avgdl[DOC]:
+            return False
+        for p, rows, docs in zip(self._parts, self._chunk_live, self._doc_live, strict=True):
+            if not p.rows_are_docs:
+                return False
+            at = p.docs_of(np.arange(len(rows)))
+            if not (
+                np.array_equal(rows, docs[at])
+                and np.array_equal(p.chunk_lengths, p.doc_lengths[at])
+            ):
+                return False
+        return True
 
     def query_terms(self, text: str) -> list[str]:
         return analyze(text)
@@ -98,7 +121,9 @@ class SegmentedKeyword:
         lives = self._chunk_live if level == CHUNK else self._doc_live
         for i, (p, live) in enumerate(zip(self._parts, lives, strict=True)):
             ids, tfs = p.get(level, term)
-            if len(ids):
+            if len(ids) and self._all_live[level][i]:
+                out.append((i, ids, tfs))
+            elif len(ids):
                 keep = live[ids]
                 if not keep.all():
                     ids, tfs = ids[keep], tfs[keep]
@@ -109,11 +134,26 @@ class SegmentedKeyword:
     def score(self, query_terms: Sequence[str] | Mapping[str, float], level: int) -> Scored:
         """BM25 of every chunk (``CHUNK``: ids are global rows) or document (``DOC``: ids are
         document keys) holding a query term; a mapping gives each term its weight (a
-        repeated term in a sequence weighs its count)."""
+        repeated term in a sequence weighs its count). Where every document is its one chunk
+        (:attr:`docs_are_chunks`) both levels are the same numbers: the chunks' are computed
+        once and kept for the query's other level."""
+        if not self.docs_are_chunks:
+            return self._score(term_weights(query_terms), level)
+        weights = term_weights(query_terms)
+        key = tuple(weights.items())
+        last = getattr(self._last, "chunks", None)
+        if last is not None and last[0] == key:
+            chunks = last[1]
+        else:
+            chunks = self._score(weights, CHUNK)
+            self._last.chunks = (key, chunks)
+        return chunks if level == CHUNK else Scored(self.doc_of(chunks.ids), chunks.scores)
+
+    def _score(self, weights: dict[str, float], level: int) -> Scored:
         n = self.n_chunks if level == CHUNK else self.n_docs
         avgdl = self._avgdl[level]
-        ids_all, contrib_all = [], []
-        for term, times in term_weights(query_terms).items():
+        ids_all, tfs_all, lengths_all, each = [], [], [], []
+        for term, times in weights.items():
             found = self._live_postings(level, term)
             df = sum(len(ids) for _, ids, _ in found)
             if not df:
@@ -121,19 +161,31 @@ class SegmentedKeyword:
             weight = times * idf(n, df)
             for seg, ids, tfs in found:
                 p = self._parts[seg]
-                lengths = (p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids]
-                contrib_all.append(bm25(tfs, lengths, weight, avgdl))
+                lengths_all.append((p.chunk_lengths if level == CHUNK else p.doc_lengths)[ids])
+                tfs_all.append(tfs)
+                each.append((weight, len(ids)))
                 base = self._store.segments[seg].offset if level == CHUNK else self.doc_base[seg]
                 ids_all.append(ids.astype(np.int64) + base)
-        return summed(ids_all, contrib_all)
+        if not ids_all:
+            return summed([], [])
+        # One BM25 pass over every term's postings, each with its term's weight (the same
+        # arithmetic per posting as one pass per term).
+        w, counts = zip(*each, strict=True)
+        contrib = bm25(
+            np.concatenate(tfs_all), np.concatenate(lengths_all),
+            np.repeat(np.asarray(w, np.float64), counts), avgdl,
+        )  # fmt: skip
+        return merged(np.concatenate(ids_all), contrib, len(ids_all))
 
     def doc_of(self, rows: np.ndarray) -> np.ndarray:
         """The document key of each global chunk row."""
         rows = np.asarray(rows, np.int64)
+        if len(self._parts) == 1:  # (no split: its positions and scatter cost two passes)
+            return self._parts[0].docs_of(rows) + self.doc_base[0]
         out = np.empty(len(rows), np.int64)
         for seg, pos, local in self._store.split(rows):
             i = self._store.segments.index(seg)
-            out[pos] = self._parts[i].row_doc[local] + self.doc_base[i]
+            out[pos] = self._parts[i].docs_of(local) + self.doc_base[i]
         return out
 
     def doc_ids(self, keys: Iterable[int], column: DocColumn = "doc_id") -> dict[int, str]:
