@@ -77,7 +77,6 @@ def test_vectors_embedded_beside_the_caller_equal_those_embedded_inline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
-    monkeypatch.setattr(query_vectors, "_cores_busy", lambda: False)
     emb = _Gated()
     texts = ["harbour gull", "keel", "harbour gull"]
     pending = query_vectors.vectors_soon(emb, texts)  # returns before the model has run
@@ -107,7 +106,6 @@ def test_a_fast_embedder_embeds_in_the_callers_thread(monkeypatch: pytest.Monkey
     query_vectors.vectors_soon(emb, ["gull"])()  # the fake is fast: still the caller's
     assert emb.threads == [threading.current_thread().name] * 2
     monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)  # as if it were slow
-    monkeypatch.setattr(query_vectors, "_cores_busy", lambda: False)
     query_vectors.vectors_soon(emb, ["keel"])()
     assert emb.threads[-1].startswith("semsearch-query")
 
@@ -117,7 +115,6 @@ def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_sid
 ) -> None:
     index = harbour_index(tmp_path / "ix", 83, 7, (2, 8), backend="numpy")
     monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
-    monkeypatch.setattr(query_vectors, "_cores_busy", lambda: False)
     queries = ["harbour gull", "tide tide anchor", "keel", "mast sail reef dock", "zzz wave"]
     beside = []
     for q in queries:
@@ -128,29 +125,3 @@ def test_hybrid_hits_are_the_same_with_the_query_embedded_beside_the_keyword_sid
     for q, want in zip(queries, beside, strict=True):
         query_vectors.clear()
         assert [(h.chunk_id, h.score) for h in index.search(q, k=9, mode="hybrid")] == want
-
-
-@pytest.mark.parametrize(
-    ("load", "cpus", "beside"), [(0.3, 2, True), (1.9, 2, True), (2.0, 2, False), (7.5, 4, False)]
-)
-def test_a_busy_machine_embeds_in_the_callers_thread(
-    monkeypatch: pytest.MonkeyPatch, load: float, cpus: int, beside: bool
-) -> None:
-    monkeypatch.setattr(query_vectors, "WORTH_A_THREAD", 0.0)
-    monkeypatch.setattr(query_vectors.os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr(query_vectors, "usable_cpus", lambda: cpus)
-    emb = _Gated()
-    emb.gate.set()
-    got = query_vectors.vectors_soon(emb, ["harbour gull"])()
-    assert np.array_equal(got, FakeEmbedder().encode(["harbour gull"], kind="query"))
-    assert emb.threads[-1].startswith("semsearch-query") is beside
-
-
-def test_no_load_average_counts_as_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    def unknown() -> tuple[float, float, float]:
-        raise OSError("no load average here")
-
-    monkeypatch.setattr(query_vectors.os, "getloadavg", unknown)
-    assert query_vectors._cores_busy() is False
-    monkeypatch.delattr(query_vectors.os, "getloadavg")  # (Windows has none)
-    assert query_vectors._cores_busy() is False

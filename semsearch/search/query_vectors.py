@@ -8,11 +8,7 @@ keyword side): ONNX Runtime releases the GIL while the model runs. The caller wa
 the worker has started (2 ms at most), so the worker does not wait out the interpreter's
 switch interval (5 ms) for the GIL while the caller runs Python (why a first attempt lost
 ~3 ms a query; docs/segments.md). One worker per process: when it is busy (concurrent
-searches already use the cores) the vectors are computed by the caller, when it asks. So
-they are when the machine has no core to spare (a 1-minute load average of at least
-:data:`BUSY_LOAD` per usable CPU): handing the model over then only adds two waits for a
-core, the worker's and the caller's (hybrid p50 at 100k, load 5.6-6.1: 15.6 / 14.1 / 15.8 ms
-in the caller against 18.3 / 22.0 / 18.8 ms beside it; docs/segments.md, "Seventh round").
+searches already use the cores) the vectors are computed by the caller, when it asks.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..embed import Embedder
-from ..util import usable_cpus
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +38,6 @@ START_WAIT = 0.002
 #: Seconds per query text an embedder must have taken for its queries to be embedded in
 #: the worker: handing work over costs 40-110 us, more than a static model's whole query.
 WORTH_A_THREAD = 0.0003
-#: 1-minute load average per usable CPU from which the caller embeds its own queries.
-BUSY_LOAD = 1.0
 
 _lock = threading.Lock()
 _caches: weakref.WeakKeyDictionary[Embedder, OrderedDict[str, np.ndarray]] = (
@@ -97,12 +90,7 @@ def vectors_soon(embedder: Embedder, queries: Sequence[str]) -> Callable[[], np.
     cache = _cache_of(embedder)
     with _lock:
         cached = cache is not None and all(q in cache for q in queries)
-    if (
-        cached
-        or _cost_of(embedder) < WORTH_A_THREAD
-        or _cores_busy()
-        or not _free.acquire(blocking=False)
-    ):
+    if cached or _cost_of(embedder) < WORTH_A_THREAD or not _free.acquire(blocking=False):
         return lambda: query_vectors(embedder, queries)
     started = threading.Event()
 
@@ -122,16 +110,6 @@ def vectors_soon(embedder: Embedder, queries: Sequence[str]) -> Callable[[], np.
     # a busy machine the worker may wait for a core, and the caller has work of its own.
     started.wait(START_WAIT)
     return future.result
-
-
-def _cores_busy() -> bool:
-    """Whether the machine's recent load leaves no core for the worker (False where the
-    system does not tell)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return False
-    return load >= BUSY_LOAD * usable_cpus()
 
 
 def _cost_of(embedder: Embedder) -> float:
