@@ -95,3 +95,81 @@ def test_small_batches_and_one_thread_stay_on_the_shared_session(
     emb = OnnxEmbedder(model_dir=model_dirs["int8"], threads=2)
     emb.encode(["a short text", "another one"])  # far under LANE_TOKENS: no lane sessions
     assert emb._lanes is not None and emb._lanes._sessions is None
+
+
+def _runs_by_session(emb: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records, for each model run of ``emb``, which session ran it ("main" or "solo")."""
+    ran: list[str] = []
+    main = emb._session
+    real_run = type(main).run
+
+    def run(session: Any, *args: Any, **kwargs: Any) -> Any:
+        ran.append("main" if session is main else "solo")
+        return real_run(session, *args, **kwargs)
+
+    monkeypatch.setattr(type(main), "run", run)
+    return ran
+
+
+def _wait_for_solo(emb: OnnxEmbedder) -> Any:
+    assert emb._solo is not None and emb._solo._making is not None
+    return emb._solo._making.result()
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_a_short_text_alone_runs_on_a_one_thread_session_from_the_second(
+    model_dirs: dict[str, Path], precision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [t for t in _texts() if len(t.split()) < 30][:6]
+    shared = OnnxEmbedder(model_dir=model_dirs[precision], threads=2)
+    shared._solo = None  # every text on the two-thread session
+    want = np.vstack([shared.encode([t], kind="query") for t in texts])
+    emb = OnnxEmbedder(model_dir=model_dirs[precision], threads=2)
+    ran = _runs_by_session(emb, monkeypatch)
+    first = emb.encode([texts[0]], kind="query")
+    assert emb._solo is not None and emb._solo._making is None  # one query: no second session
+    emb.encode([texts[1]], kind="query")
+    solo = _wait_for_solo(emb)
+    assert solo is not emb._session
+    assert solo.get_session_options().intra_op_num_threads == 1
+    assert ran == ["main", "main"]  # (the second ran while the session was being made)
+    again = np.vstack([emb.encode([t], kind="query") for t in texts])
+    assert ran[2:] == ["solo"] * len(texts)
+    # The same bits as the shared two-thread session gives.
+    np.testing.assert_array_equal(first, want[:1])
+    np.testing.assert_array_equal(again, want)
+
+
+def test_long_texts_and_batches_stay_on_the_shared_session(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emb = OnnxEmbedder(model_dir=model_dirs["int8"], threads=2)
+    ran = _runs_by_session(emb, monkeypatch)
+    emb.encode(["one"])
+    emb.encode(["two"])
+    _wait_for_solo(emb)
+    long = " ".join(["word"] * (onnx_runtime.QUERY_TOKENS + 1))
+    assert emb.count_tokens([long])[0] + 2 > onnx_runtime.QUERY_TOKENS
+    emb.encode([long])
+    emb.encode(["a short text", "another one"])
+    assert ran[2:] == ["main", "main", "main"]
+    emb.encode(["three"])
+    assert ran[-1] == "solo"
+
+
+def test_a_failed_one_thread_session_leaves_the_shared_one_answering(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emb = OnnxEmbedder(model_dir=model_dirs["int8"], threads=2)
+    assert emb._solo is not None
+
+    def broken() -> Any:
+        raise OSError("no memory for a second session")
+
+    monkeypatch.setattr(emb._solo, "_make", broken)
+    want = [emb.encode([t]) for t in ("one", "two")]
+    with pytest.raises(OSError):
+        _wait_for_solo(emb)
+    np.testing.assert_array_equal(emb.encode(["one"]), want[0])
+    np.testing.assert_array_equal(emb.encode(["two"]), want[1])
+    assert OnnxEmbedder(model_dir=model_dirs["int8"], threads=1)._solo is None

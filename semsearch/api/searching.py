@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..embed import Embedder
 from ..errors import IndexFormatError, UsageError
+from ..search import heap
 from ..search.request import MAX_K, SearchOptions
 from ..search.rerank import RERANK_DEPTH, Reranker, load_reranker, rerank_order
 from ..search.retrieve import retrieve
@@ -69,6 +70,7 @@ def search_view(
     if view is None or view.manifest.chunks == 0:
         return [[] for _ in queries]
     long_queries.check(view.embedder, queries)
+    heap.searched()  # at the process's second search: keep the temporaries' pages
     # Folding copies leaves fewer hits: rank twice as many to fill k (diverse needs not, its
     # MMR already keeps near-duplicates apart).
     deep_k = opts.k * 2 if opts.collapse and not opts.diverse else opts.k

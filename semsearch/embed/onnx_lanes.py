@@ -5,8 +5,10 @@ at every operator, so on a quiet 2-core machine two one-thread sessions, each ru
 own texts, embed ~1.2× the tokens of one two-thread session. The vectors do not change:
 each text still runs alone, and a one-thread run gives the same bits as a two-thread one
 (int8 sums are integers, and ONNX Runtime splits the fp32 operators by rows, not inside
-a sum; ``tests/test_onnx_lanes.py`` checks it). Queries keep the shared session: one
-short text is where two threads on one run pay.
+a sum; ``tests/test_onnx_lanes.py`` checks it). A short text alone (a query) does not
+gain from a second thread either: measured side by side, one thread took 0.88x the time of
+two for a 2-5 word query, so such texts run on a one-thread session of their own once a
+process has asked for a second (``onnx_runtime.QUERY_TOKENS``).
 """
 
 from __future__ import annotations

@@ -32,6 +32,11 @@ from .onnx_mapped import discard_mapped, ensure_mapped
 #: Batches of at least this many tokens run on lanes (~0.3 s of work): below it, making the
 #: lanes' sessions would cost more than they save, as for a search's best sentences.
 LANE_TOKENS = 4096
+#: One text of at most this many tokens (a query) runs on a one-thread session once one is
+#: made (at the second such text, in a thread: a one-query process never makes it). Two
+#: intra-op threads on so small a run wait on each other at every operator: one thread took
+#: 0.88x the time of two for a 2-5 word query (docs/speed.md, "The query's encode").
+QUERY_TOKENS = 64
 
 
 class OnnxEmbedder(Embedder):
@@ -97,6 +102,7 @@ class OnnxEmbedder(Embedder):
             return _new_session(ort, path / MODEL_FILE, _options(ort, 1), self.name)
 
         self._lanes = Lanes(lane, threads) if threads > 1 else None
+        self._solo = _Later(lane) if threads > 1 else None
 
     @cached_property
     def _tok(self) -> Any:
@@ -158,10 +164,13 @@ class OnnxEmbedder(Embedder):
             out[i] = self._pool(hidden, mask, skip)[0]
 
         costs = [len(e.ids) for e in encs]
+        solo = None
+        if n == 1 and costs[0] <= QUERY_TOKENS and self._solo is not None:
+            solo = self._solo.get()
         if self._lanes is not None and sum(costs) >= LANE_TOKENS:
             self._lanes.run(costs, run_one)
         else:
-            session = self._session
+            session = solo if solo is not None else self._session
             for i in range(n):
                 run_one(session, i)
         return normalize(out)
@@ -273,11 +282,38 @@ class _Making:
         except BaseException as exc:  # handed to the thread that asks for the result
             self._error = exc
 
+    def ready(self) -> Any:
+        """The value when made, else (still making, or failed) None, without waiting."""
+        if self._thread.is_alive() or self._error is not None:
+            return None
+        return self._value
+
     def result(self) -> Any:
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value
+
+
+class _Later:
+    """A value made by ``make`` in a thread of its own, started when :meth:`get` is asked the
+    second time; until it is made (or if making it failed) :meth:`get` gives None."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._asked = 0
+        self._making: _Making | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        making = self._making
+        if making is None:
+            with self._lock:
+                self._asked += 1
+                if self._asked == 2:
+                    self._making = _Making(self._make)
+            return None
+        return making.ready()
 
 
 #: Threads a new session uses when none are given; set by :func:`limit_threads`.
