@@ -167,11 +167,12 @@ class ChunkReads:
         return [r[0] for r in cur]
 
     @_reading
-    def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
-        """Records for the given vector rows (in batches, so a long list stays cheap)."""
+    def fetch(self, rows: Iterable[int], offset: int = 0) -> dict[int, ChunkRecord]:
+        """Records for the given vector rows (in batches, so a long list stays cheap), each
+        with its row plus ``offset`` (a segment's first global row) and keyed by it."""
         out: dict[int, ChunkRecord] = {}
         for marks, part in in_blocks(rows):
-            for rec in self._records(f"c.row IN ({marks})", part):
+            for rec in self._records(f"c.row IN ({marks})", part, offset):
                 out[rec.row] = rec
         return out
 
@@ -216,6 +217,20 @@ class ChunkReads:
         return out
 
     @_reading
+    def sections(self, rows: Iterable[int], offset: int = 0) -> dict[int, str]:
+        """The section of each of ``rows`` ("" for none), keyed by the row plus ``offset``
+        (a segment's first global row): no text is read."""
+        if "section" not in self._columns.get("chunks", set()):
+            return {int(r) + offset: "" for r in rows}
+        out: dict[int, str] = {}
+        for marks, part in in_blocks(rows):
+            cur = self.conn.execute(
+                f'SELECT row + ?, "section" FROM chunks WHERE row IN ({marks})', [offset, *part]
+            )
+            out.update((r, sec or "") for r, sec in cur)
+        return out
+
+    @_reading
     def chunk_by_id(self, chunk_id: int) -> ChunkRecord | None:
         found = self._records("c.chunk_id = ?", [int(chunk_id)])
         return found[0] if found else None
@@ -230,17 +245,17 @@ class ChunkReads:
             cond, args = cond + " AND c.ordinal <= ?", [*args, last]
         return self._records(cond + " ORDER BY c.ordinal", args)
 
-    def _records(self, condition: str, args: Sequence[Any]) -> list[ChunkRecord]:
+    def _records(self, condition: str, args: Sequence[Any], offset: int = 0) -> list[ChunkRecord]:
         doc_cols = self._select("documents", ("source", "title"), "d")
         chunk_cols = self._select(
             "chunks", ("ordinal", "start", "end", "line_start", "line_end", "page", "section"), "c"
         )
         stat_cols = self._select("documents", ("size", "mtime_ns", "inode", "kind"), "d")
         cur = self.conn.execute(
-            f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
-            f" {stat_cols}, {sha256_sql('d')} FROM chunks c JOIN documents d USING (doc_id)"
-            f" WHERE {condition}",
-            args,
+            f"SELECT c.row + ?, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text,"
+            f" d.meta, {stat_cols}, {sha256_sql('d')} FROM chunks c JOIN documents d"
+            f" USING (doc_id) WHERE {condition}",
+            [int(offset), *args],
         )
         out = []
         for r in cur:
