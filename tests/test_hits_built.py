@@ -1,8 +1,7 @@
 """Hits built from ranked rows (api/ranked.py) against how they were built before stop 33,
 kept here as the oracle: every ranked row's hit built, then copies folded, then the best k
 cut; now copies are folded on the records' texts and only the hits shown are built. Also
-the reads the file-level ranking added (a segment's sections, records read with their
-global rows) against the full records."""
+records read with their global rows against the full records."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import pytest
 from semsearch import SemanticIndex
 from semsearch.api.hits import FileStates, Hit, Parts, fold_copies, folded, staleness, to_hit
 from semsearch.api.ranked import ranked_hits
-from semsearch.search import filerank
+from semsearch.search import collapse, filerank
 from semsearch.search.request import SearchOptions
 from semsearch.search.retrieve import Ranked
 from semsearch.store.segments import SegmentedStore
@@ -81,12 +80,12 @@ def test_hits_equal_building_all_then_folding(mixed: SemanticIndex, seed: int) -
     store = view.store
     folds = 0
     for ranked in _rankings(store, seed):
-        for collapse in (True, False):
+        for folding in (True, False):
             for k in (1, 3, 7, 20, 1000):
-                opts = SearchOptions(k=k, collapse=collapse)
+                opts = SearchOptions(k=k, collapse=folding)
                 got = ranked_hits([ranked, ranked], store, opts, "m", where=Path("/"))
                 want = _old_ranked_hits([ranked, ranked], store, opts, "m")
-                assert got == want, (collapse, k)
+                assert got == want, (folding, k)
                 folds += sum(bool(h.also_in) for h in got[0])
     if seed == 0:
         assert folds  # the fixture holds copies: folding was exercised
@@ -124,7 +123,7 @@ def test_file_states_judge_each_file_once(mixed: SemanticIndex, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 33, 10_000])
-def test_sections_and_global_rows_equal_the_records(mixed: SemanticIndex, size: int) -> None:  # noqa: F811
+def test_global_rows_equal_the_records(mixed: SemanticIndex, size: int) -> None:  # noqa: F811
     view = mixed.live.view
     assert view is not None
     store = view.store
@@ -133,8 +132,27 @@ def test_sections_and_global_rows_equal_the_records(mixed: SemanticIndex, size: 
     assert {r for r in every if r >= store.segments[-1].offset}  # rows of a later segment
     rng = np.random.default_rng(size)
     rows = rng.choice(store.rows, min(size, store.rows), replace=False)
-    assert store.sections(rows) == {int(r): every[int(r)].section for r in rows if r in every}
     assert store.fetch(rows) == {int(r): every[int(r)] for r in rows if r in every}
     first = store.segments[-1]
     local = first.store.fetch([0, 1], first.offset)
     assert local == {first.offset + r: every[first.offset + r] for r in (0, 1)}
+
+
+def _old_copies(texts: list[str], sources: list[str]) -> list[int]:
+    """search/collapse.copies as it was (e6796ab): keyed by the hashed text_key."""
+    first: dict[str, int] = {}
+    out = []
+    for n, text in enumerate(texts):
+        m = first.setdefault(collapse.text_key(text), n)
+        out.append(m if m != n and sources[m] != sources[n] else -1)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_copies_equal_keying_by_the_hash(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pieces = ["def run", "Def  RUN!", "déf run", "x_y", "X-Y", "", " ", "ﬁle", "FILE", "1 2"]
+    n = int(rng.integers(0, 40))
+    texts = [" ".join(rng.choice(pieces, int(rng.integers(1, 4)))) for _ in range(n)]
+    sources = [str(s) for s in rng.integers(0, 3, n)]
+    assert collapse.copies(texts, sources) == _old_copies(texts, sources)

@@ -107,44 +107,24 @@ def _reachable(
     none where neither its section nor its text names what the query asks for, the exact
     tier's only where its section names the one symbol asked for. The k-th best lowest
     bound is among the rows the first bounds keep, so the second pass over them alone is as
-    sound as one over all; the texts are then checked only for the rows that remain. A
-    one-symbol query first bounds the code rows by their sections alone (×3 only where the
-    section names the symbol, else at most ×1.3), so the texts read are those of the rows
-    that can still get in."""
+    sound as one over all; the texts are then checked only for the rows that remain."""
     low, high = facts.bounds(query)
     keep = contenders(ranked.scores, keys, k, low, high)
     names = query_names(query)
     if not names:
         return keep, None
+    code = keep[facts.code[keep]]
+    mentions = store.mentions(ranked.rows[code], names)
     parts = symbol_parts(query)
-    if parts and facts.code[keep].any():  # only a section naming the symbol gives ×3
-        code = ranked.rows[keep[facts.code[keep]]]
-        sections = store.sections(code)
-        exact = {sec: _gain(may_be_exact(sec, parts)) for sec in {*sections.values(), ""}}
-        gains = [exact[sections.get(r, "")] for r in code.tolist()]
-        keep = _again(ranked, facts, keys, k, low, keep, gains)
-    code = ranked.rows[keep[facts.code[keep]]]
-    mentions = store.mentions(code, names)
     exact = {sec: may_be_exact(sec, parts) for sec in {m.section for m in mentions}}
     gain = {m.row: _gain(exact[m.section]) for m in mentions}
-    keep = _again(ranked, facts, keys, k, low, keep, [gain.get(r, 1.0) for r in code.tolist()])
-    rows = set(ranked.rows[keep].tolist())
-    return keep, [m for m in mentions if m.row in rows]
-
-
-def _again(
-    ranked: Ranked, facts: RowFacts, keys: np.ndarray | None, k: int, low: np.ndarray,
-    keep: np.ndarray, gains: list[float],
-) -> np.ndarray:  # fmt: skip
-    """Those of the positions ``keep`` that can still reach the best ``k`` (:func:`contenders`)
-    once each code row among them has at most its definition factor in ``gains`` (in
-    order; the others, none). The k-th best lowest bound is among any rows a sound bound
-    keeps, so each pass over the rows the last one kept is as sound as one over all."""
-    high = facts.factor[keep].copy()
-    high[facts.code[keep]] *= gains
+    high = facts.factor[keep].copy()  # code rows naming nothing: no definition factor
+    at = np.flatnonzero(facts.code[keep])
+    high[at] *= [gain.get(r, 1.0) for r in ranked.rows[code].tolist()]
     again = contenders(ranked.scores[keep], None if keys is None else keys[keep], k,
                        low[keep], high)  # fmt: skip
-    return keep[again]
+    rows = set(ranked.rows[keep[again]].tolist())
+    return keep[again], [m for m in mentions if m.row in rows]
 
 
 def _fired_widely(

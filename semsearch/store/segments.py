@@ -158,14 +158,7 @@ class SegmentedStore:
         """:meth:`ChunkStore.mentions` over every segment (global rows)."""
         out: list[ChunkMention] = []
         for seg, _, local in self.split(rows):
-            out += [m._replace(row=m.row + seg.offset) for m in seg.store.mentions(local, names)]
-        return out
-
-    def sections(self, rows: Iterable[int]) -> dict[int, str]:
-        """:meth:`ChunkStore.sections` over every segment (global rows)."""
-        out: dict[int, str] = {}
-        for seg, _, local in self.split(rows):
-            out.update(seg.store.sections(local.tolist(), seg.offset))
+            out += seg.store.mentions(local, names, seg.offset)
         return out
 
     def holds_kind(self, kind: str) -> bool:
