@@ -28,7 +28,10 @@ def ranked_hits(
 ) -> list[list[Hit]]:
     """The best ``opts.k`` hits of each query's ranking (``where``: the index, named when
     rows are missing from its damaged chunk database)."""
-    wanted = unique_sorted(np.concatenate([r.rows for r in ranked]))
+    # The further chunks of the first k grouped hits come along (they are nearly always
+    # the ones shown: only folded copies push others in, whose are fetched after).
+    likely = [m for r in ranked if r.further is not None for f in r.further[: opts.k] for m in f]
+    wanted = unique_sorted(np.concatenate([r.rows for r in ranked] + [np.array(likely, np.int64)]))
     records = _fetched(store, wanted, where)
     states = FileStates()
     out = []
@@ -41,7 +44,7 @@ def ranked_hits(
         )  # the hits to build: copies folded first, from the records' texts
         further = r.further if r.further is not None else [()] * len(found)
         more = sorted({m for n, _ in shown for m in further[n]} - records.keys())
-        if more:  # a grouped hit's further chunks: those of the hits shown alone
+        if more:  # further chunks of a grouped hit shown beyond the first k
             records.update(_fetched(store, np.asarray(more, np.int64), where))
         none = [None] * len(found)
         measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
