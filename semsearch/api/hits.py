@@ -149,7 +149,12 @@ def to_hit(
     parts: Parts,
     more: Sequence[ChunkRecord] = (),
     dense_model: str | None = None,
+    *,
+    also_in: tuple[str, ...] = (),
+    states: FileStates | None = None,
 ) -> Hit:
+    """The hit of record ``r`` (``states``: the file states already judged by this
+    search, else its file is judged afresh)."""
     return Hit(
         score=score,
         text=r.text,
@@ -169,8 +174,9 @@ def to_hit(
         cosine=_finite(parts.cosine),
         bm25=_finite(parts.bm25),
         dense_weight=parts.dense_weight,
-        stale=staleness(r),
+        stale=staleness(r) if states is None else states.of(r),
         kind=r.kind,
+        also_in=also_in,
         more=tuple(to_passage(m) for m in more),
         dense_model=dense_model,
     )
@@ -186,6 +192,20 @@ def to_passage(r: ChunkRecord) -> Passage:
 def staleness(r: ChunkRecord) -> str | None:
     """Whether the file a chunk came from still is what was indexed (see file_state)."""
     return None if r.doc_stat is None else file_state(r.source, r.doc_stat, r.sha256)
+
+
+class FileStates:
+    """The state of each file as one search judges it (:func:`staleness`): a file with
+    several hits is stat-checked once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, tuple[int, int, int] | None, str | None], str | None] = {}
+
+    def of(self, r: ChunkRecord) -> str | None:
+        key = (r.source, r.doc_stat, r.sha256)
+        if key not in self._seen:
+            self._seen[key] = staleness(r)
+        return self._seen[key]
 
 
 def file_state(source: str, indexed: tuple[int, int, int], sha256: str | None) -> str | None:
@@ -297,18 +317,25 @@ def hit_record(hit: Hit, path: str | None = None) -> dict[str, Any]:
 def fold_copies(hits: Sequence[Hit]) -> list[Hit]:
     """Hits with each copy of a passage in another file folded into its best hit, which
     names the other files in ``also_in`` (see :func:`semsearch.search.collapse.copies`)."""
+    kept = folded([h.text for h in hits], [h.source for h in hits])
+    return [replace(hits[n], also_in=also) if also else hits[n] for n, also in kept]
+
+
+def folded(
+    texts: Sequence[str], sources: Sequence[str], k: int | None = None
+) -> list[tuple[int, tuple[str, ...]]]:
+    """The positions (best first) left once each copy of a passage in another file is
+    folded into its best one (:func:`fold_copies`), the first ``k`` of them (None: all),
+    each with the other files it then names: the hits to build, and no others."""
     from ..search.collapse import copies
 
-    of = copies([h.text for h in hits], [h.source for h in hits])
+    of = copies(texts, sources)
     also: dict[int, list[str]] = {}
     for n, m in enumerate(of):
         if m >= 0:
-            also.setdefault(m, []).append(hits[n].source)
-    return [
-        replace(h, also_in=tuple(dict.fromkeys(also[n]))) if n in also else h
-        for n, h in enumerate(hits)
-        if of[n] < 0
-    ]
+            also.setdefault(m, []).append(sources[n])
+    kept = [n for n, m in enumerate(of) if m < 0][:k]
+    return [(n, tuple(dict.fromkeys(also.get(n, ())))) for n in kept]
 
 
 def _finite(value: float | None) -> float | None:

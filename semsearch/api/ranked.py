@@ -1,5 +1,6 @@
-"""From ranked rows to hits: the records of every hit (and of a grouped hit's further
-chunks) fetched once, each hit built with its score's parts, copies folded."""
+"""From ranked rows to hits: the records of every ranked row fetched at once, copies
+folded on their texts, and only the hits shown built (with their score's parts, a grouped
+hit's further chunks fetched then, each file's state judged once)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 from ..errors import IndexFormatError
 from ..search.request import SearchOptions
 from ..search.retrieve import Ranked
+from ..store.records import ChunkRecord
 from ..store.segments import SegmentedStore
 from ..util import unique_sorted
-from .hits import Hit, Parts, fold_copies, to_hit
+from .hits import FileStates, Hit, Parts, folded, to_hit
 
 
 def ranked_hits(
@@ -26,41 +28,46 @@ def ranked_hits(
 ) -> list[list[Hit]]:
     """The best ``opts.k`` hits of each query's ranking (``where``: the index, named when
     rows are missing from its damaged chunk database)."""
-    wanted = unique_sorted(np.concatenate([r.rows for r in ranked] + _further_rows(ranked)))
-    records = store.fetch(wanted)
-    if len(records) != len(wanted):  # rows lost in a damaged (unchecked, large) database
-        raise IndexFormatError(
-            f"index at {where} is damaged: {len(wanted) - len(records)} chunk "
-            "rows are missing from its chunk database; verify its files' checksums"
-        )
+    # The further chunks of the first k grouped hits come along (they are nearly always
+    # the ones shown: only folded copies push others in, whose are fetched after).
+    likely = [m for r in ranked if r.further is not None for f in r.further[: opts.k] for m in f]
+    wanted = unique_sorted(np.concatenate([r.rows for r in ranked] + [np.array(likely, np.int64)]))
+    records = _fetched(store, wanted, where)
+    states = FileStates()
     out = []
     for r in ranked:
-        none = [None] * len(r.rows)
+        found = [records[i] for i in r.rows.tolist()]
+        shown = (
+            folded([c.text for c in found], [c.source for c in found], opts.k)
+            if opts.collapse
+            else [(n, ()) for n in range(min(opts.k, len(found)))]
+        )  # the hits to build: copies folded first, from the records' texts
+        further = r.further if r.further is not None else [()] * len(found)
+        more = sorted({m for n, _ in shown for m in further[n]} - records.keys())
+        if more:  # further chunks of a grouped hit shown beyond the first k
+            records.update(_fetched(store, np.asarray(more, np.int64), where))
+        none = [None] * len(found)
         measured = (r.cosine, r.bm25, r.dense_part, r.keyword_part)
-        parts = [none if a is None else a.tolist() for a in measured]
-        further = r.further if r.further is not None else [()] * len(r.rows)
-        hits = [
+        cos, bm, dp, kp = (none if a is None else a.tolist() for a in measured)
+        scores = r.scores.tolist()
+        out.append([
             to_hit(
-                records[int(i)],
-                float(s),
-                Parts(cos, bm, dp, kp, r.dense_weight),
-                [records[int(m)] for m in more],
-                dense_model,
+                found[n], float(scores[n]),
+                Parts(cos[n], bm[n], dp[n], kp[n], r.dense_weight),
+                [records[int(m)] for m in further[n]], dense_model, also_in=also, states=states,
             )
-            for i, s, more, cos, bm, dp, kp in zip(
-                r.rows.tolist(), r.scores.tolist(), further, *parts, strict=True
-            )
-        ]
-        if opts.collapse:
-            hits = fold_copies(hits)
-        out.append(hits[: opts.k])
+            for n, also in shown
+        ])  # fmt: skip
     return out
 
 
-def _further_rows(ranked: Sequence[Ranked]) -> list[np.ndarray]:
-    """The further chunk rows of grouped hits, to fetch with the hits' own."""
-    return [
-        np.asarray([m for more in r.further for m in more], dtype=np.int64)
-        for r in ranked
-        if r.further is not None
-    ]
+def _fetched(store: SegmentedStore, rows: np.ndarray, where: Path) -> dict[int, ChunkRecord]:
+    """The records of ``rows`` (``where``: the index, named when rows are missing from its
+    damaged chunk database)."""
+    records = store.fetch(rows)
+    if len(records) != len(rows):  # rows lost in a damaged (unchecked, large) database
+        raise IndexFormatError(
+            f"index at {where} is damaged: {len(rows) - len(records)} chunk "
+            "rows are missing from its chunk database; verify its files' checksums"
+        )
+    return records

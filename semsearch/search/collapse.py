@@ -16,12 +16,17 @@ _ASCII_WORDS = bytes(
 
 def text_key(text: str) -> str:
     """The text with case, punctuation, markup signs and spacing left out, hashed: two
-    passages with one key say the same thing in the same words. An ASCII text (most code)
-    is mapped byte by byte, 4x faster than the expression, to the same key."""
+    passages with one key say the same thing in the same words."""
+    return hashlib.blake2b(_words(text)).hexdigest()
+
+
+def _words(text: str) -> bytes:
+    """What :func:`text_key` hashes: the words of ``text``, lower case, one space apart. An
+    ASCII text (most code) is mapped byte by byte, 4x faster than the expression, to the
+    same words."""
     if text.isascii():
-        words = b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split())
-        return hashlib.blake2b(words).hexdigest()
-    return hashlib.blake2b(_NOT_WORD.sub(" ", text.casefold()).strip().encode()).hexdigest()
+        return b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split())
+    return _NOT_WORD.sub(" ", text.casefold()).strip().encode()
 
 
 def copies(texts: Sequence[str], sources: Sequence[str]) -> list[int]:
@@ -31,10 +36,9 @@ def copies(texts: Sequence[str], sources: Sequence[str]) -> list[int]:
     Vector closeness alone is not enough: passages of one template or one repeated word
     list differ in their words yet sit at a cosine above 0.98; ``diverse`` (MMR) handles
     those."""
-    first: dict[str, int] = {}
+    first: dict[bytes, int] = {}  # (the words themselves: one key, not hashed, per text)
     out = []
     for n, text in enumerate(texts):
-        key = text_key(text)
-        m = first.setdefault(key, n)
+        m = first.setdefault(_words(text), n)
         out.append(m if m != n and sources[m] != sources[n] else -1)
     return out

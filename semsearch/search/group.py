@@ -87,18 +87,24 @@ def defines(text: str, names: Sequence[str], pattern: re.Pattern[str] | None = N
     :func:`definition_pattern`)."""
     if not names or not any(n in text for n in names):  # cheap: most chunks never name them
         return False
-    return _after_keyword(text, names) or bool((pattern or definition_pattern(names)).search(text))
+    defined, called = _after_keyword(text, names)
+    # The C-style head needs a name, whitespace and "(": no such occurrence, no search.
+    return defined or (called and bool((pattern or definition_pattern(names)).search(text)))
 
 
-def _after_keyword(text: str, names: Sequence[str]) -> bool:
+def _after_keyword(text: str, names: Sequence[str]) -> tuple[bool, bool]:
     """Whether a whole-word occurrence of a name follows a definition keyword, whitespace
-    and an optional ``*``. Only the occurrences are looked at: a regular expression
-    trying every keyword at every word of the text cost most of a grouped query."""
+    and an optional ``*``; and, when none does, whether one is followed by whitespace and
+    ``(`` (as in :func:`definition_pattern`; else that expression cannot match). Only the
+    occurrences are looked at: a regular expression trying every keyword at every word of
+    the text cost most of a grouped query."""
+    called = False
     for name in set(names):
         at = text.find(name)
         while at >= 0:
             end = at + len(name)
             if end == len(text) or not _is_word(text[end]):
+                called = called or _paren_after(text, end)
                 j = at - 1 if at > 0 and text[at - 1] in "*&" else at
                 k = j
                 while k > 0 and text[k - 1].isspace():
@@ -107,9 +113,16 @@ def _after_keyword(text: str, names: Sequence[str]) -> bool:
                     window = max(0, k - _LONGEST_DEFINER - 1)
                     found = _WORD_BEFORE.search(text, window, k)
                     if found and found.group() in _DEFINERS:
-                        return True
+                        return True, called
             at = text.find(name, at + 1)
-    return False
+    return False, called
+
+
+def _paren_after(text: str, end: int) -> bool:
+    """Whether ``text`` from ``end`` on is whitespace (``\\s``: ``str.isspace``), then ``(``."""
+    while end < len(text) and text[end].isspace():
+        end += 1
+    return end < len(text) and text[end] == "("
 
 
 def _is_word(ch: str) -> bool:

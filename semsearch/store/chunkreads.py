@@ -167,11 +167,12 @@ class ChunkReads:
         return [r[0] for r in cur]
 
     @_reading
-    def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
-        """Records for the given vector rows (in batches, so a long list stays cheap)."""
+    def fetch(self, rows: Iterable[int], offset: int = 0) -> dict[int, ChunkRecord]:
+        """Records for the given vector rows (in batches, so a long list stays cheap), each
+        with its row plus ``offset`` (a segment's first global row) and keyed by it."""
         out: dict[int, ChunkRecord] = {}
         for marks, part in in_blocks(rows):
-            for rec in self._records(f"c.row IN ({marks})", part):
+            for rec in self._records(f"c.row IN ({marks})", part, offset):
                 out[rec.row] = rec
         return out
 
@@ -192,10 +193,13 @@ class ChunkReads:
         return out
 
     @_reading
-    def mentions(self, rows: Iterable[int], names: Sequence[str]) -> list[ChunkMention]:
+    def mentions(
+        self, rows: Iterable[int], names: Sequence[str], offset: int = 0
+    ) -> list[ChunkMention]:
         """Those of the given rows whose section is one of ``names`` (as a whole or as the
         last part of a dotted name) or whose text contains one of them (case-sensitive),
-        the text given only then: what the other rows hold is never read out."""
+        the text given only then: what the other rows hold is never read out. Each row is
+        given plus ``offset`` (a segment's first global row)."""
         wanted = [int(r) for r in rows]
         if not names or not wanted:
             return []
@@ -207,10 +211,10 @@ class ChunkReads:
         out: list[ChunkMention] = []
         for marks, part in in_blocks(wanted):
             cur = self.conn.execute(
-                f"SELECT c.row, {section}, CASE WHEN {found} THEN c.text ELSE '' END AS t"
+                f"SELECT c.row + ?, {section}, CASE WHEN {found} THEN c.text ELSE '' END AS t"
                 f" FROM chunks c WHERE c.row IN ({marks})"
                 f" AND (t != '' OR {named})",
-                [*names, *part, *args],
+                [int(offset), *names, *part, *args],
             )
             out.extend(ChunkMention(r, str(sec or ""), t) for r, sec, t in cur)
         return out
@@ -230,25 +234,29 @@ class ChunkReads:
             cond, args = cond + " AND c.ordinal <= ?", [*args, last]
         return self._records(cond + " ORDER BY c.ordinal", args)
 
-    def _records(self, condition: str, args: Sequence[Any]) -> list[ChunkRecord]:
+    @functools.cached_property
+    def _record_select(self) -> str:
+        """The SELECT of :meth:`_records` up to its condition (this store's columns)."""
         doc_cols = self._select("documents", ("source", "title"), "d")
         chunk_cols = self._select(
             "chunks", ("ordinal", "start", "end", "line_start", "line_end", "page", "section"), "c"
         )
         stat_cols = self._select("documents", ("size", "mtime_ns", "inode", "kind"), "d")
-        cur = self.conn.execute(
-            f"SELECT c.row, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text, d.meta,"
-            f" {stat_cols}, {sha256_sql('d')} FROM chunks c JOIN documents d USING (doc_id)"
-            f" WHERE {condition}",
-            args,
+        return (
+            f"SELECT c.row + ?, c.chunk_id, c.doc_id, {doc_cols}, {chunk_cols}, c.text,"
+            f" d.meta, {stat_cols}, {sha256_sql('d')} FROM chunks c JOIN documents d"
+            " USING (doc_id) WHERE "
         )
-        out = []
-        for r in cur:
-            *head, meta, size, mtime_ns, inode, kind, sha256 = r
-            stat = None if size is None else (size, mtime_ns, inode)
-            fields = (*head, _load_meta(meta), stat, kind, sha256)
-            out.append(ChunkRecord(*fields))
-        return out
+
+    def _records(self, condition: str, args: Sequence[Any], offset: int = 0) -> list[ChunkRecord]:
+        cur = self.conn.execute(self._record_select + condition, [int(offset), *args])
+        # row .. text, then meta, size, mtime_ns, inode, kind, sha256
+        return [
+            ChunkRecord._make(
+                (*r[:13], _load_meta(r[13]), None if r[14] is None else r[14:17], *r[17:])
+            )
+            for r in cur
+        ]
 
     def document_text(self, doc_id: str) -> str:
         """A document's text rebuilt from its chunks: chunk texts at their offsets, the

@@ -144,8 +144,7 @@ class SegmentedStore:
     def fetch(self, rows: Iterable[int]) -> dict[int, ChunkRecord]:
         out: dict[int, ChunkRecord] = {}
         for seg, _, local in self.split(rows):
-            for r, rec in seg.store.fetch(local.tolist()).items():
-                out[r + seg.offset] = rec._replace(row=r + seg.offset)
+            out.update(seg.store.fetch(local.tolist(), seg.offset))
         return out
 
     def texts_unless(self, rows: Iterable[int], kind: str) -> dict[int, str]:
@@ -159,7 +158,7 @@ class SegmentedStore:
         """:meth:`ChunkStore.mentions` over every segment (global rows)."""
         out: list[ChunkMention] = []
         for seg, _, local in self.split(rows):
-            out += [m._replace(row=m.row + seg.offset) for m in seg.store.mentions(local, names)]
+            out += seg.store.mentions(local, names, seg.offset)
         return out
 
     def holds_kind(self, kind: str) -> bool:
