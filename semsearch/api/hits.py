@@ -321,9 +321,15 @@ def fold_copies(hits: Sequence[Hit]) -> list[Hit]:
     return [replace(hits[n], also_in=also) if also else hits[n] for n, also in kept]
 
 
-def folded(
-    texts: Sequence[str], sources: Sequence[str], k: int | None = None
-) -> list[tuple[int, tuple[str, ...]]]:
+class Kept(NamedTuple):
+    """A hit left once copies are folded: its position in the ranking, and the other files
+    holding a copy of its passage."""
+
+    position: int
+    also_in: tuple[str, ...]
+
+
+def folded(texts: Sequence[str], sources: Sequence[str], k: int | None = None) -> list[Kept]:
     """The positions (best first) left once each copy of a passage in another file is
     folded into its best one (:func:`fold_copies`), the first ``k`` of them (None: all),
     each with the other files it then names: the hits to build, and no others."""
@@ -335,7 +341,7 @@ def folded(
         if m >= 0:
             also.setdefault(m, []).append(sources[n])
     kept = [n for n, m in enumerate(of) if m < 0][:k]
-    return [(n, tuple(dict.fromkeys(also.get(n, ())))) for n in kept]
+    return [Kept(n, tuple(dict.fromkeys(also.get(n, ())))) for n in kept]
 
 
 def _finite(value: float | None) -> float | None:

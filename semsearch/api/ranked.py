@@ -15,7 +15,7 @@ from ..search.retrieve import Ranked
 from ..store.records import ChunkRecord
 from ..store.segments import SegmentedStore
 from ..util import unique_sorted
-from .hits import FileStates, Hit, Parts, folded, to_hit
+from .hits import FileStates, Hit, Kept, Parts, folded, to_hit
 
 
 def ranked_hits(
@@ -40,7 +40,7 @@ def ranked_hits(
         shown = (
             folded([c.text for c in found], [c.source for c in found], opts.k)
             if opts.collapse
-            else [(n, ()) for n in range(min(opts.k, len(found)))]
+            else [Kept(n, ()) for n in range(min(opts.k, len(found)))]
         )  # the hits to build: copies folded first, from the records' texts
         further = r.further if r.further is not None else [()] * len(found)
         more = sorted({m for n, _ in shown for m in further[n]} - records.keys())
