@@ -73,7 +73,10 @@ def confidence(part: np.ndarray, top: int = CONFIDENCE_TOP) -> float:
     v = np.asarray(part, np.float64)
     if len(v) == 0:
         return 0.0
-    best = np.sort(v)[::-1][:top]
+    if 0 < top < len(v) and not np.isnan(v.max()):  # (a partition first: the same values)
+        best = -np.sort(np.partition(-v, top - 1)[:top])
+    else:
+        best = np.sort(v)[::-1][:top]
     return float((best[0] - best.mean()) / best[0]) if best[0] > 0 else 0.0
 
 
