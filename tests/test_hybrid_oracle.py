@@ -19,12 +19,12 @@ from semsearch.search.fuse import (
     FEEDBACK_ALPHA,
     FEEDBACK_DOCS,
     FEEDBACK_WEIGHT,
+    K1_PLUS_1,
     Reading,
     blend,
     dense_part,
     dense_weight,
     feedback_query,
-    keyword_part,
     order,
 )
 from semsearch.search.keyword import KeywordHits
@@ -163,6 +163,15 @@ def confidence(part: np.ndarray, top: int = CONFIDENCE_TOP) -> float:
     return float((best[0] - best.mean()) / best[0]) if best[0] > 0 else 0.0
 
 
+def keyword_part(bm25: np.ndarray, full_match: float) -> np.ndarray:
+    """BM25 as a fraction of its ceiling ``K1_PLUS_1 * full_match`` (``full_match``: the sum
+    of the query terms' idf), in [0, 1]; 0 everywhere when no query term is in the index."""
+    b = np.nan_to_num(np.asarray(bm25, np.float64), nan=0.0)
+    if full_match <= 0:
+        return np.zeros_like(b)
+    return np.clip(b / (K1_PLUS_1 * full_match), 0.0, 1.0)
+
+
 # ---- the inputs --------------------------------------------------------------------------
 
 
@@ -279,3 +288,15 @@ def test_vector_rows_same_as_indexing() -> None:
     assert np.array_equal(vectors[7], whole[7])
     one = SegmentedVectors(7, [whole])
     assert np.array_equal(one[rows], whole[rows])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_keyword_part_same_as_before(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    b = rng.integers(0, 9, size=int(rng.integers(0, 30))) / 2.0
+    if seed % 2 and len(b):
+        b[rng.integers(0, len(b), size=3)] = rng.choice([np.nan, np.inf, -np.inf], size=3)
+    for full in (0.0, -1.0, 1.5, 4.0):
+        new, old = fuse.keyword_part(b, full), keyword_part(b, full)
+        assert new.dtype == old.dtype and np.array_equal(new, old)
+    assert np.array_equal(fuse.keyword_part([1.0, 2.0], 2.0), keyword_part([1.0, 2.0], 2.0))

@@ -127,5 +127,5 @@ class SegmentedVectors:
 def _rows_of(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``block[rows]`` gathered by ``take`` on a plain view: a memory map's own indexing
     (its subclass hooks, the general fancy-index path) took 2.5x as long for a hybrid
-    query's ~1,000 rows (docs/code-search.md, "Query speed, round 6")."""
+    query's ~1,000 rows (docs/code-search.md, "Query speed, round 5": the blend)."""
     return block.view(np.ndarray).take(rows, axis=0)
