@@ -181,7 +181,7 @@ def test_hybrid_hits_are_the_same_whether_the_pool_brings_its_vectors_or_not(
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_the_moved_querys_best_pool_rows_read_only_what_the_first_pass_lacks(seed: int) -> None:
+def test_the_moved_querys_best_pool_rows_the_pool_read_in_one_gather(seed: int) -> None:
     rng = np.random.default_rng(seed)
     data = rng.integers(-2, 3, (97, 8)).astype(np.float32)  # small integers: many ties
     vectors = SegmentedVectors(8, [data[:50], data[50:]])
@@ -199,8 +199,13 @@ def test_the_moved_querys_best_pool_rows_read_only_what_the_first_pass_lacks(see
         def doc_of(self, rows: np.ndarray) -> np.ndarray:
             return np.asarray(rows) // 3
 
+    class Evidence:
+        def evidence(self, rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+            return np.asarray(rows) * 0.5 + np.asarray(docs)
+
     first_rows = np.unique(rng.integers(0, 97, 5 + 11 * seed))
-    first = retrieve.Candidates(first_rows, first_rows // 3, data[first_rows])
+    first_ev = Evidence().evidence(first_rows, first_rows // 3)
+    first = retrieve.Candidates(first_rows, first_rows // 3, data[first_rows], first_ev)
     pool = rng.permutation(97)[: 20 + 17 * seed]
     moved = rng.integers(-2, 3, 8).astype(np.float32)
     for depth, brought in itertools.product((1, 7, 200), (False, True)):
@@ -212,12 +217,15 @@ def test_the_moved_querys_best_pool_rows_read_only_what_the_first_pass_lacks(see
         assert sorted(more.tolist()) == sorted(set(best.tolist()) - set(first_rows.tolist()))
         assert np.array_equal(vecs, data[more])
         assert floor == float((data[best] @ moved).min())
-        assert set(reads) == (set() if brought else set(pool.tolist()) - set(first_rows.tolist()))
-        got = first.extended(more, vecs, Docs())  # type: ignore[arg-type]
+        # the pool's vectors: its own, or read in one gather (cheaper than a copy out of
+        # the first pass's and a read of the rest)
+        assert reads == ([] if brought else pool.tolist())
+        got = first.extended(more, vecs, Docs(), Evidence())  # type: ignore[arg-type]
         rows = np.union1d(first_rows, more)
         assert np.array_equal(got.rows, rows)
         assert np.array_equal(got.docs, rows // 3)
         assert np.array_equal(got.vecs, data[rows])
+        assert np.array_equal(got.evidence, rows * 0.5 + rows // 3)
 
 
 def _best_documents_oracle(ranked_rows: list[int], doc_of: dict[int, int], m: int) -> list[int]:
@@ -230,14 +238,15 @@ def _best_documents_oracle(ranked_rows: list[int], doc_of: dict[int, int], m: in
     return out[:m]
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_best_documents_are_the_first_rows_of_distinct_documents(seed: int) -> None:
     rng = np.random.default_rng(seed)
     rows = np.unique(rng.integers(0, 500, 1 + seed * 37))
-    docs = rng.integers(0, 1 + seed * 3, len(rows))  # few documents: many repeats
+    # few documents (many repeats: the whole list is ranked) or many (only the best are)
+    docs = rng.integers(0, 1 + seed * 3 if seed < 6 else 10_000, len(rows))
     scores = rng.integers(0, 4, len(rows)).astype(float)  # many ties
     ranked = order(rows, scores)
-    got = rows[retrieve._best_documents(ranked, docs, 3)].tolist()
+    got = rows[retrieve._best_documents(rows, scores, docs, 3)].tolist()
     doc_of = dict(zip(rows.tolist(), docs.tolist(), strict=True))
     assert got == _best_documents_oracle(rows[ranked].tolist(), doc_of, 3)
 

@@ -61,7 +61,9 @@ def dense_part(cosine: np.ndarray, floor: float) -> np.ndarray:
 def keyword_part(bm25: np.ndarray, full_match: float) -> np.ndarray:
     """BM25 as a fraction of its ceiling ``K1_PLUS_1 * full_match`` (``full_match``: the sum
     of the query terms' idf), in [0, 1]; 0 everywhere when no query term is in the index."""
-    b = np.nan_to_num(np.asarray(bm25, np.float64), nan=0.0)
+    b = np.asarray(bm25, np.float64)
+    if not np.isfinite(b).all():  # (a pass that tells, cheaper than the copy that mends)
+        b = np.nan_to_num(b, nan=0.0)
     if full_match <= 0:
         return np.zeros_like(b)
     return np.clip(b / (K1_PLUS_1 * full_match), 0.0, 1.0)
@@ -73,7 +75,10 @@ def confidence(part: np.ndarray, top: int = CONFIDENCE_TOP) -> float:
     v = np.asarray(part, np.float64)
     if len(v) == 0:
         return 0.0
-    best = np.sort(v)[::-1][:top]
+    if 0 < top < len(v) and not np.isnan(v.max()):  # (a partition first: the same values)
+        best = -np.sort(np.partition(-v, top - 1)[:top])
+    else:
+        best = np.sort(v)[::-1][:top]
     return float((best[0] - best.mean()) / best[0]) if best[0] > 0 else 0.0
 
 

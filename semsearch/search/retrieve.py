@@ -45,6 +45,9 @@ CANDIDATES = 200
 #: Hybrid: the query's dense candidates among which the feedback-moved query's best
 #: ``CANDIDATES`` are taken (the rows an ``ivf`` index re-scores anyway; docs/segments.md).
 FEEDBACK_POOL = 1024
+#: The feedback documents are looked for among the first pass's best ``BEST_FIRST`` x
+#: ``FEEDBACK_DOCS`` candidates (all of them only when those hold too few documents).
+BEST_FIRST = 8
 #: What a query asks besides its text: declared once, in :mod:`.request`.
 Options = SearchOptions
 
@@ -184,7 +187,8 @@ def _hybrid(
     own dense weight (``reads``: how far the model is from reading it). ``pool``: each
     query's dense candidates, best first, more than the ``depth`` the first pass blends;
     the moved query's best ``depth`` are taken from them (no second vector search). Each
-    candidate's vector is read once, and not at all when the pool brought it."""
+    candidate's keyword evidence is computed once; its vector is copied out of the pool's
+    or read from the vector files, one gather for each matrix the dots run over."""
     first = []
     moved = np.empty_like(qvecs)
     for n, h in enumerate(hits):
@@ -193,20 +197,18 @@ def _hybrid(
         docs = kw.doc_of(rows)
         vecs = _read(rows, pool[n], vectors)
         cos = row_dots(vecs, qvecs[n])
+        evidence = h.evidence(rows, docs)
         s = blend(
-            dense_part(cos, _floor(dcos)),
-            keyword_part(h.evidence(rows, docs), h.full_match),
-            FEEDBACK_ALPHA,
+            dense_part(cos, _floor(dcos)), keyword_part(evidence, h.full_match), FEEDBACK_ALPHA
         )
-        best = _best_documents(order(rows, s), docs, FEEDBACK_DOCS)
+        best = _best_documents(rows, s, docs, FEEDBACK_DOCS)
         weight = FEEDBACK_WEIGHT if reads[n].feedback else 0.0
         moved[n] = feedback_query(qvecs[n], vecs[best], weight)
-        first.append(Candidates(rows, docs, vecs))
+        first.append(Candidates(rows, docs, vecs, evidence))
     out = []
     for n, h in enumerate(hits):
         more, more_vecs, floor = _moved_best(pool[n], first[n], moved[n], vectors, depth)
-        rows, docs, vecs = first[n].extended(more, more_vecs, kw)
-        evidence = h.evidence(rows, docs)
+        rows, docs, vecs, evidence = first[n].extended(more, more_vecs, kw, h)
         dp = dense_part(row_dots(vecs, moved[n]), floor)
         kp = keyword_part(evidence, h.full_match)
         w = dense_weight(dp, kp, reads[n])
@@ -218,21 +220,30 @@ def _hybrid(
 
 
 class Candidates(NamedTuple):
-    """One query's candidate rows (ascending), their document keys and their vectors."""
+    """One query's candidate rows (ascending), their document keys, their vectors and
+    their keyword evidence."""
 
     rows: np.ndarray
     docs: np.ndarray
     vecs: np.ndarray
+    evidence: np.ndarray
 
-    def extended(self, more: np.ndarray, vecs: np.ndarray, kw: SegmentedKeyword) -> Candidates:
+    def extended(
+        self, more: np.ndarray, vecs: np.ndarray, kw: SegmentedKeyword, hits: KeywordHits
+    ) -> Candidates:
         """These candidates and the ``more`` rows (none of them among these) with their
-        ``vecs``, still ascending."""
+        ``vecs``, still ascending (the new rows' evidence from ``hits``)."""
         if not len(more):
             return self
+        docs = kw.doc_of(more)
         rows = np.concatenate([self.rows, more])
         pos = np.argsort(rows, kind="stable")
-        docs = np.concatenate([self.docs, kw.doc_of(more)])
-        return Candidates(rows[pos], docs[pos], np.concatenate([self.vecs, vecs])[pos])
+        return Candidates(
+            rows[pos],
+            np.concatenate([self.docs, docs])[pos],
+            np.concatenate([self.vecs, vecs]).take(pos, axis=0),
+            np.concatenate([self.evidence, hits.evidence(more, docs)])[pos],
+        )
 
 
 def _read(rows: np.ndarray, pool: Pooled, vectors: SegmentedVectors) -> np.ndarray:
@@ -240,10 +251,12 @@ def _read(rows: np.ndarray, pool: Pooled, vectors: SegmentedVectors) -> np.ndarr
     if pool.vecs is None or not len(pool.rows):
         return np.asarray(vectors[rows], np.float32)
     at, known = located(pool.rows, rows, np.argsort(pool.rows, kind="stable"))
+    if known.all():
+        return pool.vecs.take(at, axis=0)
     out = np.empty((len(rows), pool.vecs.shape[1]), np.float32)
-    out[known] = pool.vecs[at[known]]
-    if not known.all():
-        out[~known] = vectors[rows[~known]]
+    have, lack = np.flatnonzero(known), np.flatnonzero(~known)
+    out[have] = pool.vecs.take(at[have], axis=0)
+    out[lack] = vectors[rows[lack]]
     return out
 
 
@@ -256,22 +269,16 @@ def _moved_best(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The feedback-moved query's best ``depth`` rows of the pool (ties to the smaller row)
     that ``first`` lacks, their vectors, and the weakest moved cosine among the best (the
-    moved query's background, :func:`_floor`). Only pool rows ``first`` lacks are read,
-    and none when the pool brought its vectors."""
+    moved query's background, :func:`_floor`). The pool's vectors are its own, or read in
+    one gather (a copy out of ``first`` and a read of the rest cost twice as much)."""
     pool = pooled.rows
-    at, known = located(first.rows, pool)
-    if pooled.vecs is not None:
-        vecs = pooled.vecs
-    else:
-        vecs = np.empty((len(pool), moved.shape[0]), np.float32)
-        vecs[known] = first.vecs[at[known]]
-        vecs[~known] = np.asarray(vectors[pool[~known]], np.float32)
+    vecs = pooled.vecs if pooled.vecs is not None else np.asarray(vectors[pool], np.float32)
     to_moved = row_dots(vecs, moved)
     # the first ``depth`` of order(pool, to_moved), picked by a partition first
     best = first_positions(to_moved[None], pool[None], min(depth, len(pool)))[0]
     floor = float(to_moved[best].min()) if len(best) else 0.0
-    new = best[~known[best]]
-    return pool[new], vecs[new], floor
+    new = best[~located(first.rows, pool[best])[1]]
+    return pool[new], vecs.take(new, axis=0), floor
 
 
 def _floor(cosines: np.ndarray) -> float:
@@ -279,9 +286,16 @@ def _floor(cosines: np.ndarray) -> float:
     return float(cosines.min()) if len(cosines) else 0.0
 
 
-def _best_documents(ranked: np.ndarray, docs: np.ndarray, m: int) -> np.ndarray:
-    """The first ``m`` of the positions ``ranked`` from distinct documents (``docs``: the
-    document of each position)."""
+def _best_documents(rows: np.ndarray, scores: np.ndarray, docs: np.ndarray, m: int) -> np.ndarray:
+    """The first ``m`` positions, in :func:`order` of ``rows`` by ``scores``, from distinct
+    documents (``docs``: the document of each position). The best ``BEST_FIRST`` are
+    ordered first; the whole list only when they hold fewer than ``m`` documents."""
+    if m * BEST_FIRST < len(rows):
+        ranked = first_positions(scores[None], rows[None], m * BEST_FIRST)[0]
+        _, first = np.unique(docs[ranked], return_index=True)
+        if len(first) >= m:
+            return ranked[np.sort(first)[:m]]
+    ranked = order(rows, scores)
     _, first = np.unique(docs[ranked], return_index=True)
     return ranked[np.sort(first)[:m]]
 
