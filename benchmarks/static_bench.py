@@ -143,7 +143,7 @@ def speed(n_texts: int, rounds: int, eval_dir: Path) -> dict[str, Any]:
     def cold() -> None:
         words = getattr(static, "_words", None)
         if words is not None:
-            words._memo.clear()
+            words.clear()
         for start in range(0, len(everything), 256):
             static.encode(everything[start : start + 256])
 
