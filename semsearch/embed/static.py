@@ -190,8 +190,9 @@ class _Memo:
 
     def clear(self) -> None:
         self._index: dict[str, int] = {}
-        self._ptr = np.zeros(1, dtype=np.int64)
-        self._ids = np.zeros(0, dtype=np.int64)
+        # Grown by doubling, so learning a few keys never copies the whole memo.
+        self._ptr = np.zeros(1024, dtype=np.int64)  # valid up to [len(self._index)]
+        self._ids = np.zeros(4096, dtype=np.int64)  # valid up to [self._ptr[len(index)]]
 
     def numbers(self, keys: list[str]) -> np.ndarray:
         """Each key's number, the new ones learnt first (in order of first appearance)."""
@@ -202,14 +203,22 @@ class _Memo:
             if self._index and len(self._index) + len(new) > _MAX_WORDS:
                 self.clear()  # start over; the keys all go in again
                 return self.numbers(keys)
-            ids, ptr = self._learn(new)
-            base = len(self._index)
-            self._index.update(zip(new, range(base, base + len(new)), strict=True))
-            self._ptr = np.concatenate([self._ptr, self._ptr[-1] + ptr[1:]])
-            self._ids = np.concatenate([self._ids, ids])
+            self._add(new, self._learn(new))
             for i in missed:
                 got[i] = self._index[keys[i]]
         return np.array(got, dtype=np.int64).reshape(len(keys))
+
+    def _add(self, new: list[str], learnt: Tokens) -> None:
+        base = len(self._index)
+        end = int(self._ptr[base])
+        size = end + len(learnt.ids)
+        if size > len(self._ids):
+            self._ids = np.resize(self._ids, max(size, 2 * len(self._ids)))
+        if base + len(new) + 1 > len(self._ptr):
+            self._ptr = np.resize(self._ptr, max(base + len(new) + 1, 2 * len(self._ptr)))
+        self._ids[end:size] = learnt.ids
+        self._ptr[base + 1 : base + len(new) + 1] = end + learnt.ptr[1:]
+        self._index.update(zip(new, range(base, base + len(new)), strict=True))
 
     def gather(self, numbers: np.ndarray, groups: np.ndarray) -> Tokens:
         """The ids of ``numbers`` laid end to end, grouped: group ``g`` is
@@ -222,7 +231,7 @@ class _Memo:
 
     def counts(self, numbers: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """How many ids each group has (what :meth:`gather` would give)."""
-        ends = _offsets(np.diff(self._ptr)[numbers])
+        ends = _offsets(self._ptr[numbers + 1] - self._ptr[numbers])
         return ends[groups[1:]] - ends[groups[:-1]]
 
 
