@@ -193,20 +193,25 @@ class _Memo:
         # Grown by doubling, so learning a few keys never copies the whole memo.
         self._ptr = np.zeros(1024, dtype=np.int64)  # valid up to [len(self._index)]
         self._ids = np.zeros(4096, dtype=np.int64)  # valid up to [self._ptr[len(index)]]
+        self.sizes: list[int] = []  # how many ids each number has, for small sums in Python
 
     def numbers(self, keys: list[str]) -> np.ndarray:
         """Each key's number, the new ones learnt first (in order of first appearance)."""
+        return np.array(self.listed(keys), dtype=np.int64).reshape(len(keys))
+
+    def listed(self, keys: list[str]) -> list[int]:
+        """:meth:`numbers` as a list."""
         got = list(map(self._index.get, keys))
         if None in got:
             missed = [i for i, k in enumerate(got) if k is None]
             new = list(dict.fromkeys([keys[i] for i in missed]))
             if self._index and len(self._index) + len(new) > _MAX_WORDS:
                 self.clear()  # start over; the keys all go in again
-                return self.numbers(keys)
+                return self.listed(keys)
             self._add(new, self._learn(new))
             for i in missed:
                 got[i] = self._index[keys[i]]
-        return np.array(got, dtype=np.int64).reshape(len(keys))
+        return got  # type: ignore[return-value]  # no None left
 
     def _add(self, new: list[str], learnt: Tokens) -> None:
         base = len(self._index)
@@ -219,6 +224,7 @@ class _Memo:
         self._ids[end:size] = learnt.ids
         self._ptr[base + 1 : base + len(new) + 1] = end + learnt.ptr[1:]
         self._index.update(zip(new, range(base, base + len(new)), strict=True))
+        self.sizes.extend(np.diff(learnt.ptr).tolist())
 
     def gather(self, numbers: np.ndarray, groups: np.ndarray) -> Tokens:
         """The ids of ``numbers`` laid end to end, grouped: group ``g`` is
@@ -228,11 +234,6 @@ class _Memo:
         ends = _offsets(lengths)
         at = np.arange(ends[-1], dtype=np.int64) + np.repeat(starts - ends[:-1], lengths)
         return Tokens(self._ids[at], ends[groups])
-
-    def counts(self, numbers: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """How many ids each group has (what :meth:`gather` would give)."""
-        ends = _offsets(self._ptr[numbers + 1] - self._ptr[numbers])
-        return ends[groups[1:]] - ends[groups[:-1]]
 
 
 class _WordIds:
@@ -272,12 +273,17 @@ class _WordIds:
         return [ids[a:b].tolist() for a, b in itertools.pairwise(ptr.tolist())]
 
     def counts(self, texts: Sequence[str]) -> list[int]:
-        """How many ids each text has (the length of what calling this gives)."""
-        words, per_text, whole = self._split(texts)
-        counts = self._words.counts(words, per_text)
-        for i, ids in whole.items():
-            counts[i] = len(ids)
-        return [int(c) for c in counts]
+        """How many ids each text has (the length of what calling this gives). Summed in
+        Python: the chunker asks for a few lines at a time, where numpy's calls cost more."""
+        whole_at, split = self._words_of(texts)
+        numbers = iter(self._words.listed(list(itertools.chain.from_iterable(split))))
+        sizes = self._words.sizes
+        counts = [sum(map(sizes.__getitem__, itertools.islice(numbers, len(ws)))) for ws in split]
+        if whole_at:
+            ptr = _tokenised(self._tok, [texts[i] for i in whole_at]).ptr
+            for k, i in enumerate(whole_at):
+                counts[i] = int(ptr[k + 1] - ptr[k])
+        return counts
 
     def tokens(self, texts: Sequence[str]) -> Tokens:
         """The ids of every text, flat, from the memo (new words tokenised first)."""
@@ -294,6 +300,17 @@ class _WordIds:
     def _split(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """Every word's number in the memo, flat; where each text's words start (one more
         than the texts); and the ids of the texts tokenised whole, by position."""
+        whole_at, split = self._words_of(texts)
+        words = self._words.numbers(list(itertools.chain.from_iterable(split)))
+        per_text = _offsets(np.fromiter(map(len, split), dtype=np.int64, count=len(split)))
+        whole: dict[int, np.ndarray] = {}
+        if whole_at:
+            ids, ptr = _tokenised(self._tok, [texts[i] for i in whole_at])
+            whole = {i: ids[ptr[k] : ptr[k + 1]] for k, i in enumerate(whole_at)}
+        return words, per_text, whole
+
+    def _words_of(self, texts: Sequence[str]) -> tuple[list[int], list[list[str]]]:
+        """Which texts go to the tokenizer whole, and every text's words (none for those)."""
         whole_at = [
             i
             for i, t in enumerate(texts)
@@ -302,13 +319,7 @@ class _WordIds:
         split = [t.split() for t in texts]
         for i in whole_at:
             split[i] = []
-        words = self._words.numbers(list(itertools.chain.from_iterable(split)))
-        per_text = _offsets(np.fromiter(map(len, split), dtype=np.int64, count=len(split)))
-        whole: dict[int, np.ndarray] = {}
-        if whole_at:
-            ids, ptr = _tokenised(self._tok, [texts[i] for i in whole_at])
-            whole = {i: ids[ptr[k] : ptr[k + 1]] for k, i in enumerate(whole_at)}
-        return words, per_text, whole
+        return whole_at, split
 
     def _tokenise_words(self, words: list[str]) -> Tokens:
         """New words' ids: their pieces' ids, one piece after another."""
