@@ -118,8 +118,7 @@ class StaticEmbedder(Embedder):
         return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Token counts from the per-word memo the encoder fills too, so the chunker and
-        the encoder tokenise a corpus's words once between them (the same numbers as
+        """Token counts from a per-piece memo of counts (the same numbers as
         :meth:`token_spans`, tested)."""
         if self._words is None:
             encs = self._span_tok.encode_batch_fast(list(texts), add_special_tokens=False)
