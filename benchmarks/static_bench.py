@@ -7,8 +7,9 @@
     BEIR's evaluator does (``ignore_identical_ids``). Collections without a ``test`` qrels
     file are skipped; CoSQA is scored on ``test.tsv`` (its ``dev.tsv`` is for tuning).
 ``python -m benchmarks.static_bench speed [--texts N] [--rounds R]``
-    encode throughput of the static model and the int8 transformer on the same SciFact
-    abstracts, side by side in one process: median texts/s over rounds, and their ratio.
+    encode throughput of the static model (a cold first pass over all SciFact abstracts,
+    then a warm one) and the int8 transformer (N abstracts spread over the same corpus),
+    side by side in one process, rounds interleaved: median texts/s, and their ratios.
 ``python -m benchmarks.static_bench tree PATH... [--default-files N]``
     wall time of ``semsearch index FILES --model static`` (every ``.py`` file under the paths)
     against the default model, each in a fresh index with an empty embedding cache; the
@@ -123,44 +124,110 @@ def eval_collection(
 
 
 def speed(n_texts: int, rounds: int, eval_dir: Path) -> dict[str, Any]:
-    """Texts/s of each model on the same ``n_texts`` abstracts, rounds interleaved. The
-    static model is timed twice: ``static`` repeats those texts (its word memo warm, as in
-    a long build), ``static_cold`` encodes every SciFact abstract once with an empty memo."""
+    """Texts/s of the static model and the int8 transformer on SciFact abstracts, in one
+    process, rounds interleaved, medians. ``static_cold``: every abstract once, with the word
+    memo emptied first (a first pass over a new corpus); ``static_warm``: all of them again;
+    ``int8``: ``n_texts`` abstracts spread evenly over the same corpus (every k-th), whose
+    mean length is printed beside the corpus's. ``rust_whole``: the Rust tokenizer alone on
+    every whole abstract (``encode_batch_fast``, all cores), what the memo replaces. CPU
+    seconds (all threads) are printed beside the wall times."""
     from semsearch.embed import load_embedder
     from semsearch.evaluation.beir import read_corpus
 
     everything = [d.full_text for d in read_corpus(eval_dir / "scifact" / "corpus.jsonl")]
-    texts = everything[:n_texts]
+    step = max(1, len(everything) // n_texts)
+    sample = everything[::step][:n_texts]
     static = load_embedder("static")
     int8 = load_embedder(None, "int8")
-    rates: dict[str, list[float]] = {"static": [], "static_cold": [], "int8": []}
+    rust = static._span_tok  # type: ignore[attr-defined]
+    clipped = [t[: static._max_chars] for t in everything]  # type: ignore[attr-defined]
+    rates: dict[str, list[float]] = {k: [] for k in ("static_cold", "static_warm", "int8")}
+    rates["rust_whole"] = []
+    cpu: dict[str, list[float]] = {k: [] for k in rates}
+    loads: list[float] = []
+    stages: list[dict[str, float]] = []
 
     def timed(name: str, run: Any, count: int) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run()
         rates[name].append(count / (time.perf_counter() - started))
+        cpu[name].append(time.process_time() - cpu_started)
 
-    def cold() -> None:
-        words = getattr(static, "_words", None)
-        if words is not None:
-            words._memo.clear()
+    def static_pass() -> None:
         for start in range(0, len(everything), 256):
             static.encode(everything[start : start + 256])
 
+    def cold() -> None:
+        static._words.clear()  # type: ignore[attr-defined]
+        static_pass()
+
     for _ in range(rounds):  # interleaved, so load drifts hit all alike
-        timed("static", lambda: [static.encode(texts) for _ in range(20)], 20 * len(texts))
+        loads.append(round(os.getloadavg()[0], 2))
         timed("static_cold", cold, len(everything))
-        timed("int8", lambda: int8.encode(texts), len(texts))
+        timed("static_warm", static_pass, len(everything))
+        timed("int8", lambda: int8.encode(sample), len(sample))
+        timed("rust_whole", lambda: rust.encode_batch_fast(clipped), len(everything))
+        stages.append(_cold_stages(static, everything))
     median = {name: statistics.median(r) for name, r in rates.items()}
     return {
         "section": "speed",
-        "texts": len(texts),
+        "static_cold_stages_s": {
+            k: round(statistics.median(r[k] for r in stages), 3) for k in stages[0]
+        },
         "cold_texts": len(everything),
+        "int8_texts": len(sample),
+        "mean_chars": {
+            "corpus": round(statistics.mean(map(len, everything))),
+            "int8_sample": round(statistics.mean(map(len, sample))),
+        },
         "rounds": rounds,
+        "loadavg_per_round": loads,
         "texts_per_s_median": {k: round(v, 1) for k, v in median.items()},
         "texts_per_s_all": {k: [round(x, 1) for x in v] for k, v in rates.items()},
-        "ratio_static_over_int8": round(median["static"] / median["int8"], 1),
+        "cpu_s_median": {k: round(statistics.median(v), 3) for k, v in cpu.items()},
         "ratio_static_cold_over_int8": round(median["static_cold"] / median["int8"], 1),
+        "ratio_static_warm_over_int8": round(median["static_warm"] / median["int8"], 1),
+    }
+
+
+def _cold_stages(static: Any, texts: list[str]) -> dict[str, float]:
+    """Where one more cold pass's wall time goes, by timing the encoder's own steps from
+    outside: the new pieces' tokenizer call (Rust, joined), the rest of learning new words
+    (cutting them into pieces, looking the pieces up), the rest of tokenising (splitting
+    texts into words, looking them up, one gather), and the rest of ``encode`` (cut and
+    [UNK] mask, sparse counts times the table, normalising)."""
+    words = static._words
+    spent = {"tokens": 0.0, "learn_words": 0.0, "learn_pieces": 0.0}
+
+    def clocked(name: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+
+        return run
+
+    kept = words._words._learn, words._pieces._learn
+    words.tokens = clocked("tokens", words.tokens)
+    words._words._learn = clocked("learn_words", kept[0])
+    words._pieces._learn = clocked("learn_pieces", kept[1])
+    try:
+        words.clear()
+        started = time.perf_counter()
+        for start in range(0, len(texts), 256):
+            static.encode(texts[start : start + 256])
+        total = time.perf_counter() - started
+    finally:
+        del words.tokens
+        words._words._learn, words._pieces._learn = kept
+    return {
+        "tokenizer_on_new_pieces": spent["learn_pieces"],
+        "new_words_to_pieces": spent["learn_words"] - spent["learn_pieces"],
+        "split_lookup_gather": spent["tokens"] - spent["learn_words"],
+        "mask_sparse_product_normalise": total - spent["tokens"],
+        "total": total,
     }
 
 
@@ -327,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--max-queries", type=int, default=None, help="score a sample of queries")
     ev.add_argument("--alpha", type=float, default=None, help="experiment: hybrid dense weight")
     sp = sub.add_parser("speed")
-    sp.add_argument("--texts", type=int, default=400)
+    sp.add_argument("--texts", type=int, default=200)
     sp.add_argument("--rounds", type=int, default=5)
     sp.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     tr = sub.add_parser("tree")

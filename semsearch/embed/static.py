@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -94,35 +94,31 @@ class StaticEmbedder(Embedder):
         # also bounds the tokeniser's work on a huge text.
         clipped = [t[: self._max_chars] for t in texts]
         if self._words is not None:
-            id_lists = [self._known(ids[: self.max_tokens]) for ids in self._words(clipped)]
+            ids, ptr = self._words.tokens(clipped)
         else:
-            encs = self._tok.encode_batch_fast(clipped, add_special_tokens=False)
-            id_lists = [self._known(e.ids) for e in encs]
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum([len(i) for i in id_lists], out=indptr[1:])
-        ids = np.concatenate(id_lists) if indptr[-1] else np.zeros(0, dtype=np.int64)
+            ids, ptr = _tokenised(self._tok, clipped)
+        # Each text's first max_tokens ids, then without [UNK] (model2vec's order: cut, drop).
+        keep = np.arange(len(ids)) - np.repeat(ptr[:-1], np.diff(ptr)) < self.max_tokens
+        if self._unk is not None:
+            keep &= ids != self._unk
+        indptr = _offsets(keep)[ptr]
         # Token counts per text as a sparse matrix, times the table: each text's sum reads
         # its distinct tokens once, in id order, so it is the same whatever else is in the
         # batch; 13x faster than gathering every token's row (measured). No known token: zero.
         counts = sparse.csr_matrix(
-            (np.ones(len(ids), dtype=np.float32), ids, indptr), shape=(n, len(self._table))
+            (np.ones(int(indptr[-1]), dtype=np.float32), ids[keep], indptr),
+            shape=(n, len(self._table)),
         )
         counts.sum_duplicates()
         out = np.asarray(counts @ self._table, dtype=np.float32)
         return normalize(out)
-
-    def _known(self, token_ids: Sequence[int]) -> np.ndarray:
-        """The ids, truncated already, without [UNK] (model2vec's order: cut, then drop)."""
-        ids = np.asarray(token_ids, dtype=np.int64)
-        return ids if self._unk is None else ids[ids != self._unk]
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         encs = self._span_tok.encode_batch(list(texts), add_special_tokens=False)
         return [[(int(a), int(b)) for a, b in e.offsets] for e in encs]
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Token counts from the per-word memo the encoder fills too, so the chunker and
-        the encoder tokenise a corpus's words once between them (the same numbers as
+        """Token counts from a per-piece memo of counts (the same numbers as
         :meth:`token_spans`, tested)."""
         if self._words is None:
             encs = self._span_tok.encode_batch_fast(list(texts), add_special_tokens=False)
@@ -132,13 +128,28 @@ class StaticEmbedder(Embedder):
 
 #: Control characters Python's ``str.split`` treats as whitespace but BERT's cleaning deletes.
 _SPLIT_DIFFERS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
-#: Distinct words remembered; past it the memo starts over (results never change).
+#: Distinct words (and pieces) remembered; past it the memo starts over (results never change).
 _MAX_WORDS = 200_000
+#: New pieces tokenised per joined string (one Rust call tokenises the strings on all cores).
+_JOIN = 2048
+#: Joins new pieces to tokenise them together: ASCII punctuation, so the pre-tokeniser always
+#: isolates it and each separator is one token. Only the piece ``|`` itself makes that token
+#: too (runs hold no ASCII punctuation, and none of the characters that become one lower-cased
+#: or without accents, checked over Unicode, becomes ``|``), so its group has one separator
+#: token too many and is tokenised one by one.
+_SEP = "|"
 #: A text's pieces: runs between whitespace and ASCII punctuation, and each ASCII punctuation
 #: mark alone. BERT's pre-tokeniser always isolates those marks and its normaliser leaves them
 #: as they are, so a text's tokens are its pieces' tokens in order; and code repeats pieces
 #: (``foo``, ``(``) far more than whitespace-separated words (``foo(bar,``).
 _PIECE = re.compile(r"[^\s!-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
+
+
+class Tokens(NamedTuple):
+    """The token ids of a batch of texts, flat: text ``i``'s are ``ids[ptr[i]:ptr[i + 1]]``."""
+
+    ids: np.ndarray  # int64
+    ptr: np.ndarray  # int64, one more than the texts
 
 
 def _splits_on_whitespace(tok: Tokenizer) -> bool:
@@ -152,66 +163,200 @@ def _splits_on_whitespace(tok: Tokenizer) -> bool:
     return kinds == ("BertNormalizer", "BertPreTokenizer")
 
 
+def _tokenised(tok: Tokenizer, texts: Sequence[str]) -> Tokens:
+    """The tokenizer's ids of each text, flat."""
+    encs = tok.encode_batch_fast(list(texts), add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+    ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encs), dtype=np.int64)
+    return Tokens(ids, _offsets(lengths))
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """``[0, l0, l0 + l1, ...]``: where each run starts in the runs laid end to end."""
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+class _Memo:
+    """Token ids of strings, remembered: string ``s`` gets a number ``k``, and its ids are
+    ``ids[ptr[k]:ptr[k + 1]]``, so the ids of many strings are one gather, with no Python
+    loop over them. Bounded to ``_MAX_WORDS`` strings: past it, it starts over."""
+
+    def __init__(self, learn: Callable[[list[str]], Tokens]) -> None:
+        self._learn = learn  # the ids of strings not seen yet
+        self.clear()
+
+    def clear(self) -> None:
+        self._index: dict[str, int] = {}
+        # Grown by doubling, so learning a few keys never copies the whole memo.
+        self._ptr = np.zeros(1024, dtype=np.int64)  # valid up to [len(self._index)]
+        self._ids = np.zeros(4096, dtype=np.int64)  # valid up to [self._ptr[len(index)]]
+
+    def numbers(self, keys: list[str]) -> np.ndarray:
+        """Each key's number, the new ones learnt first (in order of first appearance)."""
+        return np.array(self.listed(keys), dtype=np.int64).reshape(len(keys))
+
+    def listed(self, keys: list[str]) -> list[int]:
+        """:meth:`numbers` as a list."""
+        got = list(map(self._index.get, keys))
+        if None in got:
+            missed = [i for i, k in enumerate(got) if k is None]
+            new = list(dict.fromkeys([keys[i] for i in missed]))
+            if self._index and len(self._index) + len(new) > _MAX_WORDS:
+                self.clear()  # start over; the keys all go in again
+                return self.listed(keys)
+            self._add(new, self._learn(new))
+            for i in missed:
+                got[i] = self._index[keys[i]]
+        return got  # type: ignore[return-value]  # no None left
+
+    def _add(self, new: list[str], learnt: Tokens) -> None:
+        base = len(self._index)
+        end = int(self._ptr[base])
+        size = end + len(learnt.ids)
+        if size > len(self._ids):
+            self._ids = np.resize(self._ids, max(size, 2 * len(self._ids)))
+        if base + len(new) + 1 > len(self._ptr):
+            self._ptr = np.resize(self._ptr, max(base + len(new) + 1, 2 * len(self._ptr)))
+        self._ids[end:size] = learnt.ids
+        self._ptr[base + 1 : base + len(new) + 1] = end + learnt.ptr[1:]
+        self._index.update(zip(new, range(base, base + len(new)), strict=True))
+
+    def gather(self, numbers: np.ndarray, groups: np.ndarray) -> Tokens:
+        """The ids of ``numbers`` laid end to end, grouped: group ``g`` is
+        ``numbers[groups[g]:groups[g + 1]]``."""
+        starts = self._ptr[numbers]
+        lengths = self._ptr[numbers + 1] - starts
+        ends = _offsets(lengths)
+        at = np.arange(ends[-1], dtype=np.int64) + np.repeat(starts - ends[:-1], lengths)
+        return Tokens(self._ids[at], ends[groups])
+
+
 class _WordIds:
-    """Token ids of texts, memoised per piece (``_PIECE``): a corpus repeats its words, and a
-    dict lookup is 5x cheaper than tokenising them again (measured on SciFact).
+    """Token ids of texts, memoised per whitespace word, and a new word's per piece
+    (``_PIECE``): a corpus repeats its words, code repeats its pieces (``foo``, ``(``) far
+    more than its words (``foo(bar,``), and a lookup is far cheaper than tokenising again.
+    ``str.split`` finds words at C speed; only new words are cut into pieces, and only new
+    pieces are tokenised, together in a few strings (one Rust call on all cores), joined by
+    ``_SEP``, whose tokens are counted (one by one if the count disagrees).
 
     The ids equal the tokenizer's on the whole text (tested against it, hostile text
-    included); a text holding a control character the two splits disagree on goes to the
-    tokenizer whole.
+    included); a text holding a control character the two splits disagree on, or an added
+    token, goes to the tokenizer whole.
     """
 
     def __init__(self, tok: Tokenizer) -> None:
         self._tok = tok
-        self._memo: dict[str, list[int]] = {}
+        added = [t.content for t in tok.get_added_tokens_decoder().values() if t.content]
         # Added tokens ([CLS], [MASK]...) are matched in the raw text before any splitting:
         # a text holding one (in any case) is tokenised whole.
-        added = sorted(t.content for t in tok.get_added_tokens_decoder().values() if t.content)
-        self._added = re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None
+        marks = "|".join(re.escape(a) for a in sorted(added))
+        self._added = re.compile(marks, re.IGNORECASE).search if marks else None
+        # The separator between new pieces, if it is one token (else one by one).
+        sep = tok.encode(_SEP, add_special_tokens=False).ids
+        self._sep = sep[0] if len(sep) == 1 else None
+        self._pieces = _Memo(self._tokenise_pieces)
+        self._words = _Memo(self._tokenise_words)
+        self._sizes: dict[str, int] = {}  # a piece's token count, for counts()
 
-    def _whole(self, text: str) -> bool:
-        """Whether ``text`` must be tokenised whole rather than piece by piece."""
-        return bool(_SPLIT_DIFFERS.search(text) or (self._added and self._added.search(text)))
+    def clear(self) -> None:
+        """Forget every word and piece (the results stay the same; only the speed changes)."""
+        self._words.clear()
+        self._pieces.clear()
+        self._sizes.clear()
 
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
-        split, table, whole = self._lookup(texts)
-        whole_ids = iter(whole)
-        out: list[list[int]] = []
-        for ws in split:
-            if ws is None:
-                out.append(next(whole_ids))
-                continue
-            ids: list[int] = []
-            for got in map(table.__getitem__, ws):
-                ids.extend(got)
-            out.append(ids)
-        return out
+        """Each text's token ids, as lists (what ``Tokenizer.encode`` gives)."""
+        ids, ptr = self.tokens(texts)
+        return [ids[a:b].tolist() for a, b in itertools.pairwise(ptr.tolist())]
 
     def counts(self, texts: Sequence[str]) -> list[int]:
-        """How many ids each text has (the length of what calling this gives)."""
-        split, table, whole = self._lookup(texts)
-        whole_counts = iter([len(ids) for ids in whole])
+        """How many ids each text has (the length of what calling this gives), from a memo
+        of its own: each piece's count, in a plain dict. The chunker asks a few lines at a
+        time, often with a new word, where the arrays' numpy calls cost more than they save
+        (phase 1's token counts took 1.7x the CPU on them)."""
+        whole_at = self._whole_at(texts)
+        sizes = self._sizes
+        split = [_PIECE.findall(t) for t in texts]
+        for i in whole_at:
+            split[i] = []
+        new = set(itertools.chain.from_iterable(split)).difference(sizes)
+        if len(sizes) + len(new) > _MAX_WORDS:
+            sizes.clear()  # start over; this batch's pieces all go in again
+            new = set(itertools.chain.from_iterable(split))
+        if new:
+            ordered = list(new)
+            made = self._tok.encode_batch_fast(ordered, add_special_tokens=False)
+            sizes.update(zip(ordered, [len(e.ids) for e in made], strict=True))
+        counts = [sum(map(sizes.__getitem__, ps)) for ps in split]
+        if whole_at:
+            ptr = _tokenised(self._tok, [texts[i] for i in whole_at]).ptr
+            for k, i in enumerate(whole_at):
+                counts[i] = int(ptr[k + 1] - ptr[k])
+        return counts
+
+    def tokens(self, texts: Sequence[str]) -> Tokens:
+        """The ids of every text, flat, from the memo (new words tokenised first)."""
+        words, per_text, whole = self._split(texts)
+        ids, ptr = self._words.gather(words, per_text)
+        if whole:  # rare: splice in the texts tokenised whole, in their places
+            parts = [ids[a:b] for a, b in itertools.pairwise(ptr.tolist())]
+            for i, got in whole.items():
+                parts[i] = got
+            ids = np.concatenate(parts)
+            ptr = _offsets(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))
+        return Tokens(ids, ptr)
+
+    def _split(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        """Every word's number in the memo, flat; where each text's words start (one more
+        than the texts); and the ids of the texts tokenised whole, by position."""
+        whole_at, split = self._words_of(texts)
+        words = self._words.numbers(list(itertools.chain.from_iterable(split)))
+        per_text = _offsets(np.fromiter(map(len, split), dtype=np.int64, count=len(split)))
+        whole: dict[int, np.ndarray] = {}
+        if whole_at:
+            ids, ptr = _tokenised(self._tok, [texts[i] for i in whole_at])
+            whole = {i: ids[ptr[k] : ptr[k + 1]] for k, i in enumerate(whole_at)}
+        return words, per_text, whole
+
+    def _words_of(self, texts: Sequence[str]) -> tuple[list[int], list[list[str]]]:
+        """Which texts go to the tokenizer whole, and every text's words (none for those)."""
+        whole_at = self._whole_at(texts)
+        split = [t.split() for t in texts]
+        for i in whole_at:
+            split[i] = []
+        return whole_at, split
+
+    def _whole_at(self, texts: Sequence[str]) -> list[int]:
+        """Where the texts are that go to the tokenizer whole."""
         return [
-            next(whole_counts) if ws is None else sum(map(len, map(table.__getitem__, ws)))
-            for ws in split
+            i
+            for i, t in enumerate(texts)
+            if _SPLIT_DIFFERS.search(t) or (self._added and self._added(t))
         ]
 
-    def _lookup(
-        self, texts: Sequence[str]
-    ) -> tuple[list[list[str] | None], dict[str, list[int]], list[list[int]]]:
-        """Each text's words (None: tokenised whole), a table holding every word's ids,
-        and the ids of the texts tokenised whole, in order."""
-        memo = self._memo
-        split = [None if self._whole(t) else _PIECE.findall(t) for t in texts]
-        new = list(set(itertools.chain.from_iterable(ws for ws in split if ws)).difference(memo))
-        made = self._tok.encode_batch_fast(new, add_special_tokens=False) if new else ()
-        fresh = {w: e.ids for w, e in zip(new, made, strict=True)}
-        whole = [t for t, ws in zip(texts, split, strict=True) if ws is None]
-        encs = self._tok.encode_batch_fast(whole, add_special_tokens=False) if whole else ()
-        whole_ids = [e.ids for e in encs]
-        if len(memo) + len(fresh) > _MAX_WORDS:
-            # Start over, keeping this batch's words: the table below must hold them all.
-            kept = {w: memo[w] for ws in split if ws for w in ws if w in memo}
-            memo = self._memo = kept
-        memo.update(fresh)
-        return split, memo, whole_ids
+    def _tokenise_words(self, words: list[str]) -> Tokens:
+        """New words' ids: their pieces' ids, one piece after another."""
+        split = [_PIECE.findall(w) for w in words]
+        pieces = self._pieces.numbers(list(itertools.chain.from_iterable(split)))
+        per_word = _offsets(np.fromiter(map(len, split), dtype=np.int64, count=len(split)))
+        return self._pieces.gather(pieces, per_word)
+
+    def _tokenise_pieces(self, pieces: list[str]) -> Tokens:
+        """New pieces' ids from the tokenizer, many pieces to a string."""
+        groups = [pieces[i : i + _JOIN] for i in range(0, len(pieces), _JOIN)]
+        joined = [_SEP.join(g) for g in groups] if self._sep is not None else []
+        encs = self._tok.encode_batch_fast(joined, add_special_tokens=False)
+        lengths, ids = [], []
+        for k, group in enumerate(groups):
+            got = np.asarray(encs[k].ids if encs else [], dtype=np.int64)
+            cuts = np.flatnonzero(got == self._sep)
+            if encs and len(cuts) == len(group) - 1:
+                lengths.append(np.diff(cuts, prepend=-1, append=len(got)) - 1)
+                ids.append(got[got != self._sep])
+            else:  # no separator, or the piece "|" in the group: one by one
+                one_by_one = _tokenised(self._tok, group)
+                lengths.append(np.diff(one_by_one.ptr))
+                ids.append(one_by_one.ids)
+        return Tokens(np.concatenate(ids), _offsets(np.concatenate(lengths)))
