@@ -188,6 +188,30 @@ def test_token_counts_equal_the_tokenizer(emb: StaticEmbedder, tmp_path: Path) -
     assert fresh.token_counts([]) == []
 
 
+@pytest.mark.parametrize("bound", [50, 200_000])
+def test_pieces_counted_first_give_the_same_ids_and_bits(
+    emb: StaticEmbedder, monkeypatch: pytest.MonkeyPatch, bound: int
+) -> None:
+    """The chunker counts lines before their chunk is encoded: the encoder then reads the
+    counted pieces' ids (all, some or none of a batch's) instead of tokenising them again."""
+    monkeypatch.setattr(static_mod, "_MAX_WORDS", bound)
+    texts = _texts(11, 600)
+    want = _old_encode(emb, _OldWordIds(emb._span_tok), texts)
+    want_ids = [e.ids for e in emb._span_tok.encode_batch(texts, add_special_tokens=False)]
+    fresh = _fresh(emb)
+    assert fresh._words is not None
+    lines = [line for t in texts[:400:2] for line in t.splitlines()]
+    fresh.token_counts(lines)  # some pieces counted, many not
+    assert len(fresh._words._counted) > 0
+    for start in range(0, len(texts), 53):
+        part = texts[start : start + 53]
+        fresh.token_counts(part[: len(part) // 2])
+        assert fresh.encode(part).tobytes() == want[start : start + 53].tobytes()
+    counted = _fresh(emb)
+    counted.token_counts(texts)  # every piece counted before
+    assert counted._words is not None and counted._words(texts) == want_ids
+
+
 def test_a_tokenizer_without_the_separator_token_tokenises_pieces_one_by_one(
     emb: StaticEmbedder,
 ) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -201,15 +202,15 @@ class _Memo:
         """:meth:`numbers` as a list."""
         got = list(map(self._index.get, keys))
         if None in got:
-            missed = [i for i, k in enumerate(got) if k is None]
-            new = list(dict.fromkeys([keys[i] for i in missed]))
+            # No Python loop over the keys (a new tree makes most of them new): C-level maps.
+            missed = map(operator.is_, got, itertools.repeat(None))
+            new = list(dict.fromkeys(itertools.compress(keys, missed)))
             if self._index and len(self._index) + len(new) > _MAX_WORDS:
                 self.clear()  # start over; the keys all go in again
                 return self.listed(keys)
             self._add(new, self._learn(new))
-            for i in missed:
-                got[i] = self._index[keys[i]]
-        return got  # type: ignore[return-value]  # no None left
+            return list(map(self._index.__getitem__, keys))
+        return got  # type: ignore[return-value]  # no None
 
     def _add(self, new: list[str], learnt: Tokens) -> None:
         base = len(self._index)
@@ -259,12 +260,16 @@ class _WordIds:
         self._pieces = _Memo(self._tokenise_pieces)
         self._words = _Memo(self._tokenise_words)
         self._sizes: dict[str, int] = {}  # a piece's token count, for counts()
+        # Ids of the pieces counts() tokenised: the encoder reads them rather than tokenise
+        # the same new pieces again (the chunker counts a text's lines before it is encoded).
+        self._counted: dict[str, list[int]] = {}
 
     def clear(self) -> None:
         """Forget every word and piece (the results stay the same; only the speed changes)."""
         self._words.clear()
         self._pieces.clear()
         self._sizes.clear()
+        self._counted.clear()
 
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's token ids, as lists (what ``Tokenizer.encode`` gives)."""
@@ -275,7 +280,8 @@ class _WordIds:
         """How many ids each text has (the length of what calling this gives), from a memo
         of its own: each piece's count, in a plain dict. The chunker asks a few lines at a
         time, often with a new word, where the arrays' numpy calls cost more than they save
-        (phase 1's token counts took 1.7x the CPU on them)."""
+        (phase 1's token counts took 1.7x the CPU on them). A new piece's ids are kept
+        too, for the encoder to read instead of tokenising the piece again."""
         whole_at = self._whole_at(texts)
         sizes = self._sizes
         split = [_PIECE.findall(t) for t in texts]
@@ -284,11 +290,13 @@ class _WordIds:
         new = set(itertools.chain.from_iterable(split)).difference(sizes)
         if len(sizes) + len(new) > _MAX_WORDS:
             sizes.clear()  # start over; this batch's pieces all go in again
+            self._counted.clear()
             new = set(itertools.chain.from_iterable(split))
         if new:
             ordered = list(new)
-            made = self._tok.encode_batch_fast(ordered, add_special_tokens=False)
-            sizes.update(zip(ordered, [len(e.ids) for e in made], strict=True))
+            made = [e.ids for e in self._tok.encode_batch_fast(ordered, add_special_tokens=False)]
+            sizes.update(zip(ordered, map(len, made), strict=True))
+            self._counted.update(zip(ordered, made, strict=True))
         counts = [sum(map(sizes.__getitem__, ps)) for ps in split]
         if whole_at:
             ptr = _tokenised(self._tok, [texts[i] for i in whole_at]).ptr
@@ -344,7 +352,24 @@ class _WordIds:
         return self._pieces.gather(pieces, per_word)
 
     def _tokenise_pieces(self, pieces: list[str]) -> Tokens:
-        """New pieces' ids from the tokenizer, many pieces to a string."""
+        """New pieces' ids: those :meth:`counts` tokenised from its dict, the others from the
+        tokenizer."""
+        have = list(map(self._counted.get, pieces))
+        missing = [p for p, ids in zip(pieces, have, strict=True) if ids is None]
+        if len(missing) == len(pieces):
+            return self._tokenised_pieces(pieces)
+        fresh: Iterator[list[int]] = iter(())
+        if missing:
+            got = self._tokenised_pieces(missing)
+            flat, ends = got.ids.tolist(), got.ptr.tolist()
+            fresh = iter([flat[a:b] for a, b in itertools.pairwise(ends)])
+        rows = [next(fresh) if ids is None else ids for ids in have]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64)
+        return Tokens(ids, _offsets(lengths))
+
+    def _tokenised_pieces(self, pieces: list[str]) -> Tokens:
+        """Pieces' ids from the tokenizer, many pieces to a string."""
         groups = [pieces[i : i + _JOIN] for i in range(0, len(pieces), _JOIN)]
         joined = [_SEP.join(g) for g in groups] if self._sep is not None else []
         encs = self._tok.encode_batch_fast(joined, add_special_tokens=False)
