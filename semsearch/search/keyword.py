@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..index.base import first_positions
 from ..store.bm25 import Scored
 from ..store.postings import CHUNK, DOC
 from ..store.segmented_keyword import SegmentedKeyword as KeywordIndex
@@ -212,14 +213,10 @@ def _lookup(scored: Scored, ids: np.ndarray) -> np.ndarray:
 
 
 def _best(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the best ``k`` by score, ties to the smaller id."""
-    if len(ids) > k:
-        pos = _contenders(scores, k)
-        sub = scores[pos]
-        pos = pos[sub >= _kth_largest(sub, k)]
-    else:
-        pos = np.arange(len(ids))
-    return pos[np.lexsort((ids[pos], -scores[pos]))][:k]
+    """Positions of the best ``k`` by score, ties to the smaller id: the vector side's
+    :func:`first_positions`, over the contenders a sampled bound leaves of many."""
+    pos = _contenders(scores, k) if len(ids) > k else np.arange(len(ids))
+    return pos[first_positions(scores[pos][None], ids[pos][None], k)[0]]
 
 
 def _kth_largest(scores: np.ndarray, k: int) -> float:

@@ -291,11 +291,16 @@ def _best_documents(rows: np.ndarray, scores: np.ndarray, docs: np.ndarray, m: i
     documents (``docs``: the document of each position). The best ``BEST_FIRST`` are
     ordered first; the whole list only when they hold fewer than ``m`` documents."""
     if m * BEST_FIRST < len(rows):
-        ranked = first_positions(scores[None], rows[None], m * BEST_FIRST)[0]
-        _, first = np.unique(docs[ranked], return_index=True)
-        if len(first) >= m:
-            return ranked[np.sort(first)[:m]]
-    ranked = order(rows, scores)
+        found = _first_of_documents(
+            first_positions(scores[None], rows[None], m * BEST_FIRST)[0], docs, m
+        )
+        if len(found) == m:
+            return found
+    return _first_of_documents(order(rows, scores), docs, m)
+
+
+def _first_of_documents(ranked: np.ndarray, docs: np.ndarray, m: int) -> np.ndarray:
+    """The first ``m`` of the positions ``ranked`` from distinct documents."""
     _, first = np.unique(docs[ranked], return_index=True)
     return ranked[np.sort(first)[:m]]
 

@@ -121,14 +121,12 @@ class SegmentedKeyword:
         lives = self._chunk_live if level == CHUNK else self._doc_live
         for i, (p, live) in enumerate(zip(self._parts, lives, strict=True)):
             ids, tfs = p.get(level, term)
-            if len(ids) and self._all_live[level][i]:
-                out.append((i, ids, tfs))
-            elif len(ids):
+            if len(ids) and not self._all_live[level][i]:
                 keep = live[ids]
                 if not keep.all():
                     ids, tfs = ids[keep], tfs[keep]
-                if len(ids):
-                    out.append((i, ids, tfs))
+            if len(ids):
+                out.append((i, ids, tfs))
         return out
 
     def score(self, query_terms: Sequence[str] | Mapping[str, float], level: int) -> Scored:
